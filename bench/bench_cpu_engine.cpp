@@ -1,0 +1,108 @@
+// bench_cpu_engine.cpp — Google Benchmark timings of the CPU engine, with napkin math.
+//
+//   build/bench/bench_cpu_engine [--benchmark_filter=TrainStep]
+//
+// Every benchmark reports samples (or values) per second and GFLOP/s. FLOPs count the dense
+// formulation (what PyTorch computes): per training sample 2*T*(I*H + H*C) for the forward
+// products, the same again for the weight gradients and 2*T*H*C for the hidden-layer input
+// gradient. `useful_GFLOP/s` counts only products with nonzero inputs, which is what the engine
+// does. Compare with the machine's FMA peak from bench/cpu_peak.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "nmsnn/nmsnn.hpp"
+
+namespace {
+
+struct Mnist {
+  nmsnn::Dataset unit, centered;
+};
+
+// The first 1000 MNIST training images if the repo's data is there, else synthetic images with
+// the same share of zero pixels (80%).
+const Mnist& mnist() {
+  static Mnist m = [] {
+    Mnist out;
+    try {
+      out.unit = nmsnn::load_mnist(NMSNN_SOURCE_DIR "/data/mnist", true, nmsnn::PixelScale::unit, 1000);
+      out.centered = nmsnn::load_mnist(NMSNN_SOURCE_DIR "/data/mnist", true,
+                                       nmsnn::PixelScale::centered, 1000);
+    } catch (const nmsnn::Error&) {
+      std::mt19937 rng(1);
+      std::uniform_real_distribution<float> u(0, 1);
+      out.unit.count = out.centered.count = 1000;
+      out.unit.features = out.centered.features = 784;
+      for (int k = 0; k < 1000 * 784; ++k) {
+        const float x = u(rng) < 0.8f ? 0.0f : u(rng);
+        out.unit.x.push_back(x);
+        out.centered.x.push_back(x - 0.5f);
+      }
+      for (int k = 0; k < 1000; ++k) out.unit.labels.push_back(k % 10);
+      out.centered.labels = out.unit.labels;
+    }
+    return out;
+  }();
+  return m;
+}
+
+double nonzero_fraction(const std::vector<float>& x) {
+  size_t n = 0;
+  for (float v : x) n += v != 0.0f;
+  return double(n) / x.size();
+}
+
+// One seed-MNIST training step (784-100-10, T=128, batch 1000, SGD momentum 0.5):
+// forward, loss, backward, update. Arg 0: inputs x/255; arg 1: x/255 - 0.5 (the seed's).
+void TrainStep(benchmark::State& state) {
+  const nmsnn::Dataset& d = state.range(0) == 0 ? mnist().unit : mnist().centered;
+  const int B = 1000, T = 128, I = 784, H = 100, C = 10;
+  nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), {nmsnn::Engine::cpu, 1, 0});
+  nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
+  for (auto _ : state) {
+    auto pass = net.forward(nmsnn::Input::noisy(d.x, B));
+    auto loss = nmsnn::nll_log_softmax(pass.logits(), B, C, d.labels);
+    net.backward(pass, loss.grad);
+    opt.step();
+  }
+  const double flops = 2.0 * T * (2.0 * (I * H + H * C) + H * C);
+  const double useful = 2.0 * T * (2.0 * (nonzero_fraction(d.x) * I * H + H * C) + H * C);
+  state.counters["samples/s"] = benchmark::Counter(B, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(B * flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["useful_GFLOP/s"] =
+      benchmark::Counter(B * useful / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(TrainStep)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Inference only (no saved state), same network and batch.
+void Inference(benchmark::State& state) {
+  const nmsnn::Dataset& d = state.range(0) == 0 ? mnist().unit : mnist().centered;
+  nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), {nmsnn::Engine::cpu, 1, 0});
+  nmsnn::ForwardOptions inference;
+  inference.training = false;
+  for (auto _ : state) benchmark::DoNotOptimize(net.forward(nmsnn::Input::noisy(d.x, 1000), inference));
+  const double flops = 2.0 * 128 * (784 * 100 + 100 * 10);
+  state.counters["samples/s"] = benchmark::Counter(1000, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(1000 * flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(Inference)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The noise encoder's Philox masks alone (one thread): masks per second.
+void NoiseMasks(benchmark::State& state) {
+  float sum = 0;
+  uint32_t t = 0;
+  for (auto _ : state) {
+    for (uint32_t i = 0; i < 784; ++i) sum += nmsnn::noise_mask({1, 2}, t, 0, i);
+    ++t;
+  }
+  benchmark::DoNotOptimize(sum);
+  state.counters["masks/s"] = benchmark::Counter(784, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(NoiseMasks);
+
+}  // namespace
+
+BENCHMARK_MAIN();

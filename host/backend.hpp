@@ -1,0 +1,61 @@
+// backend.hpp — the interface every engine implements behind nmsnn::Network.
+//
+// Network validates arguments and owns the noise counter; an engine owns the parameters,
+// gradients and optimiser state in its own memory (host for cpu, device for cuda) and runs the
+// math. Parameters cross this interface in the public layout ("layers.l.weight" is [H, I]).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "nmsnn/network.hpp"
+#include "nmsnn/optimizer.hpp"
+#include "nmsnn/philox.hpp"
+
+namespace nmsnn::detail {
+
+// What a forward pass leaves for backward. Engines derive from it to keep their saved tensors.
+struct ForwardState {
+  virtual ~ForwardState() = default;
+  const void* owner = nullptr;  // the backend that made it; backward refuses others
+  Input input;                  // caller-owned input, needed again by backward
+  NoiseKey noise;
+  bool training = false;
+  int batch = 0, outputs = 0;
+  size_t saved_bytes = 0;
+  std::vector<float> logits;  // [B, C]
+  std::vector<LayerTrace> trace;
+};
+
+struct OptimizerState {
+  virtual ~OptimizerState() = default;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual void read_parameter(size_t index, float* out) const = 0;
+  virtual void write_parameter(size_t index, const float* values) = 0;
+  virtual void read_gradient(size_t index, float* out) const = 0;
+
+  // `input` has been checked against the spec by Network.
+  virtual std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
+                                                const ForwardOptions& options) = 0;
+  // dinput: [T, B, I] or null.
+  virtual void backward(ForwardState& state, const float* dlogits, float* dinput) = 0;
+
+  virtual std::unique_ptr<OptimizerState> make_optimizer_state() = 0;
+  // One update of every parameter; `step` counts from 1.
+  virtual void optimizer_step(OptimizerState& state, const OptimizerSpec& spec, int64_t step) = 0;
+};
+
+// The trainable tensors of a spec, in order: for each layer its weight [H, I] then bias [H].
+std::vector<ParameterInfo> parameter_layout(const NetworkSpec& spec);
+
+std::unique_ptr<Backend> make_cpu_backend(const NetworkSpec& spec, int threads);
+// Throws nmsnn::Error saying why when the build has no CUDA engine or no device is usable.
+std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec& spec);
+
+}  // namespace nmsnn::detail

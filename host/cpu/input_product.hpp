@@ -1,0 +1,114 @@
+// cpu/input_product.hpp — a layer's linear map over time for one sample, and its gradients.
+//
+//   forward:      a[t, h]   = bias[h] + sum_i x(t, i) W[h, i]
+//   weight grad:  dW[h, i] += sum_t x(t, i) du[t, h];   dbias[h] += sum_t du[t, h]
+//   input grad:   dx[t, i]  = sum_h du[t, h] W[h, i]
+//
+// x(t, i) is either a dense sequence (the caller's xi, or the previous layer's spikes) or the noise
+// encoder's m(t, b, i) * x[i] (SPEC.md 1). For the encoder only the features with x[i] != 0 are
+// gathered (a zero stays zero under the mask at every step; on MNIST with inputs in [0, 1] that is
+// 80% of them), and their masks are made here, per sample, and made again in backward rather than
+// stored. Weights are held transposed, WT[i, h] = W[h, i], with h padded to `width` (a multiple of
+// 8), so every product is the row kernel of tile_gemm.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "cpu/noise_blocks.hpp"
+#include "cpu/tile_gemm.hpp"
+#include "nmsnn/philox.hpp"
+
+namespace nmsnn::cpu {
+
+// The input one layer sees for one sample.
+template <class Real>
+struct SampleInput {
+  bool noisy = false;
+  int T = 0, I = 0;
+  const Real* data = nullptr;  // noisy: x[I] of this sample; dense: x(t, i) = data[t*t_stride + i]
+  size_t t_stride = 0;
+  NoiseKey key;                // noisy only
+  uint32_t b = 0;              // noisy only: the sample's row in the batch
+};
+
+// Per-thread buffers, reused from sample to sample.
+template <class Real>
+struct GatherBuffers {
+  std::vector<int> index;      // features with x != 0, ascending
+  std::vector<Real> values;    // [K, T]: values[k*T + t] = m(t, b, index[k]) * x[index[k]]
+  std::vector<uint32_t> bits;  // [4, T]: one Philox block per step
+};
+
+// Fills buf for a noisy input and returns K, the number of nonzero features.
+template <class Real>
+int gather_noisy(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
+  const int T = in.T;
+  buf.index.clear();
+  for (int i = 0; i < in.I; ++i)
+    if (in.data[i] != Real(0)) buf.index.push_back(i);
+  const int K = int(buf.index.size());
+  buf.values.resize(size_t(K) * T);
+  buf.bits.resize(size_t(4) * T);
+  int block = -1;
+  for (int k = 0; k < K; ++k) {
+    const int i = buf.index[k];
+    if (i / 4 != block) {  // the index is sorted, so each Philox block is made once
+      block = i / 4;
+      noise_blocks_over_time(in.key, uint32_t(block), in.b, T, buf.bits.data());
+    }
+    const uint32_t* bits = buf.bits.data() + size_t(i & 3) * T;
+    const Real x = in.data[i];
+    Real* v = buf.values.data() + size_t(k) * T;
+    for (int t = 0; t < T; ++t) v[t] = Real(uniform_from_bits(bits[t])) * x;
+  }
+  return K;
+}
+
+// a[T, width] = bias + x(t, :) W^T for every step.
+template <class Real>
+void input_forward(const SampleInput<Real>& in, const Real* WT, const Real* bias, int width,
+                   Real* a, GatherBuffers<Real>& buf) {
+  const int T = in.T;
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < width; ++h) a[size_t(t) * width + h] = bias[h];
+  const RowsOf<Real> out{a, size_t(width), nullptr};
+  if (in.noisy) {
+    const int K = gather_noisy(in, buf);
+    gemm_accumulate<Real>(T, K, width, buf.values.data(), 1, size_t(T),
+                          {WT, size_t(width), buf.index.data()}, out);
+  } else {
+    gemm_accumulate<Real>(T, in.I, width, in.data, in.t_stride, 1, {WT, size_t(width), nullptr},
+                          out);
+  }
+}
+
+// dWT[i, :] += sum_t x(t, i) du[t, :] and dbias += sum_t du[t, :].
+template <class Real>
+void input_weight_grad(const SampleInput<Real>& in, const Real* du, int width, Real* dWT,
+                       Real* dbias, GatherBuffers<Real>& buf) {
+  const int T = in.T;
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < width; ++h) dbias[h] += du[size_t(t) * width + h];
+  const RowsOf<const Real> du_rows{du, size_t(width), nullptr};
+  if (in.noisy) {
+    const int K = gather_noisy(in, buf);  // the forward pass's masks, made again
+    gemm_accumulate<Real>(K, T, width, buf.values.data(), size_t(T), 1, du_rows,
+                          {dWT, size_t(width), buf.index.data()});
+  } else {
+    gemm_accumulate<Real>(in.I, T, width, in.data, 1, in.t_stride, du_rows,
+                          {dWT, size_t(width), nullptr});
+  }
+}
+
+// dx[T, in_pad] = du[T, width] W[width, in_pad]: the gradient of a dense input (hidden layers,
+// given sequences). W is the untransposed weight, rows padded to in_pad (a multiple of 8).
+template <class Real>
+void input_grad(int T, int width, int in_pad, const Real* du, const Real* W, Real* dx) {
+  std::fill(dx, dx + size_t(T) * in_pad, Real(0));
+  gemm_accumulate<Real>(T, width, in_pad, du, size_t(width), 1, {W, size_t(in_pad), nullptr},
+                        {dx, size_t(in_pad), nullptr});
+}
+
+}  // namespace nmsnn::cpu

@@ -1,0 +1,107 @@
+// cpu/noise_blocks.hpp — the noise masks of one group of four features at every time step.
+//
+// noise_blocks_over_time(key, q, b, T, out) gives out[j*T + t] = noise_block(key, q, b, t).v[j]:
+// the Philox blocks of features 4q..4q+3 of row b for t = 0..T-1. Lanes run over t, eight at a
+// time, with AVX2 where the compiler targets it and plain loops otherwise; both equal the scalar
+// nmsnn::noise_block bit for bit (tests/test_philox.cpp).
+#pragma once
+
+#include <cstdint>
+
+#include "nmsnn/philox.hpp"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace nmsnn::cpu {
+
+namespace detail_noise {
+constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
+
+// Eight counters {q, b, t0..t0+7, pass}, ten rounds, in portable code.
+inline void blocks8_portable(NoiseKey key, uint32_t q, uint32_t b, uint32_t t0, uint32_t out[4][8]) {
+  uint32_t c0[8], c1[8], c2[8], c3[8];
+  for (int l = 0; l < 8; ++l) {
+    c0[l] = q;
+    c1[l] = b;
+    c2[l] = t0 + uint32_t(l);
+    c3[l] = uint32_t(key.pass);
+  }
+  uint32_t k0 = uint32_t(key.seed), k1 = uint32_t(key.seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    for (int l = 0; l < 8; ++l) {
+      const uint64_t p0 = uint64_t(kM0) * c0[l];
+      const uint64_t p1 = uint64_t(kM1) * c2[l];
+      const uint32_t n0 = uint32_t(p1 >> 32) ^ c1[l] ^ k0;
+      const uint32_t n2 = uint32_t(p0 >> 32) ^ c3[l] ^ k1;
+      c1[l] = uint32_t(p1);
+      c3[l] = uint32_t(p0);
+      c0[l] = n0;
+      c2[l] = n2;
+    }
+    k0 += kW0;
+    k1 += kW1;
+  }
+  for (int l = 0; l < 8; ++l) {
+    out[0][l] = c0[l];
+    out[1][l] = c1[l];
+    out[2][l] = c2[l];
+    out[3][l] = c3[l];
+  }
+}
+
+#if defined(__AVX2__)
+// The same with 8 lanes per register: 32x32->64 products of even and odd lanes, then the high
+// and low halves blended back into 8 lanes.
+inline void blocks8_avx2(NoiseKey key, uint32_t q, uint32_t b, uint32_t t0, uint32_t out[4][8]) {
+  __m256i c0 = _mm256_set1_epi32(int(q));
+  __m256i c1 = _mm256_set1_epi32(int(b));
+  __m256i c2 = _mm256_add_epi32(_mm256_set1_epi32(int(t0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i c3 = _mm256_set1_epi32(int(uint32_t(key.pass)));
+  const __m256i m0 = _mm256_set1_epi64x(kM0), m1 = _mm256_set1_epi64x(kM1);
+  uint32_t k0 = uint32_t(key.seed), k1 = uint32_t(key.seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const __m256i p0_even = _mm256_mul_epu32(c0, m0);
+    const __m256i p0_odd = _mm256_mul_epu32(_mm256_srli_epi64(c0, 32), m0);
+    const __m256i p1_even = _mm256_mul_epu32(c2, m1);
+    const __m256i p1_odd = _mm256_mul_epu32(_mm256_srli_epi64(c2, 32), m1);
+    const __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(p0_even, 32), p0_odd, 0xAA);
+    const __m256i lo0 = _mm256_blend_epi32(p0_even, _mm256_slli_epi64(p0_odd, 32), 0xAA);
+    const __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(p1_even, 32), p1_odd, 0xAA);
+    const __m256i lo1 = _mm256_blend_epi32(p1_even, _mm256_slli_epi64(p1_odd, 32), 0xAA);
+    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(int(k0)));
+    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(int(k1)));
+    c1 = lo1;
+    c3 = lo0;
+    k0 += kW0;
+    k1 += kW1;
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[0]), c0);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[1]), c1);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[2]), c2);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[3]), c3);
+}
+#endif
+}  // namespace detail_noise
+
+inline void noise_blocks_over_time(NoiseKey key, uint32_t q, uint32_t b, int T, uint32_t* out) {
+  for (int t0 = 0; t0 < T; t0 += 8) {
+    uint32_t blocks[4][8];
+#if defined(__AVX2__)
+    detail_noise::blocks8_avx2(key, q, b, uint32_t(t0), blocks);
+#else
+    detail_noise::blocks8_portable(key, q, b, uint32_t(t0), blocks);
+#endif
+    if (t0 + 8 <= T) {
+      // Fixed-size copies, so the compiler emits vector moves (a variable count once became a
+      // slow `rep movs`).
+      for (int j = 0; j < 4; ++j) __builtin_memcpy(out + size_t(j) * T + t0, blocks[j], 32);
+    } else {
+      for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < T - t0; ++l) out[size_t(j) * T + t0 + l] = blocks[j][l];
+    }
+  }
+}
+
+}  // namespace nmsnn::cpu

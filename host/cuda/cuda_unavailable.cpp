@@ -1,0 +1,20 @@
+// cuda/cuda_unavailable.cpp — the `cuda` engine in a build without CUDA: it says so.
+#include "backend.hpp"
+#include "nmsnn/error.hpp"
+
+namespace nmsnn {
+
+bool cuda_available(std::string* why) {
+  if (why) *why = "this build of nmsnn has no CUDA engine (no CUDA compiler was found, or it was "
+                  "configured with -DNMSNN_CUDA=OFF)";
+  return false;
+}
+
+namespace detail {
+std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec&) {
+  std::string why;
+  cuda_available(&why);
+  fail("cannot use the cuda engine: ", why);
+}
+}  // namespace detail
+}  // namespace nmsnn

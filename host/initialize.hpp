@@ -1,0 +1,19 @@
+// initialize.hpp — the seed's parameter initialisation, engine-independent.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "nmsnn/spec.hpp"
+
+namespace nmsnn::detail {
+
+// One host array per parameter, in parameter_layout order: Xavier-uniform weights
+// U(-a, a), a = sqrt(6 / (fan_in + fan_out)), and PyTorch-Linear biases U(-1/sqrt(fan_in), ...).
+// Numbers come from Philox keyed by the seed, so every engine starts from the same values.
+std::vector<std::vector<float>> initial_parameters(const NetworkSpec& spec, uint64_t seed);
+
+// A 64-bit key for an independent random stream of `seed` (splitmix64 of seed ^ stream).
+uint64_t stream_key(uint64_t seed, uint64_t stream);
+
+}  // namespace nmsnn::detail

@@ -1,0 +1,113 @@
+// optimizer.cpp — PyTorch's SGD and Adam update rules, and the Optimizer front end.
+#include "nmsnn/optimizer.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "backend.hpp"
+#include "nmsnn/error.hpp"
+#include "nmsnn/network.hpp"
+
+namespace nmsnn {
+
+using detail::fail;
+
+std::string describe(const OptimizerSpec& spec) {
+  std::ostringstream out;
+  if (const Sgd* s = std::get_if<Sgd>(&spec)) {
+    out << "sgd(lr=" << s->lr << ", momentum=" << s->momentum;
+    if (s->dampening != 0) out << ", dampening=" << s->dampening;
+    if (s->weight_decay != 0) out << ", weight_decay=" << s->weight_decay;
+    if (s->nesterov) out << ", nesterov";
+  } else {
+    const Adam& a = std::get<Adam>(spec);
+    out << "adam(lr=" << a.lr << ", betas=(" << a.beta1 << ", " << a.beta2 << "), eps=" << a.eps;
+    if (a.weight_decay != 0) out << ", weight_decay=" << a.weight_decay;
+  }
+  out << ")";
+  return out.str();
+}
+
+float learning_rate(const OptimizerSpec& spec) {
+  return std::visit([](const auto& o) { return o.lr; }, spec);
+}
+
+void set_learning_rate(OptimizerSpec& spec, float lr) {
+  std::visit([lr](auto& o) { o.lr = lr; }, spec);
+}
+
+namespace {
+void validate(const OptimizerSpec& spec) {
+  const float lr = learning_rate(spec);
+  if (!std::isfinite(lr) || lr < 0) fail("optimizer: learning rate must be >= 0, got ", lr);
+  if (const Sgd* s = std::get_if<Sgd>(&spec)) {
+    if (!(s->momentum >= 0)) fail("sgd: momentum must be >= 0, got ", s->momentum);
+    if (!(s->weight_decay >= 0)) fail("sgd: weight_decay must be >= 0, got ", s->weight_decay);
+    if (s->nesterov && (s->momentum <= 0 || s->dampening != 0))
+      fail("sgd: nesterov needs momentum > 0 and dampening 0");
+  } else {
+    const Adam& a = std::get<Adam>(spec);
+    if (!(a.beta1 >= 0 && a.beta1 < 1)) fail("adam: beta1 must be in [0, 1), got ", a.beta1);
+    if (!(a.beta2 >= 0 && a.beta2 < 1)) fail("adam: beta2 must be in [0, 1), got ", a.beta2);
+    if (!(a.eps >= 0)) fail("adam: eps must be >= 0, got ", a.eps);
+    if (!(a.weight_decay >= 0)) fail("adam: weight_decay must be >= 0, got ", a.weight_decay);
+  }
+}
+}  // namespace
+
+void sgd_update(const Sgd& sgd, float* param, const float* grad, float* buf, size_t n,
+                int64_t step) {
+  for (size_t i = 0; i < n; ++i) {
+    float d = grad[i] + sgd.weight_decay * param[i];
+    if (sgd.momentum != 0) {
+      buf[i] = step == 1 ? d : sgd.momentum * buf[i] + (1 - sgd.dampening) * d;
+      d = sgd.nesterov ? d + sgd.momentum * buf[i] : buf[i];
+    }
+    param[i] -= sgd.lr * d;
+  }
+}
+
+void adam_update(const Adam& adam, float* param, const float* grad, float* m, float* v, size_t n,
+                 int64_t step) {
+  const double bias1 = 1.0 - std::pow(double(adam.beta1), double(step));
+  const double bias2 = 1.0 - std::pow(double(adam.beta2), double(step));
+  const float step_size = float(adam.lr / bias1);
+  const float bias2_sqrt = float(std::sqrt(bias2));
+  for (size_t i = 0; i < n; ++i) {
+    const float g = grad[i] + adam.weight_decay * param[i];
+    m[i] = adam.beta1 * m[i] + (1 - adam.beta1) * g;
+    v[i] = adam.beta2 * v[i] + (1 - adam.beta2) * g * g;
+    param[i] -= step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + adam.eps);
+  }
+}
+
+Optimizer::Optimizer(Network& network, const OptimizerSpec& spec)
+    : network_(&network), spec_(spec) {
+  validate(spec_);
+  state_ = network_->backend().make_optimizer_state();
+}
+
+Optimizer::~Optimizer() = default;
+Optimizer::Optimizer(Optimizer&&) noexcept = default;
+Optimizer& Optimizer::operator=(Optimizer&&) noexcept = default;
+
+void Optimizer::step() {
+  ++steps_;
+  network_->backend().optimizer_step(*state_, spec_, steps_);
+}
+
+void Optimizer::reset() {
+  steps_ = 0;
+  state_ = network_->backend().make_optimizer_state();
+}
+
+float Optimizer::lr() const { return learning_rate(spec_); }
+
+void Optimizer::set_lr(float lr) {
+  OptimizerSpec next = spec_;
+  set_learning_rate(next, lr);
+  validate(next);
+  spec_ = next;
+}
+
+}  // namespace nmsnn

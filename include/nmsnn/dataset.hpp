@@ -1,0 +1,45 @@
+// nmsnn/dataset.hpp — in-memory datasets and the MNIST loader.
+//
+// A Dataset is a dense feature matrix x[count, features] with either class labels (classification)
+// or real targets (regression). Loaders validate what they read and throw nmsnn::Error naming the
+// file and the problem.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace nmsnn {
+
+struct Dataset {
+  std::string name;
+  int count = 0;            // N samples
+  int features = 0;         // F features per sample
+  std::vector<float> x;     // [N, F], row-major
+  std::vector<int> labels;  // [N] class ids in [0, classes), for classification
+  int classes = 0;          // number of classes (0 for regression)
+  std::vector<float> targets;  // [N * target_size] real targets, for regression
+  int target_size = 0;
+
+  // Checks sizes, labels in range and finite features; throws nmsnn::Error naming the problem.
+  void validate() const;
+
+  // Samples [first, first + n) as a new dataset.
+  Dataset slice(int first, int n) const;
+};
+
+// How MNIST pixels (0..255) become features.
+enum class PixelScale {
+  unit,      // x / 255, in [0, 1]: background pixels are exactly 0, so the noise mask keeps them 0
+  centered,  // x / 255 - 0.5: what the seed's MNIST example feeds its network
+};
+
+// Loads the MNIST-format dataset in `dir`: "train-images-idx3-ubyte(.gz)" and
+// "train-labels-idx1-ubyte(.gz)" when `train`, else the "t10k-" pair. Images are flattened to
+// rows*cols features. `limit` > 0 keeps only the first `limit` samples. Throws nmsnn::Error on
+// missing, truncated or mismatched files (naming them).
+Dataset load_mnist(const std::string& dir, bool train, PixelScale scale, int limit = 0);
+
+PixelScale parse_pixel_scale(const std::string& name);  // "unit" or "centered"
+const char* to_string(PixelScale scale);
+
+}  // namespace nmsnn

@@ -1,0 +1,162 @@
+// nmsnn/network.hpp — a spiking network: parameters, forward and backward through time.
+//
+//   nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), {nmsnn::Engine::cpu, /*seed=*/1});
+//   auto pass = net.forward(nmsnn::Input::noisy(x, batch));     // x: [B, 784] host floats
+//   auto loss = nmsnn::nll_log_softmax(pass.logits(), batch, 10, labels);
+//   net.backward(pass, loss.grad);                              // gradients of every parameter
+//   optimizer.step();                                           // see optimizer.hpp
+//
+// Shapes are row-major: x[B, I], sequences xi[T, B, I], logits[B, C]. Every host array is checked
+// against the shape it must have; a mismatch throws nmsnn::Error naming the argument and both sizes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nmsnn/spec.hpp"
+
+namespace nmsnn {
+
+namespace detail {
+class Backend;
+struct ForwardState;
+}  // namespace detail
+
+// Where the network's numbers live and run.
+enum class Engine {
+  cpu,   // the reference engine: plain C++ loops over samples and time, threaded over the batch
+  cuda,  // fused CUDA kernels (needs a build with CUDA and an NVIDIA GPU)
+};
+const char* to_string(Engine engine);
+Engine parse_engine(const std::string& name);  // "cpu" or "cuda"
+
+// True when this build has the CUDA engine and a CUDA device is present. `why`, when given,
+// receives the reason when it is false.
+bool cuda_available(std::string* why = nullptr);
+
+struct NetworkOptions {
+  Engine engine = Engine::cpu;
+  uint64_t seed = 0;  // initial weights and the noise masks derive from it
+  int threads = 0;    // CPU engine worker threads; 0 = one per hardware thread
+};
+
+// One trainable tensor, named as PyTorch would: "layers.0.weight" [H, I], "layers.0.bias" [H].
+struct ParameterInfo {
+  std::string name;
+  std::vector<int> shape;
+  size_t size = 0;
+  int layer = 0;
+};
+
+// The input of one forward pass. It points at caller-owned host memory, which must stay alive
+// until forward() returns (and until backward() returns, for a pass that will be differentiated).
+struct Input {
+  enum class Kind {
+    noisy,     // static features x[B, I], encoded per step by the Philox noise mask (SPEC.md 1)
+    sequence,  // a given sequence xi[T, B, I] (spike trains, event data, sensor series)
+  };
+  Kind kind = Kind::noisy;
+  const float* data = nullptr;
+  size_t count = 0;  // number of floats at data
+  int batch = 0;
+
+  static Input noisy(const float* x, size_t count, int batch) {
+    return {Kind::noisy, x, count, batch};
+  }
+  static Input noisy(const std::vector<float>& x, int batch) {
+    return noisy(x.data(), x.size(), batch);
+  }
+  static Input sequence(const float* xi, size_t count, int batch) {
+    return {Kind::sequence, xi, count, batch};
+  }
+  static Input sequence(const std::vector<float>& xi, int batch) {
+    return sequence(xi.data(), xi.size(), batch);
+  }
+};
+
+// What one layer returned at each step of a recorded forward pass (with its output delay, as the
+// seed records it): the inner state v and the spikes s, each [T, B, H].
+struct LayerTrace {
+  int steps = 0, batch = 0, size = 0;
+  std::vector<float> state;
+  std::vector<float> spikes;
+};
+
+struct ForwardOptions {
+  bool record = false;   // keep every layer's per-step state and spikes (LayerTrace)
+  bool training = true;  // keep what backward() needs; false saves memory for inference
+  // The forward-pass counter for the noise masks. By default the network's own counter, which
+  // advances by one per forward pass; give one to replay a pass's masks exactly.
+  bool use_noise_pass = false;
+  uint64_t noise_pass = 0;
+};
+
+// The result of a forward pass and the context backward() needs.
+class ForwardPass {
+ public:
+  ForwardPass();
+  ~ForwardPass();
+  ForwardPass(ForwardPass&&) noexcept;
+  ForwardPass& operator=(ForwardPass&&) noexcept;
+
+  const std::vector<float>& logits() const;  // [B, C]
+  int batch() const;
+  int outputs() const;
+  uint64_t noise_pass() const;   // the counter its masks used
+  size_t saved_bytes() const;    // memory held for backward (0 for an inference pass)
+  const std::vector<LayerTrace>& trace() const;  // empty unless recorded
+
+ private:
+  friend class Network;
+  std::shared_ptr<detail::ForwardState> state_;
+};
+
+class Network {
+ public:
+  // Validates the spec, creates the engine and initialises the parameters from options.seed.
+  explicit Network(const NetworkSpec& spec, const NetworkOptions& options = {});
+  ~Network();
+  Network(Network&&) noexcept;
+  Network& operator=(Network&&) noexcept;
+
+  const NetworkSpec& spec() const;
+  Engine engine() const;
+  uint64_t seed() const;
+
+  // ---- parameters --------------------------------------------------------------------------
+  const std::vector<ParameterInfo>& parameters() const;
+  std::vector<float> parameter(const std::string& name) const;
+  void set_parameter(const std::string& name, const std::vector<float>& values);
+  // The seed's initialisation: Xavier-uniform weights, PyTorch-Linear bias
+  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)); deterministic in `seed`.
+  void initialize(uint64_t seed);
+  // dL/dparameter from the last backward() (zeros before the first).
+  std::vector<float> gradient(const std::string& name) const;
+
+  // ---- forward and backward ----------------------------------------------------------------
+  ForwardPass forward(const Input& input, const ForwardOptions& options = {});
+  // dlogits: dL/dlogits [B, C]. Overwrites every parameter's gradient. For a sequence input,
+  // `dinput` (when given) receives dL/dxi [T, B, I]. Throws if `pass` was not a training pass.
+  void backward(const ForwardPass& pass, const std::vector<float>& dlogits,
+                std::vector<float>* dinput = nullptr);
+
+  // Forward passes made so far (the next pass's default noise counter).
+  uint64_t noise_passes() const;
+
+  // The engine behind this network; for the library's own optimisers.
+  detail::Backend& backend();
+
+ private:
+  size_t parameter_index(const std::string& name) const;
+
+  NetworkSpec spec_;
+  NetworkOptions options_;
+  uint64_t passes_ = 0;
+  std::unique_ptr<detail::Backend> backend_;
+  std::vector<ParameterInfo> layout_;
+};
+
+}  // namespace nmsnn

@@ -1,0 +1,82 @@
+// nmsnn/optimizer.hpp — SGD with momentum and Adam, with PyTorch's update rules.
+//
+//   nmsnn::Optimizer opt(net, nmsnn::Adam{2e-3f});
+//   ... net.backward(pass, loss.grad); opt.step();
+//
+// The optimiser's state (momentum buffers, Adam moments) lives with the engine — on the GPU for
+// the CUDA engine — and updates every parameter of the network from its last gradient.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+
+namespace nmsnn {
+
+class Network;
+
+// torch.optim.SGD: d = g + wd*p; buf = d (first step) or momentum*buf + (1-dampening)*d;
+// d = nesterov ? d + momentum*buf : buf (when momentum != 0); p -= lr*d.
+struct Sgd {
+  float lr = 0.01f;
+  float momentum = 0.0f;
+  float dampening = 0.0f;
+  float weight_decay = 0.0f;
+  bool nesterov = false;
+};
+
+// torch.optim.Adam (amsgrad off): g = grad + wd*p; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+// p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+struct Adam {
+  float lr = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+};
+
+using OptimizerSpec = std::variant<Sgd, Adam>;
+
+std::string describe(const OptimizerSpec& spec);  // e.g. "sgd(lr=0.1, momentum=0.5)"
+float learning_rate(const OptimizerSpec& spec);
+void set_learning_rate(OptimizerSpec& spec, float lr);
+
+// One update of n values, exactly as PyTorch does it. `step` counts from 1; for SGD the momentum
+// buffer is initialised from the gradient at step 1. The CPU engine calls these; the CUDA engine
+// runs the same arithmetic in a kernel.
+void sgd_update(const Sgd& sgd, float* param, const float* grad, float* momentum_buffer,
+                size_t n, int64_t step);
+void adam_update(const Adam& adam, float* param, const float* grad, float* m, float* v, size_t n,
+                 int64_t step);
+
+namespace detail {
+struct OptimizerState;
+}
+
+class Optimizer {
+ public:
+  Optimizer(Network& network, const OptimizerSpec& spec);
+  ~Optimizer();
+  Optimizer(Optimizer&&) noexcept;
+  Optimizer& operator=(Optimizer&&) noexcept;
+
+  // Applies one update to every parameter from its gradient of the last backward().
+  void step();
+  // Forgets momentum and moments, as a freshly made PyTorch optimiser would.
+  void reset();
+
+  float lr() const;
+  void set_lr(float lr);
+  const OptimizerSpec& spec() const { return spec_; }
+  int64_t steps() const { return steps_; }
+
+ private:
+  Network* network_;
+  OptimizerSpec spec_;
+  int64_t steps_ = 0;
+  std::unique_ptr<detail::OptimizerState> state_;
+};
+
+}  // namespace nmsnn

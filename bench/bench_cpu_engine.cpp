@@ -59,7 +59,7 @@ void TrainStep(benchmark::State& state) {
   const nmsnn::Dataset& d = state.range(0) == 0 ? mnist().unit : mnist().centered;
   const int B = 1000, T = 128, I = 784, H = 100, C = 10;
   nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), {nmsnn::Engine::cpu, 1, 0});
-  nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
+  nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1, 0.5});
   for (auto _ : state) {
     auto pass = net.forward(nmsnn::Input::noisy(d.x, B));
     auto loss = nmsnn::nll_log_softmax(pass.logits(), B, C, d.labels);

@@ -97,6 +97,9 @@ Dataset Dataset::slice(int first, int n) const {
   out.features = features;
   out.classes = classes;
   out.target_size = target_size;
+  out.feature_names = feature_names;
+  out.class_names = class_names;
+  out.target_names = target_names;
   const size_t f = size_t(features);
   out.x.assign(x.begin() + first * f, x.begin() + (first + size_t(n)) * f);
   if (!labels.empty()) out.labels.assign(labels.begin() + first, labels.begin() + first + n);

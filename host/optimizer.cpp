@@ -28,17 +28,17 @@ std::string describe(const OptimizerSpec& spec) {
   return out.str();
 }
 
-float learning_rate(const OptimizerSpec& spec) {
+double learning_rate(const OptimizerSpec& spec) {
   return std::visit([](const auto& o) { return o.lr; }, spec);
 }
 
-void set_learning_rate(OptimizerSpec& spec, float lr) {
+void set_learning_rate(OptimizerSpec& spec, double lr) {
   std::visit([lr](auto& o) { o.lr = lr; }, spec);
 }
 
 namespace {
 void validate(const OptimizerSpec& spec) {
-  const float lr = learning_rate(spec);
+  const double lr = learning_rate(spec);
   if (!std::isfinite(lr) || lr < 0) fail("optimizer: learning rate must be >= 0, got ", lr);
   if (const Sgd* s = std::get_if<Sgd>(&spec)) {
     if (!(s->momentum >= 0)) fail("sgd: momentum must be >= 0, got ", s->momentum);
@@ -57,27 +57,32 @@ void validate(const OptimizerSpec& spec) {
 
 void sgd_update(const Sgd& sgd, float* param, const float* grad, float* buf, size_t n,
                 int64_t step) {
+  const float wd = float(sgd.weight_decay), momentum = float(sgd.momentum);
+  const float keep = float(1.0 - sgd.dampening), lr = float(sgd.lr);
   for (size_t i = 0; i < n; ++i) {
-    float d = grad[i] + sgd.weight_decay * param[i];
+    float d = grad[i] + wd * param[i];
     if (sgd.momentum != 0) {
-      buf[i] = step == 1 ? d : sgd.momentum * buf[i] + (1 - sgd.dampening) * d;
-      d = sgd.nesterov ? d + sgd.momentum * buf[i] : buf[i];
+      buf[i] = step == 1 ? d : momentum * buf[i] + keep * d;
+      d = sgd.nesterov ? d + momentum * buf[i] : buf[i];
     }
-    param[i] -= sgd.lr * d;
+    param[i] -= lr * d;
   }
 }
 
 void adam_update(const Adam& adam, float* param, const float* grad, float* m, float* v, size_t n,
                  int64_t step) {
-  const double bias1 = 1.0 - std::pow(double(adam.beta1), double(step));
-  const double bias2 = 1.0 - std::pow(double(adam.beta2), double(step));
+  const double bias1 = 1.0 - std::pow(adam.beta1, double(step));
+  const double bias2 = 1.0 - std::pow(adam.beta2, double(step));
   const float step_size = float(adam.lr / bias1);
   const float bias2_sqrt = float(std::sqrt(bias2));
+  const float b1 = float(adam.beta1), b2 = float(adam.beta2);
+  const float one_minus_b1 = float(1.0 - adam.beta1), one_minus_b2 = float(1.0 - adam.beta2);
+  const float eps = float(adam.eps), wd = float(adam.weight_decay);
   for (size_t i = 0; i < n; ++i) {
-    const float g = grad[i] + adam.weight_decay * param[i];
-    m[i] = adam.beta1 * m[i] + (1 - adam.beta1) * g;
-    v[i] = adam.beta2 * v[i] + (1 - adam.beta2) * g * g;
-    param[i] -= step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + adam.eps);
+    const float g = grad[i] + wd * param[i];
+    m[i] = b1 * m[i] + one_minus_b1 * g;
+    v[i] = b2 * v[i] + one_minus_b2 * g * g;
+    param[i] -= step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + eps);
   }
 }
 
@@ -101,9 +106,9 @@ void Optimizer::reset() {
   state_ = network_->backend().make_optimizer_state();
 }
 
-float Optimizer::lr() const { return learning_rate(spec_); }
+double Optimizer::lr() const { return learning_rate(spec_); }
 
-void Optimizer::set_lr(float lr) {
+void Optimizer::set_lr(double lr) {
   OptimizerSpec next = spec_;
   set_learning_rate(next, lr);
   validate(next);

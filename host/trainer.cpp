@@ -14,9 +14,9 @@ namespace nmsnn {
 
 using detail::fail;
 
-float LrSchedule::lr_at(int epoch, float base_lr) const {
+double LrSchedule::lr_at(int epoch, double base_lr) const {
   if (!per_epoch.empty()) return per_epoch[std::min<size_t>(epoch, per_epoch.size() - 1)];
-  if (step_epochs > 0) return base_lr * std::pow(gamma, float(epoch / step_epochs));
+  if (step_epochs > 0) return base_lr * std::pow(gamma, double(epoch / step_epochs));
   return base_lr;
 }
 
@@ -175,7 +175,7 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
 
   const int C = net.spec().outputs();
   const int batches = (data.count + options.batch_size - 1) / options.batch_size;
-  const float base_lr = learning_rate(options.optimizer);
+  const double base_lr = learning_rate(options.optimizer);
   Optimizer optimizer(net, options.optimizer);
   TrainResult result;
   Batch batch;

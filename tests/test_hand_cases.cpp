@@ -152,6 +152,7 @@ TEST(HandCases, TwoNeuronsAreIndependent) {
   SpikingLayer l = neuron(ResetRule::scale, false);
   l.size = 2;
   spec.layers.push_back(l);
+  spec.readout.reduce = nmsnn::Reduce::sum;
   Network net(spec);
   net.set_parameter("layers.0.weight", {1.0f, 0.25f});  // W is [H=2, I=1]
   net.set_parameter("layers.0.bias", {0.0f, 0.0f});

@@ -1,8 +1,8 @@
 // cli_train.cpp — `nmsnn train`: train a spiking network on MNIST-format data and report.
 //
 // Presets give complete settings; any flag given explicitly overrides its preset value:
-//   default  784-100-10, T=128, inputs x/255, Adam lr 2e-3 halving every 2 epochs, batch 100,
-//            6 epochs: the library's recommended MNIST setup
+//   default  784-100-10, T=128, inputs x/255, Adam lr 2e-3 halved every 3 epochs, batch 100,
+//            10 epochs: the library's recommended MNIST setup (about 0.975 test accuracy)
 //   seed     the seed's MNIST script exactly: inputs x/255 - 0.5, batch 1000, SGD momentum 0.5
 //            with a fresh optimiser per epoch, lr 0.1, 0.05, 0.01 over 3 epochs
 #include <cstdio>
@@ -33,7 +33,7 @@ struct Preset {
 };
 
 Preset preset(const std::string& name) {
-  if (name == "default") return {"default", "unit", 6, 100, "adam", {2e-3}, 2, 0.5, 0.0, false};
+  if (name == "default") return {"default", "unit", 10, 100, "adam", {2e-3}, 3, 0.5, 0.0, false};
   if (name == "seed")
     return {"seed", "centered", 3, 1000, "sgd", {0.1, 0.05, 0.01}, 0, 1.0, 0.5, true};
   detail::fail("unknown preset '", name, "' (expected default or seed)");
@@ -60,7 +60,7 @@ Args train_flags() {
   a.flag("penalty", "P", "reset penalty (default 1.5)");
   a.flag("reset", "RULE", "scale (seed package) | subtract (seed README)");
   a.sw("no-delay", "return this step's state instead of the previous one");
-  a.flag("readout", "R", "sum | mean of the output state over time (default sum)");
+  a.flag("readout", "R", "mean | sum of the output state over time (default mean, as the seed)");
   a.flag("begin-eval", "T0", "first time step counted by the readout (default 0)");
   a.flag("seed", "S", "seed for weights, noise masks and shuffling (default 1)");
   a.flag("device", "D", "cpu | cuda");
@@ -145,7 +145,7 @@ int run_train(const std::vector<std::string>& argv) {
         "Trains a spiking network on MNIST-format data (the seed's 784-100-10 by default),\n"
         "evaluates it on the test set and prints accuracy and training throughput.\n\n%s\n"
         "Presets:\n"
-        "  default  inputs x/255, Adam lr 2e-3 halved every 2 epochs, batch 100, 6 epochs\n"
+        "  default  inputs x/255, Adam lr 2e-3 halved every 3 epochs, batch 100, 10 epochs\n"
         "  seed     the seed's script: inputs x/255-0.5, SGD momentum 0.5 (fresh each epoch),\n"
         "           lr 0.1,0.05,0.01, batch 1000, 3 epochs\n",
         args.help().c_str());
@@ -154,7 +154,7 @@ int run_train(const std::vector<std::string>& argv) {
   const Preset p = preset(args.str("preset", "default"));
   const bool quiet = args.has("quiet");
 
-  // ---- data ---------------------------------------------------------------------------------
+  // ---- every setting, read and checked before any work is done ---------------------------
   const std::string data_dir = args.str("data", "data/mnist");
   const std::string scale_name = args.str("input-scale", p.input_scale);
   const PixelScale scale = parse_pixel_scale(scale_name);
@@ -162,32 +162,23 @@ int run_train(const std::vector<std::string>& argv) {
   const int test_limit = args.integer("test-limit", -1);
   if (train_limit < 0) detail::fail("flag --train-limit: must be >= 0, got ", train_limit);
   if (test_limit < -1) detail::fail("flag --test-limit: must be >= 0, got ", test_limit);
-  Dataset train_set = load_mnist(data_dir, true, scale, train_limit);
-  Dataset test_set;
-  if (test_limit != 0) test_set = load_mnist(data_dir, false, scale, test_limit < 0 ? 0 : test_limit);
-
-  // ---- network ------------------------------------------------------------------------------
-  NetworkSpec spec = NetworkSpec::spiking(train_set.features, args.integers("hidden", {100}),
-                                          train_set.classes, args.integer("time-steps", 128));
-  for (auto& layer : spec.layers) {
-    SpikingLayer& s = std::get<SpikingLayer>(layer);
-    s.decay = float(args.number("decay", s.decay));
-    s.threshold = float(args.number("threshold", s.threshold));
-    s.penalty = float(args.number("penalty", s.penalty));
-    s.reset = parse_reset_rule(args.str("reset", to_string(s.reset)));
-    s.delay = !args.has("no-delay");
-  }
-  spec.readout.reduce = parse_reduce(args.str("readout", "sum"));
-  spec.readout.begin_eval = args.integer("begin-eval", 0);
+  const std::vector<int> hidden = args.integers("hidden", {100});
+  const int time_steps = args.integer("time-steps", 128);
+  SpikingLayer neuron;  // seed defaults, overridden by flags
+  neuron.decay = float(args.number("decay", neuron.decay));
+  neuron.threshold = float(args.number("threshold", neuron.threshold));
+  neuron.penalty = float(args.number("penalty", neuron.penalty));
+  neuron.reset = parse_reset_rule(args.str("reset", to_string(neuron.reset)));
+  neuron.delay = !args.has("no-delay");
+  const Reduce reduce = parse_reduce(args.str("readout", "mean"));
+  const int begin_eval = args.integer("begin-eval", 0);
 
   NetworkOptions opts;
   opts.engine = parse_engine(args.str("device", "cpu"));
   opts.seed = uint64_t(args.int64("seed", 1));
   opts.threads = args.integer("threads", 0);
-  Network net(spec, opts);
   const int threads = opts.threads > 0 ? opts.threads : int(std::thread::hardware_concurrency());
 
-  // ---- training settings --------------------------------------------------------------------
   TrainOptions t;
   t.epochs = args.integer("epochs", p.epochs);
   t.batch_size = args.integer("batch", p.batch);
@@ -197,17 +188,35 @@ int run_train(const std::vector<std::string>& argv) {
   const std::string opt_name = args.str("optimizer", p.optimizer);
   if (opt_name == "sgd") {
     Sgd sgd;
-    sgd.lr = float(lrs[0]);
-    sgd.momentum = float(args.number("momentum", opt_name == p.optimizer ? p.momentum : 0.0));
+    sgd.lr = lrs[0];
+    sgd.momentum = args.number("momentum", opt_name == p.optimizer ? p.momentum : 0.0);
     t.optimizer = sgd;
   } else if (opt_name == "adam") {
-    t.optimizer = Adam{float(lrs[0])};
+    t.optimizer = Adam{lrs[0]};
   } else {
     detail::fail("flag --optimizer: unknown optimizer '", opt_name, "' (expected sgd or adam)");
   }
   if (lrs.size() > 1) t.schedule.per_epoch.assign(lrs.begin(), lrs.end());
   t.schedule.step_epochs = args.integer("lr-step", lrs.size() > 1 ? 0 : p.lr_step_epochs);
-  t.schedule.gamma = float(args.number("lr-gamma", p.lr_gamma));
+  t.schedule.gamma = args.number("lr-gamma", p.lr_gamma);
+  if (t.epochs < 1) detail::fail("flag --epochs: must be >= 1, got ", t.epochs);
+  if (t.batch_size < 1) detail::fail("flag --batch: must be >= 1, got ", t.batch_size);
+
+  // ---- data and network -----------------------------------------------------------------
+  Dataset train_set = load_mnist(data_dir, true, scale, train_limit);
+  Dataset test_set;
+  if (test_limit != 0) test_set = load_mnist(data_dir, false, scale, test_limit < 0 ? 0 : test_limit);
+
+  NetworkSpec spec = NetworkSpec::spiking(train_set.features, hidden, train_set.classes, time_steps);
+  for (auto& layer : spec.layers) {
+    SpikingLayer& s = std::get<SpikingLayer>(layer);
+    const int size = s.size;
+    s = neuron;
+    s.size = size;
+  }
+  spec.readout.reduce = reduce;
+  spec.readout.begin_eval = begin_eval;
+  Network net(spec, opts);
 
   if (!quiet)
     std::fprintf(stderr,

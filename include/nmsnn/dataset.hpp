@@ -20,6 +20,11 @@ struct Dataset {
   std::vector<float> targets;  // [N * target_size] real targets, for regression
   int target_size = 0;
 
+  // Optional names, kept so models and reports can speak the data's language.
+  std::vector<std::string> feature_names;  // [features], e.g. CSV column headers
+  std::vector<std::string> class_names;    // [classes], e.g. "Iris-setosa"; empty = "0", "1", ...
+  std::vector<std::string> target_names;   // [target_size], regression target columns
+
   // Checks sizes, labels in range and finite features; throws nmsnn::Error naming the problem.
   void validate() const;
 

@@ -19,29 +19,31 @@ class Network;
 
 // torch.optim.SGD: d = g + wd*p; buf = d (first step) or momentum*buf + (1-dampening)*d;
 // d = nesterov ? d + momentum*buf : buf (when momentum != 0); p -= lr*d.
+// Hyper-parameters are doubles, like PyTorch's Python floats: coefficients such as 1 - beta2 are
+// formed in double and rounded to float once, as torch does.
 struct Sgd {
-  float lr = 0.01f;
-  float momentum = 0.0f;
-  float dampening = 0.0f;
-  float weight_decay = 0.0f;
+  double lr = 0.01;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
   bool nesterov = false;
 };
 
 // torch.optim.Adam (amsgrad off): g = grad + wd*p; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
 // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
 struct Adam {
-  float lr = 1e-3f;
-  float beta1 = 0.9f;
-  float beta2 = 0.999f;
-  float eps = 1e-8f;
-  float weight_decay = 0.0f;
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
 };
 
 using OptimizerSpec = std::variant<Sgd, Adam>;
 
 std::string describe(const OptimizerSpec& spec);  // e.g. "sgd(lr=0.1, momentum=0.5)"
-float learning_rate(const OptimizerSpec& spec);
-void set_learning_rate(OptimizerSpec& spec, float lr);
+double learning_rate(const OptimizerSpec& spec);
+void set_learning_rate(OptimizerSpec& spec, double lr);
 
 // One update of n values, exactly as PyTorch does it. `step` counts from 1; for SGD the momentum
 // buffer is initialised from the gradient at step 1. The CPU engine calls these; the CUDA engine
@@ -67,8 +69,8 @@ class Optimizer {
   // Forgets momentum and moments, as a freshly made PyTorch optimiser would.
   void reset();
 
-  float lr() const;
-  void set_lr(float lr);
+  double lr() const;
+  void set_lr(double lr);
   const OptimizerSpec& spec() const { return spec_; }
   int64_t steps() const { return steps_; }
 

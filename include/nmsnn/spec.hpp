@@ -39,8 +39,10 @@ struct SpikingLayer {
 using LayerSpec = std::variant<SpikingLayer>;
 
 // logits[b, c] = reduce over t = begin_eval .. T-1 of the last layer's output[t, b, c].
+// The default is the mean, which is what the seed's networks compute (their
+// average_output=False), and keeps the logits' scale independent of T.
 struct Readout {
-  Reduce reduce = Reduce::sum;
+  Reduce reduce = Reduce::mean;
   int begin_eval = 0;  // in [0, time_steps)
 };
 

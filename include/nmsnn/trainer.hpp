@@ -22,10 +22,10 @@ class Network;
 // The learning rate of each epoch: `per_epoch` lists one per epoch (the last repeats); otherwise
 // the optimiser's lr times gamma^(epoch / step_epochs), like torch.optim.lr_scheduler.StepLR.
 struct LrSchedule {
-  std::vector<float> per_epoch;
+  std::vector<double> per_epoch;
   int step_epochs = 0;  // 0: constant
-  float gamma = 1.0f;
-  float lr_at(int epoch, float base_lr) const;  // epoch counts from 0
+  double gamma = 1.0;
+  double lr_at(int epoch, double base_lr) const;  // epoch counts from 0
 };
 
 struct BatchStats {
@@ -48,7 +48,7 @@ struct Evaluation {
 
 struct EpochStats {
   int epoch = 0, epochs = 0;  // epoch counts from 1
-  float lr = 0;
+  double lr = 0;
   double train_loss = 0, train_accuracy = 0;  // means over the epoch's batches
   double train_seconds = 0, samples_per_second = 0;
   bool evaluated = false;
@@ -58,7 +58,7 @@ struct EpochStats {
 struct TrainOptions {
   int epochs = 5;
   int batch_size = 100;
-  OptimizerSpec optimizer = Adam{2e-3f};
+  OptimizerSpec optimizer = Adam{2e-3};
   LrSchedule schedule;
   // The seed's MNIST script makes a new SGD optimiser every epoch, which clears its momentum.
   bool fresh_optimizer_each_epoch = false;

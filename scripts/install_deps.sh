@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what nmsnn needs to build and test on Debian/Ubuntu, if it is missing:
+# a C++17 compiler, CMake, zlib, GoogleTest and Google Benchmark. The CUDA toolkit is optional
+# (the CUDA engine is built when nvcc is found) and is not installed here.
+set -euo pipefail
+
+packages=(g++ cmake make zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "nmsnn: missing packages (${missing[*]}) and no apt-get to install them" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "nmsnn: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,16 @@
+// main.cpp — the installed library's umbrella header, a network, one training step.
+#include <cstdio>
+
+#include <nmsnn/nmsnn.hpp>
+
+int main() {
+  nmsnn::Network net(nmsnn::NetworkSpec::spiking(4, {8}, 2, 16), {nmsnn::Engine::cpu, 7, 1});
+  const std::vector<float> x = {0.5f, 1.0f, 0.0f, 2.0f, 1.5f, 0.0f, 0.25f, 1.0f};
+  auto pass = net.forward(nmsnn::Input::noisy(x, 2));
+  auto loss = nmsnn::nll_log_softmax(pass.logits(), 2, 2, {0, 1});
+  net.backward(pass, loss.grad);
+  nmsnn::Optimizer opt(net, nmsnn::Adam{1e-2});
+  opt.step();
+  std::printf("consumer ok: loss %.4f\n", loss.value);
+  return loss.value > 0 ? 0 : 1;
+}

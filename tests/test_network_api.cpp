@@ -1,0 +1,225 @@
+// test_network_api.cpp — the public Network API: parameters, input kinds, traces, and clear
+// errors on every kind of bad input (never a crash, never silent garbage).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+
+#include "nmsnn/nmsnn.hpp"
+
+namespace {
+
+using nmsnn::Input;
+using nmsnn::Network;
+using nmsnn::NetworkSpec;
+
+// Runs fn and checks that it throws nmsnn::Error whose message contains every piece.
+void throws_with(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
+  try {
+    fn();
+  } catch (const nmsnn::Error& e) {
+    const std::string msg = e.what();
+    for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg;
+    return;
+  }
+  ADD_FAILURE() << "expected nmsnn::Error mentioning '" << pieces.at(0) << "'";
+}
+
+NetworkSpec small(int T = 4) { return NetworkSpec::spiking(6, {5}, 3, T); }
+
+std::vector<float> ramp(size_t n, float scale = 0.1f) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = scale * float(i % 7);
+  return v;
+}
+
+}  // namespace
+
+TEST(NetworkApi, ParametersAreNamedAndShapedLikePyTorch) {
+  Network net(small());
+  const auto& params = net.parameters();
+  ASSERT_EQ(params.size(), 4u);
+  EXPECT_EQ(params[0].name, "layers.0.weight");
+  EXPECT_EQ(params[0].shape, (std::vector<int>{5, 6}));
+  EXPECT_EQ(params[1].name, "layers.0.bias");
+  EXPECT_EQ(params[2].shape, (std::vector<int>{3, 5}));
+  EXPECT_EQ(params[3].size, 3u);
+  std::vector<float> w = ramp(30);
+  net.set_parameter("layers.0.weight", w);
+  EXPECT_EQ(net.parameter("layers.0.weight"), w);
+}
+
+TEST(NetworkApi, InitialisationFollowsXavierAndPyTorchLinearBounds) {
+  Network net(NetworkSpec::seed_mnist(), {nmsnn::Engine::cpu, 3, 1});
+  const auto w = net.parameter("layers.0.weight");  // [100, 784]
+  const auto b = net.parameter("layers.0.bias");
+  const double xavier = std::sqrt(6.0 / (784 + 100)), linear = 1.0 / std::sqrt(784.0);
+  double sum = 0, sum2 = 0, maxw = 0;
+  for (float v : w) sum += v, sum2 += double(v) * v, maxw = std::max(maxw, double(std::abs(v)));
+  EXPECT_LE(maxw, xavier);
+  EXPECT_GT(maxw, 0.99 * xavier);  // the bound is reached, not a narrower range
+  EXPECT_NEAR(sum / w.size(), 0.0, 0.002);
+  EXPECT_NEAR(sum2 / w.size(), xavier * xavier / 3, 0.0005);  // variance of U(-a, a)
+  for (float v : b) EXPECT_LE(std::abs(v), linear);
+  // Same seed, same values; another seed, other values.
+  Network same(NetworkSpec::seed_mnist(), {nmsnn::Engine::cpu, 3, 1});
+  Network other(NetworkSpec::seed_mnist(), {nmsnn::Engine::cpu, 4, 1});
+  EXPECT_EQ(same.parameter("layers.0.weight"), w);
+  EXPECT_NE(other.parameter("layers.0.weight"), w);
+}
+
+TEST(NetworkApi, NoiseMasksAreReplayableAndAdvancePerPass) {
+  Network net(small(6), {nmsnn::Engine::cpu, 9, 2});
+  const std::vector<float> x = ramp(2 * 6, 1.0f);
+  auto a = net.forward(Input::noisy(x, 2));
+  auto b = net.forward(Input::noisy(x, 2));
+  EXPECT_EQ(a.noise_pass(), 0u);
+  EXPECT_EQ(b.noise_pass(), 1u);
+  EXPECT_NE(a.logits(), b.logits());  // fresh masks
+  nmsnn::ForwardOptions replay;
+  replay.use_noise_pass = true;
+  replay.noise_pass = 0;
+  EXPECT_EQ(net.forward(Input::noisy(x, 2), replay).logits(), a.logits());
+  EXPECT_EQ(net.noise_passes(), 2u);  // a replay does not advance the counter
+}
+
+// A noisy input must equal the same masks applied by hand and given as a sequence.
+TEST(NetworkApi, NoisyInputEqualsTheMaskedSequence) {
+  const int T = 5, B = 3, I = 6;
+  Network net(small(T), {nmsnn::Engine::cpu, 11, 1});
+  std::vector<float> x = ramp(B * I, 0.5f);
+  x[2] = 0.0f;
+  std::vector<float> xi(T * B * I);
+  for (int t = 0; t < T; ++t)
+    for (int b = 0; b < B; ++b)
+      for (int i = 0; i < I; ++i)
+        xi[(t * B + b) * I + i] = nmsnn::noise_mask({11, 0}, t, b, i) * x[b * I + i];
+  const auto noisy = net.forward(Input::noisy(x, B)).logits();
+  const auto seq = net.forward(Input::sequence(xi, B)).logits();
+  ASSERT_EQ(noisy.size(), seq.size());
+  for (size_t k = 0; k < noisy.size(); ++k) EXPECT_NEAR(noisy[k], seq[k], 1e-5f * (1 + std::abs(seq[k])));
+}
+
+TEST(NetworkApi, TraceRecordsEveryLayerOverTime) {
+  Network net(small(4));
+  nmsnn::ForwardOptions rec;
+  rec.record = true;
+  const std::vector<float> x = ramp(2 * 6, 2.0f);
+  auto pass = net.forward(Input::noisy(x, 2), rec);
+  ASSERT_EQ(pass.trace().size(), 2u);
+  EXPECT_EQ(pass.trace()[0].state.size(), 4u * 2 * 5);
+  EXPECT_EQ(pass.trace()[1].spikes.size(), 4u * 2 * 3);
+  // The readout (mean over t of the last layer's returned state) equals the recorded trace's mean.
+  const auto& out = pass.trace()[1];
+  for (int b = 0; b < 2; ++b)
+    for (int c = 0; c < 3; ++c) {
+      float sum = 0;
+      for (int t = 0; t < 4; ++t) sum += out.state[(t * 2 + b) * 3 + c];
+      EXPECT_NEAR(pass.logits()[b * 3 + c], sum / 4, 1e-6f);
+    }
+  // Spikes are never negative; the delayed first step is exactly zero.
+  for (float s : pass.trace()[0].spikes) EXPECT_GE(s, 0.0f);
+  for (int k = 0; k < 2 * 5; ++k) EXPECT_EQ(pass.trace()[0].state[k], 0.0f);
+  EXPECT_GT(pass.saved_bytes(), 0u);
+}
+
+TEST(NetworkApi, InferencePassesKeepNothingAndCannotBeDifferentiated) {
+  Network net(small());
+  nmsnn::ForwardOptions inference;
+  inference.training = false;
+  const std::vector<float> x = ramp(6);
+  auto pass = net.forward(Input::noisy(x, 1), inference);
+  EXPECT_EQ(pass.saved_bytes(), 0u);
+  throws_with([&] { net.backward(pass, std::vector<float>(3, 0.1f)); }, {"training = false"});
+}
+
+// ---- bad specs -----------------------------------------------------------------------------
+TEST(NetworkErrors, BadSpecsNameTheField) {
+  auto spec = small();
+  spec.time_steps = 0;
+  throws_with([&] { Network n(spec); }, {"time_steps", ">= 1", "0"});
+  spec = small();
+  spec.readout.begin_eval = 4;
+  throws_with([&] { Network n(spec); }, {"begin_eval", "[0, 4)", "got 4"});
+  spec = small();
+  spec.readout.begin_eval = -1;
+  throws_with([&] { Network n(spec); }, {"begin_eval"});
+  spec = small();
+  std::get<nmsnn::SpikingLayer>(spec.layers[0]).size = 0;
+  throws_with([&] { Network n(spec); }, {"layer 0", "size", "> 0"});
+  spec = small();
+  spec.inputs = 0;
+  throws_with([&] { Network n(spec); }, {"inputs", "> 0"});
+  spec = small();
+  spec.layers.clear();
+  throws_with([&] { Network n(spec); }, {"at least one layer"});
+  spec = small();
+  std::get<nmsnn::SpikingLayer>(spec.layers[1]).threshold = 0;
+  throws_with([&] { Network n(spec); }, {"layer 1", "threshold"});
+  spec = small();
+  std::get<nmsnn::SpikingLayer>(spec.layers[0]).decay = 1.5f;
+  throws_with([&] { Network n(spec); }, {"layer 0", "decay", "[0, 1]"});
+  spec = small();
+  std::get<nmsnn::SpikingLayer>(spec.layers[0]).penalty = std::nanf("");
+  throws_with([&] { Network n(spec); }, {"layer 0", "penalty"});
+  throws_with([&] { Network n(small(), {nmsnn::Engine::cpu, 0, -2}); }, {"threads"});
+}
+
+TEST(NetworkErrors, BadInputsNameTheProblem) {
+  Network net(small(4));
+  const std::vector<float> x = ramp(2 * 6);
+  throws_with([&] { net.forward(Input::noisy(ramp(11), 2)); },
+              {"input x has 11 values", "batch*inputs", "12"});
+  throws_with([&] { net.forward(Input::sequence(x, 2)); },
+              {"input sequence has 12 values", "time_steps*batch*inputs", "48"});
+  throws_with([&] { net.forward(Input::noisy(x, 0)); }, {"batch must be >= 1"});
+  throws_with([&] { net.forward(Input::noisy(nullptr, 12, 2)); }, {"null"});
+  std::vector<float> bad = x;
+  bad[7] = std::numeric_limits<float>::quiet_NaN();
+  throws_with([&] { net.forward(Input::noisy(bad, 2)); }, {"x[1, 1]", "nan", "finite"});
+  std::vector<float> seq = ramp(4 * 2 * 6);
+  seq[4 * 2 * 6 - 1] = std::numeric_limits<float>::infinity();
+  throws_with([&] { net.forward(Input::sequence(seq, 2)); }, {"xi[3, 1, 5]", "inf"});
+}
+
+TEST(NetworkErrors, BadBackwardAndParameterCallsNameTheProblem) {
+  Network net(small(4));
+  Network other(small(4));
+  const std::vector<float> x = ramp(2 * 6);
+  auto pass = net.forward(Input::noisy(x, 2));
+  throws_with([&] { net.backward(pass, std::vector<float>(5, 0.0f)); },
+              {"dlogits has 5 values", "6"});
+  std::vector<float> nan_grad(6, 0.0f);
+  nan_grad[4] = std::nanf("");
+  throws_with([&] { net.backward(pass, nan_grad); }, {"dlogits[1, 1]", "finite"});
+  throws_with([&] { other.backward(pass, std::vector<float>(6, 0.0f)); }, {"another network"});
+  std::vector<float> dx;
+  throws_with([&] { net.backward(pass, std::vector<float>(6, 0.0f), &dx); },
+              {"only for sequence inputs"});
+  throws_with([&] { net.backward(nmsnn::ForwardPass(), std::vector<float>(6, 0.0f)); }, {"empty"});
+  throws_with([&] { net.parameter("layers.2.weight"); },
+              {"no parameter named 'layers.2.weight'", "layers.0.weight"});
+  throws_with([&] { net.set_parameter("layers.0.bias", {1.0f}); }, {"got 1 values", "has 5"});
+  throws_with([&] { net.set_parameter("layers.1.bias", {0.0f, INFINITY, 0.0f}); },
+              {"value 1", "finite"});
+}
+
+TEST(NetworkErrors, CudaEngineWithoutAGpuSaysWhy) {
+  std::string why;
+  if (nmsnn::cuda_available(&why)) GTEST_SKIP() << "a CUDA device is present";
+  EXPECT_FALSE(why.empty());
+  throws_with([&] { Network n(small(), {nmsnn::Engine::cuda}); }, {"cannot use the cuda engine"});
+}
+
+TEST(NetworkErrors, EnumNamesAreParsedStrictly) {
+  EXPECT_EQ(nmsnn::parse_engine("cuda"), nmsnn::Engine::cuda);
+  EXPECT_EQ(nmsnn::parse_reset_rule("subtract"), nmsnn::ResetRule::subtract);
+  EXPECT_EQ(nmsnn::parse_reduce("mean"), nmsnn::Reduce::mean);
+  EXPECT_EQ(nmsnn::parse_loss("bce"), nmsnn::Loss::bce);
+  throws_with([] { nmsnn::parse_engine("gpu"); }, {"'gpu'", "cpu or cuda"});
+  throws_with([] { nmsnn::parse_reset_rule("zero"); }, {"'zero'"});
+  throws_with([] { nmsnn::parse_reduce("max"); }, {"'max'"});
+  throws_with([] { nmsnn::parse_loss("ce"); }, {"'ce'"});
+}

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "nmsnn/error.hpp"
 #include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
 #include "nmsnn/philox.hpp"
@@ -26,6 +27,8 @@ struct ForwardState {
   size_t saved_bytes = 0;
   std::vector<float> logits;  // [B, C]
   std::vector<LayerTrace> trace;
+  std::vector<LayerRates> rates;
+  double regularization = 0;
 };
 
 struct OptimizerState {
@@ -46,12 +49,19 @@ class Backend {
   // dinput: [T, B, I] or null.
   virtual void backward(ForwardState& state, const float* dlogits, float* dinput) = 0;
 
+  // Network::set_dt has checked that `layer` is a SpikingActivation and dt > 0.
+  virtual void set_dt(int layer, float dt) {
+    (void)layer, (void)dt;
+    detail::fail("this engine cannot change dt after construction");
+  }
+
   virtual std::unique_ptr<OptimizerState> make_optimizer_state() = 0;
   // One update of every parameter; `step` counts from 1.
   virtual void optimizer_step(OptimizerState& state, const OptimizerSpec& spec, int64_t step) = 0;
 };
 
-// The trainable tensors of a spec, in order: for each layer its weight [H, I] then bias [H].
+// The trainable tensors of a spec, in order: for each layer with weights its weight [H, I] then
+// bias [H]; for each Lowpass its smoothing logits then initial level.
 std::vector<ParameterInfo> parameter_layout(const NetworkSpec& spec);
 
 std::unique_ptr<Backend> make_cpu_backend(const NetworkSpec& spec, int threads);

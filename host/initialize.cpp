@@ -18,22 +18,38 @@ uint64_t stream_key(uint64_t seed, uint64_t stream) {
 
 std::vector<std::vector<float>> initial_parameters(const NetworkSpec& spec, uint64_t seed) {
   const uint64_t key = stream_key(seed, 0x696e6974 /* "init" */);
+  // U(-bound, bound) from the Philox stream of parameter p.
+  auto uniform = [&](size_t p, size_t n, double bound) {
+    std::vector<float> values(n);
+    for (size_t i = 0; i < n; ++i) {
+      const Philox4x32 r = philox4x32_10(Philox4x32{{uint32_t(i >> 2), uint32_t(p), 0u, 0u}},
+                                         uint32_t(key), uint32_t(key >> 32));
+      values[i] = float(-bound + 2.0 * bound * uniform_from_bits(r.v[i & 3]));
+    }
+    return values;
+  };
   std::vector<std::vector<float>> out;
   const auto layout = parameter_layout(spec);
   for (size_t p = 0; p < layout.size(); ++p) {
     const ParameterInfo& info = layout[p];
+    const LayerSpec& layer = spec.layers[info.layer];
+    if (std::holds_alternative<Lowpass>(layer)) {
+      // smoothing p = logit(exp(-dt/tau)); the initial level starts at 0.
+      const Lowpass& f = std::get<Lowpass>(layer);
+      const double a = std::exp(-double(f.dt) / f.tau);
+      const bool smoothing = p == 0 || layout[p - 1].layer != info.layer;  // the layer's first
+      out.emplace_back(info.size, smoothing ? float(std::log(a / (1 - a))) : 0.0f);
+      continue;
+    }
+    // Weights [out, in] and biases [out] of SpikingLayer (the seed: Xavier-uniform weights) and
+    // Dense (torch.nn.Linear's default: U(+-1/sqrt(fan_in)) for both); biases U(+-1/sqrt(fan_in)).
     const bool weight = info.shape.size() == 2;
     const double fan_out = info.shape[0];
     const double fan_in = weight ? info.shape[1] : layout[p - 1].shape[1];
-    const double bound = weight ? std::sqrt(6.0 / (fan_in + fan_out)) : 1.0 / std::sqrt(fan_in);
-    std::vector<float> values(info.size);
-    for (size_t i = 0; i < info.size; ++i) {
-      const Philox4x32 r = philox4x32_10(Philox4x32{{uint32_t(i >> 2), uint32_t(p), 0u, 0u}},
-                                         uint32_t(key), uint32_t(key >> 32));
-      const double u = uniform_from_bits(r.v[i & 3]);
-      values[i] = float(-bound + 2.0 * bound * u);
-    }
-    out.push_back(std::move(values));
+    double bound = 1.0 / std::sqrt(fan_in);
+    if (weight && std::holds_alternative<SpikingLayer>(layer))
+      bound = std::sqrt(6.0 / (fan_in + fan_out));
+    out.push_back(uniform(p, info.size, bound));
   }
   return out;
 }

@@ -39,6 +39,8 @@ int ForwardPass::outputs() const { return checked(state_).outputs; }
 uint64_t ForwardPass::noise_pass() const { return checked(state_).noise.pass; }
 size_t ForwardPass::saved_bytes() const { return checked(state_).saved_bytes; }
 const std::vector<LayerTrace>& ForwardPass::trace() const { return checked(state_).trace; }
+const std::vector<LayerRates>& ForwardPass::rates() const { return checked(state_).rates; }
+double ForwardPass::regularization_loss() const { return checked(state_).regularization; }
 
 // ---- Network -------------------------------------------------------------------------------
 namespace {
@@ -58,7 +60,7 @@ void check_finite(const Input& input, const NetworkSpec& spec) {
   for (size_t k = 0; k < input.count; ++k) {
     if (std::isfinite(input.data[k])) continue;
     const size_t I = size_t(spec.inputs), B = size_t(input.batch);
-    if (input.kind == Input::Kind::noisy)
+    if (input.kind != Input::Kind::sequence)
       fail("input x[", k / I, ", ", k % I, "] is ", input.data[k], ": inputs must be finite");
     fail("input sequence xi[", k / (B * I), ", ", (k / I) % B, ", ", k % I, "] is ",
          input.data[k], ": inputs must be finite");
@@ -116,6 +118,17 @@ std::vector<float> Network::gradient(const std::string& name) const {
   return out;
 }
 
+void Network::set_dt(int layer, float dt) {
+  if (layer < 0 || layer >= int(spec_.layers.size()))
+    fail("set_dt: no layer ", layer, " (the network has ", spec_.layers.size(), ")");
+  auto* a = std::get_if<SpikingActivation>(&spec_.layers[layer]);
+  if (!a) fail("set_dt: layer ", layer, " is a ", layer_kind(spec_.layers[layer]),
+               " layer, not a spiking activation");
+  if (!(std::isfinite(dt) && dt > 0)) fail("set_dt: dt must be > 0, got ", dt);
+  backend_->set_dt(layer, dt);
+  a->dt = dt;
+}
+
 void Network::initialize(uint64_t seed) {
   const auto values = detail::initial_parameters(spec_, seed);
   for (size_t i = 0; i < values.size(); ++i) backend_->write_parameter(i, values[i].data());
@@ -124,7 +137,7 @@ void Network::initialize(uint64_t seed) {
 ForwardPass Network::forward(const Input& input, const ForwardOptions& options) {
   const size_t B = size_t(input.batch), I = size_t(spec_.inputs), T = size_t(spec_.time_steps);
   if (input.batch < 1) fail("forward: batch must be >= 1, got ", input.batch);
-  const bool noisy = input.kind == Input::Kind::noisy;
+  const bool noisy = input.kind != Input::Kind::sequence;  // one static x[B, I]
   const size_t expected = noisy ? B * I : T * B * I;
   if (input.count != expected) {
     if (noisy)
@@ -165,9 +178,9 @@ void Network::backward(const ForwardPass& pass, const std::vector<float>& dlogit
            ", must be finite");
   float* dx = nullptr;
   if (dinput) {
-    if (s.input.kind != Input::Kind::sequence)
-      fail("backward: input gradients exist only for sequence inputs (the noise mask of a "
-           "static input has no gradient)");
+    if (s.input.kind == Input::Kind::noisy)
+      fail("backward: input gradients exist only for sequence and repeated inputs (the noise "
+           "encoder's input has none)");
     dinput->assign(s.input.count, 0.0f);
     dx = dinput->data();
   }

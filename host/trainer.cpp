@@ -126,7 +126,16 @@ std::vector<int> epoch_order(int n, uint64_t seed, int epoch, bool shuffle) {
 
 }  // namespace
 
-Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size) {
+namespace {
+Input static_input(Input::Kind encoding, const std::vector<float>& x, int n) {
+  if (encoding == Input::Kind::sequence)
+    fail("the trainer feeds static datasets: use the noisy or repeated encoding, not sequence");
+  return encoding == Input::Kind::noisy ? Input::noisy(x, n) : Input::repeated(x, n);
+}
+}  // namespace
+
+Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size,
+                    Input::Kind encoding, long long noise_pass) {
   if (batch_size < 1) fail("evaluate: batch size must be >= 1, got ", batch_size);
   check_fit(net, data, loss, "evaluation");
   const int C = net.spec().outputs();
@@ -144,7 +153,9 @@ Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size
   for (int first = 0; first < data.count; first += batch_size) {
     const int n = std::min(batch_size, data.count - first);
     gather(data, order, first, n, batch);
-    ForwardPass pass = net.forward(Input::noisy(batch.x, n), inference);
+    inference.use_noise_pass = noise_pass >= 0;
+    inference.noise_pass = uint64_t(noise_pass) + uint64_t(first / batch_size);
+    ForwardPass pass = net.forward(static_input(encoding, batch.x, n), inference);
     const BatchLoss bl = batch_loss(loss, pass.logits(), batch, C);
     loss_sum += bl.value.value * n;
     correct += bl.correct;
@@ -195,14 +206,15 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
       const int first = k * options.batch_size;
       const int n = std::min(options.batch_size, data.count - first);
       gather(data, order, first, n, batch);
-      ForwardPass pass = net.forward(Input::noisy(batch.x, n));
+      ForwardPass pass = net.forward(static_input(options.encoding, batch.x, n));
       const BatchLoss bl = batch_loss(options.loss, pass.logits(), batch, C);
-      if (!std::isfinite(bl.value.value))
-        fail("train: the loss became ", bl.value.value, " at epoch ", epoch + 1, ", batch ",
+      const double batch_loss_value = bl.value.value + pass.regularization_loss();
+      if (!std::isfinite(batch_loss_value))
+        fail("train: the loss became ", batch_loss_value, " at epoch ", epoch + 1, ", batch ",
              k + 1, " (try a lower learning rate)");
       net.backward(pass, bl.value.grad);
       optimizer.step();
-      loss_sum += bl.value.value * n;
+      loss_sum += batch_loss_value * n;
       correct += bl.correct;
       done += n;
       if (options.on_batch) {
@@ -213,7 +225,7 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
         b.batches = batches;
         b.samples_done = done;
         b.samples = data.count;
-        b.loss = bl.value.value;
+        b.loss = batch_loss_value;
         b.accuracy = double(bl.correct) / n;
         b.elapsed_seconds = seconds_since(t0);
         b.samples_per_second = done / std::max(1e-9, b.elapsed_seconds);
@@ -228,7 +240,7 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
     result.samples += data.count;
     if (eval) {
       stats.evaluated = true;
-      stats.eval = evaluate(net, *eval, options.loss, options.eval_batch_size);
+      stats.eval = evaluate(net, *eval, options.loss, options.eval_batch_size, options.encoding);
     }
     if (options.on_epoch) options.on_epoch(stats);
     result.epochs.push_back(std::move(stats));

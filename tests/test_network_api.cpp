@@ -197,7 +197,7 @@ TEST(NetworkErrors, BadBackwardAndParameterCallsNameTheProblem) {
   throws_with([&] { other.backward(pass, std::vector<float>(6, 0.0f)); }, {"another network"});
   std::vector<float> dx;
   throws_with([&] { net.backward(pass, std::vector<float>(6, 0.0f), &dx); },
-              {"only for sequence inputs"});
+              {"only for sequence and repeated inputs"});
   throws_with([&] { net.backward(nmsnn::ForwardPass(), std::vector<float>(6, 0.0f)); }, {"empty"});
   throws_with([&] { net.parameter("layers.2.weight"); },
               {"no parameter named 'layers.2.weight'", "layers.0.weight"});

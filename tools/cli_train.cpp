@@ -1,18 +1,21 @@
-// cli_train.cpp — `nmsnn train`: train a spiking network on MNIST-format data and report.
+// cli_train.cpp — `nmsnn train`: from data to a trained, evaluated and saved predictive model.
 //
-// Presets give complete settings; any flag given explicitly overrides its preset value:
-//   default  784-100-10, T=128, inputs x/255, Adam lr 2e-3 halved every 3 epochs, batch 100,
-//            10 epochs: the library's recommended MNIST setup (about 0.975 test accuracy)
-//   seed     the seed's MNIST script exactly: inputs x/255 - 0.5, batch 1000, SGD momentum 0.5
-//            with a fresh optimiser per epoch, lr 0.1, 0.05, 0.01 over 3 epochs
+// Data: a directory of MNIST-format IDX files (MNIST, Fashion-MNIST) or a CSV file. Models: the
+// seed's spiking network (--model snn), its non-spiking baseline (--model mlp), or any layer stack
+// from a JSON description (--model-file). Presets give complete training settings; any flag
+// given explicitly overrides its preset value:
+//   default  (images) 784-100-10, T=128, inputs x/255, Adam lr 2e-3 halved every 3 epochs,
+//            batch 100, 10 epochs: the library's MNIST recipe (about 0.975 test accuracy)
+//   seed     (images) the seed's MNIST script exactly: inputs x/255 - 0.5, batch 1000, SGD
+//            momentum 0.5 with a fresh optimiser per epoch, lr 0.1, 0.05, 0.01 over 3 epochs
+//   tabular  (CSV) standardised features, T=32, 64 hidden, Adam lr 1e-3, batch 32, 60 epochs
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cli_args.hpp"
-#include "json_writer.hpp"
+#include "cli_common.hpp"
 #include "nmsnn/nmsnn.hpp"
 #include "progress.hpp"
 
@@ -23,7 +26,7 @@ namespace {
 struct Preset {
   std::string name;
   std::string input_scale;
-  int epochs, batch;
+  int epochs, batch, time_steps, hidden;
   std::string optimizer;
   std::vector<double> lr;  // one per epoch, or one base lr for the step schedule
   int lr_step_epochs;      // StepLR period when lr has one value (0: constant)
@@ -33,105 +36,55 @@ struct Preset {
 };
 
 Preset preset(const std::string& name) {
-  if (name == "default") return {"default", "unit", 10, 100, "adam", {2e-3}, 3, 0.5, 0.0, false};
+  if (name == "default")
+    return {"default", "unit", 10, 100, 128, 100, "adam", {2e-3}, 3, 0.5, 0.0, false};
   if (name == "seed")
-    return {"seed", "centered", 3, 1000, "sgd", {0.1, 0.05, 0.01}, 0, 1.0, 0.5, true};
-  detail::fail("unknown preset '", name, "' (expected default or seed)");
+    return {"seed", "centered", 3, 1000, 128, 100, "sgd", {0.1, 0.05, 0.01}, 0, 1.0, 0.5, true};
+  if (name == "tabular")
+    return {"tabular", "unit", 60, 32, 32, 64, "adam", {1e-3}, 0, 1.0, 0.0, false};
+  detail::fail("unknown preset '", name, "' (expected default, seed or tabular)");
 }
 
 Args train_flags() {
   Args a;
-  a.flag("preset", "NAME", "default | seed: complete settings that other flags override");
-  a.flag("data", "DIR", "MNIST-format IDX files (default: data/mnist)");
-  a.flag("input-scale", "S", "unit (x/255) | centered (x/255 - 0.5)");
-  a.flag("epochs", "N", "training epochs");
-  a.flag("batch", "B", "mini-batch size");
+  a.flag("data", "PATH", "a directory of IDX files (MNIST, Fashion-MNIST) or a CSV file (default: data/mnist)");
+  a.flag("target", "NAME", "CSV: the column to predict (default: the last)");
+  a.flag("task", "TASK", "multiclass | binary | regression (default multiclass)");
+  a.flag("ignore", "COL[,COL...]", "CSV: columns that are not features (ids)");
+  a.flag("test-fraction", "F", "CSV: share of rows held out for testing (default 0.2)");
+  a.flag("validation-fraction", "F", "share of training rows held out for per-epoch validation (default 0)");
+  a.flag("input-scale", "S", "images: unit (x/255) | centered (x/255 - 0.5)");
   a.flag("train-limit", "N", "use the first N training samples (0: all)");
-  a.flag("test-limit", "N", "evaluate on the first N test samples (default all; 0: skip)");
-  a.flag("time-steps", "T", "simulation steps per sample (default 128)");
-  a.flag("hidden", "N[,N...]", "hidden layer sizes (default 100)");
-  a.flag("optimizer", "NAME", "sgd | adam");
-  a.flag("lr", "X[,X...]", "learning rate, or one per epoch");
-  a.flag("lr-step", "N", "multiply the lr by --lr-gamma every N epochs (0: never)");
-  a.flag("lr-gamma", "G", "lr factor for --lr-step");
-  a.flag("momentum", "M", "SGD momentum");
+  a.flag("test-limit", "N", "images: evaluate on the first N test samples (default all; 0: none)");
+  a.flag("model", "KIND", "snn (spiking, default) | mlp (the non-spiking ReLU baseline)");
+  a.flag("model-file", "FILE", "a JSON layer-stack description (see README); overrides --model");
+  a.flag("preset", "NAME", "default | seed (images), tabular (CSV): complete settings");
+  a.flag("hidden", "N[,N...]", "hidden layer sizes (default 100 for images, 64 for CSV)");
+  a.flag("time-steps", "T", "simulation steps per sample (default 128 for images, 32 for CSV)");
+  a.flag("encoding", "E", "noisy (the seed's noise mask) | repeated (input unchanged every step)");
   a.flag("decay", "D", "neuron decay (default 0.9)");
   a.flag("threshold", "TH", "firing threshold (default 1.0)");
   a.flag("penalty", "P", "reset penalty (default 1.5)");
   a.flag("reset", "RULE", "scale (seed package) | subtract (seed README)");
   a.sw("no-delay", "return this step's state instead of the previous one");
-  a.flag("readout", "R", "mean | sum of the output state over time (default mean, as the seed)");
+  a.flag("readout", "R", "mean | sum of the output over time (default mean, as the seed)");
   a.flag("begin-eval", "T0", "first time step counted by the readout (default 0)");
-  a.flag("seed", "S", "seed for weights, noise masks and shuffling (default 1)");
+  a.flag("epochs", "N", "training epochs");
+  a.flag("batch", "B", "mini-batch size");
+  a.flag("optimizer", "NAME", "sgd | adam");
+  a.flag("lr", "X[,X...]", "learning rate, or one per epoch");
+  a.flag("lr-step", "N", "multiply the lr by --lr-gamma every N epochs (0: never)");
+  a.flag("lr-gamma", "G", "lr factor for --lr-step");
+  a.flag("momentum", "M", "SGD momentum");
+  a.flag("seed", "S", "seed for weights, noise masks, splits and shuffling (default 1)");
   a.flag("device", "D", "cpu | cuda");
   a.flag("threads", "N", "CPU worker threads (default: all cores)");
-  a.flag("report", "FILE", "write a JSON summary to FILE");
+  a.flag("save", "FILE", "write the trained model to FILE (safetensors + JSON metadata)");
+  a.flag("report", "FILE", "write a JSON summary with every metric to FILE");
+  a.flag("plots", "DIR", "write training curves, confusion/ROC/PR plots and neuron views to DIR");
   a.sw("quiet", "print only the final summary");
   a.sw("help", "show this help");
   return a;
-}
-
-void write_report(const std::string& path, const std::string& command_line, const Preset& p,
-                  const NetworkSpec& spec, const NetworkOptions& opts, const Dataset& train_set,
-                  const Dataset* test_set, const TrainOptions& topts, const TrainResult& r,
-                  const std::string& data_dir, const std::string& scale, int threads) {
-  JsonWriter j;
-  j.begin_object();
-  j.field("command", "train");
-  j.field("preset", p.name);
-  j.field("device", to_string(opts.engine));
-  j.field("threads", threads);
-  j.field("seed", (long long)opts.seed);
-  j.field("data", data_dir);
-  j.field("input_scale", scale);
-  j.field("train_samples", train_set.count);
-  j.field("test_samples", test_set ? test_set->count : 0);
-  j.field("inputs", spec.inputs);
-  std::vector<int> sizes;
-  for (auto& l : spec.layers) sizes.push_back(std::get<SpikingLayer>(l).size);
-  j.field("layers", sizes);
-  const SpikingLayer& first = std::get<SpikingLayer>(spec.layers[0]);
-  j.field("time_steps", spec.time_steps);
-  j.field("decay", double(first.decay));
-  j.field("threshold", double(first.threshold));
-  j.field("penalty", double(first.penalty));
-  j.field("reset", to_string(first.reset));
-  j.field("delay", first.delay);
-  j.field("readout", to_string(spec.readout.reduce));
-  j.field("begin_eval", spec.readout.begin_eval);
-  j.field("optimizer", describe(topts.optimizer));
-  j.field("batch", topts.batch_size);
-  j.field("epochs", topts.epochs);
-  j.field("train_seconds", r.train_seconds);
-  j.field("train_samples_per_second", r.samples_per_second);
-  const EpochStats& last = r.epochs.back();
-  j.key("test_accuracy");
-  last.evaluated ? j.value(last.eval.accuracy) : j.null();
-  j.key("test_loss");
-  last.evaluated ? j.value(last.eval.loss) : j.null();
-  j.key("epoch_stats");
-  j.begin_array();
-  for (const EpochStats& e : r.epochs) {
-    j.begin_object();
-    j.field("epoch", e.epoch);
-    j.field("lr", double(e.lr));
-    j.field("train_loss", e.train_loss);
-    j.field("train_accuracy", e.train_accuracy);
-    j.field("train_seconds", e.train_seconds);
-    j.field("samples_per_second", e.samples_per_second);
-    j.key("test_accuracy");
-    e.evaluated ? j.value(e.eval.accuracy) : j.null();
-    j.key("test_loss");
-    e.evaluated ? j.value(e.eval.loss) : j.null();
-    j.end_object();
-  }
-  j.end_array();
-  j.field("command_line", command_line);
-  j.end_object();
-  std::ofstream out(path);
-  if (!out) detail::fail("cannot write the report file '", path, "'");
-  out << j.str() << "\n";
-  if (!out) detail::fail("error writing the report file '", path, "'");
 }
 
 }  // namespace
@@ -142,36 +95,54 @@ int run_train(const std::vector<std::string>& argv) {
   if (args.has("help")) {
     std::printf(
         "usage: nmsnn train [flags]\n\n"
-        "Trains a spiking network on MNIST-format data (the seed's 784-100-10 by default),\n"
-        "evaluates it on the test set and prints accuracy and training throughput.\n\n%s\n"
-        "Presets:\n"
-        "  default  inputs x/255, Adam lr 2e-3 halved every 3 epochs, batch 100, 10 epochs\n"
-        "  seed     the seed's script: inputs x/255-0.5, SGD momentum 0.5 (fresh each epoch),\n"
-        "           lr 0.1,0.05,0.01, batch 1000, 3 epochs\n",
+        "Trains a predictive model — spiking (the seed's network, or any layer stack from a JSON\n"
+        "description) or its non-spiking baseline — on MNIST-format images or a CSV table,\n"
+        "evaluates it on held-out data and prints the metrics and the training throughput.\n\n"
+        "examples:\n"
+        "  nmsnn train                                   the seed's MNIST network, library recipe\n"
+        "  nmsnn train --preset seed                     the seed's exact MNIST script\n"
+        "  nmsnn train --data data/csv/iris_data.csv --target target --save iris.nmsnn\n"
+        "  nmsnn train --data data/csv/house_price_data.csv --task regression --model mlp\n"
+        "  nmsnn train --data /usr/share/datasets/fashion-mnist --model-file examples/fashion/spiking_aware.json\n\n"
+        "flags:\n%s",
         args.help().c_str());
     return 0;
   }
-  const Preset p = preset(args.str("preset", "default"));
   const bool quiet = args.has("quiet");
 
   // ---- every setting, read and checked before any work is done ---------------------------
-  const std::string data_dir = args.str("data", "data/mnist");
+  const std::string data_path = args.str("data", "data/mnist");
+  const bool images = is_image_directory(data_path);
+  const Preset p = preset(args.str("preset", images ? "default" : "tabular"));
+  const TaskKind task = parse_task_kind(args.str("task", "multiclass"));
+  const std::string target = args.str("target", "");
+  std::vector<std::string> ignore;
+  if (args.has("ignore")) {
+    std::string list = args.str("ignore", ""), item;
+    for (char c : list + ",") {
+      if (c != ',') item += c;
+      else if (!item.empty()) ignore.push_back(item), item.clear();
+    }
+  }
+  const double test_fraction = args.number("test-fraction", 0.2);
+  const double validation_fraction = args.number("validation-fraction", 0.0);
   const std::string scale_name = args.str("input-scale", p.input_scale);
   const PixelScale scale = parse_pixel_scale(scale_name);
   const int train_limit = args.integer("train-limit", 0);
   const int test_limit = args.integer("test-limit", -1);
   if (train_limit < 0) detail::fail("flag --train-limit: must be >= 0, got ", train_limit);
   if (test_limit < -1) detail::fail("flag --test-limit: must be >= 0, got ", test_limit);
-  const std::vector<int> hidden = args.integers("hidden", {100});
-  const int time_steps = args.integer("time-steps", 128);
+  const std::string model_kind = args.str("model", "snn");
+  if (model_kind != "snn" && model_kind != "mlp")
+    detail::fail("flag --model: unknown model '", model_kind, "' (expected snn or mlp)");
+  const std::vector<int> hidden = args.integers("hidden", {p.hidden});
+  const int time_steps = args.integer("time-steps", p.time_steps);
   SpikingLayer neuron;  // seed defaults, overridden by flags
   neuron.decay = float(args.number("decay", neuron.decay));
   neuron.threshold = float(args.number("threshold", neuron.threshold));
   neuron.penalty = float(args.number("penalty", neuron.penalty));
   neuron.reset = parse_reset_rule(args.str("reset", to_string(neuron.reset)));
   neuron.delay = !args.has("no-delay");
-  const Reduce reduce = parse_reduce(args.str("readout", "mean"));
-  const int begin_eval = args.integer("begin-eval", 0);
 
   NetworkOptions opts;
   opts.engine = parse_engine(args.str("device", "cpu"));
@@ -201,63 +172,135 @@ int run_train(const std::vector<std::string>& argv) {
   t.schedule.gamma = args.number("lr-gamma", p.lr_gamma);
   if (t.epochs < 1) detail::fail("flag --epochs: must be >= 1, got ", t.epochs);
   if (t.batch_size < 1) detail::fail("flag --batch: must be >= 1, got ", t.batch_size);
+  if (args.has("encoding")) parse_encoding(args.str("encoding", ""));
+  if (args.has("readout")) parse_reduce(args.str("readout", ""));
+  const int begin_eval = args.integer("begin-eval", 0);
 
-  // ---- data and network -----------------------------------------------------------------
-  Dataset train_set = load_mnist(data_dir, true, scale, train_limit);
-  Dataset test_set;
-  if (test_limit != 0) test_set = load_mnist(data_dir, false, scale, test_limit < 0 ? 0 : test_limit);
-
-  NetworkSpec spec = NetworkSpec::spiking(train_set.features, hidden, train_set.classes, time_steps);
-  for (auto& layer : spec.layers) {
-    SpikingLayer& s = std::get<SpikingLayer>(layer);
-    const int size = s.size;
-    s = neuron;
-    s.size = size;
+  // ---- data and model -----------------------------------------------------------------------
+  DataSplits data = load_training_data(data_path, task, target, ignore, scale, test_fraction,
+                                       validation_fraction, train_limit, test_limit, opts.seed);
+  const int inputs = data.train.features;
+  const int outputs = task == TaskKind::classification ? data.train.classes
+                      : task == TaskKind::binary       ? 1
+                                                       : data.train.target_size;
+  NetworkDescription desc;
+  std::string model_name = model_kind;
+  if (args.has("model-file")) {
+    desc = read_description(args.str("model-file", ""), inputs);
+    model_name = args.str("model-file", "");
+    if (desc.spec.outputs() != outputs)
+      detail::fail(args.str("model-file", ""), ": the network has ", desc.spec.outputs(),
+                   " outputs but the ", to_string(task), " task on this data needs ", outputs);
+  } else if (model_kind == "mlp") {
+    desc.spec = NetworkSpec::mlp(inputs, hidden, outputs);
+    desc.encoding = Input::Kind::repeated;
+  } else {
+    desc.spec = NetworkSpec::spiking(inputs, hidden, outputs, time_steps);
+    for (auto& layer : desc.spec.layers) {
+      SpikingLayer& s = std::get<SpikingLayer>(layer);
+      const int size = s.size;
+      s = neuron;
+      s.size = size;
+    }
+    // A regressor reads its prediction linearly from the last spiking layer's spikes.
+    if (task == TaskKind::regression) desc.spec.layers.back() = Dense{outputs};
   }
-  spec.readout.reduce = reduce;
-  spec.readout.begin_eval = begin_eval;
-  Network net(spec, opts);
+  if (args.has("encoding")) desc.encoding = parse_encoding(args.str("encoding", ""));
+  if (args.has("readout")) desc.spec.readout.reduce = parse_reduce(args.str("readout", ""));
+  if (args.has("begin-eval")) desc.spec.readout.begin_eval = begin_eval;
+  desc.spec.validate();
 
-  if (!quiet)
+  Model model = Model::make(task, desc, opts);
+  model.standardize_features = !data.images;
+  if (data.images) model.pixel_scale = scale_name;
+  if (!data.target_column.empty()) model.target_names = {data.target_column};
+
+  if (!quiet) {
+    std::fprintf(stderr, "nmsnn train: %s\n", data.description.c_str());
     std::fprintf(stderr,
-                 "nmsnn train: %s preset, %d-%s-%d network, T=%d, %s inputs, %s, batch %d, "
-                 "%d epochs, %d train / %d test samples, device %s (%d threads)\n",
-                 p.name.c_str(), spec.inputs, args.str("hidden", "100").c_str(), spec.outputs(),
-                 spec.time_steps, scale_name.c_str(), describe(t.optimizer).c_str(),
-                 t.batch_size, t.epochs, train_set.count, test_set.count, to_string(opts.engine),
-                 threads);
+                 "  %s model (%s): %d inputs, layers", to_string(task), model_name.c_str(), inputs);
+    for (const auto& l : desc.spec.layers) std::fprintf(stderr, " %s", layer_kind(l));
+    std::fprintf(stderr, ", %d outputs, T=%d, %s encoding\n", outputs, desc.spec.time_steps,
+                 to_string(desc.encoding));
+    std::fprintf(stderr, "  %s preset: %s, batch %d, %d epochs, seed %llu, device %s (%d threads)\n",
+                 p.name.c_str(), describe(t.optimizer).c_str(), t.batch_size, t.epochs,
+                 (unsigned long long)opts.seed, to_string(opts.engine), threads);
+  }
 
+  // Images have no validation split by default: evaluate the test set after every epoch, as the
+  // seed's script does.
+  const Dataset* per_epoch = data.validation.count > 0 ? &data.validation
+                             : (data.images && data.test.count > 0 ? &data.test : nullptr);
+  const char* per_epoch_name = data.validation.count > 0 ? "validation" : "test";
   Progress progress(quiet);
   t.on_batch = [&](const BatchStats& b) {
     char detail[96];
-    std::snprintf(detail, sizeof detail, "loss %.4f acc %.3f %6.0f samples/s", b.loss, b.accuracy,
-                  b.samples_per_second);
+    std::snprintf(detail, sizeof detail, "loss %.4f %6.0f samples/s", b.loss, b.samples_per_second);
     progress.update("epoch " + std::to_string(b.epoch) + "/" + std::to_string(b.epochs),
                     b.samples_done, b.samples, b.elapsed_seconds, detail);
   };
   t.on_epoch = [&](const EpochStats& e) {
     if (quiet) return;
-    std::fprintf(stderr, "epoch %d/%d: lr %g, train loss %.4f acc %.4f, %.0f samples/s (%.1f s)",
-                 e.epoch, e.epochs, e.lr, e.train_loss, e.train_accuracy, e.samples_per_second,
-                 e.train_seconds);
-    if (e.evaluated)
-      std::fprintf(stderr, "; test loss %.4f acc %.4f", e.eval.loss, e.eval.accuracy);
+    std::fprintf(stderr, "epoch %d/%d: lr %g, train loss %.4f", e.epoch, e.epochs, e.lr,
+                 e.train_loss);
+    if (task != TaskKind::regression) std::fprintf(stderr, " acc %.4f", e.train_accuracy);
+    std::fprintf(stderr, ", %.0f samples/s (%.1f s)", e.samples_per_second, e.train_seconds);
+    if (e.evaluated) {
+      std::fprintf(stderr, "; %s loss %.4f", per_epoch_name, e.eval.loss);
+      if (task != TaskKind::regression) std::fprintf(stderr, " acc %.4f", e.eval.accuracy);
+    }
     std::fprintf(stderr, "\n");
   };
 
-  const TrainResult r = train(net, train_set, t, test_set.count > 0 ? &test_set : nullptr);
+  const TrainResult r = model.fit(data.train, t, per_epoch);
 
-  const EpochStats& last = r.epochs.back();
-  if (last.evaluated)
-    std::printf("test accuracy %.4f (%d samples)\n", last.eval.accuracy, last.eval.count);
+  Json report = Json::object();
+  report.set("command", "train").set("data", data_path).set("task", to_string(task));
+  report.set("model", model_name).set("preset", p.name).set("device", to_string(opts.engine));
+  report.set("threads", threads).set("seed", double(opts.seed));
+  report.set("network", description_to_json(desc));
+  report.set("input_scale", data.images ? scale_name : "standardized");
+  report.set("train_samples", data.train.count).set("validation_samples", data.validation.count);
+  report.set("test_samples", data.test.count);
+  report.set("optimizer", describe(t.optimizer)).set("batch", t.batch_size);
+  report.set("epochs", t.epochs).set("train_seconds", r.train_seconds);
+  report.set("train_samples_per_second", r.samples_per_second);
+  Json epochs = Json::array();
+  for (const EpochStats& e : r.epochs) {
+    Json k = Json::object();
+    k.set("epoch", e.epoch).set("lr", e.lr).set("train_loss", e.train_loss);
+    k.set("train_accuracy", e.train_accuracy).set("train_seconds", e.train_seconds);
+    k.set("samples_per_second", e.samples_per_second);
+    if (e.evaluated) {
+      k.set(std::string(per_epoch_name) + "_loss", e.eval.loss);
+      k.set(std::string(per_epoch_name) + "_accuracy", e.eval.accuracy);
+    }
+    epochs.push_back(k);
+  }
+  report.set("epoch_stats", epochs);
+
+  if (data.test.count > 0) {
+    const ModelEvaluation ev = model.evaluate(data.test);
+    print_evaluation(ev, model, "test");
+    add_evaluation(report, "test", ev, model);
+    if (args.has("plots")) {
+      const auto files = write_plots(args.str("plots", ""), model, data.test, ev, 0, 0, 0);
+      if (!quiet) std::fprintf(stderr, "wrote %zu plots to %s\n", files.size(), args.str("plots", "").c_str());
+    }
+  } else {
+    report.set("test_accuracy", nullptr);
+  }
   std::printf("training throughput %.0f samples/s (%lld samples in %.1f s, device %s, %d threads)\n",
               r.samples_per_second, r.samples, r.train_seconds, to_string(opts.engine), threads);
 
   std::string command_line = "nmsnn train";
   for (const std::string& a : argv) command_line += " " + a;
-  if (args.has("report"))
-    write_report(args.str("report", ""), command_line, p, spec, opts, train_set,
-                 test_set.count > 0 ? &test_set : nullptr, t, r, data_dir, scale_name, threads);
+  report.set("command_line", command_line);
+  if (args.has("save")) {
+    model.save(args.str("save", ""));
+    if (!quiet) std::fprintf(stderr, "saved the model to %s\n", args.str("save", "").c_str());
+  }
+  if (args.has("report")) write_json_file(args.str("report", ""), report);
   return 0;
 }
 

@@ -8,6 +8,9 @@
 
 namespace nmsnn::cli {
 int run_train(const std::vector<std::string>& argv);
+int run_eval(const std::vector<std::string>& argv);
+int run_predict(const std::vector<std::string>& argv);
+int run_plot(const std::vector<std::string>& argv);
 }
 
 namespace {
@@ -15,7 +18,10 @@ void usage() {
   std::printf(
       "usage: nmsnn <command> [flags]\n\n"
       "commands:\n"
-      "  train    train a spiking network on MNIST-format data, report accuracy and speed\n"
+      "  train    train a model (spiking or not) on images or a CSV table, report its metrics\n"
+      "  eval     score a saved model on labelled data\n"
+      "  predict  write a saved model's predictions for a CSV file\n"
+      "  plot     draw a saved model: training curves, confusion/ROC/PR, neuron views\n"
       "  help     show this message\n\n"
       "`nmsnn <command> --help` lists a command's flags.\n");
 }
@@ -30,6 +36,9 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   try {
     if (command == "train") return nmsnn::cli::run_train(rest);
+    if (command == "eval") return nmsnn::cli::run_eval(rest);
+    if (command == "predict") return nmsnn::cli::run_predict(rest);
+    if (command == "plot") return nmsnn::cli::run_plot(rest);
     if (command == "help" || command == "--help" || command == "-h") {
       usage();
       return 0;

@@ -23,36 +23,24 @@ struct CpuOptimizerState : OptimizerState {
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const NetworkSpec& spec, int threads)
-      : pool_(threads), net_(spec, pool_), spec_(spec) {}
+      : pool_(threads), net_(spec, pool_), spec_(spec) {
+    for (auto& layer : net_.layers)
+      for (size_t k = 0; k < layer->params.size(); ++k) slots_.push_back({layer.get(), int(k)});
+  }
 
-  // Public layout: weight [out, in_real], bias [out]. Engine layout: WT [in, width] (transposed,
-  // neurons padded to width; for l > 0 the rows past the previous layer's real size are padding).
   void read_parameter(size_t index, float* out) const override {
-    const auto& p = net_.layers[index / 2];
-    if (index % 2 == 0)
-      from_engine(p, p.WT.data(), index / 2, out);
-    else
-      std::copy(p.bias.begin(), p.bias.begin() + p.out, out);
+    const Slot& s = slots_[index];
+    s.layer->to_public(s.k, s.layer->params[s.k].value.data(), out);
   }
 
   void write_parameter(size_t index, const float* values) override {
-    auto& p = net_.layers[index / 2];
-    if (index % 2 == 0) {
-      const int in_real = real_inputs(index / 2);
-      for (int h = 0; h < p.out; ++h)
-        for (int i = 0; i < in_real; ++i)
-          p.WT[size_t(i) * p.width + h] = values[size_t(h) * in_real + i];
-    } else {
-      std::copy(values, values + p.out, p.bias.begin());
-    }
+    const Slot& s = slots_[index];
+    s.layer->from_public(s.k, values, s.layer->params[s.k].value.data());
   }
 
   void read_gradient(size_t index, float* out) const override {
-    const auto& p = net_.layers[index / 2];
-    if (index % 2 == 0)
-      from_engine(p, p.dWT.data(), index / 2, out);
-    else
-      std::copy(p.dbias.begin(), p.dbias.begin() + p.out, out);
+    const Slot& s = slots_[index];
+    s.layer->to_public(s.k, s.layer->params[s.k].grad.data(), out);
   }
 
   std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
@@ -61,70 +49,77 @@ class CpuBackend final : public Backend {
     state->batch = input.batch;
     state->outputs = spec_.outputs();
     state->logits.resize(size_t(input.batch) * state->outputs);
-    net_.forward(batch_input(input, noise), state->logits.data(),
-                 options.training ? &state->saved : nullptr,
-                 options.record ? &state->trace : nullptr);
+    std::vector<std::vector<float>> rates;
+    cpu::PassRecord record;
+    record.trace = options.record ? &state->trace : nullptr;
+    record.rates = options.rates ? &rates : nullptr;
+    net_.forward(batch_input(input, noise, options.training), state->logits.data(),
+                 options.training ? &state->saved : nullptr, &record);
+    state->regularization = record.regularization;
+    for (size_t l = 0; l < rates.size(); ++l) {
+      if (rates[l].empty()) continue;
+      const bool hertz = std::holds_alternative<SpikingActivation>(spec_.layers[l]);
+      const int size = net_.layers[l]->out_real;
+      state->rates.push_back({int(l), hertz, input.batch, size, std::move(rates[l])});
+    }
     state->saved_bytes = state->saved.bytes();
     return state;
   }
 
   void backward(ForwardState& state, const float* dlogits, float* dinput) override {
     auto& s = static_cast<CpuForwardState&>(state);
-    net_.backward(batch_input(s.input, s.noise), s.saved, dlogits, dinput);
+    net_.backward(batch_input(s.input, s.noise, s.training), s.saved, dlogits, dinput);
+  }
+
+  void set_dt(int layer, float dt) override {
+    auto* a = dynamic_cast<cpu::SpikingActivationLayer<float>*>(net_.layers[layer].get());
+    if (!a) fail("set_dt: layer ", layer, " is not a spiking activation");
+    a->set_dt(dt);
   }
 
   std::unique_ptr<OptimizerState> make_optimizer_state() override {
     auto state = std::make_unique<CpuOptimizerState>();
-    for (const auto& p : net_.layers) {
-      for (size_t n : {p.WT.size(), p.bias.size()}) {
-        state->m.emplace_back(n, 0.0f);
-        state->v.emplace_back(n, 0.0f);
-      }
+    for (const Slot& s : slots_) {
+      const size_t n = s.layer->params[s.k].value.size();
+      state->m.emplace_back(n, 0.0f);
+      state->v.emplace_back(n, 0.0f);
     }
     return state;
   }
 
   void optimizer_step(OptimizerState& state, const OptimizerSpec& spec, int64_t step) override {
-    auto& s = static_cast<CpuOptimizerState&>(state);
-    for (size_t l = 0; l < net_.layers.size(); ++l) {
-      auto& p = net_.layers[l];
-      update(spec, p.WT.data(), p.dWT.data(), s, 2 * l, p.WT.size(), step);
-      update(spec, p.bias.data(), p.dbias.data(), s, 2 * l + 1, p.bias.size(), step);
+    auto& st = static_cast<CpuOptimizerState&>(state);
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      auto& p = slots_[i].layer->params[slots_[i].k];
+      if (const Sgd* sgd = std::get_if<Sgd>(&spec))
+        sgd_update(*sgd, p.value.data(), p.grad.data(), st.m[i].data(), p.value.size(), step);
+      else
+        adam_update(std::get<Adam>(spec), p.value.data(), p.grad.data(), st.m[i].data(),
+                    st.v[i].data(), p.value.size(), step);
     }
   }
 
  private:
-  int real_inputs(size_t layer) const {
-    return layer == 0 ? spec_.inputs : net_.layers[layer - 1].out;
-  }
+  // Public parameter `index` is parameter k of a layer.
+  struct Slot {
+    cpu::CpuLayer<float>* layer;
+    int k;
+  };
 
-  void from_engine(const cpu::LayerParams<float>& p, const float* WT, size_t layer,
-                   float* out) const {
-    const int in_real = real_inputs(layer);
-    for (int h = 0; h < p.out; ++h)
-      for (int i = 0; i < in_real; ++i) out[size_t(h) * in_real + i] = WT[size_t(i) * p.width + h];
-  }
-
-  static cpu::BatchInput<float> batch_input(const Input& input, NoiseKey noise) {
+  static cpu::BatchInput<float> batch_input(const Input& input, NoiseKey noise, bool training) {
     cpu::BatchInput<float> in;
-    in.noisy = input.kind == Input::Kind::noisy;
+    in.kind = input.kind;
     in.data = input.data;
     in.batch = input.batch;
     in.key = noise;
+    in.training = training;
     return in;
-  }
-
-  static void update(const OptimizerSpec& spec, float* param, const float* grad,
-                     CpuOptimizerState& s, size_t k, size_t n, int64_t step) {
-    if (const Sgd* sgd = std::get_if<Sgd>(&spec))
-      sgd_update(*sgd, param, grad, s.m[k].data(), n, step);
-    else
-      adam_update(std::get<Adam>(spec), param, grad, s.m[k].data(), s.v[k].data(), n, step);
   }
 
   cpu::ThreadPool pool_;
   cpu::CpuNetwork<float> net_;
   NetworkSpec spec_;
+  std::vector<Slot> slots_;
 };
 
 }  // namespace

@@ -1,4 +1,4 @@
-// cpu/cpu_network.hpp — the CPU engine: a stack of spiking layers run sample by sample.
+// cpu/cpu_network.hpp — the CPU engine: a stack of layers run sample by sample.
 //
 // Each sample goes through the whole time loop of every layer while its data is in cache, then
 // the readout (SPEC.md 3). Samples are split into a fixed number of blocks that depends on the
@@ -9,10 +9,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
-#include "cpu/input_product.hpp"
-#include "cpu/lif.hpp"
+#include "cpu/activation_layer.hpp"
+#include "cpu/layer.hpp"
+#include "cpu/lif_layer.hpp"
+#include "cpu/linear_layer.hpp"
+#include "cpu/lowpass_layer.hpp"
+#include "cpu/spiking_activation_layer.hpp"
+#include "cpu/temporal_pool_layer.hpp"
 #include "cpu/thread_pool.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/network.hpp"
@@ -20,276 +26,317 @@
 
 namespace nmsnn::cpu {
 
-// A layer's parameters in the engine's layout. Its `out` neurons are padded with zero-weight
-// neurons to `width`, a multiple of 8, for the product kernel: a padded neuron's input current
-// is 0, so it never fires, and its gradients are exactly 0, so it stays that way.
-template <class Real>
-struct LayerParams {
-  int in = 0;     // rows of WT: the network's inputs for layer 0, else the previous width
-  int out = 0;    // neurons
-  int width = 0;  // out rounded up to a multiple of 8
-  std::vector<Real> WT, bias;    // WT[in, width] = W transposed, bias[width]
-  std::vector<Real> dWT, dbias;  // gradients of the last backward, same layout
-  std::vector<Real> W;           // [width, roundup8(in)]: WT untransposed, rebuilt by backward
-};
-
-inline int padded_width(int n) { return (n + 7) / 8 * 8; }
-
-// The whole batch's input: static x[B, I] under the noise encoder, or a sequence xi[T, B, I].
+// The whole batch's input: static x[B, I] under the noise encoder or repeated at every step, or a
+// sequence xi[T, B, I].
 template <class Real>
 struct BatchInput {
-  bool noisy = true;
+  Input::Kind kind = Input::Kind::noisy;
   const Real* data = nullptr;
   int batch = 0;
   NoiseKey key;
+  bool training = false;
 };
 
-// What backward needs: every layer's pre-reset state u, [B, T, width] per layer.
+// What backward needs, per layer [B, per-sample block]; and what the pass measured.
 template <class Real>
 struct SavedStates {
   int batch = 0;
-  std::vector<std::vector<Real>> u;
+  std::vector<std::vector<Real>> layer;
   size_t bytes() const {
     size_t n = 0;
-    for (auto& x : u) n += x.size() * sizeof(Real);
+    for (auto& x : layer) n += x.size() * sizeof(Real);
     return n;
   }
+};
+
+// Optional per-pass outputs besides the logits.
+struct PassRecord {
+  std::vector<LayerTrace>* trace = nullptr;  // every layer's returned values, [T, B, H]
+  std::vector<std::vector<float>>* rates = nullptr;  // per layer [B, H] (spiking layers)
+  double regularization = 0;  // sum of the regularisation terms over the batch
 };
 
 template <class Real>
 class CpuNetwork {
  public:
   CpuNetwork(const NetworkSpec& spec, ThreadPool& pool) : spec_(spec), pool_(pool) {
-    int in = spec.inputs;
-    for (const LayerSpec& layer : spec.layers) {
-      const SpikingLayer& s = std::get<SpikingLayer>(layer);
-      LayerParams<Real> p;
-      p.in = in;
-      p.out = s.size;
-      p.width = padded_width(s.size);
-      p.WT.assign(size_t(in) * p.width, Real(0));
-      p.bias.assign(p.width, Real(0));
-      p.dWT = p.WT;
-      p.dbias = p.bias;
-      layers.push_back(std::move(p));
-      LifNeurons<Real> n = LifNeurons<Real>::from(s);
-      n.size = layers.back().width;
-      neurons_.push_back(n);
-      in = layers.back().width;
+    int width = spec.inputs, real = spec.inputs, steps = spec.time_steps;
+    const int L = int(spec.layers.size());
+    for (int l = 0; l < L; ++l) {
+      const LayerSpec& ls = spec.layers[l];
+      std::unique_ptr<CpuLayer<Real>> layer;
+      if (auto* s = std::get_if<SpikingLayer>(&ls))
+        layer = std::make_unique<LifLayer<Real>>(width, real, steps, *s, l == L - 1);
+      else if (auto* d = std::get_if<Dense>(&ls))
+        layer = std::make_unique<DenseLayer<Real>>(width, real, steps, d->size);
+      else if (auto* a = std::get_if<Activation>(&ls))
+        layer = std::make_unique<ActivationLayer<Real>>(width, real, steps, a->kind);
+      else if (auto* sa = std::get_if<SpikingActivation>(&ls))
+        layer = std::make_unique<SpikingActivationLayer<Real>>(width, real, steps, *sa);
+      else if (auto* f = std::get_if<Lowpass>(&ls))
+        layer = std::make_unique<LowpassLayer<Real>>(width, real, steps, *f);
+      else
+        layer = std::make_unique<TemporalPoolLayer<Real>>(width, real, steps);
+      layer->index = l;
+      width = layer->out_width;
+      real = layer->out_real;
+      steps = layer->out_steps;
+      layers.push_back(std::move(layer));
     }
+    // A layer's output is kept for backward when the next layer needs it as input and the
+    // layer cannot rebuild it from its own saved state.
+    for (int l = 0; l < L; ++l) keeps_output_.push_back(l + 1 < L && !layers[l]->rebuilds_output());
     workers_.resize(pool_.size());
   }
 
-  std::vector<LayerParams<Real>> layers;
+  std::vector<std::unique_ptr<CpuLayer<Real>>> layers;
 
-  // logits[B, C]. `saved` (for training) receives u; `trace` (optional) every layer's returned
-  // state and spikes, [T, B, H].
+  // logits[B, C]; `saved` (training passes) receives what backward needs.
   void forward(const BatchInput<Real>& in, Real* logits, SavedStates<Real>* saved,
-               std::vector<LayerTrace>* trace) {
-    const int B = in.batch, T = spec_.time_steps, L = int(layers.size());
+               PassRecord* record = nullptr) {
+    const int B = in.batch, L = int(layers.size());
     if (saved) {
       saved->batch = B;
-      saved->u.resize(L);
-      for (int l = 0; l < L; ++l) saved->u[l].resize(size_t(B) * T * layers[l].width);
+      saved->layer.resize(L);
+      for (int l = 0; l < L; ++l) saved->layer[l].resize(size_t(B) * saved_block(l));
     }
+    std::vector<LayerTrace>* trace = record ? record->trace : nullptr;
     if (trace) {
       trace->assign(L, LayerTrace{});
       for (int l = 0; l < L; ++l) {
         LayerTrace& tr = (*trace)[l];
-        tr.steps = T;
+        tr.steps = layers[l]->out_steps;
         tr.batch = B;
-        tr.size = layers[l].out;
-        tr.state.assign(size_t(T) * B * tr.size, 0.0f);
-        tr.spikes.assign(size_t(T) * B * tr.size, 0.0f);
+        tr.size = layers[l]->out_real;
+        tr.state.assign(size_t(tr.steps) * B * tr.size, 0.0f);
+        tr.spikes.assign(size_t(tr.steps) * B * tr.size, 0.0f);
       }
     }
+    std::vector<std::vector<float>>* rates = record ? record->rates : nullptr;
+    if (rates) {
+      rates->assign(L, {});
+      for (int l = 0; l < L; ++l)
+        if (layers[l]->spiking()) (*rates)[l].assign(size_t(B) * layers[l]->out_real, 0.0f);
+    }
     const int blocks = block_count(B);
+    std::vector<double> regularization(B, 0.0);
     pool_.parallel_for(blocks, [&](int block, int worker) {
-      Worker& w = workers_[worker];
       for (int b = block_begin(B, block); b < block_begin(B, block + 1); ++b)
-        forward_sample(in, b, logits, saved, trace, w);
+        regularization[b] = forward_sample(in, b, logits, saved, trace, rates, workers_[worker]);
     });
+    if (record) {
+      record->regularization = 0;
+      for (double r : regularization) record->regularization += r;
+    }
   }
 
-  // dlogits[B, C] -> every layer's dWT and dbias; dinput[T, B, I] for a sequence input if given.
+  // dlogits[B, C] -> every parameter's gradient; dinput for sequence ([T, B, I]) and repeated
+  // ([B, I]) inputs when given.
   void backward(const BatchInput<Real>& in, const SavedStates<Real>& saved, const Real* dlogits,
                 Real* dinput) {
-    const int B = in.batch;
+    const int B = in.batch, L = int(layers.size());
     const int blocks = block_count(B);
-    // The input gradients need W untransposed; it is rebuilt here so it can never be stale.
-    for (auto& p : layers) {
-      const int in_pad = padded_width(p.in);
-      p.W.assign(size_t(p.width) * in_pad, Real(0));
-      for (int i = 0; i < p.in; ++i)
-        for (int h = 0; h < p.width; ++h) p.W[size_t(h) * in_pad + i] = p.WT[size_t(i) * p.width + h];
-    }
     // One gradient accumulator per block, so the sum over samples has a fixed order.
     partial_.resize(blocks);
     pool_.parallel_for(blocks, [&](int block, int worker) {
-      Worker& w = workers_[worker];
       auto& part = partial_[block];
-      part.resize(layers.size());
-      for (size_t l = 0; l < layers.size(); ++l) {
-        part[l].dWT.assign(layers[l].WT.size(), Real(0));
-        part[l].dbias.assign(layers[l].bias.size(), Real(0));
+      part.resize(L);
+      for (int l = 0; l < L; ++l) {
+        part[l].resize(layers[l]->params.size());
+        for (size_t k = 0; k < part[l].size(); ++k)
+          part[l][k].assign(layers[l]->params[k].value.size(), Real(0));
       }
       for (int b = block_begin(B, block); b < block_begin(B, block + 1); ++b)
-        backward_sample(in, saved, b, dlogits, dinput, part, w);
+        backward_sample(in, saved, b, dlogits, dinput, part, workers_[worker]);
     });
-    // Sum the blocks in order, in parallel over slices of each gradient.
-    for (size_t l = 0; l < layers.size(); ++l) {
-      reduce_blocks(blocks, layers[l].dWT, [&](int k) -> const std::vector<Real>& {
-        return partial_[k][l].dWT;
-      });
-      reduce_blocks(blocks, layers[l].dbias, [&](int k) -> const std::vector<Real>& {
-        return partial_[k][l].dbias;
-      });
-    }
+    for (int l = 0; l < L; ++l)
+      for (size_t k = 0; k < layers[l]->params.size(); ++k)
+        reduce_blocks(blocks, layers[l]->params[k].grad, [&](int j) -> const std::vector<Real>& {
+          return partial_[j][l][k];
+        });
   }
 
   const NetworkSpec& spec() const { return spec_; }
 
+  // Sample b's block of layer l in `saved`: the layer's own saved floats first.
+  const Real* saved_of(const SavedStates<Real>& saved, int l, int b) const {
+    return saved.layer[l].data() + size_t(b) * saved_block(l);
+  }
+
  private:
-  struct Grad {
-    std::vector<Real> dWT, dbias;
-  };
   // Buffers of one worker thread, reused across samples.
   struct Worker {
-    GatherBuffers<Real> gather;
-    std::vector<std::vector<Real>> a, u, state, spikes;  // per layer, [T, H]
-    std::vector<Real> d_out, d_prev, du, x_prev, zeros;
+    std::vector<LayerScratch<Real>> scratch;  // per layer
+    std::vector<std::vector<Real>> y;         // per layer output [steps, width]
+    std::vector<Real> x0, state, spikes, rates, dy, dx;
   };
 
   // Blocks of about 8 samples, at most 64: enough tasks for any thread count, few partial sums.
   static int block_count(int B) { return std::max(1, std::min(64, (B + 7) / 8)); }
-  static int block_begin(int B, int block) {
-    return int((long long)B * block / block_count(B));
+  static int block_begin(int B, int block) { return int((long long)B * block / block_count(B)); }
+
+  size_t out_floats(int l) const { return size_t(layers[l]->out_steps) * layers[l]->out_width; }
+  size_t saved_block(int l) const {
+    return layers[l]->saved_floats() + (keeps_output_[l] ? out_floats(l) : 0);
   }
 
-  SampleInput<Real> sample_input(const BatchInput<Real>& in, int b) const {
+  // The input of layer 0 for sample b, as the layer takes it. Layers without weights cannot read
+  // the noise encoder directly: its masked values are made into w.x0 [T, I] for them.
+  SampleInput<Real> first_input(const BatchInput<Real>& in, int b, Worker& w) const {
     SampleInput<Real> s;
-    s.noisy = in.noisy;
     s.T = spec_.time_steps;
     s.I = spec_.inputs;
-    if (in.noisy) {
-      s.data = in.data + size_t(b) * spec_.inputs;
-      s.key = in.key;
-      s.b = uint32_t(b);
-    } else {
-      s.data = in.data + size_t(b) * spec_.inputs;
-      s.t_stride = size_t(in.batch) * spec_.inputs;
+    s.data = in.data + size_t(b) * spec_.inputs;
+    switch (in.kind) {
+      case Input::Kind::noisy:
+        s.noisy = true;
+        s.key = in.key;
+        s.b = uint32_t(b);
+        if (!layers[0]->takes_noisy_input()) {
+          w.x0.resize(size_t(s.T) * s.I);
+          for (int t = 0; t < s.T; ++t)
+            for (int i = 0; i < s.I; ++i)
+              w.x0[size_t(t) * s.I + i] = Real(noise_mask(in.key, t, b, i)) * s.data[i];
+          s = dense(w.x0.data(), s.T, s.I);
+        }
+        break;
+      case Input::Kind::repeated: s.t_stride = 0; break;
+      case Input::Kind::sequence: s.t_stride = size_t(in.batch) * spec_.inputs; break;
     }
     return s;
   }
 
-  // The input of layer l > 0: the previous layer's returned spikes, [T, width_prev].
-  SampleInput<Real> hidden_input(int l, const Real* spikes) const {
+  static SampleInput<Real> dense(const Real* data, int T, int width) {
     SampleInput<Real> s;
-    s.T = spec_.time_steps;
-    s.I = layers[l].in;
-    s.data = spikes;
-    s.t_stride = size_t(layers[l].in);
+    s.T = T;
+    s.I = width;
+    s.data = data;
+    s.t_stride = size_t(width);
     return s;
   }
 
-  void forward_sample(const BatchInput<Real>& in, int b, Real* logits, SavedStates<Real>* saved,
-                      std::vector<LayerTrace>* trace, Worker& w) {
-    const int T = spec_.time_steps, L = int(layers.size());
-    w.a.resize(L);
-    w.u.resize(L);
-    w.state.resize(L);
-    w.spikes.resize(L);
-    SampleInput<Real> x = sample_input(in, b);
+  double forward_sample(const BatchInput<Real>& in, int b, Real* logits, SavedStates<Real>* saved,
+                        std::vector<LayerTrace>* trace, std::vector<std::vector<float>>* rates,
+                        Worker& w) {
+    const int L = int(layers.size());
+    w.scratch.resize(L);
+    w.y.resize(L);
+    PassInfo pass{in.training, in.key, in.batch};
+    SampleInput<Real> x = first_input(in, b, w);
+    double regularization = 0;
     for (int l = 0; l < L; ++l) {
-      const LayerParams<Real>& p = layers[l];
-      const int H = p.width;
-      const bool last = l == L - 1;
-      w.a[l].resize(size_t(T) * H);
-      input_forward(x, p.WT.data(), p.bias.data(), H, w.a[l].data(), w.gather);
-      w.u[l].resize(size_t(T) * H);
-      w.state[l].resize(size_t(T) * H);
-      w.spikes[l].resize(size_t(T) * H);
-      Real* u = saved ? saved->u[l].data() + size_t(b) * T * H : w.u[l].data();
-      // The last layer returns its state to the readout, the others their spikes to the next
-      // layer (and both go to a trace when recording).
-      Real* state = w.state[l].data();
-      Real* spikes = w.spikes[l].data();
-      lif_forward(neurons_[l], T, w.a[l].data(), u, state, spikes);
-      if (trace) {
-        LayerTrace& tr = (*trace)[l];
-        for (int t = 0; t < T; ++t)
-          for (int h = 0; h < p.out; ++h) {
-            const size_t dst = (size_t(t) * tr.batch + b) * p.out + h;
-            tr.state[dst] = float(state[size_t(t) * H + h]);
-            tr.spikes[dst] = float(spikes[size_t(t) * H + h]);
-          }
-      }
-      if (!last) x = hidden_input(l + 1, spikes);
+      const CpuLayer<Real>& layer = *layers[l];
+      const size_t n = out_floats(l);
+      w.y[l].resize(n);
+      LayerOutput<Real> out;
+      out.y = w.y[l].data();
+      Real* block = saved ? saved->layer[l].data() + size_t(b) * saved_block(l) : nullptr;
+      out.saved = block && layer.saved_floats() ? block : nullptr;
+      if (trace) out.state = (w.state.resize(n), w.state.data());
+      if (trace) out.spikes = (w.spikes.resize(n), w.spikes.data());
+      if (rates && layer.spiking()) out.rates = (w.rates.resize(layer.out_width), w.rates.data());
+      layer.forward(x, uint32_t(b), pass, out, w.scratch[l]);
+      regularization += out.regularization;
+      if (block && keeps_output_[l]) std::copy_n(out.y, n, block + layer.saved_floats());
+      if (trace && !layer.writes_spikes()) std::copy_n(out.y, n, out.spikes);
+      if (trace) record_trace((*trace)[l], layer, b, out);
+      if (out.rates)
+        std::copy_n(out.rates, layer.out_real, (*rates)[l].data() + size_t(b) * layer.out_real);
+      x = dense(out.y, layer.out_steps, layer.out_width);
     }
-    // Readout: reduce the last layer's returned state over t = begin_eval .. T-1.
-    const int C = layers.back().out, CW = layers.back().width;
-    const Real* v = w.state[L - 1].data();
-    const int begin = spec_.readout.begin_eval;
+    // Readout: reduce the last layer's output over t = begin_eval .. steps-1.
+    const CpuLayer<Real>& last = *layers.back();
+    const Real* v = w.y[L - 1].data();
+    const int begin = spec_.readout.begin_eval, T = last.out_steps, W = last.out_width;
     const Real scale = spec_.readout.reduce == Reduce::mean ? Real(1) / Real(T - begin) : Real(1);
-    for (int c = 0; c < C; ++c) {
+    for (int c = 0; c < last.out_real; ++c) {
       Real sum = 0;
-      for (int t = begin; t < T; ++t) sum += v[size_t(t) * CW + c];
-      logits[size_t(b) * C + c] = sum * scale;
+      for (int t = begin; t < T; ++t) sum += v[size_t(t) * W + c];
+      logits[size_t(b) * last.out_real + c] = sum * scale;
     }
+    return regularization;
+  }
+
+  static void record_trace(LayerTrace& tr, const CpuLayer<Real>& layer, int b,
+                           const LayerOutput<Real>& out) {
+    const int W = layer.out_width;
+    for (int t = 0; t < layer.out_steps; ++t)
+      for (int h = 0; h < layer.out_real; ++h) {
+        const size_t dst = (size_t(t) * tr.batch + b) * tr.size + h;
+        tr.state[dst] = float(out.state[size_t(t) * W + h]);
+        tr.spikes[dst] = float(out.spikes[size_t(t) * W + h]);
+      }
   }
 
   void backward_sample(const BatchInput<Real>& in, const SavedStates<Real>& saved, int b,
-                       const Real* dlogits, Real* dinput, std::vector<Grad>& grad, Worker& w) {
-    const int T = spec_.time_steps, L = int(layers.size());
-    const int C = layers.back().out, CW = layers.back().width;
-    // Readout backward: every counted step of the last layer's state gets dlogits (scaled).
-    const int begin = spec_.readout.begin_eval;
+                       const Real* dlogits, Real* dinput,
+                       std::vector<std::vector<std::vector<Real>>>& grads, Worker& w) {
+    const int L = int(layers.size());
+    w.scratch.resize(L);
+    w.y.resize(L);
+    PassInfo pass{in.training, in.key, in.batch};
+    // Readout backward: every counted step of the last layer's output gets dlogits (scaled).
+    const CpuLayer<Real>& last = *layers.back();
+    const int begin = spec_.readout.begin_eval, T = last.out_steps, W = last.out_width;
     const Real scale = spec_.readout.reduce == Reduce::mean ? Real(1) / Real(T - begin) : Real(1);
-    w.d_out.assign(size_t(T) * CW, Real(0));
+    w.dy.assign(out_floats(L - 1), Real(0));
     for (int t = begin; t < T; ++t)
-      for (int c = 0; c < C; ++c) w.d_out[size_t(t) * CW + c] = dlogits[size_t(b) * C + c] * scale;
+      for (int c = 0; c < last.out_real; ++c)
+        w.dy[size_t(t) * W + c] = dlogits[size_t(b) * last.out_real + c] * scale;
 
     for (int l = L - 1; l >= 0; --l) {
-      const LayerParams<Real>& p = layers[l];
-      const int H = p.width;
-      const bool last = l == L - 1;
-      const Real* u = saved.u[l].data() + size_t(b) * T * H;
-      w.du.resize(size_t(T) * H);
-      w.zeros.assign(size_t(T) * H, Real(0));
-      lif_backward(neurons_[l], T, u, last ? w.d_out.data() : w.zeros.data(),
-                   last ? w.zeros.data() : w.d_out.data(), w.du.data());
-      if (l > 0) {
-        // This layer's input was the previous layer's spikes: recompute them from its saved u.
-        const int Hp = layers[l - 1].width;
-        w.x_prev.resize(size_t(T) * Hp);
-        lif_spikes_from_u(neurons_[l - 1], T, saved.u[l - 1].data() + size_t(b) * T * Hp,
-                          w.x_prev.data());
-        input_weight_grad(hidden_input(l, w.x_prev.data()), w.du.data(), H, grad[l].dWT.data(),
-                          grad[l].dbias.data(), w.gather);
-        w.d_prev.resize(size_t(T) * Hp);
-        input_grad(T, H, Hp, w.du.data(), p.W.data(), w.d_prev.data());
-        std::swap(w.d_out, w.d_prev);
+      const CpuLayer<Real>& layer = *layers[l];
+      const Real* block = saved.layer[l].data() + size_t(b) * saved_block(l);
+      // This layer's input: the sample's input, or the previous layer's kept or rebuilt output.
+      SampleInput<Real> x;
+      if (l == 0) {
+        x = first_input(in, b, w);
       } else {
-        input_weight_grad(sample_input(in, b), w.du.data(), H, grad[0].dWT.data(),
-                          grad[0].dbias.data(), w.gather);
-        if (dinput && !in.noisy) {
-          const int in_pad = padded_width(p.in);
-          w.d_prev.resize(size_t(T) * in_pad);
-          input_grad(T, H, in_pad, w.du.data(), p.W.data(), w.d_prev.data());
-          for (int t = 0; t < T; ++t)
-            std::copy_n(w.d_prev.data() + size_t(t) * in_pad, p.in,
-                        dinput + (size_t(t) * in.batch + b) * p.in);
+        const CpuLayer<Real>& prev = *layers[l - 1];
+        const Real* prev_block = saved.layer[l - 1].data() + size_t(b) * saved_block(l - 1);
+        const Real* y = prev_block + prev.saved_floats();
+        if (!keeps_output_[l - 1]) {
+          w.y[l - 1].resize(out_floats(l - 1));
+          prev.rebuild_output(prev_block, w.y[l - 1].data());
+          y = w.y[l - 1].data();
         }
+        x = dense(y, prev.out_steps, prev.out_width);
       }
+      const bool want_dx = l > 0 || (dinput && in.kind != Input::Kind::noisy);
+      w.dx.assign(want_dx ? size_t(layer.in_steps) * layer.in_width : 0, Real(0));
+      std::vector<Real*> g;
+      for (auto& acc : grads[l]) g.push_back(acc.data());
+      LayerGrad<Real> lg;
+      lg.dy = w.dy.data();
+      lg.dx = want_dx ? w.dx.data() : nullptr;
+      lg.grads = g.data();
+      layer.backward(x, uint32_t(b), pass, layer.saved_floats() ? block : nullptr, lg,
+                     w.scratch[l]);
+      if (l == 0 && want_dx) write_input_grad(in, b, w.dx.data(), dinput);
+      std::swap(w.dy, w.dx);
+    }
+  }
+
+  // dL/dinput of sample b: a sequence gets every step, a repeated input the sum over steps.
+  void write_input_grad(const BatchInput<Real>& in, int b, const Real* dx, Real* dinput) const {
+    const int T = spec_.time_steps, I = spec_.inputs;
+    if (in.kind == Input::Kind::sequence) {
+      for (int t = 0; t < T; ++t)
+        std::copy_n(dx + size_t(t) * I, I, dinput + (size_t(t) * in.batch + b) * I);
+    } else {
+      Real* out = dinput + size_t(b) * I;
+      for (int i = 0; i < I; ++i) out[i] = 0;
+      for (int t = 0; t < T; ++t)
+        for (int i = 0; i < I; ++i) out[i] += dx[size_t(t) * I + i];
     }
   }
 
   template <class Get>
   void reduce_blocks(int blocks, std::vector<Real>& out, Get&& part) {
     const size_t n = out.size();
-    const int slices = int(std::min<size_t>(64, (n + 4095) / 4096));
-    pool_.parallel_for(std::max(1, slices), [&](int slice, int) {
-      const size_t lo = n * slice / std::max(1, slices), hi = n * (slice + 1) / std::max(1, slices);
+    const int slices = std::max(1, int(std::min<size_t>(64, (n + 4095) / 4096)));
+    pool_.parallel_for(slices, [&](int slice, int) {
+      const size_t lo = n * slice / slices, hi = n * (slice + 1) / slices;
       for (size_t i = lo; i < hi; ++i) out[i] = Real(0);
       for (int k = 0; k < blocks; ++k) {
         const std::vector<Real>& src = part(k);
@@ -300,9 +347,9 @@ class CpuNetwork {
 
   NetworkSpec spec_;
   ThreadPool& pool_;
-  std::vector<LifNeurons<Real>> neurons_;
+  std::vector<bool> keeps_output_;
   std::vector<Worker> workers_;
-  std::vector<std::vector<Grad>> partial_;
+  std::vector<std::vector<std::vector<std::vector<Real>>>> partial_;  // [block][layer][param]
 };
 
 }  // namespace nmsnn::cpu

@@ -50,17 +50,21 @@ void forward(const LifNeurons<Real>& n, int T, const Real* a, Real* u, Real* sta
       }
       continue;  // v[T-1] and s[T-1] are never returned with delay
     }
-    Real* st = spikes + size_t(out) * H;
-    Real* vt = state + size_t(out) * H;
+    // Distinct arrays: __restrict lets the compiler vectorise the loop over neurons.
+    Real* __restrict st = spikes + size_t(out) * H;
+    Real* __restrict vt = state + size_t(out) * H;
+    Real* __restrict vp = v.data();
+    Real* __restrict uo = ut;
+    const Real* __restrict ai = at;
     for (int h = 0; h < H; ++h) {
-      const Real uu = at[h] + decay * v[h];
+      const Real uu = ai[h] + decay * vp[h];
       const Real s = std::max(uu - th, Real(0));
-      const Real g = s > 0 ? Real(1) : Real(0);
+      const Real g = Real(s > 0);  // branch-free, so the loop vectorises
       const Real vv = Rule == ResetRule::scale ? uu - scale_factor * uu * g : uu - (p + s) * g;
-      ut[h] = uu;
+      uo[h] = uu;
       st[h] = s;
       vt[h] = vv;
-      v[h] = vv;
+      vp[h] = vv;
     }
   }
 }
@@ -78,20 +82,25 @@ void backward(const LifNeurons<Real>& n, int T, const Real* u, const Real* d_sta
     Real* dut = du + size_t(t) * H;
     if (out >= T) {
       for (int h = 0; h < H; ++h) {
-        const Real g = ut[h] - th > 0 ? Real(1) : Real(0);
+        const Real g = Real(ut[h] - th > 0);
         const Real dv_du = Rule == ResetRule::scale ? Real(1) - scale_factor * g : Real(1) - g;
         dut[h] = dv_next[h] * dv_du;
         dv_next[h] = decay * dut[h];
       }
       continue;
     }
-    const Real* dvt = d_state + size_t(out) * H;
-    const Real* dst = d_spikes + size_t(out) * H;
+    // Distinct arrays: __restrict lets the compiler vectorise the loop over neurons.
+    const Real* __restrict dvt = d_state + size_t(out) * H;
+    const Real* __restrict dst = d_spikes + size_t(out) * H;
+    const Real* __restrict ui = ut;
+    Real* __restrict duo = dut;
+    Real* __restrict dvn = dv_next.data();
     for (int h = 0; h < H; ++h) {
-      const Real g = ut[h] - th > 0 ? Real(1) : Real(0);
+      const Real g = Real(ui[h] - th > 0);  // branch-free, so the loop vectorises
       const Real dv_du = Rule == ResetRule::scale ? Real(1) - scale_factor * g : Real(1) - g;
-      dut[h] = (dv_next[h] + dvt[h]) * dv_du + dst[h] * g;
-      dv_next[h] = decay * dut[h];
+      const Real d = (dvn[h] + dvt[h]) * dv_du + dst[h] * g;
+      duo[h] = d;
+      dvn[h] = decay * d;
     }
   }
 }

@@ -22,10 +22,12 @@ bool cuda_available(std::string* why) {
 }
 
 namespace detail {
-std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec&) {
+std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec);  // cuda_backend.cu
+
+std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec& spec) {
   std::string why;
   if (!cuda_available(&why)) fail("cannot use the cuda engine: ", why);
-  fail("cannot use the cuda engine: it is not part of this version of nmsnn yet");
+  return make_cuda_backend_impl(spec);
 }
 }  // namespace detail
 }  // namespace nmsnn

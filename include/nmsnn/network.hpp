@@ -57,6 +57,7 @@ struct Input {
   enum class Kind {
     noisy,     // static features x[B, I], encoded per step by the Philox noise mask (SPEC.md 1)
     sequence,  // a given sequence xi[T, B, I] (spike trains, event data, sensor series)
+    repeated,  // static features x[B, I], the same at every step (PyTorchSpiking's tutorial)
   };
   Kind kind = Kind::noisy;
   const float* data = nullptr;
@@ -75,19 +76,41 @@ struct Input {
   static Input sequence(const std::vector<float>& xi, int batch) {
     return sequence(xi.data(), xi.size(), batch);
   }
+  static Input repeated(const float* x, size_t count, int batch) {
+    return {Kind::repeated, x, count, batch};
+  }
+  static Input repeated(const std::vector<float>& x, int batch) {
+    return repeated(x.data(), x.size(), batch);
+  }
 };
 
-// What one layer returned at each step of a recorded forward pass (with its output delay, as the
-// seed records it): the inner state v and the spikes s, each [T, B, H].
+// What one layer returned at each step of a recorded forward pass, each [steps, B, H]: for a
+// spiking layer its inner state v and spikes s (with its output delay, as the seed records them);
+// for a SpikingActivation its voltage and output; for a Lowpass its level (both); for other
+// layers their output (both).
 struct LayerTrace {
   int steps = 0, batch = 0, size = 0;
   std::vector<float> state;
   std::vector<float> spikes;
 };
 
+// Firing rates of one spiking layer in one forward pass, per sample and neuron [B, H]:
+// SpikingActivation layers in Hz (spikes per simulated second), the seed's spiking layers in
+// spikes per step (the fraction of steps at which a neuron fired).
+struct LayerRates {
+  int layer = 0;
+  bool hertz = false;
+  int batch = 0, size = 0;
+  std::vector<float> rates;
+};
+
 struct ForwardOptions {
   bool record = false;   // keep every layer's per-step state and spikes (LayerTrace)
-  bool training = true;  // keep what backward() needs; false saves memory for inference
+  bool rates = false;    // measure every spiking layer's firing rates (LayerRates)
+  // A training pass keeps what backward() needs, and makes SpikingActivation layers without
+  // spiking-aware training (and Lowpass layers without apply_during_training) behave as in
+  // PyTorchSpiking's training mode. false: an inference pass.
+  bool training = true;
   // The forward-pass counter for the noise masks. By default the network's own counter, which
   // advances by one per forward pass; give one to replay a pass's masks exactly.
   bool use_noise_pass = false;
@@ -108,6 +131,10 @@ class ForwardPass {
   uint64_t noise_pass() const;   // the counter its masks used
   size_t saved_bytes() const;    // memory held for backward (0 for an inference pass)
   const std::vector<LayerTrace>& trace() const;  // empty unless recorded
+  const std::vector<LayerRates>& rates() const;  // empty unless asked for
+  // The regularisation terms of the pass (SpikingActivation rate regularisation), a loss to add
+  // to the task's; backward() adds their gradients itself.
+  double regularization_loss() const;
 
  private:
   friend class Network;
@@ -138,13 +165,18 @@ class Network {
 
   // ---- forward and backward ----------------------------------------------------------------
   ForwardPass forward(const Input& input, const ForwardOptions& options = {});
-  // dlogits: dL/dlogits [B, C]. Overwrites every parameter's gradient. For a sequence input,
-  // `dinput` (when given) receives dL/dxi [T, B, I]. Throws if `pass` was not a training pass.
+  // dlogits: dL/dlogits [B, C]. Overwrites every parameter's gradient (with the pass's
+  // regularisation terms included). `dinput`, when given, receives dL/dxi [T, B, I] for a
+  // sequence input, dL/dx [B, I] for a repeated one. Throws if `pass` was not a training pass.
   void backward(const ForwardPass& pass, const std::vector<float>& dlogits,
                 std::vector<float>* dinput = nullptr);
 
   // Forward passes made so far (the next pass's default noise counter).
   uint64_t noise_passes() const;
+
+  // Changes the dt of SpikingActivation layer `layer` (PyTorchSpiking lets you change dt at
+  // inference to trade accuracy for temporal sparsity). Throws for other layer kinds.
+  void set_dt(int layer, float dt);
 
   // The engine behind this network; for the library's own optimisers.
   detail::Backend& backend();

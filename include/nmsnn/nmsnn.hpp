@@ -1,12 +1,21 @@
-// nmsnn/nmsnn.hpp — the whole public C++ API in one include.
+// nmsnn/nmsnn.hpp — the whole public C++ API in one include (CUDA types stay in nmsnn/cuda.hpp).
 #pragma once
 
+#include "nmsnn/csv.hpp"
 #include "nmsnn/dataset.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/idx.hpp"
+#include "nmsnn/json.hpp"
 #include "nmsnn/loss.hpp"
+#include "nmsnn/metrics.hpp"
+#include "nmsnn/model.hpp"
 #include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
 #include "nmsnn/philox.hpp"
+#include "nmsnn/plot.hpp"
+#include "nmsnn/preprocess.hpp"
+#include "nmsnn/safetensors.hpp"
 #include "nmsnn/spec.hpp"
+#include "nmsnn/spec_json.hpp"
+#include "nmsnn/task.hpp"
 #include "nmsnn/trainer.hpp"

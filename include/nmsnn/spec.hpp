@@ -35,10 +35,64 @@ struct SpikingLayer {
   bool delay = true;
 };
 
-// One entry of the layer stack. Later layer kinds join this variant.
-using LayerSpec = std::variant<SpikingLayer>;
+// ---- the layers of PyTorchSpiking (SPEC.md section 5) and plain layers ----------------------
 
-// logits[b, c] = reduce over t = begin_eval .. T-1 of the last layer's output[t, b, c].
+// y[t] = W x[t] + bias at every step (torch.nn.Linear applied over time).
+struct Dense {
+  int size = 0;  // outputs (> 0)
+};
+
+// Element-wise functions for Activation and SpikingActivation.
+enum class ActivationKind {
+  relu,     // max(x, 0)
+  tanh,     // tanh(x)
+  sigmoid,  // 1 / (1 + exp(-x))
+};
+
+// y[t] = f(x[t]) at every step (a non-spiking activation, as in the seed's MLP baselines).
+struct Activation {
+  ActivationKind kind = ActivationKind::relu;
+};
+
+// PyTorchSpiking's SpikingActivation: spikes at a rate proportional to f(x).
+//   voltage += f(x[t]) * dt;  n = floor(voltage);  voltage -= n;  y[t] = n / dt
+// Backward uses f'(x) (straight-through). With spiking_aware_training off, training passes use
+// f(x) itself and inference passes spike. The initial voltage is U[0, 1) per (sample, neuron)
+// from the noise seed, or 0 when random_initial_voltage is off. Optional rate regularisation adds
+// weight * mean_b sum_h (rate[b,h] - target)^2 to the loss, rate = mean_t y[t] (in Hz).
+struct SpikingActivation {
+  ActivationKind activation = ActivationKind::relu;
+  float dt = 0.001f;                  // > 0, seconds per step
+  bool spiking_aware_training = true;
+  bool random_initial_voltage = true;
+  bool return_sequences = true;       // false: return only the last step
+  float rate_target = 0.0f;           // Hz
+  float rate_weight = 0.0f;           // 0: no regularisation
+};
+
+// PyTorchSpiking's Lowpass filter, trainable per unit:
+//   smoothing = sigmoid(p), p initialised to logit(exp(-dt / tau))
+//   level[t] = (1 - smoothing) * x[t] + smoothing * level[t-1], level[-1] trainable (zeros)
+struct Lowpass {
+  float tau = 0.1f;                 // > 0, seconds
+  float dt = 0.001f;                // > 0, seconds per step
+  int units = 0;                    // must equal the input width when given; 0 = take it
+  bool apply_during_training = true;  // false: identity in training passes
+  bool return_sequences = true;       // false: return only the last step
+};
+
+// The mean over time: [T, B, H] -> [1, B, H].
+struct TemporalAvgPool {};
+
+// One entry of the layer stack.
+using LayerSpec =
+    std::variant<SpikingLayer, Dense, Activation, SpikingActivation, Lowpass, TemporalAvgPool>;
+
+const char* layer_kind(const LayerSpec& layer);  // "spiking", "dense", "activation", ...
+
+// logits[b, c] = reduce over t = begin_eval .. T-1 of the last layer's output[t, b, c]. The
+// output of a last SpikingLayer is its inner state v (the seed takes it as logits); of any
+// other layer, what it returns.
 // The default is the mean, which is what the seed's networks compute (their
 // average_output=False), and keeps the logits' scale independent of T.
 struct Readout {
@@ -55,8 +109,11 @@ struct NetworkSpec {
   // Throws nmsnn::Error naming the first invalid field.
   void validate() const;
 
-  // Number of outputs (the last layer's size).
+  // Number of outputs (the last layer's width).
   int outputs() const;
+  // Features and steps each layer returns, and what the readout reduces over.
+  int layer_width(int layer) const;
+  int layer_steps(int layer) const;
 
   // The seed's MNIST network: 784-100-10, T = 128, decay 0.9, threshold 1, penalty 1.5 (scale
   // reset, delay on), readout mean from step 0 (what the seed's average_output=False computes).
@@ -66,12 +123,18 @@ struct NetworkSpec {
   // settings throughout.
   static NetworkSpec spiking(int inputs, const std::vector<int>& hidden, int outputs,
                              int time_steps = 128);
+
+  // The seed's non-spiking baseline: Dense + ReLU per hidden layer, then a Dense output, run on
+  // one time step (time_steps = 1) of the static input.
+  static NetworkSpec mlp(int inputs, const std::vector<int>& hidden, int outputs);
 };
 
 const char* to_string(ResetRule rule);
 const char* to_string(Reduce reduce);
-// Parse "scale"/"subtract" and "sum"/"mean"; throw nmsnn::Error on anything else.
+const char* to_string(ActivationKind kind);
+// Parse "scale"/"subtract", "sum"/"mean", "relu"/"tanh"/"sigmoid"; throw nmsnn::Error otherwise.
 ResetRule parse_reset_rule(const std::string& name);
 Reduce parse_reduce(const std::string& name);
+ActivationKind parse_activation(const std::string& name);
 
 }  // namespace nmsnn

@@ -13,6 +13,7 @@
 
 #include "nmsnn/dataset.hpp"
 #include "nmsnn/loss.hpp"
+#include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
 
 namespace nmsnn {
@@ -49,7 +50,8 @@ struct Evaluation {
 struct EpochStats {
   int epoch = 0, epochs = 0;  // epoch counts from 1
   double lr = 0;
-  double train_loss = 0, train_accuracy = 0;  // means over the epoch's batches
+  double train_loss = 0, train_accuracy = 0;  // means over the epoch's batches (the loss
+                                              // includes regularisation terms)
   double train_seconds = 0, samples_per_second = 0;
   bool evaluated = false;
   Evaluation eval;  // on the evaluation set, when one was given
@@ -63,6 +65,9 @@ struct TrainOptions {
   // The seed's MNIST script makes a new SGD optimiser every epoch, which clears its momentum.
   bool fresh_optimizer_each_epoch = false;
   Loss loss = Loss::nll;
+  // How a sample's features enter the network: the seed's noise encoder, or repeated unchanged at
+  // every step (PyTorchSpiking's tutorial, and the non-spiking baselines).
+  Input::Kind encoding = Input::Kind::noisy;
   bool shuffle = true;
   uint64_t seed = 0;  // shuffling order
   int eval_batch_size = 1000;
@@ -82,7 +87,10 @@ struct TrainResult {
 TrainResult train(Network& net, const Dataset& data, const TrainOptions& options,
                   const Dataset* eval = nullptr);
 
-// Forward passes over `data` without training; loss and accuracy as in train().
-Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size = 1000);
+// Forward passes over `data` without training (inference passes); loss and accuracy as in
+// train(). `noise_pass` >= 0 fixes the noise counter of batch k to noise_pass + k, so the result
+// does not depend on earlier passes; -1 uses the network's own counter.
+Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size = 1000,
+                    Input::Kind encoding = Input::Kind::noisy, long long noise_pass = -1);
 
 }  // namespace nmsnn

@@ -1,0 +1,361 @@
+// bench_cuda.cu — the CUDA engine on the two workloads of issue 3, against the cuBLAS floor.
+//
+//   build/bench/bench_cuda [--benchmark_filter=W1] [--benchmark_format=json]
+//
+//   W1  the seed's MNIST training step: 784-100-10, T=128, B=1000, noise-encoded input
+//       (x/255 - 0.5 style: no zeros), forward + NLL loss + backward + SGD(momentum 0.5) update,
+//       all on the device through nmsnn::cuda (no host round trip). Also through the Network API
+//       (what `nmsnn train --device cuda` does: input up, logits down, loss on the host).
+//   W2  a given input sequence through Linear(16384, 16384) + spiking layer, T=500, B=16,
+//       forward + backward (weight and bias gradients; the input needs no gradient).
+//   Floor: the same matrix products alone in cuBLAS, with the masked input already in memory:
+//       W1: a0 = X W0^T, a1 = S W1^T, dW1 = dU1^T S, dS = dU1 W1, dW0 = dU0^T X
+//       W2: a = X W^T, dW = dU^T X
+//   Arg 0 = FP32 (the default engine), 1 = TF32 tensor cores (nmsnn::cuda::Math::tf32 against
+//   cuBLAS with CUBLAS_COMPUTE_32F_FAST_TF32).
+//
+// Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
+// x_floor = our time / the floor's time on the same GPU and math; device_MB = the memory this
+// benchmark allocated (parameters, gradients, optimiser state, input, workspace) and used_MB =
+// the growth of the device's used memory (cudaMemGetInfo) over the run, which includes cuBLAS's
+// own workspace. Times are GPU times between CUDA events around each iteration.
+#include <benchmark/benchmark.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cublas_gemm.cuh"
+#include "nmsnn/cuda.hpp"
+#include "nmsnn/nmsnn.hpp"
+
+namespace {
+
+#define CHECK(call)                                                                              \
+  do {                                                                                           \
+    const cudaError_t e_ = (call);                                                               \
+    if (e_ != cudaSuccess)                                                                       \
+      throw nmsnn::Error(std::string(#call) + " failed: " + cudaGetErrorString(e_));           \
+  } while (0)
+
+bool have_gpu(benchmark::State& state) {
+  std::string why;
+  if (nmsnn::cuda_available(&why)) return true;
+  state.SkipWithError(("no CUDA device: " + why).c_str());
+  return false;
+}
+
+// Device allocations of one benchmark, counted, freed together.
+class Arena {
+ public:
+  ~Arena() {
+    for (void* p : blocks_) cudaFree(p);
+  }
+  float* floats(size_t n, float lo = 0, float hi = 0, uint64_t seed = 1) {
+    float* p = static_cast<float*>(bytes(n * sizeof(float)));
+    if (lo != hi) {
+      std::vector<float> h(n);
+      std::mt19937_64 rng(seed);
+      std::uniform_real_distribution<float> d(lo, hi);
+      for (float& v : h) v = d(rng);
+      CHECK(cudaMemcpy(p, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+    } else {
+      CHECK(cudaMemset(p, 0, n * sizeof(float)));
+    }
+    return p;
+  }
+  void* bytes(size_t n) {
+    void* p = nullptr;
+    CHECK(cudaMalloc(&p, std::max<size_t>(n, 256)));
+    blocks_.push_back(p);
+    total_ += n;
+    return p;
+  }
+  double megabytes() const { return total_ / 1e6; }
+
+ private:
+  std::vector<void*> blocks_;
+  size_t total_ = 0;
+};
+
+size_t used_device_bytes() {
+  size_t free_b = 0, total_b = 0;
+  CHECK(cudaMemGetInfo(&free_b, &total_b));
+  return total_b - free_b;
+}
+
+// Times `body` (queued on `stream`) with CUDA events as the benchmark's iteration time, and
+// returns the mean milliseconds per iteration. (Counters are computed from it directly: Google
+// Benchmark's rate counters divide by CPU time, which is meaningless for GPU work.)
+template <class Body>
+double timed_loop(benchmark::State& state, cudaStream_t stream, Body&& body) {
+  cudaEvent_t start, stop;
+  CHECK(cudaEventCreate(&start));
+  CHECK(cudaEventCreate(&stop));
+  body();  // warm-up: first-use costs of cuBLAS and the kernels
+  CHECK(cudaStreamSynchronize(stream));
+  double total_ms = 0;
+  for (auto _ : state) {
+    CHECK(cudaEventRecord(start, stream));
+    body();
+    CHECK(cudaEventRecord(stop, stream));
+    CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    CHECK(cudaEventElapsedTime(&ms, start, stop));
+    state.SetIterationTime(ms / 1e3);
+    total_ms += ms;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return total_ms / double(std::max<benchmark::IterationCount>(1, state.iterations()));
+}
+
+// Median GPU milliseconds of `reps` runs of body.
+template <class Body>
+double median_ms(cudaStream_t stream, int reps, Body&& body) {
+  cudaEvent_t start, stop;
+  CHECK(cudaEventCreate(&start));
+  CHECK(cudaEventCreate(&stop));
+  body();
+  std::vector<float> times;
+  for (int r = 0; r < reps; ++r) {
+    CHECK(cudaEventRecord(start, stream));
+    body();
+    CHECK(cudaEventRecord(stop, stream));
+    CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    CHECK(cudaEventElapsedTime(&ms, start, stop));
+    times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+struct Gpu {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  Gpu() {
+    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    if (cublasCreate(&cublas) != CUBLAS_STATUS_SUCCESS) throw nmsnn::Error("cublasCreate failed");
+    cublasSetStream(cublas, stream);
+  }
+  ~Gpu() {
+    cublasDestroy(cublas);
+    cudaStreamDestroy(stream);
+  }
+};
+
+// ---- the workloads -----------------------------------------------------------------------------
+
+struct Workload {
+  const char* name;
+  nmsnn::NetworkSpec spec;
+  int batch;
+  nmsnn::Input::Kind kind;
+  bool update;  // training step with loss and SGD (W1) or forward + backward only (W2)
+};
+
+Workload w1() {
+  return {"W1", nmsnn::NetworkSpec::seed_mnist(), 1000, nmsnn::Input::Kind::noisy, true};
+}
+
+Workload w2() {
+  nmsnn::NetworkSpec spec = nmsnn::NetworkSpec::spiking(16384, {}, 16384, 500);
+  return {"W2", spec, 16, nmsnn::Input::Kind::sequence, false};
+}
+
+// Dense FLOPs of one step: each layer's forward product and weight gradient (2*M*H*I each), plus
+// the input gradient of every layer but the first.
+double step_flops(const Workload& w) {
+  const double M = double(w.spec.time_steps) * w.batch;
+  double flops = 0;
+  int in = w.spec.inputs;
+  for (size_t l = 0; l < w.spec.layers.size(); ++l) {
+    const int h = std::get<nmsnn::SpikingLayer>(w.spec.layers[l]).size;
+    flops += 2 * (2.0 * M * h * in);
+    if (l > 0) flops += 2.0 * M * h * in;
+    in = h;
+  }
+  return flops;
+}
+
+// The cuBLAS products of one step, alone, on preallocated operands.
+double floor_ms(const Workload& w, nmsnn::cuda::Math math) {
+  static std::map<std::pair<std::string, int>, double> cache;
+  const auto key = std::make_pair(std::string(w.name), int(math));
+  if (cache.count(key)) return cache[key];
+  Gpu gpu;
+  Arena arena;
+  const int M = w.spec.time_steps * w.batch;
+  const auto gm = math == nmsnn::cuda::Math::tf32 ? nmsnn::kernels::GemmMath::tf32
+                                                  : nmsnn::kernels::GemmMath::fp32;
+  struct Op {
+    int kind, N, K;  // 0 forward, 1 weight gradient, 2 input gradient
+    float *a, *b, *c;
+  };
+  std::vector<Op> ops;
+  int in = w.spec.inputs;
+  for (size_t l = 0; l < w.spec.layers.size(); ++l) {
+    const int h = std::get<nmsnn::SpikingLayer>(w.spec.layers[l]).size;
+    float* X = arena.floats(size_t(M) * in, -1, 1, 1);
+    float* W = arena.floats(size_t(h) * in, -0.1f, 0.1f, 2);
+    float* A = arena.floats(size_t(M) * h);
+    float* dU = arena.floats(size_t(M) * h, -1, 1, 3);
+    float* dW = arena.floats(size_t(h) * in);
+    ops.push_back({0, h, in, X, W, A});
+    ops.push_back({1, h, in, dU, X, dW});
+    if (l > 0) ops.push_back({2, h, in, dU, W, X});
+    in = h;
+  }
+  const double ms = median_ms(gpu.stream, w.update ? 20 : 5, [&] {
+    for (const Op& op : ops) {
+      if (op.kind == 0) nmsnn::kernels::gemm_forward(gpu.cublas, gm, M, op.N, op.K, op.a, op.b, op.c, "floor");
+      if (op.kind == 1) nmsnn::kernels::gemm_weight_grad(gpu.cublas, gm, M, op.N, op.K, op.a, op.b, op.c, "floor");
+      if (op.kind == 2) nmsnn::kernels::gemm_input_grad(gpu.cublas, gm, M, op.N, op.K, op.a, op.b, op.c, "floor");
+    }
+  });
+  cache[key] = ms;
+  return ms;
+}
+
+nmsnn::cuda::Math math_of(benchmark::State& state) {
+  return state.range(0) ? nmsnn::cuda::Math::tf32 : nmsnn::cuda::Math::fp32;
+}
+
+void set_counters(benchmark::State& state, const Workload& w, double ms, double floor,
+                  double megabytes, double used_megabytes) {
+  state.counters["ms"] = ms;
+  state.counters["samples/s"] = w.batch / (ms / 1e3);
+  state.counters["TFLOP/s"] = step_flops(w) / (ms / 1e3) / 1e12;
+  state.counters["floor_ms"] = floor;
+  state.counters["x_floor"] = ms / floor;
+  state.counters["device_MB"] = megabytes;
+  state.counters["used_MB"] = used_megabytes;
+}
+
+// Our engine on a workload, through the device API.
+void Engine(benchmark::State& state, const Workload& w) {
+  if (!have_gpu(state)) return;
+  try {
+    const nmsnn::cuda::Math math = math_of(state);
+    const double floor = floor_ms(w, math);
+    const size_t used0 = used_device_bytes();
+    Gpu gpu;
+    Arena arena;
+    nmsnn::cuda::DeviceNetwork net(w.spec, gpu.cublas, {math});
+    const int B = w.batch, C = w.spec.outputs(), T = w.spec.time_steps, I = w.spec.inputs;
+
+    // Parameters, gradients and momentum in one allocation each (one optimiser launch).
+    std::vector<size_t> offsets;
+    size_t total = 0;
+    for (const auto& p : net.parameters()) {
+      offsets.push_back(total);
+      total += (p.size + 63) / 64 * 64;
+    }
+    float* params = arena.floats(total, -0.05f, 0.05f, 4);
+    float* grads = arena.floats(total);
+    float* momentum = arena.floats(total);
+    std::vector<float*> ptable, gtable;
+    for (size_t o : offsets) ptable.push_back(params + o), gtable.push_back(grads + o);
+
+    const bool noisy = w.kind == nmsnn::Input::Kind::noisy;
+    const size_t in_count = noisy ? size_t(B) * I : size_t(T) * B * I;
+    float* x = arena.floats(in_count, noisy ? -0.5f : 0.0f, noisy ? 0.5f : 1.0f, 5);
+    float* logits = arena.floats(size_t(B) * C);
+    float* dlogits = arena.floats(size_t(B) * C, -0.01f, 0.01f, 6);
+    int* labels = static_cast<int*>(arena.bytes(B * sizeof(int)));
+    std::vector<int> host_labels(B);
+    for (int b = 0; b < B; ++b) host_labels[b] = b % C;
+    CHECK(cudaMemcpy(labels, host_labels.data(), B * sizeof(int), cudaMemcpyHostToDevice));
+    const size_t ws_bytes = net.workspace_bytes(B, w.kind, true);
+    void* ws = arena.bytes(ws_bytes);
+
+    nmsnn::cuda::DeviceInput input;
+    input.kind = w.kind;
+    input.data = x;
+    input.batch = B;
+    int64_t step = 0;
+    const nmsnn::Sgd sgd{0.1f, 0.5f};
+    const double ms = timed_loop(state, gpu.stream, [&] {
+      input.noise = {1, uint64_t(step)};
+      net.forward(ptable.data(), input, logits, true, {ws, ws_bytes}, gpu.stream);
+      if (w.update) nmsnn::cuda::nll_log_softmax(logits, labels, B, C, dlogits, nullptr, gpu.stream);
+      net.backward(ptable.data(), input, dlogits, gtable.data(), nullptr, {ws, ws_bytes}, gpu.stream);
+      if (w.update) nmsnn::cuda::sgd_update(sgd, params, grads, momentum, total, ++step, gpu.stream);
+    });
+    set_counters(state, w, ms, floor, arena.megabytes(), (used_device_bytes() - used0) / 1e6);
+    state.counters["saved_MB"] = net.saved_bytes(B) / 1e6;
+    state.SetLabel(std::string(w.name) + (math == nmsnn::cuda::Math::tf32 ? " tf32" : " fp32"));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// The floor alone, as its own row.
+void Floor(benchmark::State& state, const Workload& w) {
+  if (!have_gpu(state)) return;
+  try {
+    const double ms = floor_ms(w, math_of(state));
+    for (auto _ : state) state.SetIterationTime(ms / 1e3);
+    set_counters(state, w, ms, ms, 0, 0);
+    state.SetLabel(std::string(w.name) + " cuBLAS products only");
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// W1 through the public Network API, as `nmsnn train --device cuda` runs it: the input goes up,
+// the logits come down, the loss is computed on the host, dlogits go up, and the update runs on
+// the device. Wall-clock time (host work included).
+void W1_NetworkApi(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  try {
+    const int B = 1000, C = 10, I = 784;
+    nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), {nmsnn::Engine::cuda, 1, 0});
+    nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
+    std::vector<float> x(size_t(B) * I);
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> d(-0.5f, 0.5f);
+    for (float& v : x) v = d(rng);
+    std::vector<int> labels(B);
+    for (int b = 0; b < B; ++b) labels[b] = b % C;
+    auto step = [&] {
+      auto pass = net.forward(nmsnn::Input::noisy(x, B));
+      const auto loss = nmsnn::nll_log_softmax(pass.logits(), B, C, labels);
+      net.backward(pass, loss.grad);
+      opt.step();
+    };
+    step();  // warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) step();
+    net.parameter("layers.0.bias");  // waits for the last update
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+                      double(std::max<benchmark::IterationCount>(1, state.iterations()));
+    const Workload w = w1();
+    state.counters["ms"] = ms;
+    state.counters["samples/s"] = B / (ms / 1e3);
+    state.counters["TFLOP/s"] = step_flops(w) / (ms / 1e3) / 1e12;
+    state.counters["x_floor"] = ms / floor_ms(w, nmsnn::cuda::Math::fp32);
+    state.SetLabel("W1 fp32 via nmsnn::Network (host loss, copies)");
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(Floor, W1, w1())->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(Engine, W1, w1())->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_NetworkApi)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(Floor, W2, w2())->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(Engine, W2, w2())->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+
+BENCHMARK_MAIN();

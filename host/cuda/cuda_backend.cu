@@ -1,0 +1,360 @@
+// cuda/cuda_backend.cu — the `cuda` engine behind nmsnn::Network, built on the device API
+// (nmsnn::cuda::DeviceNetwork): it owns device memory for parameters, gradients and optimiser
+// state, a stream and a cuBLAS handle, and moves the host API's arrays to and from the device.
+//
+// Parameters live on the device in the public layout (weight [H, I], bias [H]), all tensors in
+// one allocation with each tensor starting on a 256-byte boundary, so an optimiser step is one
+// kernel over the whole allocation (the zero padding between tensors has zero gradient and stays
+// zero under SGD and Adam). Gradients and optimiser buffers have the same layout.
+//
+// Each training pass keeps its own device workspace (the input copied to the device, then the
+// DeviceNetwork workspace with the saved state) until its ForwardPass is destroyed; workspaces
+// are reused from pass to pass, so a training loop allocates once.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <variant>
+#include <vector>
+
+#include "backend.hpp"
+#include "cuda_check.cuh"
+#include "nmsnn/cuda.hpp"
+#include "nmsnn/error.hpp"
+
+namespace nmsnn::detail {
+
+std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec);
+
+namespace {
+
+// ---- memory ------------------------------------------------------------------------------------
+
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    if (bytes_ == 0) return;
+    const cudaError_t status = cudaMalloc(&data_, bytes_);
+    if (status != cudaSuccess) {
+      cudaGetLastError();  // an out-of-memory error is not sticky; clear it
+      fail("cuda engine: cudaMalloc of ", bytes_, " bytes failed: ", cudaGetErrorName(status),
+           " (", cudaGetErrorString(status), ")");
+    }
+  }
+  ~DeviceBuffer() {
+    if (data_) cudaFree(data_);  // cannot throw from here; a failure would be sticky anyway
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void* data() const { return data_; }
+  float* floats() const { return static_cast<float*>(data_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Page-locked host memory, so copies to and from the device run at full speed and asynchronously.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() {
+    if (data_) cudaFreeHost(data_);
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+
+  // At least `floats` floats; contents are not kept when it grows.
+  float* reserve(size_t floats) {
+    if (floats > floats_) {
+      if (data_) NMSNN_CUDA_CHECK(cudaFreeHost(data_));
+      data_ = nullptr;
+      floats_ = 0;
+      NMSNN_CUDA_CHECK(cudaMallocHost(&data_, floats * sizeof(float)));
+      floats_ = floats;
+    }
+    return static_cast<float*>(data_);
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t floats_ = 0;
+};
+
+size_t align_floats(size_t n) { return (n + 63) / 64 * 64; }  // 64 floats = 256 bytes
+
+// ---- what a pass keeps -------------------------------------------------------------------------
+
+struct CudaForwardState : ForwardState {
+  std::shared_ptr<DeviceBuffer> buffer;  // [input copy | workspace]
+  size_t input_floats = 0;
+  Input::Kind kind = Input::Kind::noisy;
+};
+
+struct CudaOptimizerState : OptimizerState {
+  std::unique_ptr<DeviceBuffer> m, v;  // momentum buffer (SGD) or moments (Adam), like params
+};
+
+// ---- the engine --------------------------------------------------------------------------------
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const NetworkSpec& spec) : spec_(spec) {
+    NMSNN_CUDA_CHECK(cudaGetDevice(&device_));
+    NMSNN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    const cublasStatus_t status = cublasCreate(&cublas_);
+    if (status != CUBLAS_STATUS_SUCCESS) {
+      cudaStreamDestroy(stream_);
+      fail("cuda engine: cublasCreate failed: ", cublasGetStatusName(status));
+    }
+    try {
+      NMSNN_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+      net_ = std::make_unique<cuda::DeviceNetwork>(spec_, cublas_);
+      layout_ = parameter_layout(spec_);
+      size_t total = 0;
+      for (const ParameterInfo& p : layout_) {
+        offsets_.push_back(total);
+        total += align_floats(p.size);
+      }
+      total_floats_ = total;
+      params_ = std::make_unique<DeviceBuffer>(total * sizeof(float));
+      grads_ = std::make_unique<DeviceBuffer>(total * sizeof(float));
+      // Zero everything once: the padding between tensors must stay zero, and gradients read
+      // before the first backward are zeros.
+      NMSNN_CUDA_CHECK(cudaMemsetAsync(params_->data(), 0, params_->bytes(), stream_));
+      NMSNN_CUDA_CHECK(cudaMemsetAsync(grads_->data(), 0, grads_->bytes(), stream_));
+      NMSNN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      for (size_t i = 0; i < layout_.size(); ++i) {
+        param_table_.push_back(params_->floats() + offsets_[i]);
+        grad_table_.push_back(grads_->floats() + offsets_[i]);
+      }
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+
+  ~CudaBackend() override { release(); }
+
+  void read_parameter(size_t index, float* out) const override {
+    copy_to_host(out, param_table_.at(index), layout_[index].size);
+  }
+
+  void write_parameter(size_t index, const float* values) override {
+    use_device();
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(param_table_.at(index), values,
+                                     layout_[index].size * sizeof(float), cudaMemcpyHostToDevice,
+                                     stream_));
+    sync("write_parameter");  // the caller may free `values` when this returns
+  }
+
+  void read_gradient(size_t index, float* out) const override {
+    copy_to_host(out, grad_table_.at(index), layout_[index].size);
+  }
+
+  std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
+                                        const ForwardOptions& options) override {
+    use_device();
+    const int B = input.batch, C = spec_.outputs(), T = spec_.time_steps;
+    auto state = std::make_shared<CudaForwardState>();
+    state->batch = B;
+    state->outputs = C;
+    state->kind = input.kind;
+    state->input_floats = input.count;
+
+    // One device buffer: [input | logits | workspace], each part 256-byte aligned.
+    const size_t in_floats = align_floats(input.count);
+    const size_t logit_floats = align_floats(size_t(B) * C);
+    const size_t ws_bytes = net_->workspace_bytes(B, input.kind, options.training);
+    const size_t bytes = (in_floats + logit_floats) * sizeof(float) + ws_bytes;
+    std::shared_ptr<DeviceBuffer> buffer = acquire(bytes);
+    float* x = buffer->floats();
+    float* logits = x + in_floats;
+    void* ws = logits + logit_floats;
+
+    // Input: host -> pinned -> device.
+    float* staged = staging_in_.reserve(input.count);
+    std::memcpy(staged, input.data, input.count * sizeof(float));
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(x, staged, input.count * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream_));
+
+    // Recording: device arrays [T, B, H] per layer for state and spikes.
+    std::unique_ptr<DeviceBuffer> trace_buffer;
+    cuda::DeviceTrace trace;
+    if (options.record) {
+      size_t floats = 0;
+      for (const LayerSpec& l : spec_.layers)
+        floats += 2 * align_floats(size_t(T) * B * std::get<SpikingLayer>(l).size);
+      trace_buffer = std::make_unique<DeviceBuffer>(floats * sizeof(float));
+      float* p = trace_buffer->floats();
+      for (const LayerSpec& l : spec_.layers) {
+        const size_t n = align_floats(size_t(T) * B * std::get<SpikingLayer>(l).size);
+        trace.state.push_back(p);
+        trace.spikes.push_back(p + n);
+        p += 2 * n;
+      }
+    }
+
+    net_->forward(param_table_.data(), device_input(x, input.kind, B, noise), logits,
+                  options.training, {ws, ws_bytes}, stream_, options.record ? &trace : nullptr);
+
+    float* host_logits = staging_out_.reserve(size_t(B) * C);
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits, size_t(B) * C * sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_));
+    if (options.record) {
+      state->trace.resize(spec_.layers.size());
+      for (size_t l = 0; l < spec_.layers.size(); ++l) {
+        LayerTrace& tr = state->trace[l];
+        tr.steps = T;
+        tr.batch = B;
+        tr.size = std::get<SpikingLayer>(spec_.layers[l]).size;
+        const size_t n = size_t(T) * B * tr.size;
+        tr.state.resize(n);
+        tr.spikes.resize(n);
+        NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.state.data(), trace.state[l], n * sizeof(float),
+                                         cudaMemcpyDeviceToHost, stream_));
+        NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.spikes.data(), trace.spikes[l], n * sizeof(float),
+                                         cudaMemcpyDeviceToHost, stream_));
+      }
+    }
+    sync("forward");
+    state->logits.assign(host_logits, host_logits + size_t(B) * C);
+    if (options.training) {
+      state->buffer = std::move(buffer);
+      state->saved_bytes = net_->saved_bytes(B);
+    }
+    return state;
+  }
+
+  void backward(ForwardState& base, const float* dlogits, float* dinput) override {
+    use_device();
+    auto& state = dynamic_cast<CudaForwardState&>(base);
+    if (!state.buffer) fail("cuda engine: backward: the forward pass kept no device state");
+    const int B = state.batch, C = state.outputs;
+    const size_t in_floats = align_floats(state.input_floats);
+    const size_t logit_floats = align_floats(size_t(B) * C);
+    float* x = state.buffer->floats();
+    float* d_logits = x + in_floats;  // the pass's logits are no longer needed: reuse the space
+    void* ws = d_logits + logit_floats;
+    const size_t ws_bytes = net_->workspace_bytes(B, state.kind, true);
+
+    float* staged = staging_in_.reserve(size_t(B) * C);
+    std::memcpy(staged, dlogits, size_t(B) * C * sizeof(float));
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(d_logits, staged, size_t(B) * C * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream_));
+    float* d_input = nullptr;
+    if (dinput) {
+      if (!dinput_ || dinput_->bytes() < state.input_floats * sizeof(float))
+        dinput_ = std::make_unique<DeviceBuffer>(state.input_floats * sizeof(float));
+      d_input = dinput_->floats();
+    }
+    net_->backward(param_table_.data(), device_input(x, state.kind, B, state.noise), d_logits,
+                   grad_table_.data(), d_input, {ws, ws_bytes}, stream_);
+    if (dinput) {
+      float* host = staging_out_.reserve(state.input_floats);
+      NMSNN_CUDA_CHECK(cudaMemcpyAsync(host, d_input, state.input_floats * sizeof(float),
+                                       cudaMemcpyDeviceToHost, stream_));
+      sync("backward");
+      std::memcpy(dinput, host, state.input_floats * sizeof(float));
+    } else {
+      sync("backward");  // report errors here, not at some later call
+    }
+  }
+
+  std::unique_ptr<OptimizerState> make_optimizer_state() override {
+    use_device();
+    auto state = std::make_unique<CudaOptimizerState>();
+    state->m = std::make_unique<DeviceBuffer>(total_floats_ * sizeof(float));
+    state->v = std::make_unique<DeviceBuffer>(total_floats_ * sizeof(float));
+    NMSNN_CUDA_CHECK(cudaMemsetAsync(state->m->data(), 0, state->m->bytes(), stream_));
+    NMSNN_CUDA_CHECK(cudaMemsetAsync(state->v->data(), 0, state->v->bytes(), stream_));
+    return state;
+  }
+
+  void optimizer_step(OptimizerState& base, const OptimizerSpec& spec, int64_t step) override {
+    use_device();
+    auto& s = dynamic_cast<CudaOptimizerState&>(base);
+    // One launch over every tensor at once (the layout is the same for all four buffers).
+    if (const Sgd* sgd = std::get_if<Sgd>(&spec))
+      cuda::sgd_update(*sgd, params_->floats(), grads_->floats(), s.m->floats(), total_floats_,
+                       step, stream_);
+    else
+      cuda::adam_update(std::get<Adam>(spec), params_->floats(), grads_->floats(), s.m->floats(),
+                        s.v->floats(), total_floats_, step, stream_);
+    // No synchronisation: the next forward or parameter read is queued behind the update. Its
+    // launch errors were checked; errors while it runs appear at that next call.
+  }
+
+ private:
+  static cuda::DeviceInput device_input(const float* x, Input::Kind kind, int B, NoiseKey noise) {
+    cuda::DeviceInput in;
+    in.kind = kind;
+    in.data = x;
+    in.batch = B;
+    in.noise = noise;
+    return in;
+  }
+
+  void use_device() const { NMSNN_CUDA_CHECK(cudaSetDevice(device_)); }
+
+  void sync(const char* what) const {
+    const cudaError_t status = cudaStreamSynchronize(stream_);
+    if (status != cudaSuccess)
+      fail("cuda engine: ", what, ": a kernel or copy failed: ", cudaGetErrorName(status), " (",
+           cudaGetErrorString(status), "); run under compute-sanitizer to find which");
+  }
+
+  void copy_to_host(float* out, const float* device, size_t n) const {
+    use_device();
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(out, device, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    sync("reading a parameter or gradient");
+  }
+
+  // A device buffer of at least `bytes` that no live pass holds. Idle buffers that are too small
+  // are freed first, so memory is held only for passes that are alive, plus one.
+  std::shared_ptr<DeviceBuffer> acquire(size_t bytes) {
+    for (auto& b : pool_)
+      if (b.use_count() == 1 && b->bytes() >= bytes) return b;
+    // cudaFree synchronises the device, which is safe here: no live pass uses these buffers.
+    pool_.erase(std::remove_if(pool_.begin(), pool_.end(),
+                               [](const std::shared_ptr<DeviceBuffer>& b) { return b.use_count() == 1; }),
+                pool_.end());
+    pool_.push_back(std::make_shared<DeviceBuffer>(bytes));
+    return pool_.back();
+  }
+
+  void release() noexcept {
+    if (stream_) cudaStreamSynchronize(stream_);
+    pool_.clear();
+    dinput_.reset();
+    params_.reset();
+    grads_.reset();
+    net_.reset();
+    if (cublas_) cublasDestroy(cublas_);
+    if (stream_) cudaStreamDestroy(stream_);
+    cublas_ = nullptr;
+    stream_ = nullptr;
+  }
+
+  NetworkSpec spec_;
+  int device_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::unique_ptr<cuda::DeviceNetwork> net_;
+  std::vector<ParameterInfo> layout_;
+  std::vector<size_t> offsets_;  // floats from the start of params_ / grads_
+  size_t total_floats_ = 0;
+  std::unique_ptr<DeviceBuffer> params_, grads_, dinput_;
+  std::vector<float*> param_table_, grad_table_;
+  std::vector<std::shared_ptr<DeviceBuffer>> pool_;
+  PinnedBuffer staging_in_, staging_out_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec) {
+  return std::make_unique<CudaBackend>(spec);
+}
+
+}  // namespace nmsnn::detail

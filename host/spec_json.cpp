@@ -1,0 +1,241 @@
+// spec_json.cpp — reading and writing network descriptions as JSON, with strict checking.
+#include "nmsnn/spec_json.hpp"
+
+#include <set>
+
+#include "nmsnn/error.hpp"
+
+namespace nmsnn {
+
+using detail::fail;
+
+const char* to_string(Input::Kind kind) {
+  switch (kind) {
+    case Input::Kind::noisy: return "noisy";
+    case Input::Kind::sequence: return "sequence";
+    case Input::Kind::repeated: return "repeated";
+  }
+  return "?";
+}
+
+Input::Kind parse_encoding(const std::string& name) {
+  if (name == "noisy") return Input::Kind::noisy;
+  if (name == "sequence") return Input::Kind::sequence;
+  if (name == "repeated") return Input::Kind::repeated;
+  fail("unknown input encoding '", name, "' (expected noisy, repeated or sequence)");
+}
+
+namespace {
+
+// Reads the members of one JSON object, remembering which were used, so that leftovers can be
+// reported as unknown keys.
+class Fields {
+ public:
+  Fields(const Json& json, std::string path, const std::string& source)
+      : json_(json), path_(std::move(path)), source_(source) {
+    if (!json.is_object()) fail(where(""), "expected an object, got a ", to_string(json.type()));
+  }
+
+  const Json* get(const std::string& key) {
+    used_.insert(key);
+    return json_.find(key);
+  }
+  double number(const std::string& key, double fallback) {
+    const Json* v = get(key);
+    if (!v) return fallback;
+    if (!v->is_number()) fail(where(key), "expected a number, got a ", to_string(v->type()));
+    return v->as_number();
+  }
+  int integer(const std::string& key, int fallback) {
+    const Json* v = get(key);
+    if (!v) return fallback;
+    if (!v->is_number() || v->as_number() != double(int(v->as_number())))
+      fail(where(key), "expected a whole number, got ", v->dump());
+    return int(v->as_number());
+  }
+  int required_integer(const std::string& key) {
+    if (!json_.contains(key)) fail(where(key), "missing (it is required)");
+    return integer(key, 0);
+  }
+  bool boolean(const std::string& key, bool fallback) {
+    const Json* v = get(key);
+    if (!v) return fallback;
+    if (!v->is_bool()) fail(where(key), "expected true or false, got ", v->dump());
+    return v->as_bool();
+  }
+  std::string string(const std::string& key, const std::string& fallback) {
+    const Json* v = get(key);
+    if (!v) return fallback;
+    if (!v->is_string()) fail(where(key), "expected a string, got ", v->dump());
+    return v->as_string();
+  }
+  // Throws naming the first key that was never asked for, and the keys that are known.
+  void finish(const std::vector<std::string>& known) const {
+    for (const auto& [key, value] : json_.as_object()) {
+      if (used_.count(key)) continue;
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      fail(where(key), "unknown key (known keys here: ", list, ")");
+    }
+  }
+  std::string where(const std::string& key) const {
+    std::string p = path_;
+    if (!key.empty()) p += (p.empty() ? "" : ".") + key;
+    return source_ + ": " + (p.empty() ? "" : p + ": ");
+  }
+
+ private:
+  const Json& json_;
+  std::string path_;
+  const std::string& source_;
+  std::set<std::string> used_;
+};
+
+// Value errors from the enum parsers name the path too.
+template <class F>
+auto named(const Fields& f, const std::string& key, F&& parse) {
+  try {
+    return parse();
+  } catch (const Error& e) {
+    fail(f.where(key), e.what());
+  }
+}
+
+LayerSpec layer_from_json(const Json& json, const std::string& path, const std::string& source) {
+  Fields f(json, path, source);
+  const std::string type = f.string("type", "");
+  if (type == "spiking") {
+    SpikingLayer s;
+    s.size = f.required_integer("size");
+    s.decay = float(f.number("decay", s.decay));
+    s.threshold = float(f.number("threshold", s.threshold));
+    s.penalty = float(f.number("penalty", s.penalty));
+    const std::string reset = f.string("reset", to_string(s.reset));
+    s.reset = named(f, "reset", [&] { return parse_reset_rule(reset); });
+    s.delay = f.boolean("delay", s.delay);
+    f.finish({"type", "size", "decay", "threshold", "penalty", "reset", "delay"});
+    return s;
+  }
+  if (type == "dense") {
+    Dense d;
+    d.size = f.required_integer("size");
+    f.finish({"type", "size"});
+    return d;
+  }
+  if (type == "activation") {
+    Activation a;
+    const std::string fn = f.string("function", to_string(a.kind));
+    a.kind = named(f, "function", [&] { return parse_activation(fn); });
+    f.finish({"type", "function"});
+    return a;
+  }
+  if (type == "spiking_activation") {
+    SpikingActivation a;
+    const std::string fn = f.string("activation", to_string(a.activation));
+    a.activation = named(f, "activation", [&] { return parse_activation(fn); });
+    a.dt = float(f.number("dt", a.dt));
+    a.spiking_aware_training = f.boolean("spiking_aware_training", a.spiking_aware_training);
+    a.random_initial_voltage = f.boolean("random_initial_voltage", a.random_initial_voltage);
+    a.return_sequences = f.boolean("return_sequences", a.return_sequences);
+    a.rate_target = float(f.number("rate_target", a.rate_target));
+    a.rate_weight = float(f.number("rate_weight", a.rate_weight));
+    f.finish({"type", "activation", "dt", "spiking_aware_training", "random_initial_voltage",
+              "return_sequences", "rate_target", "rate_weight"});
+    return a;
+  }
+  if (type == "lowpass") {
+    Lowpass l;
+    l.tau = float(f.number("tau", l.tau));
+    l.dt = float(f.number("dt", l.dt));
+    l.units = f.integer("units", l.units);
+    l.apply_during_training = f.boolean("apply_during_training", l.apply_during_training);
+    l.return_sequences = f.boolean("return_sequences", l.return_sequences);
+    f.finish({"type", "tau", "dt", "units", "apply_during_training", "return_sequences"});
+    return l;
+  }
+  if (type == "temporal_avg_pool") {
+    f.finish({"type"});
+    return TemporalAvgPool{};
+  }
+  if (type.empty()) fail(f.where("type"), "missing (it is required)");
+  fail(f.where("type"), "unknown layer type '", type,
+       "' (expected spiking, dense, activation, spiking_activation, lowpass or "
+       "temporal_avg_pool)");
+}
+
+Json layer_to_json(const LayerSpec& layer) {
+  Json j = Json::object();
+  j.set("type", layer_kind(layer));
+  if (auto* s = std::get_if<SpikingLayer>(&layer)) {
+    j.set("size", s->size).set("decay", s->decay).set("threshold", s->threshold);
+    j.set("penalty", s->penalty).set("reset", to_string(s->reset)).set("delay", s->delay);
+  } else if (auto* d = std::get_if<Dense>(&layer)) {
+    j.set("size", d->size);
+  } else if (auto* a = std::get_if<Activation>(&layer)) {
+    j.set("function", to_string(a->kind));
+  } else if (auto* a = std::get_if<SpikingActivation>(&layer)) {
+    j.set("activation", to_string(a->activation)).set("dt", a->dt);
+    j.set("spiking_aware_training", a->spiking_aware_training);
+    j.set("random_initial_voltage", a->random_initial_voltage);
+    j.set("return_sequences", a->return_sequences);
+    j.set("rate_target", a->rate_target).set("rate_weight", a->rate_weight);
+  } else if (auto* l = std::get_if<Lowpass>(&layer)) {
+    j.set("tau", l->tau).set("dt", l->dt).set("units", l->units);
+    j.set("apply_during_training", l->apply_during_training);
+    j.set("return_sequences", l->return_sequences);
+  }
+  return j;
+}
+
+}  // namespace
+
+NetworkDescription description_from_json(const Json& json, const std::string& source,
+                                         int inputs) {
+  Fields f(json, "", source);
+  NetworkDescription d;
+  d.spec.inputs = f.integer("inputs", inputs);
+  if (inputs > 0 && d.spec.inputs != inputs)
+    fail(f.where("inputs"), d.spec.inputs, " does not match the data's ", inputs, " features");
+  d.spec.time_steps = f.integer("time_steps", d.spec.time_steps);
+  const std::string enc = f.string("encoding", to_string(d.encoding));
+  d.encoding = named(f, "encoding", [&] { return parse_encoding(enc); });
+  if (const Json* r = f.get("readout")) {
+    Fields rf(*r, "readout", source);
+    const std::string reduce = rf.string("reduce", to_string(d.spec.readout.reduce));
+    d.spec.readout.reduce = named(rf, "reduce", [&] { return parse_reduce(reduce); });
+    d.spec.readout.begin_eval = rf.integer("begin_eval", d.spec.readout.begin_eval);
+    rf.finish({"reduce", "begin_eval"});
+  }
+  const Json* layers = f.get("layers");
+  if (!layers) fail(f.where("layers"), "missing (it is required)");
+  if (!layers->is_array() || layers->size() == 0)
+    fail(f.where("layers"), "expected a non-empty array of layers");
+  for (size_t l = 0; l < layers->size(); ++l)
+    d.spec.layers.push_back(layer_from_json(layers->at(l), "layers[" + std::to_string(l) + "]",
+                                            source));
+  f.finish({"inputs", "time_steps", "encoding", "readout", "layers"});
+  try {
+    d.spec.validate();
+  } catch (const Error& e) {
+    fail(source, ": ", e.what());
+  }
+  return d;
+}
+
+NetworkDescription read_description(const std::string& path, int inputs) {
+  return description_from_json(read_json_file(path), path, inputs);
+}
+
+Json description_to_json(const NetworkDescription& d) {
+  Json layers = Json::array();
+  for (const LayerSpec& layer : d.spec.layers) layers.push_back(layer_to_json(layer));
+  Json readout = Json::object();
+  readout.set("reduce", to_string(d.spec.readout.reduce));
+  readout.set("begin_eval", d.spec.readout.begin_eval);
+  Json j = Json::object();
+  j.set("inputs", d.spec.inputs).set("time_steps", d.spec.time_steps);
+  j.set("encoding", to_string(d.encoding)).set("readout", readout).set("layers", layers);
+  return j;
+}
+
+}  // namespace nmsnn

@@ -1,0 +1,127 @@
+// nmsnn/cuda.hpp — the spiking network on device memory, for CUDA programs that embed nmsnn.
+//
+// The only public header that names CUDA types; include it from code built with the CUDA toolkit
+// on its include path. Everything here works on memory the caller owns, on the caller's stream:
+//
+//   nmsnn::cuda::DeviceNetwork net(spec, cublas);                 // holds the spec, no memory
+//   size_t bytes = net.workspace_bytes(batch, nmsnn::Input::Kind::noisy, /*training=*/true);
+//   cudaMalloc(&workspace, bytes);                                // caller's scratch
+//   net.forward(params, input, logits, true, {workspace, bytes}, stream);
+//   ... dL/dlogits on the device ...
+//   net.backward(params, input, dlogits, grads, nullptr, {workspace, bytes}, stream);
+//   nmsnn::cuda::sgd_update(sgd, param, grad, buffer, n, step, stream);
+//
+// Nothing here allocates device memory, keeps global state, or synchronises the device or the
+// stream: every kernel and cuBLAS call is queued on `stream` and the functions return at once.
+// Argument and launch errors throw nmsnn::Error naming the call and the shapes; errors that
+// happen while the kernels run appear at the caller's next synchronisation.
+//
+// Parameters and gradients are passed as a table of 2L device pointers in the order of
+// Network::parameters(): layer 0 weight [H0, I], layer 0 bias [H0], layer 1 weight [H1, H0], ...
+// (row-major, the same layout as the host API). Device arrays of floats should be 16-byte aligned
+// (cudaMalloc gives 256) for the fastest cuBLAS kernels; any 4-byte alignment is correct.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "nmsnn/network.hpp"
+#include "nmsnn/optimizer.hpp"
+#include "nmsnn/philox.hpp"
+#include "nmsnn/spec.hpp"
+
+namespace nmsnn::cuda {
+
+// Arithmetic of the matrix products.
+enum class Math {
+  fp32,  // IEEE single precision on CUDA cores and cuBLAS FP32: matches the CPU engine to ~1e-6
+  tf32,  // tensor cores with TF32 inputs (10-bit mantissa) and FP32 accumulation: several times
+         // faster; products carry relative errors up to ~1e-3, so a state near the threshold may
+         // spike differently than on the CPU
+};
+
+struct DeviceOptions {
+  Math math = Math::fp32;
+};
+
+// The input of one pass, in device memory.
+struct DeviceInput {
+  Input::Kind kind = Input::Kind::noisy;
+  const float* data = nullptr;  // noisy: x[B, I]; sequence: xi[T, B, I] (row-major)
+  int batch = 0;
+  NoiseKey noise;  // noisy inputs: the masks' seed and pass counter (ignored for sequences)
+};
+
+// Caller-owned scratch memory: device memory of at least workspace_bytes(batch, kind, training)
+// bytes, 256-byte aligned (as cudaMalloc returns it).
+struct Workspace {
+  void* data = nullptr;
+  size_t bytes = 0;
+};
+
+// Optional per-layer recording of what each layer returned at each step (with its delay):
+// device arrays [T, B, H_l] per layer; an empty vector or a null entry records nothing there.
+struct DeviceTrace {
+  std::vector<float*> state, spikes;
+};
+
+class DeviceNetwork {
+ public:
+  // Validates the spec. `cublas` is the caller's handle; see forward() for what is done to it.
+  DeviceNetwork(const NetworkSpec& spec, cublasHandle_t cublas, const DeviceOptions& options = {});
+
+  const NetworkSpec& spec() const { return spec_; }
+  const DeviceOptions& options() const { return options_; }
+  // The parameter tensors in pointer-table order, with their shapes and sizes.
+  const std::vector<ParameterInfo>& parameters() const { return layout_; }
+
+  // Scratch bytes a pass of `batch` samples of this input kind needs. A training workspace also
+  // holds what backward needs: the pre-reset state u of every neuron at every step (4 bytes per
+  // neuron per step) and nothing else; its scratch part is reused by backward.
+  size_t workspace_bytes(int batch, Input::Kind kind, bool training) const;
+  // The part of a training workspace that forward fills and backward reads: 4*T*B*sum(H_l).
+  size_t saved_bytes(int batch) const;
+
+  // logits[B, C] (device) for `input`. With training = true, the workspace keeps the saved state
+  // for backward(): pass backward the same parameters, input, batch and workspace, and do not
+  // change them (or run another pass in that workspace) in between.
+  //
+  // The cuBLAS handle: if it is not already bound to `stream`, it is bound for the call and
+  // rebound to its previous stream afterwards (cuBLAS then drops a workspace set with
+  // cublasSetWorkspace: bind the handle to `stream` yourself to keep one). Pointer mode, math
+  // mode and atomics mode are set for the call and restored. Use a handle from one thread at a
+  // time.
+  void forward(const float* const* params, const DeviceInput& input, float* logits, bool training,
+               Workspace workspace, cudaStream_t stream, const DeviceTrace* trace = nullptr) const;
+
+  // Gradients of every parameter from dlogits[B, C] (device); overwrites grads (a table like
+  // params). `dinput` (sequence inputs only, may be null) receives dL/dxi [T, B, I]. Leaves the
+  // saved state intact, so backward may run again for the same forward pass.
+  void backward(const float* const* params, const DeviceInput& input, const float* dlogits,
+                float* const* grads, float* dinput, Workspace workspace,
+                cudaStream_t stream) const;
+
+ private:
+  NetworkSpec spec_;
+  cublasHandle_t cublas_;
+  DeviceOptions options_;
+  std::vector<ParameterInfo> layout_;
+};
+
+// PyTorch's optimiser updates on device arrays of n floats (the arithmetic of nmsnn::sgd_update
+// and nmsnn::adam_update). Buffers start at zero; `step` counts from 1.
+void sgd_update(const Sgd& sgd, float* param, const float* grad, float* momentum_buffer, size_t n,
+                int64_t step, cudaStream_t stream);
+void adam_update(const Adam& adam, float* param, const float* grad, float* m, float* v, size_t n,
+                 int64_t step, cudaStream_t stream);
+
+// The multiclass loss on the device: dlogits[B, C] = d(mean_b NLL(log_softmax(logits[b])))/dlogits
+// and, when `losses` is not null, losses[b] = the loss of sample b. labels[B] is device memory.
+void nll_log_softmax(const float* logits, const int* labels, int batch, int classes,
+                     float* dlogits, float* losses, cudaStream_t stream);
+
+}  // namespace nmsnn::cuda

@@ -1,0 +1,127 @@
+// lif_backward.cu — the spiking layer's backward time loop and its helpers (see lif_backward.cuh).
+//
+// As in lif_forward.cu: one thread per (b, h), h fastest; the loop reads four steps of u and
+// d_spikes ahead (they do not depend on the recurrence) before running them, newest first.
+#include <algorithm>
+
+#include "cuda_check.cuh"
+#include "launch.cuh"
+#include "lif_backward.cuh"
+
+namespace nmsnn::kernels {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kAhead = 4;
+
+template <ResetRule Rule>
+__global__ void lif_backward_kernel(LifBackwardArgs a, float decay, float threshold,
+                                    float penalty, bool delay) {
+  const long long n = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  if (n >= (long long)a.B * a.H) return;
+  const size_t step = size_t(a.B) * a.H;
+  const size_t at0 = size_t(n);  // (0, b, h)
+  const int T = a.T;
+  const float scale_factor = penalty / threshold;
+  // The readout's gradient reaches the returned state at every counted step.
+  const float d_readout = a.dlogits ? a.dlogits[n] * a.readout_scale : 0.0f;
+
+  float dv_next = 0.0f;  // decay * dL/du[t+1]
+  float dbias = 0.0f;
+  for (int t1 = T - 1; t1 >= 0; t1 -= kAhead) {
+    float u[kAhead], ds[kAhead];
+#pragma unroll
+    for (int j = 0; j < kAhead; ++j) {
+      const int t = t1 - j;
+      const int out = delay ? t + 1 : t;
+      u[j] = t >= 0 ? a.u[at0 + size_t(t) * step] : 0.0f;
+      ds[j] = (t >= 0 && out < T && a.d_spikes) ? a.d_spikes[at0 + size_t(out) * step] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < kAhead; ++j) {
+      const int t = t1 - j;
+      if (t < 0) break;
+      const int out = delay ? t + 1 : t;
+      const float g = u[j] - threshold > 0.0f ? 1.0f : 0.0f;
+      const float dv_du = Rule == ResetRule::scale ? 1.0f - scale_factor * g : 1.0f - g;
+      float du;
+      if (out >= T) {
+        du = dv_next * dv_du;  // v[T-1], s[T-1] were never returned
+      } else {
+        const float d_state = out >= a.begin_eval ? d_readout : 0.0f;
+        du = (dv_next + d_state) * dv_du + ds[j] * g;
+      }
+      a.du[at0 + size_t(t) * step] = du;
+      dv_next = decay * du;
+      dbias += du;
+    }
+  }
+  a.dbias_part[n] = dbias;
+}
+
+// One block per neuron h: thread i sums b = i, i + 128, ... in order, then a fixed tree in shared
+// memory adds the 128 partial sums.
+constexpr int kReduceThreads = 128;
+__global__ void bias_grad_reduce_kernel(const float* part, int B, int H, float* dbias) {
+  __shared__ float sums[kReduceThreads];
+  const int h = blockIdx.x;
+  float sum = 0.0f;
+  for (int b = threadIdx.x; b < B; b += kReduceThreads) sum += part[size_t(b) * H + h];
+  sums[threadIdx.x] = sum;
+  __syncthreads();
+  for (int width = kReduceThreads / 2; width > 0; width /= 2) {
+    if (threadIdx.x < width) sums[threadIdx.x] += sums[threadIdx.x + width];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) dbias[h] = sums[0];
+}
+
+__global__ void spikes_from_u_kernel(const float* u, size_t count, size_t step, float threshold,
+                                     bool delay, float* spikes) {
+  for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < count;
+       e += (size_t)gridDim.x * blockDim.x) {
+    // With delay, the spike returned at (t, b, h) was made at (t-1, b, h), one `step` earlier.
+    if (delay)
+      spikes[e] = e < step ? 0.0f : fmaxf(u[e - step] - threshold, 0.0f);
+    else
+      spikes[e] = fmaxf(u[e] - threshold, 0.0f);
+  }
+}
+
+}  // namespace
+
+void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaStream_t stream) {
+  if (args.T < 1 || args.B < 1 || args.H < 1)
+    ::nmsnn::detail::fail("lif_backward: T, B and H must be >= 1, got ", args.T, ", ", args.B,
+                          ", ", args.H);
+  const long long n = (long long)args.B * args.H;
+  const unsigned blocks = grid_for(n, kThreads);
+  if (layer.reset == ResetRule::scale)
+    lif_backward_kernel<ResetRule::scale><<<blocks, kThreads, 0, stream>>>(
+        args, layer.decay, layer.threshold, layer.penalty, layer.delay);
+  else
+    lif_backward_kernel<ResetRule::subtract><<<blocks, kThreads, 0, stream>>>(
+        args, layer.decay, layer.threshold, layer.penalty, layer.delay);
+  NMSNN_CHECK_LAUNCH("lif_backward", "T=", args.T, ", B=", args.B, ", H=", args.H, ", reset ",
+                     to_string(layer.reset), layer.delay ? ", delay" : ", no delay");
+}
+
+void bias_grad_reduce(const float* part, int B, int H, float* dbias, cudaStream_t stream) {
+  if (B < 1 || H < 1) ::nmsnn::detail::fail("bias_grad_reduce: B and H must be >= 1, got ", B, ", ", H);
+  bias_grad_reduce_kernel<<<unsigned(H), kReduceThreads, 0, stream>>>(part, B, H, dbias);
+  NMSNN_CHECK_LAUNCH("bias_grad_reduce", "B=", B, ", H=", H);
+}
+
+void spikes_from_u(const SpikingLayer& layer, int T, int B, int H, const float* u, float* spikes,
+                   cudaStream_t stream) {
+  if (T < 1 || B < 1 || H < 1)
+    ::nmsnn::detail::fail("spikes_from_u: T, B and H must be >= 1, got ", T, ", ", B, ", ", H);
+  const size_t step = size_t(B) * H, count = size_t(T) * step;
+  const unsigned blocks = unsigned(std::min<size_t>((count + 255) / 256, 65536));
+  spikes_from_u_kernel<<<blocks, 256, 0, stream>>>(u, count, step, layer.threshold, layer.delay,
+                                                   spikes);
+  NMSNN_CHECK_LAUNCH("spikes_from_u", "T=", T, ", B=", B, ", H=", H);
+}
+
+}  // namespace nmsnn::kernels

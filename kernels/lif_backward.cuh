@@ -1,0 +1,43 @@
+// lif_backward.cuh — backpropagation through a spiking layer's time loop, one thread per (b, h)
+// running t from T-1 down to 0 with dL/dv in a register (SPEC.md 4), and the helpers backward
+// needs around it. CPU twins: cpu/lif.hpp lif_backward and lif_spikes_from_u, and the readout
+// backward and bias sums of cpu/cpu_network.hpp.
+//
+// Layout: time-major [T, B, H], element (t, b, h) at (t*B + b)*H + h.
+// Only u was saved. From it:  g = (u - threshold > 0);  ds/du = g;
+//   dv/du = 1 - (penalty/threshold) g  (scale)   or   1 - g  (subtract)
+//   du[t] = (dv_next + d_state[out]) * dv/du + d_spikes[out] * g,   dv_next = decay * du[t]
+// where `out` is the step that returned this step's values (t+1 with delay, t without); steps
+// whose values were never returned (t = T-1 with delay) get only dv_next.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "nmsnn/spec.hpp"
+
+namespace nmsnn::kernels {
+
+struct LifBackwardArgs {
+  int T = 0, B = 0, H = 0;
+  const float* u = nullptr;         // [T, B, H] saved pre-reset states
+  const float* d_spikes = nullptr;  // [T, B, H] or null: dL/d(returned spikes) (hidden layers)
+  // Readout backward (last layer): dL/d(returned state at step t) = dlogits[b, h] * readout_scale
+  // for t >= begin_eval. Null for other layers.
+  const float* dlogits = nullptr;  // [B, H]
+  int begin_eval = 0;
+  float readout_scale = 1.0f;
+  float* du = nullptr;          // [T, B, H] out: dL/du = dL/da (must not alias u or d_spikes)
+  float* dbias_part = nullptr;  // [B, H] out: sum over t of du, per sample
+};
+
+void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaStream_t stream);
+
+// dbias[h] = sum over b of part[b, h], the sum in a fixed order (deterministic).
+void bias_grad_reduce(const float* part, int B, int H, float* dbias, cudaStream_t stream);
+
+// The spikes a layer returned, recomputed from its saved u: spikes[t] = relu(u[t-1] - threshold)
+// with delay (0 at t = 0), relu(u[t] - threshold) without. [T, B, H] each.
+void spikes_from_u(const SpikingLayer& layer, int T, int B, int H, const float* u, float* spikes,
+                   cudaStream_t stream);
+
+}  // namespace nmsnn::kernels

@@ -1,0 +1,35 @@
+// lif_forward.cuh — a spiking layer's whole time loop on the device, one thread per (b, h), the
+// neuron state in registers (SPEC.md 2, 3). CPU twin: cpu/lif.hpp lif_forward, plus the readout
+// of cpu/cpu_network.hpp.
+//
+// Layout: time-major [T, B, H] row-major, element (t, b, h) at (t*B + b)*H + h.
+// Per step:  u = a + bias + decay * v;   s = relu(u - threshold);   g = s > 0;
+//            v = u - (penalty/threshold) u g   (scale)   or   u - (penalty + s) g   (subtract)
+// The layer returns (v, s) of step t at step t+1 with delay (zeros at step 0), else at step t.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "nmsnn/spec.hpp"
+
+namespace nmsnn::kernels {
+
+struct LifForwardArgs {
+  int T = 0, B = 0, H = 0;
+  const float* bias = nullptr;  // [H]
+  // [T, B, H]. In: a = input · W^T without bias. Out: the pre-reset state u (overwritten in place;
+  // each element is read once, before it is written, by the same thread).
+  float* u = nullptr;
+  float* spikes = nullptr;        // [T, B, H] or null: returned spikes (the next layer's input)
+  float* trace_state = nullptr;   // [T, B, H] or null: returned state, for a recorded pass
+  float* trace_spikes = nullptr;  // [T, B, H] or null: returned spikes, for a recorded pass
+  // Readout (last layer only): logits[b, h] = readout_scale * sum over returned steps
+  // t >= begin_eval of the returned state. Null for other layers.
+  float* logits = nullptr;  // [B, H]
+  int begin_eval = 0;
+  float readout_scale = 1.0f;  // 1, or 1 / (T - begin_eval) for the mean
+};
+
+void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStream_t stream);
+
+}  // namespace nmsnn::kernels

@@ -1,0 +1,48 @@
+// masked_linear.cuh — the first layer's linear map under the noise encoder, with the masks made
+// inside the matrix product so the masked input [T*B, I] never exists in memory (SPEC.md 1, 2, 4).
+//
+// Rows are time-major: row m = t*B + b. The masked input is
+//     X(m, k) = noise_mask(key, t, b, k) * x[b, k]          x: [B, K] row-major, K = inputs
+// and the two products are
+//     forward:      out[M, N] = X[M, K] · W[N, K]^T          (no bias: the neuron kernel adds it)
+//     weight grad:  dW[N, K]  = dU[M, N]^T · X[M, K]          (summed over all t and b)
+// with M = T*B, N = neurons, W and dW row-major [N, K] (the public layout).
+//
+// CPU twin: cpu/input_product.hpp (input_forward, input_weight_grad with a noisy SampleInput),
+// which gathers the same masks per sample; tests/test_cuda_kernels.cpp compares them.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "nmsnn/philox.hpp"
+
+namespace nmsnn::kernels {
+
+// fp32: CUDA-core FMA, the default and what the exactness tests use.
+// tf32: tensor cores (WMMA m16n16k8) with TF32 inputs (10-bit mantissa) and FP32 accumulation.
+enum class TileMath { fp32, tf32 };
+
+// out[M, N] = X[M, K] · W[N, K]^T, M = T*B. Every pointer is device memory.
+void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
+                           int N, float* out, TileMath math, cudaStream_t stream);
+
+// How the weight gradient splits its sum over M = T*B rows: `splits` blocks of `rows` rows each
+// write a partial [N, K]; a second pass adds the partials in split order, so the result is the
+// same on every run and every GPU. A function of the shapes only.
+struct WgradSplit {
+  int splits = 1;
+  long long rows = 0;
+};
+WgradSplit masked_linear_wgrad_split(long long M, int N, int K);
+// Scratch floats the weight gradient needs for its partials: splits * N * K, or 0 when one
+// split does (then the kernel writes dW directly).
+size_t masked_linear_wgrad_scratch(int T, int B, int N, int K);
+
+// dW[N, K] = dU[M, N]^T · X[M, K] (overwrites dW). `scratch` holds masked_linear_wgrad_scratch
+// floats (may be null when that is 0).
+void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, const float* dU,
+                         int N, float* dW, float* scratch, TileMath math, cudaStream_t stream);
+
+}  // namespace nmsnn::kernels

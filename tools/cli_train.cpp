@@ -8,7 +8,7 @@
 //            batch 100, 10 epochs: the library's MNIST recipe (about 0.975 test accuracy)
 //   seed     (images) the seed's MNIST script exactly: inputs x/255 - 0.5, batch 1000, SGD
 //            momentum 0.5 with a fresh optimiser per epoch, lr 0.1, 0.05, 0.01 over 3 epochs
-//   tabular  (CSV) standardised features, T=32, 64 hidden, Adam lr 1e-3, batch 32, 60 epochs
+//   tabular  (CSV) standardised features, T=64, 100 hidden, Adam lr 1e-3, batch 32, 100 epochs
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -41,7 +41,7 @@ Preset preset(const std::string& name) {
   if (name == "seed")
     return {"seed", "centered", 3, 1000, 128, 100, "sgd", {0.1, 0.05, 0.01}, 0, 1.0, 0.5, true};
   if (name == "tabular")
-    return {"tabular", "unit", 60, 32, 32, 64, "adam", {1e-3}, 0, 1.0, 0.0, false};
+    return {"tabular", "unit", 100, 32, 64, 100, "adam", {1e-3}, 0, 1.0, 0.0, false};
   detail::fail("unknown preset '", name, "' (expected default, seed or tabular)");
 }
 
@@ -59,8 +59,8 @@ Args train_flags() {
   a.flag("model", "KIND", "snn (spiking, default) | mlp (the non-spiking ReLU baseline)");
   a.flag("model-file", "FILE", "a JSON layer-stack description (see README); overrides --model");
   a.flag("preset", "NAME", "default | seed (images), tabular (CSV): complete settings");
-  a.flag("hidden", "N[,N...]", "hidden layer sizes (default 100 for images, 64 for CSV)");
-  a.flag("time-steps", "T", "simulation steps per sample (default 128 for images, 32 for CSV)");
+  a.flag("hidden", "N[,N...]", "hidden layer sizes (default 100)");
+  a.flag("time-steps", "T", "simulation steps per sample (default 128 for images, 64 for CSV)");
   a.flag("encoding", "E", "noisy (the seed's noise mask) | repeated (input unchanged every step)");
   a.flag("decay", "D", "neuron decay (default 0.9)");
   a.flag("threshold", "TH", "firing threshold (default 1.0)");
@@ -202,8 +202,11 @@ int run_train(const std::vector<std::string>& argv) {
       s = neuron;
       s.size = size;
     }
-    // A regressor reads its prediction linearly from the last spiking layer's spikes.
-    if (task == TaskKind::regression) desc.spec.layers.back() = Dense{outputs};
+    // Binary and regression models read their one output linearly from the last spiking
+    // layer's spikes: the seed's readout, an output neuron's state, is bounded above by its
+    // threshold (it resets when it fires), which cannot express a confident logit or a large
+    // value. Multiclass models keep the seed's readout.
+    if (task != TaskKind::classification) desc.spec.layers.back() = Dense{outputs};
   }
   if (args.has("encoding")) desc.encoding = parse_encoding(args.str("encoding", ""));
   if (args.has("readout")) desc.spec.readout.reduce = parse_reduce(args.str("readout", ""));

@@ -4,8 +4,8 @@
 //   weight grad:  dW[h, i] += sum_t x(t, i) du[t, h];   dbias[h] += sum_t du[t, h]
 //   input grad:   dx[t, i]  = sum_h du[t, h] W[h, i]
 //
-// x(t, i) is either a dense sequence (the caller's xi, or the previous layer's spikes) or the noise
-// encoder's m(t, b, i) * x[i] (SPEC.md 1). For the encoder only the features with x[i] != 0 are
+// x(t, i) is either a dense sequence (the caller's xi, or the previous layer's spikes; t_stride 0
+// for a static input repeated at every step) or the noise encoder's m(t, b, i) * x[i] (SPEC.md 1). For the encoder only the features with x[i] != 0 are
 // gathered (a zero stays zero under the mask at every step; on MNIST with inputs in [0, 1] that is
 // 80% of them), and their masks are made here, per sample, and made again in backward rather than
 // stored. Weights are held transposed, WT[i, h] = W[h, i], with h padded to `width` (a multiple of
@@ -78,6 +78,10 @@ void input_forward(const SampleInput<Real>& in, const Real* WT, const Real* bias
     const int K = gather_noisy(in, buf);
     gemm_accumulate<Real>(T, K, width, buf.values.data(), 1, size_t(T),
                           {WT, size_t(width), buf.index.data()}, out);
+  } else if (in.t_stride == 0) {
+    // The same input at every step (a repeated static input): one product, copied to each step.
+    gemm_accumulate<Real>(1, in.I, width, in.data, 0, 1, {WT, size_t(width), nullptr}, out);
+    for (int t = 1; t < T; ++t) std::copy_n(a, width, a + size_t(t) * width);
   } else {
     gemm_accumulate<Real>(T, in.I, width, in.data, in.t_stride, 1, {WT, size_t(width), nullptr},
                           out);
@@ -96,6 +100,13 @@ void input_weight_grad(const SampleInput<Real>& in, const Real* du, int width, R
     const int K = gather_noisy(in, buf);  // the forward pass's masks, made again
     gemm_accumulate<Real>(K, T, width, buf.values.data(), size_t(T), 1, du_rows,
                           {dWT, size_t(width), buf.index.data()});
+  } else if (in.t_stride == 0) {
+    // A repeated input: sum_t x du[t] = x (sum_t du[t]), one outer product.
+    buf.values.assign(width, Real(0));
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < width; ++h) buf.values[h] += du[size_t(t) * width + h];
+    gemm_accumulate<Real>(in.I, 1, width, in.data, 1, 0, {buf.values.data(), 0, nullptr},
+                          {dWT, size_t(width), nullptr});
   } else {
     gemm_accumulate<Real>(in.I, T, width, in.data, 1, in.t_stride, du_rows,
                           {dWT, size_t(width), nullptr});

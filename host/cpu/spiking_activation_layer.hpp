@@ -2,8 +2,8 @@
 //
 //   voltage += f(x[t]) * dt;  n = floor(voltage);  voltage -= n;  y[t] = n / dt
 //
-// A neuron fires n spikes in a step (possibly several, never negative: a negative f(x) lowers
-// the voltage, which then rises back before it fires). Backward is straight-through: dL/dx[t] =
+// A neuron fires n spikes in a step: possibly several, and negative ones when f(x) < 0 drives
+// the voltage below 0 (tanh, for instance), as in PyTorchSpiking. Backward is straight-through: dL/dx[t] =
 // f'(x[t]) dL/dy[t]. Without spiking-aware training a training pass returns f(x) itself.
 // The initial voltage of (sample b, neuron h) is U[0, 1) from Philox, keyed by
 // stream_key(seed, "volt" + layer index) and the pass counter, counter {h / 4, b, 0, pass} — the

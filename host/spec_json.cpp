@@ -1,7 +1,7 @@
 // spec_json.cpp — reading and writing network descriptions as JSON, with strict checking.
 #include "nmsnn/spec_json.hpp"
 
-#include <set>
+#include <algorithm>
 
 #include "nmsnn/error.hpp"
 
@@ -36,10 +36,7 @@ class Fields {
     if (!json.is_object()) fail(where(""), "expected an object, got a ", to_string(json.type()));
   }
 
-  const Json* get(const std::string& key) {
-    used_.insert(key);
-    return json_.find(key);
-  }
+  const Json* get(const std::string& key) const { return json_.find(key); }
   double number(const std::string& key, double fallback) {
     const Json* v = get(key);
     if (!v) return fallback;
@@ -69,10 +66,11 @@ class Fields {
     if (!v->is_string()) fail(where(key), "expected a string, got ", v->dump());
     return v->as_string();
   }
-  // Throws naming the first key that was never asked for, and the keys that are known.
-  void finish(const std::vector<std::string>& known) const {
+  // Throws naming the first key that is not in `known`, listing the known ones. Called before
+  // reading, so a misspelt key is reported as such rather than as a missing one.
+  void only(const std::vector<std::string>& known) const {
     for (const auto& [key, value] : json_.as_object()) {
-      if (used_.count(key)) continue;
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
       std::string list;
       for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
       fail(where(key), "unknown key (known keys here: ", list, ")");
@@ -88,7 +86,6 @@ class Fields {
   const Json& json_;
   std::string path_;
   const std::string& source_;
-  std::set<std::string> used_;
 };
 
 // Value errors from the enum parsers name the path too.
@@ -105,6 +102,7 @@ LayerSpec layer_from_json(const Json& json, const std::string& path, const std::
   Fields f(json, path, source);
   const std::string type = f.string("type", "");
   if (type == "spiking") {
+    f.only({"type", "size", "decay", "threshold", "penalty", "reset", "delay"});
     SpikingLayer s;
     s.size = f.required_integer("size");
     s.decay = float(f.number("decay", s.decay));
@@ -113,23 +111,24 @@ LayerSpec layer_from_json(const Json& json, const std::string& path, const std::
     const std::string reset = f.string("reset", to_string(s.reset));
     s.reset = named(f, "reset", [&] { return parse_reset_rule(reset); });
     s.delay = f.boolean("delay", s.delay);
-    f.finish({"type", "size", "decay", "threshold", "penalty", "reset", "delay"});
     return s;
   }
   if (type == "dense") {
+    f.only({"type", "size"});
     Dense d;
     d.size = f.required_integer("size");
-    f.finish({"type", "size"});
     return d;
   }
   if (type == "activation") {
+    f.only({"type", "function"});
     Activation a;
     const std::string fn = f.string("function", to_string(a.kind));
     a.kind = named(f, "function", [&] { return parse_activation(fn); });
-    f.finish({"type", "function"});
     return a;
   }
   if (type == "spiking_activation") {
+    f.only({"type", "activation", "dt", "spiking_aware_training", "random_initial_voltage",
+              "return_sequences", "rate_target", "rate_weight"});
     SpikingActivation a;
     const std::string fn = f.string("activation", to_string(a.activation));
     a.activation = named(f, "activation", [&] { return parse_activation(fn); });
@@ -139,22 +138,20 @@ LayerSpec layer_from_json(const Json& json, const std::string& path, const std::
     a.return_sequences = f.boolean("return_sequences", a.return_sequences);
     a.rate_target = float(f.number("rate_target", a.rate_target));
     a.rate_weight = float(f.number("rate_weight", a.rate_weight));
-    f.finish({"type", "activation", "dt", "spiking_aware_training", "random_initial_voltage",
-              "return_sequences", "rate_target", "rate_weight"});
     return a;
   }
   if (type == "lowpass") {
+    f.only({"type", "tau", "dt", "units", "apply_during_training", "return_sequences"});
     Lowpass l;
     l.tau = float(f.number("tau", l.tau));
     l.dt = float(f.number("dt", l.dt));
     l.units = f.integer("units", l.units);
     l.apply_during_training = f.boolean("apply_during_training", l.apply_during_training);
     l.return_sequences = f.boolean("return_sequences", l.return_sequences);
-    f.finish({"type", "tau", "dt", "units", "apply_during_training", "return_sequences"});
     return l;
   }
   if (type == "temporal_avg_pool") {
-    f.finish({"type"});
+    f.only({"type"});
     return TemporalAvgPool{};
   }
   if (type.empty()) fail(f.where("type"), "missing (it is required)");
@@ -192,6 +189,7 @@ Json layer_to_json(const LayerSpec& layer) {
 NetworkDescription description_from_json(const Json& json, const std::string& source,
                                          int inputs) {
   Fields f(json, "", source);
+  f.only({"inputs", "time_steps", "encoding", "readout", "layers"});
   NetworkDescription d;
   d.spec.inputs = f.integer("inputs", inputs);
   if (inputs > 0 && d.spec.inputs != inputs)
@@ -201,10 +199,10 @@ NetworkDescription description_from_json(const Json& json, const std::string& so
   d.encoding = named(f, "encoding", [&] { return parse_encoding(enc); });
   if (const Json* r = f.get("readout")) {
     Fields rf(*r, "readout", source);
+    rf.only({"reduce", "begin_eval"});
     const std::string reduce = rf.string("reduce", to_string(d.spec.readout.reduce));
     d.spec.readout.reduce = named(rf, "reduce", [&] { return parse_reduce(reduce); });
     d.spec.readout.begin_eval = rf.integer("begin_eval", d.spec.readout.begin_eval);
-    rf.finish({"reduce", "begin_eval"});
   }
   const Json* layers = f.get("layers");
   if (!layers) fail(f.where("layers"), "missing (it is required)");
@@ -213,7 +211,6 @@ NetworkDescription description_from_json(const Json& json, const std::string& so
   for (size_t l = 0; l < layers->size(); ++l)
     d.spec.layers.push_back(layer_from_json(layers->at(l), "layers[" + std::to_string(l) + "]",
                                             source));
-  f.finish({"inputs", "time_steps", "encoding", "readout", "layers"});
   try {
     d.spec.validate();
   } catch (const Error& e) {

@@ -1,7 +1,9 @@
 // test_cli.cpp — the `nmsnn` program as a user runs it: exit codes, messages, the JSON report.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -98,4 +100,104 @@ TEST(Cli, TruncatedOrForeignDataFilesAreRejected) {
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("train-images-idx3-ubyte"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("not an IDX file"), std::string::npos) << r.output;
+}
+
+// ---- tabular data: train, save, eval, predict, plot ------------------------------------------
+namespace {
+const std::string kIris = NMSNN_SOURCE_DIR "/data/csv/iris_data.csv";
+const std::string kHouse = NMSNN_SOURCE_DIR "/data/csv/house_price_data.csv";
+}  // namespace
+
+TEST(Cli, CsvModelsTrainSaveEvaluatePredictAndPlot) {
+  const std::string dir = NMSNN_BINARY_DIR "/cli_csv";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  CliRun r = nmsnn("train --data " + kIris + " --target target --epochs 20 --time-steps 16 --save " +
+                   dir + "/iris.nmsnn --report " + dir + "/iris.json --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::string json = read_file(dir + "/iris.json");
+  for (const char* key : {"\"test_accuracy\": ", "\"test_auc\": ", "\"test_macro_f1\": ",
+                          "\"test_confusion_matrix\": [", "\"test_per_class\": [",
+                          "\"test_spike_rates\": [", "\"task\": \"multiclass\""})
+    EXPECT_NE(json.find(key), std::string::npos) << key << " missing in " << json;
+
+  r = nmsnn("eval --model " + dir + "/iris.nmsnn --data " + kIris + " --report " + dir + "/eval.json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("eval accuracy"), std::string::npos) << r.output;
+  EXPECT_NE(read_file(dir + "/eval.json").find("\"test_samples\": 150"), std::string::npos);
+
+  // Prediction input: the feature columns only, in another order.
+  std::ofstream(dir + "/rows.csv") << "petal_width,sepal_length,sepal_width,petal_length\n"
+                                      "0.2,5.1,3.5,1.4\n2.3,6.7,3.0,5.2\n";
+  r = nmsnn("predict --model " + dir + "/iris.nmsnn --data " + dir + "/rows.csv --out " + dir + "/pred.csv");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string pred = read_file(dir + "/pred.csv");
+  EXPECT_EQ(pred.rfind("prediction,p_0,p_1,p_2\n0,", 0), 0u) << pred;  // a setosa first
+  EXPECT_EQ(std::count(pred.begin(), pred.end(), '\n'), 3) << pred;
+
+  r = nmsnn("plot --model " + dir + "/iris.nmsnn --data " + kIris + " --out " + dir + "/plots");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* f : {"training_loss.svg", "training_accuracy.svg", "confusion_matrix.svg",
+                        "roc_curve.svg", "layer0_state.svg", "layer0_spikes.svg",
+                        "neuron_trace.svg"})
+    EXPECT_EQ(read_file(dir + "/plots/" + f).rfind("<svg", 0), 0u) << f;
+}
+
+TEST(Cli, RegressionAndBinaryReportTheirMetrics) {
+  const std::string dir = NMSNN_BINARY_DIR "/cli_csv2";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  CliRun r = nmsnn("train --data " + kHouse + " --task regression --target house_price --epochs 5"
+                   " --time-steps 8 --report " + dir + "/house.json --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string house = read_file(dir + "/house.json");
+  for (const char* key : {"\"test_r2\": ", "\"test_rmse\": ", "\"test_mae\": ", "\"test_mse\": "})
+    EXPECT_NE(house.find(key), std::string::npos) << key;
+  EXPECT_NE(r.output.find("R2"), std::string::npos);
+  // Binary: iris setosa (class 0) against the rest, as a two-class CSV.
+  std::ofstream bin(dir + "/setosa.csv");
+  bin << "a,b,c,d,setosa\n";
+  std::istringstream iris(read_file(kIris));
+  std::string line;
+  std::getline(iris, line);
+  while (std::getline(iris, line))
+    if (!line.empty()) bin << line.substr(0, line.rfind(',')) << "," << (line.back() == '0' ? "yes" : "no") << "\n";
+  bin.close();
+  r = nmsnn("train --data " + dir + "/setosa.csv --task binary --epochs 10 --time-steps 8 --model mlp"
+            " --report " + dir + "/bin.json --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string b = read_file(dir + "/bin.json");
+  for (const char* key : {"\"test_accuracy\": ", "\"test_auc\": ", "\"test_average_precision\": ",
+                          "\"model\": \"mlp\""})
+    EXPECT_NE(b.find(key), std::string::npos) << key << " in " << b;
+}
+
+TEST(Cli, ModelFilesAndTabularErrors) {
+  const std::string dir = NMSNN_BINARY_DIR "/cli_csv3";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  std::ofstream(dir + "/net.json") << R"({"time_steps": 6, "encoding": "repeated", "layers": [
+      {"type": "dense", "size": 8}, {"type": "spiking_activation", "dt": 0.05},
+      {"type": "temporal_avg_pool"}, {"type": "dense", "size": 3}]})";
+  CliRun r = nmsnn("train --data " + kIris + " --model-file " + dir + "/net.json --epochs 3 --quiet");
+  EXPECT_EQ(r.status, 0) << r.output;
+  std::ofstream(dir + "/bad.json") << R"({"layers": [{"type": "dense", "size": 8, "bias": false}]})";
+  struct Case {
+    std::string args, message;
+  } cases[] = {
+      {"train --data " + kIris + " --model-file " + dir + "/bad.json", "layers[0].bias"},
+      {"train --data " + kIris + " --model-file " + dir + "/net.json --task binary", "1"},
+      {"train --data " + kIris + " --target species", "'species'"},
+      {"train --data " + kHouse + " --task regression --target nowhere", "nowhere"},
+      {"train --data " + kIris + " --task ordinal", "'ordinal'"},
+      {"train --data " + kIris + " --model cnn", "'cnn'"},
+      {"train --data " + kIris + " --test-fraction 1.5", "fraction"},
+      {"train --data " + dir + "/missing.csv", "missing.csv"},
+      {"eval --data " + kIris, "--model FILE is required"},
+      {"eval --model " + dir + "/net.json --data " + kIris, "not a safetensors file"},
+      {"predict --model " + dir + "/none.nmsnn --data " + kIris + " --out " + dir + "/p.csv",
+       "none.nmsnn"},
+  };
+  for (const Case& c : cases) {
+    r = nmsnn(c.args);
+    EXPECT_EQ(r.status, 1) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
+  }
 }

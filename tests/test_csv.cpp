@@ -3,6 +3,8 @@
 // Fixture files are written at run time into a fresh temporary directory so each quoting rule and
 // each failure can be produced exactly; the seed CSVs in data/csv check the loader end to end.
 #include <gtest/gtest.h>
+
+#include "throws_with.hpp"
 #include <unistd.h>
 
 #include <cmath>
@@ -23,25 +25,6 @@ using Rows = std::vector<std::vector<std::string>>;
 using Names = std::vector<std::string>;
 
 namespace {
-
-// Passes when `f` throws nmsnn::Error whose message contains every one of `parts`.
-::testing::AssertionResult throws_with(const std::function<void()>& f,
-                                       const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const nmsnn::Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) {
-      if (msg.find(p) == std::string::npos) {
-        return ::testing::AssertionFailure() << "message \"" << msg << "\" lacks \"" << p << "\"";
-      }
-    }
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw a non-nmsnn exception: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "did not throw";
-}
 
 class CsvTest : public ::testing::Test {
  protected:

@@ -390,7 +390,8 @@ TEST(Lif, ForwardAndBackwardBitIdenticalToCpu) {
           const auto bias = random_vector(s.H, -0.3f, 0.3f, 12);
           const float scale = begin > 0 ? 1.0f / float(s.T - begin) : 1.0f;
 
-          Dev<float> du_state(a), dbias(bias), spikes(n), tstate(n), tspikes(n), logits(size_t(s.B) * s.H);
+          Dev<float> du_state(a), dbias(bias), spikes(n), tstate(n), tspikes(n), logits(size_t(s.B) * s.H),
+              rates(size_t(s.B) * s.H);
           nmsnn::kernels::LifForwardArgs fa;
           fa.T = s.T, fa.B = s.B, fa.H = s.H;
           fa.bias = dbias.get();
@@ -399,16 +400,17 @@ TEST(Lif, ForwardAndBackwardBitIdenticalToCpu) {
           fa.trace_state = tstate.get();
           fa.trace_spikes = tspikes.get();
           fa.logits = logits.get();
+          fa.rates = rates.get();
           fa.begin_eval = begin;
           fa.readout_scale = scale;
           nmsnn::kernels::lif_forward(layer, fa, nullptr);
           const auto u_dev = du_state.host(), s_dev = spikes.host(), ts_dev = tstate.host(),
-                     tp_dev = tspikes.host(), l_dev = logits.host();
+                     tp_dev = tspikes.host(), l_dev = logits.host(), r_dev = rates.host();
 
           // CPU twin, sample by sample; a + bias rounded first, as the kernel does.
           nmsnn::cpu::LifNeurons<float> neurons = nmsnn::cpu::LifNeurons<float>::from(layer);
           neurons.size = s.H;
-          std::vector<float> u_cpu(n), st_cpu(n), sp_cpu(n), l_cpu(size_t(s.B) * s.H);
+          std::vector<float> u_cpu(n), st_cpu(n), sp_cpu(n), l_cpu(size_t(s.B) * s.H), r_cpu(l_cpu.size());
           for (int b = 0; b < s.B; ++b) {
             std::vector<float> ab = sample_of(a, s.T, s.B, s.H, b);
             for (int t = 0; t < s.T; ++t)
@@ -423,9 +425,11 @@ TEST(Lif, ForwardAndBackwardBitIdenticalToCpu) {
                 sp_cpu[at] = sp[size_t(t) * s.H + h];
               }
             for (int h = 0; h < s.H; ++h) {
-              float sum = 0;
+              float sum = 0, fired = 0;
               for (int t = begin; t < s.T; ++t) sum += st[size_t(t) * s.H + h];
+              for (int t = 0; t < s.T; ++t) fired += u[size_t(t) * s.H + h] > layer.threshold;
               l_cpu[size_t(b) * s.H + h] = sum * scale;
+              r_cpu[size_t(b) * s.H + h] = fired / float(s.T);  // as cpu/lif_layer.hpp
             }
           }
           EXPECT_EQ(count_bit_differences(u_dev, u_cpu, name + " u"), 0) << name;
@@ -433,6 +437,7 @@ TEST(Lif, ForwardAndBackwardBitIdenticalToCpu) {
           EXPECT_EQ(count_bit_differences(tp_dev, sp_cpu, name + " traced spikes"), 0) << name;
           EXPECT_EQ(count_bit_differences(ts_dev, st_cpu, name + " traced state"), 0) << name;
           EXPECT_EQ(count_bit_differences(l_dev, l_cpu, name + " logits"), 0) << name;
+          EXPECT_EQ(count_bit_differences(r_dev, r_cpu, name + " rates"), 0) << name;
 
           // Backward, as a hidden layer (d_spikes) and as the last layer (dlogits).
           const auto d_spikes = random_vector(n, -1.0f, 1.0f, 13);

@@ -4,6 +4,8 @@
 // so each failure mode can be produced exactly; the real MNIST files in data/mnist check the
 // loader end to end.
 #include <gtest/gtest.h>
+
+#include "throws_with.hpp"
 #include <unistd.h>
 #include <zlib.h>
 
@@ -27,25 +29,6 @@ using nmsnn::PixelScale;
 using Bytes = std::vector<uint8_t>;
 
 namespace {
-
-// Passes when `f` throws nmsnn::Error whose message contains every one of `parts`.
-::testing::AssertionResult throws_with(const std::function<void()>& f,
-                                       const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const nmsnn::Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) {
-      if (msg.find(p) == std::string::npos) {
-        return ::testing::AssertionFailure() << "message \"" << msg << "\" lacks \"" << p << "\"";
-      }
-    }
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw a non-nmsnn exception: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "did not throw";
-}
 
 Bytes idx_header(uint8_t type, const std::vector<uint32_t>& dims) {
   Bytes b = {0, 0, type, uint8_t(dims.size())};

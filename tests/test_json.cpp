@@ -3,6 +3,8 @@
 // Round trips check that what dump writes parse_json reads back identically (float32 values
 // bit-exactly); the error table checks each rejection names the right byte offset.
 #include <gtest/gtest.h>
+
+#include "throws_with.hpp"
 #include <unistd.h>
 
 #include <cfloat>
@@ -29,25 +31,6 @@ using nmsnn::Json;
 using nmsnn::parse_json;
 
 namespace {
-
-// Passes when `f` throws nmsnn::Error whose message contains every one of `parts`.
-::testing::AssertionResult throws_with(const std::function<void()>& f,
-                                       const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const nmsnn::Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) {
-      if (msg.find(p) == std::string::npos) {
-        return ::testing::AssertionFailure() << "message \"" << msg << "\" lacks \"" << p << "\"";
-      }
-    }
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw a non-nmsnn exception: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "did not throw";
-}
 
 uint32_t bits(float f) {
   uint32_t b;

@@ -4,6 +4,8 @@
 // without running scikit-learn; the ROC and AP cases are also the ones in scikit-learn's docs.
 #include <gtest/gtest.h>
 
+#include "throws_with.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -20,25 +22,6 @@ using Doubles = std::vector<double>;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 namespace {
-
-// Passes when `f` throws nmsnn::Error whose message contains every one of `parts`.
-::testing::AssertionResult throws_with(const std::function<void()>& f,
-                                       const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const nmsnn::Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) {
-      if (msg.find(p) == std::string::npos) {
-        return ::testing::AssertionFailure() << "message \"" << msg << "\" lacks \"" << p << "\"";
-      }
-    }
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw a non-nmsnn exception: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "did not throw";
-}
 
 void expect_near_all(const Doubles& got, const Doubles& want, const char* what) {
   ASSERT_EQ(got.size(), want.size()) << what;

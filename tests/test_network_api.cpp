@@ -2,6 +2,8 @@
 // errors on every kind of bad input (never a crash, never silent garbage).
 #include <gtest/gtest.h>
 
+#include "throws_with.hpp"
+
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -16,17 +18,6 @@ using nmsnn::Network;
 using nmsnn::NetworkSpec;
 
 // Runs fn and checks that it throws nmsnn::Error whose message contains every piece.
-void throws_with(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
-  try {
-    fn();
-  } catch (const nmsnn::Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg;
-    return;
-  }
-  ADD_FAILURE() << "expected nmsnn::Error mentioning '" << pieces.at(0) << "'";
-}
-
 NetworkSpec small(int T = 4) { return NetworkSpec::spiking(6, {5}, 3, T); }
 
 std::vector<float> ramp(size_t n, float scale = 0.1f) {
@@ -132,56 +123,56 @@ TEST(NetworkApi, InferencePassesKeepNothingAndCannotBeDifferentiated) {
   const std::vector<float> x = ramp(6);
   auto pass = net.forward(Input::noisy(x, 1), inference);
   EXPECT_EQ(pass.saved_bytes(), 0u);
-  throws_with([&] { net.backward(pass, std::vector<float>(3, 0.1f)); }, {"training = false"});
+  expect_throws([&] { net.backward(pass, std::vector<float>(3, 0.1f)); }, {"training = false"});
 }
 
 // ---- bad specs -----------------------------------------------------------------------------
 TEST(NetworkErrors, BadSpecsNameTheField) {
   auto spec = small();
   spec.time_steps = 0;
-  throws_with([&] { Network n(spec); }, {"time_steps", ">= 1", "0"});
+  expect_throws([&] { Network n(spec); }, {"time_steps", ">= 1", "0"});
   spec = small();
   spec.readout.begin_eval = 4;
-  throws_with([&] { Network n(spec); }, {"begin_eval", "[0, 4)", "got 4"});
+  expect_throws([&] { Network n(spec); }, {"begin_eval", "[0, 4)", "got 4"});
   spec = small();
   spec.readout.begin_eval = -1;
-  throws_with([&] { Network n(spec); }, {"begin_eval"});
+  expect_throws([&] { Network n(spec); }, {"begin_eval"});
   spec = small();
   std::get<nmsnn::SpikingLayer>(spec.layers[0]).size = 0;
-  throws_with([&] { Network n(spec); }, {"layer 0", "size", "> 0"});
+  expect_throws([&] { Network n(spec); }, {"layer 0", "size", "> 0"});
   spec = small();
   spec.inputs = 0;
-  throws_with([&] { Network n(spec); }, {"inputs", "> 0"});
+  expect_throws([&] { Network n(spec); }, {"inputs", "> 0"});
   spec = small();
   spec.layers.clear();
-  throws_with([&] { Network n(spec); }, {"at least one layer"});
+  expect_throws([&] { Network n(spec); }, {"at least one layer"});
   spec = small();
   std::get<nmsnn::SpikingLayer>(spec.layers[1]).threshold = 0;
-  throws_with([&] { Network n(spec); }, {"layer 1", "threshold"});
+  expect_throws([&] { Network n(spec); }, {"layer 1", "threshold"});
   spec = small();
   std::get<nmsnn::SpikingLayer>(spec.layers[0]).decay = 1.5f;
-  throws_with([&] { Network n(spec); }, {"layer 0", "decay", "[0, 1]"});
+  expect_throws([&] { Network n(spec); }, {"layer 0", "decay", "[0, 1]"});
   spec = small();
   std::get<nmsnn::SpikingLayer>(spec.layers[0]).penalty = std::nanf("");
-  throws_with([&] { Network n(spec); }, {"layer 0", "penalty"});
-  throws_with([&] { Network n(small(), {nmsnn::Engine::cpu, 0, -2}); }, {"threads"});
+  expect_throws([&] { Network n(spec); }, {"layer 0", "penalty"});
+  expect_throws([&] { Network n(small(), {nmsnn::Engine::cpu, 0, -2}); }, {"threads"});
 }
 
 TEST(NetworkErrors, BadInputsNameTheProblem) {
   Network net(small(4));
   const std::vector<float> x = ramp(2 * 6);
-  throws_with([&] { net.forward(Input::noisy(ramp(11), 2)); },
+  expect_throws([&] { net.forward(Input::noisy(ramp(11), 2)); },
               {"input x has 11 values", "batch*inputs", "12"});
-  throws_with([&] { net.forward(Input::sequence(x, 2)); },
+  expect_throws([&] { net.forward(Input::sequence(x, 2)); },
               {"input sequence has 12 values", "time_steps*batch*inputs", "48"});
-  throws_with([&] { net.forward(Input::noisy(x, 0)); }, {"batch must be >= 1"});
-  throws_with([&] { net.forward(Input::noisy(nullptr, 12, 2)); }, {"null"});
+  expect_throws([&] { net.forward(Input::noisy(x, 0)); }, {"batch must be >= 1"});
+  expect_throws([&] { net.forward(Input::noisy(nullptr, 12, 2)); }, {"null"});
   std::vector<float> bad = x;
   bad[7] = std::numeric_limits<float>::quiet_NaN();
-  throws_with([&] { net.forward(Input::noisy(bad, 2)); }, {"x[1, 1]", "nan", "finite"});
+  expect_throws([&] { net.forward(Input::noisy(bad, 2)); }, {"x[1, 1]", "nan", "finite"});
   std::vector<float> seq = ramp(4 * 2 * 6);
   seq[4 * 2 * 6 - 1] = std::numeric_limits<float>::infinity();
-  throws_with([&] { net.forward(Input::sequence(seq, 2)); }, {"xi[3, 1, 5]", "inf"});
+  expect_throws([&] { net.forward(Input::sequence(seq, 2)); }, {"xi[3, 1, 5]", "inf"});
 }
 
 TEST(NetworkErrors, BadBackwardAndParameterCallsNameTheProblem) {
@@ -189,20 +180,20 @@ TEST(NetworkErrors, BadBackwardAndParameterCallsNameTheProblem) {
   Network other(small(4));
   const std::vector<float> x = ramp(2 * 6);
   auto pass = net.forward(Input::noisy(x, 2));
-  throws_with([&] { net.backward(pass, std::vector<float>(5, 0.0f)); },
+  expect_throws([&] { net.backward(pass, std::vector<float>(5, 0.0f)); },
               {"dlogits has 5 values", "6"});
   std::vector<float> nan_grad(6, 0.0f);
   nan_grad[4] = std::nanf("");
-  throws_with([&] { net.backward(pass, nan_grad); }, {"dlogits[1, 1]", "finite"});
-  throws_with([&] { other.backward(pass, std::vector<float>(6, 0.0f)); }, {"another network"});
+  expect_throws([&] { net.backward(pass, nan_grad); }, {"dlogits[1, 1]", "finite"});
+  expect_throws([&] { other.backward(pass, std::vector<float>(6, 0.0f)); }, {"another network"});
   std::vector<float> dx;
-  throws_with([&] { net.backward(pass, std::vector<float>(6, 0.0f), &dx); },
+  expect_throws([&] { net.backward(pass, std::vector<float>(6, 0.0f), &dx); },
               {"only for sequence and repeated inputs"});
-  throws_with([&] { net.backward(nmsnn::ForwardPass(), std::vector<float>(6, 0.0f)); }, {"empty"});
-  throws_with([&] { net.parameter("layers.2.weight"); },
+  expect_throws([&] { net.backward(nmsnn::ForwardPass(), std::vector<float>(6, 0.0f)); }, {"empty"});
+  expect_throws([&] { net.parameter("layers.2.weight"); },
               {"no parameter named 'layers.2.weight'", "layers.0.weight"});
-  throws_with([&] { net.set_parameter("layers.0.bias", {1.0f}); }, {"got 1 values", "has 5"});
-  throws_with([&] { net.set_parameter("layers.1.bias", {0.0f, INFINITY, 0.0f}); },
+  expect_throws([&] { net.set_parameter("layers.0.bias", {1.0f}); }, {"got 1 values", "has 5"});
+  expect_throws([&] { net.set_parameter("layers.1.bias", {0.0f, INFINITY, 0.0f}); },
               {"value 1", "finite"});
 }
 
@@ -210,7 +201,7 @@ TEST(NetworkErrors, CudaEngineWithoutAGpuSaysWhy) {
   std::string why;
   if (nmsnn::cuda_available(&why)) GTEST_SKIP() << "a CUDA device is present";
   EXPECT_FALSE(why.empty());
-  throws_with([&] { Network n(small(), {nmsnn::Engine::cuda}); }, {"cannot use the cuda engine"});
+  expect_throws([&] { Network n(small(), {nmsnn::Engine::cuda}); }, {"cannot use the cuda engine"});
 }
 
 TEST(NetworkErrors, EnumNamesAreParsedStrictly) {
@@ -218,8 +209,8 @@ TEST(NetworkErrors, EnumNamesAreParsedStrictly) {
   EXPECT_EQ(nmsnn::parse_reset_rule("subtract"), nmsnn::ResetRule::subtract);
   EXPECT_EQ(nmsnn::parse_reduce("mean"), nmsnn::Reduce::mean);
   EXPECT_EQ(nmsnn::parse_loss("bce"), nmsnn::Loss::bce);
-  throws_with([] { nmsnn::parse_engine("gpu"); }, {"'gpu'", "cpu or cuda"});
-  throws_with([] { nmsnn::parse_reset_rule("zero"); }, {"'zero'"});
-  throws_with([] { nmsnn::parse_reduce("max"); }, {"'max'"});
-  throws_with([] { nmsnn::parse_loss("ce"); }, {"'ce'"});
+  expect_throws([] { nmsnn::parse_engine("gpu"); }, {"'gpu'", "cpu or cuda"});
+  expect_throws([] { nmsnn::parse_reset_rule("zero"); }, {"'zero'"});
+  expect_throws([] { nmsnn::parse_reduce("max"); }, {"'max'"});
+  expect_throws([] { nmsnn::parse_loss("ce"); }, {"'ce'"});
 }

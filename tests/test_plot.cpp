@@ -3,6 +3,8 @@
 // The SVG is checked as text: well-formed tags, the title, and the number of series, legend
 // entries and cells that the input implies. How the charts look was checked by rendering them.
 #include <gtest/gtest.h>
+
+#include "throws_with.hpp"
 #include <unistd.h>
 
 #include <cmath>
@@ -20,25 +22,6 @@ namespace fs = std::filesystem;
 namespace plot = nmsnn::plot;
 
 namespace {
-
-// Passes when `f` throws nmsnn::Error whose message contains every one of `parts`.
-::testing::AssertionResult throws_with(const std::function<void()>& f,
-                                       const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const nmsnn::Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) {
-      if (msg.find(p) == std::string::npos) {
-        return ::testing::AssertionFailure() << "message \"" << msg << "\" lacks \"" << p << "\"";
-      }
-    }
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw a non-nmsnn exception: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "did not throw";
-}
 
 size_t count(const std::string& text, const std::string& what) {
   size_t n = 0;

@@ -4,6 +4,8 @@
 // on data built so that fitting on anything but the training rows would visibly move the mean.
 #include <gtest/gtest.h>
 
+#include "throws_with.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -21,25 +23,6 @@ using Ints = std::vector<int>;
 using Floats = std::vector<float>;
 
 namespace {
-
-// Passes when `f` throws nmsnn::Error whose message contains every one of `parts`.
-::testing::AssertionResult throws_with(const std::function<void()>& f,
-                                       const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const nmsnn::Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) {
-      if (msg.find(p) == std::string::npos) {
-        return ::testing::AssertionFailure() << "message \"" << msg << "\" lacks \"" << p << "\"";
-      }
-    }
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw a non-nmsnn exception: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "did not throw";
-}
 
 // The three splits together, sorted: a partition of [0, n) gives exactly 0..n-1.
 Ints all_of(const Split& s) {

@@ -2,6 +2,8 @@
 // (SPEC.md section 5) through the public API, on cases worked out by hand.
 #include <gtest/gtest.h>
 
+#include "throws_with.hpp"
+
 #include <cmath>
 #include <functional>
 #include <string>
@@ -11,17 +13,6 @@
 namespace {
 
 using namespace nmsnn;
-
-void throws_with(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg;
-    return;
-  }
-  ADD_FAILURE() << "expected nmsnn::Error mentioning '" << pieces.at(0) << "'";
-}
 
 // One feature through [layer] with a sum readout over T steps; returns the recorded output.
 struct Outcome {
@@ -154,9 +145,9 @@ TEST(SpikingActivation, DtCanChangeAtInference) {
   // dt = 1: v = 3 -> n = 3; 0.6 -> n = 0 (v 0.6); 0; v = 4.8 -> n = 4.
   EXPECT_EQ(run(net, xi, 1, false).y, (std::vector<float>{3, 0, 0, 4}));
   EXPECT_EQ(std::get<SpikingActivation>(net.spec().layers[0]).dt, 1.0f);
-  throws_with([&] { net.set_dt(0, 0.0f); }, {"dt must be > 0"});
+  expect_throws([&] { net.set_dt(0, 0.0f); }, {"dt must be > 0"});
   Network lif(NetworkSpec::spiking(1, {}, 2, 3));
-  throws_with([&] { lif.set_dt(0, 0.1f); }, {"layer 0", "not a spiking activation"});
+  expect_throws([&] { lif.set_dt(0, 0.1f); }, {"layer 0", "not a spiking activation"});
 }
 
 // Lowpass, tau = 0.1, dt = 0.1: smoothing a = exp(-1) initially; level[t] = (1-a) x[t] + a level[t-1].
@@ -215,21 +206,21 @@ TEST(RateRegularisation, AddsTheTermAndItsGradient) {
 TEST(PytorchSpikingErrors, BadConfigurationsAreRejected) {
   SpikingActivation a;
   a.dt = 0;
-  throws_with([&] { Network n(single(a, 4)); }, {"layer 0", "spiking activation", "dt must be > 0"});
+  expect_throws([&] { Network n(single(a, 4)); }, {"layer 0", "spiking activation", "dt must be > 0"});
   a.dt = -0.1f;
-  throws_with([&] { Network n(single(a, 4)); }, {"dt must be > 0", "-0.1"});
+  expect_throws([&] { Network n(single(a, 4)); }, {"dt must be > 0", "-0.1"});
   Lowpass lp;
   lp.tau = 0;
-  throws_with([&] { Network n(single(lp, 4)); }, {"lowpass", "tau must be > 0"});
+  expect_throws([&] { Network n(single(lp, 4)); }, {"lowpass", "tau must be > 0"});
   lp.tau = 0.1f;
   lp.units = 3;
-  throws_with([&] { Network n(single(lp, 4, 2)); }, {"lowpass", "3 units", "2 features"});
+  expect_throws([&] { Network n(single(lp, 4, 2)); }, {"lowpass", "3 units", "2 features"});
   lp.units = 0;
   lp.dt = -1;
-  throws_with([&] { Network n(single(lp, 4)); }, {"lowpass", "dt must be > 0"});
-  throws_with([&] { Network n(single(TemporalAvgPool{}, 0)); }, {"time_steps", ">= 1"});
+  expect_throws([&] { Network n(single(lp, 4)); }, {"lowpass", "dt must be > 0"});
+  expect_throws([&] { Network n(single(TemporalAvgPool{}, 0)); }, {"time_steps", ">= 1"});
   // After pooling there is one step: the readout cannot begin later.
   NetworkSpec pooled = single(TemporalAvgPool{}, 5);
   pooled.readout.begin_eval = 2;
-  throws_with([&] { Network n(pooled); }, {"begin_eval", "[0, 1)"});
+  expect_throws([&] { Network n(pooled); }, {"begin_eval", "[0, 1)"});
 }

@@ -4,6 +4,8 @@
 // writer is checked against the format rather than against the reader. Broken files are built
 // byte by byte at run time, one defect each.
 #include <gtest/gtest.h>
+
+#include "throws_with.hpp"
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -28,25 +30,6 @@ namespace fs = std::filesystem;
 using nmsnn::NamedTensor;
 
 namespace {
-
-// Passes when `f` throws nmsnn::Error whose message contains every one of `parts`.
-::testing::AssertionResult throws_with(const std::function<void()>& f,
-                                       const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const nmsnn::Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) {
-      if (msg.find(p) == std::string::npos) {
-        return ::testing::AssertionFailure() << "message \"" << msg << "\" lacks \"" << p << "\"";
-      }
-    }
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw a non-nmsnn exception: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "did not throw";
-}
 
 uint32_t bits(float f) {
   uint32_t b;

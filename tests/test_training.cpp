@@ -2,6 +2,8 @@
 // bit-identical reproducibility from a seed, and learning on real MNIST data.
 #include <gtest/gtest.h>
 
+#include "throws_with.hpp"
+
 #include <cmath>
 #include <functional>
 #include <string>
@@ -9,17 +11,6 @@
 #include "nmsnn/nmsnn.hpp"
 
 namespace {
-
-void throws_with(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
-  try {
-    fn();
-  } catch (const nmsnn::Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg;
-    return;
-  }
-  ADD_FAILURE() << "expected nmsnn::Error mentioning '" << pieces.at(0) << "'";
-}
 
 }  // namespace
 
@@ -36,8 +27,8 @@ TEST(Losses, NllOfLogSoftmaxByHand) {
   // Large logits do not overflow (log-sum-exp from the max).
   const auto big = nmsnn::nll_log_softmax({1000.0f, 0.0f}, 1, 2, {0});
   EXPECT_NEAR(big.value, 0.0, 1e-12);
-  throws_with([] { nmsnn::nll_log_softmax({0.0f, 0.0f}, 1, 2, {2}); }, {"label[0] = 2", "[0, 2)"});
-  throws_with([] { nmsnn::nll_log_softmax({0.0f}, 1, 2, {0}); }, {"logits has 1 values"});
+  expect_throws([] { nmsnn::nll_log_softmax({0.0f, 0.0f}, 1, 2, {2}); }, {"label[0] = 2", "[0, 2)"});
+  expect_throws([] { nmsnn::nll_log_softmax({0.0f}, 1, 2, {0}); }, {"logits has 1 values"});
 }
 
 TEST(Losses, BceWithLogitsByHand) {
@@ -47,14 +38,14 @@ TEST(Losses, BceWithLogitsByHand) {
   EXPECT_NEAR(l.grad[0], -0.25f, 1e-7f);
   EXPECT_NEAR(l.grad[1], float(1 / (1 + std::exp(-2.0)) / 2), 1e-7f);
   EXPECT_NEAR(nmsnn::bce_with_logits({-100.0f}, {0.0f}).value, 0.0, 1e-12);  // stable
-  throws_with([] { nmsnn::bce_with_logits({0.0f}, {2.0f}); }, {"target[0] = 2", "[0, 1]"});
+  expect_throws([] { nmsnn::bce_with_logits({0.0f}, {2.0f}); }, {"target[0] = 2", "[0, 1]"});
 }
 
 TEST(Losses, MseByHand) {
   const auto l = nmsnn::mse({1.0f, 3.0f}, {0.0f, 0.0f});
   EXPECT_DOUBLE_EQ(l.value, 5.0);  // (1 + 9) / 2
   EXPECT_EQ(l.grad, (std::vector<float>{1.0f, 3.0f}));  // 2 (p - y) / N
-  throws_with([] { nmsnn::mse({1.0f}, {0.0f, 1.0f}); }, {"1 predictions but 2 targets"});
+  expect_throws([] { nmsnn::mse({1.0f}, {0.0f, 1.0f}); }, {"1 predictions but 2 targets"});
 }
 
 // ---- optimiser update rules ----------------------------------------------------------------
@@ -129,8 +120,8 @@ TEST(Optimizers, StepAppliesTheLastGradientToEveryParameter) {
     }
   }
   EXPECT_TRUE(moved);
-  throws_with([&] { opt.set_lr(-1); }, {"learning rate", ">= 0"});
-  throws_with([&] { nmsnn::Optimizer bad(net, nmsnn::Adam{0.1, 1.0}); }, {"beta1"});
+  expect_throws([&] { opt.set_lr(-1); }, {"learning rate", ">= 0"});
+  expect_throws([&] { nmsnn::Optimizer bad(net, nmsnn::Adam{0.1, 1.0}); }, {"beta1"});
 }
 
 TEST(Trainer, LrSchedules) {
@@ -209,7 +200,7 @@ TEST(Trainer, LearnsMnistDigits) {
 TEST(Trainer, DataThatDoesNotFitTheNetworkIsRejected) {
   nmsnn::Network net(nmsnn::NetworkSpec::spiking(10, {4}, 3, 4));
   nmsnn::TrainOptions opts;
-  throws_with([&] { nmsnn::train(net, mnist_train().slice(0, 10), opts); },
+  expect_throws([&] { nmsnn::train(net, mnist_train().slice(0, 10), opts); },
               {"784 features", "expects 10 inputs"});
   nmsnn::Dataset d;
   d.name = "tiny";
@@ -218,14 +209,14 @@ TEST(Trainer, DataThatDoesNotFitTheNetworkIsRejected) {
   d.x.assign(20, 0.5f);
   d.labels = {0, 4};
   d.classes = 5;
-  throws_with([&] { nmsnn::train(net, d, opts); }, {"5 classes", "only 3 outputs"});
+  expect_throws([&] { nmsnn::train(net, d, opts); }, {"5 classes", "only 3 outputs"});
   d.labels = {0, 7};
   d.classes = 3;
-  throws_with([&] { nmsnn::train(net, d, opts); }, {"label", "7"});
+  expect_throws([&] { nmsnn::train(net, d, opts); }, {"label", "7"});
   opts.epochs = 0;
   d.labels = {0, 1};
-  throws_with([&] { nmsnn::train(net, d, opts); }, {"epochs must be >= 1"});
+  expect_throws([&] { nmsnn::train(net, d, opts); }, {"epochs must be >= 1"});
   opts.epochs = 1;
   opts.loss = nmsnn::Loss::mse;
-  throws_with([&] { nmsnn::train(net, d, opts); }, {"no regression targets"});
+  expect_throws([&] { nmsnn::train(net, d, opts); }, {"no regression targets"});
 }

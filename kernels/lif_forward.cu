@@ -34,6 +34,7 @@ __global__ void lif_forward_kernel(LifForwardArgs a, float decay, float threshol
   }
   float v = 0.0f;        // v[t-1]
   float readout = 0.0f;  // sum of the returned state over t >= begin_eval
+  float fired = 0.0f;    // steps with a spike (exact in float up to 2^24 steps)
   for (int t0 = 0; t0 < T; t0 += kAhead) {
     float in[kAhead];
 #pragma unroll
@@ -47,6 +48,7 @@ __global__ void lif_forward_kernel(LifForwardArgs a, float decay, float threshol
       const float g = s > 0.0f ? 1.0f : 0.0f;
       const float next = Rule == ResetRule::scale ? u - scale_factor * u * g : u - (penalty + s) * g;
       a.u[at0 + size_t(t) * step] = u;
+      fired += g;
       const int out = delay ? t + 1 : t;  // the step that returns this step's (v, s)
       if (out < T) {
         const size_t at = at0 + size_t(out) * step;
@@ -60,6 +62,7 @@ __global__ void lif_forward_kernel(LifForwardArgs a, float decay, float threshol
   }
   // The returned state at step 0 with delay is 0; leaving it out of the sum changes nothing.
   if (a.logits) a.logits[n] = readout * a.readout_scale;
+  if (a.rates) a.rates[n] = fired / float(T);
 }
 
 }  // namespace

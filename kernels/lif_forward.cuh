@@ -23,6 +23,9 @@ struct LifForwardArgs {
   float* spikes = nullptr;        // [T, B, H] or null: returned spikes (the next layer's input)
   float* trace_state = nullptr;   // [T, B, H] or null: returned state, for a recorded pass
   float* trace_spikes = nullptr;  // [T, B, H] or null: returned spikes, for a recorded pass
+  // [B, H] or null: firing rate in spikes per step, the fraction of the T steps with u > threshold
+  // (as the CPU engine's LifLayer measures it, over every step whether returned or not).
+  float* rates = nullptr;
   // Readout (last layer only): logits[b, h] = readout_scale * sum over returned steps
   // t >= begin_eval of the returned state. Null for other layers.
   float* logits = nullptr;  // [B, H]

@@ -81,6 +81,9 @@ struct Case {
   }
 };
 
+// gtest prints a parameter with this instead of its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name(); }
+
 NetworkSpec make_spec(const Case& c) {
   NetworkSpec spec;
   spec.inputs = c.inputs;
@@ -256,6 +259,7 @@ void compare_engines(const Case& c, Engine reference_engine, Engine tested_engin
   opts.use_noise_pass = true;
   opts.noise_pass = p.key.pass;
   opts.record = c.record;
+  opts.rates = c.record;
   const Input input = c.noisy ? Input::noisy(p.input, c.batch) : Input::sequence(p.input, c.batch);
   auto pass_ref = ref.forward(input, opts);
   auto pass_test = test.forward(input, opts);
@@ -283,6 +287,15 @@ void compare_engines(const Case& c, Engine reference_engine, Engine tested_engin
       const auto pa = safe_rows(a.spikes, p.safe, row), pb = safe_rows(b.spikes, p.safe, row);
       report("layer " + std::to_string(l) + " traced state (safe samples)", sa, sb);
       report("layer " + std::to_string(l) + " traced spikes (safe samples)", pa, pb);
+    }
+    ASSERT_EQ(pass_ref.rates().size(), pass_test.rates().size()) << c.name() << ": rates";
+    for (size_t k = 0; k < pass_ref.rates().size(); ++k) {
+      const auto& a = pass_ref.rates()[k];
+      const auto& b = pass_test.rates()[k];
+      EXPECT_EQ(a.layer, b.layer);
+      EXPECT_EQ(a.hertz, b.hertz);
+      report("layer " + std::to_string(a.layer) + " firing rates (safe samples)",
+             safe_rows(a.rates, p.safe, size_t(a.size)), safe_rows(b.rates, p.safe, size_t(b.size)));
     }
   }
 
@@ -357,8 +370,11 @@ TEST(CudaEngineOptimizer, StepsMatchCpu) {
       nmsnn::Sgd{0.1f, 0.5f},
       nmsnn::Sgd{0.05f, 0.9f, 0.0f, 1e-2f, true},
       nmsnn::Sgd{0.05f, 0.9f, 0.25f, 0.0f, false},
-      nmsnn::Adam{1e-2f, 0.9f, 0.999f, 1e-3f, 0.0f},
-      nmsnn::Adam{1e-2f, 0.8f, 0.99f, 1e-3f, 1e-2f},
+      // Adam's update lr*m/(sqrt(v)+eps) amplifies gradient differences by up to lr/eps where the
+      // gradient is near 0; eps = 0.1 keeps that below 1 so the comparison tests the plumbing
+      // (the kernel test checks the arithmetic at PyTorch's default eps).
+      nmsnn::Adam{1e-2f, 0.9f, 0.999f, 1e-1f, 0.0f},
+      nmsnn::Adam{1e-2f, 0.8f, 0.99f, 1e-1f, 1e-2f},
   };
   for (const auto& o : optimizers) {
     Network cpu(spec, {Engine::cpu, kNetSeed, 0}), gpu(spec, {Engine::cuda, kNetSeed, 0});

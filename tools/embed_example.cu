@@ -91,7 +91,7 @@ int main(int argc, char** argv) try {
   input.kind = nmsnn::Input::Kind::noisy;
   input.data = d_x;
   input.batch = B;
-  const nmsnn::Sgd sgd{0.1f, 0.5f};
+  const nmsnn::Sgd sgd{0.01, 0.5};
   std::vector<float> losses_before(B), losses_after(B), logits(size_t(B) * C);
 
   // One training step: forward, loss gradient, backward, update.

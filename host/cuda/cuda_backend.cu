@@ -179,25 +179,36 @@ class CudaBackend final : public Backend {
     NMSNN_CUDA_CHECK(cudaMemcpyAsync(x, staged, input.count * sizeof(float),
                                      cudaMemcpyHostToDevice, stream_));
 
-    // Recording: device arrays [T, B, H] per layer for state and spikes.
+    // Recording: device arrays [T, B, H] per layer for state and spikes, [B, H] for rates.
     std::unique_ptr<DeviceBuffer> trace_buffer;
     cuda::DeviceTrace trace;
-    if (options.record) {
+    const bool measure = options.record || options.rates;
+    if (measure) {
       size_t floats = 0;
-      for (const LayerSpec& l : spec_.layers)
-        floats += 2 * align_floats(size_t(T) * B * std::get<SpikingLayer>(l).size);
+      for (const LayerSpec& l : spec_.layers) {
+        const size_t H = size_t(std::get<SpikingLayer>(l).size);
+        if (options.record) floats += 2 * align_floats(size_t(T) * B * H);
+        if (options.rates) floats += align_floats(size_t(B) * H);
+      }
       trace_buffer = std::make_unique<DeviceBuffer>(floats * sizeof(float));
       float* p = trace_buffer->floats();
       for (const LayerSpec& l : spec_.layers) {
-        const size_t n = align_floats(size_t(T) * B * std::get<SpikingLayer>(l).size);
-        trace.state.push_back(p);
-        trace.spikes.push_back(p + n);
-        p += 2 * n;
+        const size_t H = size_t(std::get<SpikingLayer>(l).size);
+        if (options.record) {
+          const size_t n = align_floats(size_t(T) * B * H);
+          trace.state.push_back(p);
+          trace.spikes.push_back(p + n);
+          p += 2 * n;
+        }
+        if (options.rates) {
+          trace.rates.push_back(p);
+          p += align_floats(size_t(B) * H);
+        }
       }
     }
 
     net_->forward(param_table_.data(), device_input(x, input.kind, B, noise), logits,
-                  options.training, {ws, ws_bytes}, stream_, options.record ? &trace : nullptr);
+                  options.training, {ws, ws_bytes}, stream_, measure ? &trace : nullptr);
 
     float* host_logits = staging_out_.reserve(size_t(B) * C);
     NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits, size_t(B) * C * sizeof(float),
@@ -216,6 +227,19 @@ class CudaBackend final : public Backend {
                                          cudaMemcpyDeviceToHost, stream_));
         NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.spikes.data(), trace.spikes[l], n * sizeof(float),
                                          cudaMemcpyDeviceToHost, stream_));
+      }
+    }
+    if (options.rates) {
+      for (size_t l = 0; l < spec_.layers.size(); ++l) {
+        LayerRates r;
+        r.layer = int(l);
+        r.hertz = false;  // the seed's layers: spikes per step
+        r.batch = B;
+        r.size = std::get<SpikingLayer>(spec_.layers[l]).size;
+        r.rates.resize(size_t(B) * r.size);
+        NMSNN_CUDA_CHECK(cudaMemcpyAsync(r.rates.data(), trace.rates[l], r.rates.size() * sizeof(float),
+                                         cudaMemcpyDeviceToHost, stream_));
+        state->rates.push_back(std::move(r));
       }
     }
     sync("forward");

@@ -225,9 +225,10 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
   if (!input.data) fail(what, ": input data pointer is null");
   if (!logits) fail(what, ": logits pointer is null");
   if (trace && ((!trace->state.empty() && trace->state.size() != size_t(L)) ||
-                (!trace->spikes.empty() && trace->spikes.size() != size_t(L))))
+                (!trace->spikes.empty() && trace->spikes.size() != size_t(L)) ||
+                (!trace->rates.empty() && trace->rates.size() != size_t(L))))
     fail(what, ": a trace needs one pointer per layer (", L, "), got ", trace->state.size(),
-         " state and ", trace->spikes.size(), " spike pointers");
+         " state, ", trace->spikes.size(), " spike and ", trace->rates.size(), " rate pointers");
   const Layout lay = make_layout(spec_, B, input.kind, training);
   check_workspace(workspace, lay.total, what, B, training);
   char* ws = static_cast<char*>(workspace.data);
@@ -262,6 +263,7 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     args.spikes = last ? nullptr : at(lay.spikes[l % 2]);
     if (trace && !trace->state.empty()) args.trace_state = trace->state[l];
     if (trace && !trace->spikes.empty()) args.trace_spikes = trace->spikes[l];
+    if (trace && !trace->rates.empty()) args.rates = trace->rates[l];
     if (last) {
       args.logits = logits;
       args.begin_eval = spec_.readout.begin_eval;

@@ -63,10 +63,11 @@ struct Workspace {
   size_t bytes = 0;
 };
 
-// Optional per-layer recording of what each layer returned at each step (with its delay):
-// device arrays [T, B, H_l] per layer; an empty vector or a null entry records nothing there.
+// Optional per-layer recording: what each layer returned at each step (with its delay), device
+// arrays [T, B, H_l]; and firing rates in spikes per step, [B, H_l] (ForwardOptions::rates). An
+// empty vector or a null entry records nothing there.
 struct DeviceTrace {
-  std::vector<float*> state, spikes;
+  std::vector<float*> state, spikes, rates;
 };
 
 class DeviceNetwork {

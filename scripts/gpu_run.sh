@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The one script a GPU session runs for the CUDA engine: tests, sanitizers, benchmarks, PyTorch
+# baselines and MNIST training on the device machine (one H100, CUDA 13, PyTorch; no network).
+#
+#   1. Here, on a machine with the build dependencies (GTest, Google Benchmark, zlib, nvcc):
+#        bash scripts/gpu_run.sh --prebuild
+#      builds Release binaries for sm_90 (without -march=native, so they run on any x86-64) into
+#      build-gpu/ and copies them, with the shared libraries the device lacks, to build-gpu-bin/.
+#   2. On the device:   run(command="bash scripts/gpu_run.sh", carry=["build-gpu-bin"])
+#      Without build-gpu-bin it configures and builds on the device instead (that needs GTest and
+#      Google Benchmark there) and also runs the whole ctest suite.
+#
+# Everything goes to $OUT (default ./gpu-out), in at most 8 files:
+#   summary.txt      device, versions, the status of every stage, the benchmark table
+#   build.log        the build (device builds only) or the prebuilt binaries' dependencies
+#   tests.log        test_cuda_kernels and test_cuda_engine (and ctest for device builds)
+#   sanitizer.log    compute-sanitizer memcheck and racecheck on small test cases
+#   bench_cuda.json  Google Benchmark's JSON for W1/W2 vs the cuBLAS floor
+#   pytorch.json     the PyTorch baselines (bench/gpu_pytorch.py)
+#   run.log          console output of the benchmarks, the embedding example, PyTorch and training
+# Each stage has its own time limit, so one hang cannot eat the whole run (about 8 minutes).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+# ---- 1. prebuild (no GPU needed) ---------------------------------------------------------------
+if [[ "${1:-}" == "--prebuild" ]]; then
+  set -e
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+        -DNMSNN_NATIVE=OFF -DNMSNN_BUILD_TESTS=ON -DNMSNN_BUILD_BENCH=ON -DNMSNN_BUILD_TOOLS=ON
+  cmake --build build-gpu -j "$(nproc)" --target test_cuda_kernels test_cuda_engine bench_cuda \
+        nmsnn_cli nmsnn_embed_example
+  rm -rf build-gpu-bin && mkdir -p build-gpu-bin/lib
+  cp build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine build-gpu/bench/bench_cuda \
+     build-gpu/tools/nmsnn build-gpu/tools/nmsnn_embed_example build-gpu-bin/
+  # Google Benchmark is a shared library on Debian; the device image does not have it.
+  for lib in $(ldd build-gpu-bin/bench_cuda | awk '/benchmark/ {print $3}'); do cp -L "$lib" build-gpu-bin/lib/; done
+  du -sh build-gpu-bin
+  echo "prebuilt: now run on the device: bash scripts/gpu_run.sh   (carry build-gpu-bin)"
+  exit 0
+fi
+
+# ---- 2. on the device ---------------------------------------------------------------------------
+OUT=${OUT:-$ROOT/gpu-out}
+mkdir -p "$OUT"
+SUMMARY=$OUT/summary.txt
+: > "$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+stage() {  # stage NAME SECONDS LOGFILE command... : runs with a time limit, records the status
+  local name=$1 limit=$2 log=$3; shift 3
+  local t0=$SECONDS
+  echo "===== $name: $*" >> "$log"
+  timeout --kill-after=10 "$limit" "$@" >> "$log" 2>&1
+  local rc=$?
+  local verdict=ok
+  [[ $rc -eq 124 || $rc -eq 137 ]] && verdict="TIMED OUT after ${limit}s"
+  [[ $rc -ne 0 && $verdict == ok ]] && verdict="FAILED (exit $rc)"
+  note "$(printf '%-34s %-22s %4ds' "$name" "$verdict" $((SECONDS - t0)))"
+  return $rc
+}
+
+note "nmsnn gpu_run $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/gpu: /' | tee -a "$SUMMARY"
+note "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
+note "python: $(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1)"
+
+# The CUDA libraries the binaries load (cuBLAS 13): the toolkit's, else PyTorch's wheels.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
+  [[ -e $d/libcublas.so.13 ]] && export LD_LIBRARY_PATH=$d:${LD_LIBRARY_PATH:-}
+done
+if ! ldconfig -p | grep -q libcublas.so.13 && [[ ":${LD_LIBRARY_PATH:-}:" != *cuda* ]]; then
+  d=$(python3 - <<'PY' 2>/dev/null
+import glob, os, site
+for p in site.getsitepackages():
+    for f in glob.glob(os.path.join(p, "nvidia", "**", "libcublas.so.13"), recursive=True):
+        print(os.path.dirname(f)); raise SystemExit
+PY
+)
+  [[ -n "$d" ]] && export LD_LIBRARY_PATH=$d:${LD_LIBRARY_PATH:-}
+fi
+
+if [[ -d build-gpu-bin ]]; then
+  BIN=$ROOT/build-gpu-bin
+  export LD_LIBRARY_PATH=$BIN/lib:${LD_LIBRARY_PATH:-}
+  note "binaries: prebuilt (build-gpu-bin)"
+  { echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; for b in "$BIN"/test_cuda_kernels "$BIN"/bench_cuda "$BIN"/nmsnn; do echo "== ldd $b"; ldd "$b"; done; } > "$OUT/build.log" 2>&1
+  TESTS=("$BIN/test_cuda_kernels" "$BIN/test_cuda_engine")
+  BENCH=$BIN/bench_cuda CLI=$BIN/nmsnn EMBED=$BIN/nmsnn_embed_example
+  CTEST=no
+else
+  note "binaries: building on the device"
+  stage "configure" 120 "$OUT/build.log" cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release \
+        -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_BUILD_BENCH=ON
+  stage "build" 420 "$OUT/build.log" cmake --build build-gpu -j "$(nproc)" || true
+  TESTS=(build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine)
+  BENCH=build-gpu/bench/bench_cuda CLI=build-gpu/tools/nmsnn EMBED=build-gpu/tools/nmsnn_embed_example
+  CTEST=yes
+fi
+
+# ---- tests: the kernels against their CPU twins first, then the engine against the CPU engine
+for t in "${TESTS[@]}"; do
+  stage "$(basename "$t")" 240 "$OUT/tests.log" "$t" --gtest_color=no
+done
+# Per binary: the totals, then the names of failed tests (with their parameters).
+grep -E "^(=====|\[  (PASSED|SKIPPED) +\] [0-9]+ test|\[  FAILED  \] [0-9]+ test|\[  FAILED  \] [A-Za-z].*\()" \
+  "$OUT/tests.log" | sed 's/^/  /' | head -60 >> "$SUMMARY"
+if [[ $CTEST == yes ]]; then
+  stage "ctest (all tests)" 300 "$OUT/tests.log" ctest --test-dir build-gpu --output-on-failure -j 8
+fi
+
+# ---- compute-sanitizer on small cases ------------------------------------------------------------
+SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+KSMALL='NoiseMask.*:MaskedLinear.MasksInside*:MaskedLinear.*Fp32:Gemm.*:Lif.*:SpikesFromU.*:Optimizer.*:NllLoss.*'
+ESMALL='*MatchesCpuEngine/5_7_3_B3_T37*:*MatchesCpuEngine/33_65_40_17_B3_T37*:*MatchesCpuEngine/33_17_B3_T37*:*MatchesCpuEngine/33_65_17_B1_T37*:CudaEngineOptimizer.*'
+stage "memcheck test_cuda_kernels" 150 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
+      "${TESTS[0]}" --gtest_filter="$KSMALL" --gtest_color=no
+stage "memcheck test_cuda_engine" 150 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
+      "${TESTS[1]}" --gtest_filter="$ESMALL" --gtest_color=no
+stage "racecheck test_cuda_kernels" 150 "$OUT/sanitizer.log" "$SAN" --tool racecheck --error-exitcode 9 \
+      "${TESTS[0]}" --gtest_filter='MaskedLinear.MasksInside*:MaskedLinear.*Tf32:Lif.*' --gtest_color=no
+grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.log" | sed 's/^/  /' >> "$SUMMARY"
+
+# ---- benchmarks --------------------------------------------------------------------------------
+stage "embed_example" 60 "$OUT/run.log" "$EMBED" 1000
+stage "bench_cuda" 240 "$OUT/run.log" "$BENCH" --benchmark_out="$OUT/bench_cuda.json" \
+      --benchmark_out_format=json --benchmark_counters_tabular=true
+python3 - "$OUT/bench_cuda.json" >> "$SUMMARY" 2>&1 <<'PY'
+import json, sys
+try:
+    runs = json.load(open(sys.argv[1]))["benchmarks"]
+except Exception as e:
+    print("  no benchmark JSON:", e); raise SystemExit
+print("  %-34s %10s %12s %9s %9s %10s %10s" % ("benchmark", "ms", "samples/s", "TFLOP/s", "x_floor", "device_MB", "used_MB"))
+for r in runs:
+    if r.get("error_occurred"):
+        print("  %-34s ERROR %s" % (r["name"], r.get("error_message", ""))); continue
+    g = lambda k: r.get(k, float("nan"))
+    print("  %-34s %10.3f %12.0f %9.2f %9.2f %10.0f %10.0f" % (r["name"][:34], g("ms"), g("samples/s"), g("TFLOP/s"), g("x_floor"), g("device_MB"), g("used_MB")))
+PY
+
+# ---- MNIST with the seed's settings on the cuda engine -----------------------------------------
+stage "nmsnn train --device cuda" 240 "$OUT/run.log" "$CLI" train --device cuda --preset seed \
+      --data data/mnist --report "$OUT/train_report.json"
+grep -E "test accuracy|training throughput" "$OUT/run.log" | sed 's/^/  /' >> "$SUMMARY"
+# The report is small: fold it into run.log so $OUT keeps to 8 files.
+[[ -f $OUT/train_report.json ]] && { echo "===== train report"; cat "$OUT/train_report.json"; } >> "$OUT/run.log" && rm -f "$OUT/train_report.json"
+
+# ---- PyTorch baselines (last: torch.compile may take a while) -------------------------------------
+stage "gpu_pytorch.py" 300 "$OUT/run.log" python3 bench/gpu_pytorch.py --out "$OUT/pytorch.json"
+python3 - "$OUT/pytorch.json" >> "$SUMMARY" 2>&1 <<'PY'
+import json, sys
+try:
+    rep = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("  no pytorch JSON:", e); raise SystemExit
+for r in rep.get("runs", []):
+    name = "%s %s %s" % (r["workload"], r["variant"], r["math"])
+    if "error" in r:
+        print("  pytorch %-24s ERROR %s" % (name, r["error"][:120])); continue
+    print("  pytorch %-24s %10.3f ms %12.0f samples/s %8.2f TFLOP/s peak %8.0f MB" % (name, r["ms"], r["samples_per_s"], r["tflops"], r["peak_memory_mb"]))
+PY
+
+note "done in ${SECONDS}s; files in $OUT:"
+ls -la "$OUT" | tee -a "$SUMMARY"

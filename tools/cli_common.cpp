@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -214,29 +215,19 @@ std::vector<std::string> write_plots(const std::string& dir, Model& model, const
     }
     if (!roc.series.empty()) plot::line_chart(path("roc_curve.svg"), roc);
   } else {
-    // Predicted against true values, with the ideal line.
-    plot::Series pts{"test samples"};
-    const int P = e.predictions.width, T = data.target_size;
-    for (int s = 0; s < data.count; ++s) {
-      pts.x.push_back(data.targets[size_t(s) * T]);
-      pts.y.push_back(e.predictions.values[size_t(s) * P]);
-    }
-    std::vector<size_t> order(pts.x.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return pts.x[a] < pts.x[b]; });
-    plot::Series sorted{"test samples"};
-    for (size_t i : order) sorted.x.push_back(pts.x[i]), sorted.y.push_back(pts.y[i]);
-    sorted.markers = true;
-    sorted.color = "#0072b2";
-    // Points only: break the line between every pair with a NaN.
-    plot::Series dots{"predictions"};
+    // Predicted against true values: one dot per sample (a NaN after each point breaks the
+    // line between them), with the ideal y = x line.
+    plot::Series dots{"test samples"};
     dots.markers = true;
-    for (size_t i = 0; i < sorted.x.size(); ++i) {
-      dots.x.push_back(sorted.x[i]), dots.y.push_back(sorted.y[i]);
-      dots.x.push_back(sorted.x[i]), dots.y.push_back(std::nan(""));
+    const int P = e.predictions.width, T = data.target_size;
+    double lo = 0, hi = 0;
+    for (int s = 0; s < data.count; ++s) {
+      const double truth = data.targets[size_t(s) * T];
+      lo = s == 0 ? truth : std::min(lo, truth);
+      hi = s == 0 ? truth : std::max(hi, truth);
+      dots.x.push_back(truth), dots.y.push_back(e.predictions.values[size_t(s) * P]);
+      dots.x.push_back(truth), dots.y.push_back(std::nan(""));
     }
-    const double lo = sorted.x.empty() ? 0 : sorted.x.front();
-    const double hi = sorted.x.empty() ? 1 : sorted.x.back();
     plot::Series ideal{"prediction = truth", {lo, hi}, {lo, hi}, "#888888", true};
     char title[96];
     std::snprintf(title, sizeof title, "Predicted vs true (R2 = %.3f)", e.regression.r2);

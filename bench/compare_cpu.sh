@@ -162,7 +162,8 @@ for SCALE in $SCALES; do
   if [ "$SKIP_PT" = 0 ]; then
     REDUCE="$PT_REDUCE"
     if [ "$REDUCE" = auto ]; then
-      REDUCE=$(sed -n 's/.*"readout"[[:space:]]*:[[:space:]]*"\(sum\|mean\)".*/\1/p' "$OUT/ours_$SCALE.json" 2>/dev/null | head -1)
+      # our report's network.readout.reduce (the seed's networks average over time)
+      REDUCE=$(sed -n 's/.*"reduce"[[:space:]]*:[[:space:]]*"\(sum\|mean\)".*/\1/p' "$OUT/ours_$SCALE.json" 2>/dev/null | head -1)
       [ -n "$REDUCE" ] || REDUCE=sum
     fi
     echo "$REDUCE" > "$OUT/pytorch_${SCALE}_reduce.status"
@@ -312,15 +313,19 @@ if peak:
 else:
     L.append("- CPU peak: not measured")
 reduces = sorted({r.get("reduce") for e in summary["scales"].values() for r in e["pytorch"].values()} - {None})
-ours_readouts = sorted({(e["ours"]["report"] or {}).get("readout") for e in summary["scales"].values()} - {None})
+ours_readouts = sorted({((e["ours"]["report"] or {}).get("network") or {}).get("readout", {}).get("reduce")
+                        for e in summary["scales"].values()} - {None})
 L.append(f"- training samples per run: ours {n} (one epoch, lr 0.1, no evaluation; its samples/s is the "
          f"engine's own train_samples_per_second); PyTorch the same samples, capped at {budget} s, "
          f"first batch excluded as warm-up (figure including it in brackets)")
 L.append(f"- readout reduction over time: ours {', '.join(ours_readouts) or 'n/a'}; "
          f"PyTorch {', '.join(reduces) or 'n/a'} (--pt-reduce {pt_reduce}); no effect on the work done")
-L.append(f"- useful {FORMULA} = {flops_per_sample(128):,} FLOP at T=128")
+L.append(f"- dense-equivalent {FORMULA} = {flops_per_sample(128):,} FLOP at T=128: the work the "
+         f"PyTorch model does. nmsnn skips products with zero inputs (a zero pixel stays zero under the "
+         f"noise mask), so for nmsnn this column is a dense-equivalent rate, not executed FLOPs; "
+         f"bench_cpu_engine's useful_GFLOP/s counts what it executes")
 L.append("")
-L.append("| input scale | engine | setting | train samples/s | useful GFLOP/s | % of measured peak | "
+L.append("| input scale | engine | setting | train samples/s | dense-equivalent GFLOP/s | % of measured peak | "
          "% of nominal peak | vs PyTorch best |")
 L.append("|---|---|---|---:|---:|---:|---:|---:|")
 for r in rows:

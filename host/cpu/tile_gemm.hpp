@@ -62,16 +62,27 @@ inline void gemm_tile(int J, const Real* A, size_t a_r, size_t a_j, RowsOf<const
 template <class Real, int W>
 inline void gemm_column_tile(int rows, int J, const Real* A, size_t a_r, size_t a_j,
                              RowsOf<const Real> B, RowsOf<Real> C, int col) {
-  for (int r0 = 0; r0 < rows; r0 += 4) {
-    Real* c[4];
-    const int R = rows - r0 < 4 ? rows - r0 : 4;
-    for (int r = 0; r < R; ++r) c[r] = C.row(r0 + r);
-    const Real* a = A + size_t(r0) * a_r;
-    switch (R) {
-      case 4: gemm_tile<Real, 4, W>(J, a, a_r, a_j, B, c, col); break;
-      case 3: gemm_tile<Real, 3, W>(J, a, a_r, a_j, B, c, col); break;
-      case 2: gemm_tile<Real, 2, W>(J, a, a_r, a_j, B, c, col); break;
-      default: gemm_tile<Real, 1, W>(J, a, a_r, a_j, B, c, col); break;
+  // The j loop runs in blocks of 128 rows of B, so one block stays in the L1 cache while every row
+  // block of C reads it; C is reloaded once per j block. B's rows are strided (a whole layer
+  // apart), so a row's 24-value slice spans 2-3 cache lines: 128 rows fill ~40% of a 32 KB L1,
+  // 256 rows overflowed it (measured: 128 rows train the dense seed step 1.2x faster).
+  constexpr int kJBlock = 128;
+  for (int j0 = 0; j0 < J; j0 += kJBlock) {
+    const int jn = J - j0 < kJBlock ? J - j0 : kJBlock;
+    RowsOf<const Real> Bj = B;
+    if (Bj.index) Bj.index += j0;
+    else Bj.base += size_t(j0) * Bj.stride;
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+      Real* c[4];
+      const int R = rows - r0 < 4 ? rows - r0 : 4;
+      for (int r = 0; r < R; ++r) c[r] = C.row(r0 + r);
+      const Real* a = A + size_t(r0) * a_r + size_t(j0) * a_j;
+      switch (R) {
+        case 4: gemm_tile<Real, 4, W>(jn, a, a_r, a_j, Bj, c, col); break;
+        case 3: gemm_tile<Real, 3, W>(jn, a, a_r, a_j, Bj, c, col); break;
+        case 2: gemm_tile<Real, 2, W>(jn, a, a_r, a_j, Bj, c, col); break;
+        default: gemm_tile<Real, 1, W>(jn, a, a_r, a_j, Bj, c, col); break;
+      }
     }
   }
 }

@@ -51,6 +51,17 @@ struct Stage {
 // fetch(r0) reads global memory (and makes masks) into registers; put() writes shared memory.
 // Out-of-range elements are 0, so edge tiles need no special case in the arithmetic.
 
+// The masked inputs xi[m, k..k+3] = m(t, b, k+j) * x[b, k+j] of row m = t*B + b: one Philox
+// block, four features (k is a multiple of 4); features past K are 0.
+__device__ inline void masked_quad(NoiseKey key, const float* x, int B, int K, long long m, int k,
+                                   float v[4]) {
+  const int t = int(m / B), b = int(m - (long long)t * B);
+  const Philox4x32 r = noise_block(key, uint32_t(k >> 2), uint32_t(b), uint32_t(t));
+  const float* xb = x + (size_t)b * K;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) v[j] = k + j < K ? uniform_from_bits(r.v[j]) * xb[k + j] : 0.0f;
+}
+
 // X(m, k) with m = p, k = r (forward's P operand). Thread: p = tid / 4, r = 4*(tid % 4) + j.
 struct MaskedRowsAlongR {
   NoiseKey key;
@@ -65,14 +76,7 @@ struct MaskedRowsAlongR {
     const long long m = m0 + (tid >> 2);
     const int k = k0 + 4 * (tid & 3);  // a multiple of 4: one Philox block holds k..k+3
     v[0] = v[1] = v[2] = v[3] = 0.0f;
-    if (m < M && k < K) {
-      const int t = int(m / B), b = int(m - (long long)t * B);
-      const Philox4x32 r = noise_block(key, uint32_t(k >> 2), uint32_t(b), uint32_t(t));
-      const float* xb = x + (size_t)b * K;
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        if (k + j < K) v[j] = uniform_from_bits(r.v[j]) * xb[k + j];
-    }
+    if (m < M && k < K) masked_quad(key, x, B, K, m, k, v);
   }
   __device__ void put(float (*tile)[kTile]) const {
     const int tid = threadIdx.x;
@@ -141,14 +145,7 @@ struct MaskedRowsAlongQ {
     const long long m = r0 + (tid >> 4);
     const int k = k0 + 4 * (tid & 15);
     v[0] = v[1] = v[2] = v[3] = 0.0f;
-    if (m < m_end && k < K) {
-      const int t = int(m / B), b = int(m - (long long)t * B);
-      const Philox4x32 r = noise_block(key, uint32_t(k >> 2), uint32_t(b), uint32_t(t));
-      const float* xb = x + (size_t)b * K;
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        if (k + j < K) v[j] = uniform_from_bits(r.v[j]) * xb[k + j];
-    }
+    if (m < m_end && k < K) masked_quad(key, x, B, K, m, k, v);
   }
   __device__ void put(float (*tile)[kTile]) const {
     const int tid = threadIdx.x;

@@ -48,6 +48,14 @@ using ::nmsnn::detail::fail;
 
 namespace {
 
+// The kernels' arithmetic for a public Math choice.
+kernels::GemmMath gemm_math_of(Math m) {
+  return m == Math::tf32 ? kernels::GemmMath::tf32 : kernels::GemmMath::fp32;
+}
+kernels::TileMath tile_math_of(Math m) {
+  return m == Math::tf32 ? kernels::TileMath::tf32 : kernels::TileMath::fp32;
+}
+
 constexpr size_t kAlign = 256;
 size_t align_up(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
@@ -234,10 +242,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
   char* ws = static_cast<char*>(workspace.data);
   auto at = [ws](size_t offset) { return reinterpret_cast<float*>(ws + offset); };
 
-  const kernels::GemmMath gemm_math =
-      options_.math == Math::tf32 ? kernels::GemmMath::tf32 : kernels::GemmMath::fp32;
-  const kernels::TileMath tile_math =
-      options_.math == Math::tf32 ? kernels::TileMath::tf32 : kernels::TileMath::fp32;
+  const kernels::GemmMath gemm_math = gemm_math_of(options_.math);
+  const kernels::TileMath tile_math = tile_math_of(options_.math);
   CublasScope scope(cublas_, stream);
 
   const float* x = input.data;  // this layer's input [T*B, I] (dense cases)
@@ -295,10 +301,8 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
   char* ws = static_cast<char*>(workspace.data);
   auto at = [ws](size_t offset) { return reinterpret_cast<float*>(ws + offset); };
 
-  const kernels::GemmMath gemm_math =
-      options_.math == Math::tf32 ? kernels::GemmMath::tf32 : kernels::GemmMath::fp32;
-  const kernels::TileMath tile_math =
-      options_.math == Math::tf32 ? kernels::TileMath::tf32 : kernels::TileMath::fp32;
+  const kernels::GemmMath gemm_math = gemm_math_of(options_.math);
+  const kernels::TileMath tile_math = tile_math_of(options_.math);
   CublasScope scope(cublas_, stream);
 
   float* du = at(lay.du);

@@ -101,102 +101,30 @@ TrainResult Model::fit(const Dataset& train, TrainOptions options, const Dataset
   return nmsnn::train(*network_, t, options, validation ? &v : nullptr);
 }
 
-Predictions Model::predict(const Dataset& raw, int batch_size) {
-  Dataset d = prepare(raw);
-  // evaluate() needs labels or targets to score; predictions need neither.
-  const bool unlabelled = d.labels.empty() && d.targets.empty();
-  if (unlabelled) {
-    if (task_ == TaskKind::regression) {
-      d.target_size = description_.spec.outputs();
-      d.targets.assign(size_t(d.count) * d.target_size, 0.0f);
-    } else {
-      d.classes = task_ == TaskKind::binary ? 2 : description_.spec.outputs();
-      d.labels.assign(d.count, 0);
-    }
-  }
-  const Evaluation ev = nmsnn::evaluate(*network_, d, loss(), batch_size, description_.encoding,
-                                        kPredictionPass);
-  Predictions p;
-  p.count = d.count;
+// One inference pass over prepared data: the logits [N, C] and, when asked, every spiking
+// layer's firing rates over all samples and neurons.
+Model::Pass Model::run(const Dataset& d, int batch_size, bool rates) {
+  if (batch_size < 1) fail("batch size must be >= 1, got ", batch_size);
   const int C = description_.spec.outputs();
-  if (task_ == TaskKind::regression) {
-    p.width = C;
-    p.values = ev.outputs;
-    if (target_scaler.fitted()) target_scaler.inverse_transform(p.values);
-    return p;
-  }
-  p.width = C;
-  p.values.resize(ev.outputs.size());
-  p.classes = ev.predictions;
-  for (int s = 0; s < d.count; ++s) {
-    const float* z = ev.outputs.data() + size_t(s) * C;
-    float* out = p.values.data() + size_t(s) * C;
-    if (task_ == TaskKind::binary) {
-      out[0] = float(1.0 / (1.0 + std::exp(-double(z[0]))));
-      continue;
-    }
-    const float m = *std::max_element(z, z + C);
-    double sum = 0;
-    for (int c = 0; c < C; ++c) sum += std::exp(double(z[c] - m));
-    for (int c = 0; c < C; ++c) out[c] = float(std::exp(double(z[c] - m)) / sum);
-  }
-  return p;
-}
-
-ModelEvaluation Model::evaluate(const Dataset& raw, int batch_size) {
-  raw.validate();
-  ModelEvaluation e;
-  e.task = task_;
-  e.count = raw.count;
-  const Dataset d = prepare(raw);
-  const Evaluation ev = nmsnn::evaluate(*network_, d, loss(), batch_size, description_.encoding,
-                                        kPredictionPass);
-  e.loss = ev.loss;
-  e.predictions = predict(raw, batch_size);
-  if (task_ == TaskKind::regression) {
-    std::vector<float> truth, pred;
-    const int T = raw.target_size, P = e.predictions.width;
-    for (int s = 0; s < raw.count; ++s) {
-      truth.push_back(raw.targets[size_t(s) * T]);
-      pred.push_back(e.predictions.values[size_t(s) * P]);
-    }
-    e.regression = regression_metrics(truth, pred);
-  } else {
-    const int classes = task_ == TaskKind::binary ? 2 : description_.spec.outputs();
-    e.confusion = confusion_matrix(raw.labels, e.predictions.classes, classes);
-    e.classes = class_metrics(e.confusion);
-    if (task_ == TaskKind::binary) {
-      const bool both = std::count(raw.labels.begin(), raw.labels.end(), 1) > 0 &&
-                        std::count(raw.labels.begin(), raw.labels.end(), 0) > 0;
-      if (both) {
-        e.roc = roc_curve(raw.labels, e.predictions.values);
-        e.pr = pr_curve(raw.labels, e.predictions.values);
-        e.auc = e.roc.auc;
-      } else {
-        e.auc = std::nan("");
-      }
-    } else {
-      e.roc_per_class = roc_one_vs_rest(raw.labels, e.predictions.values, classes);
-      e.auc = e.roc_per_class.macro_auc;
-    }
-  }
-  // Firing rates over the dataset: one more inference pass per batch, with rates measured.
+  Pass out;
+  out.logits.resize(size_t(d.count) * C);
   ForwardOptions opts;
   opts.training = false;
-  opts.rates = true;
-  std::map<int, ModelEvaluation::Rates> rates;
+  opts.rates = rates;
+  opts.use_noise_pass = true;
   std::map<int, double> sums;
   std::map<int, long long> counts;
   for (int first = 0; first < d.count; first += batch_size) {
     const int n = std::min(batch_size, d.count - first);
-    const Dataset b = d.slice(first, n);
-    opts.use_noise_pass = true;
+    const float* x = d.x.data() + size_t(first) * d.features;
+    const size_t count = size_t(n) * d.features;
     opts.noise_pass = uint64_t(kPredictionPass) + uint64_t(first / batch_size);
-    const Input in = description_.encoding == Input::Kind::noisy ? Input::noisy(b.x, n)
-                                                                  : Input::repeated(b.x, n);
+    const Input in = description_.encoding == Input::Kind::noisy ? Input::noisy(x, count, n)
+                                                                  : Input::repeated(x, count, n);
     const ForwardPass pass = network_->forward(in, opts);
+    std::copy(pass.logits().begin(), pass.logits().end(), out.logits.begin() + size_t(first) * C);
     for (const LayerRates& lr : pass.rates()) {
-      auto [it, fresh] = rates.try_emplace(lr.layer);
+      auto [it, fresh] = out.rates.try_emplace(lr.layer);
       ModelEvaluation::Rates& r = it->second;
       r.layer = lr.layer;
       r.hertz = lr.hertz;
@@ -209,9 +137,94 @@ ModelEvaluation Model::evaluate(const Dataset& raw, int batch_size) {
       }
     }
   }
-  for (auto& [layer, r] : rates) {
-    r.mean = sums[layer] / std::max(1ll, counts[layer]);
-    e.rates.push_back(r);
+  for (auto& [layer, r] : out.rates) r.mean = sums[layer] / std::max(1ll, counts[layer]);
+  return out;
+}
+
+Predictions Model::predictions(const std::vector<float>& logits, int count) const {
+  const int C = description_.spec.outputs();
+  Predictions p;
+  p.count = count;
+  p.width = C;
+  if (task_ == TaskKind::regression) {
+    p.values = logits;
+    if (target_scaler.fitted()) target_scaler.inverse_transform(p.values);
+    return p;
+  }
+  p.values.resize(logits.size());
+  p.classes.resize(count);
+  for (int s = 0; s < count; ++s) {
+    const float* z = logits.data() + size_t(s) * C;
+    float* out = p.values.data() + size_t(s) * C;
+    if (task_ == TaskKind::binary) {
+      out[0] = float(1.0 / (1.0 + std::exp(-double(z[0]))));
+      p.classes[s] = z[0] > 0 ? 1 : 0;
+      continue;
+    }
+    const float m = *std::max_element(z, z + C);
+    double sum = 0;
+    for (int c = 0; c < C; ++c) sum += std::exp(double(z[c] - m));
+    for (int c = 0; c < C; ++c) out[c] = float(std::exp(double(z[c] - m)) / sum);
+    p.classes[s] = int(std::max_element(z, z + C) - z);
+  }
+  return p;
+}
+
+Predictions Model::predict(const Dataset& raw, int batch_size) {
+  const Dataset d = prepare(raw);
+  if (d.features != description_.spec.inputs)
+    fail("the data has ", d.features, " features, the model's network expects ",
+         description_.spec.inputs);
+  return predictions(run(d, batch_size, false).logits, d.count);
+}
+
+ModelEvaluation Model::evaluate(const Dataset& raw, int batch_size) {
+  raw.validate();
+  const Dataset d = prepare(raw);
+  if (d.features != description_.spec.inputs)
+    fail("the data has ", d.features, " features, the model's network expects ",
+         description_.spec.inputs);
+  ModelEvaluation e;
+  e.task = task_;
+  e.count = raw.count;
+  const Pass pass = run(d, batch_size, true);  // one pass: logits and firing rates
+  e.predictions = predictions(pass.logits, d.count);
+  for (const auto& [layer, r] : pass.rates) e.rates.push_back(r);
+  const int C = description_.spec.outputs();
+  if (task_ == TaskKind::regression) {
+    if (d.targets.empty()) fail("evaluate: the data has no regression targets");
+    e.loss = mse(pass.logits, d.targets).value;  // on standardised targets, as in training
+    std::vector<float> truth, pred;
+    const int T = raw.target_size, P = e.predictions.width;
+    for (int s = 0; s < raw.count; ++s) {
+      truth.push_back(raw.targets[size_t(s) * T]);
+      pred.push_back(e.predictions.values[size_t(s) * P]);
+    }
+    e.regression = regression_metrics(truth, pred);
+    return e;
+  }
+  if (d.labels.empty()) fail("evaluate: the data has no class labels");
+  if (task_ == TaskKind::binary) {
+    std::vector<float> y(d.labels.begin(), d.labels.end());
+    e.loss = bce_with_logits(pass.logits, y).value;
+  } else {
+    e.loss = nll_log_softmax(pass.logits, d.count, C, d.labels).value;
+  }
+  const int classes = task_ == TaskKind::binary ? 2 : C;
+  e.confusion = confusion_matrix(raw.labels, e.predictions.classes, classes);
+  e.classes = class_metrics(e.confusion);
+  if (task_ == TaskKind::binary) {
+    const bool both = std::count(raw.labels.begin(), raw.labels.end(), 1) > 0 &&
+                      std::count(raw.labels.begin(), raw.labels.end(), 0) > 0;
+    e.auc = std::nan("");
+    if (both) {
+      e.roc = roc_curve(raw.labels, e.predictions.values);
+      e.pr = pr_curve(raw.labels, e.predictions.values);
+      e.auc = e.roc.auc;
+    }
+  } else {
+    e.roc_per_class = roc_one_vs_rest(raw.labels, e.predictions.values, classes);
+    e.auc = e.roc_per_class.macro_auc;
   }
   return e;
 }

@@ -17,6 +17,7 @@
 // the weights with the safetensors package. Saving is atomic.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -108,6 +109,12 @@ class Model {
 
  private:
   Model() = default;
+  struct Pass {
+    std::vector<float> logits;                         // [N, C]
+    std::map<int, ModelEvaluation::Rates> rates;       // per spiking layer
+  };
+  Pass run(const Dataset& prepared, int batch_size, bool rates);
+  Predictions predictions(const std::vector<float>& logits, int count) const;
   TaskKind task_ = TaskKind::classification;
   NetworkDescription description_;
   std::unique_ptr<Network> network_;

@@ -25,6 +25,8 @@
 // differences, a wrong kernel as differences of order one.
 #include <gtest/gtest.h>
 
+#include "require_cuda.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -48,12 +50,6 @@ using nmsnn::NetworkSpec;
 using nmsnn::Reduce;
 using nmsnn::ResetRule;
 using nmsnn::SpikingLayer;
-
-#define REQUIRE_CUDA()                                                    \
-  do {                                                                    \
-    std::string why_;                                                     \
-    if (!nmsnn::cuda_available(&why_)) GTEST_SKIP() << "no CUDA device: " << why_; \
-  } while (0)
 
 constexpr double kMargin = 1e-4;     // |u - threshold| a sample must keep to be compared
 constexpr uint64_t kNetSeed = 5;     // NetworkOptions::seed of every network here: the mask seed

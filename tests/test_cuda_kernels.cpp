@@ -17,6 +17,8 @@
 //   BiasGrad, SpikesFromU, Optimizer, NllLoss
 #include <gtest/gtest.h>
 
+#include "require_cuda.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -43,12 +45,6 @@ namespace {
 using nmsnn::NoiseKey;
 using nmsnn::ResetRule;
 using nmsnn::SpikingLayer;
-
-#define REQUIRE_CUDA()                                                               \
-  do {                                                                               \
-    std::string why_;                                                                \
-    if (!nmsnn::cuda_available(&why_)) GTEST_SKIP() << "no CUDA device: " << why_;   \
-  } while (0)
 
 // A device array that copies to and from std::vector.
 template <class T>

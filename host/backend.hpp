@@ -66,6 +66,6 @@ std::vector<ParameterInfo> parameter_layout(const NetworkSpec& spec);
 
 std::unique_ptr<Backend> make_cpu_backend(const NetworkSpec& spec, int threads);
 // Throws nmsnn::Error saying why when the build has no CUDA engine or no device is usable.
-std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec& spec);
+std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec& spec, MatmulPrecision matmul);
 
 }  // namespace nmsnn::detail

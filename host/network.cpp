@@ -20,6 +20,16 @@ Engine parse_engine(const std::string& name) {
   fail("unknown device '", name, "' (expected cpu or cuda)");
 }
 
+const char* to_string(MatmulPrecision precision) {
+  return precision == MatmulPrecision::fp32 ? "fp32" : "tf32";
+}
+
+MatmulPrecision parse_matmul_precision(const std::string& name) {
+  if (name == "fp32") return MatmulPrecision::fp32;
+  if (name == "tf32") return MatmulPrecision::tf32;
+  fail("unknown matmul precision '", name, "' (expected fp32 or tf32)");
+}
+
 // ---- ForwardPass ---------------------------------------------------------------------------
 ForwardPass::ForwardPass() = default;
 ForwardPass::~ForwardPass() = default;
@@ -46,7 +56,7 @@ double ForwardPass::regularization_loss() const { return checked(state_).regular
 namespace {
 std::unique_ptr<detail::Backend> make_backend(const NetworkSpec& spec, const NetworkOptions& o) {
   if (o.threads < 0) fail("network options: threads must be >= 0, got ", o.threads);
-  if (o.engine == Engine::cuda) return detail::make_cuda_backend(spec);
+  if (o.engine == Engine::cuda) return detail::make_cuda_backend(spec, o.matmul);
   return detail::make_cpu_backend(spec, o.threads);
 }
 

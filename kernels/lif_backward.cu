@@ -60,23 +60,6 @@ __global__ void lif_backward_kernel(LifBackwardArgs a, float decay, float thresh
   a.dbias_part[n] = dbias;
 }
 
-// One block per neuron h: thread i sums b = i, i + 128, ... in order, then a fixed tree in shared
-// memory adds the 128 partial sums.
-constexpr int kReduceThreads = 128;
-__global__ void bias_grad_reduce_kernel(const float* part, int B, int H, float* dbias) {
-  __shared__ float sums[kReduceThreads];
-  const int h = blockIdx.x;
-  float sum = 0.0f;
-  for (int b = threadIdx.x; b < B; b += kReduceThreads) sum += part[size_t(b) * H + h];
-  sums[threadIdx.x] = sum;
-  __syncthreads();
-  for (int width = kReduceThreads / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) sums[threadIdx.x] += sums[threadIdx.x + width];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) dbias[h] = sums[0];
-}
-
 __global__ void spikes_from_u_kernel(const float* u, size_t count, size_t step, float threshold,
                                      bool delay, float* spikes) {
   for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < count;
@@ -105,12 +88,6 @@ void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaSt
         args, layer.decay, layer.threshold, layer.penalty, layer.delay);
   NMSNN_CHECK_LAUNCH("lif_backward", "T=", args.T, ", B=", args.B, ", H=", args.H, ", reset ",
                      to_string(layer.reset), layer.delay ? ", delay" : ", no delay");
-}
-
-void bias_grad_reduce(const float* part, int B, int H, float* dbias, cudaStream_t stream) {
-  if (B < 1 || H < 1) ::nmsnn::detail::fail("bias_grad_reduce: B and H must be >= 1, got ", B, ", ", H);
-  bias_grad_reduce_kernel<<<unsigned(H), kReduceThreads, 0, stream>>>(part, B, H, dbias);
-  NMSNN_CHECK_LAUNCH("bias_grad_reduce", "B=", B, ", H=", H);
 }
 
 void spikes_from_u(const SpikingLayer& layer, int T, int B, int H, const float* u, float* spikes,

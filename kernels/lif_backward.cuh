@@ -1,7 +1,8 @@
 // lif_backward.cuh — backpropagation through a spiking layer's time loop, one thread per (b, h)
 // running t from T-1 down to 0 with dL/dv in a register (SPEC.md 4), and the helpers backward
 // needs around it. CPU twins: cpu/lif.hpp lif_backward and lif_spikes_from_u, and the readout
-// backward and bias sums of cpu/cpu_network.hpp.
+// backward of cpu/cpu_network.hpp. bias_grad_reduce (bias.cuh) sums dbias_part into the bias
+// gradient.
 //
 // Layout: time-major [T, B, H], element (t, b, h) at (t*B + b)*H + h.
 // Only u was saved. From it:  g = (u - threshold > 0);  ds/du = g;
@@ -31,9 +32,6 @@ struct LifBackwardArgs {
 };
 
 void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaStream_t stream);
-
-// dbias[h] = sum over b of part[b, h], the sum in a fixed order (deterministic).
-void bias_grad_reduce(const float* part, int B, int H, float* dbias, cudaStream_t stream);
 
 // The spikes a layer returned, recomputed from its saved u: spikes[t] = relu(u[t-1] - threshold)
 // with delay (0 at t = 0), relu(u[t] - threshold) without. [T, B, H] each.

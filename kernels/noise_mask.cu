@@ -1,11 +1,12 @@
-// noise_mask.cu — writes the encoder's noise masks m[t, b, i] to device memory, one Philox block
-// per thread (four features).
+// noise_mask.cu — writes the encoder's noise masks m[t, b, i], or the masked inputs
+// m[t, b, i] * x[b, i], to device memory, one Philox block per thread (four features).
 #include "cuda_check.cuh"
+#include "launch.cuh"
 #include "noise_mask.cuh"
 
 namespace nmsnn::kernels {
 
-__global__ void noise_mask_kernel(NoiseKey key, int T, int B, int I, float* out) {
+__global__ void noise_mask_kernel(NoiseKey key, const float* x, int T, int B, int I, float* out) {
   const int quads = (I + 3) / 4;
   const long long n = (long long)T * B * quads;
   for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < n;
@@ -14,19 +15,33 @@ __global__ void noise_mask_kernel(NoiseKey key, int T, int B, int I, float* out)
     const int b = int((k / quads) % B);
     const int t = int(k / ((long long)quads * B));
     const Philox4x32 r = noise_block(key, uint32_t(q), uint32_t(b), uint32_t(t));
-    for (int j = 0; j < 4 && 4 * q + j < I; ++j)
-      out[((long long)t * B + b) * I + 4 * q + j] = uniform_from_bits(r.v[j]);
+    for (int j = 0; j < 4 && 4 * q + j < I; ++j) {
+      const float m = uniform_from_bits(r.v[j]);
+      out[((long long)t * B + b) * I + 4 * q + j] = x ? m * x[(long long)b * I + 4 * q + j] : m;
+    }
   }
 }
 
-void noise_mask(NoiseKey key, int T, int B, int I, float* out, cudaStream_t stream) {
+namespace {
+void launch(NoiseKey key, const float* x, int T, int B, int I, float* out, cudaStream_t stream,
+            const char* what) {
   if (T < 1 || B < 1 || I < 1)
-    ::nmsnn::detail::fail("noise_mask: T, B and I must be >= 1, got ", T, ", ", B, ", ", I);
+    ::nmsnn::detail::fail(what, ": T, B and I must be >= 1, got ", T, ", ", B, ", ", I);
   const long long work = (long long)T * B * ((I + 3) / 4);
   const int threads = 256;
   const int blocks = int(work / threads + 1 < 65536 ? work / threads + 1 : 65536);
-  noise_mask_kernel<<<blocks, threads, 0, stream>>>(key, T, B, I, out);
-  NMSNN_CUDA_CHECK(cudaGetLastError());
+  noise_mask_kernel<<<blocks, threads, 0, stream>>>(key, x, T, B, I, out);
+  NMSNN_CHECK_LAUNCH(what, "T=", T, ", B=", B, ", I=", I);
+}
+}  // namespace
+
+void noise_mask(NoiseKey key, int T, int B, int I, float* out, cudaStream_t stream) {
+  launch(key, nullptr, T, B, I, out, stream, "noise_mask");
+}
+
+void masked_input(NoiseKey key, const float* x, int T, int B, int I, float* out,
+                  cudaStream_t stream) {
+  launch(key, x, T, B, I, out, stream, "masked_input");
 }
 
 }  // namespace nmsnn::kernels

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bias.cuh"
 #include "cpu/lif.hpp"
 #include "cublas_gemm.cuh"
 #include "cuda_check.cuh"

@@ -23,7 +23,7 @@
 
 namespace nmsnn::detail {
 
-std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec);
+std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec, MatmulPrecision matmul);
 
 namespace {
 
@@ -100,7 +100,7 @@ struct CudaOptimizerState : OptimizerState {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(const NetworkSpec& spec) : spec_(spec) {
+  CudaBackend(const NetworkSpec& spec, MatmulPrecision matmul) : spec_(spec) {
     NMSNN_CUDA_CHECK(cudaGetDevice(&device_));
     NMSNN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     const cublasStatus_t status = cublasCreate(&cublas_);
@@ -110,8 +110,12 @@ class CudaBackend final : public Backend {
     }
     try {
       NMSNN_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-      net_ = std::make_unique<cuda::DeviceNetwork>(spec_, cublas_);
+      cuda::DeviceOptions options;
+      options.math = matmul == MatmulPrecision::tf32 ? cuda::Math::tf32 : cuda::Math::fp32;
+      net_ = std::make_unique<cuda::DeviceNetwork>(spec_, cublas_, options);
       layout_ = parameter_layout(spec_);
+      for (const LayerSpec& l : spec_.layers)
+        if (auto* a = std::get_if<SpikingActivation>(&l)) regularized_ |= a->rate_weight > 0;
       size_t total = 0;
       for (const ParameterInfo& p : layout_) {
         offsets_.push_back(total);
@@ -156,7 +160,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
                                         const ForwardOptions& options) override {
     use_device();
-    const int B = input.batch, C = spec_.outputs(), T = spec_.time_steps;
+    const int B = input.batch, C = spec_.outputs();
     auto state = std::make_shared<CudaForwardState>();
     state->batch = B;
     state->outputs = C;
@@ -179,30 +183,39 @@ class CudaBackend final : public Backend {
     NMSNN_CUDA_CHECK(cudaMemcpyAsync(x, staged, input.count * sizeof(float),
                                      cudaMemcpyHostToDevice, stream_));
 
-    // Recording: device arrays [T, B, H] per layer for state and spikes, [B, H] for rates.
+    // Recording: device arrays [steps, B, H] per layer for state and spikes, [B, H] for the
+    // rates of spiking layers, and one float for the regularisation loss.
+    const int L = int(spec_.layers.size());
+    auto fires = [&](int l) {
+      return std::holds_alternative<SpikingLayer>(spec_.layers[l]) ||
+             std::holds_alternative<SpikingActivation>(spec_.layers[l]);
+    };
+    auto trace_floats = [&](int l) {
+      return size_t(spec_.layer_steps(l)) * B * size_t(spec_.layer_width(l));
+    };
+    const bool measure = options.record || options.rates || regularized_;
     std::unique_ptr<DeviceBuffer> trace_buffer;
     cuda::DeviceTrace trace;
-    const bool measure = options.record || options.rates;
     if (measure) {
-      size_t floats = 0;
-      for (const LayerSpec& l : spec_.layers) {
-        const size_t H = size_t(std::get<SpikingLayer>(l).size);
-        if (options.record) floats += 2 * align_floats(size_t(T) * B * H);
-        if (options.rates) floats += align_floats(size_t(B) * H);
+      size_t floats = align_floats(1);  // the regularisation loss
+      for (int l = 0; l < L; ++l) {
+        if (options.record) floats += 2 * align_floats(trace_floats(l));
+        if (options.rates && fires(l)) floats += align_floats(size_t(B) * spec_.layer_width(l));
       }
       trace_buffer = std::make_unique<DeviceBuffer>(floats * sizeof(float));
       float* p = trace_buffer->floats();
-      for (const LayerSpec& l : spec_.layers) {
-        const size_t H = size_t(std::get<SpikingLayer>(l).size);
+      trace.regularization = p;
+      p += align_floats(1);
+      for (int l = 0; l < L; ++l) {
         if (options.record) {
-          const size_t n = align_floats(size_t(T) * B * H);
+          const size_t n = align_floats(trace_floats(l));
           trace.state.push_back(p);
           trace.spikes.push_back(p + n);
           p += 2 * n;
         }
         if (options.rates) {
-          trace.rates.push_back(p);
-          p += align_floats(size_t(B) * H);
+          trace.rates.push_back(fires(l) ? p : nullptr);
+          if (fires(l)) p += align_floats(size_t(B) * spec_.layer_width(l));
         }
       }
     }
@@ -210,40 +223,47 @@ class CudaBackend final : public Backend {
     net_->forward(param_table_.data(), device_input(x, input.kind, B, noise), logits,
                   options.training, {ws, ws_bytes}, stream_, measure ? &trace : nullptr);
 
-    float* host_logits = staging_out_.reserve(size_t(B) * C);
+    float* host_logits = staging_out_.reserve(size_t(B) * C + 1);
     NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits, size_t(B) * C * sizeof(float),
                                      cudaMemcpyDeviceToHost, stream_));
+    if (measure)
+      NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits + size_t(B) * C, trace.regularization,
+                                       sizeof(float), cudaMemcpyDeviceToHost, stream_));
     if (options.record) {
-      state->trace.resize(spec_.layers.size());
-      for (size_t l = 0; l < spec_.layers.size(); ++l) {
-        LayerTrace& tr = state->trace[l];
-        tr.steps = T;
+      state->trace.resize(size_t(L));
+      for (int l = 0; l < L; ++l) {
+        LayerTrace& tr = state->trace[size_t(l)];
+        tr.steps = spec_.layer_steps(l);
         tr.batch = B;
-        tr.size = std::get<SpikingLayer>(spec_.layers[l]).size;
-        const size_t n = size_t(T) * B * tr.size;
+        tr.size = spec_.layer_width(l);
+        const size_t n = trace_floats(l);
         tr.state.resize(n);
         tr.spikes.resize(n);
-        NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.state.data(), trace.state[l], n * sizeof(float),
+        NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.state.data(), trace.state[size_t(l)], n * sizeof(float),
                                          cudaMemcpyDeviceToHost, stream_));
-        NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.spikes.data(), trace.spikes[l], n * sizeof(float),
+        NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.spikes.data(), trace.spikes[size_t(l)], n * sizeof(float),
                                          cudaMemcpyDeviceToHost, stream_));
       }
     }
     if (options.rates) {
-      for (size_t l = 0; l < spec_.layers.size(); ++l) {
+      for (int l = 0; l < L; ++l) {
+        if (!fires(l)) continue;
         LayerRates r;
-        r.layer = int(l);
-        r.hertz = false;  // the seed's layers: spikes per step
+        r.layer = l;
+        // SpikingActivation rates are in Hz, the seed's layers' in spikes per step.
+        r.hertz = std::holds_alternative<SpikingActivation>(spec_.layers[size_t(l)]);
         r.batch = B;
-        r.size = std::get<SpikingLayer>(spec_.layers[l]).size;
+        r.size = spec_.layer_width(l);
         r.rates.resize(size_t(B) * r.size);
-        NMSNN_CUDA_CHECK(cudaMemcpyAsync(r.rates.data(), trace.rates[l], r.rates.size() * sizeof(float),
-                                         cudaMemcpyDeviceToHost, stream_));
+        NMSNN_CUDA_CHECK(cudaMemcpyAsync(r.rates.data(), trace.rates[size_t(l)],
+                                         r.rates.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                         stream_));
         state->rates.push_back(std::move(r));
       }
     }
     sync("forward");
     state->logits.assign(host_logits, host_logits + size_t(B) * C);
+    if (measure) state->regularization = double(host_logits[size_t(B) * C]);
     if (options.training) {
       state->buffer = std::move(buffer);
       state->saved_bytes = net_->saved_bytes(B);
@@ -284,6 +304,11 @@ class CudaBackend final : public Backend {
     } else {
       sync("backward");  // report errors here, not at some later call
     }
+  }
+
+  void set_dt(int layer, float dt) override {
+    net_->set_dt(layer, dt);
+    std::get<SpikingActivation>(spec_.layers[size_t(layer)]).dt = dt;
   }
 
   std::unique_ptr<OptimizerState> make_optimizer_state() override {
@@ -362,6 +387,7 @@ class CudaBackend final : public Backend {
   }
 
   NetworkSpec spec_;
+  bool regularized_ = false;  // some layer adds a rate-regularisation loss
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -377,8 +403,8 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec) {
-  return std::make_unique<CudaBackend>(spec);
+std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec, MatmulPrecision matmul) {
+  return std::make_unique<CudaBackend>(spec, matmul);
 }
 
 }  // namespace nmsnn::detail

@@ -22,12 +22,13 @@ bool cuda_available(std::string* why) {
 }
 
 namespace detail {
-std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec);  // cuda_backend.cu
+std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec,
+                                                MatmulPrecision matmul);  // cuda_backend.cu
 
-std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec& spec) {
+std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec& spec, MatmulPrecision matmul) {
   std::string why;
   if (!cuda_available(&why)) fail("cannot use the cuda engine: ", why);
-  return make_cuda_backend_impl(spec);
+  return make_cuda_backend_impl(spec, matmul);
 }
 }  // namespace detail
 }  // namespace nmsnn

@@ -11,7 +11,7 @@ bool cuda_available(std::string* why) {
 }
 
 namespace detail {
-std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec&) {
+std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec&, MatmulPrecision) {
   std::string why;
   cuda_available(&why);
   fail("cannot use the cuda engine: ", why);

@@ -1,46 +1,54 @@
 // cuda/device_api.cu — nmsnn::cuda::DeviceNetwork: the whole forward and backward pass of a
-// spiking network as a short sequence of kernels and cuBLAS products on the caller's stream.
+// layer stack as a short sequence of kernels and cuBLAS products on the caller's stream.
 //
-// Activations are time-major, [T, B, H] per layer, so the linear map of every step is one matrix
-// product over all M = T*B rows (its input does not depend on the neuron state). Per training
-// step, for a network of L layers:
+// Activations are time-major, [steps, B, width] per layer, so a layer's linear map over every
+// step is one matrix product over all M = steps*B rows (its input does not depend on any neuron
+// state), and every time loop runs in one kernel with the state in registers. Per layer kind:
 //
-//   forward, per layer l:
-//     a_l = x_l W_l^T            layer 0 noisy: masked_linear_forward (masks made in the tile
-//                                loader); else one cuBLAS product. Written into u_l's buffer.
-//     lif_forward                the time loop in registers; a_l -> u_l in place (saved), the
-//                                returned spikes -> x_{l+1}; the last layer writes the logits.
-//   backward, per layer l from L-1 down to 0:
-//     lif_backward               reverse time loop from u_l: du_l, per-sample bias sums
-//     bias_grad_reduce           dbias_l
-//     l > 0:  spikes_from_u      x_l again, from u_{l-1}
-//             cuBLAS dW_l = du_l^T x_l, then dx_l = du_l W_l (into x_l's buffer)
-//     l = 0:  noisy: masked_linear_wgrad (+ its partial-sum pass); sequence: cuBLAS dW_0 and,
-//             when asked, dinput = du_0 W_0
+//   spiking    a = x W^T (layer 0 noisy: masked_linear_forward, masks made in the tile loader;
+//              else one cuBLAS product), then lif_forward: a -> u in place (saved), spikes out;
+//              the last layer writes the logits from its fused readout.
+//              backward: lif_backward, bias_grad_reduce, cuBLAS dW = du^T x and dx = du W (or
+//              masked_linear_wgrad for noisy inputs); x is rebuilt from u of the layer below when
+//              that layer is a spiking one (spikes_from_u), so spikes are never stored.
+//   dense      the same product, add_bias; backward the same products, bias from time_sum.
+//   activation, spiking activation, lowpass, temporal pool: one kernel each way
+//              (activation.cu, spiking_activation.cu, lowpass.cu, time_axis.cu).
+//   repeated inputs: layer 0 with weights multiplies the B rows once and broadcasts over time;
+//              its gradients sum du over time first (time_sum), then multiply B rows.
 //
-// That is 2L launches forward and about 5L backward, whatever T is. What survives from forward
-// to backward is u: 4 bytes per neuron per step.
+// That is two to three launches per layer forward and about five backward, whatever T is. What
+// survives from forward to backward: u of spiking layers (4 bytes per neuron per step), the level
+// of Lowpass layers, the rates of regularised spiking activations, and the outputs of the other
+// layers that feed a next layer (its input in backward).
 //
-// Workspace layout (offsets 256-byte aligned):
-//   [ saved u_0 | u_1 | ... | u_{L-1} ]  (training only)   then one scratch region, used
-//   forward as   [ u (inference only) | spikes ping | spikes pong ]
-//   backward as  [ du | x/dx | bias partials [B, H] | first-layer weight-gradient partials ]
+// Workspace layout (offsets 256-byte aligned): [ saved | scratch ]. The scratch region is used
+// by forward as its output buffers (ping, pong) and by backward as du, dy/dx (ping, pong), the
+// rebuilt input, per-sample partial sums and the first layer's weight-gradient partials.
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <variant>
 
+#include "activation.cuh"
 #include "backend.hpp"
+#include "bias.cuh"
 #include "cublas_gemm.cuh"
 #include "cuda_check.cuh"
+#include "initialize.hpp"
 #include "lif_backward.cuh"
 #include "lif_forward.cuh"
+#include "lowpass.cuh"
 #include "masked_linear.cuh"
 #include "nll_loss.cuh"
 #include "nmsnn/cuda.hpp"
 #include "nmsnn/error.hpp"
+#include "noise_mask.cuh"
 #include "optimizer_update.cuh"
+#include "spiking_activation.cuh"
+#include "time_axis.cuh"
 
 namespace nmsnn::cuda {
 
@@ -57,60 +65,142 @@ kernels::TileMath tile_math_of(Math m) {
 }
 
 constexpr size_t kAlign = 256;
+constexpr size_t kNone = SIZE_MAX;  // "no such buffer"
 size_t align_up(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
-const SpikingLayer& layer_at(const NetworkSpec& spec, int l) {
-  return std::get<SpikingLayer>(spec.layers[size_t(l)]);
+// The salt of a SpikingActivation layer's initial-voltage stream, as the CPU engine derives it.
+constexpr uint64_t kVoltageStream = 0x766f6c74ull;  // "volt"
+
+bool has_weights(const LayerSpec& l) {
+  return std::holds_alternative<SpikingLayer>(l) || std::holds_alternative<Dense>(l);
 }
-int inputs_of(const NetworkSpec& spec, int l) {
-  return l == 0 ? spec.inputs : layer_at(spec, l - 1).size;
-}
+
+// Shapes, parameters and workspace offsets of one layer in one pass.
+struct LayerPlan {
+  int in_width = 0, in_steps = 0, out_width = 0, out_steps = 0;
+  int param = -1;          // index of its first tensor in the parameter table
+  size_t saved_u = kNone;      // spiking: pre-reset state u [steps, B, H] (training)
+  size_t saved_level = kNone;  // lowpass: level [steps, B, H] (training, when applied)
+  size_t saved_rates = kNone;  // regularised spiking activation: rates [B, H]
+  size_t saved_y = kNone;      // output kept for the next layer's backward (training)
+  int dy_buffer = -1, dx_buffer = -1;  // backward: which ping-pong buffer holds dy, receives dx
+};
 
 // Byte offsets into the workspace.
 struct Layout {
-  std::vector<size_t> saved;  // u_l, training only
-  size_t u_scratch = 0;       // inference: the one u buffer all layers use in turn
-  size_t spikes[2] = {0, 0};  // forward: layer l writes its returned spikes to spikes[l % 2]
-  size_t du = 0, x = 0, dbias = 0, wgrad = 0;  // backward
-  size_t wgrad_floats = 0;
+  std::vector<LayerPlan> layer;
   size_t saved_end = 0, total = 0;
+  // forward scratch
+  size_t out[2] = {kNone, kNone};  // layer outputs that are not saved, alternating
+  size_t u_scratch = kNone;        // inference: the one u buffer spiking layers use in turn
+  size_t input = kNone;            // layer 0 input made on the device [T, B, I] (masked/repeated)
+  size_t rows = kNone;             // repeated input into layer 0 with weights: [B, H0]
+  // backward scratch
+  size_t du = kNone, rebuilt = kNone, grad[2] = {kNone, kNone}, part = kNone, wgrad = kNone;
+  size_t b_input = kNone, b_rows = kNone;
+  size_t wgrad_floats = 0;
 };
+
+bool bypassed_lowpass(const LayerSpec& l, bool training) {
+  const Lowpass* f = std::get_if<Lowpass>(&l);
+  return f && training && !f->apply_during_training;
+}
 
 Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training) {
   const int L = int(spec.layers.size());
-  const size_t TB = size_t(spec.time_steps) * size_t(B);
-  size_t max_h = 0, max_hidden = 0;  // widest layer; widest layer that feeds another
-  for (int l = 0; l < L; ++l) {
-    max_h = std::max(max_h, size_t(layer_at(spec, l).size));
-    if (l < L - 1) max_hidden = std::max(max_hidden, size_t(layer_at(spec, l).size));
-  }
+  const std::vector<ParameterInfo> params = ::nmsnn::detail::parameter_layout(spec);
   Layout lay;
+  lay.layer.resize(L);
+  for (int l = 0; l < L; ++l) {
+    LayerPlan& p = lay.layer[l];
+    p.in_width = l == 0 ? spec.inputs : spec.layer_width(l - 1);
+    p.in_steps = l == 0 ? spec.time_steps : spec.layer_steps(l - 1);
+    p.out_width = spec.layer_width(l);
+    p.out_steps = spec.layer_steps(l);
+    for (size_t k = 0; k < params.size(); ++k)
+      if (params[k].layer == l) {
+        p.param = int(k);
+        break;
+      }
+  }
+  auto floats_in = [&](int l) { return size_t(lay.layer[l].in_steps) * B * lay.layer[l].in_width; };
+  auto floats_out = [&](int l) { return size_t(lay.layer[l].out_steps) * B * lay.layer[l].out_width; };
+  auto lif = [&](int l) { return std::holds_alternative<SpikingLayer>(spec.layers[l]); };
+  const bool weighted0 = has_weights(spec.layers[0]);
+  const bool made_input = kind != Input::Kind::sequence && !weighted0;  // layer 0 input on device
+  const bool repeated_rows = kind == Input::Kind::repeated && weighted0;
+
   size_t offset = 0;
   auto take = [&](size_t floats) {
     const size_t at = offset;
     offset = align_up(offset + floats * sizeof(float));
     return at;
   };
-  if (training)
-    for (int l = 0; l < L; ++l) lay.saved.push_back(take(TB * size_t(layer_at(spec, l).size)));
+
+  // Saved: what backward reads.
+  for (int l = 0; l < L; ++l) {
+    LayerPlan& p = lay.layer[l];
+    const LayerSpec& ls = spec.layers[l];
+    if (auto* a = std::get_if<SpikingActivation>(&ls))
+      if (a->rate_weight > 0) p.saved_rates = take(size_t(B) * p.out_width);
+    if (!training) continue;
+    if (lif(l)) p.saved_u = take(floats_out(l));
+    if (std::holds_alternative<Lowpass>(ls) && !bypassed_lowpass(ls, true))
+      p.saved_level = take(size_t(p.in_steps) * B * p.in_width);
+    // The output feeds the next layer's backward unless it is rebuilt from u (spiking layers).
+    if (l + 1 < L && !lif(l)) {
+      const Lowpass* f = std::get_if<Lowpass>(&ls);
+      p.saved_y = (p.saved_level != kNone && f->return_sequences) ? p.saved_level
+                                                                  : take(floats_out(l));
+    }
+  }
   lay.saved_end = offset;
 
   // Forward scratch.
-  if (!training) lay.u_scratch = take(TB * max_h);
-  if (L > 1) lay.spikes[0] = take(TB * max_hidden);
-  if (L > 2) lay.spikes[1] = take(TB * max_hidden);
+  size_t out_floats = 0, u_floats = 0;
+  for (int l = 0; l < L; ++l) {
+    if (lif(l) && !training) u_floats = std::max(u_floats, floats_out(l));
+    const bool writes_logits = lif(l) && l == L - 1;
+    if (!writes_logits && lay.layer[l].saved_y == kNone) out_floats = std::max(out_floats, floats_out(l));
+  }
+  if (out_floats) lay.out[0] = take(out_floats), lay.out[1] = take(out_floats);
+  if (u_floats) lay.u_scratch = take(u_floats);
+  if (made_input) lay.input = take(floats_in(0));
+  if (repeated_rows) lay.rows = take(size_t(B) * lay.layer[0].out_width);
   const size_t forward_end = offset;
 
   // Backward scratch, over the same bytes.
   size_t backward_end = 0;
   if (training) {
     offset = lay.saved_end;
-    lay.du = take(TB * max_h);
-    if (L > 1) lay.x = take(TB * max_hidden);
-    lay.dbias = take(size_t(B) * max_h);
-    if (kind == Input::Kind::noisy) {
-      lay.wgrad_floats =
-          kernels::masked_linear_wgrad_scratch(spec.time_steps, B, layer_at(spec, 0).size, spec.inputs);
+    size_t du = 0, rebuilt = 0, grad[2] = {0, 0}, widest = 0;
+    for (int l = 0; l < L; ++l) {
+      LayerPlan& p = lay.layer[l];
+      widest = std::max({widest, size_t(p.out_width), size_t(p.in_width)});
+      if (lif(l)) du = std::max(du, floats_out(l));
+      if (l > 0 && lif(l - 1)) rebuilt = std::max(rebuilt, floats_in(l));
+      // dy of layer l lives in buffer l % 2 and its dx goes to (l + 1) % 2, where layer l - 1
+      // finds it as its dy. The last spiking layer takes dlogits directly.
+      if (!(l == L - 1 && lif(l))) {
+        p.dy_buffer = l % 2;
+        grad[l % 2] = std::max(grad[l % 2], floats_out(l));
+      }
+      const bool dx_to_buffer = l > 0 || (l == 0 && made_input && kind == Input::Kind::repeated);
+      if (dx_to_buffer) {
+        p.dx_buffer = (l + 1) % 2;
+        grad[(l + 1) % 2] = std::max(grad[(l + 1) % 2], floats_in(l));
+      }
+    }
+    if (du) lay.du = take(du);
+    if (rebuilt) lay.rebuilt = take(rebuilt);
+    for (int k = 0; k < 2; ++k)
+      if (grad[k]) lay.grad[k] = take(grad[k]);
+    lay.part = take(2 * size_t(B) * widest);
+    if (made_input) lay.b_input = take(floats_in(0));
+    if (repeated_rows) lay.b_rows = take(size_t(B) * lay.layer[0].out_width);
+    if (kind == Input::Kind::noisy && weighted0) {
+      lay.wgrad_floats = kernels::masked_linear_wgrad_scratch(spec.time_steps, B,
+                                                              lay.layer[0].out_width, spec.inputs);
       if (lay.wgrad_floats > 0) lay.wgrad = take(lay.wgrad_floats);
     }
     backward_end = offset;
@@ -129,12 +219,9 @@ void check_batch(const NetworkSpec& spec, int B, const char* what) {
          " rows is more than the ", INT_MAX, " one pass can index; use smaller batches");
 }
 
-// The engine takes noise-encoded static inputs and given sequences; other kinds are refused by
-// name rather than misread.
 void check_kind(Input::Kind kind, const char* what) {
-  if (kind != Input::Kind::noisy && kind != Input::Kind::sequence)
-    fail(what, ": the cuda engine takes noise-encoded (Input::noisy) and given-sequence "
-               "(Input::sequence) inputs only; use the cpu engine for this input kind");
+  if (kind != Input::Kind::noisy && kind != Input::Kind::sequence && kind != Input::Kind::repeated)
+    fail(what, ": unknown input kind ", int(kind));
 }
 
 void check_workspace(const Workspace& ws, size_t needed, const char* what, int B, bool training) {
@@ -150,6 +237,14 @@ void check_tables(const float* const* params, size_t count, const char* what, co
   if (!params) fail(what, ": the ", name, " pointer table is null");
   for (size_t i = 0; i < count; ++i)
     if (!params[i]) fail(what, ": ", name, "[", i, "] is null");
+}
+
+void copy_on_device(float* to, const float* from, size_t floats, cudaStream_t stream) {
+  if (to != from)
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(to, from, floats * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+}
+void zero_on_device(float* to, size_t floats, cudaStream_t stream) {
+  NMSNN_CUDA_CHECK(cudaMemsetAsync(to, 0, floats * sizeof(float), stream));
 }
 
 // Binds the caller's cuBLAS handle to the stream and the settings these products need, and puts
@@ -193,6 +288,10 @@ class CublasScope {
   bool rebound_ = false;
 };
 
+float readout_scale(const NetworkSpec& spec, int steps) {
+  return spec.readout.reduce == Reduce::mean ? 1.0f / float(steps - spec.readout.begin_eval) : 1.0f;
+}
+
 }  // namespace
 
 // ---- DeviceNetwork -----------------------------------------------------------------------------
@@ -201,12 +300,17 @@ DeviceNetwork::DeviceNetwork(const NetworkSpec& spec, cublasHandle_t cublas,
                              const DeviceOptions& options)
     : spec_(spec), cublas_(cublas), options_(options) {
   spec_.validate();
-  for (size_t l = 0; l < spec_.layers.size(); ++l)
-    if (!std::holds_alternative<SpikingLayer>(spec_.layers[l]))
-      fail("the cuda engine runs stacks of spiking layers only; layer ", l,
-           " is another kind (use the cpu engine for this network)");
   if (!cublas_) fail("DeviceNetwork: the cuBLAS handle is null (create one with cublasCreate)");
   layout_ = ::nmsnn::detail::parameter_layout(spec_);
+}
+
+void DeviceNetwork::set_dt(int layer, float dt) {
+  if (layer < 0 || layer >= int(spec_.layers.size()))
+    fail("DeviceNetwork::set_dt: no layer ", layer, " (the network has ", spec_.layers.size(), ")");
+  auto* a = std::get_if<SpikingActivation>(&spec_.layers[size_t(layer)]);
+  if (!a) fail("DeviceNetwork::set_dt: layer ", layer, " is not a spiking activation");
+  if (!(std::isfinite(dt) && dt > 0)) fail("DeviceNetwork::set_dt: dt must be > 0, got ", dt);
+  a->dt = dt;
 }
 
 size_t DeviceNetwork::workspace_bytes(int batch, Input::Kind kind, bool training) const {
@@ -217,16 +321,14 @@ size_t DeviceNetwork::workspace_bytes(int batch, Input::Kind kind, bool training
 
 size_t DeviceNetwork::saved_bytes(int batch) const {
   check_batch(spec_, batch, "DeviceNetwork::saved_bytes");
-  size_t neurons = 0;
-  for (const LayerSpec& l : spec_.layers) neurons += size_t(std::get<SpikingLayer>(l).size);
-  return size_t(spec_.time_steps) * size_t(batch) * neurons * sizeof(float);
+  return make_layout(spec_, batch, Input::Kind::sequence, true).saved_end;
 }
 
 void DeviceNetwork::forward(const float* const* params, const DeviceInput& input, float* logits,
                             bool training, Workspace workspace, cudaStream_t stream,
                             const DeviceTrace* trace) const {
   const char* what = "DeviceNetwork::forward";
-  const int T = spec_.time_steps, B = input.batch, L = int(spec_.layers.size());
+  const int T = spec_.time_steps, B = input.batch, L = int(spec_.layers.size()), I = spec_.inputs;
   check_batch(spec_, B, what);
   check_kind(input.kind, what);
   check_tables(params, layout_.size(), what, "params");
@@ -240,114 +342,309 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
   const Layout lay = make_layout(spec_, B, input.kind, training);
   check_workspace(workspace, lay.total, what, B, training);
   char* ws = static_cast<char*>(workspace.data);
-  auto at = [ws](size_t offset) { return reinterpret_cast<float*>(ws + offset); };
+  auto at = [ws](size_t offset) { return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset); };
+  // The trace pointer of layer l for one field (state, spikes, rates), or null.
+  auto traced = [trace](std::vector<float*> DeviceTrace::*field, int l) -> float* {
+    if (!trace || (trace->*field).empty()) return nullptr;
+    return (trace->*field)[size_t(l)];
+  };
 
   const kernels::GemmMath gemm_math = gemm_math_of(options_.math);
   const kernels::TileMath tile_math = tile_math_of(options_.math);
   CublasScope scope(cublas_, stream);
+  float* regularization = trace ? trace->regularization : nullptr;
+  bool regularization_written = false;
 
-  const float* x = input.data;  // this layer's input [T*B, I] (dense cases)
-  for (int l = 0; l < L; ++l) {
-    const SpikingLayer& layer = layer_at(spec_, l);
-    const int H = layer.size, I = inputs_of(spec_, l);
-    const bool last = l == L - 1;
-    float* u = training ? at(lay.saved[l]) : at(lay.u_scratch);
-    // a = x W^T over all T*B rows, into u's buffer; lif_forward adds the bias.
-    if (l == 0 && input.kind == Input::Kind::noisy) {
-      kernels::masked_linear_forward(input.noise, input.data, T, B, I, params[0], H, u, tile_math,
-                                     stream);
-    } else {
-      const std::string name = "layer " + std::to_string(l) + " forward";
-      kernels::gemm_forward(cublas_, gemm_math, T * B, H, I, x, params[2 * l], u, name.c_str());
-    }
-    kernels::LifForwardArgs args;
-    args.T = T;
-    args.B = B;
-    args.H = H;
-    args.bias = params[2 * l + 1];
-    args.u = u;
-    args.spikes = last ? nullptr : at(lay.spikes[l % 2]);
-    if (trace && !trace->state.empty()) args.trace_state = trace->state[l];
-    if (trace && !trace->spikes.empty()) args.trace_spikes = trace->spikes[l];
-    if (trace && !trace->rates.empty()) args.rates = trace->rates[l];
-    if (last) {
-      args.logits = logits;
-      args.begin_eval = spec_.readout.begin_eval;
-      args.readout_scale =
-          spec_.readout.reduce == Reduce::mean ? 1.0f / float(T - spec_.readout.begin_eval) : 1.0f;
-    }
-    kernels::lif_forward(layer, args, stream);
-    x = args.spikes;
+  // This layer's input [steps, B, width] on the device; null while layer 0 reads the caller's
+  // static input through the noise encoder or the repeated-row product.
+  const float* x = nullptr;
+  const bool weighted0 = has_weights(spec_.layers[0]);
+  if (input.kind == Input::Kind::sequence) {
+    x = input.data;
+  } else if (!weighted0) {
+    x = at(lay.input);
+    if (input.kind == Input::Kind::noisy)
+      kernels::masked_input(input.noise, input.data, T, B, I, at(lay.input), stream);
+    else
+      kernels::time_broadcast(input.data, T, (long long)B * I, 0, 1.0f, at(lay.input), stream);
   }
+
+  for (int l = 0; l < L; ++l) {
+    const LayerSpec& ls = spec_.layers[size_t(l)];
+    const LayerPlan& p = lay.layer[size_t(l)];
+    const bool last = l == L - 1;
+    const size_t rows = size_t(p.out_steps) * B;
+    float* y = p.saved_y != kNone ? at(p.saved_y) : at(lay.out[l % 2]);  // this layer's output
+    const std::string name = "layer " + std::to_string(l) + " forward";
+
+    // a = x W^T over every row, into `a` (spiking and dense layers).
+    auto product = [&](float* a, int H) {
+      const float* W = params[p.param];
+      if (l == 0 && input.kind == Input::Kind::noisy) {
+        kernels::masked_linear_forward(input.noise, input.data, T, B, I, W, H, a, tile_math, stream);
+      } else if (l == 0 && input.kind == Input::Kind::repeated) {
+        kernels::gemm_forward(cublas_, gemm_math, B, H, I, input.data, W, at(lay.rows), name.c_str());
+        kernels::time_broadcast(at(lay.rows), T, (long long)B * H, 0, 1.0f, a, stream);
+      } else {
+        kernels::gemm_forward(cublas_, gemm_math, int(size_t(p.in_steps) * B), H, p.in_width, x, W,
+                              a, name.c_str());
+      }
+    };
+
+    if (auto* s = std::get_if<SpikingLayer>(&ls)) {
+      float* u = training ? at(p.saved_u) : at(lay.u_scratch);
+      product(u, s->size);
+      kernels::LifForwardArgs args;
+      args.T = p.out_steps;
+      args.B = B;
+      args.H = s->size;
+      args.bias = params[p.param + 1];
+      args.u = u;
+      args.spikes = last ? nullptr : y;
+      args.trace_state = traced(&DeviceTrace::state, l);
+      args.trace_spikes = traced(&DeviceTrace::spikes, l);
+      args.rates = traced(&DeviceTrace::rates, l);
+      if (last) {
+        args.logits = logits;
+        args.begin_eval = spec_.readout.begin_eval;
+        args.readout_scale = readout_scale(spec_, p.out_steps);
+      }
+      kernels::lif_forward(*s, args, stream);
+      x = y;
+      continue;  // its trace is written by the kernel
+    }
+
+    float* trace_state = traced(&DeviceTrace::state, l);
+    if (auto* d = std::get_if<Dense>(&ls)) {
+      product(y, d->size);
+      kernels::add_bias(y, (long long)rows, d->size, params[p.param + 1], stream);
+    } else if (auto* a = std::get_if<Activation>(&ls)) {
+      kernels::activation_forward(a->kind, x, rows * p.out_width, y, stream);
+    } else if (auto* sa = std::get_if<SpikingActivation>(&ls)) {
+      kernels::SpikingActivationForwardArgs args;
+      args.T = p.in_steps;
+      args.B = B;
+      args.H = p.out_width;
+      args.x = x;
+      args.y = y;
+      args.spikes = !(training && !sa->spiking_aware_training);
+      args.voltage_key = {::nmsnn::detail::stream_key(input.noise.seed, kVoltageStream + uint64_t(l)),
+                          input.noise.pass};
+      args.trace_state = trace_state;
+      float* rates = traced(&DeviceTrace::rates, l);
+      args.rates = p.saved_rates != kNone ? at(p.saved_rates) : rates;
+      kernels::spiking_activation_forward(*sa, args, stream);
+      if (rates && args.rates != rates) copy_on_device(rates, args.rates, size_t(B) * p.out_width, stream);
+      if (p.saved_rates != kNone && regularization) {
+        kernels::rate_regularization_loss(*sa, args.rates, B, p.out_width, regularization_written,
+                                          regularization, stream);
+        regularization_written = true;
+      }
+      trace_state = nullptr;  // written by the kernel
+    } else if (auto* f = std::get_if<Lowpass>(&ls)) {
+      if (bypassed_lowpass(ls, training)) {
+        const size_t slab = size_t(B) * p.out_width;
+        copy_on_device(y, f->return_sequences ? x : x + size_t(p.in_steps - 1) * slab, rows * p.out_width, stream);
+      } else {
+        kernels::LowpassForwardArgs args;
+        args.T = p.in_steps;
+        args.B = B;
+        args.H = p.out_width;
+        args.p = params[p.param];
+        args.initial = params[p.param + 1];
+        args.x = x;
+        args.y = y;
+        args.level = at(p.saved_level);
+        args.return_sequences = f->return_sequences;
+        kernels::lowpass_forward(args, stream);
+      }
+    } else {  // TemporalAvgPool
+      kernels::time_sum(x, p.in_steps, (long long)B * p.out_width, 0, 1.0f / float(p.in_steps), y, stream);
+    }
+    // Traces of layers that have no inner state of their own show their output.
+    const size_t n = rows * p.out_width;
+    if (trace_state) copy_on_device(trace_state, y, n, stream);
+    if (float* spikes = traced(&DeviceTrace::spikes, l))
+      copy_on_device(spikes, y, n, stream);
+    if (last)
+      kernels::time_sum(y, p.out_steps, (long long)B * p.out_width, spec_.readout.begin_eval,
+                        readout_scale(spec_, p.out_steps), logits, stream);
+    x = y;
+  }
+  if (regularization && !regularization_written) zero_on_device(regularization, 1, stream);
 }
 
 void DeviceNetwork::backward(const float* const* params, const DeviceInput& input,
                              const float* dlogits, float* const* grads, float* dinput,
                              Workspace workspace, cudaStream_t stream) const {
   const char* what = "DeviceNetwork::backward";
-  const int T = spec_.time_steps, B = input.batch, L = int(spec_.layers.size());
-  const bool noisy = input.kind == Input::Kind::noisy;
+  const int T = spec_.time_steps, B = input.batch, L = int(spec_.layers.size()), I = spec_.inputs;
+  const Input::Kind kind = input.kind;
   check_batch(spec_, B, what);
-  check_kind(input.kind, what);
+  check_kind(kind, what);
   check_tables(params, layout_.size(), what, "params");
   check_tables(grads, layout_.size(), what, "grads");
   if (!input.data) fail(what, ": input data pointer is null");
   if (!dlogits) fail(what, ": dlogits pointer is null");
-  if (dinput && noisy)
-    fail(what, ": input gradients exist only for sequence inputs (the noise mask of a static "
-               "input has no gradient)");
-  const Layout lay = make_layout(spec_, B, input.kind, true);
+  if (dinput && kind == Input::Kind::noisy)
+    fail(what, ": input gradients exist only for sequence and repeated inputs (the noise mask of "
+               "a static input has no gradient)");
+  const Layout lay = make_layout(spec_, B, kind, true);
   check_workspace(workspace, lay.total, what, B, true);
   char* ws = static_cast<char*>(workspace.data);
-  auto at = [ws](size_t offset) { return reinterpret_cast<float*>(ws + offset); };
+  auto at = [ws](size_t offset) { return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset); };
 
   const kernels::GemmMath gemm_math = gemm_math_of(options_.math);
   const kernels::TileMath tile_math = tile_math_of(options_.math);
   CublasScope scope(cublas_, stream);
+  const bool weighted0 = has_weights(spec_.layers[0]);
+  float* part = at(lay.part);  // [2, B, widest]: per-sample partial sums
 
-  float* du = at(lay.du);
-  float* x = L > 1 ? at(lay.x) : nullptr;  // x_l, then dL/dx_l, of the layer below
-  float* dbias_part = at(lay.dbias);
   for (int l = L - 1; l >= 0; --l) {
-    const SpikingLayer& layer = layer_at(spec_, l);
-    const int H = layer.size, I = inputs_of(spec_, l);
+    const LayerSpec& ls = spec_.layers[size_t(l)];
+    const LayerPlan& p = lay.layer[size_t(l)];
     const bool last = l == L - 1;
-    kernels::LifBackwardArgs args;
-    args.T = T;
-    args.B = B;
-    args.H = H;
-    args.u = at(lay.saved[l]);
-    args.d_spikes = last ? nullptr : x;  // dL/dx_{l+1}, from the layer above
-    if (last) {
-      args.dlogits = dlogits;
-      args.begin_eval = spec_.readout.begin_eval;
-      args.readout_scale =
-          spec_.readout.reduce == Reduce::mean ? 1.0f / float(T - spec_.readout.begin_eval) : 1.0f;
-    }
-    args.du = du;
-    args.dbias_part = dbias_part;
-    kernels::lif_backward(layer, args, stream);
-    kernels::bias_grad_reduce(dbias_part, B, H, grads[2 * l + 1], stream);
-
+    const size_t in_n = size_t(p.in_steps) * B * p.in_width;
     const std::string name = "layer " + std::to_string(l);
+
+    // dL/dy of this layer: the readout's gradient for the last layer (spiking layers take
+    // dlogits themselves), else what the layer above left in the ping-pong buffer.
+    float* dy = p.dy_buffer >= 0 ? at(lay.grad[p.dy_buffer]) : nullptr;
+    if (last && dy)
+      kernels::time_broadcast(dlogits, p.out_steps, (long long)B * p.out_width,
+                              spec_.readout.begin_eval, readout_scale(spec_, p.out_steps), dy, stream);
+
+    // This layer's input x, as forward saw it (null: layer 0 reading the caller's static input).
+    const float* x = nullptr;
     if (l > 0) {
-      // This layer's input was the spikes layer l-1 returned: made again from u_{l-1}.
-      kernels::spikes_from_u(layer_at(spec_, l - 1), T, B, I, at(lay.saved[l - 1]), x, stream);
-      kernels::gemm_weight_grad(cublas_, gemm_math, T * B, H, I, du, x, grads[2 * l],
-                                (name + " weight gradient").c_str());
-      // Stream order: the weight gradient has read x before this overwrites it with dL/dx.
-      kernels::gemm_input_grad(cublas_, gemm_math, T * B, H, I, du, params[2 * l], x,
-                               (name + " input gradient").c_str());
-    } else if (noisy) {
-      kernels::masked_linear_wgrad(input.noise, input.data, T, B, I, du, H, grads[0],
-                                   lay.wgrad_floats ? at(lay.wgrad) : nullptr, tile_math, stream);
-    } else {
-      kernels::gemm_weight_grad(cublas_, gemm_math, T * B, H, I, du, input.data, grads[0],
-                                (name + " weight gradient").c_str());
-      if (dinput)
-        kernels::gemm_input_grad(cublas_, gemm_math, T * B, H, I, du, params[0], dinput,
-                                 (name + " input gradient").c_str());
+      const LayerPlan& below = lay.layer[size_t(l - 1)];
+      if (auto* s = std::get_if<SpikingLayer>(&spec_.layers[size_t(l - 1)])) {
+        kernels::spikes_from_u(*s, below.out_steps, B, below.out_width, at(below.saved_u),
+                               at(lay.rebuilt), stream);
+        x = at(lay.rebuilt);
+      } else {
+        x = at(below.saved_y);
+      }
+    } else if (kind == Input::Kind::sequence) {
+      x = input.data;
+    } else if (!weighted0) {
+      x = at(lay.b_input);
+      if (kind == Input::Kind::noisy)
+        kernels::masked_input(input.noise, input.data, T, B, I, at(lay.b_input), stream);
+      else
+        kernels::time_broadcast(input.data, T, (long long)B * I, 0, 1.0f, at(lay.b_input), stream);
     }
+    // Where dL/dx goes: the buffer of the layer below, the caller's dinput (sequences), or
+    // nowhere (layer 0 under the noise encoder, or no dinput asked for).
+    float* dx = p.dx_buffer >= 0 ? at(lay.grad[p.dx_buffer]) : nullptr;
+    if (l == 0 && kind == Input::Kind::sequence) dx = dinput;
+    if (l == 0 && kind == Input::Kind::repeated && !dinput) dx = nullptr;
+
+    if (has_weights(ls)) {
+      const int H = p.out_width;
+      const float* W = params[p.param];
+      float* dW = grads[p.param];
+      float* dbias = grads[p.param + 1];
+      float* du = dy;  // dense: dL/da is dL/dy
+      if (auto* s = std::get_if<SpikingLayer>(&ls)) {
+        kernels::LifBackwardArgs args;
+        args.T = p.out_steps;
+        args.B = B;
+        args.H = H;
+        args.u = at(p.saved_u);
+        args.d_spikes = last ? nullptr : dy;
+        if (last) {
+          args.dlogits = dlogits;
+          args.begin_eval = spec_.readout.begin_eval;
+          args.readout_scale = readout_scale(spec_, p.out_steps);
+        }
+        args.du = at(lay.du);
+        args.dbias_part = part;
+        kernels::lif_backward(*s, args, stream);
+        du = at(lay.du);
+        if (!(l == 0 && kind == Input::Kind::repeated))
+          kernels::bias_grad_reduce(part, B, H, dbias, stream);
+      } else if (!(l == 0 && kind == Input::Kind::repeated)) {
+        kernels::time_sum(du, p.out_steps, (long long)B * H, 0, 1.0f, part, stream);
+        kernels::bias_grad_reduce(part, B, H, dbias, stream);
+      }
+      if (l == 0 && kind == Input::Kind::noisy) {
+        kernels::masked_linear_wgrad(input.noise, input.data, T, B, I, du, H, dW,
+                                     lay.wgrad_floats ? at(lay.wgrad) : nullptr, tile_math, stream);
+      } else if (l == 0 && kind == Input::Kind::repeated) {
+        // The same x at every step: sum du over time, then products over B rows.
+        float* du_sum = at(lay.b_rows);
+        kernels::time_sum(du, T, (long long)B * H, 0, 1.0f, du_sum, stream);
+        kernels::bias_grad_reduce(du_sum, B, H, dbias, stream);
+        kernels::gemm_weight_grad(cublas_, gemm_math, B, H, I, du_sum, input.data, dW,
+                                  (name + " weight gradient").c_str());
+        if (dinput)
+          kernels::gemm_input_grad(cublas_, gemm_math, B, H, I, du_sum, W, dinput,
+                                   (name + " input gradient").c_str());
+      } else {
+        const int M = int(size_t(p.in_steps) * B);
+        kernels::gemm_weight_grad(cublas_, gemm_math, M, H, p.in_width, du, x, dW,
+                                  (name + " weight gradient").c_str());
+        if (dx)
+          kernels::gemm_input_grad(cublas_, gemm_math, M, H, p.in_width, du, W, dx,
+                                   (name + " input gradient").c_str());
+      }
+      continue;
+    }
+
+    if (auto* a = std::get_if<Activation>(&ls)) {
+      if (dx) kernels::activation_backward(a->kind, x, dy, in_n, dx, stream);
+    } else if (auto* sa = std::get_if<SpikingActivation>(&ls)) {
+      if (dx) {
+        kernels::SpikingActivationBackwardArgs args;
+        args.T = p.in_steps;
+        args.B = B;
+        args.H = p.out_width;
+        args.x = x;
+        args.dy = dy;
+        args.rates = at(p.saved_rates);
+        args.dx = dx;
+        kernels::spiking_activation_backward(*sa, args, stream);
+      }
+    } else if (auto* f = std::get_if<Lowpass>(&ls)) {
+      const int H = p.out_width;
+      if (bypassed_lowpass(ls, true)) {
+        zero_on_device(grads[p.param], size_t(H), stream);
+        zero_on_device(grads[p.param + 1], size_t(H), stream);
+        if (dx) {
+          if (f->return_sequences) {
+            copy_on_device(dx, dy, in_n, stream);
+          } else {
+            const size_t slab = size_t(B) * H;
+            zero_on_device(dx, in_n - slab, stream);
+            copy_on_device(dx + in_n - slab, dy, slab, stream);
+          }
+        }
+      } else {
+        kernels::LowpassBackwardArgs args;
+        args.T = p.in_steps;
+        args.B = B;
+        args.H = H;
+        args.p = params[p.param];
+        args.initial = params[p.param + 1];
+        args.x = x;
+        args.level = at(p.saved_level);
+        args.dy = dy;
+        args.return_sequences = f->return_sequences;
+        args.dx = dx;
+        args.dp_part = part;
+        args.dinitial_part = part + size_t(B) * H;
+        kernels::lowpass_backward(args, stream);
+        kernels::bias_grad_reduce(args.dp_part, B, H, grads[p.param], stream);
+        kernels::bias_grad_reduce(args.dinitial_part, B, H, grads[p.param + 1], stream);
+      }
+    } else {  // TemporalAvgPool: every input step gets dy / steps
+      if (dx) kernels::time_broadcast(dy, p.in_steps, (long long)B * p.out_width, 0,
+                                      1.0f / float(p.in_steps), dx, stream);
+    }
+    // A repeated input that reached a layer without weights: its gradient is the sum over time.
+    if (l == 0 && kind == Input::Kind::repeated && dinput)
+      kernels::time_sum(dx, T, (long long)B * I, 0, 1.0f, dinput, stream);
   }
 }
 

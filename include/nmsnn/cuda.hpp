@@ -16,9 +16,10 @@
 // Argument and launch errors throw nmsnn::Error naming the call and the shapes; errors that
 // happen while the kernels run appear at the caller's next synchronisation.
 //
-// Parameters and gradients are passed as a table of 2L device pointers in the order of
-// Network::parameters(): layer 0 weight [H0, I], layer 0 bias [H0], layer 1 weight [H1, H0], ...
-// (row-major, the same layout as the host API). Device arrays of floats should be 16-byte aligned
+// Parameters and gradients are passed as a table of device pointers in the order of
+// Network::parameters() (DeviceNetwork::parameters() lists them): for a stack of spiking layers
+// layer 0 weight [H0, I], layer 0 bias [H0], layer 1 weight [H1, H0], ...; Lowpass layers add
+// their smoothing logits and initial level (row-major, the same layout as the host API). Device arrays of floats should be 16-byte aligned
 // (cudaMalloc gives 256) for the fastest cuBLAS kernels; any 4-byte alignment is correct.
 #pragma once
 
@@ -51,9 +52,11 @@ struct DeviceOptions {
 // The input of one pass, in device memory.
 struct DeviceInput {
   Input::Kind kind = Input::Kind::noisy;
-  const float* data = nullptr;  // noisy: x[B, I]; sequence: xi[T, B, I] (row-major)
+  const float* data = nullptr;  // noisy and repeated: x[B, I]; sequence: xi[T, B, I] (row-major)
   int batch = 0;
-  NoiseKey noise;  // noisy inputs: the masks' seed and pass counter (ignored for sequences)
+  // The pass's seed and counter: the encoder's masks (noisy inputs) and the random initial
+  // voltages of SpikingActivation layers (any input kind).
+  NoiseKey noise;
 };
 
 // Caller-owned scratch memory: device memory of at least workspace_bytes(batch, kind, training)
@@ -63,11 +66,15 @@ struct Workspace {
   size_t bytes = 0;
 };
 
-// Optional per-layer recording: what each layer returned at each step (with its delay), device
-// arrays [T, B, H_l]; and firing rates in spikes per step, [B, H_l] (ForwardOptions::rates). An
-// empty vector or a null entry records nothing there.
+// Optional per-layer recording, as LayerTrace and LayerRates describe it: what each layer
+// returned at each step, device arrays [steps_l, B, H_l] (NetworkSpec::layer_steps and
+// layer_width); firing rates [B, H_l] of spiking layers (spikes per step) and spiking
+// activations (Hz). An empty vector or a null entry records nothing there. `regularization`, a
+// device float or null, receives the pass's rate-regularisation loss (0 without regularised
+// layers).
 struct DeviceTrace {
   std::vector<float*> state, spikes, rates;
+  float* regularization = nullptr;
 };
 
 class DeviceNetwork {
@@ -80,11 +87,17 @@ class DeviceNetwork {
   // The parameter tensors in pointer-table order, with their shapes and sizes.
   const std::vector<ParameterInfo>& parameters() const { return layout_; }
 
+  // Changes the dt of SpikingActivation layer `layer` for later passes.
+  void set_dt(int layer, float dt);
+
   // Scratch bytes a pass of `batch` samples of this input kind needs. A training workspace also
-  // holds what backward needs: the pre-reset state u of every neuron at every step (4 bytes per
-  // neuron per step) and nothing else; its scratch part is reused by backward.
+  // holds what backward needs: for spiking layers the pre-reset state u of every neuron at every
+  // step (4 bytes per neuron per step) and nothing else; Lowpass levels, the rates of regularised
+  // spiking activations, and the outputs of other layers that feed a next layer. Its scratch part
+  // is reused by backward.
   size_t workspace_bytes(int batch, Input::Kind kind, bool training) const;
-  // The part of a training workspace that forward fills and backward reads: 4*T*B*sum(H_l).
+  // The part of a training workspace that forward fills and backward reads (4*T*B*sum(H_l) for a
+  // stack of spiking layers).
   size_t saved_bytes(int batch) const;
 
   // logits[B, C] (device) for `input`. With training = true, the workspace keeps the saved state
@@ -100,8 +113,9 @@ class DeviceNetwork {
                Workspace workspace, cudaStream_t stream, const DeviceTrace* trace = nullptr) const;
 
   // Gradients of every parameter from dlogits[B, C] (device); overwrites grads (a table like
-  // params). `dinput` (sequence inputs only, may be null) receives dL/dxi [T, B, I]. Leaves the
-  // saved state intact, so backward may run again for the same forward pass.
+  // params). `dinput` (may be null) receives dL/dxi [T, B, I] for a sequence input, dL/dx [B, I]
+  // (the sum over steps) for a repeated one. Leaves the saved state intact, so backward may run
+  // again for the same forward pass.
   void backward(const float* const* params, const DeviceInput& input, const float* dlogits,
                 float* const* grads, float* dinput, Workspace workspace,
                 cudaStream_t stream) const;

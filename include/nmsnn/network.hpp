@@ -37,10 +37,20 @@ Engine parse_engine(const std::string& name);  // "cpu" or "cuda"
 // receives the reason when it is false.
 bool cuda_available(std::string* why = nullptr);
 
+// Arithmetic of the cuda engine's matrix products; the cpu engine always computes in FP32.
+enum class MatmulPrecision {
+  fp32,  // IEEE single precision: the cuda engine matches the cpu engine to ~1e-6
+  tf32,  // tensor cores with TF32 inputs (10-bit mantissa) and FP32 accumulation, several times
+         // faster; products carry relative errors up to ~1e-3 (PyTorch's allow_tf32)
+};
+const char* to_string(MatmulPrecision precision);
+MatmulPrecision parse_matmul_precision(const std::string& name);  // "fp32" or "tf32"
+
 struct NetworkOptions {
   Engine engine = Engine::cpu;
   uint64_t seed = 0;  // initial weights and the noise masks derive from it
   int threads = 0;    // CPU engine worker threads; 0 = one per hardware thread
+  MatmulPrecision matmul = MatmulPrecision::fp32;  // cuda engine only
 };
 
 // One trainable tensor, named as PyTorch would: "layers.0.weight" [H, I], "layers.0.bias" [H].

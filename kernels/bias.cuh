@@ -1,0 +1,18 @@
+// bias.cuh — a layer's bias on the device: added to every row of its output, and its gradient as
+// the sum of per-row gradients in a fixed order (deterministic, no atomics).
+// CPU twins: cpu/linear_layer.hpp (Dense) and cpu/lif_layer.hpp (spiking layers).
+#pragma once
+
+#include <cuda_runtime.h>
+
+namespace nmsnn::kernels {
+
+// y[r, c] += bias[c] for r < rows, c < cols (row-major).
+void add_bias(float* y, long long rows, int cols, const float* bias, cudaStream_t stream);
+
+// out[c] = sum over r of part[r, c], r in increasing order per thread and a fixed tree across
+// threads, so the same input always gives the same bits. Used for bias gradients (part = per
+// sample or per row gradients) and the Lowpass parameters' per-sample partial sums.
+void bias_grad_reduce(const float* part, int rows, int cols, float* out, cudaStream_t stream);
+
+}  // namespace nmsnn::kernels

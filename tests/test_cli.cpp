@@ -76,6 +76,8 @@ TEST(Cli, BadArgumentsFailWithAMessage) {
       {"train " + kData + " --hidden 0 --train-limit 10", "size must be > 0"},
       {"train " + kData + " --begin-eval 8 --time-steps 8 --train-limit 10", "begin_eval"},
       {"train " + kData + " --device tpu --train-limit 10", "unknown device 'tpu'"},
+      {"train " + kData + " --matmul fp16 --train-limit 10", "unknown matmul precision 'fp16'"},
+      {"train " + kData + " --matmul tf32 --train-limit 10", "--matmul tf32 needs --device cuda"},
       {"train " + kData + " --preset fast", "unknown preset 'fast'"},
       {"train " + kData + " --input-scale big", "big"},
       {"train " + kData + " --optimizer rmsprop --train-limit 10", "rmsprop"},

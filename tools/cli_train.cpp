@@ -78,6 +78,7 @@ Args train_flags() {
   a.flag("momentum", "M", "SGD momentum");
   a.flag("seed", "S", "seed for weights, noise masks, splits and shuffling (default 1)");
   a.flag("device", "D", "cpu | cuda");
+  a.flag("matmul", "P", "cuda matrix products: fp32 (default, matches cpu) | tf32 (tensor cores)");
   a.flag("threads", "N", "CPU worker threads (default: all cores)");
   a.flag("save", "FILE", "write the trained model to FILE (safetensors + JSON metadata)");
   a.flag("report", "FILE", "write a JSON summary with every metric to FILE");
@@ -146,9 +147,16 @@ int run_train(const std::vector<std::string>& argv) {
 
   NetworkOptions opts;
   opts.engine = parse_engine(args.str("device", "cpu"));
+  opts.matmul = parse_matmul_precision(args.str("matmul", "fp32"));
+  if (opts.matmul != MatmulPrecision::fp32 && opts.engine != Engine::cuda)
+    detail::fail("flag --matmul ", to_string(opts.matmul), " needs --device cuda (the cpu engine "
+                 "computes in fp32)");
   opts.seed = uint64_t(args.int64("seed", 1));
   opts.threads = args.integer("threads", 0);
   const int threads = opts.threads > 0 ? opts.threads : int(std::thread::hardware_concurrency());
+  const std::string device =
+      opts.engine == Engine::cuda ? std::string("cuda, ") + to_string(opts.matmul) + " products"
+                                  : "cpu, " + std::to_string(threads) + " threads";
 
   TrainOptions t;
   t.epochs = args.integer("epochs", p.epochs);
@@ -225,9 +233,9 @@ int run_train(const std::vector<std::string>& argv) {
     for (const auto& l : desc.spec.layers) std::fprintf(stderr, " %s", layer_kind(l));
     std::fprintf(stderr, ", %d outputs, T=%d, %s encoding\n", outputs, desc.spec.time_steps,
                  to_string(desc.encoding));
-    std::fprintf(stderr, "  %s preset: %s, batch %d, %d epochs, seed %llu, device %s (%d threads)\n",
+    std::fprintf(stderr, "  %s preset: %s, batch %d, %d epochs, seed %llu, device %s\n",
                  p.name.c_str(), describe(t.optimizer).c_str(), t.batch_size, t.epochs,
-                 (unsigned long long)opts.seed, to_string(opts.engine), threads);
+                 (unsigned long long)opts.seed, device.c_str());
   }
 
   // Images have no validation split by default: evaluate the test set after every epoch, as the
@@ -260,6 +268,7 @@ int run_train(const std::vector<std::string>& argv) {
   Json report = Json::object();
   report.set("command", "train").set("data", data_path).set("task", to_string(task));
   report.set("model", model_name).set("preset", p.name).set("device", to_string(opts.engine));
+  report.set("matmul", to_string(opts.matmul));
   report.set("threads", threads).set("seed", double(opts.seed));
   report.set("network", description_to_json(desc));
   report.set("input_scale", data.images ? scale_name : "standardized");
@@ -293,8 +302,8 @@ int run_train(const std::vector<std::string>& argv) {
   } else {
     report.set("test_accuracy", nullptr);
   }
-  std::printf("training throughput %.0f samples/s (%lld samples in %.1f s, device %s, %d threads)\n",
-              r.samples_per_second, r.samples, r.train_seconds, to_string(opts.engine), threads);
+  std::printf("training throughput %.0f samples/s (%lld samples in %.1f s, device %s)\n",
+              r.samples_per_second, r.samples, r.train_seconds, device.c_str());
 
   std::string command_line = "nmsnn train";
   for (const std::string& a : argv) command_line += " " + a;

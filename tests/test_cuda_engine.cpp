@@ -25,6 +25,7 @@
 // differences, a wrong kernel as differences of order one.
 #include <gtest/gtest.h>
 
+#include "engine_compare.hpp"
 #include "require_cuda.hpp"
 
 #include <algorithm>
@@ -43,6 +44,11 @@
 
 namespace {
 
+using engine_compare::Difference;
+using engine_compare::difference;
+using engine_compare::max_abs;
+using engine_compare::relative_error;
+using engine_compare::safe_rows;
 using nmsnn::Engine;
 using nmsnn::Input;
 using nmsnn::Network;
@@ -102,49 +108,6 @@ NetworkSpec make_spec(const Case& c) {
 }
 
 // ---- comparison --------------------------------------------------------------------------------
-
-double max_abs(const std::vector<float>& a) {
-  double m = 0;
-  for (float v : a) m = std::max(m, double(std::abs(v)));
-  return m;
-}
-
-// max |a - b| / max |a| (or max |b| when a is all zero, which must then be 0 too), and where.
-struct Difference {
-  double relative = 0;
-  size_t at = 0;
-  double a = 0, b = 0;
-};
-template <class A, class B>
-Difference difference(const std::vector<A>& a, const std::vector<B>& b) {
-  Difference d;
-  if (a.size() != b.size()) {
-    d.relative = 1e300;
-    return d;
-  }
-  double worst = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double e = std::abs(double(a[i]) - double(b[i]));
-    if (e > worst) worst = e, d.at = i, d.a = a[i], d.b = b[i];
-    scale = std::max(scale, std::abs(double(a[i])));
-  }
-  d.relative = scale > 0 ? worst / scale : worst;
-  return d;
-}
-template <class A, class B>
-double relative_error(const std::vector<A>& a, const std::vector<B>& b) {
-  return difference(a, b).relative;
-}
-
-// Values of samples with safe[b] only, from a [B, C] or [T, B, I] array.
-template <class V>
-std::vector<V> safe_rows(const std::vector<V>& a, const std::vector<bool>& safe, size_t row) {
-  std::vector<V> out;
-  const size_t B = safe.size();
-  for (size_t k = 0; k < a.size(); ++k)
-    if (safe[(k / row) % B]) out.push_back(a[k]);
-  return out;
-}
 
 struct Prepared {
   std::vector<std::vector<float>> params;

@@ -3,6 +3,7 @@
 //
 //   build/examples/fashion_mnist_tutorial [--recipe tutorial|longer] [--data DIR] [--epochs N]
 //                                         [--train-limit N] [--test-limit N] [--markdown]
+//                                         [--device cpu|cuda]
 //
 // Models (examples/fashion/*.json, also usable with `nmsnn train --model-file`): a non-spiking
 // 784-128-10 ReLU network; the same with a SpikingActivation, trained without spiking awareness
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   int epochs = -1, train_limit = 0, test_limit = 0;
   std::string recipe = "longer";
   bool markdown = false;
+  std::string device = "cpu";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -64,9 +66,11 @@ int main(int argc, char** argv) {
     else if (a == "--train-limit") train_limit = std::stoi(next());
     else if (a == "--test-limit") test_limit = std::stoi(next());
     else if (a == "--markdown") markdown = true;
+    else if (a == "--device") device = next();
     else {
       std::fprintf(stderr, "usage: %s [--recipe tutorial|longer] [--data DIR] [--epochs N] "
-                           "[--train-limit N] [--test-limit N] [--markdown]\n", argv[0]);
+                           "[--train-limit N] [--test-limit N] [--markdown] [--device cpu|cuda]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -77,10 +81,11 @@ int main(int argc, char** argv) {
   const bool longer = recipe == "longer";
   if (epochs < 0) epochs = longer ? 40 : 10;
   try {
+    const nmsnn::Engine engine = nmsnn::parse_engine(device);
     const nmsnn::Dataset train = nmsnn::load_mnist(data, true, nmsnn::PixelScale::unit, train_limit);
     const nmsnn::Dataset test = nmsnn::load_mnist(data, false, nmsnn::PixelScale::unit, test_limit);
-    std::fprintf(stderr, "Fashion-MNIST: %d training, %d test images; %s recipe, %d epochs\n",
-                 train.count, test.count, recipe.c_str(), epochs);
+    std::fprintf(stderr, "Fashion-MNIST: %d training, %d test images; %s recipe, %d epochs; %s\n",
+                 train.count, test.count, recipe.c_str(), epochs, nmsnn::to_string(engine));
     nmsnn::TrainOptions opts;
     opts.epochs = epochs;
     opts.batch_size = 32;
@@ -98,7 +103,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s (%s)\n", name, file.c_str());
       nmsnn::Model m = nmsnn::Model::make(nmsnn::TaskKind::classification,
                                           nmsnn::read_description(models + "/" + file, 784),
-                                          {nmsnn::Engine::cpu, 1});
+                                          {engine, 1});
       m.standardize_features = false;
       const auto t0 = std::chrono::steady_clock::now();
       m.fit(train, opts);

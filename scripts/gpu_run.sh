@@ -13,11 +13,15 @@
 # Everything goes to $OUT (default ./gpu-out), in at most 8 files:
 #   summary.txt      device, versions, the status of every stage, the benchmark table
 #   build.log        the build (device builds only) or the prebuilt binaries' dependencies
-#   tests.log        test_cuda_kernels and test_cuda_engine (and ctest for device builds)
+#   tests.log        test_cuda_kernels, test_cuda_engine, test_cuda_layers (and ctest for device
+#                    builds)
 #   sanitizer.log    compute-sanitizer memcheck and racecheck on small test cases
 #   bench_cuda.json  Google Benchmark's JSON for W1/W2 vs the cuBLAS floor
 #   pytorch.json     the PyTorch baselines (bench/gpu_pytorch.py)
-#   run.log          console output of the benchmarks, the embedding example, PyTorch and training
+#   run.log          console output of the benchmarks, the embedding example, PyTorch, MNIST
+#                    training, the CSV examples with --device cuda and the Fashion-MNIST tutorial
+#                    (when data/fashion-mnist is carried: copy /usr/share/datasets/fashion-mnist
+#                    there first; it is git-ignored)
 # Each stage has its own time limit, so one hang cannot eat the whole run (about 8 minutes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,11 +32,12 @@ if [[ "${1:-}" == "--prebuild" ]]; then
   set -e
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
         -DNMSNN_NATIVE=OFF -DNMSNN_BUILD_TESTS=ON -DNMSNN_BUILD_BENCH=ON -DNMSNN_BUILD_TOOLS=ON
-  cmake --build build-gpu -j "$(nproc)" --target test_cuda_kernels test_cuda_engine bench_cuda \
-        nmsnn_cli nmsnn_embed_example
+  cmake --build build-gpu -j "$(nproc)" --target test_cuda_kernels test_cuda_engine \
+        test_cuda_layers bench_cuda nmsnn_cli nmsnn_embed_example fashion_mnist_tutorial
   rm -rf build-gpu-bin && mkdir -p build-gpu-bin/lib
-  cp build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine build-gpu/bench/bench_cuda \
-     build-gpu/tools/nmsnn build-gpu/tools/nmsnn_embed_example build-gpu-bin/
+  cp build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine \
+     build-gpu/tests/test_cuda_layers build-gpu/bench/bench_cuda build-gpu/tools/nmsnn \
+     build-gpu/tools/nmsnn_embed_example build-gpu/examples/fashion_mnist_tutorial build-gpu-bin/
   # Google Benchmark is a shared library on Debian; the device image does not have it.
   for lib in $(ldd build-gpu-bin/bench_cuda | awk '/benchmark/ {print $3}'); do cp -L "$lib" build-gpu-bin/lib/; done
   du -sh build-gpu-bin
@@ -84,16 +89,18 @@ if [[ -d build-gpu-bin ]]; then
   export LD_LIBRARY_PATH=$BIN/lib:${LD_LIBRARY_PATH:-}
   note "binaries: prebuilt (build-gpu-bin)"
   { echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; for b in "$BIN"/test_cuda_kernels "$BIN"/bench_cuda "$BIN"/nmsnn; do echo "== ldd $b"; ldd "$b"; done; } > "$OUT/build.log" 2>&1
-  TESTS=("$BIN/test_cuda_kernels" "$BIN/test_cuda_engine")
+  TESTS=("$BIN/test_cuda_kernels" "$BIN/test_cuda_engine" "$BIN/test_cuda_layers")
   BENCH=$BIN/bench_cuda CLI=$BIN/nmsnn EMBED=$BIN/nmsnn_embed_example
+  FASHION=$BIN/fashion_mnist_tutorial
   CTEST=no
 else
   note "binaries: building on the device"
   stage "configure" 120 "$OUT/build.log" cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release \
         -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_BUILD_BENCH=ON
   stage "build" 420 "$OUT/build.log" cmake --build build-gpu -j "$(nproc)" || true
-  TESTS=(build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine)
+  TESTS=(build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine build-gpu/tests/test_cuda_layers)
   BENCH=build-gpu/bench/bench_cuda CLI=build-gpu/tools/nmsnn EMBED=build-gpu/tools/nmsnn_embed_example
+  FASHION=build-gpu/examples/fashion_mnist_tutorial
   CTEST=yes
 fi
 
@@ -116,6 +123,10 @@ stage "memcheck test_cuda_kernels" 150 "$OUT/sanitizer.log" "$SAN" --tool memche
       "${TESTS[0]}" --gtest_filter="$KSMALL" --gtest_color=no
 stage "memcheck test_cuda_engine" 150 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
       "${TESTS[1]}" --gtest_filter="$ESMALL" --gtest_color=no
+stage "memcheck test_cuda_layers" 150 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
+      "${TESTS[2]}" --gtest_filter='*CudaMatchesCpu*' --gtest_color=no
+stage "racecheck test_cuda_layers" 150 "$OUT/sanitizer.log" "$SAN" --tool racecheck --error-exitcode 9 \
+      "${TESTS[2]}" --gtest_filter='*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass' --gtest_color=no
 stage "racecheck test_cuda_kernels" 150 "$OUT/sanitizer.log" "$SAN" --tool racecheck --error-exitcode 9 \
       "${TESTS[0]}" --gtest_filter='MaskedLinear.MasksInside*:MaskedLinear.*Tf32:Lif.*' --gtest_color=no
 grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.log" | sed 's/^/  /' >> "$SUMMARY"
@@ -144,6 +155,24 @@ stage "nmsnn train --device cuda" 240 "$OUT/run.log" "$CLI" train --device cuda 
 grep -E "test accuracy|training throughput" "$OUT/run.log" | sed 's/^/  /' >> "$SUMMARY"
 # The report is small: fold it into run.log so $OUT keeps to 8 files.
 [[ -f $OUT/train_report.json ]] && { echo "===== train report"; cat "$OUT/train_report.json"; } >> "$OUT/run.log" && rm -f "$OUT/train_report.json"
+
+# ---- the toolkit's CSV examples on the cuda engine (issue 4) -------------------------------------
+stage "iris snn --device cuda" 120 "$OUT/run.log" "$CLI" train --device cuda --quiet \
+      --data data/csv/iris_data.csv --target target
+stage "house prices snn --device cuda" 120 "$OUT/run.log" "$CLI" train --device cuda --quiet \
+      --data data/csv/house_price_data.csv --task regression
+stage "house prices mlp --device cuda" 120 "$OUT/run.log" "$CLI" train --device cuda --quiet \
+      --data data/csv/house_price_data.csv --task regression --model mlp
+grep -E "^test |training throughput" "$OUT/run.log" | tail -12 | sed 's/^/  /' >> "$SUMMARY"
+
+# ---- the Fashion-MNIST tutorial on the cuda engine (issue 5), when its data was carried --------
+if [[ -f data/fashion-mnist/t10k-labels-idx1-ubyte.gz ]]; then
+  stage "fashion tutorial --device cuda" 420 "$OUT/run.log" "$FASHION" --device cuda \
+        --recipe tutorial --data data/fashion-mnist --markdown
+  grep -E "^\| " "$OUT/run.log" | tail -9 | sed 's/^/  /' >> "$SUMMARY"
+else
+  note "fashion tutorial: skipped (no data/fashion-mnist; copy /usr/share/datasets/fashion-mnist there and carry it)"
+fi
 
 # ---- PyTorch baselines (last: torch.compile may take a while) -------------------------------------
 stage "gpu_pytorch.py" 300 "$OUT/run.log" python3 bench/gpu_pytorch.py --out "$OUT/pytorch.json"

@@ -16,4 +16,9 @@ std::vector<std::vector<float>> initial_parameters(const NetworkSpec& spec, uint
 // A 64-bit key for an independent random stream of `seed` (splitmix64 of seed ^ stream).
 uint64_t stream_key(uint64_t seed, uint64_t stream);
 
+// The key of SpikingActivation layer `layer`'s initial voltages, the same on every engine.
+inline uint64_t voltage_key(uint64_t seed, int layer) {
+  return stream_key(seed, 0x766f6c74ull + uint64_t(layer));  // "volt" + layer index
+}
+
 }  // namespace nmsnn::detail

@@ -11,7 +11,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-unsigned blocks_for(size_t n) { return unsigned(std::min<size_t>((n + kThreads - 1) / kThreads, 65536)); }
+unsigned blocks_for(size_t n) {
+  return unsigned(std::min<size_t>((n + kThreads - 1) / kThreads, 65536));
+}
 
 __global__ void activation_forward_kernel(ActivationKind kind, const float* x, size_t n, float* y) {
   for (size_t e = blockIdx.x * size_t(blockDim.x) + threadIdx.x; e < n;
@@ -35,8 +37,8 @@ void activation_forward(ActivationKind kind, const float* x, size_t n, float* y,
   NMSNN_CHECK_LAUNCH("activation_forward", "n=", n, ", ", to_string(kind));
 }
 
-void activation_backward(ActivationKind kind, const float* x, const float* dy, size_t n,
-                         float* dx, cudaStream_t stream) {
+void activation_backward(ActivationKind kind, const float* x, const float* dy, size_t n, float* dx,
+                         cudaStream_t stream) {
   if (n == 0) return;
   activation_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, x, dy, n, dx);
   NMSNN_CHECK_LAUNCH("activation_backward", "n=", n, ", ", to_string(kind));

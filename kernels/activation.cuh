@@ -14,7 +14,7 @@ namespace nmsnn::kernels {
 void activation_forward(ActivationKind kind, const float* x, size_t n, float* y,
                         cudaStream_t stream);
 // dx[e] = f'(x[e]) * dy[e] for e < n. dx may equal dy.
-void activation_backward(ActivationKind kind, const float* x, const float* dy, size_t n,
-                         float* dx, cudaStream_t stream);
+void activation_backward(ActivationKind kind, const float* x, const float* dy, size_t n, float* dx,
+                         cudaStream_t stream);
 
 }  // namespace nmsnn::kernels

@@ -37,8 +37,8 @@ struct LowpassBackwardArgs {
   const float* level = nullptr;  // [T, B, H] from forward
   const float* dy = nullptr;     // like y
   bool return_sequences = true;
-  float* dx = nullptr;           // [T, B, H] or null
-  float* dp_part = nullptr;      // [B, H] out: dL/dp per sample
+  float* dx = nullptr;             // [T, B, H] or null
+  float* dp_part = nullptr;        // [B, H] out: dL/dp per sample
   float* dinitial_part = nullptr;  // [B, H] out: dL/dinitial per sample
 };
 

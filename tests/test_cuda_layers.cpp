@@ -56,8 +56,8 @@ struct StackCase {
   NetworkSpec spec;
   Input::Kind kind = Input::Kind::repeated;
   int batch = 5;
-  bool training = true;  // the compared pass; training passes also compare gradients
-  bool all_safe = false; // every sample must be safe (regularised layers)
+  bool training = true;   // the compared pass; training passes also compare gradients
+  bool all_safe = false;  // every sample must be safe (regularised layers)
   // A SpikingActivation must fire several spikes in one step somewhere (+2), or negative ones (-1).
   int extreme_spikes = 0;
 };
@@ -112,35 +112,65 @@ std::vector<StackCase> stack_cases() {
   out.push_back({"mlp_repeated", NetworkSpec::mlp(13, {33, 9}, 1), K::repeated, 17});
   out.push_back({"mlp_inference", NetworkSpec::mlp(13, {33}, 3), K::repeated, 17, false});
   out.push_back({"spiking_then_dense_noisy", stack(21, 12, {lif, Dense{1}}), K::noisy, 33});
-  out.push_back({"spiking_then_dense_repeated", stack(21, 12, {lif_nodelay, Dense{2}}, 3), K::repeated, 9});
+  out.push_back(
+      {"spiking_then_dense_repeated", stack(21, 12, {lif_nodelay, Dense{2}}, 3), K::repeated, 9});
   out.push_back({"dense_then_spiking_sequence", stack(21, 7, {Dense{11}, lif}), K::sequence, 9});
-  out.push_back({"spiking_pool_spiking", stack(21, 9, {lif, TemporalAvgPool{}, after_pool}), K::noisy, 9});
+  out.push_back(
+      {"spiking_pool_spiking", stack(21, 9, {lif, TemporalAvgPool{}, after_pool}), K::noisy, 9});
   // The Fashion-MNIST tutorial's models (repeated images, dense + SpikingActivation + pool).
-  const auto tutorial = [&](SpikingActivation a, std::vector<nmsnn::LayerSpec> tail = {TemporalAvgPool{}}) {
+  const auto tutorial = [&](SpikingActivation a,
+                            std::vector<nmsnn::LayerSpec> tail = {TemporalAvgPool{}}) {
     std::vector<nmsnn::LayerSpec> layers = {Dense{24}, a};
     layers.insert(layers.end(), tail.begin(), tail.end());
     layers.push_back(Dense{10});
     return stack(30, 10, layers);
   };
-  out.push_back({"tutorial_aware", tutorial(spiking_activation(ActivationKind::relu, 0.1f)), K::repeated, 7});
-  out.push_back({"tutorial_swap_training", tutorial(spiking_activation(ActivationKind::relu, 0.01f, false)), K::repeated, 7});
-  out.push_back({"tutorial_swap_inference", tutorial(spiking_activation(ActivationKind::relu, 0.1f, false)), K::repeated, 7, false});
+  out.push_back(
+      {"tutorial_aware", tutorial(spiking_activation(ActivationKind::relu, 0.1f)), K::repeated, 7});
+  out.push_back({"tutorial_swap_training",
+                 tutorial(spiking_activation(ActivationKind::relu, 0.01f, false)), K::repeated, 7});
+  out.push_back({"tutorial_swap_inference",
+                 tutorial(spiking_activation(ActivationKind::relu, 0.1f, false)), K::repeated, 7,
+                 false});
   out.push_back({"tutorial_regularized", tutorial(regularized), K::repeated, 4, true, true});
-  out.push_back({"tutorial_regularized_inference", tutorial(regularized), K::repeated, 4, false, true});
-  out.push_back({"tutorial_lowpass", tutorial(spiking_activation(ActivationKind::relu, 0.1f), {last_step}), K::repeated, 7});
-  out.push_back({"tutorial_lowpass_sequences", tutorial(spiking_activation(ActivationKind::sigmoid, 0.05f), {lowpass, TemporalAvgPool{}}), K::repeated, 7});
-  out.push_back({"tutorial_lowpass_bypassed", tutorial(spiking_activation(ActivationKind::relu, 0.1f), {bypass, TemporalAvgPool{}}), K::repeated, 7});
-  out.push_back({"tutorial_lowpass_bypassed_inference", tutorial(spiking_activation(ActivationKind::relu, 0.1f), {bypass, TemporalAvgPool{}}), K::repeated, 7, false});
+  out.push_back(
+      {"tutorial_regularized_inference", tutorial(regularized), K::repeated, 4, false, true});
+  out.push_back({"tutorial_lowpass",
+                 tutorial(spiking_activation(ActivationKind::relu, 0.1f), {last_step}), K::repeated,
+                 7});
+  out.push_back(
+      {"tutorial_lowpass_sequences",
+       tutorial(spiking_activation(ActivationKind::sigmoid, 0.05f), {lowpass, TemporalAvgPool{}}),
+       K::repeated, 7});
+  out.push_back(
+      {"tutorial_lowpass_bypassed",
+       tutorial(spiking_activation(ActivationKind::relu, 0.1f), {bypass, TemporalAvgPool{}}),
+       K::repeated, 7});
+  out.push_back(
+      {"tutorial_lowpass_bypassed_inference",
+       tutorial(spiking_activation(ActivationKind::relu, 0.1f), {bypass, TemporalAvgPool{}}),
+       K::repeated, 7, false});
   // Layers without weights straight on the input, and tanh spikes (negative counts).
-  out.push_back({"activation_first_sequence", stack(6, 5, {nmsnn::Activation{ActivationKind::tanh}, Dense{4}}, 1), K::sequence, 5});
-  out.push_back({"spiking_activation_first_noisy", stack(6, 8, {spiking_activation(ActivationKind::relu, 0.2f), Dense{4}}), K::noisy, 5});
-  out.push_back({"lowpass_first_repeated", stack(6, 8, {lowpass, Dense{3}}, 2, nmsnn::Reduce::sum), K::repeated, 5});
-  out.push_back({"pool_first_sequence", stack(6, 8, {TemporalAvgPool{}, Dense{3}}), K::sequence, 5});
+  out.push_back({"activation_first_sequence",
+                 stack(6, 5, {nmsnn::Activation{ActivationKind::tanh}, Dense{4}}, 1), K::sequence,
+                 5});
+  out.push_back({"spiking_activation_first_noisy",
+                 stack(6, 8, {spiking_activation(ActivationKind::relu, 0.2f), Dense{4}}), K::noisy,
+                 5});
+  out.push_back({"lowpass_first_repeated", stack(6, 8, {lowpass, Dense{3}}, 2, nmsnn::Reduce::sum),
+                 K::repeated, 5});
+  out.push_back(
+      {"pool_first_sequence", stack(6, 8, {TemporalAvgPool{}, Dense{3}}), K::sequence, 5});
   // dt = 1: relu of a large input fires several spikes in one step, tanh of a negative one fires
   // negative spikes.
-  out.push_back({"several_spikes_per_step", stack(9, 6, {Dense{12}, spiking_activation(ActivationKind::relu, 1.0f), Dense{3}}), K::sequence, 6, true, false, 2});
-  out.push_back({"negative_spikes", stack(9, 6, {Dense{12}, spiking_activation(ActivationKind::tanh, 1.0f), Dense{3}}), K::repeated, 6, true, false, -1});
-  out.push_back({"tanh_spikes_last_step", stack(9, 16, {Dense{12}, tanh_last, Dense{3}}), K::sequence, 6});
+  out.push_back({"several_spikes_per_step",
+                 stack(9, 6, {Dense{12}, spiking_activation(ActivationKind::relu, 1.0f), Dense{3}}),
+                 K::sequence, 6, true, false, 2});
+  out.push_back({"negative_spikes",
+                 stack(9, 6, {Dense{12}, spiking_activation(ActivationKind::tanh, 1.0f), Dense{3}}),
+                 K::repeated, 6, true, false, -1});
+  out.push_back(
+      {"tanh_spikes_last_step", stack(9, 16, {Dense{12}, tanh_last, Dense{3}}), K::sequence, 6});
   out.push_back({"lowpass_last", stack(9, 6, {Dense{5}, lowpass}, 2), K::sequence, 6});
   return out;
 }
@@ -197,7 +227,8 @@ void compare(const StackCase& c, Engine tested, int tested_threads) {
     } else {
       const bool weight = info.shape.size() == 2;
       const double fan_in = weight ? info.shape[1] : layout[k - 1].shape[1];
-      std::uniform_real_distribution<float> w(float(-2.5 / std::sqrt(fan_in)), float(2.5 / std::sqrt(fan_in)));
+      std::uniform_real_distribution<float> w(float(-2.5 / std::sqrt(fan_in)),
+                                              float(2.5 / std::sqrt(fan_in)));
       std::uniform_real_distribution<float> bias(-0.2f, 0.6f);
       for (float& x : v) x = weight ? w(rng) : bias(rng);
     }
@@ -220,7 +251,8 @@ void compare(const StackCase& c, Engine tested, int tested_threads) {
   opts.training = c.training;
   opts.use_noise_pass = true;
   for (int attempt = 0; attempt < 40; ++attempt) {
-    std::uniform_real_distribution<float> d(c.kind == Input::Kind::noisy ? 0.0f : -1.0f, 1.5f), coin(0, 1);
+    std::uniform_real_distribution<float> d(c.kind == Input::Kind::noisy ? 0.0f : -1.0f, 1.5f),
+        coin(0, 1);
     for (float& v : x) v = coin(rng) < 0.2f ? 0.0f : d(rng);
     noise_pass = 3 + uint64_t(attempt);
     nmsnn::ForwardOptions rec = opts;
@@ -234,7 +266,8 @@ void compare(const StackCase& c, Engine tested, int tested_threads) {
       if (m[b] > kMargin) safe[b] = true, ++safe_count;
     if (c.all_safe ? safe_count == B : safe_count >= (B + 1) / 2) break;
   }
-  ASSERT_GE(safe_count, c.all_safe ? B : (B + 1) / 2) << c.name << ": too few samples away from a spiking boundary";
+  ASSERT_GE(safe_count, c.all_safe ? B : (B + 1) / 2)
+      << c.name << ": too few samples away from a spiking boundary";
   // The comparison means something only where layers that spike do fire, and not always.
   {
     nmsnn::ForwardOptions rec = opts;
@@ -247,16 +280,19 @@ void compare(const StackCase& c, Engine tested, int tested_threads) {
                          (a && !(c.training && !a->spiking_aware_training));
       if (!fires) continue;
       const auto& spikes = pass.trace()[l].spikes;
-      const double fired = double(std::count_if(spikes.begin(), spikes.end(), [](float v) { return v != 0; })) /
-                           double(spikes.size());
+      const double fired =
+          double(std::count_if(spikes.begin(), spikes.end(), [](float v) { return v != 0; })) /
+          double(spikes.size());
       EXPECT_GT(fired, 0.01) << c.name << ": layer " << l << " almost never fires";
       EXPECT_LT(fired, 0.95) << c.name << ": layer " << l << " fires almost always";
       if (a && c.extreme_spikes) {
         // Spike counts per step are y * dt.
         double most = 0, least = 0;
-        for (float y : spikes) most = std::max(most, double(y) * a->dt), least = std::min(least, double(y) * a->dt);
+        for (float y : spikes)
+          most = std::max(most, double(y) * a->dt), least = std::min(least, double(y) * a->dt);
         if (c.extreme_spikes > 0)
-          EXPECT_GE(most, c.extreme_spikes) << c.name << ": no step fires " << c.extreme_spikes << " spikes";
+          EXPECT_GE(most, c.extreme_spikes)
+              << c.name << ": no step fires " << c.extreme_spikes << " spikes";
         else
           EXPECT_LE(least, c.extreme_spikes) << c.name << ": no step fires a negative spike";
       }
@@ -269,7 +305,8 @@ void compare(const StackCase& c, Engine tested, int tested_threads) {
   auto pass_ref = ref.forward(make_input(), opts);
   auto pass_test = test.forward(make_input(), opts);
 
-  auto report = [&](const std::string& what, const std::vector<float>& a, const std::vector<float>& b) {
+  auto report = [&](const std::string& what, const std::vector<float>& a,
+                    const std::vector<float>& b) {
     const auto d = difference(a, b);
     EXPECT_LE(d.relative, kTolerance)
         << c.name << ": " << what << ": max|ref - test|/max|ref| = " << d.relative << ", worst at "
@@ -283,9 +320,12 @@ void compare(const StackCase& c, Engine tested, int tested_threads) {
     const auto& b = pass_test.trace()[l];
     ASSERT_EQ(a.steps, b.steps) << c.name << ": layer " << l;
     ASSERT_EQ(a.size, b.size) << c.name << ": layer " << l;
-    const std::string layer = "layer " + std::to_string(l) + " (" + nmsnn::layer_kind(spec.layers[l]) + ")";
-    report(layer + " traced state", safe_rows(a.state, safe, size_t(a.size)), safe_rows(b.state, safe, size_t(b.size)));
-    report(layer + " traced output", safe_rows(a.spikes, safe, size_t(a.size)), safe_rows(b.spikes, safe, size_t(b.size)));
+    const std::string layer =
+        "layer " + std::to_string(l) + " (" + nmsnn::layer_kind(spec.layers[l]) + ")";
+    report(layer + " traced state", safe_rows(a.state, safe, size_t(a.size)),
+           safe_rows(b.state, safe, size_t(b.size)));
+    report(layer + " traced output", safe_rows(a.spikes, safe, size_t(a.size)),
+           safe_rows(b.spikes, safe, size_t(b.size)));
   }
   ASSERT_EQ(pass_ref.rates().size(), pass_test.rates().size()) << c.name;
   for (size_t k = 0; k < pass_ref.rates().size(); ++k) {
@@ -337,7 +377,8 @@ INSTANTIATE_TEST_SUITE_P(Mixed, LayerStacks, ::testing::ValuesIn(stack_cases()),
 // Network::set_dt reaches the cuda engine: the rates follow the new dt as on the cpu engine.
 TEST(CudaSpikingActivation, SetDtMatchesCpu) {
   REQUIRE_CUDA();
-  const NetworkSpec spec = stack(8, 20, {Dense{6}, spiking_activation(ActivationKind::relu, 0.001f), TemporalAvgPool{}});
+  const NetworkSpec spec =
+      stack(8, 20, {Dense{6}, spiking_activation(ActivationKind::relu, 0.001f), TemporalAvgPool{}});
   Network cpu(spec, {Engine::cpu, 4, 0}), gpu(spec, {Engine::cuda, 4, 0});
   std::vector<float> x(3 * 8, 0.7f);
   nmsnn::ForwardOptions opts;
@@ -394,14 +435,16 @@ TEST(CudaModels, TabularTasksTrainLikeCpu) {
       const nmsnn::Dataset& data = task == nmsnn::TaskKind::binary ? binary : regression;
       double score[2];
       for (int e = 0; e < 2; ++e) {
-        nmsnn::Model m = nmsnn::Model::make(task, desc, {e == 0 ? Engine::cpu : Engine::cuda, 3, 0});
+        nmsnn::Model m =
+            nmsnn::Model::make(task, desc, {e == 0 ? Engine::cpu : Engine::cuda, 3, 0});
         m.fit(data, opts);
         const auto ev = m.evaluate(data);
         score[e] = task == nmsnn::TaskKind::binary ? ev.classes.accuracy : ev.regression.r2;
       }
       const std::string what = std::string(spiking ? "snn " : "mlp ") + nmsnn::to_string(task);
       EXPECT_GT(score[1], 0.85) << what << " on cuda (cpu: " << score[0] << ")";
-      EXPECT_NEAR(score[1], score[0], 0.05) << what << ": cpu " << score[0] << ", cuda " << score[1];
+      EXPECT_NEAR(score[1], score[0], 0.05)
+          << what << ": cpu " << score[0] << ", cuda " << score[1];
     }
 }
 

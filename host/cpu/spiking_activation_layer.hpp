@@ -3,11 +3,11 @@
 //   voltage += f(x[t]) * dt;  n = floor(voltage);  voltage -= n;  y[t] = n / dt
 //
 // A neuron fires n spikes in a step: possibly several, and negative ones when f(x) < 0 drives
-// the voltage below 0 (tanh, for instance), as in PyTorchSpiking. Backward is straight-through: dL/dx[t] =
-// f'(x[t]) dL/dy[t]. Without spiking-aware training a training pass returns f(x) itself.
-// The initial voltage of (sample b, neuron h) is U[0, 1) from Philox, keyed by
-// stream_key(seed, "volt" + layer index) and the pass counter, counter {h / 4, b, 0, pass} — the
-// noise mapping of philox.hpp on its own stream — or 0 without random_initial_voltage.
+// the voltage below 0 (tanh, for instance), as in PyTorchSpiking. Backward is straight-through:
+// dL/dx[t] = f'(x[t]) dL/dy[t]. Without spiking-aware training a training pass returns f(x) itself.
+// The initial voltage of (sample b, neuron h) is U[0, 1) from Philox, keyed by voltage_key(seed,
+// layer index) (initialize.hpp) and the pass counter, counter {h / 4, b, 0, pass} — the noise
+// mapping of philox.hpp on its own stream — or 0 without random_initial_voltage.
 // Rate regularisation adds weight * mean_b sum_h (rate[b, h] - target)^2 with rate = mean_t y[t]
 // over every step the layer ran (in Hz); `saved` keeps the rates for its gradient.
 #pragma once
@@ -46,8 +46,7 @@ class SpikingActivationLayer final : public CpuLayer<Real> {
     Real* y = spec_.return_sequences ? out.y : s.a.data();
     std::vector<Real> voltage(W, Real(0));
     if (spikes && spec_.random_initial_voltage) {
-      const NoiseKey key{nmsnn::detail::stream_key(pass.key.seed, 0x766f6c74ull + this->index),
-                         pass.key.pass};
+      const NoiseKey key{nmsnn::detail::voltage_key(pass.key.seed, this->index), pass.key.pass};
       for (int h = 0; h < W; ++h) voltage[h] = Real(noise_mask(key, 0, b, uint32_t(h)));
     }
     for (int t = 0; t < T; ++t) {

@@ -36,8 +36,8 @@ class DeviceBuffer {
     const cudaError_t status = cudaMalloc(&data_, bytes_);
     if (status != cudaSuccess) {
       cudaGetLastError();  // an out-of-memory error is not sticky; clear it
-      fail("cuda engine: cudaMalloc of ", bytes_, " bytes failed: ", cudaGetErrorName(status),
-           " (", cudaGetErrorString(status), ")");
+      fail("cuda engine: cudaMalloc of ", bytes_, " bytes failed: ", cudaGetErrorName(status), " (",
+           cudaGetErrorString(status), ")");
     }
   }
   ~DeviceBuffer() {
@@ -180,8 +180,8 @@ class CudaBackend final : public Backend {
     // Input: host -> pinned -> device.
     float* staged = staging_in_.reserve(input.count);
     std::memcpy(staged, input.data, input.count * sizeof(float));
-    NMSNN_CUDA_CHECK(cudaMemcpyAsync(x, staged, input.count * sizeof(float),
-                                     cudaMemcpyHostToDevice, stream_));
+    NMSNN_CUDA_CHECK(
+        cudaMemcpyAsync(x, staged, input.count * sizeof(float), cudaMemcpyHostToDevice, stream_));
 
     // Recording: device arrays [steps, B, H] per layer for state and spikes, [B, H] for the
     // rates of spiking layers, and one float for the regularisation loss.
@@ -241,8 +241,8 @@ class CudaBackend final : public Backend {
         tr.spikes.resize(n);
         NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.state.data(), trace.state[size_t(l)], n * sizeof(float),
                                          cudaMemcpyDeviceToHost, stream_));
-        NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.spikes.data(), trace.spikes[size_t(l)], n * sizeof(float),
-                                         cudaMemcpyDeviceToHost, stream_));
+        NMSNN_CUDA_CHECK(cudaMemcpyAsync(tr.spikes.data(), trace.spikes[size_t(l)],
+                                         n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
       }
     }
     if (options.rates) {
@@ -356,7 +356,8 @@ class CudaBackend final : public Backend {
 
   void copy_to_host(float* out, const float* device, size_t n) const {
     use_device();
-    NMSNN_CUDA_CHECK(cudaMemcpyAsync(out, device, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    NMSNN_CUDA_CHECK(
+        cudaMemcpyAsync(out, device, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     sync("reading a parameter or gradient");
   }
 
@@ -366,9 +367,10 @@ class CudaBackend final : public Backend {
     for (auto& b : pool_)
       if (b.use_count() == 1 && b->bytes() >= bytes) return b;
     // cudaFree synchronises the device, which is safe here: no live pass uses these buffers.
-    pool_.erase(std::remove_if(pool_.begin(), pool_.end(),
-                               [](const std::shared_ptr<DeviceBuffer>& b) { return b.use_count() == 1; }),
-                pool_.end());
+    pool_.erase(
+        std::remove_if(pool_.begin(), pool_.end(),
+                       [](const std::shared_ptr<DeviceBuffer>& b) { return b.use_count() == 1; }),
+        pool_.end());
     pool_.push_back(std::make_shared<DeviceBuffer>(bytes));
     return pool_.back();
   }

@@ -22,9 +22,7 @@
 // of Lowpass layers, the rates of regularised spiking activations, and the outputs of the other
 // layers that feed a next layer (its input in backward).
 //
-// Workspace layout (offsets 256-byte aligned): [ saved | scratch ]. The scratch region is used
-// by forward as its output buffers (ping, pong) and by backward as du, dy/dx (ping, pong), the
-// rebuilt input, per-sample partial sums and the first layer's weight-gradient partials.
+// Where each buffer lives in the caller's workspace is planned in workspace_layout.hpp.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -36,6 +34,7 @@
 #include "backend.hpp"
 #include "bias.cuh"
 #include "cublas_gemm.cuh"
+#include "cublas_scope.hpp"
 #include "cuda_check.cuh"
 #include "initialize.hpp"
 #include "lif_backward.cuh"
@@ -49,6 +48,7 @@
 #include "optimizer_update.cuh"
 #include "spiking_activation.cuh"
 #include "time_axis.cuh"
+#include "workspace_layout.hpp"
 
 namespace nmsnn::cuda {
 
@@ -62,151 +62,6 @@ kernels::GemmMath gemm_math_of(Math m) {
 }
 kernels::TileMath tile_math_of(Math m) {
   return m == Math::tf32 ? kernels::TileMath::tf32 : kernels::TileMath::fp32;
-}
-
-constexpr size_t kAlign = 256;
-constexpr size_t kNone = SIZE_MAX;  // "no such buffer"
-size_t align_up(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
-
-// The salt of a SpikingActivation layer's initial-voltage stream, as the CPU engine derives it.
-constexpr uint64_t kVoltageStream = 0x766f6c74ull;  // "volt"
-
-bool has_weights(const LayerSpec& l) {
-  return std::holds_alternative<SpikingLayer>(l) || std::holds_alternative<Dense>(l);
-}
-
-// Shapes, parameters and workspace offsets of one layer in one pass.
-struct LayerPlan {
-  int in_width = 0, in_steps = 0, out_width = 0, out_steps = 0;
-  int param = -1;          // index of its first tensor in the parameter table
-  size_t saved_u = kNone;      // spiking: pre-reset state u [steps, B, H] (training)
-  size_t saved_level = kNone;  // lowpass: level [steps, B, H] (training, when applied)
-  size_t saved_rates = kNone;  // regularised spiking activation: rates [B, H]
-  size_t saved_y = kNone;      // output kept for the next layer's backward (training)
-  int dy_buffer = -1, dx_buffer = -1;  // backward: which ping-pong buffer holds dy, receives dx
-};
-
-// Byte offsets into the workspace.
-struct Layout {
-  std::vector<LayerPlan> layer;
-  size_t saved_end = 0, total = 0;
-  // forward scratch
-  size_t out[2] = {kNone, kNone};  // layer outputs that are not saved, alternating
-  size_t u_scratch = kNone;        // inference: the one u buffer spiking layers use in turn
-  size_t input = kNone;            // layer 0 input made on the device [T, B, I] (masked/repeated)
-  size_t rows = kNone;             // repeated input into layer 0 with weights: [B, H0]
-  // backward scratch
-  size_t du = kNone, rebuilt = kNone, grad[2] = {kNone, kNone}, part = kNone, wgrad = kNone;
-  size_t b_input = kNone, b_rows = kNone;
-  size_t wgrad_floats = 0;
-};
-
-bool bypassed_lowpass(const LayerSpec& l, bool training) {
-  const Lowpass* f = std::get_if<Lowpass>(&l);
-  return f && training && !f->apply_during_training;
-}
-
-Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training) {
-  const int L = int(spec.layers.size());
-  const std::vector<ParameterInfo> params = ::nmsnn::detail::parameter_layout(spec);
-  Layout lay;
-  lay.layer.resize(L);
-  for (int l = 0; l < L; ++l) {
-    LayerPlan& p = lay.layer[l];
-    p.in_width = l == 0 ? spec.inputs : spec.layer_width(l - 1);
-    p.in_steps = l == 0 ? spec.time_steps : spec.layer_steps(l - 1);
-    p.out_width = spec.layer_width(l);
-    p.out_steps = spec.layer_steps(l);
-    for (size_t k = 0; k < params.size(); ++k)
-      if (params[k].layer == l) {
-        p.param = int(k);
-        break;
-      }
-  }
-  auto floats_in = [&](int l) { return size_t(lay.layer[l].in_steps) * B * lay.layer[l].in_width; };
-  auto floats_out = [&](int l) { return size_t(lay.layer[l].out_steps) * B * lay.layer[l].out_width; };
-  auto lif = [&](int l) { return std::holds_alternative<SpikingLayer>(spec.layers[l]); };
-  const bool weighted0 = has_weights(spec.layers[0]);
-  const bool made_input = kind != Input::Kind::sequence && !weighted0;  // layer 0 input on device
-  const bool repeated_rows = kind == Input::Kind::repeated && weighted0;
-
-  size_t offset = 0;
-  auto take = [&](size_t floats) {
-    const size_t at = offset;
-    offset = align_up(offset + floats * sizeof(float));
-    return at;
-  };
-
-  // Saved: what backward reads.
-  for (int l = 0; l < L; ++l) {
-    LayerPlan& p = lay.layer[l];
-    const LayerSpec& ls = spec.layers[l];
-    if (auto* a = std::get_if<SpikingActivation>(&ls))
-      if (a->rate_weight > 0) p.saved_rates = take(size_t(B) * p.out_width);
-    if (!training) continue;
-    if (lif(l)) p.saved_u = take(floats_out(l));
-    if (std::holds_alternative<Lowpass>(ls) && !bypassed_lowpass(ls, true))
-      p.saved_level = take(size_t(p.in_steps) * B * p.in_width);
-    // The output feeds the next layer's backward unless it is rebuilt from u (spiking layers).
-    if (l + 1 < L && !lif(l)) {
-      const Lowpass* f = std::get_if<Lowpass>(&ls);
-      p.saved_y = (p.saved_level != kNone && f->return_sequences) ? p.saved_level
-                                                                  : take(floats_out(l));
-    }
-  }
-  lay.saved_end = offset;
-
-  // Forward scratch.
-  size_t out_floats = 0, u_floats = 0;
-  for (int l = 0; l < L; ++l) {
-    if (lif(l) && !training) u_floats = std::max(u_floats, floats_out(l));
-    const bool writes_logits = lif(l) && l == L - 1;
-    if (!writes_logits && lay.layer[l].saved_y == kNone) out_floats = std::max(out_floats, floats_out(l));
-  }
-  if (out_floats) lay.out[0] = take(out_floats), lay.out[1] = take(out_floats);
-  if (u_floats) lay.u_scratch = take(u_floats);
-  if (made_input) lay.input = take(floats_in(0));
-  if (repeated_rows) lay.rows = take(size_t(B) * lay.layer[0].out_width);
-  const size_t forward_end = offset;
-
-  // Backward scratch, over the same bytes.
-  size_t backward_end = 0;
-  if (training) {
-    offset = lay.saved_end;
-    size_t du = 0, rebuilt = 0, grad[2] = {0, 0}, widest = 0;
-    for (int l = 0; l < L; ++l) {
-      LayerPlan& p = lay.layer[l];
-      widest = std::max({widest, size_t(p.out_width), size_t(p.in_width)});
-      if (lif(l)) du = std::max(du, floats_out(l));
-      if (l > 0 && lif(l - 1)) rebuilt = std::max(rebuilt, floats_in(l));
-      // dy of layer l lives in buffer l % 2 and its dx goes to (l + 1) % 2, where layer l - 1
-      // finds it as its dy. The last spiking layer takes dlogits directly.
-      if (!(l == L - 1 && lif(l))) {
-        p.dy_buffer = l % 2;
-        grad[l % 2] = std::max(grad[l % 2], floats_out(l));
-      }
-      const bool dx_to_buffer = l > 0 || (l == 0 && made_input && kind == Input::Kind::repeated);
-      if (dx_to_buffer) {
-        p.dx_buffer = (l + 1) % 2;
-        grad[(l + 1) % 2] = std::max(grad[(l + 1) % 2], floats_in(l));
-      }
-    }
-    if (du) lay.du = take(du);
-    if (rebuilt) lay.rebuilt = take(rebuilt);
-    for (int k = 0; k < 2; ++k)
-      if (grad[k]) lay.grad[k] = take(grad[k]);
-    lay.part = take(2 * size_t(B) * widest);
-    if (made_input) lay.b_input = take(floats_in(0));
-    if (repeated_rows) lay.b_rows = take(size_t(B) * lay.layer[0].out_width);
-    if (kind == Input::Kind::noisy && weighted0) {
-      lay.wgrad_floats = kernels::masked_linear_wgrad_scratch(spec.time_steps, B,
-                                                              lay.layer[0].out_width, spec.inputs);
-      if (lay.wgrad_floats > 0) lay.wgrad = take(lay.wgrad_floats);
-    }
-    backward_end = offset;
-  }
-  lay.total = std::max(forward_end, backward_end);
-  return lay;
 }
 
 // Rejects batches whose row count does not fit the int dimensions of cuBLAS and of the kernels'
@@ -241,52 +96,12 @@ void check_tables(const float* const* params, size_t count, const char* what, co
 
 void copy_on_device(float* to, const float* from, size_t floats, cudaStream_t stream) {
   if (to != from)
-    NMSNN_CUDA_CHECK(cudaMemcpyAsync(to, from, floats * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+    NMSNN_CUDA_CHECK(
+        cudaMemcpyAsync(to, from, floats * sizeof(float), cudaMemcpyDeviceToDevice, stream));
 }
 void zero_on_device(float* to, size_t floats, cudaStream_t stream) {
   NMSNN_CUDA_CHECK(cudaMemsetAsync(to, 0, floats * sizeof(float), stream));
 }
-
-// Binds the caller's cuBLAS handle to the stream and the settings these products need, and puts
-// back what it found when the pass is queued.
-class CublasScope {
- public:
-  CublasScope(cublasHandle_t handle, cudaStream_t stream) : handle_(handle) {
-    NMSNN_CUBLAS_CHECK(cublasGetStream(handle_, &stream_));
-    NMSNN_CUBLAS_CHECK(cublasGetPointerMode(handle_, &pointer_));
-    NMSNN_CUBLAS_CHECK(cublasGetMathMode(handle_, &math_));
-    NMSNN_CUBLAS_CHECK(cublasGetAtomicsMode(handle_, &atomics_));
-    rebound_ = stream_ != stream;
-    try {
-      if (rebound_) NMSNN_CUBLAS_CHECK(cublasSetStream(handle_, stream));
-      NMSNN_CUBLAS_CHECK(cublasSetPointerMode(handle_, CUBLAS_POINTER_MODE_HOST));  // alpha, beta
-      // Default math: FP32 products unless a call asks for TF32 by its compute type.
-      NMSNN_CUBLAS_CHECK(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));
-      // No atomics: every product gives the same bits on every run.
-      NMSNN_CUBLAS_CHECK(cublasSetAtomicsMode(handle_, CUBLAS_ATOMICS_NOT_ALLOWED));
-    } catch (...) {
-      restore();
-      throw;
-    }
-  }
-  ~CublasScope() { restore(); }
-  CublasScope(const CublasScope&) = delete;
-  CublasScope& operator=(const CublasScope&) = delete;
-
- private:
-  void restore() noexcept {  // best effort: a destructor must not throw
-    cublasSetAtomicsMode(handle_, atomics_);
-    cublasSetMathMode(handle_, math_);
-    cublasSetPointerMode(handle_, pointer_);
-    if (rebound_) cublasSetStream(handle_, stream_);
-  }
-  cublasHandle_t handle_;
-  cudaStream_t stream_ = nullptr;
-  cublasPointerMode_t pointer_ = CUBLAS_POINTER_MODE_HOST;
-  cublasMath_t math_ = CUBLAS_DEFAULT_MATH;
-  cublasAtomicsMode_t atomics_ = CUBLAS_ATOMICS_NOT_ALLOWED;
-  bool rebound_ = false;
-};
 
 float readout_scale(const NetworkSpec& spec, int steps) {
   return spec.readout.reduce == Reduce::mean ? 1.0f / float(steps - spec.readout.begin_eval) : 1.0f;
@@ -342,7 +157,9 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
   const Layout lay = make_layout(spec_, B, input.kind, training);
   check_workspace(workspace, lay.total, what, B, training);
   char* ws = static_cast<char*>(workspace.data);
-  auto at = [ws](size_t offset) { return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset); };
+  auto at = [ws](size_t offset) {
+    return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset);
+  };
   // The trace pointer of layer l for one field (state, spikes, rates), or null.
   auto traced = [trace](std::vector<float*> DeviceTrace::*field, int l) -> float* {
     if (!trace || (trace->*field).empty()) return nullptr;
@@ -381,9 +198,11 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     auto product = [&](float* a, int H) {
       const float* W = params[p.param];
       if (l == 0 && input.kind == Input::Kind::noisy) {
-        kernels::masked_linear_forward(input.noise, input.data, T, B, I, W, H, a, tile_math, stream);
+        kernels::masked_linear_forward(input.noise, input.data, T, B, I, W, H, a, tile_math,
+                                       stream);
       } else if (l == 0 && input.kind == Input::Kind::repeated) {
-        kernels::gemm_forward(cublas_, gemm_math, B, H, I, input.data, W, at(lay.rows), name.c_str());
+        kernels::gemm_forward(cublas_, gemm_math, B, H, I, input.data, W, at(lay.rows),
+                              name.c_str());
         kernels::time_broadcast(at(lay.rows), T, (long long)B * H, 0, 1.0f, a, stream);
       } else {
         kernels::gemm_forward(cublas_, gemm_math, int(size_t(p.in_steps) * B), H, p.in_width, x, W,
@@ -428,13 +247,13 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       args.x = x;
       args.y = y;
       args.spikes = !(training && !sa->spiking_aware_training);
-      args.voltage_key = {::nmsnn::detail::stream_key(input.noise.seed, kVoltageStream + uint64_t(l)),
-                          input.noise.pass};
+      args.voltage_key = {::nmsnn::detail::voltage_key(input.noise.seed, l), input.noise.pass};
       args.trace_state = trace_state;
       float* rates = traced(&DeviceTrace::rates, l);
       args.rates = p.saved_rates != kNone ? at(p.saved_rates) : rates;
       kernels::spiking_activation_forward(*sa, args, stream);
-      if (rates && args.rates != rates) copy_on_device(rates, args.rates, size_t(B) * p.out_width, stream);
+      if (rates && args.rates != rates)
+        copy_on_device(rates, args.rates, size_t(B) * p.out_width, stream);
       if (p.saved_rates != kNone && regularization) {
         kernels::rate_regularization_loss(*sa, args.rates, B, p.out_width, regularization_written,
                                           regularization, stream);
@@ -444,7 +263,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     } else if (auto* f = std::get_if<Lowpass>(&ls)) {
       if (bypassed_lowpass(ls, training)) {
         const size_t slab = size_t(B) * p.out_width;
-        copy_on_device(y, f->return_sequences ? x : x + size_t(p.in_steps - 1) * slab, rows * p.out_width, stream);
+        copy_on_device(y, f->return_sequences ? x : x + size_t(p.in_steps - 1) * slab,
+                       rows * p.out_width, stream);
       } else {
         kernels::LowpassForwardArgs args;
         args.T = p.in_steps;
@@ -459,13 +279,13 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
         kernels::lowpass_forward(args, stream);
       }
     } else {  // TemporalAvgPool
-      kernels::time_sum(x, p.in_steps, (long long)B * p.out_width, 0, 1.0f / float(p.in_steps), y, stream);
+      kernels::time_sum(x, p.in_steps, (long long)B * p.out_width, 0, 1.0f / float(p.in_steps), y,
+                        stream);
     }
     // Traces of layers that have no inner state of their own show their output.
     const size_t n = rows * p.out_width;
     if (trace_state) copy_on_device(trace_state, y, n, stream);
-    if (float* spikes = traced(&DeviceTrace::spikes, l))
-      copy_on_device(spikes, y, n, stream);
+    if (float* spikes = traced(&DeviceTrace::spikes, l)) copy_on_device(spikes, y, n, stream);
     if (last)
       kernels::time_sum(y, p.out_steps, (long long)B * p.out_width, spec_.readout.begin_eval,
                         readout_scale(spec_, p.out_steps), logits, stream);
@@ -487,12 +307,15 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
   if (!input.data) fail(what, ": input data pointer is null");
   if (!dlogits) fail(what, ": dlogits pointer is null");
   if (dinput && kind == Input::Kind::noisy)
-    fail(what, ": input gradients exist only for sequence and repeated inputs (the noise mask of "
-               "a static input has no gradient)");
+    fail(what,
+         ": input gradients exist only for sequence and repeated inputs (the noise mask of "
+         "a static input has no gradient)");
   const Layout lay = make_layout(spec_, B, kind, true);
   check_workspace(workspace, lay.total, what, B, true);
   char* ws = static_cast<char*>(workspace.data);
-  auto at = [ws](size_t offset) { return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset); };
+  auto at = [ws](size_t offset) {
+    return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset);
+  };
 
   const kernels::GemmMath gemm_math = gemm_math_of(options_.math);
   const kernels::TileMath tile_math = tile_math_of(options_.math);
@@ -512,7 +335,8 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
     float* dy = p.dy_buffer >= 0 ? at(lay.grad[p.dy_buffer]) : nullptr;
     if (last && dy)
       kernels::time_broadcast(dlogits, p.out_steps, (long long)B * p.out_width,
-                              spec_.readout.begin_eval, readout_scale(spec_, p.out_steps), dy, stream);
+                              spec_.readout.begin_eval, readout_scale(spec_, p.out_steps), dy,
+                              stream);
 
     // This layer's input x, as forward saw it (null: layer 0 reading the caller's static input).
     const float* x = nullptr;
@@ -639,8 +463,9 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
         kernels::bias_grad_reduce(args.dinitial_part, B, H, grads[p.param + 1], stream);
       }
     } else {  // TemporalAvgPool: every input step gets dy / steps
-      if (dx) kernels::time_broadcast(dy, p.in_steps, (long long)B * p.out_width, 0,
-                                      1.0f / float(p.in_steps), dx, stream);
+      if (dx)
+        kernels::time_broadcast(dy, p.in_steps, (long long)B * p.out_width, 0,
+                                1.0f / float(p.in_steps), dx, stream);
     }
     // A repeated input that reached a layer without weights: its gradient is the sum over time.
     if (l == 0 && kind == Input::Kind::repeated && dinput)
@@ -662,8 +487,8 @@ void adam_update(const Adam& adam, float* param, const float* grad, float* m, fl
   kernels::adam_update(adam, param, grad, m, v, n, step, stream);
 }
 
-void nll_log_softmax(const float* logits, const int* labels, int batch, int classes,
-                     float* dlogits, float* losses, cudaStream_t stream) {
+void nll_log_softmax(const float* logits, const int* labels, int batch, int classes, float* dlogits,
+                     float* losses, cudaStream_t stream) {
   kernels::nll_log_softmax(logits, labels, batch, classes, dlogits, losses, stream);
 }
 

@@ -1,0 +1,130 @@
+// cuda/workspace_layout.cu — planning a DeviceNetwork pass's workspace (see workspace_layout.hpp).
+#include <algorithm>
+#include <variant>
+
+#include "backend.hpp"
+#include "masked_linear.cuh"
+#include "workspace_layout.hpp"
+
+namespace nmsnn::cuda {
+
+namespace {
+size_t align_up(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+}  // namespace
+
+bool has_weights(const LayerSpec& l) {
+  return std::holds_alternative<SpikingLayer>(l) || std::holds_alternative<Dense>(l);
+}
+
+bool bypassed_lowpass(const LayerSpec& l, bool training) {
+  const Lowpass* f = std::get_if<Lowpass>(&l);
+  return f && training && !f->apply_during_training;
+}
+
+Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training) {
+  const int L = int(spec.layers.size());
+  const std::vector<ParameterInfo> params = ::nmsnn::detail::parameter_layout(spec);
+  Layout lay;
+  lay.layer.resize(L);
+  for (int l = 0; l < L; ++l) {
+    LayerPlan& p = lay.layer[l];
+    p.in_width = l == 0 ? spec.inputs : spec.layer_width(l - 1);
+    p.in_steps = l == 0 ? spec.time_steps : spec.layer_steps(l - 1);
+    p.out_width = spec.layer_width(l);
+    p.out_steps = spec.layer_steps(l);
+    for (size_t k = 0; k < params.size(); ++k)
+      if (params[k].layer == l) {
+        p.param = int(k);
+        break;
+      }
+  }
+  auto floats_in = [&](int l) { return size_t(lay.layer[l].in_steps) * B * lay.layer[l].in_width; };
+  auto floats_out = [&](int l) {
+    return size_t(lay.layer[l].out_steps) * B * lay.layer[l].out_width;
+  };
+  auto lif = [&](int l) { return std::holds_alternative<SpikingLayer>(spec.layers[l]); };
+  const bool weighted0 = has_weights(spec.layers[0]);
+  const bool made_input = kind != Input::Kind::sequence && !weighted0;  // layer 0 input on device
+  const bool repeated_rows = kind == Input::Kind::repeated && weighted0;
+
+  size_t offset = 0;
+  auto take = [&](size_t floats) {
+    const size_t at = offset;
+    offset = align_up(offset + floats * sizeof(float));
+    return at;
+  };
+
+  // Saved: what backward reads.
+  for (int l = 0; l < L; ++l) {
+    LayerPlan& p = lay.layer[l];
+    const LayerSpec& ls = spec.layers[l];
+    if (auto* a = std::get_if<SpikingActivation>(&ls))
+      if (a->rate_weight > 0) p.saved_rates = take(size_t(B) * p.out_width);
+    if (!training) continue;
+    if (lif(l)) p.saved_u = take(floats_out(l));
+    if (std::holds_alternative<Lowpass>(ls) && !bypassed_lowpass(ls, true))
+      p.saved_level = take(size_t(p.in_steps) * B * p.in_width);
+    // The output feeds the next layer's backward unless it is rebuilt from u (spiking layers).
+    if (l + 1 < L && !lif(l)) {
+      const Lowpass* f = std::get_if<Lowpass>(&ls);
+      p.saved_y =
+          (p.saved_level != kNone && f->return_sequences) ? p.saved_level : take(floats_out(l));
+    }
+  }
+  lay.saved_end = offset;
+
+  // Forward scratch.
+  size_t out_floats = 0, u_floats = 0;
+  for (int l = 0; l < L; ++l) {
+    if (lif(l) && !training) u_floats = std::max(u_floats, floats_out(l));
+    const bool writes_logits = lif(l) && l == L - 1;
+    if (!writes_logits && lay.layer[l].saved_y == kNone)
+      out_floats = std::max(out_floats, floats_out(l));
+  }
+  if (out_floats) lay.out[0] = take(out_floats), lay.out[1] = take(out_floats);
+  if (u_floats) lay.u_scratch = take(u_floats);
+  if (made_input) lay.input = take(floats_in(0));
+  if (repeated_rows) lay.rows = take(size_t(B) * lay.layer[0].out_width);
+  const size_t forward_end = offset;
+
+  // Backward scratch, over the same bytes.
+  size_t backward_end = 0;
+  if (training) {
+    offset = lay.saved_end;
+    size_t du = 0, rebuilt = 0, grad[2] = {0, 0}, widest = 0;
+    for (int l = 0; l < L; ++l) {
+      LayerPlan& p = lay.layer[l];
+      widest = std::max({widest, size_t(p.out_width), size_t(p.in_width)});
+      if (lif(l)) du = std::max(du, floats_out(l));
+      if (l > 0 && lif(l - 1)) rebuilt = std::max(rebuilt, floats_in(l));
+      // dy of layer l lives in buffer l % 2 and its dx goes to (l + 1) % 2, where layer l - 1
+      // finds it as its dy. The last spiking layer takes dlogits directly.
+      if (!(l == L - 1 && lif(l))) {
+        p.dy_buffer = l % 2;
+        grad[l % 2] = std::max(grad[l % 2], floats_out(l));
+      }
+      const bool dx_to_buffer = l > 0 || (l == 0 && made_input && kind == Input::Kind::repeated);
+      if (dx_to_buffer) {
+        p.dx_buffer = (l + 1) % 2;
+        grad[(l + 1) % 2] = std::max(grad[(l + 1) % 2], floats_in(l));
+      }
+    }
+    if (du) lay.du = take(du);
+    if (rebuilt) lay.rebuilt = take(rebuilt);
+    for (int k = 0; k < 2; ++k)
+      if (grad[k]) lay.grad[k] = take(grad[k]);
+    lay.part = take(2 * size_t(B) * widest);
+    if (made_input) lay.b_input = take(floats_in(0));
+    if (repeated_rows) lay.b_rows = take(size_t(B) * lay.layer[0].out_width);
+    if (kind == Input::Kind::noisy && weighted0) {
+      lay.wgrad_floats = kernels::masked_linear_wgrad_scratch(spec.time_steps, B,
+                                                              lay.layer[0].out_width, spec.inputs);
+      if (lay.wgrad_floats > 0) lay.wgrad = take(lay.wgrad_floats);
+    }
+    backward_end = offset;
+  }
+  lay.total = std::max(forward_end, backward_end);
+  return lay;
+}
+
+}  // namespace nmsnn::cuda

@@ -1,0 +1,55 @@
+// cuda/workspace_layout.hpp — where a DeviceNetwork pass keeps what: the byte offsets of every
+// buffer in the caller's workspace, planned from the spec, batch, input kind and pass kind.
+//
+// Layout: [ saved | scratch ], each buffer 256-byte aligned. Saved is what backward reads: u of
+// spiking layers (4 bytes per neuron per step), Lowpass levels, the rates of regularised
+// spiking activations, and the outputs of other layers that feed a next layer. The scratch
+// region is used by forward as its output buffers (alternating) and by backward as du, dy/dx
+// (alternating), the rebuilt input, per-sample partial sums and the first layer's
+// weight-gradient partials.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "nmsnn/network.hpp"
+#include "nmsnn/spec.hpp"
+
+namespace nmsnn::cuda {
+
+constexpr size_t kAlign = 256;
+constexpr size_t kNone = SIZE_MAX;  // "no such buffer"
+
+bool has_weights(const LayerSpec& l);
+bool bypassed_lowpass(const LayerSpec& l, bool training);
+
+// Shapes, parameters and workspace offsets of one layer in one pass.
+struct LayerPlan {
+  int in_width = 0, in_steps = 0, out_width = 0, out_steps = 0;
+  int param = -1;              // index of its first tensor in the parameter table
+  size_t saved_u = kNone;      // spiking: pre-reset state u [steps, B, H] (training)
+  size_t saved_level = kNone;  // lowpass: level [steps, B, H] (training, when applied)
+  size_t saved_rates = kNone;  // regularised spiking activation: rates [B, H]
+  size_t saved_y = kNone;      // output kept for the next layer's backward (training)
+  int dy_buffer = -1, dx_buffer = -1;  // backward: which grad buffer holds dy, receives dx
+};
+
+// Byte offsets into the workspace.
+struct Layout {
+  std::vector<LayerPlan> layer;
+  size_t saved_end = 0, total = 0;
+  // forward scratch
+  size_t out[2] = {kNone, kNone};  // layer outputs that are not saved, alternating
+  size_t u_scratch = kNone;        // inference: the one u buffer spiking layers use in turn
+  size_t input = kNone;            // layer 0 input made on the device [T, B, I] (masked/repeated)
+  size_t rows = kNone;             // repeated input into layer 0 with weights: [B, H0]
+  // backward scratch
+  size_t du = kNone, rebuilt = kNone, grad[2] = {kNone, kNone}, part = kNone, wgrad = kNone;
+  size_t b_input = kNone, b_rows = kNone;
+  size_t wgrad_floats = 0;
+};
+
+Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training);
+
+}  // namespace nmsnn::cuda

@@ -2,7 +2,8 @@
 //
 // Every test skips with "no CUDA device: <why>" when the build has no CUDA engine or the machine
 // no GPU, except CudaEngine.HarnessOnCpu, which runs the same comparisons between two CPU
-// networks so the harness itself is checked everywhere.
+// networks so the harness itself is checked everywhere. Without a GPU, ctest's cuda_emulation
+// (scripts/test_cuda_emulated.sh) runs the CUDA tests against a CPU emulation of the runtime.
 //
 // What is compared, for random networks of awkward sizes (not multiples of the 64-wide tiles),
 // B in {1, 3, 257}, T in {1, 2, 37}, both reset rules, delay on and off, sum and mean readouts

@@ -17,6 +17,8 @@
 //
 // Every test skips with "no CUDA device: ..." without a GPU, except LayerStacks.HarnessOnCpu,
 // which runs the same comparisons between two CPU networks so the harness is checked in CI.
+// Without a GPU, scripts/test_cuda_emulated.sh (ctest: cuda_emulation) runs the CUDA tests here
+// against an emulation of the CUDA runtime on the CPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,0 +1,94 @@
+// cublas_v2.h (emulated) — the cuBLAS calls nmsnn uses: handle state, and cublasGemmEx as a
+// column-major reference product in double with cuBLAS's argument conventions and leading-
+// dimension checks (TF32 compute is computed exactly; its rounding is the kernels' concern).
+#pragma once
+#include "cuda_runtime.h"
+typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
+typedef enum { CUBLAS_OP_N, CUBLAS_OP_T } cublasOperation_t;
+typedef enum { CUBLAS_POINTER_MODE_HOST, CUBLAS_POINTER_MODE_DEVICE } cublasPointerMode_t;
+typedef enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 } cublasMath_t;
+typedef enum { CUBLAS_ATOMICS_NOT_ALLOWED, CUBLAS_ATOMICS_ALLOWED } cublasAtomicsMode_t;
+typedef enum { CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32 } cublasComputeType_t;
+typedef enum { CUDA_R_32F } cudaDataType;
+typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+  cublasPointerMode_t pm = CUBLAS_POINTER_MODE_HOST;
+  cublasMath_t math = CUBLAS_DEFAULT_MATH;
+  cublasAtomicsMode_t at = CUBLAS_ATOMICS_NOT_ALLOWED;
+};
+typedef cublasContext* cublasHandle_t;
+inline cublasStatus_t cublasCreate(cublasHandle_t* h) {
+  *h = new cublasContext;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasDestroy(cublasHandle_t h) {
+  delete h;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
+  h->stream = s;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasGetStream(cublasHandle_t h, cudaStream_t* s) {
+  *s = h->stream;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasSetPointerMode(cublasHandle_t h, cublasPointerMode_t m) {
+  h->pm = m;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasGetPointerMode(cublasHandle_t h, cublasPointerMode_t* m) {
+  *m = h->pm;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
+  h->math = m;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasGetMathMode(cublasHandle_t h, cublasMath_t* m) {
+  *m = h->math;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasSetAtomicsMode(cublasHandle_t h, cublasAtomicsMode_t m) {
+  h->at = m;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasGetAtomicsMode(cublasHandle_t h, cublasAtomicsMode_t* m) {
+  *m = h->at;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline const char* cublasGetStatusName(cublasStatus_t) { return "CUBLAS_STATUS_EMULATED"; }
+inline const char* cublasGetStatusString(cublasStatus_t) { return "emulated"; }
+// C (m x n, ldc) = alpha op(A) op(B) + beta C, all column-major; checks the leading dimensions as
+// cuBLAS does and that every element touched is inside its allocation.
+inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                                   int m, int n, int k, const void* alpha, const void* A,
+                                   cudaDataType, int lda, const void* B, cudaDataType, int ldb,
+                                   const void* beta, void* C, cudaDataType, int ldc,
+                                   cublasComputeType_t, cublasGemmAlgo_t) {
+  if (h->pm != CUBLAS_POINTER_MODE_HOST) return CUBLAS_STATUS_INVALID_VALUE;
+  const int arows = ta == CUBLAS_OP_N ? m : k, acols = ta == CUBLAS_OP_N ? k : m;
+  const int brows = tb == CUBLAS_OP_N ? k : n, bcols = tb == CUBLAS_OP_N ? n : k;
+  if (lda < std::max(1, arows) || ldb < std::max(1, brows) || ldc < std::max(1, m))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  emulated::check_range(A, (size_t(acols - 1) * lda + arows) * 4, "cublasGemmEx A");
+  emulated::check_range(B, (size_t(bcols - 1) * ldb + brows) * 4, "cublasGemmEx B");
+  emulated::check_range(C, (size_t(n - 1) * ldc + m) * 4, "cublasGemmEx C");
+  const float a = *(const float*)alpha, b = *(const float*)beta;
+  const float* Af = (const float*)A;
+  const float* Bf = (const float*)B;
+  float* Cf = (float*)C;
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i < m; ++i) {
+      double s = 0;
+      for (int p = 0; p < k; ++p) {
+        const float av = ta == CUBLAS_OP_N ? Af[size_t(p) * lda + i] : Af[size_t(i) * lda + p];
+        const float bv = tb == CUBLAS_OP_N ? Bf[size_t(j) * ldb + p] : Bf[size_t(p) * ldb + j];
+        s += double(av) * bv;
+      }
+      float& c = Cf[size_t(j) * ldc + i];
+      c = b == 0 ? float(a * s) : float(a * s + b * c);
+    }
+  return CUBLAS_STATUS_SUCCESS;
+}

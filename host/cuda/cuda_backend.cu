@@ -114,8 +114,6 @@ class CudaBackend final : public Backend {
       options.math = matmul == MatmulPrecision::tf32 ? cuda::Math::tf32 : cuda::Math::fp32;
       net_ = std::make_unique<cuda::DeviceNetwork>(spec_, cublas_, options);
       layout_ = parameter_layout(spec_);
-      for (const LayerSpec& l : spec_.layers)
-        if (auto* a = std::get_if<SpikingActivation>(&l)) regularized_ |= a->rate_weight > 0;
       size_t total = 0;
       for (const ParameterInfo& p : layout_) {
         offsets_.push_back(total);
@@ -167,9 +165,10 @@ class CudaBackend final : public Backend {
     state->kind = input.kind;
     state->input_floats = input.count;
 
-    // One device buffer: [input | logits | workspace], each part 256-byte aligned.
+    // One device buffer: [input | logits, regularisation loss | workspace], each part 256-byte
+    // aligned.
     const size_t in_floats = align_floats(input.count);
-    const size_t logit_floats = align_floats(size_t(B) * C);
+    const size_t logit_floats = align_floats(size_t(B) * C + 1);  // then the regularisation loss
     const size_t ws_bytes = net_->workspace_bytes(B, input.kind, options.training);
     const size_t bytes = (in_floats + logit_floats) * sizeof(float) + ws_bytes;
     std::shared_ptr<DeviceBuffer> buffer = acquire(bytes);
@@ -184,7 +183,7 @@ class CudaBackend final : public Backend {
         cudaMemcpyAsync(x, staged, input.count * sizeof(float), cudaMemcpyHostToDevice, stream_));
 
     // Recording: device arrays [steps, B, H] per layer for state and spikes, [B, H] for the
-    // rates of spiking layers, and one float for the regularisation loss.
+    // rates of spiking layers; the regularisation loss goes after the logits.
     const int L = int(spec_.layers.size());
     auto fires = [&](int l) {
       return std::holds_alternative<SpikingLayer>(spec_.layers[l]) ||
@@ -193,19 +192,17 @@ class CudaBackend final : public Backend {
     auto trace_floats = [&](int l) {
       return size_t(spec_.layer_steps(l)) * B * size_t(spec_.layer_width(l));
     };
-    const bool measure = options.record || options.rates || regularized_;
     std::unique_ptr<DeviceBuffer> trace_buffer;
     cuda::DeviceTrace trace;
-    if (measure) {
-      size_t floats = align_floats(1);  // the regularisation loss
+    trace.regularization = logits + size_t(B) * C;
+    if (options.record || options.rates) {
+      size_t floats = 0;
       for (int l = 0; l < L; ++l) {
         if (options.record) floats += 2 * align_floats(trace_floats(l));
         if (options.rates && fires(l)) floats += align_floats(size_t(B) * spec_.layer_width(l));
       }
       trace_buffer = std::make_unique<DeviceBuffer>(floats * sizeof(float));
       float* p = trace_buffer->floats();
-      trace.regularization = p;
-      p += align_floats(1);
       for (int l = 0; l < L; ++l) {
         if (options.record) {
           const size_t n = align_floats(trace_floats(l));
@@ -221,14 +218,12 @@ class CudaBackend final : public Backend {
     }
 
     net_->forward(param_table_.data(), device_input(x, input.kind, B, noise), logits,
-                  options.training, {ws, ws_bytes}, stream_, measure ? &trace : nullptr);
+                  options.training, {ws, ws_bytes}, stream_, &trace);
 
+    // The logits and the regularisation loss after them, in one copy.
     float* host_logits = staging_out_.reserve(size_t(B) * C + 1);
-    NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits, size_t(B) * C * sizeof(float),
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits, (size_t(B) * C + 1) * sizeof(float),
                                      cudaMemcpyDeviceToHost, stream_));
-    if (measure)
-      NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits + size_t(B) * C, trace.regularization,
-                                       sizeof(float), cudaMemcpyDeviceToHost, stream_));
     if (options.record) {
       state->trace.resize(size_t(L));
       for (int l = 0; l < L; ++l) {
@@ -263,7 +258,7 @@ class CudaBackend final : public Backend {
     }
     sync("forward");
     state->logits.assign(host_logits, host_logits + size_t(B) * C);
-    if (measure) state->regularization = double(host_logits[size_t(B) * C]);
+    state->regularization = double(host_logits[size_t(B) * C]);
     if (options.training) {
       state->buffer = std::move(buffer);
       state->saved_bytes = net_->saved_bytes(B);
@@ -277,7 +272,7 @@ class CudaBackend final : public Backend {
     if (!state.buffer) fail("cuda engine: backward: the forward pass kept no device state");
     const int B = state.batch, C = state.outputs;
     const size_t in_floats = align_floats(state.input_floats);
-    const size_t logit_floats = align_floats(size_t(B) * C);
+    const size_t logit_floats = align_floats(size_t(B) * C + 1);  // as forward laid it out
     float* x = state.buffer->floats();
     float* d_logits = x + in_floats;  // the pass's logits are no longer needed: reuse the space
     void* ws = d_logits + logit_floats;
@@ -389,7 +384,6 @@ class CudaBackend final : public Backend {
   }
 
   NetworkSpec spec_;
-  bool regularized_ = false;  // some layer adds a rate-regularisation loss
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

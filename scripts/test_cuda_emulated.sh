@@ -2,7 +2,7 @@
 # Runs the CUDA engine's tests without a GPU: the CUDA sources (kernels/, host/cuda/) compiled as
 # C++ against an emulation of the CUDA runtime, cuBLAS and WMMA (tests/cuda_emulation/), with
 # AddressSanitizer and UndefinedBehaviorSanitizer, then test_cuda_kernels, test_cuda_engine and
-# test_cuda_layers against the CPU engine as on a GPU.
+# test_cuda_layers against the CPU engine as on a GPU, and the device-API example program.
 #
 #   usage: scripts/test_cuda_emulated.sh [BUILD_DIR]        (default build-emu)
 #
@@ -76,7 +76,9 @@ wait
 rm -f "$OUT/libnmsnn_emulated.a"
 ar rcs "$OUT/libnmsnn_emulated.a" "${objects[@]}"
 
-pids=()
+python3 "$EMU/rewrite_launches.py" "$ROOT/tools/embed_example.cu" "$OUT/src/embed_example.cpp"
+g++ "${FLAGS[@]}" "$OUT/src/embed_example.cpp" "$OUT/libnmsnn_emulated.a" -lz -o "$OUT/embed_example" &
+pids=($!)
 for t in test_cuda_kernels test_cuda_engine test_cuda_layers; do
   g++ "${FLAGS[@]}" -DNMSNN_SOURCE_DIR=\"$ROOT\" -DNMSNN_BINARY_DIR=\"$OUT\" "$ROOT/tests/$t.cpp" \
       "$OUT/libnmsnn_emulated.a" -lgtest -lgtest_main -lz -o "$OUT/$t" &
@@ -90,4 +92,13 @@ export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
 "$OUT/test_cuda_kernels" --gtest_brief=1
 "$OUT/test_cuda_engine" --gtest_brief=1 --gtest_filter='-*HarnessOnCpu*:CudaEngineTraining.*'
 "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='-*HarnessOnCpu*:CudaModels.*'
+# The embedding example, a CUDA program on the device API: it must run and its SGD step must lower
+# the loss.
+"$OUT/embed_example" 16 | tee "$OUT/embed_example.txt"
+python3 - "$OUT/embed_example.txt" <<'PY'
+import re, sys
+m = re.search(r'mean loss ([0-9.]+) before one SGD step, ([0-9.]+) after', open(sys.argv[1]).read())
+if not m or not float(m.group(2)) < float(m.group(1)):
+    sys.exit('embed_example: expected the loss to fall after one SGD step')
+PY
 echo "cuda emulation: all tests passed"

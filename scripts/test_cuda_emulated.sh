@@ -2,7 +2,8 @@
 # Runs the CUDA engine's tests without a GPU: the CUDA sources (kernels/, host/cuda/) compiled as
 # C++ against an emulation of the CUDA runtime, cuBLAS and WMMA (tests/cuda_emulation/), with
 # AddressSanitizer and UndefinedBehaviorSanitizer, then test_cuda_kernels, test_cuda_engine and
-# test_cuda_layers against the CPU engine as on a GPU, and the device-API example program.
+# test_cuda_layers against the CPU engine as on a GPU, the device-API example program, and
+# `nmsnn train --device cuda` against `--device cpu` on two CSV examples.
 #
 #   usage: scripts/test_cuda_emulated.sh [BUILD_DIR]        (default build-emu)
 #
@@ -57,6 +58,22 @@ for f in "${CU[@]}"; do
   objects+=("$o")
   tasks+=("$s" "$o")
 done
+# The nmsnn command, to run the CLI with --device cuda (its sources from tools/CMakeLists.txt).
+mapfile -t TOOLS < <(python3 - "$ROOT/tools/CMakeLists.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+block = re.search(r'add_executable\(nmsnn_cli(.*?)\)', text, re.S).group(1)
+for f in block.split():
+    if f.endswith('.cpp'):
+        print(f)
+PY
+)
+tool_objects=()
+for f in "${TOOLS[@]}"; do
+  o=$OUT/obj/tools_$f.o
+  tool_objects+=("$o")
+  tasks+=("$ROOT/tools/$f" "$o")
+done
 # Headers are not tracked: rebuild everything when any header is newer than the library.
 if [[ -f $OUT/libnmsnn_emulated.a ]] &&
    [[ -n $(find "$ROOT/include" "$ROOT/host" "$ROOT/kernels" "$EMU/include" -newer "$OUT/libnmsnn_emulated.a" \( -name '*.hpp' -o -name '*.cuh' -o -name '*.h' \) | head -1) ]]; then
@@ -79,6 +96,8 @@ ar rcs "$OUT/libnmsnn_emulated.a" "${objects[@]}"
 python3 "$EMU/rewrite_launches.py" "$ROOT/tools/embed_example.cu" "$OUT/src/embed_example.cpp"
 g++ "${FLAGS[@]}" "$OUT/src/embed_example.cpp" "$OUT/libnmsnn_emulated.a" -lz -o "$OUT/embed_example" &
 pids=($!)
+g++ "${FLAGS[@]}" "${tool_objects[@]}" "$OUT/libnmsnn_emulated.a" -lz -o "$OUT/nmsnn" &
+pids+=($!)
 for t in test_cuda_kernels test_cuda_engine test_cuda_layers; do
   g++ "${FLAGS[@]}" -DNMSNN_SOURCE_DIR=\"$ROOT\" -DNMSNN_BINARY_DIR=\"$OUT\" "$ROOT/tests/$t.cpp" \
       "$OUT/libnmsnn_emulated.a" -lgtest -lgtest_main -lz -o "$OUT/$t" &
@@ -101,4 +120,16 @@ m = re.search(r'mean loss ([0-9.]+) before one SGD step, ([0-9.]+) after', open(
 if not m or not float(m.group(2)) < float(m.group(1)):
     sys.exit('embed_example: expected the loss to fall after one SGD step')
 PY
+# The command line on the cuda engine: a few epochs of the iris example (spiking) and of the
+# house-price regression (MLP) give the same test metrics as on the cpu engine (the same
+# arithmetic up to rounding, and no spike flips here).
+for device in cpu cuda; do
+  "$OUT/nmsnn" train --device "$device" --quiet --data "$ROOT/data/csv/iris_data.csv" \
+      --target target --epochs 3 | grep -E "^test" > "$OUT/cli_$device.txt"
+  "$OUT/nmsnn" train --device "$device" --quiet --data "$ROOT/data/csv/house_price_data.csv" \
+      --task regression --model mlp --epochs 3 | grep -E "^test" >> "$OUT/cli_$device.txt"
+done
+cat "$OUT/cli_cuda.txt"
+diff "$OUT/cli_cpu.txt" "$OUT/cli_cuda.txt" ||
+  { echo "nmsnn train --device cuda differs from --device cpu" >&2; exit 1; }
 echo "cuda emulation: all tests passed"

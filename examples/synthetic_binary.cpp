@@ -3,6 +3,7 @@
 //
 //   build/examples/synthetic_binary [--samples N] [--noise-features N] [--epochs N]
 //                                   [--time-steps T] [--csv FILE] [--seed S] [--data-seed S]
+//                                   [--device cpu|cuda]
 //
 // The data follow scikit-learn's make_classification (as the seed calls it: 10,000 samples,
 // 2 classes of equal weight, 20 features of which 2 informative and 2 redundant, 2 clusters per
@@ -75,12 +76,13 @@ void make_classification(int n, int noise_features, uint64_t seed, std::vector<f
 int main(int argc, char** argv) {
   int samples = 10000, noise = 40, epochs = 20, time_steps = 500;
   uint64_t seed = 1, data_seed = 1;
-  std::string csv;
+  std::string csv, device = "cpu";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
       std::fprintf(stderr, "usage: %s [--samples N] [--noise-features N] [--epochs N] "
-                           "[--time-steps T] [--csv FILE] [--seed S] [--data-seed S]\n", argv[0]);
+                           "[--time-steps T] [--csv FILE] [--seed S] [--data-seed S] "
+                           "[--device cpu|cuda]\n", argv[0]);
       return 2;
     }
     const std::string v = argv[++i];
@@ -91,12 +93,14 @@ int main(int argc, char** argv) {
     else if (a == "--csv") csv = v;
     else if (a == "--seed") seed = std::stoull(v);
     else if (a == "--data-seed") data_seed = std::stoull(v);
+    else if (a == "--device") device = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
     }
   }
   try {
+    const nmsnn::Engine engine = nmsnn::parse_engine(device);
     nmsnn::Dataset all;
     all.name = "synthetic-binary";
     all.count = samples;
@@ -144,7 +148,7 @@ int main(int argc, char** argv) {
         d.encoding = nmsnn::Input::Kind::repeated;
       }
       std::fprintf(stderr, "%s\n", spiking ? "spiking (64 hidden, T steps)" : "non-spiking MLP");
-      nmsnn::Model m = nmsnn::Model::make(nmsnn::TaskKind::binary, d, {nmsnn::Engine::cpu, seed});
+      nmsnn::Model m = nmsnn::Model::make(nmsnn::TaskKind::binary, d, {engine, seed});
       m.fit(train, opts, &valid);
       results.push_back({spiking ? "spiking" : "non-spiking", m.evaluate(test)});
     }

@@ -36,11 +36,13 @@ if [[ "${1:-}" == "--prebuild" ]]; then
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
         -DNMSNN_NATIVE=OFF -DNMSNN_BUILD_TESTS=ON -DNMSNN_BUILD_BENCH=ON -DNMSNN_BUILD_TOOLS=ON
   cmake --build build-gpu -j "$(nproc)" --target test_cuda_kernels test_cuda_engine \
-        test_cuda_layers bench_cuda nmsnn_cli nmsnn_embed_example fashion_mnist_tutorial
+        test_cuda_layers bench_cuda nmsnn_cli nmsnn_embed_example fashion_mnist_tutorial \
+        synthetic_binary
   rm -rf build-gpu-bin && mkdir -p build-gpu-bin/lib
   cp build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine \
      build-gpu/tests/test_cuda_layers build-gpu/bench/bench_cuda build-gpu/tools/nmsnn \
-     build-gpu/tools/nmsnn_embed_example build-gpu/examples/fashion_mnist_tutorial build-gpu-bin/
+     build-gpu/tools/nmsnn_embed_example build-gpu/examples/fashion_mnist_tutorial \
+     build-gpu/examples/synthetic_binary build-gpu-bin/
   # Google Benchmark is a shared library on Debian; the device image does not have it.
   for lib in $(ldd build-gpu-bin/bench_cuda | awk '/benchmark/ {print $3}'); do cp -L "$lib" build-gpu-bin/lib/; done
   du -sh build-gpu-bin
@@ -94,7 +96,7 @@ if [[ -d build-gpu-bin ]]; then
   { echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; for b in "$BIN"/test_cuda_kernels "$BIN"/bench_cuda "$BIN"/nmsnn; do echo "== ldd $b"; ldd "$b"; done; } > "$OUT/build.log" 2>&1
   TESTS=("$BIN/test_cuda_kernels" "$BIN/test_cuda_engine" "$BIN/test_cuda_layers")
   BENCH=$BIN/bench_cuda CLI=$BIN/nmsnn EMBED=$BIN/nmsnn_embed_example
-  FASHION=$BIN/fashion_mnist_tutorial
+  FASHION=$BIN/fashion_mnist_tutorial SYNTHETIC=$BIN/synthetic_binary
   CTEST=no
 else
   note "binaries: building on the device"
@@ -103,7 +105,7 @@ else
   stage "build" 420 "$OUT/build.log" cmake --build build-gpu -j "$(nproc)" || true
   TESTS=(build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine build-gpu/tests/test_cuda_layers)
   BENCH=build-gpu/bench/bench_cuda CLI=build-gpu/tools/nmsnn EMBED=build-gpu/tools/nmsnn_embed_example
-  FASHION=build-gpu/examples/fashion_mnist_tutorial
+  FASHION=build-gpu/examples/fashion_mnist_tutorial SYNTHETIC=build-gpu/examples/synthetic_binary
   CTEST=yes
 fi
 
@@ -166,7 +168,8 @@ stage "house prices snn --device cuda" 120 "$OUT/run.log" "$CLI" train --device 
       --data data/csv/house_price_data.csv --task regression
 stage "house prices mlp --device cuda" 120 "$OUT/run.log" "$CLI" train --device cuda --quiet \
       --data data/csv/house_price_data.csv --task regression --model mlp
-grep -E "^test |training throughput" "$OUT/run.log" | tail -12 | sed 's/^/  /' >> "$SUMMARY"
+stage "synthetic binary --device cuda" 240 "$OUT/run.log" "$SYNTHETIC" --device cuda
+grep -E "^test |training throughput|^(spiking|non-spiking) " "$OUT/run.log" | tail -14 | sed 's/^/  /' >> "$SUMMARY"
 
 # ---- the Fashion-MNIST tutorial on the cuda engine (issue 5), when its data was carried --------
 if [[ -f data/fashion-mnist/t10k-labels-idx1-ubyte.gz ]]; then

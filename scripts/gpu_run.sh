@@ -8,7 +8,7 @@
 #      build-gpu/ and copies them, with the shared libraries the device lacks, to build-gpu-bin/.
 #   2. On the device:   run(command="bash scripts/gpu_run.sh", carry=["build-gpu-bin"])
 #      (with the tutorial: cp -r /usr/share/datasets/fashion-mnist data/ first, and carry
-#      ["build-gpu-bin", "data/fashion-mnist"]: about 60 MiB with the repository, under the 64 MiB
+#      ["build-gpu-bin", "data/fashion-mnist"]: about 62 MiB with the repository, under the 64 MiB
 #      a call may send)
 #      Without build-gpu-bin it configures and builds on the device instead (that needs GTest and
 #      Google Benchmark there) and also runs the whole ctest suite.

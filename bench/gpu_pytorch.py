@@ -21,6 +21,9 @@ samples/s, TFLOP/s of the dense products (the same count as bench_cuda), and pea
 (torch.cuda.max_memory_allocated). A variant that fails records its error instead.
 
     python3 bench/gpu_pytorch.py --out out/pytorch.json [--only W1] [--no-compile]
+
+`--smoke --device cpu` runs every variant that can run on the CPU (not graphs) on tiny versions
+of the workloads, to check the script itself where there is no GPU; its timings mean nothing.
 """
 
 import argparse
@@ -119,16 +122,19 @@ def dense_flops(sizes, T, B):
     return flops
 
 
+SMOKE = False  # --smoke: tiny workloads
+
+
 def make_workload(name, device):
     g = torch.Generator(device="cpu").manual_seed(1)
     if name == "W1":
-        sizes, T, B = [784, 100, 10], 128, 1000
+        sizes, T, B = ([784, 100, 10], 128, 1000) if not SMOKE else ([784, 20, 10], 6, 8)
         x = (torch.rand(B, 784, generator=g) - 0.5).to(device)
         labels = (torch.arange(B) % 10).to(device)
         return dict(sizes=sizes, T=T, B=B, noisy=True, x=x, labels=labels, update=True)
-    sizes, T, B = [16384, 16384], 500, 16
-    xi = (torch.rand(T, B, 16384, generator=g) < 0.1).float().to(device)
-    grad = (torch.rand(B, 16384, generator=g) - 0.5).to(device)
+    sizes, T, B = ([16384, 16384], 500, 16) if not SMOKE else ([64, 64], 7, 3)
+    xi = (torch.rand(T, B, sizes[0], generator=g) < 0.1).float().to(device)
+    grad = (torch.rand(B, sizes[1], generator=g) - 0.5).to(device)
     return dict(sizes=sizes, T=T, B=B, noisy=False, x=xi, grad=grad, update=False)
 
 
@@ -153,24 +159,31 @@ def make_step(net, w):
     return step
 
 
-def time_it(fn, iters, warmup):
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_it(fn, iters, warmup, device):
     for _ in range(warmup):
         fn()
-    torch.cuda.synchronize()
+    synchronize(device)
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        synchronize(device)
         times.append(time.perf_counter() - t0)
     times.sort()
     return times[len(times) // 2]
 
 
 def run_variant(wname, variant, tf32, iters, device):
+    cuda = device.type == "cuda"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
-    torch.cuda.empty_cache()
+    if cuda:
+        torch.cuda.empty_cache()
     torch.manual_seed(0)
     w = make_workload(wname, device)
     cls = MultiStepNet if variant == "multistep" else EagerNet
@@ -194,15 +207,16 @@ def run_variant(wname, variant, tf32, iters, device):
         fn = graph.replay
     else:
         fn = step
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    seconds = time_it(fn, iters, warmup)
+    seconds = time_it(fn, iters, warmup, device)
     total = time.perf_counter() - t0
     flops = dense_flops(w["sizes"], w["T"], w["B"])
     return {
         "workload": wname, "variant": variant, "math": "tf32" if tf32 else "fp32",
         "ms": seconds * 1e3, "samples_per_s": w["B"] / seconds, "tflops": flops / seconds / 1e12,
-        "peak_memory_mb": torch.cuda.max_memory_allocated() / 1e6,
+        "peak_memory_mb": torch.cuda.max_memory_allocated() / 1e6 if cuda else 0.0,
         "iterations": iters, "wall_seconds": total,
     }
 
@@ -214,22 +228,29 @@ def main():
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     ap.add_argument("--iters-w1", type=int, default=10)
     ap.add_argument("--iters-w2", type=int, default=3)
+    ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    ap.add_argument("--smoke", action="store_true", help="tiny workloads, to test the script")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
+    global SMOKE
+    SMOKE = args.smoke
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device for PyTorch", file=sys.stderr)
         json.dump({"error": "no CUDA device"}, open(args.out, "w"), indent=1)
         return 1
-    device = torch.device("cuda")
+    device = torch.device(args.device)
     report = {
-        "device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor(),
+        "torch": torch.__version__,
         "cuda": torch.version.cuda, "python": platform.python_version(), "runs": [],
     }
     plan = []
     workloads = ["W1", "W2"] if args.only is None else [args.only]
     iters = {"W1": args.iters_w1, "W2": args.iters_w2}
     for wname in workloads:
-        plan += [(wname, v, tf32, iters[wname]) for v, tf32 in
-                 [("eager", False), ("graphs", False), ("multistep", False), ("multistep", True)]]
+        variants = [("eager", False), ("graphs", False), ("multistep", False), ("multistep", True)]
+        if device.type != "cuda":  # CUDA graphs and TF32 exist on the GPU only
+            variants = [("eager", False), ("multistep", False)]
+        plan += [(wname, v, tf32, iters[wname]) for v, tf32 in variants]
     if not args.no_compile:  # last: compilation takes the longest and is the likeliest to fail
         plan += [(wname, "compiled", False, iters[wname]) for wname in workloads]
     for wname, variant, tf32, iters in plan:

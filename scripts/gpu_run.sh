@@ -6,7 +6,9 @@
 #        bash scripts/gpu_run.sh --prebuild
 #      builds Release binaries for sm_90 (without -march=native, so they run on any x86-64) into
 #      build-gpu/ and copies them, with the shared libraries the device lacks, to build-gpu-bin/.
-#   2. On the device:   run(command="bash scripts/gpu_run.sh", carry=["build-gpu-bin"])
+#   2. On the device:   run(command="bash scripts/gpu_run.sh core", carry=["build-gpu-bin"]), then
+#                       run(command="bash scripts/gpu_run.sh examples", carry=[...]) (each part
+#                       fits one 10-minute call; `all`, the default, runs both)
 #      (with the tutorial: cp -r /usr/share/datasets/fashion-mnist data/ first, and carry
 #      ["build-gpu-bin", "data/fashion-mnist"]: about 62 MiB with the repository, under the 64 MiB
 #      a call may send)
@@ -51,6 +53,11 @@ if [[ "${1:-}" == "--prebuild" ]]; then
 fi
 
 # ---- 2. on the device ---------------------------------------------------------------------------
+# PART: all (default), core (tests, sanitizers, benchmarks, MNIST, PyTorch; about 8 minutes) or
+# examples (the CSV examples, the synthetic binary problem and the tutorial; about 5 minutes),
+# so a session can keep each call under the device's 10-minute limit.
+PART=${1:-all}
+[[ $PART == all || $PART == core || $PART == examples ]] || { echo "usage: gpu_run.sh [--prebuild | all | core | examples]" >&2; exit 2; }
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
 SUMMARY=$OUT/summary.txt
@@ -69,7 +76,7 @@ stage() {  # stage NAME SECONDS LOGFILE command... : runs with a time limit, rec
   return $rc
 }
 
-note "nmsnn gpu_run $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+note "nmsnn gpu_run $PART $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/gpu: /' | tee -a "$SUMMARY"
 note "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
 note "python: $(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1)"
@@ -109,6 +116,7 @@ else
   CTEST=yes
 fi
 
+if [[ $PART != examples ]]; then
 # ---- tests: the kernels against their CPU twins first, then the engine against the CPU engine
 for t in "${TESTS[@]}"; do
   stage "$(basename "$t")" 240 "$OUT/tests.log" "$t" --gtest_color=no
@@ -157,10 +165,17 @@ PY
 # ---- MNIST with the seed's settings on the cuda engine -----------------------------------------
 stage "nmsnn train --device cuda" 240 "$OUT/run.log" "$CLI" train --device cuda --preset seed \
       --data data/mnist --report "$OUT/train_report.json"
+stage "nmsnn train --device cuda tf32" 240 "$OUT/run.log" "$CLI" train --device cuda --preset seed \
+      --matmul tf32 --data data/mnist --quiet
+stage "nmsnn train --device cuda default" 300 "$OUT/run.log" "$CLI" train --device cuda \
+      --data data/mnist --quiet
 grep -E "test accuracy|training throughput" "$OUT/run.log" | sed 's/^/  /' >> "$SUMMARY"
 # The report is small: fold it into run.log so $OUT keeps to 8 files.
 [[ -f $OUT/train_report.json ]] && { echo "===== train report"; cat "$OUT/train_report.json"; } >> "$OUT/run.log" && rm -f "$OUT/train_report.json"
 
+fi
+
+if [[ $PART != core ]]; then
 # ---- the toolkit's CSV examples on the cuda engine (issue 4) -------------------------------------
 stage "iris snn --device cuda" 120 "$OUT/run.log" "$CLI" train --device cuda --quiet \
       --data data/csv/iris_data.csv --target target
@@ -180,6 +195,9 @@ else
   note "fashion tutorial: skipped (no data/fashion-mnist; copy /usr/share/datasets/fashion-mnist there and carry it)"
 fi
 
+fi
+
+if [[ $PART != examples ]]; then
 # ---- PyTorch baselines (last: torch.compile may take a while) -------------------------------------
 stage "gpu_pytorch.py" 300 "$OUT/run.log" python3 bench/gpu_pytorch.py --out "$OUT/pytorch.json"
 python3 - "$OUT/pytorch.json" >> "$SUMMARY" 2>&1 <<'PY'
@@ -194,6 +212,8 @@ for r in rep.get("runs", []):
         print("  pytorch %-24s ERROR %s" % (name, r["error"][:120])); continue
     print("  pytorch %-24s %10.3f ms %12.0f samples/s %8.2f TFLOP/s peak %8.0f MB" % (name, r["ms"], r["samples_per_s"], r["tflops"], r["peak_memory_mb"]))
 PY
+
+fi
 
 note "done in ${SECONDS}s; files in $OUT:"
 ls -la "$OUT" | tee -a "$SUMMARY"

@@ -32,126 +32,18 @@
 #include <vector>
 
 #include "cublas_gemm.cuh"
+#include "gpu_timing.cuh"
 #include "nmsnn/cuda.hpp"
 #include "nmsnn/nmsnn.hpp"
 
 namespace {
 
-#define CHECK(call)                                                                              \
-  do {                                                                                           \
-    const cudaError_t e_ = (call);                                                               \
-    if (e_ != cudaSuccess)                                                                       \
-      throw nmsnn::Error(std::string(#call) + " failed: " + cudaGetErrorString(e_));           \
-  } while (0)
-
-bool have_gpu(benchmark::State& state) {
-  std::string why;
-  if (nmsnn::cuda_available(&why)) return true;
-  state.SkipWithError(("no CUDA device: " + why).c_str());
-  return false;
-}
-
-// Device allocations of one benchmark, counted, freed together.
-class Arena {
- public:
-  ~Arena() {
-    for (void* p : blocks_) cudaFree(p);
-  }
-  float* floats(size_t n, float lo = 0, float hi = 0, uint64_t seed = 1) {
-    float* p = static_cast<float*>(bytes(n * sizeof(float)));
-    if (lo != hi) {
-      std::vector<float> h(n);
-      std::mt19937_64 rng(seed);
-      std::uniform_real_distribution<float> d(lo, hi);
-      for (float& v : h) v = d(rng);
-      CHECK(cudaMemcpy(p, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-    } else {
-      CHECK(cudaMemset(p, 0, n * sizeof(float)));
-    }
-    return p;
-  }
-  void* bytes(size_t n) {
-    void* p = nullptr;
-    CHECK(cudaMalloc(&p, std::max<size_t>(n, 256)));
-    blocks_.push_back(p);
-    total_ += n;
-    return p;
-  }
-  double megabytes() const { return total_ / 1e6; }
-
- private:
-  std::vector<void*> blocks_;
-  size_t total_ = 0;
-};
-
-size_t used_device_bytes() {
-  size_t free_b = 0, total_b = 0;
-  CHECK(cudaMemGetInfo(&free_b, &total_b));
-  return total_b - free_b;
-}
-
-// Times `body` (queued on `stream`) with CUDA events as the benchmark's iteration time, and
-// returns the mean milliseconds per iteration. (Counters are computed from it directly: Google
-// Benchmark's rate counters divide by CPU time, which is meaningless for GPU work.)
-template <class Body>
-double timed_loop(benchmark::State& state, cudaStream_t stream, Body&& body) {
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  body();  // warm-up: first-use costs of cuBLAS and the kernels
-  CHECK(cudaStreamSynchronize(stream));
-  double total_ms = 0;
-  for (auto _ : state) {
-    CHECK(cudaEventRecord(start, stream));
-    body();
-    CHECK(cudaEventRecord(stop, stream));
-    CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms / 1e3);
-    total_ms += ms;
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return total_ms / double(std::max<benchmark::IterationCount>(1, state.iterations()));
-}
-
-// Median GPU milliseconds of `reps` runs of body.
-template <class Body>
-double median_ms(cudaStream_t stream, int reps, Body&& body) {
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  body();
-  std::vector<float> times;
-  for (int r = 0; r < reps; ++r) {
-    CHECK(cudaEventRecord(start, stream));
-    body();
-    CHECK(cudaEventRecord(stop, stream));
-    CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, start, stop));
-    times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-struct Gpu {
-  cudaStream_t stream = nullptr;
-  cublasHandle_t cublas = nullptr;
-  Gpu() {
-    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    if (cublasCreate(&cublas) != CUBLAS_STATUS_SUCCESS) throw nmsnn::Error("cublasCreate failed");
-    cublasSetStream(cublas, stream);
-  }
-  ~Gpu() {
-    cublasDestroy(cublas);
-    cudaStreamDestroy(stream);
-  }
-};
+using bench::Arena;
+using bench::Gpu;
+using bench::have_gpu;
+using bench::median_ms;
+using bench::timed_loop;
+using bench::used_device_bytes;
 
 // ---- the workloads -----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 // call is already "synchronised"), and no call fails.
 #pragma once
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +15,7 @@ struct CUstream_st {
 };
 typedef CUstream_st* cudaStream_t;
 struct CUevent_st {
-  int dummy;
+  double seconds = 0;  // host clock when recorded (work on a stream has finished by then)
 };
 typedef CUevent_st* cudaEvent_t;
 enum cudaMemcpyKind {
@@ -103,5 +104,23 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
 inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) {
   *f = 1 << 30;
   *t = 2u << 30;
+  return cudaSuccess;
+}
+// Events: a stream's work has run by the time it is queued, so an event is the host clock.
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new CUevent_st;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
+  e->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t stop) {
+  *ms = float((stop->seconds - start->seconds) * 1e3);
   return cudaSuccess;
 }

@@ -43,8 +43,7 @@ PY
 [[ ${#CU[@]} -gt 0 ]] || { echo "no .cu sources found in CMakeLists.txt" >&2; exit 1; }
 
 objects=("$OUT/obj/runtime.o")
-g++ "${FLAGS[@]}" -c "$EMU/runtime.cpp" -o "$OUT/obj/runtime.o"
-tasks=()
+tasks=("$EMU/runtime.cpp" "$OUT/obj/runtime.o")
 for f in "${CPP[@]}"; do
   o=$OUT/obj/$(echo "$f" | tr / _).o
   objects+=("$o")

@@ -4,8 +4,9 @@
 // each failure can be produced exactly; the seed CSVs in data/csv check the loader end to end.
 #include <gtest/gtest.h>
 
+#include "temp_dir.hpp"
+
 #include "throws_with.hpp"
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -26,20 +27,11 @@ using Names = std::vector<std::string>;
 
 namespace {
 
-class CsvTest : public ::testing::Test {
+class CsvTest : public TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "nmsnn_test_csv_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
   // Writes `text` byte for byte (no newline translation) and returns the path.
   std::string write(const std::string& name, const std::string& text) {
-    const std::string p = (dir / name).string();
+    const std::string p = path(name);
     FILE* f = std::fopen(p.c_str(), "wb");
     EXPECT_NE(f, nullptr) << p;
     if (f) {
@@ -51,7 +43,6 @@ class CsvTest : public ::testing::Test {
   nmsnn::Dataset load(const std::string& text, const CsvOptions& o = {}) {
     return nmsnn::load_csv(write("data.csv", text), o);
   }
-  fs::path dir;
 };
 
 CsvOptions task(TaskKind kind, const std::string& target = "") {

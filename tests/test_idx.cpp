@@ -5,8 +5,9 @@
 // loader end to end.
 #include <gtest/gtest.h>
 
+#include "temp_dir.hpp"
+
 #include "throws_with.hpp"
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -91,18 +92,8 @@ const Bytes kPixels = {0,   255, 1,   128, 127, 254,  //
                        200, 100, 51,  102, 153, 204};
 const Bytes kLabels = {3, 1, 4, 1, 5};
 
-class TempDir : public ::testing::Test {
+class TempDir : public TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "nmsnn_test_idx_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string path(const std::string& name) const { return (dir / name).string(); }
 
   // The fixture MNIST directory: train files gzipped, test files plain, so both spellings load.
   void write_mnist(const Bytes& pixels, uint32_t n_images, const Bytes& labels, uint32_t n_labels) {
@@ -112,7 +103,6 @@ class TempDir : public ::testing::Test {
     write_plain(dir / "t10k-labels-idx1-ubyte", idx_file({n_labels}, labels));
   }
 
-  fs::path dir;
 };
 
 using IdxTest = TempDir;

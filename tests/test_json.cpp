@@ -4,8 +4,9 @@
 // bit-exactly); the error table checks each rejection names the right byte offset.
 #include <gtest/gtest.h>
 
+#include "temp_dir.hpp"
+
 #include "throws_with.hpp"
-#include <unistd.h>
 
 #include <cfloat>
 #include <cmath>
@@ -371,19 +372,7 @@ TEST(JsonAccess, BuildersReplaceInPlace) {
 
 // ---- files ----
 
-class JsonFiles : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "nmsnn_test_json_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  fs::path dir;
-};
+class JsonFiles : public TempDirTest {};
 
 TEST_F(JsonFiles, WriteAndReadBack) {
   Json j;

@@ -4,8 +4,9 @@
 // entries and cells that the input implies. How the charts look was checked by rendering them.
 #include <gtest/gtest.h>
 
+#include "temp_dir.hpp"
+
 #include "throws_with.hpp"
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -506,10 +507,9 @@ TEST(ConfusionMatrix, Errors) {
 
 // ---- files ----
 
-TEST(PlotFiles, WriteToPath) {
-  std::string tmpl = (fs::temp_directory_path() / "nmsnn_test_plot_XXXXXX").string();
-  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-  const fs::path dir = tmpl;
+class PlotFiles : public TempDirTest {};
+
+TEST_F(PlotFiles, WriteToPath) {
   plot::LineChartSpec spec;
   spec.title = "loss";
   spec.series.push_back(series("train", {1, 2}, {1, 0.5}));
@@ -527,5 +527,4 @@ TEST(PlotFiles, WriteToPath) {
   const std::string nowhere = (dir / "missing" / "loss.svg").string();
   EXPECT_TRUE(throws_with([&] { plot::line_chart(nowhere, spec); }, {nowhere}));
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 3);
-  fs::remove_all(dir);
 }

@@ -5,10 +5,11 @@
 // byte by byte at run time, one defect each.
 #include <gtest/gtest.h>
 
+#include "temp_dir.hpp"
+
 #include "throws_with.hpp"
 #include <signal.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cfloat>
@@ -64,18 +65,8 @@ std::vector<std::string> listing(const fs::path& dir) {
   return names;
 }
 
-class Safetensors : public ::testing::Test {
+class Safetensors : public TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "nmsnn_test_st_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string path(const std::string& name) const { return (dir / name).string(); }
   std::string put(const std::string& name, const std::string& bytes) {
     nmsnn::write_file_atomic(path(name), bytes);
     return path(name);
@@ -87,7 +78,6 @@ class Safetensors : public ::testing::Test {
     return throws_with([&] { nmsnn::read_safetensors(p); }, parts);
   }
 
-  fs::path dir;
 };
 
 const std::string kEntryA = R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";

@@ -68,51 +68,60 @@ inline size_t used_device_bytes() {
   return total_b - free_b;
 }
 
+// GPU milliseconds of work queued on one stream, between two CUDA events.
+class EventTimer {
+ public:
+  explicit EventTimer(cudaStream_t stream) : stream_(stream) {
+    CHECK(cudaEventCreate(&start_));
+    CHECK(cudaEventCreate(&stop_));
+  }
+  ~EventTimer() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+
+  template <class Body>
+  float ms(Body&& body) {
+    CHECK(cudaEventRecord(start_, stream_));
+    body();
+    CHECK(cudaEventRecord(stop_, stream_));
+    CHECK(cudaEventSynchronize(stop_));
+    float ms = 0;
+    CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    return ms;
+  }
+
+ private:
+  cudaStream_t stream_;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+};
+
 // Times `body` (queued on `stream`) with CUDA events as the benchmark's iteration time, and
 // returns the mean milliseconds per iteration. (Counters are computed from it directly: Google
 // Benchmark's rate counters divide by CPU time, which is meaningless for GPU work.)
 template <class Body>
 double timed_loop(benchmark::State& state, cudaStream_t stream, Body&& body) {
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
+  EventTimer timer(stream);
   body();  // warm-up: first-use costs of cuBLAS and the kernels
   CHECK(cudaStreamSynchronize(stream));
   double total_ms = 0;
   for (auto _ : state) {
-    CHECK(cudaEventRecord(start, stream));
-    body();
-    CHECK(cudaEventRecord(stop, stream));
-    CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, start, stop));
+    const float ms = timer.ms(body);
     state.SetIterationTime(ms / 1e3);
     total_ms += ms;
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   return total_ms / double(std::max<benchmark::IterationCount>(1, state.iterations()));
 }
 
-// Median GPU milliseconds of `reps` runs of body.
+// Median GPU milliseconds of `reps` runs of body, after one warm-up run.
 template <class Body>
 double median_ms(cudaStream_t stream, int reps, Body&& body) {
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
+  EventTimer timer(stream);
   body();
   std::vector<float> times;
-  for (int r = 0; r < reps; ++r) {
-    CHECK(cudaEventRecord(start, stream));
-    body();
-    CHECK(cudaEventRecord(stop, stream));
-    CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, start, stop));
-    times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  for (int r = 0; r < reps; ++r) times.push_back(timer.ms(body));
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
 }

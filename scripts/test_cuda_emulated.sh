@@ -6,6 +6,10 @@
 # `nmsnn train --device cuda` against `--device cpu` on two CSV examples.
 #
 #   usage: scripts/test_cuda_emulated.sh [BUILD_DIR]        (default build-emu)
+#          NMSNN_EMU_SANITIZER=thread scripts/test_cuda_emulated.sh build-emu-tsan
+#            builds with ThreadSanitizer instead and runs the kernel tests and a few small stacks:
+#            the threads of a block are real threads, so a shared-memory access that no
+#            __syncthreads orders is reported, as racecheck would (ctest: `cuda_emulation_races`).
 #
 # Each CUDA thread is a host thread and blocks run one after another, so this checks the kernels'
 # arithmetic and indexing, the engine's buffer planning and the host code around them (every
@@ -18,8 +22,9 @@ EMU=$ROOT/tests/cuda_emulation
 mkdir -p "$OUT/obj" "$OUT/src"
 jobs=$(nproc 2>/dev/null || echo 2)
 # -ffp-contract=off: no fused multiply-adds, like the __fadd_rn/__fmul_rn the kernels ask for.
-FLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -ffp-contract=off -fsanitize=address,undefined
-       -fno-sanitize-recover=undefined -Wno-psabi -pthread -DNMSNN_WITH_CUDA=1 -I"$EMU/include"
+SANITIZER=${NMSNN_EMU_SANITIZER:-address,undefined}
+FLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -ffp-contract=off -fsanitize="$SANITIZER"
+       -fno-sanitize-recover=all -Wno-psabi -pthread -DNMSNN_WITH_CUDA=1 -I"$EMU/include"
        -I"$ROOT/include" -I"$ROOT/host" -I"$ROOT/kernels" -I"$ROOT/host/cuda")
 
 # The library's sources, read from CMakeLists.txt: its C++ files, and the .cu files of the CUDA
@@ -104,9 +109,21 @@ for t in test_cuda_kernels test_cuda_engine test_cuda_layers; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 
+if [[ $SANITIZER == thread ]]; then
+  # The race check: every kernel that shares memory within a block (the tiled products, the bias
+  # and regulariser reductions, the WMMA stores) on small cases; the arithmetic is the ASan
+  # build's job.
+  "$OUT/test_cuda_kernels" --gtest_brief=1
+  "$OUT/test_cuda_engine" --gtest_brief=1 \
+      --gtest_filter='CudaEngineOptimizer.*:*MatchesCpuEngine/5_7_3_B3_T37*:*MatchesCpuEngine/33_17_B3_T37*'
+  "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='*CudaMatchesCpu/spiking_then_dense_noisy:*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass'
+  echo "cuda emulation (ThreadSanitizer): no data races"
+  exit 0
+fi
+
 # The training-curve and model tests run hundreds of passes: minutes under the emulation, and
 # their plumbing is covered by the comparisons. Everything else runs.
-export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1
 "$OUT/test_cuda_kernels" --gtest_brief=1
 "$OUT/test_cuda_engine" --gtest_brief=1 --gtest_filter='-*HarnessOnCpu*:CudaEngineTraining.*'
 "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='-*HarnessOnCpu*:CudaModels.*'

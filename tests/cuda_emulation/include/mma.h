@@ -1,9 +1,13 @@
 // mma.h (emulated) — the WMMA subset of the TF32 tile product. Every thread holds the whole
 // fragment (the real distribution across a warp is opaque, and the code only uses the documented
-// whole-fragment operations and element-wise access).
+// whole-fragment operations and element-wise access). A store is the warp's: one lane writes the
+// whole tile, so under ThreadSanitizer a read of it that no barrier orders after the store is
+// reported, as it would be wrong on the device, where each lane writes its own part.
 #pragma once
 #include <cmath>
 #include <cstring>
+
+#include "emulated_kernel.hpp"
 namespace nvcuda {
 namespace wmma {
 struct matrix_a {};
@@ -62,6 +66,9 @@ void mma_sync(fragment<accumulator, M, N, K, float, void>& d,
 template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float, void>& f, unsigned ldm,
                        layout_t l) {
+  const uint3 t = ::emulated::thread_index;
+  const dim3 b = ::emulated::block_dim;
+  if ((t.x + b.x * (t.y + b.y * t.z)) % 32 != 0) return;
   for (int r = 0; r < M; ++r)
     for (int c = 0; c < N; ++c)
       (l == mem_row_major ? p[size_t(r) * ldm + c] : p[size_t(c) * ldm + r]) = f.x[r * N + c];

@@ -192,16 +192,24 @@ class CudaBackend final : public Backend {
     auto trace_floats = [&](int l) {
       return size_t(spec_.layer_steps(l)) * B * size_t(spec_.layer_width(l));
     };
-    std::unique_ptr<DeviceBuffer> trace_buffer;
+    // The trace buffer comes from the pool too, so recording every pass allocates nothing after
+    // the first; it is idle again once this pass has copied it out.
+    std::shared_ptr<DeviceBuffer> trace_buffer;
     cuda::DeviceTrace trace;
-    trace.regularization = logits + size_t(B) * C;
+    // Only a regularised network asks for the loss: otherwise the device would zero it every pass.
+    const bool regularized = std::any_of(spec_.layers.begin(), spec_.layers.end(), [](const auto& l) {
+      const auto* a = std::get_if<SpikingActivation>(&l);
+      return a && a->rate_weight > 0;
+    });
+    const size_t logit_copy = size_t(B) * C + (regularized ? 1 : 0);
+    trace.regularization = regularized ? logits + size_t(B) * C : nullptr;
     if (options.record || options.rates) {
       size_t floats = 0;
       for (int l = 0; l < L; ++l) {
         if (options.record) floats += 2 * align_floats(trace_floats(l));
         if (options.rates && fires(l)) floats += align_floats(size_t(B) * spec_.layer_width(l));
       }
-      trace_buffer = std::make_unique<DeviceBuffer>(floats * sizeof(float));
+      trace_buffer = acquire(floats * sizeof(float));
       float* p = trace_buffer->floats();
       for (int l = 0; l < L; ++l) {
         if (options.record) {
@@ -221,8 +229,8 @@ class CudaBackend final : public Backend {
                   options.training, {ws, ws_bytes}, stream_, &trace);
 
     // The logits and the regularisation loss after them, in one copy.
-    float* host_logits = staging_out_.reserve(size_t(B) * C + 1);
-    NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits, (size_t(B) * C + 1) * sizeof(float),
+    float* host_logits = staging_out_.reserve(logit_copy);
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits, logit_copy * sizeof(float),
                                      cudaMemcpyDeviceToHost, stream_));
     if (options.record) {
       state->trace.resize(size_t(L));
@@ -258,7 +266,7 @@ class CudaBackend final : public Backend {
     }
     sync("forward");
     state->logits.assign(host_logits, host_logits + size_t(B) * C);
-    state->regularization = double(host_logits[size_t(B) * C]);
+    state->regularization = regularized ? double(host_logits[size_t(B) * C]) : 0.0;
     if (options.training) {
       state->buffer = std::move(buffer);
       state->saved_bytes = net_->saved_bytes(B);

@@ -27,7 +27,8 @@
 # for a second call when time is left.
 #
 # Everything goes to $OUT (default ./gpu-out), in at most 8 files:
-#   summary.txt      device, versions, the status and time of every stage, the benchmark tables
+#   summary.txt      device, versions, the status and time of every stage, the benchmark tables,
+#                    and bench/gpu_verdict.py's RESULTS.md tables and PASS/FAIL per target
 #   build.log        the build (device builds only) or the prebuilt binaries' dependencies
 #   tests.log        test_cuda_kernels, test_cuda_engine, test_cuda_layers (and ctest for device
 #                    builds)
@@ -236,5 +237,7 @@ fi
 run_examples
 run_long
 
+# The tables for bench/RESULTS.md and issue 3's targets, from what this run measured.
+[[ $PART == all ]] && python3 bench/gpu_verdict.py "$OUT" 2>&1 | tee -a "$SUMMARY"
 note "done in ${SECONDS}s of ${BUDGET}s; files in $OUT:"
 ls -la "$OUT" | tee -a "$SUMMARY"

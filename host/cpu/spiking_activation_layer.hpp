@@ -107,7 +107,7 @@ class SpikingActivationLayer final : public CpuLayer<Real> {
   }
 
  private:
-  bool regularized() const { return spec_.rate_weight > 0; }
+  bool regularized() const { return spec_.regularized(); }
   SpikingActivation spec_;
 };
 

@@ -197,12 +197,8 @@ class CudaBackend final : public Backend {
     std::shared_ptr<DeviceBuffer> trace_buffer;
     cuda::DeviceTrace trace;
     // Only a regularised network asks for the loss: otherwise the device would zero it every pass.
-    const bool regularized = std::any_of(spec_.layers.begin(), spec_.layers.end(), [](const auto& l) {
-      const auto* a = std::get_if<SpikingActivation>(&l);
-      return a && a->rate_weight > 0;
-    });
-    const size_t logit_copy = size_t(B) * C + (regularized ? 1 : 0);
-    trace.regularization = regularized ? logits + size_t(B) * C : nullptr;
+    const size_t logit_copy = size_t(B) * C + (regularized_ ? 1 : 0);
+    trace.regularization = regularized_ ? logits + size_t(B) * C : nullptr;
     if (options.record || options.rates) {
       size_t floats = 0;
       for (int l = 0; l < L; ++l) {
@@ -266,7 +262,7 @@ class CudaBackend final : public Backend {
     }
     sync("forward");
     state->logits.assign(host_logits, host_logits + size_t(B) * C);
-    state->regularization = regularized ? double(host_logits[size_t(B) * C]) : 0.0;
+    state->regularization = regularized_ ? double(host_logits[size_t(B) * C]) : 0.0;
     if (options.training) {
       state->buffer = std::move(buffer);
       state->saved_bytes = net_->saved_bytes(B);
@@ -392,6 +388,11 @@ class CudaBackend final : public Backend {
   }
 
   NetworkSpec spec_;
+  // Some SpikingActivation layer has a rate regulariser (fixed for the network's life).
+  const bool regularized_ = std::any_of(spec_.layers.begin(), spec_.layers.end(), [](const auto& l) {
+    const auto* a = std::get_if<SpikingActivation>(&l);
+    return a && a->regularized();
+  });
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

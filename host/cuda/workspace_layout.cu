@@ -59,7 +59,7 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
     LayerPlan& p = lay.layer[l];
     const LayerSpec& ls = spec.layers[l];
     if (auto* a = std::get_if<SpikingActivation>(&ls))
-      if (a->rate_weight > 0) p.saved_rates = take(size_t(B) * p.out_width);
+      if (a->regularized()) p.saved_rates = take(size_t(B) * p.out_width);
     if (!training) continue;
     if (lif(l)) p.saved_u = take(floats_out(l));
     if (std::holds_alternative<Lowpass>(ls) && !bypassed_lowpass(ls, true))

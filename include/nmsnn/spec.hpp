@@ -68,6 +68,8 @@ struct SpikingActivation {
   bool return_sequences = true;       // false: return only the last step
   float rate_target = 0.0f;           // Hz
   float rate_weight = 0.0f;           // 0: no regularisation
+
+  bool regularized() const { return rate_weight > 0; }
 };
 
 // PyTorchSpiking's Lowpass filter, trainable per unit:

@@ -27,8 +27,9 @@
 # for a second call when time is left.
 #
 # Everything goes to $OUT (default ./gpu-out), in at most 8 files:
-#   summary.txt      device, versions, the status and time of every stage, the benchmark tables,
-#                    and bench/gpu_verdict.py's RESULTS.md tables and PASS/FAIL per target
+#   summary.txt      device, versions, the status and time of every stage, test totals,
+#                    sanitizer summaries, then bench/gpu_verdict.py's RESULTS.md tables and one
+#                    PASS/FAIL/MISSING line per target
 #   build.log        the build (device builds only) or the prebuilt binaries' dependencies
 #   tests.log        test_cuda_kernels, test_cuda_engine, test_cuda_layers (and ctest for device
 #                    builds)
@@ -142,45 +143,16 @@ run_tests() {  # the kernels against their CPU twins first, then the engine agai
 run_bench() {
   stage "bench_cuda" 150 "$OUT/run.log" "$BENCH" --benchmark_out="$OUT/bench_cuda.json" \
         --benchmark_out_format=json --benchmark_counters_tabular=true
-  python3 - "$OUT/bench_cuda.json" >> "$SUMMARY" 2>&1 <<'PY'
-import json, sys
-try:
-    runs = json.load(open(sys.argv[1]))["benchmarks"]
-except Exception as e:
-    print("  no benchmark JSON:", e); raise SystemExit
-print("  %-34s %10s %12s %9s %9s %10s %10s" % ("benchmark", "ms", "samples/s", "TFLOP/s", "x_floor", "device_MB", "used_MB"))
-for r in runs:
-    if r.get("error_occurred"):
-        print("  %-34s ERROR %s" % (r["name"], r.get("error_message", ""))); continue
-    g = lambda k: r.get(k, float("nan"))
-    if "GB/s" in r:  # a time-loop kernel: bandwidth against the copy bandwidth
-        print("  %-34s %10.3f %9.0f GB/s %6.2f of copy (%s)" % (r.get("label", r["name"])[:34], g("ms"), g("GB/s"), g("of_copy"), r["name"]))
-        continue
-    print("  %-34s %10.3f %12.0f %9.2f %9.2f %10.0f %10.0f" % (r["name"][:34], g("ms"), g("samples/s"), g("TFLOP/s"), g("x_floor"), g("device_MB"), g("used_MB")))
-PY
 }
 
 run_pytorch() {  # the seed's model and the multi-step baseline, in the same call as bench_cuda
   stage "gpu_pytorch.py" 170 "$OUT/run.log" env PYTHONUNBUFFERED=1 python3 bench/gpu_pytorch.py \
         --out "$OUT/pytorch.json"
-  python3 - "$OUT/pytorch.json" >> "$SUMMARY" 2>&1 <<'PY'
-import json, sys
-try:
-    rep = json.load(open(sys.argv[1]))
-except Exception as e:
-    print("  no pytorch JSON:", e); raise SystemExit
-for r in rep.get("runs", []):
-    name = "%s %s %s" % (r["workload"], r["variant"], r["math"])
-    if "error" in r:
-        print("  pytorch %-24s ERROR %s" % (name, r["error"][:120])); continue
-    print("  pytorch %-24s %10.3f ms %12.0f samples/s %8.2f TFLOP/s peak %8.0f MB" % (name, r["ms"], r["samples_per_s"], r["tflops"], r["peak_memory_mb"]))
-PY
 }
 
 mnist() {  # mnist NAME SECONDS [flags...]: nmsnn train on the cuda engine
   local name=$1 limit=$2; shift 2
   stage "$name" "$limit" "$OUT/run.log" "$CLI" train --device cuda --data data/mnist "$@"
-  grep -E "test accuracy|training throughput" "$OUT/run.log" | tail -2 | sed "s/^/  $name: /" >> "$SUMMARY"
 }
 
 run_sanitizers() {  # small cases: the tools slow kernels down a hundredfold
@@ -237,7 +209,8 @@ fi
 run_examples
 run_long
 
-# The tables for bench/RESULTS.md and issue 3's targets, from what this run measured.
+# The tables for bench/RESULTS.md (benchmarks, PyTorch, time loops) and issue 3's targets, with
+# each MNIST run's accuracy, from what this run measured.
 [[ $PART == all ]] && python3 bench/gpu_verdict.py "$OUT" 2>&1 | tee -a "$SUMMARY"
 note "done in ${SECONDS}s of ${BUDGET}s; files in $OUT:"
 ls -la "$OUT" | tee -a "$SUMMARY"

@@ -109,6 +109,7 @@ for t in test_cuda_kernels test_cuda_engine test_cuda_layers; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 
+export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1
 if [[ $SANITIZER == thread ]]; then
   # The race check: every kernel that shares memory within a block (the tiled products, the bias
   # and regulariser reductions, the WMMA stores) on small cases; the arithmetic is the ASan
@@ -123,7 +124,6 @@ fi
 
 # The training-curve and model tests run hundreds of passes: minutes under the emulation, and
 # their plumbing is covered by the comparisons. Everything else runs.
-export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1
 "$OUT/test_cuda_kernels" --gtest_brief=1
 "$OUT/test_cuda_engine" --gtest_brief=1 --gtest_filter='-*HarnessOnCpu*:CudaEngineTraining.*'
 "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='-*HarnessOnCpu*:CudaModels.*'

@@ -29,6 +29,11 @@ def run_log(seed_accuracy):
             "===== bench_cuda: ...\n")
 
 
+# Figures that meet every target: W1 200x eager and 2x the floor, W2 1.6x multi-step.
+GOOD = dict(w1_ms=2.0, w1_floor=1.0, w1_eager=400.0, w2_ms=50.0, w2_multistep=80.0,
+            seed_accuracy=0.9031)
+
+
 class GpuVerdict(unittest.TestCase):
     def run_on(self, w1_ms, w1_floor, w1_eager, w2_ms, w2_multistep, seed_accuracy, drop=()):
         bench = {"benchmarks": [
@@ -55,8 +60,7 @@ class GpuVerdict(unittest.TestCase):
         return res.stdout
 
     def test_targets_met(self):
-        out = self.run_on(w1_ms=2.0, w1_floor=1.0, w1_eager=400.0, w2_ms=50.0, w2_multistep=80.0,
-                          seed_accuracy=0.9031)
+        out = self.run_on(**GOOD)
         self.assertIn("- PASS: W1 fp32: 200.0x the seed's eager PyTorch step", out)
         self.assertIn("- PASS: W1 fp32: 2.00x the cuBLAS floor", out)
         self.assertIn("- PASS: W2 fp32: 50.000 ms against PyTorch multi-step 80.000 ms (1.60x", out)
@@ -69,16 +73,14 @@ class GpuVerdict(unittest.TestCase):
         self.assertIn("| lif forward | 0.500 | 3,000 | 0.70 |", out)
 
     def test_targets_missed(self):
-        out = self.run_on(w1_ms=8.0, w1_floor=1.0, w1_eager=400.0, w2_ms=90.0, w2_multistep=80.0,
-                          seed_accuracy=0.5)
+        out = self.run_on(**{**GOOD, "w1_ms": 8.0, "w2_ms": 90.0, "seed_accuracy": 0.5})
         self.assertIn("- FAIL: W1 fp32: 50.0x the seed's eager PyTorch step", out)
         self.assertIn("- FAIL: W1 fp32: 8.00x the cuBLAS floor", out)
         self.assertIn("- FAIL: W2 fp32", out)
         self.assertIn("- FAIL: mnist seed preset fp32: test accuracy 0.5000", out)
 
     def test_missing_benchmark_is_reported_not_guessed(self):
-        out = self.run_on(w1_ms=2.0, w1_floor=1.0, w1_eager=400.0, w2_ms=50.0, w2_multistep=80.0,
-                          seed_accuracy=0.9, drop=("bench",))
+        out = self.run_on(**GOOD, drop=("bench",))
         self.assertIn("(no bench_cuda.json", out)
         self.assertIn("- MISSING: W1 fp32 against eager PyTorch", out)
         self.assertIn("- MISSING: W1 fp32 against the cuBLAS floor", out)

@@ -36,7 +36,7 @@
 #   --ours-args "..."   extra arguments for the engine CLI
 #   --python PATH       Python with torch (default /usr/bin/python3, Debian's python3-torch)
 #   --peak-bin PATH     a built cpu_peak (default: build/bench/cpu_peak if up to date, else compiled
-#                       here with g++ -O2 -march=native into the output directory)
+#                       here with g++ -O2 -mavx2 -mfma into the output directory)
 #   --skip-ours / --skip-pytorch / --skip-peak
 set -uo pipefail
 
@@ -114,7 +114,7 @@ if [ "$SKIP_PEAK" = 0 ]; then
     else
       PEAK_BIN="$OUT/cpu_peak"
       log "compiling bench/cpu_peak.cpp -> $PEAK_BIN"
-      g++ -O2 -march=native -std=c++17 -pthread bench/cpu_peak.cpp -o "$PEAK_BIN" || PEAK_BIN=""
+      g++ -O2 -mavx2 -mfma -std=c++17 -pthread bench/cpu_peak.cpp -o "$PEAK_BIN" || PEAK_BIN=""
     fi
   fi
   if [ -n "$PEAK_BIN" ] && [ -x "$PEAK_BIN" ]; then

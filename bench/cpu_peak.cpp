@@ -15,7 +15,7 @@
 //     memory traffic is at least twice that (read + write).
 //
 // Human-readable lines go to stdout, or to stderr with --json (then stdout carries a
-// single JSON object). Build: g++ -O2 -march=native -std=c++17 -pthread cpu_peak.cpp
+// single JSON object). Build: g++ -O2 -mavx2 -mfma -std=c++17 -pthread cpu_peak.cpp
 
 #include <algorithm>
 #include <atomic>

@@ -6,6 +6,7 @@
 #include "nmsnn/error.hpp"
 #include "nmsnn/idx.hpp"
 #include "nmsnn/json.hpp"
+#include "nmsnn/limits.hpp"
 #include "nmsnn/loss.hpp"
 #include "nmsnn/metrics.hpp"
 #include "nmsnn/model.hpp"

@@ -41,9 +41,12 @@ struct GatherBuffers {
   std::vector<uint32_t> bits;  // [4, T]: one Philox block per step
 };
 
-// Fills buf for a noisy input and returns K, the number of nonzero features.
-template <class Real>
-int gather_noisy(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
+// Fills buf for a noisy input and returns K, the number of nonzero features. The body is compiled
+// once per kernel set (kernel_set.hpp): the masks' Philox rounds and the scaling loop are most of
+// a sparse step's time.
+template <class Real, KernelSet S>
+[[gnu::always_inline]] inline int gather_noisy_with(const SampleInput<Real>& in,
+                                                    GatherBuffers<Real>& buf) {
   const int T = in.T;
   buf.index.clear();
   for (int i = 0; i < in.I; ++i)
@@ -56,7 +59,7 @@ int gather_noisy(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
     const int i = buf.index[k];
     if (i / 4 != block) {  // the index is sorted, so each Philox block is made once
       block = i / 4;
-      noise_blocks_over_time(in.key, uint32_t(block), in.b, T, buf.bits.data());
+      noise_blocks_over_time_with<S>(in.key, uint32_t(block), in.b, T, buf.bits.data());
     }
     const uint32_t* bits = buf.bits.data() + size_t(i & 3) * T;
     const Real x = in.data[i];
@@ -64,6 +67,22 @@ int gather_noisy(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
     for (int t = 0; t < T; ++t) v[t] = Real(uniform_from_bits(bits[t])) * x;
   }
   return K;
+}
+
+#if defined(NMSNN_CPU_X86)
+template <class Real>
+__attribute__((target("avx2,fma"))) int gather_noisy_avx2(const SampleInput<Real>& in,
+                                                          GatherBuffers<Real>& buf) {
+  return gather_noisy_with<Real, KernelSet::avx2>(in, buf);
+}
+#endif
+
+template <class Real>
+int gather_noisy(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
+#if defined(NMSNN_CPU_X86)
+  if (active_kernel_set() == KernelSet::avx2) return gather_noisy_avx2(in, buf);
+#endif
+  return gather_noisy_with<Real, KernelSet::baseline>(in, buf);
 }
 
 // a[T, width] = bias + x(t, :) W^T for every step.

@@ -2,15 +2,17 @@
 //
 // noise_blocks_over_time(key, q, b, T, out) gives out[j*T + t] = noise_block(key, q, b, t).v[j]:
 // the Philox blocks of features 4q..4q+3 of row b for t = 0..T-1. Lanes run over t, eight at a
-// time, with AVX2 where the compiler targets it and plain loops otherwise; both equal the scalar
-// nmsnn::noise_block bit for bit (tests/test_philox.cpp).
+// time, with AVX2 in the avx2 kernel set and plain loops in the baseline (kernel_set.hpp); both
+// equal the scalar nmsnn::noise_block bit for bit (tests/test_philox.cpp).
 #pragma once
 
 #include <cstdint>
 
+#include "cpu/kernel_set.hpp"
 #include "nmsnn/philox.hpp"
 
-#if defined(__AVX2__)
+#if defined(__x86_64__) || defined(__i386__)
+#define NMSNN_CPU_X86 1
 #include <immintrin.h>
 #endif
 
@@ -51,10 +53,11 @@ inline void blocks8_portable(NoiseKey key, uint32_t q, uint32_t b, uint32_t t0, 
   }
 }
 
-#if defined(__AVX2__)
+#if defined(NMSNN_CPU_X86)
 // The same with 8 lanes per register: 32x32->64 products of even and odd lanes, then the high
-// and low halves blended back into 8 lanes.
-inline void blocks8_avx2(NoiseKey key, uint32_t q, uint32_t b, uint32_t t0, uint32_t out[4][8]) {
+// and low halves blended back into 8 lanes. Compiled for AVX2 whatever the build's baseline, and
+// only called from the avx2 kernel set.
+__attribute__((target("avx2"))) inline void blocks8_avx2(NoiseKey key, uint32_t q, uint32_t b, uint32_t t0, uint32_t out[4][8]) {
   __m256i c0 = _mm256_set1_epi32(int(q));
   __m256i c1 = _mm256_set1_epi32(int(b));
   __m256i c2 = _mm256_add_epi32(_mm256_set1_epi32(int(t0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -85,11 +88,16 @@ inline void blocks8_avx2(NoiseKey key, uint32_t q, uint32_t b, uint32_t t0, uint
 #endif
 }  // namespace detail_noise
 
-inline void noise_blocks_over_time(NoiseKey key, uint32_t q, uint32_t b, int T, uint32_t* out) {
+// The blocks with kernel set S; inlined into a caller compiled for S (an avx2 entry point has
+// target("avx2,fma"), see input_product.hpp's gather_noisy).
+template <KernelSet S>
+[[gnu::always_inline]] inline void noise_blocks_over_time_with(NoiseKey key, uint32_t q, uint32_t b,
+                                                               int T, uint32_t* out) {
   for (int t0 = 0; t0 < T; t0 += 8) {
     uint32_t blocks[4][8];
-#if defined(__AVX2__)
-    detail_noise::blocks8_avx2(key, q, b, uint32_t(t0), blocks);
+#if defined(NMSNN_CPU_X86)
+    if constexpr (S == KernelSet::avx2) detail_noise::blocks8_avx2(key, q, b, uint32_t(t0), blocks);
+    else detail_noise::blocks8_portable(key, q, b, uint32_t(t0), blocks);
 #else
     detail_noise::blocks8_portable(key, q, b, uint32_t(t0), blocks);
 #endif
@@ -102,6 +110,22 @@ inline void noise_blocks_over_time(NoiseKey key, uint32_t q, uint32_t b, int T, 
         for (int l = 0; l < T - t0; ++l) out[size_t(j) * T + t0 + l] = blocks[j][l];
     }
   }
+}
+
+#if defined(NMSNN_CPU_X86)
+__attribute__((target("avx2"))) inline void noise_blocks_over_time_avx2(NoiseKey key, uint32_t q,
+                                                                       uint32_t b, int T,
+                                                                       uint32_t* out) {
+  noise_blocks_over_time_with<KernelSet::avx2>(key, q, b, T, out);
+}
+#endif
+
+// With the kernel set chosen for this CPU.
+inline void noise_blocks_over_time(NoiseKey key, uint32_t q, uint32_t b, int T, uint32_t* out) {
+#if defined(NMSNN_CPU_X86)
+  if (active_kernel_set() == KernelSet::avx2) return noise_blocks_over_time_avx2(key, q, b, T, out);
+#endif
+  noise_blocks_over_time_with<KernelSet::baseline>(key, q, b, T, out);
 }
 
 }  // namespace nmsnn::cpu

@@ -7,10 +7,12 @@
 // the rows of a weight gradient). Four rows of C times up to 24 columns are accumulated in
 // registers across the whole j loop, which is what makes it fast: every B row loaded is used four
 // times and C is touched once per tile. `width` must be a multiple of 8 (layers are padded).
+// The kernel is compiled for the baseline and for AVX2+FMA, and chosen at run time (kernel_set.hpp).
 #pragma once
 
 #include <cstddef>
 
+#include "cpu/kernel_set.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn::cpu {
@@ -23,25 +25,34 @@ struct RowsOf {
   Real* row(int r) const { return base + size_t(index ? index[r] : r) * stride; }
 };
 
-// A 32-byte vector of Real (8 floats, 4 doubles) in GCC's vector extension: the tile below is
-// written with it so the compiler cannot choose another vectorisation (it once chose gathers).
-template <class Real>
-struct Vec32 {
-  typedef Real type __attribute__((vector_size(32)));
-  static constexpr int lanes = 32 / sizeof(Real);
-  static type load(const Real* p) {
+// A vector of Real in GCC's vector extension: the tile below is written with it so the compiler
+// cannot choose another vectorisation (it once chose gathers). 32 bytes (8 floats) for AVX2, 16
+// bytes for the baseline (SSE2 on x86-64, NEON on aarch64).
+// GCC warns that a 32-byte vector returned without AVX changes the ABI; these functions are always
+// inlined into code compiled for AVX2, so no call with that ABI exists.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <class Real, int Bytes>
+struct Vec {
+  typedef Real type __attribute__((vector_size(Bytes)));
+  static constexpr int lanes = Bytes / sizeof(Real);
+  [[gnu::always_inline]] static type load(const Real* p) {
     type v;
     __builtin_memcpy(&v, p, sizeof v);
     return v;
   }
-  static void store(Real* p, type v) { __builtin_memcpy(p, &v, sizeof v); }
+  [[gnu::always_inline]] static void store(Real* p, type v) { __builtin_memcpy(p, &v, sizeof v); }
 };
+#pragma GCC diagnostic pop
+
+// The tile functions are always inlined into the per-kernel-set entry points below, so each copy
+// is compiled for that entry point's instruction set.
 
 // R rows x W columns starting at column `col`; acc stays in vector registers for the j loop.
-template <class Real, int R, int W>
-inline void gemm_tile(int J, const Real* A, size_t a_r, size_t a_j, RowsOf<const Real> B,
-                      Real* const* C, int col) {
-  using V = Vec32<Real>;
+template <class Real, int Bytes, int R, int W>
+[[gnu::always_inline]] inline void gemm_tile(int J, const Real* A, size_t a_r, size_t a_j,
+                                             RowsOf<const Real> B, Real* const* C, int col) {
+  using V = Vec<Real, Bytes>;
   constexpr int N = W / V::lanes;
   typename V::type acc[R][N];
   for (int r = 0; r < R; ++r)
@@ -59,9 +70,10 @@ inline void gemm_tile(int J, const Real* A, size_t a_r, size_t a_j, RowsOf<const
     for (int n = 0; n < N; ++n) V::store(C[r] + col + n * V::lanes, acc[r][n]);
 }
 
-template <class Real, int W>
-inline void gemm_column_tile(int rows, int J, const Real* A, size_t a_r, size_t a_j,
-                             RowsOf<const Real> B, RowsOf<Real> C, int col) {
+template <class Real, int Bytes, int W>
+[[gnu::always_inline]] inline void gemm_column_tile(int rows, int J, const Real* A, size_t a_r,
+                                                    size_t a_j, RowsOf<const Real> B,
+                                                    RowsOf<Real> C, int col) {
   // The j loop runs in blocks of 128 rows of B, so one block stays in the L1 cache while every row
   // block of C reads it; C is reloaded once per j block. B's rows are strided (a whole layer
   // apart), so a row's 24-value slice spans 2-3 cache lines: 128 rows fill ~40% of a 32 KB L1,
@@ -78,25 +90,61 @@ inline void gemm_column_tile(int rows, int J, const Real* A, size_t a_r, size_t 
       for (int r = 0; r < R; ++r) c[r] = C.row(r0 + r);
       const Real* a = A + size_t(r0) * a_r + size_t(j0) * a_j;
       switch (R) {
-        case 4: gemm_tile<Real, 4, W>(jn, a, a_r, a_j, Bj, c, col); break;
-        case 3: gemm_tile<Real, 3, W>(jn, a, a_r, a_j, Bj, c, col); break;
-        case 2: gemm_tile<Real, 2, W>(jn, a, a_r, a_j, Bj, c, col); break;
-        default: gemm_tile<Real, 1, W>(jn, a, a_r, a_j, Bj, c, col); break;
+        case 4: gemm_tile<Real, Bytes, 4, W>(jn, a, a_r, a_j, Bj, c, col); break;
+        case 3: gemm_tile<Real, Bytes, 3, W>(jn, a, a_r, a_j, Bj, c, col); break;
+        case 2: gemm_tile<Real, Bytes, 2, W>(jn, a, a_r, a_j, Bj, c, col); break;
+        default: gemm_tile<Real, Bytes, 1, W>(jn, a, a_r, a_j, Bj, c, col); break;
       }
     }
   }
 }
 
-// C[r, :] += sum_j A[r*a_r + j*a_j] * B.row(j)[:] for r < rows, j < J. Column tiles are the outer
-// loop so the part of B one tile reads (J x 24 values) stays in the L1 cache across all rows.
+// Column tiles are the outer loop so the part of B one tile reads (J x W values) stays in the L1
+// cache across all rows. AVX2 has 16 vector registers of 32 bytes: 4 rows x 24 columns is 12
+// accumulators plus 3 loads. The 16-byte baseline (16 registers on x86-64 and more on aarch64)
+// keeps 4 rows x 8 columns, 8 accumulators, so it never spills.
+template <class Real, int Bytes>
+[[gnu::always_inline]] inline void gemm_columns(int rows, int J, int width, const Real* A,
+                                                size_t a_r, size_t a_j, RowsOf<const Real> B,
+                                                RowsOf<Real> C) {
+  int col = 0;
+  if constexpr (Bytes == 32) {
+    for (; col + 24 <= width; col += 24)
+      gemm_column_tile<Real, Bytes, 24>(rows, J, A, a_r, a_j, B, C, col);
+    if (width - col == 16) gemm_column_tile<Real, Bytes, 16>(rows, J, A, a_r, a_j, B, C, col);
+    if (width - col == 8) gemm_column_tile<Real, Bytes, 8>(rows, J, A, a_r, a_j, B, C, col);
+  } else {
+    for (; col < width; col += 8) gemm_column_tile<Real, Bytes, 8>(rows, J, A, a_r, a_j, B, C, col);
+  }
+}
+
+template <class Real>
+void gemm_accumulate_baseline(int rows, int J, int width, const Real* A, size_t a_r, size_t a_j,
+                              RowsOf<const Real> B, RowsOf<Real> C) {
+  gemm_columns<Real, 16>(rows, J, width, A, a_r, a_j, B, C);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+template <class Real>
+__attribute__((target("avx2,fma"))) void gemm_accumulate_avx2(int rows, int J, int width,
+                                                               const Real* A, size_t a_r,
+                                                               size_t a_j, RowsOf<const Real> B,
+                                                               RowsOf<Real> C) {
+  gemm_columns<Real, 32>(rows, J, width, A, a_r, a_j, B, C);
+}
+#endif
+
+// C[r, :] += sum_j A[r*a_r + j*a_j] * B.row(j)[:] for r < rows, j < J, with the kernel set chosen
+// for this CPU (kernel_set.hpp).
 template <class Real>
 void gemm_accumulate(int rows, int J, int width, const Real* A, size_t a_r, size_t a_j,
                      RowsOf<const Real> B, RowsOf<Real> C) {
   if (width % 8 != 0) detail::fail("gemm_accumulate: width ", width, " is not a multiple of 8");
-  int col = 0;
-  for (; col + 24 <= width; col += 24) gemm_column_tile<Real, 24>(rows, J, A, a_r, a_j, B, C, col);
-  if (width - col == 16) gemm_column_tile<Real, 16>(rows, J, A, a_r, a_j, B, C, col);
-  if (width - col == 8) gemm_column_tile<Real, 8>(rows, J, A, a_r, a_j, B, C, col);
+#if defined(__x86_64__) || defined(__i386__)
+  if (active_kernel_set() == KernelSet::avx2)
+    return gemm_accumulate_avx2<Real>(rows, J, width, A, a_r, a_j, B, C);
+#endif
+  gemm_accumulate_baseline<Real>(rows, J, width, A, a_r, a_j, B, C);
 }
 
 }  // namespace nmsnn::cpu

@@ -1,0 +1,119 @@
+// test_kernel_sets.cpp — the CPU engine's hot kernels in every kernel set this CPU can run
+// (baseline, and AVX2+FMA where present) against plain reference loops.
+//
+// The whole test suite runs with the set chosen at run time; ctest's cpu_kernels_baseline entry
+// runs the engine tests again with NMSNN_CPU_KERNELS=baseline.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "cpu/kernel_set.hpp"
+#include "cpu/noise_blocks.hpp"
+#include "cpu/tile_gemm.hpp"
+#include "nmsnn/philox.hpp"
+
+namespace {
+
+using nmsnn::cpu::KernelSet;
+using nmsnn::cpu::RowsOf;
+
+std::vector<KernelSet> supported_sets() {
+  std::vector<KernelSet> sets{KernelSet::baseline};
+  if (nmsnn::cpu::kernel_set_supported(KernelSet::avx2)) sets.push_back(KernelSet::avx2);
+  return sets;
+}
+
+void blocks_with(KernelSet set, nmsnn::NoiseKey key, uint32_t q, uint32_t b, int T, uint32_t* out) {
+#if defined(NMSNN_CPU_X86)
+  if (set == KernelSet::avx2) return nmsnn::cpu::noise_blocks_over_time_avx2(key, q, b, T, out);
+#endif
+  nmsnn::cpu::noise_blocks_over_time_with<KernelSet::baseline>(key, q, b, T, out);
+}
+
+void gemm_with(KernelSet set, int rows, int J, int width, const float* A, size_t a_r, size_t a_j,
+               RowsOf<const float> B, RowsOf<float> C) {
+#if defined(NMSNN_CPU_X86)
+  if (set == KernelSet::avx2)
+    return nmsnn::cpu::gemm_accumulate_avx2<float>(rows, J, width, A, a_r, a_j, B, C);
+#endif
+  nmsnn::cpu::gemm_accumulate_baseline<float>(rows, J, width, A, a_r, a_j, B, C);
+}
+
+float value(uint64_t i) {  // deterministic values in [-1, 1)
+  return nmsnn::uniform_from_bits(uint32_t(i * 0x9E3779B97F4A7C15ull >> 32)) * 2 - 1;
+}
+
+}  // namespace
+
+TEST(KernelSets, ActiveSetIsSupportedAndNamed) {
+  const KernelSet set = nmsnn::cpu::active_kernel_set();
+  EXPECT_TRUE(nmsnn::cpu::kernel_set_supported(set));
+  const std::string name = nmsnn::cpu::to_string(set);
+  EXPECT_TRUE(name == "baseline" || name == "avx2") << name;
+}
+
+TEST(KernelSets, NoiseBlocksEqualTheScalarGeneratorInEverySet) {
+  const nmsnn::NoiseKey key{0x0123456789abcdefull, 42};
+  for (KernelSet set : supported_sets()) {
+    for (int T : {1, 7, 8, 19, 128}) {
+      std::vector<uint32_t> bits(4 * size_t(T));
+      blocks_with(set, key, 5, 3, T, bits.data());
+      for (int t = 0; t < T; ++t) {
+        const nmsnn::Philox4x32 r = nmsnn::noise_block(key, 5, 3, uint32_t(t));
+        for (int j = 0; j < 4; ++j)
+          ASSERT_EQ(bits[size_t(j) * T + t], r.v[j])
+              << nmsnn::cpu::to_string(set) << " T=" << T << " t=" << t << " j=" << j;
+      }
+    }
+  }
+}
+
+// C[r, :] += sum_j A(r, j) B(j, :), with gathered B rows and scattered C rows, against a double
+// loop. The sets differ only in rounding (FMA), so each is within a few float ulps of the sum.
+TEST(KernelSets, TiledProductMatchesAReferenceInEverySet) {
+  struct Shape {
+    int rows, J, width;
+    bool index;
+  };
+  for (const Shape s : {Shape{1, 1, 8, false}, Shape{3, 5, 16, false}, Shape{4, 130, 24, false},
+                        Shape{7, 300, 40, true}, Shape{9, 257, 72, true}, Shape{2, 17, 8, true}}) {
+    const int B_rows = s.J + 3;
+    std::vector<float> A(size_t(s.rows) * s.J), B(size_t(B_rows) * s.width);
+    for (size_t i = 0; i < A.size(); ++i) A[i] = value(i + 1);
+    for (size_t i = 0; i < B.size(); ++i) B[i] = value(i + 1000003);
+    std::vector<int> b_index(s.J), c_index(s.rows);
+    for (int j = 0; j < s.J; ++j) b_index[j] = (j * 7 + 1) % B_rows;
+    for (int r = 0; r < s.rows; ++r) c_index[r] = s.rows - 1 - r;
+    std::vector<double> want(size_t(s.rows) * s.width);
+    for (int r = 0; r < s.rows; ++r)
+      for (int c = 0; c < s.width; ++c) {
+        const int cr = s.index ? c_index[r] : r;
+        double sum = value(uint64_t(cr) * 977 + c);  // C's initial value
+        for (int j = 0; j < s.J; ++j)
+          sum += double(A[size_t(r) * s.J + j]) *
+                 B[size_t(s.index ? b_index[j] : j) * s.width + c];
+        want[size_t(cr) * s.width + c] = sum;
+      }
+    for (KernelSet set : supported_sets()) {
+      std::vector<float> C(size_t(s.rows) * s.width);
+      for (int r = 0; r < s.rows; ++r)
+        for (int c = 0; c < s.width; ++c) C[size_t(r) * s.width + c] = value(uint64_t(r) * 977 + c);
+      gemm_with(set, s.rows, s.J, s.width, A.data(), size_t(s.J), 1,
+                {B.data(), size_t(s.width), s.index ? b_index.data() : nullptr},
+                {C.data(), size_t(s.width), s.index ? c_index.data() : nullptr});
+      for (size_t i = 0; i < C.size(); ++i)
+        ASSERT_NEAR(C[i], want[i], 1e-6 * (s.J + 1) * 4)
+            << nmsnn::cpu::to_string(set) << " rows=" << s.rows << " J=" << s.J
+            << " width=" << s.width << " at " << i;
+    }
+  }
+}
+
+TEST(KernelSets, WidthNotAMultipleOfEightIsAnError) {
+  std::vector<float> A(4), B(12), C(12);
+  EXPECT_THROW(nmsnn::cpu::gemm_accumulate<float>(1, 1, 12, A.data(), 1, 1, {B.data(), 12, nullptr},
+                                                 {C.data(), 12, nullptr}),
+               nmsnn::Error);
+}

@@ -138,11 +138,8 @@ RocCurve roc_curve(const std::vector<int>& truth01, const std::vector<float>& sc
   check_scores("roc_curve", truth01, scores);
   const Counts c = cumulative_counts(truth01, scores);
   const double P = c.tp.back(), N = c.fp.back();
-  if (P == 0 || N == 0) {
-    fail("roc_curve: needs both classes in the truth, got ", P, " positives and ", N,
-         " negatives");
-  }
   RocCurve r;
+  if (P == 0 || N == 0) return r;  // one class: no pair to rank, the AUC is undefined (NaN)
   r.thresholds = c.thresholds;
   double twice_area = 0;  // in units of one positive-negative pair
   for (size_t k = 0; k < c.tp.size(); ++k) {
@@ -188,8 +185,7 @@ OneVsRestRoc roc_one_vs_rest(const std::vector<int>& truth, const std::vector<fl
     sum += out.auc[c];
     ++defined;
   }
-  if (defined == 0) fail("roc_one_vs_rest: every sample has the same true class");
-  out.macro_auc = sum / defined;
+  if (defined > 0) out.macro_auc = sum / defined;  // else NaN: every sample has one true class
   return out;
 }
 
@@ -197,8 +193,9 @@ PrCurve pr_curve(const std::vector<int>& truth01, const std::vector<float>& scor
   check_scores("pr_curve", truth01, scores);
   const Counts c = cumulative_counts(truth01, scores);
   const double P = c.tp.back();
-  if (P == 0) fail("pr_curve: needs at least one positive in the truth, got none");
   PrCurve r;
+  if (P == 0) return r;  // no positive: recall is 0/0, the curve undefined (NaN AP)
+  r.average_precision = 0;
   r.thresholds = c.thresholds;
   r.precision.push_back(1);  // the empty prediction set, by convention
   r.recall.push_back(0);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -24,6 +25,32 @@ CliRun nmsnn(const std::string& args) {
   while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// Runs nmsnn with stdout discarded: what it says on stderr alone.
+CliRun nmsnn_stderr(const std::string& args, const std::string& prefix = "") {
+  const std::string cmd =
+      prefix + std::string(NMSNN_BINARY_DIR "/tools/nmsnn ") + args + " 2>&1 >/dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// The README's promise for every error: exit status 1 or 2, one line on stderr naming the problem
+// (`piece`), no internal error.
+void expect_one_line_error(const CliRun& r, const std::string& piece, const std::string& args) {
+  EXPECT_TRUE(r.status == 1 || r.status == 2) << args << " -> status " << r.status << "\n" << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << "\n" << r.output;
+  EXPECT_EQ(r.output.back(), '\n') << args << "\n" << r.output;
+  EXPECT_NE(r.output.find(piece), std::string::npos) << args << "\n" << r.output;
+  EXPECT_EQ(r.output.find("internal error"), std::string::npos) << args << "\n" << r.output;
+  for (const char c : r.output)
+    EXPECT_TRUE(c == '\n' || static_cast<unsigned char>(c) >= 0x20) << args << ": control byte "
+                                                                    << int(c) << " in " << r.output;
 }
 
 std::string read_file(const std::string& path) {
@@ -67,13 +94,13 @@ TEST(Cli, BadArgumentsFailWithAMessage) {
   struct Case {
     std::string args, message;
   } cases[] = {
-      {"train --epoch 3", "unknown flag --epoch (did you mean --epochs?)"},
+      {"train --epoch 3", "unknown flag '--epoch' (did you mean --epochs?)"},
       {"train --epochs", "needs a value"},
       {"train --epochs three", "'three' is not a whole number"},
       {"train --lr 0.1,x", "'x' is not a finite number"},
       {"train --data /nonexistent/dir", "/nonexistent/dir"},
-      {"train " + kData + " --time-steps 0 --train-limit 10", "time_steps"},
-      {"train " + kData + " --hidden 0 --train-limit 10", "size must be > 0"},
+      {"train " + kData + " --time-steps 0 --train-limit 10", "--time-steps"},
+      {"train " + kData + " --hidden 0 --train-limit 10", "--hidden"},
       {"train " + kData + " --begin-eval 8 --time-steps 8 --train-limit 10", "begin_eval"},
       {"train " + kData + " --device tpu --train-limit 10", "unknown device 'tpu'"},
       {"train " + kData + " --matmul fp16 --train-limit 10", "unknown matmul precision 'fp16'"},
@@ -202,4 +229,122 @@ TEST(Cli, ModelFilesAndTabularErrors) {
     EXPECT_EQ(r.status, 1) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
   }
+}
+
+// ---- flags out of their meaning, plots, memory: one clear line each --------------------------
+
+TEST(Cli, FlagsOutsideTheirMeaningAreRejected) {
+  const std::string dir = NMSNN_BINARY_DIR "/cli_flags";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  CliRun r = nmsnn("train --data " + kIris + " --target target --epochs 1 --time-steps 4 --save " +
+                   dir + "/iris.nmsnn --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string model = " --model " + dir + "/iris.nmsnn --data " + kIris;
+  struct Case {
+    std::string args, message;
+  } cases[] = {
+      {"eval" + model + " --limit -5", "flag --limit: must be in [0, 2147483647], got -5"},
+      {"plot" + model + " --limit -5 --out " + dir + "/p", "flag --limit: must be in [0, "},
+      {"plot" + model + " --sample -1 --out " + dir + "/p", "flag --sample: must be in [0, "},
+      {"plot" + model + " --neuron -3 --out " + dir + "/p", "flag --neuron: must be in [0, "},
+      {"plot" + model + " --layer -1 --out " + dir + "/p", "flag --layer: must be in [0, "},
+      {"eval" + model + " --max-memory lots", "flag --max-memory: expected a memory size"},
+      {"eval" + model + " --report=", "flag --report: needs a path"},
+      // predict reads every row: it has no --limit, and says so.
+      {"predict" + model + " --out " + dir + "/p.csv --limit -5", "unknown flag '--limit'"},
+      // Training flags (validated by the train command).
+      {"train --data " + kIris + " --lr-step -1", "--lr-step"},
+      {"train --data " + kIris + " --threads -1", "threads"},
+      // User text in a flag name is quoted and escaped, not echoed raw.
+      {"eval '--no\nsuch'", "unknown flag '--no\\nsuch'"},
+      {"'fro\nb'", "unknown command 'fro\\nb'"},
+  };
+  for (const Case& c : cases) expect_one_line_error(nmsnn_stderr(c.args), c.message, c.args);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/p")) << "a plot directory made by a failed plot";
+  EXPECT_FALSE(std::filesystem::exists(dir + "/p.csv"));
+}
+
+TEST(Cli, PlotChecksItsArgumentsBeforeWritingAnyFile) {
+  const std::string dir = NMSNN_BINARY_DIR "/cli_plot_args";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir + "/plots").c_str());
+  CliRun r = nmsnn("train --data " + kIris + " --target target --epochs 1 --time-steps 4 --save " +
+                   dir + "/iris.nmsnn --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string model = "plot --model " + dir + "/iris.nmsnn --data " + kIris;
+  // Iris has 150 samples (0 to 149), the network 2 layers here (dense+spiking, dense): sample 150,
+  // layer 9 and neuron 10^6 are out of range; before the fix the training curves, confusion matrix
+  // and ROC curve were written first.
+  const struct {
+    std::string flags, message;
+  } cases[] = {
+      {" --sample 150", "--sample 150 is outside the data's 150 samples (0 to 149)"},
+      {" --limit 20 --sample 20", "--sample 20 is outside the data's 20 samples"},
+      {" --layer 9", "--layer 9 is outside the network's "},
+      {" --neuron 1000000", "--neuron 1000000 is outside layer 0's "},
+  };
+  for (const auto& c : cases) {
+    const std::string args = model + " --out " + dir + "/plots" + c.flags;
+    expect_one_line_error(nmsnn_stderr(args), c.message, args);
+    EXPECT_TRUE(std::filesystem::is_empty(dir + "/plots")) << args;
+  }
+  // An output path that is a file: the same, before anything is drawn.
+  std::ofstream(dir + "/file") << "x";
+  expect_one_line_error(nmsnn_stderr(model + " --out " + dir + "/file"),
+                        "cannot create the plot directory", "--out FILE");
+  // In range, the same command writes them all (into a directory it creates, parents included).
+  r = nmsnn(model + " --out " + dir + "/new/plots --sample 149 --neuron 3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read_file(dir + "/new/plots/neuron_trace.svg").rfind("<svg", 0), 0u);
+}
+
+TEST(Cli, DataErrorsPrintOneLine) {
+  const std::string dir = NMSNN_BINARY_DIR "/cli_one_line";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  // A quoted cell holding a newline and a terminal escape, where a number is expected.
+  std::ofstream(dir + "/cells.csv") << "a,b,target\n\"1\n2\x1b[31m\",3,x\n4,5,y\n6,7,x\n";
+  const std::string args = "train --data " + dir + "/cells.csv";
+  expect_one_line_error(nmsnn_stderr(args), "'1\\n2\\x1b[31m' is not a number", args);
+}
+
+// A split of one class: AUC cannot be defined. The evaluation says so and still reports the
+// rest (accuracy, ...) instead of failing.
+TEST(Cli, OneClassDataReportsAucAsUndefined) {
+  const std::string dir = NMSNN_BINARY_DIR "/cli_one_class";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  CliRun r = nmsnn("train --data " + kIris + " --target target --epochs 1 --time-steps 4 --save " +
+                   dir + "/iris.nmsnn --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // The first 50 rows of iris are all setosa (class 0).
+  std::istringstream iris(read_file(kIris));
+  std::ofstream setosa(dir + "/setosa.csv");
+  std::string line;
+  for (int k = 0; k <= 50 && std::getline(iris, line); ++k) setosa << line << "\n";
+  setosa.close();
+  r = nmsnn("eval --model " + dir + "/iris.nmsnn --data " + dir + "/setosa.csv --report " + dir +
+            "/eval.json --plots " + dir + "/plots");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("AUC undefined (one class in the data)"), std::string::npos) << r.output;
+  const std::string json = read_file(dir + "/eval.json");
+  EXPECT_NE(json.find("\"test_auc\": null"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"test_samples\": 50"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"auc\": null"), std::string::npos) << json;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/plots/confusion_matrix.svg"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/plots/roc_curve.svg"));  // no curve to draw
+}
+
+// Running out of memory is the input's or the flags' doing, not a bug: one line, status 1. Under
+// an address-space limit, two 20000-wide hidden layers (1.6 GB of weights) cannot be allocated.
+TEST(Cli, OutOfMemoryIsOneClearLine) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizers reserve more address space than the limit this test sets";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+  GTEST_SKIP() << "sanitizers reserve more address space than the limit this test sets";
+#endif
+#endif
+  const std::string args = "train --data " + kIris + " --hidden 20000,20000 --epochs 1 --quiet";
+  const CliRun r = nmsnn_stderr(args, "ulimit -v 400000; ");
+  // Either the allocation fails (out of memory) or a memory check refuses it first.
+  expect_one_line_error(r, "memory", args);
+  EXPECT_EQ(r.status, 1) << r.output;
 }

@@ -208,8 +208,6 @@ TEST(Roc, OneVsRest) {
                           {"17 scores for 6 samples of 3 classes (expected 18)"}));
   EXPECT_TRUE(throws_with([&] { nmsnn::roc_one_vs_rest({0, 3}, Floats(6, 0.5f), 3); },
                           {"true label 3 at sample 1 is outside [0, 3)"}));
-  EXPECT_TRUE(throws_with([&] { nmsnn::roc_one_vs_rest({1, 1}, Floats(6, 0.5f), 3); },
-                          {"every sample has the same true class"}));
 }
 
 TEST(Roc, BadInput) {
@@ -222,8 +220,44 @@ TEST(Roc, BadInput) {
                           {"score[1] is not finite"}));
   EXPECT_TRUE(throws_with([] { nmsnn::roc_curve({0, 1}, {kInf, 0.2f}); },
                           {"score[0] is not finite"}));
-  EXPECT_TRUE(throws_with([] { nmsnn::roc_curve({1, 1}, {0.1f, 0.2f}); },
-                          {"needs both classes", "2 positives and 0 negatives"}));
+}
+
+// ---- one class in the truth: undefined, not an error ---------------------------------------------
+// A test split can hold one class only; the metrics that rank positives against negatives are then
+// undefined (NaN, reported as "undefined" / JSON null), and the rest of the evaluation stands.
+
+TEST(Roc, OneClassInTheTruthIsUndefined) {
+  for (const Ints& truth : {Ints{1, 1, 1}, Ints{0, 0, 0}}) {
+    const nmsnn::RocCurve r = nmsnn::roc_curve(truth, {0.1f, 0.7f, 0.2f});
+    EXPECT_TRUE(std::isnan(r.auc)) << r.auc;
+    EXPECT_TRUE(r.fpr.empty() && r.tpr.empty() && r.thresholds.empty());
+  }
+  // Bad input is still an error, whatever the classes.
+  EXPECT_TRUE(throws_with([] { nmsnn::roc_curve({1, 1}, {0.1f, kInf}); },
+                          {"score[1] is not finite"}));
+  // A curve never computed has no AUC either (not a misleading 0).
+  EXPECT_TRUE(std::isnan(nmsnn::RocCurve().auc));
+}
+
+TEST(Roc, OneVsRestWithOneClassIsUndefined) {
+  // Three samples of class 1 among 3 classes: no class has both positives and negatives.
+  const nmsnn::OneVsRestRoc o = nmsnn::roc_one_vs_rest({1, 1, 1}, Floats(9, 0.5f), 3);
+  EXPECT_TRUE(std::isnan(o.macro_auc)) << o.macro_auc;
+  ASSERT_EQ(o.auc.size(), 3u);
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_TRUE(std::isnan(o.auc[c])) << c;
+    EXPECT_TRUE(o.curves[c].fpr.empty()) << c;
+  }
+  EXPECT_TRUE(std::isnan(nmsnn::OneVsRestRoc().macro_auc));
+}
+
+TEST(PrecisionRecall, NoPositiveIsUndefined) {
+  const nmsnn::PrCurve c = nmsnn::pr_curve({0, 0}, {0.1f, 0.2f});
+  EXPECT_TRUE(std::isnan(c.average_precision)) << c.average_precision;
+  EXPECT_TRUE(c.precision.empty() && c.recall.empty() && c.thresholds.empty());
+  // Positives only is defined: every threshold has precision 1, AP = 1.
+  EXPECT_DOUBLE_EQ(nmsnn::pr_curve({1, 1}, {0.1f, 0.2f}).average_precision, 1.0);
+  EXPECT_TRUE(std::isnan(nmsnn::PrCurve().average_precision));
 }
 
 // ---- precision-recall --------------------------------------------------------------------------
@@ -254,8 +288,6 @@ TEST(PrecisionRecall, AveragePrecisionByHand) {
   EXPECT_DOUBLE_EQ(nmsnn::pr_curve({1, 0, 0, 0}, {0.1f, 0.2f, 0.3f, 0.4f}).average_precision,
                    0.25);
 
-  EXPECT_TRUE(throws_with([] { nmsnn::pr_curve({0, 0}, {0.1f, 0.2f}); },
-                          {"pr_curve: needs at least one positive"}));
   EXPECT_TRUE(throws_with([] { nmsnn::pr_curve({0, 1, 1}, {0.1f, 0.2f}); },
                           {"pr_curve", "3 truth values but 2 scores"}));
 }

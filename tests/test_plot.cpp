@@ -321,6 +321,27 @@ TEST(LineChart, Errors) {
   EXPECT_TRUE(throws_with([&] { plot::line_chart_svg(spec); }, {"size 50 x 440"}));
 }
 
+// Titles and series names can carry user text (class names from a CSV): an error quotes them on
+// one line, control characters escaped.
+TEST(LineChart, ErrorsQuoteUserTextOnOneLine) {
+  plot::LineChartSpec spec;
+  spec.title = "loss\nof\x1b[31m";
+  spec.series.push_back(series("class\r'a'", {1, 2}, {1}));
+  try {
+    plot::line_chart_svg(spec);
+    FAIL() << "no error";
+  } catch (const nmsnn::Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("line chart 'loss\\nof\\x1b[31m': series 'class\\r\\'a\\'' has 2 x values"),
+              std::string::npos)
+        << msg;
+    EXPECT_EQ(msg.find_first_of("\n\r\x1b"), std::string::npos) << msg;
+  }
+  plot::HeatMapSpec h;
+  h.title = std::string(500, 'x');
+  EXPECT_TRUE(throws_with([&] { plot::heat_map_svg(h); }, {"...' (500 bytes): size 0 x 0"}));
+}
+
 // ---- heat map ----
 
 TEST(HeatMap, MergesRunsIntoOnePathPerColor) {

@@ -48,7 +48,8 @@ size_t distance(const std::string& a, const std::string& b) {
 void Args::parse(const std::vector<std::string>& argv) {
   for (size_t k = 0; k < argv.size(); ++k) {
     const std::string& arg = argv[k];
-    if (arg.rfind("--", 0) != 0) fail("unexpected argument '", arg, "' (flags start with --)");
+    if (arg.rfind("--", 0) != 0)
+      fail("unexpected argument ", detail::quoted(arg), " (flags start with --)");
     std::string name = arg.substr(2), value;
     const size_t eq = name.find('=');
     const bool inline_value = eq != std::string::npos;
@@ -59,11 +60,14 @@ void Args::parse(const std::vector<std::string>& argv) {
     const Spec* spec = find(name);
     if (!spec) {
       std::string best;
-      size_t best_d = 4;
-      for (const Spec& s : specs_)
-        if (distance(name, s.name) < best_d) best_d = distance(name, s.name), best = s.name;
-      fail("unknown flag --", name, best.empty() ? "" : " (did you mean --" + best + "?)",
-           "; see --help");
+      size_t best_d = std::min<size_t>(4, 1 + name.size() / 3);  // close enough to be a typo
+      for (const Spec& s : specs_) {
+        if (name.size() > 64) break;  // no flag is that long; skip the quadratic distance
+        const size_t d = distance(name, s.name);
+        if (d < best_d) best_d = d, best = s.name;
+      }
+      fail("unknown flag ", detail::quoted("--" + name),
+           best.empty() ? "" : " (did you mean --" + best + "?)", "; see --help");
     }
     if (spec->value.empty()) {
       if (inline_value) fail("flag --", name, " takes no value");
@@ -90,7 +94,7 @@ long long Args::int64(const std::string& name, long long fallback) const {
   errno = 0;
   const long long x = std::strtoll(v.c_str(), &end, 10);
   if (v.empty() || *end != '\0' || errno == ERANGE)
-    fail("flag --", name, ": '", v, "' is not a whole number");
+    fail("flag --", name, ": ", detail::quoted(v), " is not a whole number");
   return x;
 }
 
@@ -106,7 +110,7 @@ double Args::number(const std::string& name, double fallback) const {
   char* end = nullptr;
   const double x = std::strtod(v.c_str(), &end);
   if (v.empty() || *end != '\0' || !std::isfinite(x))
-    fail("flag --", name, ": '", v, "' is not a finite number");
+    fail("flag --", name, ": ", detail::quoted(v), " is not a finite number");
   return x;
 }
 
@@ -144,6 +148,43 @@ std::vector<double> Args::numbers(const std::string& name,
     out.push_back(one.number(name, 0));
   }
   if (out.empty()) fail("flag --", name, ": expected a comma-separated list of numbers");
+  return out;
+}
+
+int Args::integer(const std::string& name, int fallback, int lo, int hi) const {
+  return int(int64(name, fallback, lo, hi));
+}
+
+long long Args::int64(const std::string& name, long long fallback, long long lo,
+                      long long hi) const {
+  const long long x = int64(name, fallback);
+  if (has(name) && (x < lo || x > hi))
+    fail("flag --", name, ": must be in [", lo, ", ", hi, "], got ", x);
+  return x;
+}
+
+double Args::number(const std::string& name, double fallback, double lo, double hi) const {
+  const double x = number(name, fallback);
+  if (has(name) && !(x >= lo && x <= hi))
+    fail("flag --", name, ": must be in [", lo, ", ", hi, "], got ", x);
+  return x;
+}
+
+std::vector<int> Args::integers(const std::string& name, const std::vector<int>& fallback, int lo,
+                                int hi) const {
+  const std::vector<int> out = integers(name, fallback);
+  for (int x : out)
+    if (has(name) && (x < lo || x > hi))
+      fail("flag --", name, ": every value must be in [", lo, ", ", hi, "], got ", x);
+  return out;
+}
+
+std::vector<double> Args::numbers(const std::string& name, const std::vector<double>& fallback,
+                                  double lo, double hi) const {
+  const std::vector<double> out = numbers(name, fallback);
+  for (double x : out)
+    if (has(name) && !(x >= lo && x <= hi))
+      fail("flag --", name, ": every value must be in [", lo, ", ", hi, "], got ", x);
   return out;
 }
 

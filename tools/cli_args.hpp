@@ -27,6 +27,15 @@ class Args {
   double number(const std::string& name, double fallback) const;
   std::vector<int> integers(const std::string& name, const std::vector<int>& fallback) const;
   std::vector<double> numbers(const std::string& name, const std::vector<double>& fallback) const;
+  // The same, refusing values outside [lo, hi] (inclusive) with "flag --name: must be in [lo, hi],
+  // got v": every flag with a bounded meaning (counts, limits, steps, fractions) reads through these.
+  int integer(const std::string& name, int fallback, int lo, int hi) const;
+  long long int64(const std::string& name, long long fallback, long long lo, long long hi) const;
+  double number(const std::string& name, double fallback, double lo, double hi) const;
+  std::vector<int> integers(const std::string& name, const std::vector<int>& fallback, int lo,
+                            int hi) const;
+  std::vector<double> numbers(const std::string& name, const std::vector<double>& fallback,
+                              double lo, double hi) const;
 
   // "  --name VALUE   help" lines for --help.
   std::string help() const;

@@ -6,10 +6,30 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <system_error>
 
 namespace nmsnn::cli {
 
 using detail::fail;
+
+namespace {
+const char* doing = nullptr;
+}  // namespace
+
+void now_doing(const char* what) { doing = what; }
+const char* now_doing() { return doing; }
+
+void add_memory_flag(Args& args) {
+  args.flag("max-memory", "SIZE",
+            "memory budget checked before large allocations, e.g. 8G or 512M (default: the "
+            "machine's memory, or NMSNN_MAX_MEMORY)");
+}
+
+void apply_memory_flag(const Args& args) {
+  if (args.has("max-memory"))
+    set_memory_limit(parse_memory_size("flag --max-memory", args.str("max-memory", "")));
+}
 
 bool is_image_directory(const std::string& path) {
   struct stat st;
@@ -33,7 +53,7 @@ DataSplits load_training_data(const std::string& path, TaskKind task, const std:
   DataSplits out;
   if (is_image_directory(path)) {
     if (task != TaskKind::classification)
-      fail("'", path, "' holds images (IDX files): only --task multiclass applies to it");
+      fail(detail::quoted(path), " holds images (IDX files): only --task multiclass applies to it");
     out.images = true;
     Dataset train = load_mnist(path, true, pixel_scale, train_limit);
     if (validation_fraction > 0) {
@@ -47,7 +67,7 @@ DataSplits load_training_data(const std::string& path, TaskKind task, const std:
     return out;
   }
   if (!ends_with(path, ".csv"))
-    fail("--data '", path, "' is neither a directory of IDX files nor a .csv file");
+    fail("--data ", detail::quoted(path), " is neither a directory of IDX files nor a .csv file");
   CsvOptions opts;
   opts.target = target;
   opts.task = task;
@@ -86,7 +106,8 @@ Dataset load_model_data(const std::string& path, const Model& model, const std::
   Dataset d = load_csv(path, opts);
   if (limit > 0 && limit < d.count) d = d.slice(0, limit);
   if (labelled && d.labels.empty() && d.targets.empty())
-    fail("'", path, "' has no target column '", opts.target, "' to score against");
+    fail(detail::quoted(path), " has no target column ", detail::quoted(opts.target),
+         " to score against");
   return d;
 }
 
@@ -95,8 +116,11 @@ void print_evaluation(const ModelEvaluation& e, const Model& m, const std::strin
     std::printf("%s R2 %.4f  RMSE %.4g  MAE %.4g  (%d samples, original units)\n", what.c_str(),
                 e.regression.r2, e.regression.rmse, e.regression.mae, e.count);
   } else {
-    std::printf("%s accuracy %.4f  macro F1 %.4f  AUC %.4f  (%d samples)\n", what.c_str(),
-                e.classes.accuracy, e.classes.macro_f1, e.auc, e.count);
+    // AUC ranks positives against negatives: with one class in the data there is nothing to rank.
+    char auc[64] = "AUC undefined (one class in the data)";
+    if (!std::isnan(e.auc)) std::snprintf(auc, sizeof auc, "AUC %.4f", e.auc);
+    std::printf("%s accuracy %.4f  macro F1 %.4f  %s  (%d samples)\n", what.c_str(),
+                e.classes.accuracy, e.classes.macro_f1, auc, e.count);
     if (e.confusion.classes <= 12) {
       for (int c = 0; c < e.confusion.classes; ++c)
         std::printf("  class %-16s precision %.3f recall %.3f F1 %.3f (support %lld)\n",
@@ -111,13 +135,15 @@ void print_evaluation(const ModelEvaluation& e, const Model& m, const std::strin
 
 void add_evaluation(Json& report, const std::string& prefix, const ModelEvaluation& e,
                     const Model& m) {
+  // A metric the data cannot define (AUC with one class present) is NaN: null in the report.
+  const auto metric = [](double v) { return std::isnan(v) ? Json() : Json(v); };
   report.set(prefix + "_samples", e.count);
   report.set(prefix + "_loss", e.loss);
   if (e.task == TaskKind::regression) {
     report.set(prefix + "_r2", e.regression.r2).set(prefix + "_rmse", e.regression.rmse);
     report.set(prefix + "_mse", e.regression.mse).set(prefix + "_mae", e.regression.mae);
   } else {
-    report.set(prefix + "_accuracy", e.classes.accuracy).set(prefix + "_auc", e.auc);
+    report.set(prefix + "_accuracy", e.classes.accuracy).set(prefix + "_auc", metric(e.auc));
     report.set(prefix + "_macro_precision", e.classes.macro_precision);
     report.set(prefix + "_macro_recall", e.classes.macro_recall);
     report.set(prefix + "_macro_f1", e.classes.macro_f1);
@@ -128,7 +154,7 @@ void add_evaluation(Json& report, const std::string& prefix, const ModelEvaluati
       k.set("recall", e.classes.recall[c]).set("f1", e.classes.f1[c]);
       k.set("support", e.classes.support[c]);
       if (e.task == TaskKind::classification && c < int(e.roc_per_class.auc.size()))
-        k.set("auc", e.roc_per_class.auc[c]);
+        k.set("auc", metric(e.roc_per_class.auc[c]));
       per_class.push_back(k);
     }
     report.set(prefix + "_per_class", per_class);
@@ -139,7 +165,8 @@ void add_evaluation(Json& report, const std::string& prefix, const ModelEvaluati
       cm.push_back(row);
     }
     report.set(prefix + "_confusion_matrix", cm);
-    if (e.task == TaskKind::binary) report.set(prefix + "_average_precision", e.pr.average_precision);
+    if (e.task == TaskKind::binary)
+      report.set(prefix + "_average_precision", metric(e.pr.average_precision));
   }
   Json rates = Json::array();
   for (const auto& r : e.rates) {
@@ -153,8 +180,37 @@ void add_evaluation(Json& report, const std::string& prefix, const ModelEvaluati
 
 std::vector<std::string> write_plots(const std::string& dir, Model& model, const Dataset& data,
                                      const ModelEvaluation& e, int sample, int layer, int neuron) {
-  ::mkdir(dir.c_str(), 0777);
-  if (!is_image_directory(dir)) fail("cannot create the plot directory '", dir, "'");
+  // Everything that can fail on the arguments (sample, layer, neuron, directory) is checked and
+  // the one-sample forward pass is run before the first file is written: a bad --sample must not
+  // leave half a directory of plots behind.
+  std::vector<LayerTrace> trace;
+  const int lyr = layer < 0 ? 0 : layer;
+  if (data.count > 0) {
+    if (sample < 0 || sample >= data.count)
+      fail("--sample ", sample, " is outside the data's ", data.count, " samples (0 to ",
+           data.count - 1, ")");
+    const Dataset one = model.prepare(data.slice(sample, 1));
+    ForwardOptions opts;
+    opts.training = false;
+    opts.record = true;
+    opts.use_noise_pass = true;
+    opts.noise_pass = 0;
+    const Input in = model.description().encoding == Input::Kind::noisy
+                         ? Input::noisy(one.x, 1)
+                         : Input::repeated(one.x, 1);
+    trace = model.network().forward(in, opts).trace();
+    const int L = int(trace.size());
+    if (lyr >= L) fail("--layer ", lyr, " is outside the network's ", L, " layers (0 to ", L - 1, ")");
+    if (neuron < 0 || neuron >= trace[lyr].size)
+      fail("--neuron ", neuron, " is outside layer ", lyr, "'s ", trace[lyr].size, " neurons (0 to ",
+           trace[lyr].size - 1, ")");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!is_image_directory(dir))
+    fail("cannot create the plot directory ", detail::quoted(dir),
+         ec ? ": " + ec.message() : std::string(": a file of that name is in the way"));
+
   std::vector<std::string> files;
   auto path = [&](const std::string& name) { return files.emplace_back(dir + "/" + name); };
 
@@ -190,21 +246,27 @@ std::vector<std::string> write_plots(const std::string& dir, Model& model, const
     }
     plot::confusion_matrix_chart(path("confusion_matrix.svg"), cm, names,
                                  "Confusion matrix (" + std::to_string(e.count) + " samples)");
+    // ROC and PR curves only where they are defined: with one class in the data (no curve) there
+    // is no file, as the report says the AUC is undefined.
     plot::LineChartSpec roc{"ROC curve", "false positive rate", "true positive rate", {}};
     roc.diagonal = true;
     roc.x_min = roc.y_min = 0;
     roc.x_max = roc.y_max = 1;
     char label[96];
-    if (model.task() == TaskKind::binary && !e.roc.fpr.empty()) {
-      std::snprintf(label, sizeof label, "AUC = %.3f", e.roc.auc);
-      roc.series.push_back({label, e.roc.fpr, e.roc.tpr});
-      plot::LineChartSpec pr{"Precision-recall curve", "recall", "precision", {}};
-      pr.x_min = pr.y_min = 0;
-      pr.x_max = pr.y_max = 1;
-      std::snprintf(label, sizeof label, "AP = %.3f", e.pr.average_precision);
-      pr.series.push_back({label, e.pr.recall, e.pr.precision});
-      pr.series.back().steps = true;
-      plot::line_chart(path("pr_curve.svg"), pr);
+    if (model.task() == TaskKind::binary) {
+      if (!e.roc.fpr.empty()) {
+        std::snprintf(label, sizeof label, "AUC = %.3f", e.roc.auc);
+        roc.series.push_back({label, e.roc.fpr, e.roc.tpr});
+      }
+      if (!e.pr.recall.empty()) {
+        plot::LineChartSpec pr{"Precision-recall curve", "recall", "precision", {}};
+        pr.x_min = pr.y_min = 0;
+        pr.x_max = pr.y_max = 1;
+        std::snprintf(label, sizeof label, "AP = %.3f", e.pr.average_precision);
+        pr.series.push_back({label, e.pr.recall, e.pr.precision});
+        pr.series.back().steps = true;
+        plot::line_chart(path("pr_curve.svg"), pr);
+      }
     } else {
       for (size_t c = 0; c < e.roc_per_class.curves.size(); ++c) {
         if (e.roc_per_class.curves[c].fpr.empty()) continue;
@@ -236,47 +298,29 @@ std::vector<std::string> write_plots(const std::string& dir, Model& model, const
   }
 
   // The seed's neuron views for one sample: every layer's state and spikes over time.
-  if (data.count > 0) {
-    if (sample < 0 || sample >= data.count)
-      fail("--sample ", sample, " is outside the data's ", data.count, " samples");
-    const Dataset one = model.prepare(data.slice(sample, 1));
-    ForwardOptions opts;
-    opts.training = false;
-    opts.record = true;
-    opts.use_noise_pass = true;
-    opts.noise_pass = 0;
-    const Input in = model.description().encoding == Input::Kind::noisy
-                         ? Input::noisy(one.x, 1)
-                         : Input::repeated(one.x, 1);
-    const ForwardPass pass = model.network().forward(in, opts);
-    const auto& trace = pass.trace();
-    for (size_t l = 0; l < trace.size(); ++l) {
-      const LayerTrace& tr = trace[l];
-      if (tr.steps < 2) continue;  // nothing to see over time
-      plot::HeatMapSpec state, spikes;
-      state.title = "Inner state values of neurons for layer " + std::to_string(l);
-      spikes.title = "Output spikes (activation) values of neurons for layer " + std::to_string(l);
-      for (auto* h : {&state, &spikes}) {
-        h->rows = tr.size;
-        h->cols = tr.steps;
-        h->values.resize(size_t(tr.size) * tr.steps);
-      }
-      state.value_label = "state";
-      spikes.value_label = "output";
-      for (int t = 0; t < tr.steps; ++t)
-        for (int n = 0; n < tr.size; ++n) {
-          state.values[size_t(n) * tr.steps + t] = tr.state[size_t(t) * tr.size + n];
-          spikes.values[size_t(n) * tr.steps + t] = tr.spikes[size_t(t) * tr.size + n];
-        }
-      plot::heat_map(path("layer" + std::to_string(l) + "_state.svg"), state);
-      plot::heat_map(path("layer" + std::to_string(l) + "_spikes.svg"), spikes);
+  for (size_t l = 0; l < trace.size(); ++l) {
+    const LayerTrace& tr = trace[l];
+    if (tr.steps < 2) continue;  // nothing to see over time
+    plot::HeatMapSpec state, spikes;
+    state.title = "Inner state values of neurons for layer " + std::to_string(l);
+    spikes.title = "Output spikes (activation) values of neurons for layer " + std::to_string(l);
+    for (auto* h : {&state, &spikes}) {
+      h->rows = tr.size;
+      h->cols = tr.steps;
+      h->values.resize(size_t(tr.size) * tr.steps);
     }
-    const int L = int(trace.size());
-    const int lyr = layer < 0 ? 0 : layer;
-    if (lyr >= L) fail("--layer ", lyr, " is outside the network's ", L, " layers");
+    state.value_label = "state";
+    spikes.value_label = "output";
+    for (int t = 0; t < tr.steps; ++t)
+      for (int n = 0; n < tr.size; ++n) {
+        state.values[size_t(n) * tr.steps + t] = tr.state[size_t(t) * tr.size + n];
+        spikes.values[size_t(n) * tr.steps + t] = tr.spikes[size_t(t) * tr.size + n];
+      }
+    plot::heat_map(path("layer" + std::to_string(l) + "_state.svg"), state);
+    plot::heat_map(path("layer" + std::to_string(l) + "_spikes.svg"), spikes);
+  }
+  if (!trace.empty()) {
     const LayerTrace& tr = trace[lyr];
-    if (neuron < 0 || neuron >= tr.size)
-      fail("--neuron ", neuron, " is outside layer ", lyr, "'s ", tr.size, " neurons");
     plot::Series st{"inner state"}, sp{"output (spikes)"};
     for (int t = 0; t < tr.steps; ++t) {
       st.x.push_back(t), st.y.push_back(tr.state[size_t(t) * tr.size + neuron]);

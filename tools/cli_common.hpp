@@ -10,6 +10,18 @@
 
 namespace nmsnn::cli {
 
+constexpr int kIntMax = 2147483647;  // the upper end of flags bounded only by an int
+
+// What the command is doing now ("loading the data"), for the message when it runs out of
+// memory: nmsnn_main says "out of memory while loading the data". A string literal.
+void now_doing(const char* what);
+const char* now_doing();
+
+// --max-memory SIZE, shared by every command: the budget checked before large allocations
+// ("8G", "512M", bytes). add_memory_flag declares it, apply_memory_flag sets it when given.
+void add_memory_flag(Args& args);
+void apply_memory_flag(const Args& args);
+
 // A data source: a directory of MNIST-format IDX files (MNIST, Fashion-MNIST) or a CSV file.
 bool is_image_directory(const std::string& path);
 

@@ -17,6 +17,7 @@ int run_plot(const std::vector<std::string>& argv) {
   args.flag("layer", "L", "the layer of the single-neuron trace (default 0)");
   args.flag("neuron", "N", "the neuron of the single-neuron trace (default 0)");
   args.flag("limit", "N", "score on the first N samples (0: all)");
+  add_memory_flag(args);
   args.sw("help", "show this help");
   args.parse(argv);
   if (args.has("help")) {
@@ -30,12 +31,23 @@ int run_plot(const std::vector<std::string>& argv) {
   }
   if (!args.has("model")) detail::fail("--model FILE is required");
   if (!args.has("data")) detail::fail("--data PATH is required");
-  const int sample = args.integer("sample", 0), layer = args.integer("layer", 0);
-  const int neuron = args.integer("neuron", 0), limit = args.integer("limit", 0);
+  // Every flag is checked here, and the sample, layer and neuron against the data and the network
+  // in write_plots, before any file is written.
+  const int sample = args.integer("sample", 0, 0, kIntMax);
+  const int layer = args.integer("layer", 0, 0, int(kMaxLayers) - 1);
+  const int neuron = args.integer("neuron", 0, 0, int(kMaxLayerSize) - 1);
+  const int limit = args.integer("limit", 0, 0, kIntMax);
+  const std::string out = args.str("out", "plots");
+  if (out.empty()) detail::fail("flag --out: needs a directory name");
+  apply_memory_flag(args);
+  now_doing("loading the model");
   Model model = Model::load(args.str("model", ""));
+  now_doing("loading the data");
   const Dataset data = load_model_data(args.str("data", ""), model, args.str("target", ""), true, limit);
+  now_doing("evaluating the model");
   const ModelEvaluation ev = model.evaluate(data);
-  const auto files = write_plots(args.str("out", "plots"), model, data, ev, sample, layer, neuron);
+  now_doing("drawing the plots");
+  const auto files = write_plots(out, model, data, ev, sample, layer, neuron);
   for (const auto& f : files) std::printf("%s\n", f.c_str());
   return 0;
 }

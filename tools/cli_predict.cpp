@@ -26,6 +26,7 @@ int run_predict(const std::vector<std::string>& argv) {
   args.flag("data", "FILE.csv", "rows to predict, with the model's feature columns (required)");
   args.flag("out", "FILE.csv", "where to write the predictions (required)");
   args.flag("device", "D", "cpu | cuda");
+  add_memory_flag(args);
   args.sw("help", "show this help");
   args.parse(argv);
   if (args.has("help")) {
@@ -36,13 +37,17 @@ int run_predict(const std::vector<std::string>& argv) {
     return 0;
   }
   for (const char* f : {"model", "data", "out"})
-    if (!args.has(f)) detail::fail("--", f, " is required");
+    if (!args.has(f) || args.str(f, "").empty()) detail::fail("--", f, " is required");
+  apply_memory_flag(args);
   NetworkOptions opts;
   opts.engine = parse_engine(args.str("device", "cpu"));
+  now_doing("loading the model");
   Model model = Model::load(args.str("model", ""), opts);
   if (is_image_directory(args.str("data", "")))
     detail::fail("predict reads CSV files; for IDX images use `nmsnn eval`");
+  now_doing("loading the data");
   const Dataset data = load_model_data(args.str("data", ""), model, "", false, 0);
+  now_doing("predicting");
   const Predictions p = model.predict(data);
 
   std::ostringstream out;

@@ -1,9 +1,15 @@
 // nmsnn_main.cpp — the `nmsnn` command: dispatches to its subcommands and turns errors into a
 // message and a non-zero exit status.
+//
+// Exit status: 0 done, 1 an error in the input, the flags or the resources (one line on stderr
+// naming it), 2 a bad command line (usage), 3 an internal error (a bug: please report it).
 #include <cstdio>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "cli_common.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn::cli {
@@ -25,6 +31,33 @@ void usage() {
       "  help     show this message\n\n"
       "`nmsnn <command> --help` lists a command's flags.\n");
 }
+
+// The last guard of "one line": messages quote user text through detail::quoted already, but a
+// control character that slipped through must not break the line or reach the terminal raw.
+std::string one_line(const std::string& message) {
+  std::string out;
+  for (const char ch : message) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f) {
+      out += ch;
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  return out;
+}
+
+// What the command was doing, for "out of memory while loading the data".
+std::string while_doing() {
+  const char* what = nmsnn::cli::now_doing();
+  return what ? std::string(" while ") + what : std::string();
+}
+
+const char* kMemoryAdvice =
+    "; try fewer samples, a smaller --batch or a smaller model (--max-memory sets the budget "
+    "that sizes are checked against before large allocations)";
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -43,14 +76,25 @@ int main(int argc, char** argv) {
       usage();
       return 0;
     }
-    std::fprintf(stderr, "nmsnn: unknown command '%s'\n\n", command.c_str());
+    std::fprintf(stderr, "nmsnn: unknown command %s (train, eval, predict, plot or help)\n",
+                 nmsnn::detail::quoted(command).c_str());
     usage();
     return 2;
   } catch (const nmsnn::Error& e) {
-    std::fprintf(stderr, "nmsnn %s: error: %s\n", command.c_str(), e.what());
+    std::fprintf(stderr, "nmsnn %s: error: %s\n", command.c_str(), one_line(e.what()).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // Not a bug: the input or the flags asked for more memory than the machine would give.
+    std::fprintf(stderr, "nmsnn %s: error: out of memory%s%s\n", command.c_str(),
+                 while_doing().c_str(), kMemoryAdvice);
+    return 1;
+  } catch (const std::length_error&) {
+    // std::vector refused a size beyond what it can ever hold: the same cause, a size too large.
+    std::fprintf(stderr, "nmsnn %s: error: a size too large to allocate%s%s\n", command.c_str(),
+                 while_doing().c_str(), kMemoryAdvice);
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "nmsnn %s: internal error: %s\n", command.c_str(), e.what());
+    std::fprintf(stderr, "nmsnn %s: internal error: %s\n", command.c_str(), one_line(e.what()).c_str());
     return 3;
   }
 }

@@ -1,21 +1,48 @@
 // cpu/thread_pool.cpp — the worker threads behind the CPU engine's parallel loops.
 #include "cpu/thread_pool.hpp"
 
+#include <system_error>
+
+#include "nmsnn/error.hpp"
+
 namespace nmsnn::cpu {
 
-ThreadPool::ThreadPool(int threads) {
+ThreadPool::ThreadPool(int threads, const StartThread& start) {
+  if (threads > kMaxThreads)
+    detail::fail("CPU threads must be in [0, ", kMaxThreads, "], got ", threads);
   if (threads <= 0) threads = int(std::thread::hardware_concurrency());
   if (threads <= 0) threads = 1;
-  for (int w = 1; w < threads; ++w) workers_.emplace_back([this, w] { worker_loop(w); });
+  if (threads > kMaxThreads) threads = kMaxThreads;
+  workers_.reserve(size_t(threads - 1));
+  try {
+    for (int w = 1; w < threads; ++w) {
+      auto loop = [this, w] { worker_loop(w); };
+      workers_.push_back(start ? start(loop) : std::thread(loop));
+    }
+  } catch (const std::system_error& e) {
+    // The destructor does not run for a half-built object: stop and join the started workers
+    // here, or they would wait forever (and their std::thread objects would end the program).
+    const int started = size();
+    stop_workers();
+    detail::fail("cannot start ", threads, " CPU worker threads (started ", started, ": ",
+                 e.code().message(), "); use --threads ", started, " or fewer");
+  } catch (...) {
+    stop_workers();
+    throw;
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
 }
 
 void ThreadPool::run_tasks(int worker) {

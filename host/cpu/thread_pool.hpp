@@ -4,6 +4,10 @@
 // returns when all are done. Results must not depend on which worker ran a task: the CPU engine
 // splits work into a fixed number of tasks, independent of the thread count, so one seed gives
 // bit-identical results on any machine size.
+//
+// When the threads cannot all be started (a container's process limit, memory for their stacks),
+// the constructor stops and joins the ones it started and throws nmsnn::Error saying how many it
+// managed: it does not quietly run with fewer threads than asked for.
 #pragma once
 
 #include <condition_variable>
@@ -14,9 +18,16 @@
 
 namespace nmsnn::cpu {
 
+// More threads than any machine this library targets has cores: a request above it is a mistake.
+constexpr int kMaxThreads = 4096;
+
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);  // threads <= 0: one per hardware thread
+  // Starts one thread; the default is std::thread. Tests pass one that fails, to check cleanup.
+  using StartThread = std::function<std::thread(std::function<void()>)>;
+
+  // threads <= 0: one per hardware thread; the calling thread counts as one of them.
+  explicit ThreadPool(int threads, const StartThread& start = nullptr);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -29,6 +40,7 @@ class ThreadPool {
 
  private:
   void worker_loop(int worker);
+  void stop_workers();  // wakes every worker with stop_ set and joins it
   void run_tasks(int worker);
 
   std::vector<std::thread> workers_;

@@ -6,10 +6,15 @@
 // trapezoid area, which equals the Mann-Whitney probability that a positive outscores a negative
 // with ties counted 1/2; average precision is sum_n (R_n - R_n-1) P_n. Bad input (empty, sizes that
 // disagree, labels out of range, non-finite values) throws nmsnn::Error saying which.
+//
+// A metric the data cannot define is NaN, not an error: AUC when the truth holds one class only
+// (no negatives to rank positives against, or no positives), average precision without a positive.
+// A test split of one class is a fact about the data, and reports say "undefined" (JSON null).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace nmsnn {
@@ -39,11 +44,12 @@ struct ClassMetrics {
 
 ClassMetrics class_metrics(const ConfusionMatrix& cm);
 
-// Binary ROC: truth01[i] in {0, 1}, higher score = more positive; needs both classes present.
+// Binary ROC: truth01[i] in {0, 1}, higher score = more positive. With one class only in the
+// truth the curve is undefined: fpr, tpr and thresholds are empty and auc is NaN.
 struct RocCurve {
   std::vector<double> fpr, tpr;   // [points], from (0, 0) to (1, 1)
   std::vector<float> thresholds;  // [points]: predict positive when score >= threshold; [0] = +inf
-  double auc = 0;
+  double auc = std::numeric_limits<double>::quiet_NaN();  // NaN until computed, or undefined
 };
 
 RocCurve roc_curve(const std::vector<int>& truth01, const std::vector<float>& scores);
@@ -52,17 +58,19 @@ RocCurve roc_curve(const std::vector<int>& truth01, const std::vector<float>& sc
 struct OneVsRestRoc {
   std::vector<RocCurve> curves;  // [classes]; empty where the AUC is undefined
   std::vector<double> auc;       // [classes]; NaN for a class absent from (or all of) the truth
-  double macro_auc = 0;          // mean over the classes whose AUC is defined
+  // Mean over the classes whose AUC is defined; NaN when none is (every sample of one class).
+  double macro_auc = std::numeric_limits<double>::quiet_NaN();
 };
 
 OneVsRestRoc roc_one_vs_rest(const std::vector<int>& truth, const std::vector<float>& scores,
                              int classes);
 
-// Binary precision-recall curve; needs at least one positive.
+// Binary precision-recall curve. Without a positive in the truth recall is 0/0: the curve is
+// empty and average_precision is NaN.
 struct PrCurve {
   std::vector<double> precision, recall;  // [points], from (recall 0, precision 1) at +inf
   std::vector<float> thresholds;          // [points], descending; [0] = +inf
-  double average_precision = 0;
+  double average_precision = std::numeric_limits<double>::quiet_NaN();  // NaN: undefined
 };
 
 PrCurve pr_curve(const std::vector<int>& truth01, const std::vector<float>& scores);

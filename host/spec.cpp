@@ -5,6 +5,7 @@
 
 #include "backend.hpp"
 #include "nmsnn/error.hpp"
+#include "nmsnn/limits.hpp"
 
 namespace nmsnn {
 
@@ -44,14 +45,24 @@ const char* layer_kind(const LayerSpec& layer) {
 }
 
 void NetworkSpec::validate() const {
+  // Upper bounds first: sizes past the limits (limits.hpp) would overflow products of sizes or
+  // ask for absurd memory, so they are refused here, by name, before anything is allocated.
   if (inputs <= 0) fail("network spec: inputs must be > 0, got ", inputs);
+  if (inputs > kMaxLayerSize)
+    fail("network spec: inputs must be at most ", kMaxLayerSize, ", got ", inputs);
   if (time_steps < 1) fail("network spec: time_steps (T) must be >= 1, got ", time_steps);
+  if (time_steps > kMaxTimeSteps)
+    fail("network spec: time_steps (T) must be at most ", kMaxTimeSteps, ", got ", time_steps);
   if (layers.empty()) fail("network spec: needs at least one layer");
+  if (int64_t(layers.size()) > kMaxLayers)
+    fail("network spec: has ", layers.size(), " layers, at most ", kMaxLayers, " are supported");
   Shape shape{inputs, time_steps};
   for (size_t l = 0; l < layers.size(); ++l) {
     const LayerSpec& layer = layers[l];
     if (auto* s = std::get_if<SpikingLayer>(&layer)) {
       if (s->size <= 0) fail("layer ", l, ": size must be > 0, got ", s->size);
+      if (s->size > kMaxLayerSize)
+        fail("layer ", l, ": size must be at most ", kMaxLayerSize, ", got ", s->size);
       if (!std::isfinite(s->decay) || s->decay < 0 || s->decay > 1)
         fail("layer ", l, ": decay must be in [0, 1], got ", s->decay);
       if (!positive(s->threshold)) fail("layer ", l, ": threshold must be > 0, got ", s->threshold);
@@ -59,6 +70,8 @@ void NetworkSpec::validate() const {
         fail("layer ", l, ": penalty must be >= 0, got ", s->penalty);
     } else if (auto* d = std::get_if<Dense>(&layer)) {
       if (d->size <= 0) fail("layer ", l, " (dense): size must be > 0, got ", d->size);
+      if (d->size > kMaxLayerSize)
+        fail("layer ", l, " (dense): size must be at most ", kMaxLayerSize, ", got ", d->size);
     } else if (auto* a = std::get_if<SpikingActivation>(&layer)) {
       if (!positive(a->dt)) fail("layer ", l, " (spiking activation): dt must be > 0, got ", a->dt);
       if (!std::isfinite(a->rate_weight) || a->rate_weight < 0)
@@ -68,6 +81,7 @@ void NetworkSpec::validate() const {
     } else if (auto* f = std::get_if<Lowpass>(&layer)) {
       if (!positive(f->tau)) fail("layer ", l, " (lowpass): tau must be > 0, got ", f->tau);
       if (!positive(f->dt)) fail("layer ", l, " (lowpass): dt must be > 0, got ", f->dt);
+      if (f->units < 0) fail("layer ", l, " (lowpass): units must be >= 0, got ", f->units);
       if (f->units != 0 && f->units != shape.width)
         fail("layer ", l, " (lowpass): has ", f->units, " units but its input has ", shape.width,
              " features");
@@ -127,7 +141,7 @@ const char* to_string(Reduce reduce) { return reduce == Reduce::sum ? "sum" : "m
 ResetRule parse_reset_rule(const std::string& name) {
   if (name == "scale") return ResetRule::scale;
   if (name == "subtract") return ResetRule::subtract;
-  fail("unknown reset rule '", name, "' (expected scale or subtract)");
+  fail("unknown reset rule ", detail::quoted(name), " (expected scale or subtract)");
 }
 
 const char* to_string(ActivationKind kind) {
@@ -143,13 +157,13 @@ ActivationKind parse_activation(const std::string& name) {
   if (name == "relu") return ActivationKind::relu;
   if (name == "tanh") return ActivationKind::tanh;
   if (name == "sigmoid") return ActivationKind::sigmoid;
-  fail("unknown activation '", name, "' (expected relu, tanh or sigmoid)");
+  fail("unknown activation ", detail::quoted(name), " (expected relu, tanh or sigmoid)");
 }
 
 Reduce parse_reduce(const std::string& name) {
   if (name == "sum") return Reduce::sum;
   if (name == "mean") return Reduce::mean;
-  fail("unknown readout reduction '", name, "' (expected sum or mean)");
+  fail("unknown readout reduction ", detail::quoted(name), " (expected sum or mean)");
 }
 
 namespace detail {

@@ -2,8 +2,10 @@
 #include "nmsnn/spec_json.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 #include "nmsnn/error.hpp"
+#include "nmsnn/limits.hpp"
 
 namespace nmsnn {
 
@@ -22,10 +24,29 @@ Input::Kind parse_encoding(const std::string& name) {
   if (name == "noisy") return Input::Kind::noisy;
   if (name == "sequence") return Input::Kind::sequence;
   if (name == "repeated") return Input::Kind::repeated;
-  fail("unknown input encoding '", name, "' (expected noisy, repeated or sequence)");
+  fail("unknown input encoding ", detail::quoted(name), " (expected noisy, repeated or sequence)");
 }
 
 namespace {
+
+// A key as it appears in a path: plain names as they are, anything else (a newline, a long or
+// odd key from the file) quoted, so a path in a message stays one readable line.
+std::string path_key(const std::string& key) {
+  const bool plain = !key.empty() && key.size() <= 40 &&
+                     std::all_of(key.begin(), key.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                     });
+  return plain ? key : detail::quoted(key, 40);
+}
+
+// A JSON value in a message: numbers and literals as written, strings quoted, containers by
+// their kind (an array may be megabytes long).
+std::string shown(const Json& v) {
+  if (v.is_string()) return detail::quoted(v.as_string());
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return v.dump();
+}
 
 // Reads the members of one JSON object, remembering which were used, so that leftovers can be
 // reported as unknown keys.
@@ -33,37 +54,38 @@ class Fields {
  public:
   Fields(const Json& json, std::string path, const std::string& source)
       : json_(json), path_(std::move(path)), source_(source) {
-    if (!json.is_object()) fail(where(""), "expected an object, got a ", to_string(json.type()));
+    if (!json.is_object()) fail(where(""), "expected an object, got ", shown(json));
   }
 
   const Json* get(const std::string& key) const { return json_.find(key); }
   double number(const std::string& key, double fallback) {
     const Json* v = get(key);
     if (!v) return fallback;
-    if (!v->is_number()) fail(where(key), "expected a number, got a ", to_string(v->type()));
+    if (!v->is_number()) fail(where(key), "expected a number, got ", shown(*v));
     return v->as_number();
   }
-  int integer(const std::string& key, int fallback) {
+  // A whole number in [lo, hi], range-checked as a double before it becomes an int (a size of
+  // 1e10 must be an error, not an out-of-range conversion).
+  int integer(const std::string& key, int fallback, int64_t lo, int64_t hi) {
     const Json* v = get(key);
     if (!v) return fallback;
-    if (!v->is_number() || v->as_number() != double(int(v->as_number())))
-      fail(where(key), "expected a whole number, got ", v->dump());
-    return int(v->as_number());
+    if (!v->is_number()) fail(where(key), "expected a whole number, got ", shown(*v));
+    return int(detail::checked_integer(name(key), v->as_number(), lo, hi));
   }
-  int required_integer(const std::string& key) {
+  int required_integer(const std::string& key, int64_t lo, int64_t hi) {
     if (!json_.contains(key)) fail(where(key), "missing (it is required)");
-    return integer(key, 0);
+    return integer(key, 0, lo, hi);
   }
   bool boolean(const std::string& key, bool fallback) {
     const Json* v = get(key);
     if (!v) return fallback;
-    if (!v->is_bool()) fail(where(key), "expected true or false, got ", v->dump());
+    if (!v->is_bool()) fail(where(key), "expected true or false, got ", shown(*v));
     return v->as_bool();
   }
   std::string string(const std::string& key, const std::string& fallback) {
     const Json* v = get(key);
     if (!v) return fallback;
-    if (!v->is_string()) fail(where(key), "expected a string, got ", v->dump());
+    if (!v->is_string()) fail(where(key), "expected a string, got ", shown(*v));
     return v->as_string();
   }
   // Throws naming the first key that is not in `known`, listing the known ones. Called before
@@ -76,13 +98,21 @@ class Fields {
       fail(where(key), "unknown key (known keys here: ", list, ")");
     }
   }
+  // "source: layers[1].size: ", the prefix of a message about `key` ("" for the object).
   std::string where(const std::string& key) const {
-    std::string p = path_;
-    if (!key.empty()) p += (p.empty() ? "" : ".") + key;
+    const std::string p = path(key);
     return source_ + ": " + (p.empty() ? "" : p + ": ");
   }
+  // "source: layers[1].size", the subject of a message about `key`.
+  std::string name(const std::string& key) const { return source_ + ": " + path(key); }
 
  private:
+  std::string path(const std::string& key) const {
+    std::string p = path_;
+    if (!key.empty()) p += (p.empty() ? "" : ".") + path_key(key);
+    return p;
+  }
+
   const Json& json_;
   std::string path_;
   const std::string& source_;
@@ -104,7 +134,7 @@ LayerSpec layer_from_json(const Json& json, const std::string& path, const std::
   if (type == "spiking") {
     f.only({"type", "size", "decay", "threshold", "penalty", "reset", "delay"});
     SpikingLayer s;
-    s.size = f.required_integer("size");
+    s.size = f.required_integer("size", 1, kMaxLayerSize);
     s.decay = float(f.number("decay", s.decay));
     s.threshold = float(f.number("threshold", s.threshold));
     s.penalty = float(f.number("penalty", s.penalty));
@@ -116,7 +146,7 @@ LayerSpec layer_from_json(const Json& json, const std::string& path, const std::
   if (type == "dense") {
     f.only({"type", "size"});
     Dense d;
-    d.size = f.required_integer("size");
+    d.size = f.required_integer("size", 1, kMaxLayerSize);
     return d;
   }
   if (type == "activation") {
@@ -145,7 +175,7 @@ LayerSpec layer_from_json(const Json& json, const std::string& path, const std::
     Lowpass l;
     l.tau = float(f.number("tau", l.tau));
     l.dt = float(f.number("dt", l.dt));
-    l.units = f.integer("units", l.units);
+    l.units = f.integer("units", l.units, 0, kMaxLayerSize);
     l.apply_during_training = f.boolean("apply_during_training", l.apply_during_training);
     l.return_sequences = f.boolean("return_sequences", l.return_sequences);
     return l;
@@ -155,8 +185,8 @@ LayerSpec layer_from_json(const Json& json, const std::string& path, const std::
     return TemporalAvgPool{};
   }
   if (type.empty()) fail(f.where("type"), "missing (it is required)");
-  fail(f.where("type"), "unknown layer type '", type,
-       "' (expected spiking, dense, activation, spiking_activation, lowpass or "
+  fail(f.where("type"), "unknown layer type ", detail::quoted(type),
+       " (expected spiking, dense, activation, spiking_activation, lowpass or "
        "temporal_avg_pool)");
 }
 
@@ -191,10 +221,10 @@ NetworkDescription description_from_json(const Json& json, const std::string& so
   Fields f(json, "", source);
   f.only({"inputs", "time_steps", "encoding", "readout", "layers"});
   NetworkDescription d;
-  d.spec.inputs = f.integer("inputs", inputs);
+  d.spec.inputs = f.integer("inputs", inputs, 1, kMaxLayerSize);
   if (inputs > 0 && d.spec.inputs != inputs)
     fail(f.where("inputs"), d.spec.inputs, " does not match the data's ", inputs, " features");
-  d.spec.time_steps = f.integer("time_steps", d.spec.time_steps);
+  d.spec.time_steps = f.integer("time_steps", d.spec.time_steps, 1, kMaxTimeSteps);
   const std::string enc = f.string("encoding", to_string(d.encoding));
   d.encoding = named(f, "encoding", [&] { return parse_encoding(enc); });
   if (const Json* r = f.get("readout")) {
@@ -202,7 +232,8 @@ NetworkDescription description_from_json(const Json& json, const std::string& so
     rf.only({"reduce", "begin_eval"});
     const std::string reduce = rf.string("reduce", to_string(d.spec.readout.reduce));
     d.spec.readout.reduce = named(rf, "reduce", [&] { return parse_reduce(reduce); });
-    d.spec.readout.begin_eval = rf.integer("begin_eval", d.spec.readout.begin_eval);
+    d.spec.readout.begin_eval = rf.integer("begin_eval", d.spec.readout.begin_eval, 0,
+                                               kMaxTimeSteps - 1);
   }
   const Json* layers = f.get("layers");
   if (!layers) fail(f.where("layers"), "missing (it is required)");
@@ -220,7 +251,7 @@ NetworkDescription description_from_json(const Json& json, const std::string& so
 }
 
 NetworkDescription read_description(const std::string& path, int inputs) {
-  return description_from_json(read_json_file(path), path, inputs);
+  return description_from_json(read_json_file(path), detail::quoted(path), inputs);
 }
 
 Json description_to_json(const NetworkDescription& d) {

@@ -165,7 +165,12 @@ TEST(NetworkErrors, BadInputsNameTheProblem) {
               {"input x has 11 values", "batch*inputs", "12"});
   expect_throws([&] { net.forward(Input::sequence(x, 2)); },
               {"input sequence has 12 values", "time_steps*batch*inputs", "48"});
-  expect_throws([&] { net.forward(Input::noisy(x, 0)); }, {"batch must be >= 1"});
+  expect_throws([&] { net.forward(Input::noisy(x, 0)); },
+                {"forward: batch must be in [1, 16777216], got 0"});
+  expect_throws([&] { net.forward(Input::noisy(x, -3)); }, {"batch", "got -3"});
+  // Past kMaxBatchSize: refused by its size, before the count or the memory is looked at.
+  expect_throws([&] { net.forward(Input::noisy(x, (1 << 24) + 1)); },
+                {"forward: batch must be in [1, 16777216], got 16777217"});
   expect_throws([&] { net.forward(Input::noisy(nullptr, 12, 2)); }, {"null"});
   std::vector<float> bad = x;
   bad[7] = std::numeric_limits<float>::quiet_NaN();
@@ -213,4 +218,20 @@ TEST(NetworkErrors, EnumNamesAreParsedStrictly) {
   expect_throws([] { nmsnn::parse_reset_rule("zero"); }, {"'zero'"});
   expect_throws([] { nmsnn::parse_reduce("max"); }, {"'max'"});
   expect_throws([] { nmsnn::parse_loss("ce"); }, {"'ce'"});
+  // A name from the user is quoted and escaped, so a message stays one line.
+  expect_throws([] { nmsnn::parse_engine("gpu\n\x1b[2J"); }, {"'gpu\\n\\x1b[2J'"});
+  expect_throws([] { nmsnn::parse_activation(std::string(1000, 'r')); }, {"...' (1000 bytes)"});
+}
+
+TEST(NetworkErrors, ModelBatchSizesAreRangeChecked) {
+  nmsnn::NetworkDescription d;
+  d.spec = small();
+  nmsnn::Model model = nmsnn::Model::make(nmsnn::TaskKind::classification, d);
+  nmsnn::Dataset data;
+  data.count = 2;
+  data.features = 6;
+  data.x = ramp(12);
+  EXPECT_EQ(model.predict(data, 1).count, 2);
+  expect_throws([&] { model.predict(data, 0); }, {"batch size must be in [1, 16777216], got 0"});
+  expect_throws([&] { model.predict(data, 1 << 25); }, {"batch size", "got 33554432"});
 }

@@ -10,6 +10,7 @@
 // activation), the next layer's weights for it are 0, and its gradients stay exactly 0.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,9 @@
 
 namespace nmsnn::cpu {
 
-inline int padded_width(int n) { return (n + 7) / 8 * 8; }
+// n rounded up to a multiple of 8. The sum is taken in 64 bits so that no int overflows even
+// near INT_MAX; validated specs keep n <= kMaxLayerSize (limits.hpp), so the result fits an int.
+inline int padded_width(int n) { return int((int64_t(n) + 7) / 8 * 8); }
 
 // What a layer knows about the pass it runs in.
 struct PassInfo {

@@ -20,7 +20,8 @@
 //   }
 //
 // Every field but "type" and "size" has the default of the C++ struct (spec.hpp). Unknown keys,
-// wrong types and bad values are errors naming the path ("layers[2].tau: must be > 0, got -1").
+// wrong types and bad values are errors naming the path ("layers[2].tau: must be > 0, got -1",
+// "layers[1].size must be a whole number in [1, 16777216], got 2147483648").
 #pragma once
 
 #include <string>
@@ -37,8 +38,9 @@ struct NetworkDescription {
   Input::Kind encoding = Input::Kind::noisy;
 };
 
-// Parses a description. `inputs` > 0 fills in (or must equal) "inputs"; `source` names the file
-// in messages. The spec is validated.
+// Parses a description. `inputs` > 0 fills in (or must equal) "inputs"; `source` starts every
+// message as given (read_description passes the path through detail::quoted). Sizes are
+// range-checked against limits.hpp before they are converted, and the spec is validated.
 NetworkDescription description_from_json(const Json& json, const std::string& source,
                                          int inputs = 0);
 NetworkDescription read_description(const std::string& path, int inputs = 0);

@@ -2,11 +2,15 @@
 #include "nmsnn/model.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <map>
 
 #include "nmsnn/error.hpp"
 #include "nmsnn/json.hpp"
+#include "nmsnn/limits.hpp"
 #include "nmsnn/safetensors.hpp"
 
 namespace nmsnn {
@@ -27,14 +31,124 @@ Json names_json(const std::vector<std::string>& names) {
   return a;
 }
 
-std::vector<std::string> names_from(const std::map<std::string, std::string>& meta,
-                                    const std::string& key, const std::string& path) {
-  auto it = meta.find(key);
-  if (it == meta.end()) return {};
-  const Json j = parse_json(it->second, path + " metadata '" + key + "'");
-  std::vector<std::string> out;
-  for (const Json& v : j.as_array()) out.push_back(v.as_string());
-  return out;
+// Paths are quoted whole up to this length: cut at 80 bytes, a deep build directory would hide
+// the file's own name.
+constexpr size_t kPathBytes = 400;
+
+// A model file's metadata, read so that every problem names the file and the key:
+//   'iris.nmsnn': metadata 'seed': expected a whole number in [0, 2^64-1], got 'x'
+class Metadata {
+ public:
+  Metadata(const std::map<std::string, std::string>& meta, const std::string& path)
+      : meta_(meta), file_(detail::quoted(path, kPathBytes)) {}
+
+  const std::string& file() const { return file_; }
+  const std::string* find(const std::string& key) const {
+    auto it = meta_.find(key);
+    return it == meta_.end() ? nullptr : &it->second;
+  }
+  const std::string& required(const std::string& key) const {
+    const std::string* v = find(key);
+    if (!v) fail(file_, ": the model file's metadata lacks ", detail::quoted(key));
+    return *v;
+  }
+  // "'file': metadata 'key'", the source of messages about that value.
+  std::string where(const std::string& key) const {
+    return file_ + ": metadata " + detail::quoted(key);
+  }
+  template <class... Parts>
+  [[noreturn]] void bad(const std::string& key, const Parts&... parts) const {
+    fail(where(key), ": ", parts...);
+  }
+  Json json(const std::string& key) const { return parse_json(required(key), where(key)); }
+
+  // A JSON array of strings; absent: empty.
+  std::vector<std::string> names(const std::string& key) const {
+    if (!find(key)) return {};
+    const Json j = json(key);
+    if (!j.is_array()) bad(key, "expected a JSON array of strings, got ", kind(j));
+    std::vector<std::string> out;
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (!j.at(i).is_string()) bad(key, "item ", i, " is ", kind(j.at(i)), ", expected a string");
+      out.push_back(j.at(i).as_string());
+    }
+    return out;
+  }
+
+  static std::string kind(const Json& j) {
+    switch (j.type()) {
+      case Json::Type::null: return "null";
+      case Json::Type::boolean: return "a boolean";
+      case Json::Type::number: return "a number";
+      case Json::Type::string: return "a string";
+      case Json::Type::array: return "an array";
+      case Json::Type::object: return "an object";
+    }
+    return "?";
+  }
+
+ private:
+  const std::map<std::string, std::string>& meta_;
+  std::string file_;
+};
+
+// The seed: decimal digits only, within uint64_t (strtoull alone would take "-1", " 7" or "0x7").
+uint64_t parse_seed(const Metadata& m, const std::string& text) {
+  const bool digits = !text.empty() && text.size() <= 20 &&
+                      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  errno = 0;
+  const unsigned long long v = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+  if (!digits || errno == ERANGE)
+    m.bad("seed", "expected a whole number in [0, 2^64-1], got ", detail::quoted(text));
+  return uint64_t(v);
+}
+
+// One EpochRecord from an entry of "history", numbers checked to be numbers.
+EpochRecord epoch_record(const Metadata& m, const Json& e, size_t index) {
+  const std::string entry = "entry " + std::to_string(index);
+  if (!e.is_object()) m.bad("history", entry, " is ", Metadata::kind(e), ", expected an object");
+  const auto number = [&](const char* key) {
+    const Json* v = e.find(key);
+    if (!v) m.bad("history", entry, " lacks ", detail::quoted(key));
+    if (!v->is_number())
+      m.bad("history", entry, ": ", detail::quoted(key), " is ", Metadata::kind(*v),
+            ", expected a number");
+    return v->as_number();
+  };
+  EpochRecord r;
+  r.epoch = int(detail::checked_integer(m.where("history") + ": " + entry + ": 'epoch'",
+                                        number("epoch"), 0, std::numeric_limits<int>::max()));
+  r.lr = number("lr");
+  r.train_loss = number("train_loss");
+  r.train_accuracy = number("train_accuracy");
+  r.seconds = number("seconds");
+  r.validated = e.contains("validation_loss");
+  if (r.validated) {
+    r.validation_loss = number("validation_loss");
+    r.validation_accuracy = number("validation_accuracy");
+  }
+  return r;
+}
+
+// Tensor `name`'s values, checked to be a vector of `size` finite values (or absent: empty);
+// `positive` also requires every value to be > 0 (scales divide).
+std::vector<float> checked_vector(const SafetensorsFile& file, const std::string& where,
+                                  const char* name, int64_t size, bool positive) {
+  const NamedTensor* t = file.find(name);
+  if (!t) return {};
+  if (t->shape != std::vector<int64_t>{size})
+    fail(where, ": tensor ", detail::quoted(name), " has shape ", t->shape.size() == 1 ?
+         "[" + std::to_string(t->shape[0]) + "]" : std::to_string(t->shape.size()) + "-d",
+         ", expected [", size, "]");
+  for (size_t k = 0; k < t->data.size(); ++k) {
+    const float v = t->data[k];
+    if (!std::isfinite(v))
+      fail(where, ": tensor ", detail::quoted(name), " has a non-finite value (", v, ") at index ", k);
+    if (positive && !(v > 0))
+      fail(where, ": tensor ", detail::quoted(name), " has the scale ", v, " at index ", k,
+           ", scales must be > 0");
+  }
+  return t->data;
 }
 
 }  // namespace
@@ -104,7 +218,7 @@ TrainResult Model::fit(const Dataset& train, TrainOptions options, const Dataset
 // One inference pass over prepared data: the logits [N, C] and, when asked, every spiking
 // layer's firing rates over all samples and neurons.
 Model::Pass Model::run(const Dataset& d, int batch_size, bool rates) {
-  if (batch_size < 1) fail("batch size must be >= 1, got ", batch_size);
+  detail::checked_range("batch size", batch_size, 1, kMaxBatchSize);
   const int C = description_.spec.outputs();
   Pass out;
   out.logits.resize(size_t(d.count) * C);
@@ -271,67 +385,91 @@ void Model::save(const std::string& path) const {
 
 Model Model::load(const std::string& path, const NetworkOptions& options) {
   const SafetensorsFile file = read_safetensors(path);
-  const auto& meta = file.metadata;
-  auto it = meta.find("format");
-  if (it == meta.end() || it->second != kFormat)
-    fail(path, ": not an nmsnn model file (a safetensors file without \"format\": \"", kFormat,
-         "\" in its metadata)");
-  const auto get = [&](const std::string& key) -> const std::string& {
-    auto m = meta.find(key);
-    if (m == meta.end()) fail(path, ": model file metadata lacks '", key, "'");
-    return m->second;
-  };
-  if (get("format_version") != kFormatVersion)
-    fail(path, ": model file format version ", get("format_version"),
-         " is not supported (this nmsnn reads version ", kFormatVersion, ")");
-  const TaskKind task = parse_task_kind(get("task"));
+  const Metadata meta(file.metadata, path);
+  const std::string& f = meta.file();
+  const std::string* format = meta.find("format");
+  if (!format || *format != kFormat)
+    fail(f, ": not an nmsnn model file (a safetensors file without \"format\": \"", kFormat,
+         "\" in its metadata", format ? ", it has " + detail::quoted(*format) : std::string(), ")");
+  if (const std::string& v = meta.required("format_version"); v != kFormatVersion)
+    meta.bad("format_version", "version ", detail::quoted(v),
+             " is not supported (this nmsnn reads version ", kFormatVersion, ")");
+  const std::string& task_name = meta.required("task");
+  if (task_name != "multiclass" && task_name != "classification" && task_name != "regression" &&
+      task_name != "binary")
+    meta.bad("task", "expected multiclass, binary or regression, got ", detail::quoted(task_name));
+  const TaskKind task = parse_task_kind(task_name);
+  // Description errors come out as "'m.nmsnn': metadata 'network': layers[0].size ...".
   const NetworkDescription description =
-      description_from_json(parse_json(get("network"), path + " metadata 'network'"),
-                            path + " (network description)");
+      description_from_json(meta.json("network"), meta.where("network"));
   NetworkOptions opts = options;
-  if (meta.count("seed")) opts.seed = std::stoull(get("seed"));
-  Model m = make(task, description, opts);
+  if (const std::string* seed = meta.find("seed")) opts.seed = parse_seed(meta, *seed);
+  Model m;
+  try {
+    m = make(task, description, opts);
+  } catch (const Error& e) {
+    fail(f, ": ", e.what());  // a binary task without one output, a network too large to hold
+  }
+
+  // Every parameter: present, of the shape the description implies, finite.
   for (const ParameterInfo& p : m.network_->parameters()) {
     const NamedTensor* t = file.find(p.name);
-    if (!t) fail(path, ": the model file has no tensor '", p.name, "'");
-    if (std::vector<int64_t>(p.shape.begin(), p.shape.end()) != t->shape)
-      fail(path, ": tensor '", p.name, "' has the wrong shape for the network it describes");
+    if (!t) fail(f, ": the model file has no tensor ", detail::quoted(p.name));
+    if (std::vector<int64_t>(p.shape.begin(), p.shape.end()) != t->shape) {
+      std::string want, got;
+      for (int d : p.shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
+      for (int64_t d : t->shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
+      fail(f, ": tensor ", detail::quoted(p.name), " has the wrong shape for the network it "
+           "describes: [", got, "], expected [", want, "]");
+    }
+    for (size_t k = 0; k < t->data.size(); ++k)
+      if (!std::isfinite(t->data[k]))
+        fail(f, ": tensor ", detail::quoted(p.name), " has a non-finite value (", t->data[k],
+             ") at index ", k);
     m.network_->set_parameter(p.name, t->data);
   }
-  auto vec = [&](const char* name) {
-    const NamedTensor* t = file.find(name);
-    return t ? t->data : std::vector<float>{};
-  };
-  m.feature_scaler.mean = vec("preprocess.feature_mean");
-  m.feature_scaler.scale = vec("preprocess.feature_scale");
-  m.target_scaler.mean = vec("preprocess.target_mean");
-  m.target_scaler.scale = vec("preprocess.target_scale");
-  if (m.feature_scaler.mean.size() != m.feature_scaler.scale.size() ||
-      (m.feature_scaler.fitted() && int(m.feature_scaler.mean.size()) != description.spec.inputs))
-    fail(path, ": the feature scaler does not match the network's ", description.spec.inputs,
-         " inputs");
-  m.standardize_features = meta.count("standardize_features") == 0 ||
-                           get("standardize_features") == "true";
-  if (meta.count("pixel_scale")) m.pixel_scale = get("pixel_scale");
-  m.feature_names = names_from(meta, "feature_names", path);
-  m.class_names = names_from(meta, "class_names", path);
-  m.target_names = names_from(meta, "target_names", path);
-  if (meta.count("history")) {
-    const Json history = parse_json(get("history"), path + " metadata 'history'");
-    for (const Json& e : history.as_array()) {
-      EpochRecord r;
-      r.epoch = int(e.at("epoch").as_int());
-      r.lr = e.at("lr").as_number();
-      r.train_loss = e.at("train_loss").as_number();
-      r.train_accuracy = e.at("train_accuracy").as_number();
-      r.seconds = e.at("seconds").as_number();
-      r.validated = e.contains("validation_loss");
-      if (r.validated) {
-        r.validation_loss = e.at("validation_loss").as_number();
-        r.validation_accuracy = e.at("validation_accuracy").as_number();
-      }
-      m.history.push_back(r);
+
+  // Preprocessing: means finite, scales finite and > 0, sized for the network, in pairs.
+  const int inputs = description.spec.inputs, outputs = description.spec.outputs();
+  m.feature_scaler.mean = checked_vector(file, f, "preprocess.feature_mean", inputs, false);
+  m.feature_scaler.scale = checked_vector(file, f, "preprocess.feature_scale", inputs, true);
+  const bool regression = task == TaskKind::regression;
+  const NamedTensor* target = file.find("preprocess.target_mean");
+  const int64_t targets = regression ? outputs : target && !target->shape.empty() ? target->shape[0] : 0;
+  m.target_scaler.mean = checked_vector(file, f, "preprocess.target_mean", targets, false);
+  m.target_scaler.scale = checked_vector(file, f, "preprocess.target_scale", targets, true);
+  if (m.feature_scaler.mean.empty() != m.feature_scaler.scale.empty())
+    fail(f, ": the model file has only one of the tensors 'preprocess.feature_mean' and "
+         "'preprocess.feature_scale'");
+  if (m.target_scaler.mean.empty() != m.target_scaler.scale.empty())
+    fail(f, ": the model file has only one of the tensors 'preprocess.target_mean' and "
+         "'preprocess.target_scale'");
+
+  if (const std::string* v = meta.find("standardize_features")) {
+    if (*v != "true" && *v != "false")
+      meta.bad("standardize_features", "expected true or false, got ", detail::quoted(*v));
+    m.standardize_features = *v == "true";
+  }
+  if (const std::string* v = meta.find("pixel_scale"); v && !v->empty()) {
+    try {
+      parse_pixel_scale(*v);
+    } catch (const Error&) {
+      meta.bad("pixel_scale", "expected unit, centered or nothing, got ", detail::quoted(*v));
     }
+    m.pixel_scale = *v;
+  }
+  m.feature_names = meta.names("feature_names");
+  if (!m.feature_names.empty() && int(m.feature_names.size()) != inputs)
+    meta.bad("feature_names", "names ", m.feature_names.size(), " features, the network has ",
+             inputs, " inputs");
+  m.class_names = meta.names("class_names");
+  m.target_names = meta.names("target_names");
+  if (meta.find("history")) {
+    const Json history = meta.json("history");
+    if (!history.is_array())
+      meta.bad("history", "expected a JSON array of epochs, got ", Metadata::kind(history));
+    for (size_t i = 0; i < history.size(); ++i)
+      m.history.push_back(epoch_record(meta, history.at(i), i));
   }
   return m;
 }

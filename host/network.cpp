@@ -1,11 +1,15 @@
 // network.cpp — nmsnn::Network: argument checks, the noise counter, and dispatch to an engine.
 #include "nmsnn/network.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <thread>
 
 #include "backend.hpp"
+#include "cpu/layer.hpp"
 #include "initialize.hpp"
 #include "nmsnn/error.hpp"
+#include "nmsnn/limits.hpp"
 
 namespace nmsnn {
 
@@ -17,7 +21,7 @@ const char* to_string(Engine engine) { return engine == Engine::cpu ? "cpu" : "c
 Engine parse_engine(const std::string& name) {
   if (name == "cpu") return Engine::cpu;
   if (name == "cuda") return Engine::cuda;
-  fail("unknown device '", name, "' (expected cpu or cuda)");
+  fail("unknown device ", detail::quoted(name), " (expected cpu or cuda)");
 }
 
 const char* to_string(MatmulPrecision precision) {
@@ -27,7 +31,7 @@ const char* to_string(MatmulPrecision precision) {
 MatmulPrecision parse_matmul_precision(const std::string& name) {
   if (name == "fp32") return MatmulPrecision::fp32;
   if (name == "tf32") return MatmulPrecision::tf32;
-  fail("unknown matmul precision '", name, "' (expected fp32 or tf32)");
+  fail("unknown matmul precision ", detail::quoted(name), " (expected fp32 or tf32)");
 }
 
 // ---- ForwardPass ---------------------------------------------------------------------------
@@ -52,6 +56,108 @@ const std::vector<LayerTrace>& ForwardPass::trace() const { return checked(state
 const std::vector<LayerRates>& ForwardPass::rates() const { return checked(state_).rates; }
 double ForwardPass::regularization_loss() const { return checked(state_).regularization; }
 
+// ---- memory estimates ----------------------------------------------------------------------
+namespace {
+
+// One layer as the cpu engine lays it out (cpu/cpu_network.hpp and the layers in cpu/): widths
+// padded where the layer has weights, the steps it returns, the floats it saves per sample of a
+// training pass, and whether the network keeps its output for the next layer's backward.
+struct CpuShape {
+  double in_width = 0, width = 0, in_steps = 0, steps = 0, saved = 0, params = 0, weights = 0;
+  bool rebuilds_output = false;
+};
+
+std::vector<CpuShape> cpu_shapes(const NetworkSpec& spec) {
+  std::vector<CpuShape> out;
+  double width = spec.inputs, steps = spec.time_steps;
+  const size_t L = spec.layers.size();
+  for (size_t l = 0; l < L; ++l) {
+    const LayerSpec& layer = spec.layers[l];
+    CpuShape s;
+    s.in_width = width, s.in_steps = steps, s.width = width, s.steps = steps;
+    if (auto* sp = std::get_if<SpikingLayer>(&layer)) {
+      s.width = cpu::padded_width(sp->size);
+      s.saved = steps * s.width;             // u[T, W]
+      s.rebuilds_output = l + 1 < L;         // spikes from u; the last layer returns its state
+    } else if (auto* d = std::get_if<Dense>(&layer)) {
+      s.width = cpu::padded_width(d->size);
+    } else if (auto* a = std::get_if<SpikingActivation>(&layer)) {
+      s.steps = a->return_sequences ? steps : 1;
+      s.saved = a->regularized() ? width : 0;
+    } else if (auto* f = std::get_if<Lowpass>(&layer)) {
+      s.steps = f->return_sequences ? steps : 1;
+      s.saved = steps * width;
+      s.params = 2 * width;
+    } else if (std::holds_alternative<TemporalAvgPool>(layer)) {
+      s.steps = 1;
+    }
+    if (std::holds_alternative<SpikingLayer>(layer) || std::holds_alternative<Dense>(layer)) {
+      s.weights = s.in_width * s.width;
+      s.params = s.weights + s.width;
+    }
+    width = s.width, steps = s.steps;
+    out.push_back(s);
+  }
+  return out;
+}
+
+// "2 layers (784-100-10)": the input width, then every layer's, the middle elided when long.
+std::string describe_network(const NetworkSpec& spec) {
+  const int L = int(spec.layers.size());
+  std::string widths = std::to_string(spec.inputs);
+  for (int l = 0; l < L; ++l) {
+    if (L > 8 && l >= 4 && l < L - 2) {
+      if (l == 4) widths += "-...";
+      continue;
+    }
+    widths += "-" + std::to_string(spec.layer_width(l));
+  }
+  return std::to_string(L) + (L == 1 ? " layer (" : " layers (") + widths + ")";
+}
+
+int worker_threads(int threads) {
+  if (threads > 0) return threads;
+  return std::max(1, int(std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
+double parameter_bytes(const NetworkSpec& spec) {
+  double params = 0;
+  for (const CpuShape& s : cpu_shapes(spec)) params += s.params;
+  return 4.0 * params * sizeof(float);  // value, gradient, two optimiser moments
+}
+
+double pass_bytes(const NetworkSpec& spec, int batch, const ForwardOptions& options, int threads) {
+  const std::vector<CpuShape> shapes = cpu_shapes(spec);
+  const double B = batch;
+  double saved = 0, worker = 0, params = 0, largest_weights = 0, largest_io = 0, traced = 0,
+         rated = 0;
+  for (size_t l = 0; l < shapes.size(); ++l) {
+    const CpuShape& s = shapes[l];
+    const double in = s.in_steps * s.in_width, out = s.steps * s.width;
+    // Saved for backward, per sample: the layer's own floats and, unless the next layer can
+    // rebuild it, its output (the next layer's input).
+    saved += s.saved + (l + 1 < shapes.size() && !s.rebuilds_output ? out : 0);
+    // Per worker, kept for every layer and reused from sample to sample: the output, up to three
+    // [T, W] scratch arrays and the gathered input. Backward adds one dy and one dx, and the
+    // untransposed weights of a layer, reused from layer to layer (the largest counts).
+    worker += 4 * out + in;
+    largest_io = std::max(largest_io, out + in);
+    largest_weights = std::max(largest_weights, s.weights);
+    params += s.params;
+    if (options.record) traced += 2 * out;  // state and spikes
+    if (options.rates) rated += s.width;
+  }
+  const double blocks = std::max(1.0, std::min(64.0, std::ceil(B / 8)));
+  double floats = B * double(spec.outputs())                        // logits
+                  + worker_threads(threads) *
+                        (worker + (options.training ? largest_io + largest_weights : 0))
+                  + B * (traced + rated);
+  if (options.training) floats += B * saved + blocks * params;  // saved states, gradient sums
+  return floats * sizeof(float);
+}
+
 // ---- Network -------------------------------------------------------------------------------
 namespace {
 std::unique_ptr<detail::Backend> make_backend(const NetworkSpec& spec, const NetworkOptions& o) {
@@ -60,8 +166,13 @@ std::unique_ptr<detail::Backend> make_backend(const NetworkSpec& spec, const Net
   return detail::make_cpu_backend(spec, o.threads);
 }
 
+// The spec, validated, and its parameters checked against the memory limit before the engine
+// allocates them.
 const NetworkSpec& validated(const NetworkSpec& spec) {
   spec.validate();
+  check_memory("storing a network of " + describe_network(spec) +
+                   " with its gradients and optimiser state",
+               parameter_bytes(spec));
   return spec;
 }
 
@@ -92,6 +203,7 @@ const NetworkSpec& Network::spec() const { return spec_; }
 Engine Network::engine() const { return options_.engine; }
 uint64_t Network::seed() const { return options_.seed; }
 uint64_t Network::noise_passes() const { return passes_; }
+void Network::set_noise_passes(uint64_t passes) { passes_ = passes; }
 detail::Backend& Network::backend() { return *backend_; }
 const std::vector<ParameterInfo>& Network::parameters() const { return layout_; }
 
@@ -100,7 +212,7 @@ size_t Network::parameter_index(const std::string& name) const {
     if (layout_[i].name == name) return i;
   std::string known;
   for (const auto& p : layout_) known += (known.empty() ? "" : ", ") + p.name;
-  fail("no parameter named '", name, "' (this network has: ", known, ")");
+  fail("no parameter named ", detail::quoted(name), " (this network has: ", known, ")");
 }
 
 std::vector<float> Network::parameter(const std::string& name) const {
@@ -113,11 +225,11 @@ std::vector<float> Network::parameter(const std::string& name) const {
 void Network::set_parameter(const std::string& name, const std::vector<float>& values) {
   const size_t i = parameter_index(name);
   if (values.size() != layout_[i].size)
-    fail("set_parameter('", name, "'): got ", values.size(), " values, the parameter has ",
+    fail("set_parameter(", detail::quoted(name), "): got ", values.size(), " values, the parameter has ",
          layout_[i].size);
   for (size_t k = 0; k < values.size(); ++k)
     if (!std::isfinite(values[k]))
-      fail("set_parameter('", name, "'): value ", k, " is ", values[k], ", must be finite");
+      fail("set_parameter(", detail::quoted(name), "): value ", k, " is ", values[k], ", must be finite");
   backend_->write_parameter(i, values.data());
 }
 
@@ -144,20 +256,40 @@ void Network::initialize(uint64_t seed) {
   for (size_t i = 0; i < values.size(); ++i) backend_->write_parameter(i, values[i].data());
 }
 
+void Network::check_pass_memory(int batch, const ForwardOptions& options) {
+  // Only the cpu engine's host buffers are estimated; the cuda engine's live in device memory,
+  // whose allocations report their own failures.
+  if (options_.engine != Engine::cpu) return;
+  const int64_t kind = int64_t(batch) * 8 + options.training * 4 + options.record * 2 + options.rates;
+  const int64_t limit = memory_limit();
+  if (kind == checked_pass_ && limit == checked_limit_) return;
+  std::string what = options.training ? "a training pass" : "an inference pass";
+  if (options.record) what += " recording traces";
+  what += " of batch " + std::to_string(batch) + " at T=" + std::to_string(spec_.time_steps) +
+          " through " + describe_network(spec_);
+  check_memory(what, pass_bytes(spec_, batch, options, options_.threads));
+  checked_pass_ = kind, checked_limit_ = limit;
+}
+
 ForwardPass Network::forward(const Input& input, const ForwardOptions& options) {
+  detail::checked_range("forward: batch", input.batch, 1, kMaxBatchSize);
   const size_t B = size_t(input.batch), I = size_t(spec_.inputs), T = size_t(spec_.time_steps);
-  if (input.batch < 1) fail("forward: batch must be >= 1, got ", input.batch);
   const bool noisy = input.kind != Input::Kind::sequence;  // one static x[B, I]
+  // T*B*I can pass 2^64 at the limits: compared in double too, so a wrapped product never
+  // matches (exact up to 2^53 floats, far more than any real input).
   const size_t expected = noisy ? B * I : T * B * I;
-  if (input.count != expected) {
+  const double exact = noisy ? double(B) * double(I) : double(T) * double(B) * double(I);
+  if (input.count != expected || double(input.count) != exact) {
+    const std::string want = exact < 9e18 ? std::to_string(expected) : "more than 2^63";
     if (noisy)
       fail("forward: input x has ", input.count, " values, expected batch*inputs = ", B, "*", I,
-           " = ", expected);
+           " = ", want);
     fail("forward: input sequence has ", input.count, " values, expected time_steps*batch*inputs = ",
-         T, "*", B, "*", I, " = ", expected);
+         T, "*", B, "*", I, " = ", want);
   }
   if (!input.data) fail("forward: input data pointer is null");
   check_finite(input, spec_);
+  check_pass_memory(input.batch, options);
 
   NoiseKey key{options_.seed, options.use_noise_pass ? options.noise_pass : passes_};
   if (!options.use_noise_pass) ++passes_;

@@ -4,10 +4,12 @@
 
 #include "throws_with.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "nmsnn/nmsnn.hpp"
@@ -206,4 +208,170 @@ TEST(Models, CorruptTruncatedAndForeignFilesAreRejected) {
   expect_throws([&] { Model::load(temp_path("model_mismatch.nmsnn")); },
               {"layers.0.weight", "wrong shape"});
   EXPECT_NO_THROW(Model::load(good));
+}
+
+// ---- model files checked on load -----------------------------------------------------------
+// A valid model file, then one copy per defect, each rewritten through the safetensors API: every
+// message must name the file and the key (or tensor) at fault.
+class ModelFileChecks : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NetworkDescription d;
+    d.spec = NetworkSpec::spiking(4, {5}, 3, 4);
+    Model model = Model::make(TaskKind::classification, d, {Engine::cpu, 7});
+    model.feature_scaler.mean = {0.5f, 1.0f, -2.0f, 0.0f};
+    model.feature_scaler.scale = {1.0f, 2.0f, 0.5f, 1.0f};
+    model.feature_names = {"a", "b", "c", "d"};
+    model.class_names = {"x", "y", "z"};
+    EpochRecord r;
+    r.epoch = 1;
+    r.lr = 0.01;
+    model.history.push_back(r);
+    model.save(good);
+  }
+
+  // The good file with `change` applied, written as `name`; returns its path.
+  std::string variant(const std::string& name, const std::function<void(SafetensorsFile&)>& change) {
+    SafetensorsFile f = read_safetensors(good);
+    change(f);
+    const std::string path = temp_path(name);
+    write_safetensors(path, f.tensors, f.metadata);
+    return path;
+  }
+  std::string with_meta(const std::string& name, const std::string& key, const std::string& value) {
+    return variant(name, [&](SafetensorsFile& f) { f.metadata[key] = value; });
+  }
+  static NamedTensor& tensor(SafetensorsFile& f, const std::string& name) {
+    for (NamedTensor& t : f.tensors)
+      if (t.name == name) return t;
+    throw std::runtime_error("test: no tensor " + name);
+  }
+
+  const std::string good = temp_path("model_checks_good.nmsnn");
+};
+
+TEST_F(ModelFileChecks, TheGoodFileLoadsWithEverything) {
+  const Model m = Model::load(good);
+  EXPECT_EQ(m.network().seed(), 7u);
+  EXPECT_EQ(m.feature_scaler.scale, (std::vector<float>{1.0f, 2.0f, 0.5f, 1.0f}));
+  EXPECT_EQ(m.feature_names, (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(m.class_names, (std::vector<std::string>{"x", "y", "z"}));
+  ASSERT_EQ(m.history.size(), 1u);
+  EXPECT_EQ(m.history[0].epoch, 1);
+  // The largest seed there is still reads back.
+  EXPECT_EQ(Model::load(with_meta("model_seed_max.nmsnn", "seed", "18446744073709551615"))
+                .network()
+                .seed(),
+            18446744073709551615ull);
+}
+
+TEST_F(ModelFileChecks, BadMetadataValuesNameTheFileAndTheKey) {
+  expect_throws([&] { Model::load(with_meta("model_seed.nmsnn", "seed", "x")); },
+                {"/model_seed.nmsnn': metadata 'seed': expected a whole number in [0, 2^64-1], "
+                 "got 'x'"});
+  for (const char* seed : {"-1", "18446744073709551616", "0x10", " 7", "7.5", ""})
+    expect_throws([&] { Model::load(with_meta("model_seed.nmsnn", "seed", seed)); },
+                  {"model_seed.nmsnn", "metadata 'seed'", "got '"});
+  expect_throws([&] { Model::load(with_meta("model_version.nmsnn", "format_version", "2")); },
+                {"model_version.nmsnn", "metadata 'format_version'", "'2'", "not supported"});
+  expect_throws([&] { Model::load(with_meta("model_task.nmsnn", "task", "dance\n")); },
+                {"model_task.nmsnn", "metadata 'task'", "got 'dance\\n'"});
+  expect_throws([&] { Model::load(with_meta("model_net.nmsnn", "network", "{")); },
+                {"model_net.nmsnn", "metadata 'network'", "invalid JSON"});
+  expect_throws([&] {
+    Model::load(with_meta("model_net.nmsnn", "network",
+                          R"({"inputs": 4, "layers": [{"type": "spiking", "size": 2147483648}]})"));
+  }, {"model_net.nmsnn", "metadata 'network'", "layers[0].size", "[1, 16777216]", "2147483648"});
+  expect_throws([&] {
+    Model::load(with_meta("model_net.nmsnn", "network",
+                          R"({"inputs": 4, "time_steps": 1e10, "layers": [{"type": "dense", "size": 3}]})"));
+  }, {"model_net.nmsnn", "metadata 'network'", "time_steps", "10000000000"});
+  expect_throws([&] {
+    Model::load(variant("model_nonet.nmsnn", [](SafetensorsFile& f) { f.metadata.erase("network"); }));
+  }, {"model_nonet.nmsnn", "lacks 'network'"});
+  expect_throws([&] { Model::load(with_meta("model_std.nmsnn", "standardize_features", "yes")); },
+                {"model_std.nmsnn", "metadata 'standardize_features'", "'yes'"});
+  expect_throws([&] { Model::load(with_meta("model_pixel.nmsnn", "pixel_scale", "bogus")); },
+                {"model_pixel.nmsnn", "metadata 'pixel_scale'", "'bogus'"});
+  expect_throws([&] { Model::load(with_meta("model_names.nmsnn", "feature_names", R"({"a": 1})")); },
+                {"model_names.nmsnn", "metadata 'feature_names'",
+                 "expected a JSON array of strings, got an object"});
+  expect_throws([&] { Model::load(with_meta("model_names.nmsnn", "class_names", "[\"x\", 1]")); },
+                {"model_names.nmsnn", "metadata 'class_names'", "item 1 is a number"});
+  expect_throws([&] { Model::load(with_meta("model_names.nmsnn", "target_names", "nope")); },
+                {"model_names.nmsnn", "metadata 'target_names'", "invalid JSON"});
+  expect_throws([&] { Model::load(with_meta("model_names.nmsnn", "feature_names", "[\"a\"]")); },
+                {"model_names.nmsnn", "metadata 'feature_names'", "1 features", "4 inputs"});
+  expect_throws([&] { Model::load(with_meta("model_history.nmsnn", "history", "{}")); },
+                {"model_history.nmsnn", "metadata 'history'", "expected a JSON array"});
+  expect_throws([&] {
+    Model::load(with_meta("model_history.nmsnn", "history",
+                          R"([{"epoch": "one", "lr": 1, "train_loss": 1, "train_accuracy": 1, "seconds": 1}])"));
+  }, {"model_history.nmsnn", "metadata 'history'", "entry 0", "'epoch'", "expected a number"});
+  expect_throws([&] {
+    Model::load(with_meta("model_history.nmsnn", "history",
+                          R"([{"epoch": 1e12, "lr": 1, "train_loss": 1, "train_accuracy": 1, "seconds": 1}])"));
+  }, {"model_history.nmsnn", "metadata 'history'", "entry 0", "'epoch'", "1000000000000"});
+}
+
+TEST_F(ModelFileChecks, BadTensorsNameTheFileAndTheTensor) {
+  expect_throws([&] {
+    Model::load(variant("model_nan.nmsnn", [](SafetensorsFile& f) {
+      tensor(f, "layers.0.weight").data[17] = std::nanf("");
+    }));
+  }, {"model_nan.nmsnn': tensor 'layers.0.weight' has a non-finite value (nan) at index 17"});
+  expect_throws([&] {
+    Model::load(variant("model_inf.nmsnn", [](SafetensorsFile& f) {
+      tensor(f, "layers.1.bias").data[2] = -INFINITY;
+    }));
+  }, {"model_inf.nmsnn': tensor 'layers.1.bias' has a non-finite value (-inf) at index 2"});
+  expect_throws([&] {
+    Model::load(variant("model_scale.nmsnn", [](SafetensorsFile& f) {
+      tensor(f, "preprocess.feature_scale").data[1] = 0.0f;
+    }));
+  }, {"model_scale.nmsnn", "tensor 'preprocess.feature_scale'", "scale 0 at index 1", "> 0"});
+  expect_throws([&] {
+    Model::load(variant("model_scale.nmsnn", [](SafetensorsFile& f) {
+      tensor(f, "preprocess.feature_scale").data[3] = -1.0f;
+    }));
+  }, {"model_scale.nmsnn", "tensor 'preprocess.feature_scale'", "scale -1 at index 3"});
+  expect_throws([&] {
+    Model::load(variant("model_mean.nmsnn", [](SafetensorsFile& f) {
+      tensor(f, "preprocess.feature_mean").data[0] = INFINITY;
+    }));
+  }, {"model_mean.nmsnn", "tensor 'preprocess.feature_mean'", "non-finite value (inf) at index 0"});
+  expect_throws([&] {
+    Model::load(variant("model_meanshape.nmsnn", [](SafetensorsFile& f) {
+      NamedTensor& t = tensor(f, "preprocess.feature_mean");
+      t.shape = {5};
+      t.data.push_back(0.0f);
+    }));
+  }, {"model_meanshape.nmsnn", "tensor 'preprocess.feature_mean'", "shape [5], expected [4]"});
+  expect_throws([&] {
+    Model::load(variant("model_halfscaler.nmsnn", [](SafetensorsFile& f) {
+      f.tensors.erase(f.tensors.begin() + (&tensor(f, "preprocess.feature_scale") - f.tensors.data()));
+    }));
+  }, {"model_halfscaler.nmsnn", "only one of", "preprocess.feature_scale"});
+  expect_throws([&] {
+    Model::load(variant("model_noweight.nmsnn", [](SafetensorsFile& f) {
+      f.tensors.erase(f.tensors.begin());  // layers.0.weight
+    }));
+  }, {"model_noweight.nmsnn", "no tensor 'layers.0.weight'"});
+  expect_throws([&] {
+    Model::load(variant("model_shape.nmsnn", [](SafetensorsFile& f) {
+      tensor(f, "layers.0.weight").shape = {4, 5};
+    }));
+  }, {"model_shape.nmsnn", "tensor 'layers.0.weight'", "wrong shape", "[4, 5], expected [5, 4]"});
+}
+
+TEST_F(ModelFileChecks, ANetworkTooLargeToHoldIsRefusedBeforeAllocating) {
+  // Valid sizes, but 2^48 weights (4 PiB with gradients and optimiser state): no machine holds
+  // that, and the error says so instead of std::bad_alloc.
+  const std::string path = with_meta(
+      "model_huge.nmsnn", "network",
+      R"({"inputs": 4, "layers": [{"type": "dense", "size": 16777216},
+                                  {"type": "dense", "size": 16777216}]})");
+  expect_throws([&] { Model::load(path); },
+                {"model_huge.nmsnn", "storing a network of 2 layers (4-16777216-16777216)",
+                 "needs 4.0 PiB", "more than the memory limit"});
 }

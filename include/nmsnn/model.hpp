@@ -80,7 +80,10 @@ class Model {
   static Model make(TaskKind task, const NetworkDescription& description,
                     const NetworkOptions& options = {});
   // Reads a model file; throws nmsnn::Error naming the file and the problem for a missing,
-  // truncated, corrupt or foreign file.
+  // truncated, corrupt or foreign file. Every metadata value and every tensor is checked, and a
+  // bad one is named with its key: "'m.nmsnn': metadata 'seed': expected a whole number in
+  // [0, 2^64-1], got 'x'", "'m.nmsnn': tensor 'layers.0.weight' has a non-finite value (nan) at
+  // index 17". Parameters must be finite; preprocessing means finite and scales finite and > 0.
   static Model load(const std::string& path, const NetworkOptions& options = {});
   void save(const std::string& path) const;
 
@@ -102,6 +105,7 @@ class Model {
   TrainResult fit(const Dataset& train, TrainOptions options, const Dataset* validation = nullptr);
   // Raw data -> what the network sees (standardised features and targets).
   Dataset prepare(const Dataset& raw) const;
+  // batch_size: samples per forward pass, in [1, kMaxBatchSize] (limits.hpp).
   Predictions predict(const Dataset& raw, int batch_size = 1000);
   ModelEvaluation evaluate(const Dataset& raw, int batch_size = 1000);
 

@@ -151,9 +151,27 @@ class ForwardPass {
   std::shared_ptr<detail::ForwardState> state_;
 };
 
+// ---- memory --------------------------------------------------------------------------------
+// What a network needs, estimated from its spec alone, before anything is allocated. Network
+// checks these against memory_limit() (limits.hpp), so a size that cannot fit is one clear error
+// ("a training pass of batch 100 at T=1000000 through 784-100-10 needs 37.3 GiB, more than the
+// memory limit of ...") rather than std::bad_alloc. `spec` must be valid (NetworkSpec::validate);
+// the sums are taken in double, so even the largest valid spec gives a finite number.
+
+// Bytes of the parameters with their gradients and optimiser state (momentum, or Adam's two
+// moments): 4 floats per parameter, with the cpu engine's padding of widths to multiples of 8.
+double parameter_bytes(const NetworkSpec& spec);
+
+// Bytes one forward pass of `batch` samples allocates on the cpu engine with `threads` worker
+// threads: what a training pass keeps for backward (per layer up to [T, B, width]) and the
+// per-block gradient sums of its backward, each worker's per-sample buffers, the logits, and the
+// traces and rates asked for in `options`. An estimate within 2x of what the engine allocates.
+double pass_bytes(const NetworkSpec& spec, int batch, const ForwardOptions& options, int threads);
+
 class Network {
  public:
-  // Validates the spec, creates the engine and initialises the parameters from options.seed.
+  // Validates the spec, checks parameter_bytes(spec) against memory_limit() (limits.hpp), creates
+  // the engine and initialises the parameters from options.seed.
   explicit Network(const NetworkSpec& spec, const NetworkOptions& options = {});
   ~Network();
   Network(Network&&) noexcept;
@@ -174,6 +192,8 @@ class Network {
   std::vector<float> gradient(const std::string& name) const;
 
   // ---- forward and backward ----------------------------------------------------------------
+  // input.batch must be in [1, kMaxBatchSize] (limits.hpp); on the cpu engine the pass's memory
+  // (pass_bytes) is checked against memory_limit() before anything is allocated.
   ForwardPass forward(const Input& input, const ForwardOptions& options = {});
   // dlogits: dL/dlogits [B, C]. Overwrites every parameter's gradient (with the pass's
   // regularisation terms included). `dinput`, when given, receives dL/dxi [T, B, I] for a
@@ -183,6 +203,8 @@ class Network {
 
   // Forward passes made so far (the next pass's default noise counter).
   uint64_t noise_passes() const;
+  // Sets that counter, so a training run resumed from a checkpoint draws the masks it would have.
+  void set_noise_passes(uint64_t passes);
 
   // Changes the dt of SpikingActivation layer `layer` (PyTorchSpiking lets you change dt at
   // inference to trade accuracy for temporal sparsity). Throws for other layer kinds.
@@ -193,12 +215,16 @@ class Network {
 
  private:
   size_t parameter_index(const std::string& name) const;
+  void check_pass_memory(int batch, const ForwardOptions& options);
 
   NetworkSpec spec_;
   NetworkOptions options_;
   uint64_t passes_ = 0;
   std::unique_ptr<detail::Backend> backend_;
   std::vector<ParameterInfo> layout_;
+  // The last kind of pass whose memory was checked, and the limit it was checked against, so
+  // that a training loop checks once, not at every batch.
+  int64_t checked_pass_ = -1, checked_limit_ = 0;
 };
 
 }  // namespace nmsnn

@@ -58,6 +58,12 @@ class Backend {
   virtual std::unique_ptr<OptimizerState> make_optimizer_state() = 0;
   // One update of every parameter; `step` counts from 1.
   virtual void optimizer_step(OptimizerState& state, const OptimizerSpec& spec, int64_t step) = 0;
+  // Buffer `which` of the optimiser state for parameter `index`, in the public layout: 0 is SGD's
+  // momentum or Adam's first moment, 1 is Adam's second moment. What a checkpoint saves.
+  virtual void read_optimizer_buffer(const OptimizerState& state, int which, size_t index,
+                                     float* out) const = 0;
+  virtual void write_optimizer_buffer(OptimizerState& state, int which, size_t index,
+                                      const float* values) = 0;
 };
 
 // The trainable tensors of a spec, in order: for each layer with weights its weight [H, I] then

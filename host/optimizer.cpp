@@ -106,6 +106,38 @@ void Optimizer::reset() {
   state_ = network_->backend().make_optimizer_state();
 }
 
+OptimizerSnapshot Optimizer::snapshot() const {
+  OptimizerSnapshot s;
+  s.steps = steps_;
+  s.lr = lr();
+  const std::vector<ParameterInfo>& params = network_->parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    s.m.emplace_back(params[i].size);
+    s.v.emplace_back(params[i].size);
+    network_->backend().read_optimizer_buffer(*state_, 0, i, s.m.back().data());
+    network_->backend().read_optimizer_buffer(*state_, 1, i, s.v.back().data());
+  }
+  return s;
+}
+
+void Optimizer::restore(const OptimizerSnapshot& s) {
+  const std::vector<ParameterInfo>& params = network_->parameters();
+  if (s.steps < 0) fail("optimizer state: step count must be >= 0, got ", s.steps);
+  if (s.m.size() != params.size() || s.v.size() != params.size())
+    fail("optimizer state: it has buffers for ", s.m.size(), " parameters, the network has ",
+         params.size());
+  for (size_t i = 0; i < params.size(); ++i)
+    if (s.m[i].size() != params[i].size || s.v[i].size() != params[i].size)
+      fail("optimizer state: the buffers of ", params[i].name, " have ", s.m[i].size(), " and ",
+           s.v[i].size(), " values, the parameter has ", params[i].size);
+  set_lr(s.lr);
+  for (size_t i = 0; i < params.size(); ++i) {
+    network_->backend().write_optimizer_buffer(*state_, 0, i, s.m[i].data());
+    network_->backend().write_optimizer_buffer(*state_, 1, i, s.v[i].data());
+  }
+  steps_ = s.steps;
+}
+
 double Optimizer::lr() const { return learning_rate(spec_); }
 
 void Optimizer::set_lr(double lr) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <sstream>
 
 #include "initialize.hpp"
 #include "nmsnn/error.hpp"
@@ -177,46 +178,202 @@ Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size
   return ev;
 }
 
+TrainingDiverged::TrainingDiverged(int epoch_, int batch_, double lr_, const std::string& reason_)
+    : Error([&] {
+        std::ostringstream out;
+        out << "training diverged at epoch " << epoch_ << ", batch " << batch_ << ": " << reason_
+            << "; lower the learning rate (" << lr_ << ")";
+        return out.str();
+      }()),
+      epoch(epoch_),
+      batch(batch_),
+      lr(lr_),
+      reason(reason_) {}
+
+namespace {
+
+// Every parameter of the network, in the public layout.
+void read_parameters(const Network& net, std::vector<NamedTensor>& out) {
+  const std::vector<ParameterInfo>& params = net.parameters();
+  out.resize(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    out[i].name = params[i].name;
+    out[i].shape.assign(params[i].shape.begin(), params[i].shape.end());
+    out[i].data = net.parameter(params[i].name);
+  }
+}
+
+void write_parameters(Network& net, const std::vector<NamedTensor>& values) {
+  for (const NamedTensor& t : values) net.set_parameter(t.name, t.data);
+}
+
+// A value for a message: "nan" whatever its sign bit (streams print "-nan").
+std::string show(double v) {
+  if (std::isnan(v)) return "nan";
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+// "" when every value is finite, else what is not: "layers.0.weight[12] is inf".
+std::string non_finite(const std::vector<NamedTensor>& params) {
+  for (const NamedTensor& t : params)
+    for (size_t i = 0; i < t.data.size(); ++i)
+      if (!std::isfinite(t.data[i]))
+        return t.name + "[" + std::to_string(i) + "] is " + show(t.data[i]);
+  return "";
+}
+
+// Checks that a resume state belongs to this network, data and batch size.
+void check_resume(const Network& net, const TrainState& s, int epochs, int batches,
+                  int batch_size, int count) {
+  if (s.epoch < 0 || s.epoch > epochs)
+    fail("resume: the state is at epoch ", s.epoch + 1, ", the run has ", epochs);
+  if (s.batch < 0 || s.batch >= batches || (s.epoch == epochs && s.batch != 0))
+    fail("resume: the state is at batch ", s.batch + 1, ", an epoch has ", batches);
+  if (s.samples_done != std::min(count, s.batch * batch_size))
+    fail("resume: the state has ", s.samples_done, " samples done after ", s.batch,
+         " batches of ", batch_size, " (a different batch size or dataset)");
+  if (size_t(s.epoch) != s.epochs.size())
+    fail("resume: the state is at epoch ", s.epoch + 1, " but holds ", s.epochs.size(),
+         " completed epochs");
+  const std::vector<ParameterInfo>& params = net.parameters();
+  if (s.parameters.size() != params.size())
+    fail("resume: the state has ", s.parameters.size(), " parameters, the network has ",
+         params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const NamedTensor& t = s.parameters[i];
+    if (t.name != params[i].name ||
+        t.shape != std::vector<int64_t>(params[i].shape.begin(), params[i].shape.end()) ||
+        t.data.size() != params[i].size)
+      fail("resume: the state's parameter ", i, " (", detail::quoted(t.name),
+           ") does not match the network's ", params[i].name);
+  }
+  const std::string bad = non_finite(s.parameters);
+  if (!bad.empty()) fail("resume: the state's parameter ", bad);
+}
+
+}  // namespace
+
 TrainResult train(Network& net, const Dataset& data, const TrainOptions& options,
                   const Dataset* eval) {
   if (options.epochs < 1) fail("train: epochs must be >= 1, got ", options.epochs);
   if (options.batch_size < 1) fail("train: batch size must be >= 1, got ", options.batch_size);
+  if (options.checkpoint_every < 0)
+    fail("train: checkpoint_every must be >= 0, got ", options.checkpoint_every);
   check_fit(net, data, options.loss, "training");
   if (eval) check_fit(net, *eval, options.loss, "evaluation");
 
   const int C = net.spec().outputs();
-  const int batches = (data.count + options.batch_size - 1) / options.batch_size;
+  const int batches = int((int64_t(data.count) + options.batch_size - 1) / options.batch_size);
   const double base_lr = learning_rate(options.optimizer);
   Optimizer optimizer(net, options.optimizer);
   TrainResult result;
   Batch batch;
-  for (int epoch = 0; epoch < options.epochs; ++epoch) {
-    if (options.fresh_optimizer_each_epoch) optimizer.reset();
+
+  // Where the run starts: afresh, or where a resume state left it.
+  int start_epoch = 0, start_batch = 0;
+  double first_loss = std::nan("");
+  const TrainState* resume = options.resume;
+  if (resume) {
+    check_resume(net, *resume, options.epochs, batches, options.batch_size, data.count);
+    write_parameters(net, resume->parameters);
+    optimizer.restore(resume->optimizer);
+    net.set_noise_passes(resume->noise_passes);
+    start_epoch = resume->epoch;
+    start_batch = resume->batch;
+    first_loss = resume->first_loss;
+    result.train_seconds = resume->train_seconds;
+    result.samples = resume->samples;
+    for (EpochStats e : resume->epochs) {
+      e.resumed = true;
+      if (options.on_epoch) options.on_epoch(e);
+      result.epochs.push_back(std::move(e));
+    }
+  }
+
+  // Divergence: `good` holds the parameters whose batch loss last passed the checks, `current`
+  // the ones after the last update (read anyway to check them, and reused by checkpoints).
+  std::vector<NamedTensor> good, current;
+  read_parameters(net, current);
+  good = current;
+  auto diverged = [&](int epoch, int k, const std::string& reason) {
+    write_parameters(net, good);
+    throw TrainingDiverged(epoch + 1, k + 1, optimizer.lr(), reason);
+  };
+  auto state_of = [&](int epoch, int k, double loss_sum, long long correct, int done,
+                      double seconds) {
+    TrainState s;
+    s.epoch = epoch;
+    s.batch = k;
+    s.parameters = current;
+    s.optimizer = optimizer.snapshot();
+    s.noise_passes = net.noise_passes();
+    s.first_loss = first_loss;
+    s.loss_sum = loss_sum;
+    s.correct = correct;
+    s.samples_done = done;
+    s.seconds = seconds;
+    s.epochs = result.epochs;
+    for (EpochStats& e : s.epochs) e.eval.outputs.clear(), e.eval.predictions.clear();
+    s.train_seconds = result.train_seconds;
+    s.samples = result.samples;
+    return s;
+  };
+  const long long every = options.checkpoint_every;
+
+  for (int epoch = start_epoch; epoch < options.epochs; ++epoch) {
+    const bool mid_epoch = epoch == start_epoch && start_batch > 0;
+    if (options.fresh_optimizer_each_epoch && !mid_epoch) optimizer.reset();
     optimizer.set_lr(options.schedule.lr_at(epoch, base_lr));
     const std::vector<int> order = epoch_order(data.count, options.seed, epoch, options.shuffle);
     EpochStats stats;
     stats.epoch = epoch + 1;
     stats.epochs = options.epochs;
     stats.lr = optimizer.lr();
-    const auto t0 = Clock::now();
-    double loss_sum = 0;
+    double loss_sum = 0, seconds_before = 0;
     long long correct = 0;
     int done = 0;
-    for (int k = 0; k < batches; ++k) {
+    if (mid_epoch) {
+      loss_sum = resume->loss_sum;
+      correct = resume->correct;
+      done = resume->samples_done;
+      seconds_before = resume->seconds;
+    }
+    const auto t0 = Clock::now();
+    bool checkpoint_at_end = every == 0;
+    for (int k = mid_epoch ? start_batch : 0; k < batches; ++k) {
       const int first = k * options.batch_size;
       const int n = std::min(options.batch_size, data.count - first);
       gather(data, order, first, n, batch);
       ForwardPass pass = net.forward(static_input(options.encoding, batch.x, n));
+      for (float z : pass.logits())
+        if (!std::isfinite(z)) diverged(epoch, k, "the network's outputs became " + show(z));
       const BatchLoss bl = batch_loss(options.loss, pass.logits(), batch, C);
       const double batch_loss_value = bl.value.value + pass.regularization_loss();
-      if (!std::isfinite(batch_loss_value))
-        fail("train: the loss became ", batch_loss_value, " at epoch ", epoch + 1, ", batch ",
-             k + 1, " (try a lower learning rate)");
+      std::ostringstream why;
+      if (!std::isfinite(batch_loss_value)) {
+        why << "the loss became " << show(batch_loss_value);
+        if (std::isfinite(first_loss)) why << " (it was " << first_loss << " at the first batch)";
+      } else if (std::isfinite(first_loss) &&
+                 batch_loss_value > kDivergenceFactor * std::max(first_loss, 1.0)) {
+        why << "the loss grew to " << batch_loss_value << ", more than " << kDivergenceFactor
+            << " times its " << first_loss << " at the first batch";
+      }
+      if (!why.str().empty()) diverged(epoch, k, why.str());
+      if (!std::isfinite(first_loss)) first_loss = batch_loss_value;
+      std::swap(good, current);  // these parameters passed
+
       net.backward(pass, bl.value.grad);
       optimizer.step();
+      read_parameters(net, current);
+      const std::string bad = non_finite(current);
+      if (!bad.empty()) diverged(epoch, k, "the update made a parameter not finite (" + bad + ")");
+
       loss_sum += batch_loss_value * n;
       correct += bl.correct;
       done += n;
+      const double elapsed = seconds_before + seconds_since(t0);
       if (options.on_batch) {
         BatchStats b;
         b.epoch = epoch + 1;
@@ -227,12 +384,21 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
         b.samples = data.count;
         b.loss = batch_loss_value;
         b.accuracy = double(bl.correct) / n;
-        b.elapsed_seconds = seconds_since(t0);
+        b.elapsed_seconds = elapsed;
         b.samples_per_second = done / std::max(1e-9, b.elapsed_seconds);
         options.on_batch(b);
       }
+      // Checkpoints count the run's steps; one that falls on an epoch's last step waits for the
+      // epoch's evaluation, so a checkpoint never stands between the two.
+      const long long steps = (long long)epoch * batches + k + 1;
+      if (every > 0 && steps % every == 0 && options.on_checkpoint) {
+        if (k + 1 < batches)
+          options.on_checkpoint(state_of(epoch, k + 1, loss_sum, correct, done, elapsed));
+        else
+          checkpoint_at_end = true;
+      }
     }
-    stats.train_seconds = seconds_since(t0);
+    stats.train_seconds = seconds_before + seconds_since(t0);
     stats.samples_per_second = data.count / std::max(1e-9, stats.train_seconds);
     stats.train_loss = loss_sum / data.count;
     stats.train_accuracy = options.loss == Loss::mse ? 0.0 : double(correct) / data.count;
@@ -244,6 +410,8 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
     }
     if (options.on_epoch) options.on_epoch(stats);
     result.epochs.push_back(std::move(stats));
+    if (checkpoint_at_end && options.on_checkpoint)
+      options.on_checkpoint(state_of(epoch + 1, 0, 0, 0, 0, 0));
   }
   result.samples_per_second = result.samples / std::max(1e-9, result.train_seconds);
   return result;

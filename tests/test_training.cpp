@@ -4,6 +4,7 @@
 
 #include "throws_with.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -219,4 +220,156 @@ TEST(Trainer, DataThatDoesNotFitTheNetworkIsRejected) {
   opts.epochs = 1;
   opts.loss = nmsnn::Loss::mse;
   expect_throws([&] { nmsnn::train(net, d, opts); }, {"no regression targets"});
+}
+
+// ---- divergence --------------------------------------------------------------------------
+namespace {
+// A small separable problem: the class is the index of the largest of the first 3 features.
+nmsnn::Dataset blobs(int count, int features, uint64_t seed) {
+  nmsnn::Dataset d;
+  d.name = "blobs";
+  d.count = count;
+  d.features = features;
+  d.classes = 3;
+  uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (int i = 0; i < count * features; ++i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    d.x.push_back(float((s >> 40) & 0xffff) / 65536.0f);
+  }
+  for (int i = 0; i < count; ++i) {
+    const float* x = d.x.data() + size_t(i) * features;
+    d.labels.push_back(int(std::max_element(x, x + 3) - x));
+  }
+  return d;
+}
+
+std::vector<float> all_parameters(const nmsnn::Network& net) {
+  std::vector<float> all;
+  for (const auto& p : net.parameters()) {
+    const auto v = net.parameter(p.name);
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return all;
+}
+}  // namespace
+
+TEST(Divergence, AHugeLearningRateStopsTrainingAndKeepsTheLastGoodParameters) {
+  const nmsnn::Dataset data = blobs(96, 6, 1);
+  const nmsnn::NetworkSpec spec = nmsnn::NetworkSpec::spiking(6, {8}, 3, 6);
+  nmsnn::Network net(spec, {nmsnn::Engine::cpu, 3, 1});
+  const std::vector<float> initial = all_parameters(net);
+  nmsnn::TrainOptions opts;
+  opts.epochs = 3;
+  opts.batch_size = 16;
+  opts.optimizer = nmsnn::Adam{1e30};
+  int batches_seen = 0;
+  opts.on_batch = [&](const nmsnn::BatchStats&) { ++batches_seen; };
+  try {
+    nmsnn::train(net, data, opts);
+    FAIL() << "training with lr 1e30 did not stop";
+  } catch (const nmsnn::TrainingDiverged& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.epoch, 1);
+    EXPECT_EQ(e.batch, 2) << msg;  // the first update already ruins the network
+    EXPECT_EQ(e.lr, 1e30);
+    EXPECT_NE(msg.find("training diverged at epoch 1, batch 2: "), std::string::npos) << msg;
+    EXPECT_NE(msg.find("lower the learning rate (1e+30)"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("-nan"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(batches_seen, 1);
+  // Batch 1's loss was good with the initial parameters; batch 2's was not with the updated ones.
+  EXPECT_TRUE(all_parameters(net) == initial);
+}
+
+namespace {
+// y = sum of 4 features in [0.5, 1.5), for a linear model (an mlp without hidden layers).
+nmsnn::Dataset line() {
+  nmsnn::Dataset d;
+  d.name = "line";
+  d.count = 64;
+  d.features = 4;
+  d.target_size = 1;
+  for (int i = 0; i < d.count; ++i) {
+    float sum = 0;
+    for (int j = 0; j < 4; ++j) {
+      const float v = float((i * 7 + j * 3) % 11) / 11.0f + 0.5f;
+      d.x.push_back(v);
+      sum += v;
+    }
+    d.targets.push_back(sum);
+  }
+  return d;
+}
+
+nmsnn::TrainOptions sgd_regression(double lr) {
+  nmsnn::TrainOptions opts;
+  opts.epochs = 20;
+  opts.batch_size = 64;
+  opts.loss = nmsnn::Loss::mse;
+  opts.encoding = nmsnn::Input::Kind::repeated;
+  opts.optimizer = nmsnn::Sgd{lr};
+  return opts;
+}
+}  // namespace
+
+TEST(Divergence, AnExplodingFiniteLossStopsTraining) {
+  // Plain SGD on a linear regression with a step far past 2/curvature: each update multiplies
+  // the error by about lr * |x|^2, so the loss grows by orders of magnitude while still finite.
+  const nmsnn::Dataset d = line();
+  nmsnn::Network net(nmsnn::NetworkSpec::mlp(4, {}, 1), {nmsnn::Engine::cpu, 1, 1});
+  nmsnn::TrainOptions opts = sgd_regression(30.0);
+  std::vector<double> losses;
+  opts.on_batch = [&](const nmsnn::BatchStats& b) { losses.push_back(b.loss); };
+  try {
+    nmsnn::train(net, d, opts);
+    FAIL() << "the loss grew without bound and training went on";
+  } catch (const nmsnn::TrainingDiverged& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("the loss grew to "), std::string::npos) << msg;
+    EXPECT_NE(msg.find("more than 1e+06 times its"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("lower the learning rate (30)"), std::string::npos) << msg;
+    ASSERT_GE(losses.size(), 2u);
+    EXPECT_EQ(e.epoch, int(losses.size()) + 1);  // one batch per epoch: the next one
+    EXPECT_EQ(e.batch, 1);
+    for (double l : losses) EXPECT_LE(l, 1e6 * std::max(losses[0], 1.0));
+  }
+  for (float v : all_parameters(net)) EXPECT_TRUE(std::isfinite(v));
+}
+
+TEST(Divergence, AnUpdateThatOverflowsAParameterStopsTraining) {
+  // lr 1e38 times a gradient of several units is beyond the float range: the first update makes
+  // the weights infinite, which is caught before another batch runs.
+  nmsnn::Network net(nmsnn::NetworkSpec::mlp(4, {}, 1), {nmsnn::Engine::cpu, 1, 1});
+  const std::vector<float> initial = all_parameters(net);
+  nmsnn::TrainOptions opts = sgd_regression(1e38);
+  int batches = 0;
+  opts.on_batch = [&](const nmsnn::BatchStats&) { ++batches; };
+  try {
+    nmsnn::train(net, line(), opts);
+    FAIL() << "training went on with infinite weights";
+  } catch (const nmsnn::TrainingDiverged& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.epoch, 1);
+    EXPECT_EQ(e.batch, 1);
+    // The prediction starts below every target, so the gradient is negative: the weight
+    // jumps to +inf.
+    EXPECT_NE(msg.find(": the update made a parameter not finite (layers.0.weight[0] is inf); "
+                       "lower the learning rate (1e+38)"),
+              std::string::npos) << msg;
+  }
+  EXPECT_EQ(batches, 0);
+  EXPECT_TRUE(all_parameters(net) == initial);
+}
+
+TEST(Divergence, AHealthyRunIsNotStopped) {
+  const nmsnn::Dataset data = blobs(96, 6, 2);
+  nmsnn::Network net(nmsnn::NetworkSpec::spiking(6, {8}, 3, 6), {nmsnn::Engine::cpu, 3, 1});
+  nmsnn::TrainOptions opts;
+  opts.epochs = 4;
+  opts.batch_size = 16;
+  opts.optimizer = nmsnn::Adam{1e-2};
+  const nmsnn::TrainResult r = nmsnn::train(net, data, opts);
+  EXPECT_EQ(r.epochs.size(), 4u);
+  EXPECT_LT(r.epochs.back().train_loss, r.epochs.front().train_loss);
 }

@@ -9,7 +9,17 @@
 //   seed     (images) the seed's MNIST script exactly: inputs x/255 - 0.5, batch 1000, SGD
 //            momentum 0.5 with a fresh optimiser per epoch, lr 0.1, 0.05, 0.01 over 3 epochs
 //   tabular  (CSV) standardised features, T=64, 100 hidden, Adam lr 1e-3, batch 32, 100 epochs
+// The trained model is saved (--save) before anything else is written; a run that diverges keeps
+// its last good model; --checkpoint/--resume continue a killed run to the same bits.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,7 +52,7 @@ Preset preset(const std::string& name) {
     return {"seed", "centered", 3, 1000, 128, 100, "sgd", {0.1, 0.05, 0.01}, 0, 1.0, 0.5, true};
   if (name == "tabular")
     return {"tabular", "unit", 100, 32, 64, 100, "adam", {1e-3}, 0, 1.0, 0.0, false};
-  detail::fail("unknown preset '", name, "' (expected default, seed or tabular)");
+  detail::fail("unknown preset ", detail::quoted(name), " (expected default, seed or tabular)");
 }
 
 Args train_flags() {
@@ -51,8 +61,8 @@ Args train_flags() {
   a.flag("target", "NAME", "CSV: the column to predict (default: the last)");
   a.flag("task", "TASK", "multiclass | binary | regression (default multiclass)");
   a.flag("ignore", "COL[,COL...]", "CSV: columns that are not features (ids)");
-  a.flag("test-fraction", "F", "CSV: share of rows held out for testing (default 0.2)");
-  a.flag("validation-fraction", "F", "share of training rows held out for per-epoch validation (default 0)");
+  a.flag("test-fraction", "F", "CSV: share of rows held out for testing, in [0, 1) (default 0.2)");
+  a.flag("validation-fraction", "F", "share of training rows held out for per-epoch validation, in [0, 1) (default 0)");
   a.flag("input-scale", "S", "images: unit (x/255) | centered (x/255 - 0.5)");
   a.flag("train-limit", "N", "use the first N training samples (0: all)");
   a.flag("test-limit", "N", "images: evaluate on the first N test samples (default all; 0: none)");
@@ -62,9 +72,9 @@ Args train_flags() {
   a.flag("hidden", "N[,N...]", "hidden layer sizes (default 100)");
   a.flag("time-steps", "T", "simulation steps per sample (default 128 for images, 64 for CSV)");
   a.flag("encoding", "E", "noisy (the seed's noise mask) | repeated (input unchanged every step)");
-  a.flag("decay", "D", "neuron decay (default 0.9)");
-  a.flag("threshold", "TH", "firing threshold (default 1.0)");
-  a.flag("penalty", "P", "reset penalty (default 1.5)");
+  a.flag("decay", "D", "neuron decay, in [0, 1] (default 0.9)");
+  a.flag("threshold", "TH", "firing threshold, > 0 (default 1.0)");
+  a.flag("penalty", "P", "reset penalty, >= 0 (default 1.5)");
   a.flag("reset", "RULE", "scale (seed package) | subtract (seed README)");
   a.sw("no-delay", "return this step's state instead of the previous one");
   a.flag("readout", "R", "mean | sum of the output over time (default mean, as the seed)");
@@ -74,18 +84,104 @@ Args train_flags() {
   a.flag("optimizer", "NAME", "sgd | adam");
   a.flag("lr", "X[,X...]", "learning rate, or one per epoch");
   a.flag("lr-step", "N", "multiply the lr by --lr-gamma every N epochs (0: never)");
-  a.flag("lr-gamma", "G", "lr factor for --lr-step");
-  a.flag("momentum", "M", "SGD momentum");
+  a.flag("lr-gamma", "G", "lr factor for --lr-step, > 0");
+  a.flag("momentum", "M", "SGD momentum, in [0, 1)");
   a.flag("seed", "S", "seed for weights, noise masks, splits and shuffling (default 1)");
   a.flag("device", "D", "cpu | cuda");
   a.flag("matmul", "P", "cuda matrix products: fp32 (default, matches cpu) | tf32 (tensor cores)");
-  a.flag("threads", "N", "CPU worker threads (default: all cores)");
+  a.flag("threads", "N", "CPU worker threads, at most 1024 (default 0: all cores)");
+  a.flag("max-memory", "SIZE",
+         "refuse work needing more memory than SIZE (512M, 8G; default: the machine's)");
   a.flag("save", "FILE", "write the trained model to FILE (safetensors + JSON metadata)");
   a.flag("report", "FILE", "write a JSON summary with every metric to FILE");
   a.flag("plots", "DIR", "write training curves, confusion/ROC/PR plots and neuron views to DIR");
+  a.flag("checkpoint", "FILE",
+         "save the run to FILE as it trains (atomically), to continue it with --resume");
+  a.flag("checkpoint-every", "N",
+         "checkpoint every N optimiser steps (default 0: at the end of each epoch)");
+  a.flag("resume", "FILE", "continue the run saved in checkpoint FILE; needs the same settings");
   a.sw("quiet", "print only the final summary");
   a.sw("help", "show this help");
   return a;
+}
+
+// ---- flag values with a meaning narrower than "a number" ------------------------------------
+
+double positive(const Args& args, const std::string& name, double fallback) {
+  const double x = args.number(name, fallback);
+  if (!(x > 0)) detail::fail("flag --", name, ": must be > 0, got ", x);
+  return x;
+}
+
+double non_negative(const Args& args, const std::string& name, double fallback) {
+  const double x = args.number(name, fallback);
+  if (!(x >= 0)) detail::fail("flag --", name, ": must be >= 0, got ", x);
+  return x;
+}
+
+double fraction(const Args& args, const std::string& name, double fallback) {  // [0, 1)
+  const double x = args.number(name, fallback);
+  if (!(x >= 0 && x < 1)) detail::fail("flag --", name, ": must be in [0, 1), got ", x);
+  return x;
+}
+
+constexpr int kMaxInt = std::numeric_limits<int>::max();
+
+// A file written after training (--save, --report, --checkpoint): checked before training, so
+// a typo in its directory does not cost the trained model.
+void check_output_file(const std::string& flag, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p(path);
+  if (path.empty() || p.filename().empty() || fs::is_directory(p, ec))
+    detail::fail("flag --", flag, ": ", detail::quoted(path), " is not a file name");
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir, ec))
+    detail::fail("flag --", flag, ": the directory ", detail::quoted(dir.string()),
+                 " does not exist");
+  if (::access(dir.c_str(), W_OK) != 0)
+    detail::fail("flag --", flag, ": cannot write in ", detail::quoted(dir.string()), ": ",
+                 std::strerror(errno));
+}
+
+// --plots DIR: a writable directory, or one that can be made (with its parents, as write_plots
+// does) below the nearest directory that exists.
+void check_plot_directory(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (path.empty()) detail::fail("flag --plots: needs a directory");
+  fs::path existing = fs::path(path).lexically_normal();
+  while (!existing.empty() && !fs::exists(existing, ec)) existing = existing.parent_path();
+  if (existing.empty()) existing = ".";
+  const bool is_target = existing == fs::path(path).lexically_normal();
+  if (!fs::is_directory(existing, ec)) {
+    if (is_target)
+      detail::fail("flag --plots: ", detail::quoted(path), " exists and is not a directory");
+    detail::fail("flag --plots: cannot create ", detail::quoted(path), ": ",
+                 detail::quoted(existing.string()), " is not a directory");
+  }
+  if (::access(existing.c_str(), W_OK) != 0)
+    detail::fail("flag --plots: cannot ", is_target ? "write in " : "create ",
+                 detail::quoted(path), ": ", std::strerror(errno));
+}
+
+uint32_t bit_cast_u32(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+// A 64-bit FNV-1a digest of the training samples (features, labels, targets), so that a resume
+// on data that changed under the same path is refused.
+std::string data_digest(const Dataset& d) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint32_t word) { h = (h ^ word) * 1099511628211ull; };
+  for (float v : d.x) mix(bit_cast_u32(v));
+  for (int v : d.labels) mix(uint32_t(v));
+  for (float v : d.targets) mix(bit_cast_u32(v));
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+  return buf;
 }
 
 }  // namespace
@@ -104,7 +200,13 @@ int run_train(const std::vector<std::string>& argv) {
         "  nmsnn train --preset seed                     the seed's exact MNIST script\n"
         "  nmsnn train --data data/csv/iris_data.csv --target target --save iris.nmsnn\n"
         "  nmsnn train --data data/csv/house_price_data.csv --task regression --model mlp\n"
-        "  nmsnn train --data /usr/share/datasets/fashion-mnist --model-file examples/fashion/spiking_aware.json\n\n"
+        "  nmsnn train --data /usr/share/datasets/fashion-mnist --model-file examples/fashion/spiking_aware.json\n"
+        "  nmsnn train --checkpoint run.ckpt             saves the run as it goes; if it is killed,\n"
+        "                                                the same with --resume run.ckpt continues it\n\n"
+        "A run that diverges (the loss or a parameter not finite, or the loss above 1e6 times\n"
+        "its first value) stops with exit status 1, naming the epoch and batch; --save then keeps\n"
+        "the last good model. A resumed run (--resume, with the settings of the interrupted one)\n"
+        "ends with exactly the model of an uninterrupted run on the cpu engine.\n\n"
         "flags:\n%s",
         args.help().c_str());
     return 0;
@@ -112,6 +214,8 @@ int run_train(const std::vector<std::string>& argv) {
   const bool quiet = args.has("quiet");
 
   // ---- every setting, read and checked before any work is done ---------------------------
+  if (args.has("max-memory"))
+    set_memory_limit(parse_memory_size("flag --max-memory", args.str("max-memory", "")));
   const std::string data_path = args.str("data", "data/mnist");
   const bool images = is_image_directory(data_path);
   const Preset p = preset(args.str("preset", images ? "default" : "tabular"));
@@ -125,23 +229,23 @@ int run_train(const std::vector<std::string>& argv) {
       else if (!item.empty()) ignore.push_back(item), item.clear();
     }
   }
-  const double test_fraction = args.number("test-fraction", 0.2);
-  const double validation_fraction = args.number("validation-fraction", 0.0);
+  const double test_fraction = fraction(args, "test-fraction", 0.2);
+  const double validation_fraction = fraction(args, "validation-fraction", 0.0);
   const std::string scale_name = args.str("input-scale", p.input_scale);
   const PixelScale scale = parse_pixel_scale(scale_name);
-  const int train_limit = args.integer("train-limit", 0);
-  const int test_limit = args.integer("test-limit", -1);
-  if (train_limit < 0) detail::fail("flag --train-limit: must be >= 0, got ", train_limit);
-  if (test_limit < -1) detail::fail("flag --test-limit: must be >= 0, got ", test_limit);
+  const int train_limit = args.integer("train-limit", 0, 0, kMaxInt);
+  // -1: the whole test set (the flag itself takes only counts).
+  const int test_limit = args.has("test-limit") ? args.integer("test-limit", 0, 0, kMaxInt) : -1;
   const std::string model_kind = args.str("model", "snn");
   if (model_kind != "snn" && model_kind != "mlp")
-    detail::fail("flag --model: unknown model '", model_kind, "' (expected snn or mlp)");
-  const std::vector<int> hidden = args.integers("hidden", {p.hidden});
-  const int time_steps = args.integer("time-steps", p.time_steps);
+    detail::fail("flag --model: unknown model ", detail::quoted(model_kind),
+                 " (expected snn or mlp)");
+  const std::vector<int> hidden = args.integers("hidden", {p.hidden}, 1, int(kMaxLayerSize));
+  const int time_steps = args.integer("time-steps", p.time_steps, 1, int(kMaxTimeSteps));
   SpikingLayer neuron;  // seed defaults, overridden by flags
-  neuron.decay = float(args.number("decay", neuron.decay));
-  neuron.threshold = float(args.number("threshold", neuron.threshold));
-  neuron.penalty = float(args.number("penalty", neuron.penalty));
+  neuron.decay = float(args.number("decay", neuron.decay, 0.0, 1.0));
+  neuron.threshold = float(positive(args, "threshold", neuron.threshold));
+  neuron.penalty = float(non_negative(args, "penalty", neuron.penalty));
   neuron.reset = parse_reset_rule(args.str("reset", to_string(neuron.reset)));
   neuron.delay = !args.has("no-delay");
 
@@ -152,37 +256,49 @@ int run_train(const std::vector<std::string>& argv) {
     detail::fail("flag --matmul ", to_string(opts.matmul), " needs --device cuda (the cpu engine "
                  "computes in fp32)");
   opts.seed = uint64_t(args.int64("seed", 1));
-  opts.threads = args.integer("threads", 0);
+  opts.threads = args.integer("threads", 0, 0, 1024);
   const int threads = opts.threads > 0 ? opts.threads : int(std::thread::hardware_concurrency());
   const std::string device =
       opts.engine == Engine::cuda ? std::string("cuda, ") + to_string(opts.matmul) + " products"
                                   : "cpu, " + std::to_string(threads) + " threads";
 
   TrainOptions t;
-  t.epochs = args.integer("epochs", p.epochs);
-  t.batch_size = args.integer("batch", p.batch);
+  t.epochs = args.integer("epochs", p.epochs, 1, 1000000);
+  t.batch_size = args.integer("batch", p.batch, 1, int(kMaxBatchSize));
   t.seed = opts.seed;
   t.fresh_optimizer_each_epoch = p.fresh_optimizer;
+  // Any positive lr is accepted: one too high for the data is a divergence, found in training.
   const std::vector<double> lrs = args.numbers("lr", p.lr);
+  for (double lr : lrs)
+    if (!(lr > 0)) detail::fail("flag --lr: every value must be > 0, got ", lr);
   const std::string opt_name = args.str("optimizer", p.optimizer);
   if (opt_name == "sgd") {
     Sgd sgd;
     sgd.lr = lrs[0];
-    sgd.momentum = args.number("momentum", opt_name == p.optimizer ? p.momentum : 0.0);
+    sgd.momentum = fraction(args, "momentum", opt_name == p.optimizer ? p.momentum : 0.0);
     t.optimizer = sgd;
   } else if (opt_name == "adam") {
     t.optimizer = Adam{lrs[0]};
   } else {
-    detail::fail("flag --optimizer: unknown optimizer '", opt_name, "' (expected sgd or adam)");
+    detail::fail("flag --optimizer: unknown optimizer ", detail::quoted(opt_name),
+                 " (expected sgd or adam)");
   }
   if (lrs.size() > 1) t.schedule.per_epoch.assign(lrs.begin(), lrs.end());
-  t.schedule.step_epochs = args.integer("lr-step", lrs.size() > 1 ? 0 : p.lr_step_epochs);
-  t.schedule.gamma = args.number("lr-gamma", p.lr_gamma);
-  if (t.epochs < 1) detail::fail("flag --epochs: must be >= 1, got ", t.epochs);
-  if (t.batch_size < 1) detail::fail("flag --batch: must be >= 1, got ", t.batch_size);
+  t.schedule.step_epochs =
+      args.integer("lr-step", lrs.size() > 1 ? 0 : p.lr_step_epochs, 0, kMaxInt);
+  t.schedule.gamma = positive(args, "lr-gamma", p.lr_gamma);
   if (args.has("encoding")) parse_encoding(args.str("encoding", ""));
   if (args.has("readout")) parse_reduce(args.str("readout", ""));
-  const int begin_eval = args.integer("begin-eval", 0);
+  const int begin_eval = args.integer("begin-eval", 0, 0, int(kMaxTimeSteps));
+  const int checkpoint_every = args.integer("checkpoint-every", 0, 0, kMaxInt);
+  if (args.has("checkpoint-every") && !args.has("checkpoint"))
+    detail::fail("flag --checkpoint-every needs --checkpoint FILE");
+  for (const char* flag : {"save", "report", "checkpoint"})
+    if (args.has(flag)) check_output_file(flag, args.str(flag, ""));
+  if (args.has("plots")) check_plot_directory(args.str("plots", ""));
+  // Read now, so that a missing or foreign file fails before the data is loaded.
+  Checkpoint resumed;
+  if (args.has("resume")) resumed = load_checkpoint(args.str("resume", ""));
 
   // ---- data and model -----------------------------------------------------------------------
   DataSplits data = load_training_data(data_path, task, target, ignore, scale, test_fraction,
@@ -197,8 +313,9 @@ int run_train(const std::vector<std::string>& argv) {
     desc = read_description(args.str("model-file", ""), inputs);
     model_name = args.str("model-file", "");
     if (desc.spec.outputs() != outputs)
-      detail::fail(args.str("model-file", ""), ": the network has ", desc.spec.outputs(),
-                   " outputs but the ", to_string(task), " task on this data needs ", outputs);
+      detail::fail(detail::quoted(args.str("model-file", "")), ": the network has ",
+                   desc.spec.outputs(), " outputs but the ", to_string(task),
+                   " task on this data needs ", outputs);
   } else if (model_kind == "mlp") {
     desc.spec = NetworkSpec::mlp(inputs, hidden, outputs);
     desc.encoding = Input::Kind::repeated;
@@ -243,6 +360,42 @@ int run_train(const std::vector<std::string>& argv) {
   const Dataset* per_epoch = data.validation.count > 0 ? &data.validation
                              : (data.images && data.test.count > 0 ? &data.test : nullptr);
   const char* per_epoch_name = data.validation.count > 0 ? "validation" : "test";
+
+  // ---- checkpoints: what the run is, so that only the same run resumes from one -------------
+  // Everything that decides the bits of the final model; the device and the thread count do
+  // not (the cpu engine gives the same bits with any thread count).
+  Json settings = Json::object();
+  settings.set("data", data_path).set("task", to_string(task));
+  settings.set("target", data.target_column).set("train_samples", data.train.count);
+  settings.set("train_data_digest", data_digest(data.train));
+  settings.set("per_epoch_evaluation", per_epoch ? per_epoch->count : 0);
+  settings.set("network", description_to_json(desc)).set("optimizer", describe(t.optimizer));
+  settings.set("lr", Json::array_of(lrs)).set("lr_step", t.schedule.step_epochs);
+  settings.set("lr_gamma", t.schedule.gamma);
+  settings.set("fresh_optimizer_each_epoch", t.fresh_optimizer_each_epoch);
+  settings.set("batch", t.batch_size).set("epochs", t.epochs);
+  settings.set("seed", std::to_string(opts.seed));
+  if (args.has("resume")) {
+    const std::string path = args.str("resume", "");
+    check_checkpoint_settings(resumed, settings, path);
+    t.resume = &resumed.state;
+    if (quiet) {
+    } else if (resumed.state.epoch >= t.epochs) {
+      std::fprintf(stderr, "resuming from %s: its run is complete (%d epochs)\n", path.c_str(),
+                   t.epochs);
+    } else {
+      std::fprintf(stderr, "resuming from %s at epoch %d, batch %d\n", path.c_str(),
+                   resumed.state.epoch + 1, resumed.state.batch + 1);
+    }
+  }
+  if (args.has("checkpoint")) {
+    const std::string path = args.str("checkpoint", "");
+    t.checkpoint_every = checkpoint_every;
+    t.on_checkpoint = [&settings, path](const TrainState& s) {
+      save_checkpoint(path, {s, settings});
+    };
+  }
+
   Progress progress(quiet);
   t.on_batch = [&](const BatchStats& b) {
     char detail[96];
@@ -251,7 +404,7 @@ int run_train(const std::vector<std::string>& argv) {
                     b.samples_done, b.samples, b.elapsed_seconds, detail);
   };
   t.on_epoch = [&](const EpochStats& e) {
-    if (quiet) return;
+    if (quiet || e.resumed) return;
     std::fprintf(stderr, "epoch %d/%d: lr %g, train loss %.4f", e.epoch, e.epochs, e.lr,
                  e.train_loss);
     if (task != TaskKind::regression) std::fprintf(stderr, " acc %.4f", e.train_accuracy);
@@ -263,7 +416,27 @@ int run_train(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "\n");
   };
 
-  const TrainResult r = model.fit(data.train, t, per_epoch);
+  TrainResult r;
+  try {
+    r = model.fit(data.train, t, per_epoch);
+  } catch (const TrainingDiverged& e) {
+    if (!quiet && isatty(fileno(stderr))) std::fputc('\n', stderr);  // end the progress bar
+    std::ostringstream message;
+    message << "training diverged at epoch " << e.epoch << ", batch " << e.batch << ": "
+            << e.reason << "; lower the learning rate (--lr " << e.lr << ")";
+    if (args.has("save")) {
+      model.save(args.str("save", ""));  // the network holds the last good parameters
+      std::fprintf(stderr, "saved the last good model (before the update that diverged) to %s\n",
+                   args.str("save", "").c_str());
+    }
+    throw Error(message.str());
+  }
+
+  // The trained model is kept first: nothing after this point can lose it.
+  if (args.has("save")) {
+    model.save(args.str("save", ""));
+    if (!quiet) std::fprintf(stderr, "saved the model to %s\n", args.str("save", "").c_str());
+  }
 
   Json report = Json::object();
   report.set("command", "train").set("data", data_path).set("task", to_string(task));
@@ -277,6 +450,7 @@ int run_train(const std::vector<std::string>& argv) {
   report.set("optimizer", describe(t.optimizer)).set("batch", t.batch_size);
   report.set("epochs", t.epochs).set("train_seconds", r.train_seconds);
   report.set("train_samples_per_second", r.samples_per_second);
+  if (args.has("resume")) report.set("resumed_from", args.str("resume", ""));
   Json epochs = Json::array();
   for (const EpochStats& e : r.epochs) {
     Json k = Json::object();
@@ -297,7 +471,9 @@ int run_train(const std::vector<std::string>& argv) {
     add_evaluation(report, "test", ev, model);
     if (args.has("plots")) {
       const auto files = write_plots(args.str("plots", ""), model, data.test, ev, 0, 0, 0);
-      if (!quiet) std::fprintf(stderr, "wrote %zu plots to %s\n", files.size(), args.str("plots", "").c_str());
+      if (!quiet)
+        std::fprintf(stderr, "wrote %zu plots to %s\n", files.size(),
+                     args.str("plots", "").c_str());
     }
   } else {
     report.set("test_accuracy", nullptr);
@@ -308,10 +484,6 @@ int run_train(const std::vector<std::string>& argv) {
   std::string command_line = "nmsnn train";
   for (const std::string& a : argv) command_line += " " + a;
   report.set("command_line", command_line);
-  if (args.has("save")) {
-    model.save(args.str("save", ""));
-    if (!quiet) std::fprintf(stderr, "saved the model to %s\n", args.str("save", "").c_str());
-  }
   if (args.has("report")) write_json_file(args.str("report", ""), report);
   return 0;
 }

@@ -99,6 +99,21 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // The buffers have the engine layout of their parameter.
+  void read_optimizer_buffer(const OptimizerState& state, int which, size_t index,
+                             float* out) const override {
+    const auto& st = static_cast<const CpuOptimizerState&>(state);
+    const Slot& s = slots_[index];
+    s.layer->to_public(s.k, (which == 0 ? st.m : st.v)[index].data(), out);
+  }
+
+  void write_optimizer_buffer(OptimizerState& state, int which, size_t index,
+                              const float* values) override {
+    auto& st = static_cast<CpuOptimizerState&>(state);
+    const Slot& s = slots_[index];
+    s.layer->from_public(s.k, values, (which == 0 ? st.m : st.v)[index].data());
+  }
+
  private:
   // Public parameter `index` is parameter k of a layer.
   struct Slot {

@@ -334,6 +334,25 @@ class CudaBackend final : public Backend {
     // launch errors were checked; errors while it runs appear at that next call.
   }
 
+  // The buffers have the layout of params_ (the public one, at offsets_).
+  void read_optimizer_buffer(const OptimizerState& base, int which, size_t index,
+                             float* out) const override {
+    const auto& s = dynamic_cast<const CudaOptimizerState&>(base);
+    const DeviceBuffer& buffer = which == 0 ? *s.m : *s.v;
+    copy_to_host(out, buffer.floats() + offsets_.at(index), layout_[index].size);
+  }
+
+  void write_optimizer_buffer(OptimizerState& base, int which, size_t index,
+                              const float* values) override {
+    use_device();
+    auto& s = dynamic_cast<CudaOptimizerState&>(base);
+    DeviceBuffer& buffer = which == 0 ? *s.m : *s.v;
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(buffer.floats() + offsets_.at(index), values,
+                                     layout_[index].size * sizeof(float), cudaMemcpyHostToDevice,
+                                     stream_));
+    sync("write_optimizer_buffer");  // the caller may free `values` when this returns
+  }
+
  private:
   static cuda::DeviceInput device_input(const float* x, Input::Kind kind, int B, NoiseKey noise) {
     cuda::DeviceInput in;

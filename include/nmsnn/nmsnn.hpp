@@ -1,6 +1,7 @@
 // nmsnn/nmsnn.hpp — the whole public C++ API in one include (CUDA types stay in nmsnn/cuda.hpp).
 #pragma once
 
+#include "nmsnn/checkpoint.hpp"
 #include "nmsnn/csv.hpp"
 #include "nmsnn/dataset.hpp"
 #include "nmsnn/error.hpp"

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace nmsnn {
 
@@ -57,6 +58,16 @@ namespace detail {
 struct OptimizerState;
 }
 
+// An optimiser's whole state in host memory, for a training checkpoint: restored into an
+// optimiser for the same network, the next step() is the one the saved optimiser would have made.
+struct OptimizerSnapshot {
+  int64_t steps = 0;  // updates since the last reset (Adam's bias correction, SGD's first step)
+  double lr = 0;
+  // Per parameter, in Network::parameters() order and the parameter's layout: SGD's momentum
+  // buffer or Adam's first moment (m) and Adam's second moment (v; zeros for SGD).
+  std::vector<std::vector<float>> m, v;
+};
+
 class Optimizer {
  public:
   Optimizer(Network& network, const OptimizerSpec& spec);
@@ -73,6 +84,10 @@ class Optimizer {
   void set_lr(double lr);
   const OptimizerSpec& spec() const { return spec_; }
   int64_t steps() const { return steps_; }
+
+  OptimizerSnapshot snapshot() const;
+  // Throws nmsnn::Error, changing nothing, when the buffers do not fit the network's parameters.
+  void restore(const OptimizerSnapshot& snapshot);
 
  private:
   Network* network_;

@@ -5,16 +5,29 @@
 //   nmsnn::TrainResult r = nmsnn::train(net, train_set, opts, &test_set);
 //
 // Shuffling derives from opts.seed, the noise masks from the network's seed: one seed, one result.
+//
+// Divergence: training stops with nmsnn::TrainingDiverged when the network's outputs or the loss
+// of a batch are not finite, when the loss exceeds kDivergenceFactor (1e6) times the larger of
+// the first batch's loss and 1 (no healthy nll, bce or standardised mse loss gets there), or when
+// an update makes a parameter not finite. The network then holds the last good parameters:
+// those whose batch loss passed these checks.
+//
+// Checkpoints: opts.on_checkpoint receives a TrainState every opts.checkpoint_every optimiser
+// steps (or at the end of each epoch); train() with opts.resume set to it continues the run with
+// bit-identical results on the cpu engine (checkpoint.hpp saves one to a file).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "nmsnn/dataset.hpp"
+#include "nmsnn/error.hpp"
 #include "nmsnn/loss.hpp"
 #include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
+#include "nmsnn/safetensors.hpp"
 
 namespace nmsnn {
 
@@ -49,12 +62,48 @@ struct Evaluation {
 
 struct EpochStats {
   int epoch = 0, epochs = 0;  // epoch counts from 1
+  // Run before the checkpoint this call resumed from: on_epoch sees it again so that a caller's
+  // history is complete, and should not report it as new. Its eval has no outputs.
+  bool resumed = false;
   double lr = 0;
   double train_loss = 0, train_accuracy = 0;  // means over the epoch's batches (the loss
                                               // includes regularisation terms)
   double train_seconds = 0, samples_per_second = 0;
   bool evaluated = false;
   Evaluation eval;  // on the evaluation set, when one was given
+};
+
+// Where a training run stands between two batches: with the options and data it was made with,
+// everything train() needs to continue as if it had never stopped.
+struct TrainState {
+  int epoch = 0;  // the epoch in progress, counting from 0 (== epochs: the run is complete)
+  int batch = 0;  // its batches done, 0 <= batch < batches
+  std::vector<NamedTensor> parameters;  // the network's, after the last step
+  OptimizerSnapshot optimizer;
+  uint64_t noise_passes = 0;  // the network's noise counter
+  double first_loss = 0;      // the run's first batch loss (the divergence rule's reference)
+  // The epoch in progress so far.
+  double loss_sum = 0;
+  long long correct = 0;
+  int samples_done = 0;
+  double seconds = 0;
+  // The completed epochs (evaluations without outputs) and the run's totals so far.
+  std::vector<EpochStats> epochs;
+  double train_seconds = 0;
+  long long samples = 0;
+};
+
+// A batch loss above this multiple of the first batch's loss (or of 1) means divergence.
+constexpr double kDivergenceFactor = 1e6;
+
+// Training that went wrong (see the top of this file); the network holds the last good
+// parameters. The message names the epoch and batch and points at the learning rate.
+class TrainingDiverged : public Error {
+ public:
+  TrainingDiverged(int epoch, int batch, double lr, const std::string& reason);
+  int epoch, batch;    // where it happened, counting from 1
+  double lr;           // the learning rate then
+  std::string reason;  // "the loss became inf (it was 2.31 at the first batch)"
 };
 
 struct TrainOptions {
@@ -73,6 +122,14 @@ struct TrainOptions {
   int eval_batch_size = 1000;
   std::function<void(const BatchStats&)> on_batch;
   std::function<void(const EpochStats&)> on_epoch;
+  // Called with the run's state every checkpoint_every optimiser steps (a step that ends an
+  // epoch waits for the epoch's evaluation), or at the end of every epoch when it is 0.
+  int checkpoint_every = 0;
+  std::function<void(const TrainState&)> on_checkpoint;
+  // Continue from this state (same network, data and options) instead of starting afresh: the
+  // network's parameters, the optimiser and the noise counter are restored from it, and on_epoch
+  // sees its completed epochs again, marked resumed.
+  const TrainState* resume = nullptr;
 };
 
 struct TrainResult {
@@ -83,7 +140,8 @@ struct TrainResult {
 };
 
 // Trains `net` on `data` (labels for nll/bce, targets for mse). When `eval` is given it is
-// evaluated after every epoch. Throws nmsnn::Error when data and network do not fit together.
+// evaluated after every epoch. Throws nmsnn::Error when data and network do not fit together,
+// or a resume state does not fit them, and nmsnn::TrainingDiverged when training diverges.
 TrainResult train(Network& net, const Dataset& data, const TrainOptions& options,
                   const Dataset* eval = nullptr);
 

@@ -260,7 +260,8 @@ int run_train(const std::vector<std::string>& argv) {
   const int threads = opts.threads > 0 ? opts.threads : int(std::thread::hardware_concurrency());
   const std::string device =
       opts.engine == Engine::cuda ? std::string("cuda, ") + to_string(opts.matmul) + " products"
-                                  : "cpu, " + std::to_string(threads) + " threads";
+                                  : std::string("cpu (") + cpu_kernel_set() + " kernels), " +
+                                      std::to_string(threads) + " threads";
 
   TrainOptions t;
   t.epochs = args.integer("epochs", p.epochs, 1, 1000000);
@@ -443,6 +444,7 @@ int run_train(const std::vector<std::string>& argv) {
   report.set("model", model_name).set("preset", p.name).set("device", to_string(opts.engine));
   report.set("matmul", to_string(opts.matmul));
   report.set("threads", threads).set("seed", double(opts.seed));
+  if (opts.engine == Engine::cpu) report.set("cpu_kernels", cpu_kernel_set());
   report.set("network", description_to_json(desc));
   report.set("input_scale", data.images ? scale_name : "standardized");
   report.set("train_samples", data.train.count).set("validation_samples", data.validation.count);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "nmsnn/error.hpp"
+#include "nmsnn/network.hpp"
 
 namespace nmsnn::cpu {
 
@@ -42,3 +43,7 @@ KernelSet active_kernel_set() {
 }
 
 }  // namespace nmsnn::cpu
+
+namespace nmsnn {
+const char* cpu_kernel_set() { return cpu::to_string(cpu::active_kernel_set()); }
+}  // namespace nmsnn

@@ -46,6 +46,11 @@ enum class MatmulPrecision {
 const char* to_string(MatmulPrecision precision);
 MatmulPrecision parse_matmul_precision(const std::string& name);  // "fp32" or "tf32"
 
+// The CPU engine's kernel set on this machine, chosen at run time from the CPU's features: "avx2"
+// (AVX2 + FMA) or "baseline" (any CPU of the architecture). NMSNN_CPU_KERNELS=baseline|avx2 forces
+// one. Results within one set are bit-identical run to run; across sets they differ by rounding.
+const char* cpu_kernel_set();
+
 struct NetworkOptions {
   Engine engine = Engine::cpu;
   uint64_t seed = 0;  // initial weights and the noise masks derive from it

@@ -2,21 +2,25 @@
 //
 // The reader is one pass over the whole file held in memory, tracking the physical line so every
 // message can point at it. Conversion is strict: a cell is a number only if all of it is, and a
-// missing value is an error rather than a silent zero or mean.
+// missing value is an error rather than a silent zero or mean. Cells, names and paths reach a
+// message only through detail::quoted, so a newline or a 10 MB cell still gives one short line.
 #include "nmsnn/csv.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <set>
+#include <string_view>
 
 #include "nmsnn/error.hpp"
+#include "nmsnn/limits.hpp"
 
 namespace nmsnn {
 
@@ -33,11 +37,14 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b);
 }
 
-// "a, b, c", cut after `limit` names so a 1000-column file does not flood the message.
-std::string join_names(const std::vector<std::string>& names, size_t limit = 20) {
+// "'a', 'b', 'c'", each name quoted and the list cut after about 200 characters, so a 1000-column
+// file or a 10 MB header cell does not flood the message.
+std::string join_names(const std::vector<std::string>& names) {
   std::string s;
-  for (size_t i = 0; i < names.size() && i < limit; ++i) s += (i ? ", " : "") + names[i];
-  if (names.size() > limit) s += ", ... (" + std::to_string(names.size()) + " in all)";
+  size_t i = 0;
+  for (; i < names.size() && s.size() < 200; ++i)
+    s += (i ? ", " : "") + detail::quoted(names[i], 40);
+  if (i < names.size()) s += ", ... (" + std::to_string(names.size()) + " in all)";
   return s;
 }
 
@@ -53,6 +60,26 @@ bool is_missing(const std::string& s) {
 
 enum class Parse { ok, not_number, not_finite, out_of_range };
 
+// Decimal exponent of the first significant digit of a number from_chars accepted: 2 for "123.4",
+// -3 for "0.00123", -400 for "1e-400". Only its sign is used, to tell overflow from underflow.
+long decimal_exponent(std::string_view s) {
+  const size_t e = std::min(s.find_first_of("eE"), s.size());
+  long exponent = 0;
+  if (e < s.size()) {
+    std::string_view digits = s.substr(e + 1);
+    if (!digits.empty() && digits[0] == '+') digits.remove_prefix(1);
+    const auto r = std::from_chars(digits.data(), digits.data() + digits.size(), exponent);
+    if (r.ec != std::errc()) exponent = digits[0] == '-' ? -1000000 : 1000000;  // sign suffices
+  }
+  const std::string_view mantissa = s.substr(0, e);
+  const size_t int_end = std::min(mantissa.find('.'), mantissa.size());
+  for (size_t i = 0; i < mantissa.size(); ++i) {
+    if (mantissa[i] < '1' || mantissa[i] > '9') continue;
+    return exponent + (i < int_end ? long(int_end - 1 - i) : -long(i - int_end));
+  }
+  return -1;  // all zeros (never out of range, but a zero is not an overflow)
+}
+
 // The whole of `s` must be one decimal number. std::from_chars, unlike strtod, ignores the locale,
 // so "1.5" means the same everywhere.
 Parse parse_float(const std::string& s, float& out) {
@@ -63,15 +90,14 @@ Parse parse_float(const std::string& s, float& out) {
   }
   if (first == last) return Parse::not_number;
   auto [end, ec] = std::from_chars(first, last, out);
-  if (ec == std::errc::result_out_of_range) {
-    // Underflow (e.g. 1e-50) is a tiny number, fine to round; overflow is not.
-    double wide = 0;
-    auto [wend, wec] = std::from_chars(first, last, wide);
-    if (wec != std::errc() || wend != last || !std::isfinite(wide) ||
-        std::fabs(wide) > double(std::numeric_limits<float>::max())) {
+  if (ec == std::errc::result_out_of_range && end == last) {
+    // from_chars says "out of range" both for 1e39 and for 1e-400. Underflow is a number too small
+    // for a float: it rounds to a zero of the same sign, as IEEE arithmetic would. Overflow is an
+    // error: no float is near it.
+    if (decimal_exponent(std::string_view(first, size_t(last - first))) >= 0) {
       return Parse::out_of_range;
     }
-    out = float(wide);
+    out = *first == '-' ? -0.0f : 0.0f;
     return Parse::ok;
   }
   if (ec != std::errc() || end != last) return Parse::not_number;
@@ -86,18 +112,19 @@ int row_line(const CsvTable& t, size_t r) {
 // Parses one cell as a finite float or throws naming the place.
 float cell_number(const CsvTable& t, const std::string& where, size_t r, int col) {
   const std::string cell = trim(t.rows[r][col]);
-  const std::string place =
-      where + ": line " + std::to_string(row_line(t, r)) + ", column '" + t.columns[col] + "': ";
+  const std::string place = where + ": line " + std::to_string(row_line(t, r)) + ", column " +
+                            detail::quoted(t.columns[col]) + ": ";
   if (is_missing(cell)) {
-    fail(place, "missing value", cell.empty() ? std::string(" (empty cell)") : " ('" + cell + "')",
+    fail(place, "missing value",
+         cell.empty() ? std::string(" (empty cell)") : " (" + detail::quoted(cell) + ")",
          "; nmsnn does not fill in missing values, so remove the row or fill the cell");
   }
   float v = 0;
   switch (parse_float(cell, v)) {
     case Parse::ok: return v;
-    case Parse::not_number: fail(place, "'", cell, "' is not a number");
-    case Parse::not_finite: fail(place, "'", cell, "' is not a finite number");
-    case Parse::out_of_range: fail(place, "'", cell, "' is outside the float range");
+    case Parse::not_number: fail(place, detail::quoted(cell), " is not a number");
+    case Parse::not_finite: fail(place, detail::quoted(cell), " is not a finite number");
+    case Parse::out_of_range: fail(place, detail::quoted(cell), " is outside the float range");
   }
   return v;
 }
@@ -120,16 +147,21 @@ bool class_less(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-CsvTable parse_csv(const std::string& text, const std::string& source) {
+CsvTable parse_csv(const std::string& text, const std::string& source_name) {
+  const std::string source = detail::quoted(source_name);
   const size_t n = text.size();
   size_t i = 0;
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;  // UTF-8 byte order mark, as Excel writes
   int line = 1;
 
-  // Ends a record at a line break (LF, CRLF or a lone CR) and moves to the next line.
+  // Ends a record at a line break (LF, CRLF or a lone CR) and moves to the next line. Line numbers
+  // are ints (CsvTable::row_lines), so a file of more than 2^31 - 1 lines is refused, not wrapped.
   auto take_newline = [&] {
     if (i < n && text[i] == '\r' && i + 1 < n && text[i + 1] == '\n') ++i;
     ++i;
+    if (line == std::numeric_limits<int>::max()) {
+      fail(source, ": more than ", line, " lines; nmsnn reads at most ", kMaxSamples, " rows");
+    }
     ++line;
   };
 
@@ -174,8 +206,9 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
         }
         while (i < n && is_blank_char(text[i])) ++i;
         if (i < n && text[i] != ',' && text[i] != '\n' && text[i] != '\r') {
-          fail(source, ": line ", line, ", field ", fields.size() + 1, ": unexpected '", text[i],
-               "' after a closing quote (a quote inside a quoted field is written \"\")");
+          fail(source, ": line ", line, ", field ", fields.size() + 1, ": unexpected ",
+               detail::quoted(std::string_view(&text[i], 1)),
+               " after a closing quote (a quote inside a quoted field is written \"\")");
         }
       } else {
         size_t end = i;
@@ -191,6 +224,10 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
         i = end;
       }
       fields.push_back(std::move(field));
+      if (fields.size() > size_t(kMaxLayerSize) + 1) {  // features plus a target
+        fail(source, ": line ", start_line, " has more than ", kMaxLayerSize + 1,
+             " fields; nmsnn accepts at most ", kMaxLayerSize, " features");
+      }
       if (i < n && text[i] == ',') {
         ++i;
         continue;
@@ -201,6 +238,10 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
     blank.push_back(fields.size() == 1 && fields[0].empty() && !any_quoted);
     records.push_back(std::move(fields));
     lines.push_back(start_line);
+    if (records.size() > size_t(kMaxSamples) + 1 && !blank.back()) {  // rows plus the header
+      fail(source, ": line ", start_line, ": more than ", kMaxSamples,
+           " data rows; nmsnn reads at most that many samples");
+    }
   }
   while (!records.empty() && blank.back()) {
     records.pop_back();
@@ -212,7 +253,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
   if (header == records.size()) fail(source, ": file is empty; a CSV file needs a header row");
 
   CsvTable t;
-  t.path = source;
+  t.path = source_name;
   t.columns = std::move(records[header]);
   std::map<std::string, size_t> seen;
   for (size_t c = 0; c < t.columns.size(); ++c) {
@@ -223,8 +264,8 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
     }
     auto [it, fresh] = seen.emplace(name, c);
     if (!fresh) {
-      fail(source, ": line ", lines[header], ": duplicate column name '", name, "' (columns ",
-           it->second + 1, " and ", c + 1, ")");
+      fail(source, ": line ", lines[header], ": duplicate column name ", detail::quoted(name),
+           " (columns ", it->second + 1, " and ", c + 1, ")");
     }
   }
   for (size_t r = header + 1; r < records.size(); ++r) {
@@ -243,21 +284,33 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
 
 CsvTable read_csv(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fail("cannot read CSV '", path, "': is a directory");
+  if (std::filesystem::is_directory(path, ec)) {
+    fail("cannot read CSV ", detail::quoted(path), ": is a directory");
+  }
   FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail("cannot open CSV '", path, "': ", std::strerror(errno));
+  if (!f) fail("cannot open CSV ", detail::quoted(path), ": ", std::strerror(errno));
+  // The text and the cells parsed from it are each about the file's size.
+  if (std::uintmax_t size = std::filesystem::file_size(path, ec); !ec) {
+    try {
+      check_memory("reading CSV " + detail::quoted(path) + " (" + format_bytes(double(size)) + ")",
+                   2.0 * double(size));
+    } catch (...) {
+      std::fclose(f);
+      throw;
+    }
+  }
   std::string text;
   char buffer[1 << 16];
   size_t got = 0;
   while ((got = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, got);
   const bool bad = std::ferror(f) != 0;
   std::fclose(f);
-  if (bad) fail("cannot read CSV '", path, "': read error");
+  if (bad) fail("cannot read CSV ", detail::quoted(path), ": read error");
   return parse_csv(text, path);
 }
 
 Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
-  const std::string where = t.path.empty() ? std::string("CSV") : t.path;
+  const std::string where = t.path.empty() ? std::string("CSV") : detail::quoted(t.path);
   if (t.columns.empty()) fail(where, ": table has no columns");
   auto find = [&](const std::string& name) {
     auto it = std::find(t.columns.begin(), t.columns.end(), name);
@@ -266,7 +319,8 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
 
   int target = o.target.empty() ? int(t.columns.size()) - 1 : find(o.target);
   if (target < 0 && !o.allow_missing_target) {
-    fail(where, ": no target column '", o.target, "'; the columns are: ", join_names(t.columns));
+    fail(where, ": no target column ", detail::quoted(o.target), "; the columns are: ",
+         join_names(t.columns));
   }
 
   std::vector<int> feature_cols;
@@ -274,11 +328,13 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
     for (const std::string& name : o.features) {
       const int c = find(name);
       if (c < 0) {
-        fail(where, ": no feature column '", name, "'; the columns are: ", join_names(t.columns));
+        fail(where, ": no feature column ", detail::quoted(name), "; the columns are: ",
+             join_names(t.columns));
       }
-      if (c == target) fail(where, ": column '", name, "' is the target, so not a feature");
+      if (c == target)
+        fail(where, ": column ", detail::quoted(name), " is the target, so not a feature");
       if (std::count(feature_cols.begin(), feature_cols.end(), c)) {
-        fail(where, ": feature column '", name, "' is listed twice");
+        fail(where, ": feature column ", detail::quoted(name), " is listed twice");
       }
       feature_cols.push_back(c);
     }
@@ -287,8 +343,8 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
     for (const std::string& name : o.ignore) {
       const int c = find(name);
       if (c < 0) {
-        fail(where, ": cannot ignore column '", name, "': no such column; the columns are: ",
-             join_names(t.columns));
+        fail(where, ": cannot ignore column ", detail::quoted(name),
+             ": no such column; the columns are: ", join_names(t.columns));
       }
       skip[c] = true;
     }
@@ -297,9 +353,20 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
     }
   }
   if (feature_cols.empty()) {
-    fail(where, ": no feature columns left besides the target '", t.columns[target], "'");
+    fail(where, ": no feature columns left besides the target ", detail::quoted(t.columns[target]));
   }
   if (t.rows.empty()) fail(where, ": has a header but no data rows");
+  // Tables built by hand skip parse_csv's bounds; the counts become ints below.
+  if (t.rows.size() > size_t(kMaxSamples)) {
+    fail(where, ": ", t.rows.size(), " rows, more than the ", kMaxSamples, " nmsnn accepts");
+  }
+  if (feature_cols.size() > size_t(kMaxLayerSize)) {
+    fail(where, ": ", feature_cols.size(), " feature columns, more than the ", kMaxLayerSize,
+         " nmsnn accepts");
+  }
+  check_memory(where + ": a feature matrix of " + std::to_string(t.rows.size()) + " rows x " +
+                   std::to_string(feature_cols.size()) + " columns",
+               double(t.rows.size()) * double(feature_cols.size()) * sizeof(float));
 
   Dataset d;
   d.name = t.path.empty() ? "csv" : std::filesystem::path(t.path).stem().string();
@@ -328,9 +395,10 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
   const bool binary = o.task == TaskKind::binary;
   for (size_t r = 0; r < t.rows.size(); ++r) {
     if (is_missing(trim(t.rows[r][target]))) {
-      fail(where, ": line ", row_line(t, r), ", column '", tname, "': missing class label",
+      fail(where, ": line ", row_line(t, r), ", column ", detail::quoted(tname),
+           ": missing class label",
            t.rows[r][target].empty() ? std::string(" (empty cell)")
-                                     : " ('" + t.rows[r][target] + "')");
+                                     : " (" + detail::quoted(t.rows[r][target]) + ")");
     }
   }
   std::vector<std::string> names = o.class_names;
@@ -342,17 +410,19 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
     for (size_t k = 1; k < names.size(); ++k) {
       double a = 0, b = 0;
       if (as_number(names[k - 1], a) && as_number(names[k], b) && a == b) {
-        fail(where, ": column '", tname, "': class labels '", names[k - 1], "' and '", names[k],
-             "' are the same number written two ways; write each class one way");
+        fail(where, ": column ", detail::quoted(tname), ": class labels ",
+             detail::quoted(names[k - 1]), " and ", detail::quoted(names[k]),
+             " are the same number written two ways; write each class one way");
       }
     }
     if (binary && names.size() != 2) {
-      fail(where, ": column '", tname, "': a binary task needs exactly 2 classes, found ",
-           names.size(), ": ", join_names(names));
+      fail(where, ": column ", detail::quoted(tname),
+           ": a binary task needs exactly 2 classes, found ", names.size(), ": ",
+           join_names(names));
     }
     if (names.size() < 2) {
-      fail(where, ": column '", tname, "': classification needs at least 2 classes, found only '",
-           names[0], "'");
+      fail(where, ": column ", detail::quoted(tname),
+           ": classification needs at least 2 classes, found only ", detail::quoted(names[0]));
     }
   } else {
     if (binary && names.size() != 2) {
@@ -371,8 +441,9 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
   for (size_t r = 0; r < t.rows.size(); ++r) {
     auto it = id.find(t.rows[r][target]);
     if (it == id.end()) {
-      fail(where, ": line ", row_line(t, r), ", column '", tname, "': '", t.rows[r][target],
-           "' is not one of the ", names.size(), " known classes: ", join_names(names));
+      fail(where, ": line ", row_line(t, r), ", column ", detail::quoted(tname), ": ",
+           detail::quoted(t.rows[r][target]), " is not one of the ", names.size(),
+           " known classes: ", join_names(names));
     }
     d.labels.push_back(it->second);
   }

@@ -18,7 +18,7 @@ using detail::fail;
 namespace {
 
 std::string describe(const Dataset& d) {
-  return d.name.empty() ? std::string("dataset") : "dataset '" + d.name + "'";
+  return d.name.empty() ? std::string("dataset") : "dataset " + detail::quoted(d.name);
 }
 
 std::string dims_string(const std::vector<int>& dims) {
@@ -35,7 +35,7 @@ std::string find_mnist_file(const std::string& dir, const std::string& base) {
     std::error_code ec;
     if (fs::is_regular_file(p, ec)) return p.string();
   }
-  fail("MNIST directory '", dir, "' has no ", base, ".gz or ", base);
+  fail("MNIST directory ", detail::quoted(dir), " has no ", base, ".gz or ", base);
 }
 
 }  // namespace
@@ -111,28 +111,30 @@ Dataset Dataset::slice(int first, int n) const {
 }
 
 Dataset load_mnist(const std::string& dir, bool train, PixelScale scale, int limit) {
-  if (limit < 0) fail("load_mnist: limit must be >= 0 (0 keeps all samples), got ", limit);
+  if (limit < 0) fail("MNIST sample limit must be >= 0 (0 keeps all samples), got ", limit);
   const std::string prefix = train ? "train" : "t10k";
   const std::string images_path = find_mnist_file(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = find_mnist_file(dir, prefix + "-labels-idx1-ubyte");
 
   const IdxArray images = read_idx(images_path);
   if (images.dims.size() != 3) {
-    fail(images_path, ": MNIST images must be 3-d [count, rows, cols], got ",
+    fail(detail::quoted(images_path), ": MNIST images must be 3-d [count, rows, cols], got ",
          dims_string(images.dims));
   }
   const IdxArray labels = read_idx(labels_path);
   if (labels.dims.size() != 1) {
-    fail(labels_path, ": MNIST labels must be 1-d [count], got ", dims_string(labels.dims));
+    fail(detail::quoted(labels_path), ": MNIST labels must be 1-d [count], got ",
+         dims_string(labels.dims));
   }
   const int total = images.dims[0];
   if (labels.dims[0] != total) {
-    fail("MNIST files disagree: ", images_path, " has ", total, " images but ", labels_path,
-         " has ", labels.dims[0], " labels");
+    fail("MNIST files disagree: ", detail::quoted(images_path), " has ", total, " images but ",
+         detail::quoted(labels_path), " has ", labels.dims[0], " labels");
   }
   for (int i = 0; i < total; ++i) {
     if (labels.data[i] >= 10) {
-      fail(labels_path, ": label ", int(labels.data[i]), " at index ", i, " is not a digit 0-9");
+      fail(detail::quoted(labels_path), ": label ", int(labels.data[i]), " at index ", i,
+           " is not a digit 0-9");
     }
   }
 
@@ -156,7 +158,7 @@ Dataset load_mnist(const std::string& dir, bool train, PixelScale scale, int lim
 PixelScale parse_pixel_scale(const std::string& name) {
   if (name == "unit") return PixelScale::unit;
   if (name == "centered") return PixelScale::centered;
-  fail("unknown pixel scale '", name, "'; valid names are: unit, centered");
+  fail("unknown pixel scale ", detail::quoted(name), "; valid names are: unit, centered");
 }
 
 const char* to_string(PixelScale scale) {

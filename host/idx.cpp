@@ -2,16 +2,24 @@
 //
 // zlib's gz* functions read gzip and plain files alike, so one code path serves both. Every check
 // names the file, because a bad dataset file is the most common way a training run fails early.
+// The header's sizes are checked against nmsnn's limits and the memory budget before anything is
+// allocated, and the data buffer grows only as bytes arrive, so a header that lies costs nothing.
 #include "nmsnn/idx.hpp"
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <iomanip>
 #include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "nmsnn/error.hpp"
+#include "nmsnn/limits.hpp"
 
 namespace nmsnn {
 namespace {
@@ -62,11 +70,19 @@ std::string hex_byte(int b) {
   return std::string("0x") + digits[(b >> 4) & 15] + digits[b & 15];
 }
 
+std::string dims_string(const std::vector<uint32_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
 }  // namespace
 
-IdxArray read_idx(const std::string& path) {
+IdxArray read_idx(const std::string& file_path) {
+  const std::string path =
+      detail::quoted(file_path);  // for messages; the file is opened by file_path
   errno = 0;
-  GzFile file(gzopen(path.c_str(), "rb"));
+  GzFile file(gzopen(file_path.c_str(), "rb"));
   if (!file) {
     fail(path, ": cannot open IDX file: ", errno ? std::strerror(errno) : "zlib could not open it");
   }
@@ -100,25 +116,45 @@ IdxArray read_idx(const std::string& path) {
          4 + got_dims);
   }
 
-  // Capped at 2^31 - 1 values so that counts and offsets fit the int fields of Dataset.
-  const int64_t max_values = INT32_MAX;
-  IdxArray out;
-  int64_t total = 1;
+  // dims[0] counts samples and the rest give one sample's size, so each is held to nmsnn's limit
+  // for that; both fit an int, and their product an int64_t.
+  std::vector<uint32_t> dims;
   for (int i = 0; i < ndims; ++i) {
     const uint8_t* b = raw_dims + 4 * i;
-    const uint32_t d = uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
-    if (d == 0) fail(path, ": IDX dimension ", i, " is 0");
-    if (d > uint32_t(max_values)) fail(path, ": IDX dimension ", i, " is absurdly large: ", d);
-    total *= int64_t(d);
-    if (total > max_values) {
-      fail(path, ": IDX dimensions give more than ", max_values, " values; refusing to read");
-    }
-    out.dims.push_back(int(d));
+    dims.push_back(uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3]);
+    if (dims.back() == 0) fail(path, ": IDX dimension ", i, " is 0");
   }
+  double sample = 1;  // a double cannot overflow here: at most three factors below 2^32
+  for (int i = 1; i < ndims; ++i) sample *= dims[i];
+  if (sample > double(kMaxLayerSize)) {
+    std::ostringstream values;  // whole, not 1.67813e+07
+    values << std::fixed << std::setprecision(0) << sample;
+    fail(path, ": IDX dimensions ", dims_string(dims), " give ", values.str(),
+         " values per sample, more than the ", kMaxLayerSize, " nmsnn accepts");
+  }
+  if (dims[0] > kMaxSamples) {
+    fail(path, ": IDX dimensions ", dims_string(dims), " give ", dims[0],
+         " samples, more than the ", kMaxSamples, " nmsnn accepts");
+  }
+  const int64_t total = int64_t(dims[0]) * int64_t(sample);
+  // The bytes read here and the float copy a Dataset makes of them.
+  check_memory(path + ": IDX data " + dims_string(dims) + " (as bytes and as floats)",
+               double(total) * (1 + sizeof(float)));
 
-  out.data.resize(size_t(total));
-  const size_t got = read_some(file.get(), path, out.data.data(), out.data.size());
-  if (got < out.data.size()) {
+  IdxArray out;
+  for (uint32_t d : dims) out.dims.push_back(int(d));
+  // Reserving only maps address space; pages are touched as data arrives, so a header claiming
+  // far more than the file holds ends in "truncated", not in a huge zero-filled buffer.
+  out.data.reserve(size_t(total));
+  size_t got = 0;
+  for (size_t chunk = size_t(1) << 20; got < size_t(total); chunk *= 2) {
+    const size_t want = std::min(chunk, size_t(total) - got);
+    out.data.resize(got + want);
+    const size_t n = read_some(file.get(), path, out.data.data() + got, want);
+    got += n;
+    if (n < want) break;
+  }
+  if (got < size_t(total)) {
     fail(path, ": truncated: expected ", total, " bytes of data, found ", got);
   }
   // Extra bytes mean the header and the data disagree, e.g. a file cut or joined wrongly.

@@ -2,15 +2,19 @@
 //
 // Files are built and parsed whole in memory: nmsnn models are small, and it lets the reader
 // check the complete layout before converting a single value. Byte order is spelled out with
-// shifts so the files are little-endian on any host.
+// shifts so the files are little-endian on any host. Every number from the header is checked
+// before it becomes an integer, and names, dtypes and paths reach messages through detail::quoted.
 #include "nmsnn/safetensors.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <set>
 
 #include "nmsnn/error.hpp"
 #include "nmsnn/json.hpp"
+#include "nmsnn/limits.hpp"
 
 namespace nmsnn {
 
@@ -19,6 +23,8 @@ using detail::fail;
 namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the limit the reference implementation uses
+// Offsets and shape entries are read as JSON numbers (doubles), exact only up to 2^53.
+constexpr int64_t kMaxWhole = int64_t(1) << 53;
 const char* const kMetadataKey = "__metadata__";
 
 // Every dtype of the format and its element size; only F32 and F64 can be read into floats.
@@ -73,10 +79,10 @@ struct Entry {
   uint64_t begin = 0, end = 0;
 };
 
-// One tensor's header entry, checked field by field.
+// One tensor's header entry, checked field by field. `src` is already quoted.
 Entry parse_entry(const std::string& src, const std::string& name, const Json& value,
                   uint64_t buffer_size) {
-  const std::string what = src + ": tensor '" + name + "'";
+  const std::string what = src + ": tensor " + detail::quoted(name);
   if (!value.is_object()) {
     fail(what, ": header entry is ", to_string(value.type()),
          ", expected an object with dtype, shape and data_offsets");
@@ -84,7 +90,8 @@ Entry parse_entry(const std::string& src, const std::string& name, const Json& v
   for (const auto& [key, field] : value.as_object()) {
     (void)field;
     if (key != "dtype" && key != "shape" && key != "data_offsets") {
-      fail(what, ": unexpected header field \"", key, "\" (expected dtype, shape, data_offsets)");
+      fail(what, ": unexpected header field ", detail::quoted(key),
+           " (expected dtype, shape, data_offsets)");
     }
   }
   for (const char* key : {"dtype", "shape", "data_offsets"}) {
@@ -99,26 +106,33 @@ Entry parse_entry(const std::string& src, const std::string& name, const Json& v
   if (size == 0) {
     std::string known;
     for (const DtypeInfo& d : kDtypes) known += (known.empty() ? "" : ", ") + std::string(d.name);
-    fail(what, ": unknown dtype \"", e.dtype, "\" (known: ", known, ")");
+    fail(what, ": unknown dtype ", detail::quoted(e.dtype), " (known: ", known, ")");
   }
 
-  const auto whole = [&](const Json& j, const char* field) -> int64_t {
-    if (!j.is_number() || j.as_number() < 0 || j.as_number() != int64_t(j.as_number()) ||
-        j.as_number() > 9007199254740992.0) {
-      fail(what, ": ", field, " must hold non-negative whole numbers, found ", j.dump());
+  // Range-checked as a double before it becomes an integer: 1e30, -1 and 2.5 are errors, not
+  // undefined conversions.
+  const auto whole = [&](const Json& j, const std::string& field) -> int64_t {
+    if (!j.is_number()) {
+      fail(what, ": ", field, " is ", to_string(j.type()),
+           ", expected a non-negative whole number");
     }
-    return int64_t(j.as_number());
+    return detail::checked_integer(what + ": " + field, j.as_number(), 0, kMaxWhole);
   };
   const Json& shape = value.at("shape");
   if (!shape.is_array()) fail(what, ": shape is ", to_string(shape.type()), ", expected an array");
-  for (const Json& d : shape.as_array()) e.shape.push_back(whole(d, "shape"));
+  for (size_t i = 0; i < shape.size(); ++i) {
+    e.shape.push_back(whole(shape.at(i), "shape[" + std::to_string(i) + "]"));
+  }
 
   const Json& offsets = value.at("data_offsets");
   if (!offsets.is_array() || offsets.size() != 2) {
-    fail(what, ": data_offsets must be [begin, end], found ", offsets.dump());
+    fail(what, ": data_offsets must be [begin, end], found ",
+         offsets.is_array() ? "an array of " + std::to_string(offsets.size()) +
+                                  (offsets.size() == 1 ? " item" : " items")
+                            : std::string(to_string(offsets.type())));
   }
-  e.begin = uint64_t(whole(offsets.at(size_t(0)), "data_offsets"));
-  e.end = uint64_t(whole(offsets.at(size_t(1)), "data_offsets"));
+  e.begin = uint64_t(whole(offsets.at(size_t(0)), "data_offsets[0]"));
+  e.end = uint64_t(whole(offsets.at(size_t(1)), "data_offsets[1]"));
   if (e.begin > e.end) fail(what, ": data_offsets [", e.begin, ", ", e.end, "] run backwards");
   if (e.end > buffer_size) {
     fail(what, ": data_offsets [", e.begin, ", ", e.end, "] reach past the end of the ",
@@ -144,7 +158,7 @@ std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
     Json meta = Json::object();
     for (const auto& [key, value] : metadata) {
       if (!is_valid_utf8(key) || !is_valid_utf8(value)) {
-        fail("safetensors metadata \"", key, "\": keys and values must be valid UTF-8");
+        fail("safetensors metadata ", detail::quoted(key), ": keys and values must be valid UTF-8");
       }
       meta.set(key, value);
     }
@@ -155,7 +169,7 @@ std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
   for (size_t i = 0; i < tensors.size(); ++i) {
     const NamedTensor& t = tensors[i];
     if (t.name.empty()) fail("safetensors tensor ", i, " has an empty name");
-    const std::string what = "safetensors tensor '" + t.name + "'";
+    const std::string what = "safetensors tensor " + detail::quoted(t.name);
     if (t.name == kMetadataKey) fail(what, ": the name is reserved for the metadata");
     if (!is_valid_utf8(t.name)) fail(what, ": the name is not valid UTF-8");
     if (!names.insert(t.name).second) fail(what, ": duplicate tensor name");
@@ -196,14 +210,15 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
   try {
     bytes = safetensors_bytes(tensors, metadata);
   } catch (const Error& e) {
-    fail(path, ": not written: ", e.what());
+    fail(detail::quoted(path), ": not written: ", e.what());
   }
   write_file_atomic(path, bytes);
 }
 
 // ---- reading ----
 
-SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& src) {
+SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source) {
+  const std::string src = detail::quoted(source);
   if (bytes.empty()) fail(src, ": not a safetensors file: the file is empty");
   if (bytes.size() < 8) {
     fail(src, ": not a safetensors file: ", bytes.size(),
@@ -230,7 +245,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& src
   if (!header.is_object()) fail(src, ": not a safetensors file: the header is not a JSON object");
 
   SafetensorsFile file;
-  file.path = src;
+  file.path = source;
   const uint64_t buffer_size = bytes.size() - 8 - n;
   std::vector<Entry> entries;
   for (const auto& [key, value] : header.as_object()) {
@@ -243,8 +258,8 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& src
     }
     for (const auto& [mkey, mvalue] : value.as_object()) {
       if (!mvalue.is_string()) {
-        fail(src, ": __metadata__ value of \"", mkey, "\" is ", to_string(mvalue.type()),
-             ", expected a string");
+        fail(src, ": __metadata__ value of ", detail::quoted(mkey), " is ",
+             to_string(mvalue.type()), ", expected a string");
       }
       file.metadata[mkey] = mvalue.as_string();
     }
@@ -258,12 +273,13 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& src
   for (size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
     if (e.begin < covered) {
-      fail(src, ": tensors '", entries[i - 1].name, "' [", entries[i - 1].begin, ", ",
-           entries[i - 1].end, ") and '", e.name, "' [", e.begin, ", ", e.end, ") overlap");
+      fail(src, ": tensors ", detail::quoted(entries[i - 1].name), " [", entries[i - 1].begin, ", ",
+           entries[i - 1].end, ") and ", detail::quoted(e.name), " [", e.begin, ", ", e.end,
+           ") overlap");
     }
     if (e.begin > covered) {
       fail(src, ": gap in the data buffer: bytes [", covered, ", ", e.begin,
-           ") belong to no tensor (before tensor '", e.name, "')");
+           ") belong to no tensor (before tensor ", detail::quoted(e.name), ")");
     }
     covered = e.end;
   }
@@ -277,7 +293,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& src
   const unsigned char* buffer = raw + 8 + n;
   for (const Entry& e : entries) {
     if (e.dtype != "F32" && e.dtype != "F64") {
-      fail(src, ": tensor '", e.name, "': dtype ", e.dtype,
+      fail(src, ": tensor ", detail::quoted(e.name), ": dtype ", detail::quoted(e.dtype),
            " is not supported (nmsnn reads F32 and F64)");
     }
     NamedTensor t;
@@ -293,6 +309,11 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& src
       } else {
         double d;
         std::memcpy(&d, &bits, 8);
+        // Narrowing a finite double beyond the float range is undefined; say so instead.
+        if (std::isfinite(d) && std::fabs(d) > double(std::numeric_limits<float>::max())) {
+          fail(src, ": tensor ", detail::quoted(e.name), ": F64 value ", d, " at index ", i,
+               " is outside the float range");
+        }
         t.data[i] = float(d);
       }
     }
@@ -315,8 +336,12 @@ const NamedTensor* SafetensorsFile::find(const std::string& name) const {
 const NamedTensor& SafetensorsFile::at(const std::string& name) const {
   if (const NamedTensor* t = find(name)) return *t;
   std::string names;
-  for (const NamedTensor& t : tensors) names += (names.empty() ? "'" : ", '") + t.name + "'";
-  fail(path, ": no tensor named '", name, "'; ",
+  size_t listed = 0;
+  for (; listed < tensors.size() && names.size() < 200; ++listed) {
+    names += (listed ? ", " : "") + detail::quoted(tensors[listed].name, 40);
+  }
+  if (listed < tensors.size()) names += ", ... (" + std::to_string(tensors.size()) + " in all)";
+  fail(detail::quoted(path), ": no tensor named ", detail::quoted(name), "; ",
        tensors.empty() ? std::string("the file has no tensors") : "the file has " + names);
 }
 

@@ -6,10 +6,13 @@
 
 #include "temp_dir.hpp"
 
+#include "safe_message.hpp"
 #include "throws_with.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -17,6 +20,7 @@
 
 #include "nmsnn/csv.hpp"
 #include "nmsnn/error.hpp"
+#include "nmsnn/limits.hpp"
 
 namespace fs = std::filesystem;
 using nmsnn::CsvOptions;
@@ -50,6 +54,12 @@ CsvOptions task(TaskKind kind, const std::string& target = "") {
   o.task = kind;
   o.target = target;
   return o;
+}
+
+uint32_t bits_of(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
 }
 
 std::string seed_csv(const std::string& name) {
@@ -188,6 +198,89 @@ TEST_F(CsvTest, NonNumericFeatureNamesColumnLineAndText) {
   EXPECT_TRUE(throws_with([&] { load("f,y\n1,a\n1,2,b\n"); }, {"line 3 has 3 fields"}));
 }
 
+// from_chars reports 1e-400 and 1e400 alike as out of range. A number too small for a float is a
+// zero of its sign, as the comment in csv.cpp promises; one too large is an error naming the cell.
+TEST_F(CsvTest, UnderflowIsZeroOverflowIsAnError) {
+  const nmsnn::Dataset d =
+      load("f,y\n1e-400,a\n-1e-400,b\n1e-50,a\n0.00001e-99999999999999999999,b\n1e-40,a\n");
+  ASSERT_EQ(d.x.size(), 5u);
+  EXPECT_EQ(bits_of(d.x[0]), bits_of(0.0f));
+  EXPECT_EQ(bits_of(d.x[1]), bits_of(-0.0f));
+  EXPECT_EQ(d.x[2], 0.0f);
+  EXPECT_EQ(d.x[3], 0.0f);
+  EXPECT_EQ(d.x[4], 1e-40f);  // a denormal float is kept, not flushed
+  EXPECT_GT(d.x[4], 0.0f);
+  for (const std::string big : {"1e400", "-1e39", "3.5e38", "1e99999999999999999999", "+1e40",
+                                "12345678901234567890123456789012345678901"}) {
+    SCOPED_TRACE(big);
+    EXPECT_TRUE(throws_with([&] { load("f,y\n1,a\n" + big + ",b\n"); },
+                            {"line 3, column 'f': '" + big + "' is outside the float range"}));
+  }
+}
+
+// Cells, column names, labels and paths are quoted in messages: a newline, NUL, ESC or a 10 MB
+// cell still gives one short line, with the rest of the message intact after them.
+TEST_F(CsvTest, MessagesQuoteWhatTheyEcho) {
+  EXPECT_TRUE(throws_safe_line([&] { load("f,y\n1,a\n\x1b[31mred,b\n"); },
+                               {"line 3, column 'f': '\\x1b[31mred' is not a number"}));
+  EXPECT_TRUE(throws_safe_line([&] { load(std::string("f,y\n1,a\n1\0 2,b\n", 13)); },
+                               {"line 3, column 'f': '1\\x00 2' is not a number"}));
+  const std::string big(10 << 20, '7');
+  EXPECT_TRUE(
+      throws_safe_line([&] { load("f,y\n1,a\n" + big + "x,b\n"); },
+                       {"line 3, column 'f': '7777", "...' (10485761 bytes) is not a number"}));
+  EXPECT_TRUE(throws_safe_line([&] { load("\"a\nb\",\"a\nb\"\n1,2\n"); },
+                               {"duplicate column name 'a\\nb' (columns 1 and 2)"}));
+  EXPECT_TRUE(throws_safe_line([&] { load("\"f\r\nx\",y\n1,a\n,b\n"); },
+                               {"line 4, column 'f\\nx': missing value (empty cell)"}));
+  EXPECT_TRUE(throws_safe_line([&] { load("f,y\n1,\"a\nb\"\n2,\"a\nb\"\n"); },
+                               {"column 'y': classification needs at least 2 classes, found only "
+                                "'a\\nb'"}));
+  EXPECT_TRUE(throws_safe_line([&] { load("f,y\n1,a\n\"2\"\x1b,b\n"); },
+                               {"line 3, field 1: unexpected '\\x1b' after a closing quote"}));
+  CsvOptions o;
+  o.class_names = {"a", "b"};
+  EXPECT_TRUE(throws_safe_line([&] { load("f,y\n1,a\n2,\"x\n\x07\"\n", o); },
+                               {"line 3, column 'y': 'x\\n\\x07' is not one of the 2 known "
+                                "classes: 'a', 'b'"}));
+  // A thousand long column names: the list is cut.
+  std::string header;
+  for (int c = 0; c < 1000; ++c) header += std::string(100, 'c') + std::to_string(c) + ",";
+  EXPECT_TRUE(throws_safe_line([&] { load(header + "y\n" + std::string(1000, ',') + "1\n",
+                                          task(TaskKind::regression, "\ntarget")); },
+                               {"no target column '\\ntarget'", "... (1001 in all)"}));
+  // The path is user text too.
+  const std::string odd = write("odd\nname\x1b.csv", "f,y\n1,a\nx,b\n");
+  EXPECT_TRUE(throws_safe_line([&] { nmsnn::load_csv(odd, {}); },
+                               {"odd\\nname\\x1b.csv': line 3, column 'f': 'x' is not a number"}));
+  EXPECT_TRUE(throws_safe_line([&] { nmsnn::read_csv(odd + "\x1b"); },
+                               {"cannot open CSV '", "\\x1b.csv\\x1b': No such file"}));
+}
+
+// Sizes are checked before allocating: the file against the memory budget before it is read,
+// and the feature matrix before it is built.
+TEST_F(CsvTest, MemoryBudgetIsCheckedBeforeAllocating) {
+  struct MemoryLimit {
+    explicit MemoryLimit(int64_t bytes) { nmsnn::set_memory_limit(bytes); }
+    ~MemoryLimit() { nmsnn::set_memory_limit(0); }
+  };
+  std::string text = "a,b,y\n";
+  for (int r = 0; r < 200; ++r) text += "1,2,x\n";  // 1206 bytes; 200 x 2 floats = 1600 bytes
+  const std::string p = write("budget.csv", text);
+  {
+    const MemoryLimit limit(2000);
+    EXPECT_TRUE(throws_safe_line([&] { nmsnn::read_csv(p); },
+                                 {"reading CSV '" + p + "' (1.2 KiB) needs 2.4 KiB, more than the "
+                                  "memory limit of 2.0 KiB"}));
+  }
+  const CsvTable t = nmsnn::read_csv(p);
+  const MemoryLimit limit(1000);
+  EXPECT_TRUE(throws_safe_line(
+      [&] { nmsnn::csv_to_dataset(t, task(TaskKind::regression, "a")); },
+      {"'" + p + "': a feature matrix of 200 rows x 2 columns needs 1.6 KiB, more than the memory "
+       "limit of 1000 B"}));
+}
+
 TEST_F(CsvTest, MissingValuesAreRejectedNotImputed) {
   for (const std::string cell : {"", "NA", "NaN", "nan", "?", "\"\""}) {
     SCOPED_TRACE("cell <" + cell + ">");
@@ -204,8 +297,9 @@ TEST_F(CsvTest, MissingValuesAreRejectedNotImputed) {
 // ---- csv_to_dataset: the target ----------------------------------------------------------------
 
 TEST_F(CsvTest, UnknownTargetListsColumns) {
-  EXPECT_TRUE(throws_with([&] { load("a,b,c\n1,2,3\n", task(TaskKind::regression, "price")); },
-                          {"data.csv", "no target column 'price'", "the columns are: a, b, c"}));
+  EXPECT_TRUE(
+      throws_with([&] { load("a,b,c\n1,2,3\n", task(TaskKind::regression, "price")); },
+                  {"data.csv", "no target column 'price'", "the columns are: 'a', 'b', 'c'"}));
 }
 
 TEST_F(CsvTest, StringClassesMapInSortedOrder) {
@@ -239,8 +333,9 @@ TEST_F(CsvTest, BinaryNeedsExactlyTwoClasses) {
   EXPECT_EQ(d.classes, 2);
   EXPECT_EQ(d.class_names, (Names{"no", "yes"}));  // so "yes" is the positive class 1
   EXPECT_EQ(d.labels, (std::vector<int>{1, 0, 1}));
-  EXPECT_TRUE(throws_with([&] { load("x,y\n0,a\n1,b\n2,c\n", task(TaskKind::binary)); },
-                          {"column 'y'", "binary task needs exactly 2 classes, found 3: a, b, c"}));
+  EXPECT_TRUE(
+      throws_with([&] { load("x,y\n0,a\n1,b\n2,c\n", task(TaskKind::binary)); },
+                  {"column 'y'", "binary task needs exactly 2 classes, found 3: 'a', 'b', 'c'"}));
   EXPECT_TRUE(throws_with([&] { load("x,y\n0,a\n1,a\n"); },
                           {"at least 2 classes, found only 'a'"}));
 }
@@ -251,8 +346,9 @@ TEST_F(CsvTest, FixedClassNamesFromAModel) {
   const nmsnn::Dataset d = load("x,y\n0,a\n1,b\n2,a\n", o);
   EXPECT_EQ(d.class_names, (Names{"b", "a"}));
   EXPECT_EQ(d.labels, (std::vector<int>{1, 0, 1}));
-  EXPECT_TRUE(throws_with([&] { load("x,y\n0,a\n1,b\n2,c\n", o); },
-                          {"line 4", "column 'y'", "'c' is not one of the 2 known classes: b, a"}));
+  EXPECT_TRUE(
+      throws_with([&] { load("x,y\n0,a\n1,b\n2,c\n", o); },
+                  {"line 4", "column 'y'", "'c' is not one of the 2 known classes: 'b', 'a'"}));
   o.task = TaskKind::binary;
   o.class_names = {"a", "b", "c"};
   EXPECT_TRUE(throws_with([&] { load("x,y\n0,a\n", o); }, {"exactly 2 class names, given 3"}));
@@ -300,7 +396,7 @@ TEST_F(CsvTest, ChoosingAndIgnoringFeatures) {
   EXPECT_EQ(e.x, (std::vector<float>{2, 1, 5, 4}));
   o.features = {"a", "c"};
   EXPECT_TRUE(throws_with([&] { load("a,b,y\n1,2,3\n", o); },
-                          {"no feature column 'c'", "the columns are: a, b, y"}));
+                          {"no feature column 'c'", "the columns are: 'a', 'b', 'y'"}));
   o.features = {"a", "y"};
   EXPECT_TRUE(throws_with([&] { load("a,b,y\n1,2,3\n", o); }, {"'y' is the target"}));
   o.features = {};

@@ -7,6 +7,7 @@
 
 #include "temp_dir.hpp"
 
+#include "safe_message.hpp"
 #include "throws_with.hpp"
 #include <zlib.h>
 
@@ -23,6 +24,7 @@
 #include "nmsnn/dataset.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/idx.hpp"
+#include "nmsnn/limits.hpp"
 
 namespace fs = std::filesystem;
 using nmsnn::Dataset;
@@ -196,9 +198,68 @@ TEST_F(IdxTest, ZeroSizedOrAbsurdDimensions) {
   EXPECT_TRUE(throws_with([&] { nmsnn::read_idx(path("zero-dim")); }, {"dimension 1 is 0"}));
   // 65536^3 values would overflow 32-bit arithmetic; the reader must refuse before allocating.
   write_plain(dir / "huge", idx_header(0x08, {65536, 65536, 65536}));
-  EXPECT_TRUE(throws_with([&] { nmsnn::read_idx(path("huge")); }, {path("huge"), "refusing"}));
+  EXPECT_TRUE(throws_with([&] { nmsnn::read_idx(path("huge")); },
+                          {"'" + path("huge") + "'", "IDX dimensions [65536, 65536, 65536]",
+                           "values per sample, more than the 16777216 nmsnn accepts"}));
   write_plain(dir / "huge-dim", idx_header(0x08, {0xFFFFFFFFu}));
-  EXPECT_TRUE(throws_with([&] { nmsnn::read_idx(path("huge-dim")); }, {"absurdly large"}));
+  EXPECT_TRUE(throws_with([&] { nmsnn::read_idx(path("huge-dim")); },
+                          {"[4294967295] give 4294967295 samples, more than the 1073741824"}));
+}
+
+// Sets the memory budget for one test and puts the default back after it.
+struct MemoryLimit {
+  explicit MemoryLimit(int64_t bytes) { nmsnn::set_memory_limit(bytes); }
+  ~MemoryLimit() { nmsnn::set_memory_limit(0); }
+};
+
+// The limits hold before anything is allocated: a header claiming 2^31 - 1 samples, or more
+// values per sample than a layer may have, is refused from the header alone; sizes within the
+// limits but beyond the memory budget are refused naming the file, the dims and the bytes.
+TEST_F(IdxTest, HeaderSizesAreCheckedBeforeAllocating) {
+  write_plain(dir / "claims", idx_header(0x08, {0x7FFFFFFFu}));
+  EXPECT_TRUE(throws_safe_line([&] { nmsnn::read_idx(path("claims")); },
+                               {"'" + path("claims") + "': IDX dimensions [2147483647] give "
+                                "2147483647 samples, more than the 1073741824 nmsnn accepts"}));
+  write_plain(dir / "wide", idx_header(0x08, {10, 4096, 4097}));
+  EXPECT_TRUE(throws_safe_line([&] { nmsnn::read_idx(path("wide")); },
+                               {"IDX dimensions [10, 4096, 4097] give 16781312 values per sample, "
+                                "more than the 16777216 nmsnn accepts"}));
+  {
+    const MemoryLimit limit(1 << 20);
+    write_plain(dir / "big", idx_header(0x08, {1000, 28, 28}));  // 784,000 bytes, 3.1 MB as floats
+    EXPECT_TRUE(throws_safe_line(
+        [&] { nmsnn::read_idx(path("big")); },
+        {"'" + path("big") + "': IDX data [1000, 28, 28] (as bytes and as floats) needs 3.7 MiB, "
+         "more than the memory limit of 1.0 MiB"}));
+  }
+  // Within the budget, a header that promises far more than the file holds is "truncated"; the
+  // buffer grows with the data, so the promise itself costs no memory.
+  const MemoryLimit limit(int64_t(1) << 40);
+  Bytes promise = idx_header(0x08, {1u << 28});
+  promise.insert(promise.end(), {1, 2, 3});
+  write_plain(dir / "promise", promise);
+  EXPECT_TRUE(throws_safe_line([&] { nmsnn::read_idx(path("promise")); },
+                               {"truncated: expected 268435456 bytes of data, found 3"}));
+}
+
+// Paths and names that reach a message are quoted: one line, control bytes escaped.
+TEST_F(IdxTest, PathsInMessagesAreQuoted) {
+  const std::string odd = "odd\nname\x1b[31m";
+  write_plain(dir / odd, Bytes{'h', 'i', '!', '\n'});
+  EXPECT_TRUE(throws_safe_line([&] { nmsnn::read_idx(path(odd)); },
+                               {"odd\\nname\\x1b[31m': not an IDX file"}));
+  EXPECT_TRUE(throws_safe_line([&] { nmsnn::load_mnist(path(odd), true, nmsnn::PixelScale::unit); },
+                               {"MNIST directory '", "odd\\nname\\x1b[31m' has no"}));
+  nmsnn::Dataset d;
+  d.name = "bad\nname";
+  d.count = 1;
+  d.features = 1;
+  d.x = {NAN};
+  d.labels = {0};
+  d.classes = 2;
+  EXPECT_TRUE(throws_safe_line([&] { d.validate(); }, {"dataset 'bad\\nname': sample 0"}));
+  EXPECT_TRUE(throws_safe_line([] { nmsnn::parse_pixel_scale("\x1b[2J"); },
+                               {"unknown pixel scale '\\x1b[2J'"}));
 }
 
 TEST_F(IdxTest, DataTruncatedByOneByte) {

@@ -6,9 +6,19 @@
 
 #include "temp_dir.hpp"
 
+#include "safe_message.hpp"
 #include "throws_with.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cfloat>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -109,6 +119,38 @@ TEST(JsonParse, DepthLimit) {
   EXPECT_TRUE(throws_with([&] { parse_json(objects); }, {"deeper than 256"}));
 }
 
+// 100,000 levels would overflow the stack of a recursive parser without the limit: the error
+// comes at the 257th level, whatever follows.
+TEST(JsonParse, DeepNestingIsAnErrorNotACrash) {
+  EXPECT_TRUE(throws_safe_line([] { parse_json(std::string(100000, '[')); },
+                               {"byte offset 256", "nested deeper than 256 levels"}));
+  std::string objects;
+  for (int i = 0; i < 100000; ++i) objects += "{\"k\":";
+  EXPECT_TRUE(throws_safe_line([&] { parse_json(objects + "1"); }, {"deeper than 256"}));
+  std::string mixed;
+  for (int i = 0; i < 100000; ++i) mixed += i % 2 ? "[" : "{\"k\":";
+  EXPECT_TRUE(throws_safe_line([&] { parse_json(mixed); }, {"deeper than 256"}));
+}
+
+// Keys and numbers from the text are quoted and cut: a newline, ESC or NUL in a key, or a key of
+// 10 MB, still gives one short line.
+TEST(JsonParse, MessagesQuoteWhatTheyEcho) {
+  EXPECT_TRUE(throws_safe_line([] { parse_json(R"({"a\nb":1,"a\nb":2})"); },
+                               {"byte offset 10", "duplicate key 'a\\nb' in object"}));
+  EXPECT_TRUE(throws_safe_line([] { parse_json(R"({"\u001b[2J\u0000x":1,"\u001b[2J\u0000x":2})"); },
+                               {"duplicate key '\\x1b[2J\\x00x' in object"}));
+  const std::string big(10 << 20, 'k');
+  EXPECT_TRUE(throws_safe_line(
+      [&] { parse_json("{\"" + big + "\":1,\"" + big + "\":2}"); },
+      {"duplicate key 'kkkk", "...' (10485760 bytes) in object"}));
+  const std::string long_number = "1" + std::string(1 << 20, '0') + "e400";
+  EXPECT_TRUE(throws_safe_line([&] { parse_json(long_number); },
+                               {"number '100000", "(1048581 bytes) is outside the double range"}));
+  // The source is put in as the caller built it.
+  EXPECT_TRUE(throws_with([] { parse_json("[", "'my\\nfile.json'"); },
+                          {"'my\\nfile.json': invalid JSON at byte offset 1"}));
+}
+
 // Each malformed text is rejected with the byte offset of the problem and what was expected.
 TEST(JsonParse, ErrorsNameOffsetAndExpectation) {
   struct Case {
@@ -127,7 +169,7 @@ TEST(JsonParse, ErrorsNameOffsetAndExpectation) {
       {"{\"a\" 1}", 5, "expected ':' after object key, found '1'"},
       {"{1:2}", 1, "expected a string key or '}', found '1'"},
       {"{\"a\":1 \"b\":2}", 7, "expected ',' or '}' after object member, found '\"'"},
-      {"{\"a\":1,\"a\":2}", 7, "duplicate key \"a\" in object"},
+      {"{\"a\":1,\"a\":2}", 7, "duplicate key 'a' in object"},
       {"[1] x", 4, "expected end of input after the JSON value, found 'x'"},
       {"[1]]", 3, "expected end of input after the JSON value, found ']'"},
       {"01", 1, "leading zeros are not allowed"},
@@ -139,7 +181,7 @@ TEST(JsonParse, ErrorsNameOffsetAndExpectation) {
       {"+1", 0, "expected a value"},
       {"1e", 2, "expected a digit in the exponent"},
       {"1e+", 3, "expected a digit in the exponent"},
-      {"1e400", 0, "number 1e400 is outside the double range"},
+      {"1e400", 0, "number '1e400' is outside the double range"},
       {"-1.5e99999999999999999999", 0, "outside the double range"},
       {"NaN", 0, "expected a value"},
       {"Infinity", 0, "expected a value"},
@@ -337,12 +379,20 @@ TEST(JsonAccess, TypedAccessorsNameTheActualType) {
 TEST(JsonAccess, MissingKeyListsKeys) {
   const Json j = parse_json(R"({"lr": 0.5, "epochs": 3})");
   EXPECT_TRUE(throws_with([&] { j.at("batch"); },
-                          {"no key \"batch\"", "its keys are: \"lr\", \"epochs\""}));
-  EXPECT_TRUE(throws_with([] { Json::object().at("x"); }, {"no key \"x\"", "the object is empty"}));
+                          {"no key 'batch'", "its keys are: 'lr', 'epochs'"}));
+  EXPECT_TRUE(throws_with([] { Json::object().at("x"); }, {"no key 'x'", "the object is empty"}));
   EXPECT_EQ(j.find("batch"), nullptr);
   EXPECT_FALSE(j.contains("batch"));
   EXPECT_TRUE(j.contains("lr"));
   EXPECT_EQ(Json(1).find("lr"), nullptr);
+}
+
+TEST(JsonAccess, MissingKeyMessageIsOneShortLine) {
+  Json j = Json::object();
+  for (int i = 0; i < 1000; ++i) j.set(std::string(100, 'a') + "\n" + std::to_string(i), i);
+  EXPECT_TRUE(throws_safe_line([&] { j.at("no\x1b]0;title\x07"); },
+                               {"no key 'no\\x1b]0;title\\x07'", "its keys are: 'aaaa",
+                                "... (1000 in all)"}));
 }
 
 TEST(JsonAccess, ArrayIndexAndIntegers) {
@@ -351,6 +401,10 @@ TEST(JsonAccess, ArrayIndexAndIntegers) {
   EXPECT_EQ(j.at(size_t(2)).as_int(), -9007199254740992LL);
   EXPECT_TRUE(throws_with([&] { j.at(size_t(1)).as_int(); }, {"2.5 is not a whole number"}));
   EXPECT_TRUE(throws_with([&] { j.at(size_t(3)).as_int(); }, {"not a whole number within"}));
+  // Values built in code are checked the same way before any conversion.
+  EXPECT_TRUE(throws_with([] { Json(NAN).as_int(); }, {"is not a whole number"}));
+  EXPECT_TRUE(throws_with([] { Json(INFINITY).as_int(); }, {"is not a whole number"}));
+  EXPECT_TRUE(throws_with([] { Json(1e19).as_int(); }, {"not a whole number within +-2^53"}));
   EXPECT_TRUE(throws_with([&] { j.at(size_t(4)); }, {"index 4 is out of range", "4 items"}));
 }
 
@@ -401,4 +455,163 @@ TEST_F(JsonFiles, ErrorsNameThePath) {
   const std::string nowhere = (dir / "no-dir" / "x.json").string();
   EXPECT_TRUE(throws_with([&] { nmsnn::write_json_file(nowhere, Json(1)); },
                           {nowhere, "cannot create a temporary file"}));
+}
+
+// ---- atomic writes: what a crash leaves behind ----
+
+namespace {
+
+std::vector<std::string> listing(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A pid that is certainly not running: a child that has exited and been reaped.
+pid_t dead_pid() {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return pid;
+}
+
+// Forks a child that writes `size` bytes to `target` (through a named temporary when `named`) and
+// SIGKILLs it as soon as a file it has open in `dir`, other than the target, holds data: that is,
+// in the middle of the write, before the rename. True when the child died of that SIGKILL.
+bool kill_mid_write(const fs::path& dir, const std::string& target, size_t size, bool named) {
+  const pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    // The lowest priority lets the watching parent run while the child writes, even on a busy
+    // machine, so the kill lands well before the write could finish.
+    if (nice(19) == -1) _exit(2);
+    const std::string bytes(size, 'n');
+    try {
+      named ? nmsnn::detail::write_file_atomic_named(target, bytes)
+            : nmsnn::write_file_atomic(target, bytes);
+    } catch (...) {
+    }
+    _exit(0);
+  }
+  // The child's descriptors show where it writes: "<dir>/#123 (deleted)" for an O_TMPFILE file,
+  // "<dir>/.<name>.tmp.<pid>.<n>" for a named one.
+  const std::string fds = "/proc/" + std::to_string(pid) + "/fd";
+  const std::string inside = fs::canonical(dir).string() + "/";
+  const std::string final_name = inside + fs::path(target).filename().string();
+  bool killed = false;
+  const auto start = std::chrono::steady_clock::now();
+  while (!killed && std::chrono::steady_clock::now() - start < std::chrono::seconds(30)) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return false;  // finished before it was caught
+    DIR* d = opendir(fds.c_str());
+    for (const dirent* e; d && !killed && (e = readdir(d));) {
+      const std::string fd = fds + "/" + e->d_name;
+      char link[4096];
+      const ssize_t n = readlink(fd.c_str(), link, sizeof link - 1);
+      if (n <= 0) continue;
+      const std::string where(link, size_t(n));
+      struct stat st {};
+      if (where.rfind(inside, 0) == 0 && where != final_name && stat(fd.c_str(), &st) == 0 &&
+          st.st_size > 0 && size_t(st.st_size) < size) {
+        killed = kill(pid, SIGKILL) == 0;
+      }
+    }
+    if (d) closedir(d);
+    if (!killed) usleep(100);  // leave the child the CPU to make progress
+  }
+  if (!killed) kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+// Whether `dir` takes O_TMPFILE files, so that a killed writer leaves nothing at all.
+bool supports_unnamed_files(const fs::path& dir) {
+#ifdef O_TMPFILE
+  const int fd = open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+#else
+  (void)dir;
+  return false;
+#endif
+}
+
+constexpr size_t kBig = size_t(128) << 20;  // large enough that the kill lands mid-write
+
+}  // namespace
+
+TEST_F(JsonFiles, KillDuringAWriteLeavesTheOldFileAndNoTemporary) {
+  const std::string target = path("model.bin");
+  nmsnn::write_file_atomic(target, "old model");
+  ASSERT_TRUE(kill_mid_write(dir, target, kBig, false));
+  EXPECT_EQ(nmsnn::read_file(target), "old model");
+  if (supports_unnamed_files(dir)) {
+    // The new bytes were in a file without a name: the kernel freed it with the process.
+    EXPECT_EQ(listing(dir), std::vector<std::string>{"model.bin"});
+  }
+  nmsnn::write_file_atomic(target, "new model");
+  EXPECT_EQ(nmsnn::read_file(target), "new model");
+  EXPECT_EQ(listing(dir), std::vector<std::string>{"model.bin"});
+}
+
+// Where O_TMPFILE is missing the data goes to a named temporary, which a kill leaves behind; the
+// next write to the same target removes it.
+TEST_F(JsonFiles, TheNextWriteRemovesWhatAKilledNamedWriteLeft) {
+  const std::string target = path("model.bin");
+  nmsnn::write_file_atomic(target, "old model");
+  ASSERT_TRUE(kill_mid_write(dir, target, kBig, true));
+  EXPECT_EQ(nmsnn::read_file(target), "old model");
+  const std::vector<std::string> left = listing(dir);
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].rfind(".model.bin.tmp.", 0), 0u) << left[0];
+  EXPECT_GT(fs::file_size(dir / left[0]), 0u);
+  nmsnn::write_file_atomic(target, "new model");
+  EXPECT_EQ(nmsnn::read_file(target), "new model");
+  EXPECT_EQ(listing(dir), std::vector<std::string>{"model.bin"});
+}
+
+// Only temporaries of this target whose process is gone are removed: a live writer's (this
+// process's), another target's, and names that merely look similar stay.
+TEST_F(JsonFiles, StaleTemporariesOfDeadWritersOnlyAreRemoved) {
+  const std::string dead = std::to_string(dead_pid());
+  const std::string alive = std::to_string(getpid());
+  const std::vector<std::string> stale = {".t.json.tmp." + dead + ".0",
+                                          ".t.json.tmp-" + dead + "-3-123456"};  // older format
+  const std::vector<std::string> kept = {
+      ".t.json.tmp." + alive + ".7",       // a writer that is still running
+      ".u.json.tmp." + dead + ".0",        // another target
+      ".t.json.tmp." + dead + ".x",        // not a temporary's name
+      ".t.json.tmp." + dead + ".5.tmp.1",  // the temporary of a target "t.json.tmp.<pid>.5"
+      "t.json.tmp." + dead + ".0",         // not hidden: a user's file
+  };
+  for (const auto& names : {stale, kept}) {
+    for (const std::string& name : names) nmsnn::write_file_atomic(path(name), "x");
+  }
+  nmsnn::write_file_atomic(path("t.json"), "1");
+  std::vector<std::string> expected = kept;
+  expected.push_back("t.json");
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(listing(dir), expected);
+}
+
+// A path that is one long name still gets a temporary name within the file system's limit.
+TEST_F(JsonFiles, LongFileNames) {
+  const std::string name(250, 'n');
+  nmsnn::write_file_atomic(path(name), "a");
+  nmsnn::detail::write_file_atomic_named(path(name), "b");
+  EXPECT_EQ(nmsnn::read_file(path(name)), "b");
+  EXPECT_EQ(listing(dir), std::vector<std::string>{name});
+}
+
+// Paths in messages are quoted like any user text.
+TEST_F(JsonFiles, PathsInMessagesAreQuoted) {
+  const std::string odd = path("no\ndir") + "/x\x1b[31m.json";
+  EXPECT_TRUE(throws_safe_line([&] { nmsnn::write_file_atomic(odd, "x"); },
+                               {"no\\ndir/x\\x1b[31m.json'", "cannot create a temporary file"}));
+  EXPECT_TRUE(throws_safe_line([&] { nmsnn::read_json_file(odd); },
+                               {"no\\ndir/x\\x1b[31m.json': cannot open for reading"}));
 }

@@ -7,6 +7,7 @@
 
 #include "temp_dir.hpp"
 
+#include "safe_message.hpp"
 #include "throws_with.hpp"
 #include <signal.h>
 #include <sys/resource.h>
@@ -186,32 +187,100 @@ TEST_F(Safetensors, CorruptHeader) {
   EXPECT_TRUE(rejects(file_bytes(R"({"a":{"dtype":"F32",)", ""),
                       {"corrupt header", "invalid JSON at byte offset 20", "found end of input"}));
   EXPECT_TRUE(rejects(file_bytes("{" + kEntryA + "," + kEntryA + "}", std::string(8, '\0')),
-                      {"corrupt header", "duplicate key \"a\""}));
+                      {"corrupt header", "duplicate key 'a'"}));
   EXPECT_TRUE(rejects(file_bytes(R"({"a":{"dtype":"F32","shape":[2]}})", std::string(8, '\0')),
                       {"tensor 'a'", "missing field \"data_offsets\""}));
   EXPECT_TRUE(rejects(file_bytes(R"({"a":[1,2]})", ""), {"tensor 'a'", "expected an object"}));
   EXPECT_TRUE(
       rejects(file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1}})",
                          std::string(8, '\0')),
-              {"unexpected header field \"extra\""}));
-  EXPECT_TRUE(rejects(file_bytes(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})",
-                                 std::string(8, '\0')),
-                      {"shape must hold non-negative whole numbers, found -2"}));
+              {"unexpected header field 'extra'"}));
+  EXPECT_TRUE(
+      rejects(file_bytes(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})",
+                         std::string(8, '\0')),
+              {"tensor 'a': shape[0] must be a whole number in [0, 9007199254740992], got -2"}));
   EXPECT_TRUE(rejects(
       file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", std::string(8, '\0')),
-      {"data_offsets must be [begin, end], found [0]"}));
+      {"data_offsets must be [begin, end], found an array of 1 item"}));
   EXPECT_TRUE(rejects(file_bytes(R"({"__metadata__":{"v":1}})", ""),
-                      {"__metadata__ value of \"v\" is number, expected a string"}));
+                      {"__metadata__ value of 'v' is number, expected a string"}));
   EXPECT_TRUE(rejects(file_bytes(R"({"__metadata__":[]})", ""), {"__metadata__ is array"}));
+}
+
+// Every shape entry and offset is range-checked as a double before it becomes an integer (1e30
+// or 2.5 converted to int64_t would be undefined), and products of shape entries cannot overflow.
+TEST_F(Safetensors, ShapesAndOffsetsAreRangeChecked) {
+  const auto with_shape = [](const std::string& shape) {
+    return file_bytes(R"({"a":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,8]}})",
+                      std::string(8, '\0'));
+  };
+  EXPECT_TRUE(rejects(with_shape("[1e30]"),
+                      {"tensor 'a': shape[0] must be a whole number in [0, 9007199254740992], "
+                       "got 1e+30"}));
+  EXPECT_TRUE(rejects(with_shape("[2, 2.5]"), {"tensor 'a': shape[1] must be", "got 2.5"}));
+  EXPECT_TRUE(rejects(with_shape("[-1]"), {"shape[0] must be", "got -1"}));
+  EXPECT_TRUE(
+      rejects(with_shape("[9007199254740994]"), {"shape[0] must be", "got 9007199254740994"}));
+  EXPECT_TRUE(rejects(with_shape(R"(["2"])"), {"shape[0] is string, expected a non-negative"}));
+  // 2^32 * 2^32 * 2^32 overflows int64_t; the product is checked, not wrapped.
+  EXPECT_TRUE(rejects(with_shape("[4294967296, 4294967296, 4294967296]"),
+                      {"shape [4294967296, 4294967296, 4294967296] of F32", "does not match"}));
+  EXPECT_TRUE(
+      rejects(with_shape("[2, 0, 4294967296]"), {"shape [2, 0, 4294967296]", "does not match"}));
+  EXPECT_TRUE(rejects(
+      file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,1e300]}})", ""),
+      {"tensor 'a': data_offsets[1] must be a whole number in [0, 9007199254740992], got "
+       "1.0000000000000001e+300"}));
+  EXPECT_TRUE(rejects(
+      file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,9007199254740992]}})", ""),
+      {"data_offsets [0, 9007199254740992] reach past the end of the 0-byte data buffer"}));
+  // F64 values beyond the float range are an error, not an undefined narrowing.
+  std::string big(8, '\0');
+  const double huge = 1e300;
+  std::memcpy(&big[0], &huge, 8);
+  EXPECT_TRUE(rejects(file_bytes(R"({"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", big),
+                      {"tensor 'a': F64 value 1e+300 at index 0 is outside the float range"}));
+}
+
+// Names, dtypes and paths are quoted: control characters escaped, a 1 MB name cut.
+TEST_F(Safetensors, MessagesQuoteWhatTheyEcho) {
+  EXPECT_TRUE(
+      rejects(file_bytes(R"({"a\n\u001b[2J":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}})",
+                         std::string(8, '\0')),
+              {"tensor 'a\\n\\x1b[2J': unknown dtype 'F33'"}));
+  EXPECT_TRUE(rejects(
+      file_bytes(R"({"a":{"dtype":"\u001b]0;x\u0007","shape":[2],"data_offsets":[0,8]}})",
+                 std::string(8, '\0')),
+      {"unknown dtype '\\x1b]0;x\\x07'"}));
+  const std::string long_name(1 << 20, 'w');
+  const std::string p = put("case.safetensors",
+                            file_bytes("{\"" + long_name + R"(":{"dtype":"I8","shape":[1],)" +
+                                           R"("data_offsets":[0,1]}})",
+                                       std::string(1, '\0')));
+  EXPECT_TRUE(
+      throws_safe_line([&] { nmsnn::read_safetensors(p); },
+                       {"tensor 'wwww", "...' (1048576 bytes): dtype 'I8' is not supported"}));
+  // Looking up a missing tensor lists a few names, quoted, not all of them.
+  std::vector<NamedTensor> many;
+  for (int i = 0; i < 500; ++i)
+    many.push_back({std::string(60, 't') + "\n" + std::to_string(i), {1}, {1.0f}});
+  nmsnn::write_safetensors(path("many.safetensors"), many);
+  const nmsnn::SafetensorsFile f = nmsnn::read_safetensors(path("many.safetensors"));
+  EXPECT_TRUE(throws_safe_line([&] { f.at("x\x1b"); },
+                               {"no tensor named 'x\\x1b'; the file has 'tttt", "(500 in all)"}));
+  // The writer quotes names and the path as well.
+  EXPECT_TRUE(throws_safe_line(
+      [&] { nmsnn::write_safetensors(path("o\nut"), {{"a\x1b", {2}, {1.0f}}}); },
+      {"o\\nut': not written: safetensors tensor 'a\\x1b': shape [2] holds 2 values"}));
 }
 
 TEST_F(Safetensors, UnknownAndUnsupportedDtypes) {
   EXPECT_TRUE(rejects(
       file_bytes(R"({"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\0')),
-      {"tensor 'a'", "unknown dtype \"F33\"", "F32"}));
+      {"tensor 'a'", "unknown dtype 'F33'", "F32"}));
   EXPECT_TRUE(rejects(
       file_bytes(R"({"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", std::string(8, '\0')),
-      {"tensor 'a'", "dtype I64 is not supported"}));
+      {"tensor 'a'", "dtype 'I64' is not supported"}));
 }
 
 TEST_F(Safetensors, ShapeMustMatchByteSpan) {
@@ -313,7 +382,7 @@ TEST_F(Safetensors, FailedWriteLeavesOldFileAndNoTemporary) {
   setrlimit(RLIMIT_FSIZE, &old_limit);
   signal(SIGXFSZ, old_handler);
 
-  EXPECT_NE(message.find(p + ": write failed"), std::string::npos) << message;
+  EXPECT_NE(message.find("'" + p + "': write failed"), std::string::npos) << message;
   EXPECT_NE(message.find("nothing was replaced"), std::string::npos) << message;
   EXPECT_EQ(nmsnn::read_file(p), before);
   EXPECT_EQ(listing(dir), std::vector<std::string>{"model.safetensors"});

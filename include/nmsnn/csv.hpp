@@ -2,8 +2,9 @@
 //
 // Two steps, so each can be checked on its own: read_csv parses the text into strings (RFC 4180
 // with the usual leniencies), csv_to_dataset decides which column is the target and parses
-// numbers. Both throw nmsnn::Error naming the file, the 1-based line and the column at fault.
-// Missing values are errors: nmsnn never imputes silently.
+// numbers. Both throw nmsnn::Error naming the file, the 1-based line and the column at fault; the
+// file name, cells and column names are put in through detail::quoted, so a message is one short
+// line whatever the file holds. Missing values are errors: nmsnn never imputes silently.
 #pragma once
 
 #include <string>
@@ -27,10 +28,12 @@ struct CsvTable {
 // and commas or newlines inside, LF or CRLF line ends, a UTF-8 byte order mark skipped, blank lines
 // before the header and at the end ignored (elsewhere they are an error). Unquoted fields are
 // trimmed of spaces and tabs; quoted ones are kept as written. A header with no rows is accepted
-// here (csv_to_dataset then rejects it).
+// here (csv_to_dataset then rejects it). At most kMaxSamples rows of kMaxLayerSize + 1 fields
+// (nmsnn/limits.hpp); a file larger than half the memory budget is refused before it is read.
 CsvTable read_csv(const std::string& path);
 
-// The same parser on text already in memory; `source` names it in messages.
+// The same parser on text already in memory; `source` names it (quoted) in messages and becomes
+// the table's path.
 CsvTable parse_csv(const std::string& text, const std::string& source);
 
 struct CsvOptions {
@@ -47,8 +50,10 @@ struct CsvOptions {
   std::vector<std::string> ignore;  // columns that are not features, e.g. row ids
 };
 
-// Builds a Dataset from `table`: features parsed as float (the whole cell must be a finite number),
-// the target read as `options.task` says. name is the file's stem; feature_names, class_names and
+// Builds a Dataset from `table`: features parsed as float (the whole cell must be a finite number;
+// one too small for a float, such as 1e-400, reads as a zero of its sign, one too large is an
+// error), the target read as `options.task` says. The feature matrix is checked against the memory
+// budget before it is built. name is the file's stem; feature_names, class_names and
 // target_names are filled.
 Dataset csv_to_dataset(const CsvTable& table, const CsvOptions& options);
 

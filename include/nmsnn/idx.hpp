@@ -18,7 +18,10 @@ struct IdxArray {
 };
 
 // Reads a whole IDX file. Throws nmsnn::Error naming the file when it is missing, unreadable,
-// not gzip/IDX, of another data type, or shorter or longer than its header says.
+// not gzip/IDX, of another data type, or shorter or longer than its header says; and, before
+// allocating anything, when dims[0] (the samples) exceeds kMaxSamples, the product of the other
+// dims (one sample) exceeds kMaxLayerSize, or the data, as bytes plus the float copy a Dataset
+// makes of it, would exceed memory_limit() (nmsnn/limits.hpp).
 IdxArray read_idx(const std::string& path);
 
 }  // namespace nmsnn

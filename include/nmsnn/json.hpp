@@ -106,9 +106,12 @@ class Json {
 const char* to_string(Json::Type type);  // "null", "boolean", "number", ...
 
 // Parses exactly one JSON value (RFC 8259): optional whitespace around it and nothing else.
-// Rejects trailing text, nesting deeper than 256 arrays/objects, duplicate keys, invalid UTF-8,
-// unpaired surrogates and numbers outside the double range. Errors read
+// Rejects trailing text, nesting deeper than 256 arrays/objects (so 100,000 '[' is an error, not a
+// stack overflow), duplicate keys, invalid UTF-8, unpaired surrogates and numbers outside the
+// double range. Errors read
 //   "<source>: invalid JSON at byte offset 12 (line 2, column 5): expected ':' after object key"
+// and quote what they echo of the text (keys, numbers) with detail::quoted. `source` is put in as
+// given: callers build it from quoted parts, e.g. detail::quoted(path) (read_json_file does).
 // A leading UTF-8 byte order mark is skipped (RFC 8259 allows ignoring it).
 Json parse_json(std::string_view text, const std::string& source = "JSON text");
 
@@ -122,15 +125,25 @@ bool is_valid_utf8(std::string_view s);
 
 // ---- whole files ----
 
-// The bytes of the file at `path`; throws naming the path when it cannot be opened or read.
+// The bytes of the file at `path`; throws naming the path when it cannot be opened or read, or
+// when the file is larger than memory_limit() (nmsnn/limits.hpp).
 std::string read_file(const std::string& path);
 
 // Writes `bytes` to `path` so that `path` is either untouched or completely replaced: the bytes
-// go to a temporary file in the same directory, are flushed to disk (fsync), and the temporary
-// is renamed over `path`. On any failure the temporary is removed and nmsnn::Error names the path.
+// go to a file in the same directory, are flushed to disk (fsync), and that file is renamed over
+// `path`. On any failure nothing is left behind and nmsnn::Error names the path. Where the file
+// system supports O_TMPFILE (Linux) the file has no name while it is written, so even a kill -9
+// leaves nothing; elsewhere it is ".<name>.tmp.<pid>.<n>", and each write first removes such
+// temporaries of the same target whose process no longer exists.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
 Json read_json_file(const std::string& path);  // read_file + parse_json, errors name the path
 void write_json_file(const std::string& path, const Json& value, int indent = 2);  // atomic
+
+namespace detail {
+// write_file_atomic's fallback, always through a named temporary (no O_TMPFILE, no clean-up of
+// stale temporaries); public so tests can produce what a crash on such a file system leaves.
+void write_file_atomic_named(const std::string& path, std::string_view bytes);
+}  // namespace detail
 
 }  // namespace nmsnn

@@ -47,10 +47,13 @@ std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
 // "not a safetensors file" (empty, too short, absurd header length, header not a JSON object),
 // "truncated", "corrupt header" (bad JSON, missing or wrong fields, duplicate names), unknown or
 // unsupported dtypes, shape not matching the byte span, offsets outside the buffer, overlapping or
-// gapped tensors, trailing bytes.
+// gapped tensors, trailing bytes. Shape entries and offsets are range-checked ([0, 2^53], whole)
+// before they become integers, and their products cannot overflow; names, dtypes and the path are
+// quoted (detail::quoted) in messages.
 SafetensorsFile read_safetensors(const std::string& path);
 
-// read_safetensors on bytes already in memory; `source` names them in messages.
+// read_safetensors on bytes already in memory; `source` names them (quoted) in messages and
+// becomes the file's path.
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source);
 
 }  // namespace nmsnn

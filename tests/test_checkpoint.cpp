@@ -417,7 +417,7 @@ TEST_F(CliCheckpoints, ADivergingRunStopsAndKeepsItsLastGoodModel) {
   EXPECT_NE(r.output.find("training diverged at epoch 1, batch 2: the network's outputs became "
                           "nan; lower the learning rate (--lr 1e+30)"),
             std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("saved the last good model"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the last good model was saved to"), std::string::npos) << r.output;
   const nmsnn::Model m = nmsnn::Model::load(path("last_good.nmsnn"));
   for (const auto& p : m.network().parameters())
     for (float v : m.network().parameter(p.name)) ASSERT_TRUE(std::isfinite(v)) << p.name;

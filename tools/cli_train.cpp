@@ -426,9 +426,10 @@ int run_train(const std::vector<std::string>& argv) {
     message << "training diverged at epoch " << e.epoch << ", batch " << e.batch << ": "
             << e.reason << "; lower the learning rate (--lr " << e.lr << ")";
     if (args.has("save")) {
-      model.save(args.str("save", ""));  // the network holds the last good parameters
-      std::fprintf(stderr, "saved the last good model (before the update that diverged) to %s\n",
-                   args.str("save", "").c_str());
+      // The network holds the last good parameters (before the update that diverged). Said in
+      // the error's one line, so a script sees one message.
+      model.save(args.str("save", ""));
+      message << "; the last good model was saved to " << detail::quoted(args.str("save", ""), 400);
     }
     throw Error(message.str());
   }

@@ -157,6 +157,13 @@ Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size
     inference.use_noise_pass = noise_pass >= 0;
     inference.noise_pass = uint64_t(noise_pass) + uint64_t(first / batch_size);
     ForwardPass pass = net.forward(static_input(encoding, batch.x, n), inference);
+    // Finite parameters can still overflow the outputs on other data: say so plainly rather
+    // than through the loss function's input check.
+    for (size_t i = 0; i < pass.logits().size(); ++i)
+      if (!std::isfinite(pass.logits()[i]))
+        fail("evaluation on ", detail::quoted(data.name), ": the network's output for sample ",
+             first + int(i / size_t(C)), " is not finite (", pass.logits()[i],
+             "): its parameters are too large for this data (a lower learning rate helps)");
     const BatchLoss bl = batch_loss(loss, pass.logits(), batch, C);
     loss_sum += bl.value.value * n;
     correct += bl.correct;

@@ -373,3 +373,21 @@ TEST(Divergence, AHealthyRunIsNotStopped) {
   EXPECT_EQ(r.epochs.size(), 4u);
   EXPECT_LT(r.epochs.back().train_loss, r.epochs.front().train_loss);
 }
+
+// Finite parameters whose outputs overflow on the data: evaluation says so in plain words, not
+// through the loss function's input check.
+TEST(Divergence, EvaluationWithOutputsThatOverflowIsAClearError) {
+  const nmsnn::Dataset data = blobs(32, 6, 1);
+  nmsnn::Network net(nmsnn::NetworkSpec::mlp(6, {8}, 3), {nmsnn::Engine::cpu, 3, 1});
+  const std::string w = net.parameters()[0].name;
+  net.set_parameter(w, std::vector<float>(net.parameters()[0].size, 3e38f));
+  try {
+    nmsnn::evaluate(net, data, nmsnn::Loss::nll, 16, nmsnn::Input::Kind::repeated);
+    FAIL() << "evaluation with overflowing outputs did not fail";
+  } catch (const nmsnn::Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("evaluation on 'blobs': the network's output for sample 0 is not finite"),
+              std::string::npos) << msg;
+    EXPECT_EQ(msg.find("nll_log_softmax"), std::string::npos) << msg;
+  }
+}

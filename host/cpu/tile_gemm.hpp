@@ -28,22 +28,13 @@ struct RowsOf {
 // A vector of Real in GCC's vector extension: the tile below is written with it so the compiler
 // cannot choose another vectorisation (it once chose gathers). 32 bytes (8 floats) for AVX2, 16
 // bytes for the baseline (SSE2 on x86-64, NEON on aarch64).
-// GCC warns that a 32-byte vector returned without AVX changes the ABI; these functions are always
-// inlined into code compiled for AVX2, so no call with that ABI exists.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
+// Loads and stores are memcpy of a whole vector, written out where they are used: a function
+// returning a 32-byte vector would have a different ABI without AVX (GCC warns), even inlined.
 template <class Real, int Bytes>
 struct Vec {
   typedef Real type __attribute__((vector_size(Bytes)));
   static constexpr int lanes = Bytes / sizeof(Real);
-  [[gnu::always_inline]] static type load(const Real* p) {
-    type v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-  }
-  [[gnu::always_inline]] static void store(Real* p, type v) { __builtin_memcpy(p, &v, sizeof v); }
 };
-#pragma GCC diagnostic pop
 
 // The tile functions are always inlined into the per-kernel-set entry points below, so each copy
 // is compiled for that entry point's instruction set.
@@ -56,18 +47,18 @@ template <class Real, int Bytes, int R, int W>
   constexpr int N = W / V::lanes;
   typename V::type acc[R][N];
   for (int r = 0; r < R; ++r)
-    for (int n = 0; n < N; ++n) acc[r][n] = V::load(C[r] + col + n * V::lanes);
+    for (int n = 0; n < N; ++n) __builtin_memcpy(&acc[r][n], C[r] + col + n * V::lanes, Bytes);
   for (int j = 0; j < J; ++j) {
     const Real* b = B.row(j) + col;
     typename V::type bv[N];
-    for (int n = 0; n < N; ++n) bv[n] = V::load(b + n * V::lanes);
+    for (int n = 0; n < N; ++n) __builtin_memcpy(&bv[n], b + n * V::lanes, Bytes);
     for (int r = 0; r < R; ++r) {
       const Real x = A[r * a_r + j * a_j];
       for (int n = 0; n < N; ++n) acc[r][n] += x * bv[n];
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int n = 0; n < N; ++n) V::store(C[r] + col + n * V::lanes, acc[r][n]);
+    for (int n = 0; n < N; ++n) __builtin_memcpy(C[r] + col + n * V::lanes, &acc[r][n], Bytes);
 }
 
 template <class Real, int Bytes, int W>

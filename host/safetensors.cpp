@@ -83,6 +83,8 @@ struct Entry {
 Entry parse_entry(const std::string& src, const std::string& name, const Json& value,
                   uint64_t buffer_size) {
   const std::string what = src + ": tensor " + detail::quoted(name);
+  // The writer refuses an empty name (no PyTorch parameter has one), so the reader does too.
+  if (name.empty()) fail(src, ": a tensor has an empty name");
   if (!value.is_object()) {
     fail(what, ": header entry is ", to_string(value.type()),
          ", expected an object with dtype, shape and data_offsets");

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what nmsnn needs to build and test on Debian/Ubuntu, if it is missing:
-# a C++17 compiler, CMake, Python 3 (test scripts), zlib, GoogleTest and Google Benchmark (and,
-# when asked, Fashion-MNIST into /usr/share/datasets/fashion-mnist). The CUDA toolkit is optional
-# (the CUDA engine is built when nvcc is found) and is not installed here.
+# a C++17 compiler, CMake, Python 3 (test scripts), zlib, GoogleTest and Google Benchmark, clang 14
+# and its compiler-rt (libFuzzer, for ctest's `fuzz` stage: scripts/fuzz.sh; GCC's sanitizer
+# runtimes come with g++), and, when asked, Fashion-MNIST into /usr/share/datasets/fashion-mnist.
+# The CUDA toolkit is optional (the CUDA engine is built when nvcc is found) and is not installed
+# here.
 set -euo pipefail
 
 # usage: install_deps.sh [--fashion-mnist]   (also Debian's dataset-fashion-mnist package)
-packages=(g++ cmake make python3 zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
+packages=(g++ cmake make python3 zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
+          clang-14 libclang-rt-14-dev)
 [ "${1:-}" = "--fashion-mnist" ] && packages+=(dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do

@@ -168,6 +168,10 @@ TEST_F(Safetensors, ForeignFilesAreNotSafetensors) {
   EXPECT_TRUE(rejects(png, {"not a safetensors file", "header length", "absurd"}));
   EXPECT_TRUE(rejects("epoch,loss,accuracy\n1,0.5,0.9\n", {"not a safetensors file", "absurd"}));
   EXPECT_TRUE(rejects("{\"a\": 1}\n", {"not a safetensors file"}));
+  // The writer refuses an empty tensor name, so the reader does too (found by fuzz_safetensors).
+  const std::string empty_name = R"({"":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})";
+  EXPECT_TRUE(rejects(std::string(1, char(empty_name.size())) + std::string(7, '\0') + empty_name,
+                      {"a tensor has an empty name"}));
   // A plausible length but no JSON object after it.
   EXPECT_TRUE(rejects(le64(8) + "[1,2,3] ", {"not a safetensors file", "does not start with '{'"}));
   EXPECT_TRUE(rejects(le64(0), {"not a safetensors file", "header length 0"}));

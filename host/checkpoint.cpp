@@ -57,13 +57,13 @@ class Fields {
   Fields(const std::string& path, const Json& object, std::string where)
       : path_(path), object_(object), where_(std::move(where)) {
     if (!object_.is_object())
-      fail(detail::quoted(path_), ": checkpoint metadata ", where_, " is a ",
+      fail(detail::quote(path_), ": checkpoint metadata ", where_, " is a ",
            to_string(object_.type()), ", expected an object");
   }
 
   const Json& get(const std::string& key) const {
     const Json* v = object_.find(key);
-    if (!v) fail(detail::quoted(path_), ": checkpoint metadata ", where_, " lacks '", key, "'");
+    if (!v) fail(detail::quote(path_), ": checkpoint metadata ", where_, " lacks '", key, "'");
     return *v;
   }
   // null stands for a number that was not finite (JSON has no inf or nan).
@@ -86,7 +86,7 @@ class Fields {
 
  private:
   std::string name(const std::string& key) const {
-    return detail::quoted(path_) + ": checkpoint metadata " + where_ + "." + key;
+    return detail::quote(path_) + ": checkpoint metadata " + where_ + "." + key;
   }
   const std::string& path_;
   const Json& object_;
@@ -131,7 +131,7 @@ void read_state(const std::string& path, const Json& j, TrainState& s) {
   s.samples = f.integer("samples", 0, kMaxExactInteger);
   const Json& epochs = f.get("epochs");
   if (!epochs.is_array())
-    fail(detail::quoted(path), ": checkpoint metadata 'state'.epochs is a ",
+    fail(detail::quote(path), ": checkpoint metadata 'state'.epochs is a ",
          to_string(epochs.type()), ", expected an array");
   for (size_t i = 0; i < epochs.size(); ++i) s.epochs.push_back(epoch_from(path, epochs.at(i), i));
 }
@@ -166,42 +166,42 @@ Checkpoint load_checkpoint(const std::string& path) {
   const auto& meta = file.metadata;
   const auto get = [&](const std::string& key) -> const std::string& {
     auto it = meta.find(key);
-    if (it == meta.end()) fail(detail::quoted(path), ": checkpoint metadata lacks '", key, "'");
+    if (it == meta.end()) fail(detail::quote(path), ": checkpoint metadata lacks '", key, "'");
     return it->second;
   };
   auto format = meta.find("format");
   if (format == meta.end() || format->second != kFormat)
-    fail(detail::quoted(path), ": not an nmsnn checkpoint (a safetensors file without ",
+    fail(detail::quote(path), ": not an nmsnn checkpoint (a safetensors file without ",
          "\"format\": \"", kFormat, "\" in its metadata)");
   if (get("format_version") != kFormatVersion)
-    fail(detail::quoted(path), ": checkpoint format version ",
-         detail::quoted(get("format_version")), " is not supported (this nmsnn reads version ",
+    fail(detail::quote(path), ": checkpoint format version ",
+         detail::quote(get("format_version")), " is not supported (this nmsnn reads version ",
          kFormatVersion, ")");
   Checkpoint c;
-  c.settings = parse_json(get("settings"), detail::quoted(path) + " metadata 'settings'");
+  c.settings = parse_json(get("settings"), detail::quote(path) + " metadata 'settings'");
   if (!c.settings.is_object())
-    fail(detail::quoted(path), ": checkpoint metadata 'settings' is not a JSON object");
-  read_state(path, parse_json(get("state"), detail::quoted(path) + " metadata 'state'"), c.state);
+    fail(detail::quote(path), ": checkpoint metadata 'settings' is not a JSON object");
+  read_state(path, parse_json(get("state"), detail::quote(path) + " metadata 'state'"), c.state);
 
   TrainState& s = c.state;
   for (const NamedTensor& t : file.tensors)
     if (!starts_with(t.name, kMoment1) && !starts_with(t.name, kMoment2)) s.parameters.push_back(t);
-  if (s.parameters.empty()) fail(detail::quoted(path), ": the checkpoint holds no parameters");
+  if (s.parameters.empty()) fail(detail::quote(path), ": the checkpoint holds no parameters");
   for (const NamedTensor& p : s.parameters) {
     for (const auto& [prefix, buffers] :
          {std::pair{&kMoment1, &s.optimizer.m}, std::pair{&kMoment2, &s.optimizer.v}}) {
       const NamedTensor* t = file.find(*prefix + p.name);
       if (!t)
-        fail(detail::quoted(path), ": the checkpoint has no tensor ",
-             detail::quoted(*prefix + p.name));
+        fail(detail::quote(path), ": the checkpoint has no tensor ",
+             detail::quote(*prefix + p.name));
       if (t->shape != p.shape)
-        fail(detail::quoted(path), ": tensor ", detail::quoted(t->name),
-             " does not have the shape of ", detail::quoted(p.name));
+        fail(detail::quote(path), ": tensor ", detail::quote(t->name),
+             " does not have the shape of ", detail::quote(p.name));
       buffers->push_back(t->data);
     }
   }
   if (file.tensors.size() != 3 * s.parameters.size())
-    fail(detail::quoted(path), ": the checkpoint has optimiser tensors without a parameter");
+    fail(detail::quote(path), ": the checkpoint has optimiser tensors without a parameter");
   return c;
 }
 
@@ -217,9 +217,9 @@ void check_checkpoint_settings(const Checkpoint& c, const Json& settings,
     while (at < a.size() && at < b.size() && a[at] == b[at]) ++at;
     if (at > 40 && (a.size() > 80 || b.size() > 80))
       a = "..." + a.substr(at - 20), b = "..." + b.substr(at - 20);
-    fail("checkpoint ", detail::quoted(path), " is from another run: its ", key, " is ",
-         was ? detail::quoted(a) : "not set", ", this run's is ",
-         now ? detail::quoted(b) : "not set",
+    fail("checkpoint ", detail::quote(path), " is from another run: its ", key, " is ",
+         was ? detail::quote(a) : "not set", ", this run's is ",
+         now ? detail::quote(b) : "not set",
          " (resume a run only with the settings it was started with)");
   };
   if (!settings.is_object()) fail("check_checkpoint_settings: the settings must be a JSON object");

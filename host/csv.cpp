@@ -43,7 +43,7 @@ std::string join_names(const std::vector<std::string>& names) {
   std::string s;
   size_t i = 0;
   for (; i < names.size() && s.size() < 200; ++i)
-    s += (i ? ", " : "") + detail::quoted(names[i], 40);
+    s += (i ? ", " : "") + detail::quote(names[i], 40);
   if (i < names.size()) s += ", ... (" + std::to_string(names.size()) + " in all)";
   return s;
 }
@@ -113,18 +113,18 @@ int row_line(const CsvTable& t, size_t r) {
 float cell_number(const CsvTable& t, const std::string& where, size_t r, int col) {
   const std::string cell = trim(t.rows[r][col]);
   const std::string place = where + ": line " + std::to_string(row_line(t, r)) + ", column " +
-                            detail::quoted(t.columns[col]) + ": ";
+                            detail::quote(t.columns[col]) + ": ";
   if (is_missing(cell)) {
     fail(place, "missing value",
-         cell.empty() ? std::string(" (empty cell)") : " (" + detail::quoted(cell) + ")",
+         cell.empty() ? std::string(" (empty cell)") : " (" + detail::quote(cell) + ")",
          "; nmsnn does not fill in missing values, so remove the row or fill the cell");
   }
   float v = 0;
   switch (parse_float(cell, v)) {
     case Parse::ok: return v;
-    case Parse::not_number: fail(place, detail::quoted(cell), " is not a number");
-    case Parse::not_finite: fail(place, detail::quoted(cell), " is not a finite number");
-    case Parse::out_of_range: fail(place, detail::quoted(cell), " is outside the float range");
+    case Parse::not_number: fail(place, detail::quote(cell), " is not a number");
+    case Parse::not_finite: fail(place, detail::quote(cell), " is not a finite number");
+    case Parse::out_of_range: fail(place, detail::quote(cell), " is outside the float range");
   }
   return v;
 }
@@ -148,7 +148,7 @@ bool class_less(const std::string& a, const std::string& b) {
 }  // namespace
 
 CsvTable parse_csv(const std::string& text, const std::string& source_name) {
-  const std::string source = detail::quoted(source_name);
+  const std::string source = detail::quote(source_name);
   const size_t n = text.size();
   size_t i = 0;
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;  // UTF-8 byte order mark, as Excel writes
@@ -207,7 +207,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source_name) {
         while (i < n && is_blank_char(text[i])) ++i;
         if (i < n && text[i] != ',' && text[i] != '\n' && text[i] != '\r') {
           fail(source, ": line ", line, ", field ", fields.size() + 1, ": unexpected ",
-               detail::quoted(std::string_view(&text[i], 1)),
+               detail::quote(std::string_view(&text[i], 1)),
                " after a closing quote (a quote inside a quoted field is written \"\")");
         }
       } else {
@@ -264,7 +264,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source_name) {
     }
     auto [it, fresh] = seen.emplace(name, c);
     if (!fresh) {
-      fail(source, ": line ", lines[header], ": duplicate column name ", detail::quoted(name),
+      fail(source, ": line ", lines[header], ": duplicate column name ", detail::quote(name),
            " (columns ", it->second + 1, " and ", c + 1, ")");
     }
   }
@@ -285,14 +285,14 @@ CsvTable parse_csv(const std::string& text, const std::string& source_name) {
 CsvTable read_csv(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
-    fail("cannot read CSV ", detail::quoted(path), ": is a directory");
+    fail("cannot read CSV ", detail::quote(path), ": is a directory");
   }
   FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail("cannot open CSV ", detail::quoted(path), ": ", std::strerror(errno));
+  if (!f) fail("cannot open CSV ", detail::quote(path), ": ", std::strerror(errno));
   // The text and the cells parsed from it are each about the file's size.
   if (std::uintmax_t size = std::filesystem::file_size(path, ec); !ec) {
     try {
-      check_memory("reading CSV " + detail::quoted(path) + " (" + format_bytes(double(size)) + ")",
+      check_memory("reading CSV " + detail::quote(path) + " (" + format_bytes(double(size)) + ")",
                    2.0 * double(size));
     } catch (...) {
       std::fclose(f);
@@ -305,12 +305,12 @@ CsvTable read_csv(const std::string& path) {
   while ((got = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, got);
   const bool bad = std::ferror(f) != 0;
   std::fclose(f);
-  if (bad) fail("cannot read CSV ", detail::quoted(path), ": read error");
+  if (bad) fail("cannot read CSV ", detail::quote(path), ": read error");
   return parse_csv(text, path);
 }
 
 Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
-  const std::string where = t.path.empty() ? std::string("CSV") : detail::quoted(t.path);
+  const std::string where = t.path.empty() ? std::string("CSV") : detail::quote(t.path);
   if (t.columns.empty()) fail(where, ": table has no columns");
   auto find = [&](const std::string& name) {
     auto it = std::find(t.columns.begin(), t.columns.end(), name);
@@ -319,7 +319,7 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
 
   int target = o.target.empty() ? int(t.columns.size()) - 1 : find(o.target);
   if (target < 0 && !o.allow_missing_target) {
-    fail(where, ": no target column ", detail::quoted(o.target), "; the columns are: ",
+    fail(where, ": no target column ", detail::quote(o.target), "; the columns are: ",
          join_names(t.columns));
   }
 
@@ -328,13 +328,13 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
     for (const std::string& name : o.features) {
       const int c = find(name);
       if (c < 0) {
-        fail(where, ": no feature column ", detail::quoted(name), "; the columns are: ",
+        fail(where, ": no feature column ", detail::quote(name), "; the columns are: ",
              join_names(t.columns));
       }
       if (c == target)
-        fail(where, ": column ", detail::quoted(name), " is the target, so not a feature");
+        fail(where, ": column ", detail::quote(name), " is the target, so not a feature");
       if (std::count(feature_cols.begin(), feature_cols.end(), c)) {
-        fail(where, ": feature column ", detail::quoted(name), " is listed twice");
+        fail(where, ": feature column ", detail::quote(name), " is listed twice");
       }
       feature_cols.push_back(c);
     }
@@ -343,7 +343,7 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
     for (const std::string& name : o.ignore) {
       const int c = find(name);
       if (c < 0) {
-        fail(where, ": cannot ignore column ", detail::quoted(name),
+        fail(where, ": cannot ignore column ", detail::quote(name),
              ": no such column; the columns are: ", join_names(t.columns));
       }
       skip[c] = true;
@@ -353,7 +353,7 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
     }
   }
   if (feature_cols.empty()) {
-    fail(where, ": no feature columns left besides the target ", detail::quoted(t.columns[target]));
+    fail(where, ": no feature columns left besides the target ", detail::quote(t.columns[target]));
   }
   if (t.rows.empty()) fail(where, ": has a header but no data rows");
   // Tables built by hand skip parse_csv's bounds; the counts become ints below.
@@ -395,10 +395,10 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
   const bool binary = o.task == TaskKind::binary;
   for (size_t r = 0; r < t.rows.size(); ++r) {
     if (is_missing(trim(t.rows[r][target]))) {
-      fail(where, ": line ", row_line(t, r), ", column ", detail::quoted(tname),
+      fail(where, ": line ", row_line(t, r), ", column ", detail::quote(tname),
            ": missing class label",
            t.rows[r][target].empty() ? std::string(" (empty cell)")
-                                     : " (" + detail::quoted(t.rows[r][target]) + ")");
+                                     : " (" + detail::quote(t.rows[r][target]) + ")");
     }
   }
   std::vector<std::string> names = o.class_names;
@@ -410,19 +410,19 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
     for (size_t k = 1; k < names.size(); ++k) {
       double a = 0, b = 0;
       if (as_number(names[k - 1], a) && as_number(names[k], b) && a == b) {
-        fail(where, ": column ", detail::quoted(tname), ": class labels ",
-             detail::quoted(names[k - 1]), " and ", detail::quoted(names[k]),
+        fail(where, ": column ", detail::quote(tname), ": class labels ",
+             detail::quote(names[k - 1]), " and ", detail::quote(names[k]),
              " are the same number written two ways; write each class one way");
       }
     }
     if (binary && names.size() != 2) {
-      fail(where, ": column ", detail::quoted(tname),
+      fail(where, ": column ", detail::quote(tname),
            ": a binary task needs exactly 2 classes, found ", names.size(), ": ",
            join_names(names));
     }
     if (names.size() < 2) {
-      fail(where, ": column ", detail::quoted(tname),
-           ": classification needs at least 2 classes, found only ", detail::quoted(names[0]));
+      fail(where, ": column ", detail::quote(tname),
+           ": classification needs at least 2 classes, found only ", detail::quote(names[0]));
     }
   } else {
     if (binary && names.size() != 2) {
@@ -441,8 +441,8 @@ Dataset csv_to_dataset(const CsvTable& t, const CsvOptions& o) {
   for (size_t r = 0; r < t.rows.size(); ++r) {
     auto it = id.find(t.rows[r][target]);
     if (it == id.end()) {
-      fail(where, ": line ", row_line(t, r), ", column ", detail::quoted(tname), ": ",
-           detail::quoted(t.rows[r][target]), " is not one of the ", names.size(),
+      fail(where, ": line ", row_line(t, r), ", column ", detail::quote(tname), ": ",
+           detail::quote(t.rows[r][target]), " is not one of the ", names.size(),
            " known classes: ", join_names(names));
     }
     d.labels.push_back(it->second);

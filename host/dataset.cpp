@@ -18,7 +18,7 @@ using detail::fail;
 namespace {
 
 std::string describe(const Dataset& d) {
-  return d.name.empty() ? std::string("dataset") : "dataset " + detail::quoted(d.name);
+  return d.name.empty() ? std::string("dataset") : "dataset " + detail::quote(d.name);
 }
 
 std::string dims_string(const std::vector<int>& dims) {
@@ -35,7 +35,7 @@ std::string find_mnist_file(const std::string& dir, const std::string& base) {
     std::error_code ec;
     if (fs::is_regular_file(p, ec)) return p.string();
   }
-  fail("MNIST directory ", detail::quoted(dir), " has no ", base, ".gz or ", base);
+  fail("MNIST directory ", detail::quote(dir), " has no ", base, ".gz or ", base);
 }
 
 }  // namespace
@@ -118,22 +118,22 @@ Dataset load_mnist(const std::string& dir, bool train, PixelScale scale, int lim
 
   const IdxArray images = read_idx(images_path);
   if (images.dims.size() != 3) {
-    fail(detail::quoted(images_path), ": MNIST images must be 3-d [count, rows, cols], got ",
+    fail(detail::quote(images_path), ": MNIST images must be 3-d [count, rows, cols], got ",
          dims_string(images.dims));
   }
   const IdxArray labels = read_idx(labels_path);
   if (labels.dims.size() != 1) {
-    fail(detail::quoted(labels_path), ": MNIST labels must be 1-d [count], got ",
+    fail(detail::quote(labels_path), ": MNIST labels must be 1-d [count], got ",
          dims_string(labels.dims));
   }
   const int total = images.dims[0];
   if (labels.dims[0] != total) {
-    fail("MNIST files disagree: ", detail::quoted(images_path), " has ", total, " images but ",
-         detail::quoted(labels_path), " has ", labels.dims[0], " labels");
+    fail("MNIST files disagree: ", detail::quote(images_path), " has ", total, " images but ",
+         detail::quote(labels_path), " has ", labels.dims[0], " labels");
   }
   for (int i = 0; i < total; ++i) {
     if (labels.data[i] >= 10) {
-      fail(detail::quoted(labels_path), ": label ", int(labels.data[i]), " at index ", i,
+      fail(detail::quote(labels_path), ": label ", int(labels.data[i]), " at index ", i,
            " is not a digit 0-9");
     }
   }
@@ -158,7 +158,7 @@ Dataset load_mnist(const std::string& dir, bool train, PixelScale scale, int lim
 PixelScale parse_pixel_scale(const std::string& name) {
   if (name == "unit") return PixelScale::unit;
   if (name == "centered") return PixelScale::centered;
-  fail("unknown pixel scale ", detail::quoted(name), "; valid names are: unit, centered");
+  fail("unknown pixel scale ", detail::quote(name), "; valid names are: unit, centered");
 }
 
 const char* to_string(PixelScale scale) {

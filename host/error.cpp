@@ -1,4 +1,4 @@
-// error.cpp — detail::quoted: user text, escaped and cut, for one-line error messages.
+// error.cpp — detail::quote: user text, escaped and cut, for one-line error messages.
 #include "nmsnn/error.hpp"
 
 #include <cstdint>
@@ -31,7 +31,7 @@ void hex_escape(std::string& out, uint8_t c) {
 }
 }  // namespace
 
-std::string quoted(std::string_view text, std::size_t max_bytes) {
+std::string quote(std::string_view text, std::size_t max_bytes) {
   std::string out = "'";
   std::size_t i = 0;
   for (; i < text.size() && i < max_bytes;) {

@@ -80,7 +80,7 @@ std::string dims_string(const std::vector<uint32_t>& dims) {
 
 IdxArray read_idx(const std::string& file_path) {
   const std::string path =
-      detail::quoted(file_path);  // for messages; the file is opened by file_path
+      detail::quote(file_path);  // for messages; the file is opened by file_path
   errno = 0;
   GzFile file(gzopen(file_path.c_str(), "rb"));
   if (!file) {

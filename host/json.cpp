@@ -190,7 +190,7 @@ class Parser {
       const size_t key_at = pos_;
       std::string key = parse_string();
       if (!keys.insert(key).second)
-        error_at(key_at, "duplicate key " + detail::quoted(key) + " in object");
+        error_at(key_at, "duplicate key " + detail::quote(key) + " in object");
       skip_whitespace();
       if (peek() != ':') error("expected ':' after object key, found " + found());
       ++pos_;
@@ -364,13 +364,13 @@ class Parser {
       // Too small underflows to a signed zero like every JSON reader does; too large is an error.
       if (magnitude_exponent(start, int_end) > 0) {
         error_at(start, "number " +
-                            detail::quoted(std::string_view(first, size_t(last - first)), 40) +
+                            detail::quote(std::string_view(first, size_t(last - first)), 40) +
                             " is outside the double range");
       }
       value = text_[start] == '-' ? -0.0 : 0.0;
     } else if (ec != std::errc() || end != last) {
       error_at(start, "malformed number " +
-                          detail::quoted(std::string_view(first, size_t(last - first)), 40));
+                          detail::quote(std::string_view(first, size_t(last - first)), 40));
     }
     return Json(value);
   }
@@ -583,10 +583,10 @@ const Json& Json::at(const std::string& key) const {
   std::string keys;
   size_t listed = 0;
   for (; listed < members.size() && keys.size() < 200; ++listed) {
-    keys += (listed ? ", " : "") + detail::quoted(members[listed].first, 40);
+    keys += (listed ? ", " : "") + detail::quote(members[listed].first, 40);
   }
   if (listed < members.size()) keys += ", ... (" + std::to_string(members.size()) + " in all)";
-  fail("JSON object has no key ", detail::quoted(key), "; ",
+  fail("JSON object has no key ", detail::quote(key), "; ",
        members.empty() ? std::string("the object is empty") : "its keys are: " + keys);
 }
 
@@ -670,14 +670,14 @@ bool is_valid_utf8(std::string_view s) {
 
 std::string read_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail(detail::quoted(path), ": cannot open for reading: ", errno_text());
+  if (!f) fail(detail::quote(path), ": cannot open for reading: ", errno_text());
   std::string bytes;
   // A regular file's size is known: check it against the memory budget, then read without
   // reallocating. Pipes and the like report no size and just grow the string.
   struct stat st {};
   if (::fstat(::fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
     try {
-      check_memory("reading " + detail::quoted(path), double(st.st_size));
+      check_memory("reading " + detail::quote(path), double(st.st_size));
       bytes.reserve(size_t(st.st_size));
     } catch (...) {
       std::fclose(f);
@@ -689,7 +689,7 @@ std::string read_file(const std::string& path) {
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
   const bool bad = std::ferror(f);
   std::fclose(f);
-  if (bad) fail(detail::quoted(path), ": read error");
+  if (bad) fail(detail::quote(path), ": read error");
   return bytes;
 }
 
@@ -784,7 +784,7 @@ void replace_with(const std::string& tmp, const std::string& path, const std::st
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = errno_text();
     ::unlink(tmp.c_str());
-    fail(detail::quoted(path), ": cannot rename the temporary file over it: ", why,
+    fail(detail::quote(path), ": cannot rename the temporary file over it: ", why,
          " (nothing was replaced)");
   }
   // A failure to sync the directory loses nothing already written, so it is ignored.
@@ -814,7 +814,7 @@ Target split_target(const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   if (target.filename().empty())
-    fail(detail::quoted(path), ": cannot write: the path names a directory");
+    fail(detail::quote(path), ": cannot write: the path names a directory");
   return {path, target.has_parent_path() ? target.parent_path().string() : std::string("."),
           target.filename().string()};
 }
@@ -830,7 +830,7 @@ bool write_unnamed(const Target& t, std::string_view bytes) {
   if (!write_and_sync(fd, bytes, step)) {
     const std::string why = errno_text();
     ::close(fd);  // frees the unnamed file: nothing to clean up
-    fail(detail::quoted(t.path), ": ", step, " failed: ", why, " (nothing was replaced)");
+    fail(detail::quote(t.path), ": ", step, " failed: ", why, " (nothing was replaced)");
   }
   std::string tmp;
   bool linked = false;
@@ -863,7 +863,7 @@ void write_file_atomic_named(const std::string& path, std::string_view bytes) {
     if (fd < 0 && errno != EEXIST) break;
   }
   if (fd < 0) {
-    fail(detail::quoted(path), ": cannot create a temporary file in ", detail::quoted(t.dir), ": ",
+    fail(detail::quote(path), ": cannot create a temporary file in ", detail::quote(t.dir), ": ",
          errno_text());
   }
   const char* step = "";
@@ -871,12 +871,12 @@ void write_file_atomic_named(const std::string& path, std::string_view bytes) {
     const std::string why = errno_text();
     ::close(fd);
     ::unlink(tmp.c_str());
-    fail(detail::quoted(path), ": ", step, " failed: ", why, " (nothing was replaced)");
+    fail(detail::quote(path), ": ", step, " failed: ", why, " (nothing was replaced)");
   }
   if (::close(fd) != 0) {
     const std::string why = errno_text();
     ::unlink(tmp.c_str());
-    fail(detail::quoted(path), ": close failed: ", why, " (nothing was replaced)");
+    fail(detail::quote(path), ": close failed: ", why, " (nothing was replaced)");
   }
   replace_with(tmp, path, t.dir);
 }
@@ -890,7 +890,7 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
 }
 
 Json read_json_file(const std::string& path) {
-  return parse_json(read_file(path), detail::quoted(path));
+  return parse_json(read_file(path), detail::quote(path));
 }
 
 void write_json_file(const std::string& path, const Json& value, int indent) {

@@ -36,7 +36,7 @@ int64_t parse_memory_size(const std::string& what, const std::string& text) {
   const double bytes = v * unit;
   if (end == text.c_str() || unit < 0 || !std::isfinite(bytes) || bytes < 1 || bytes > 9.0e18)
     fail(what, ": expected a memory size such as 512M, 8G or 1073741824 (bytes), got ",
-         detail::quoted(text));
+         detail::quote(text));
   return int64_t(bytes);
 }
 

@@ -40,7 +40,7 @@ constexpr size_t kPathBytes = 400;
 class Metadata {
  public:
   Metadata(const std::map<std::string, std::string>& meta, const std::string& path)
-      : meta_(meta), file_(detail::quoted(path, kPathBytes)) {}
+      : meta_(meta), file_(detail::quote(path, kPathBytes)) {}
 
   const std::string& file() const { return file_; }
   const std::string* find(const std::string& key) const {
@@ -49,12 +49,12 @@ class Metadata {
   }
   const std::string& required(const std::string& key) const {
     const std::string* v = find(key);
-    if (!v) fail(file_, ": the model file's metadata lacks ", detail::quoted(key));
+    if (!v) fail(file_, ": the model file's metadata lacks ", detail::quote(key));
     return *v;
   }
   // "'file': metadata 'key'", the source of messages about that value.
   std::string where(const std::string& key) const {
-    return file_ + ": metadata " + detail::quoted(key);
+    return file_ + ": metadata " + detail::quote(key);
   }
   template <class... Parts>
   [[noreturn]] void bad(const std::string& key, const Parts&... parts) const {
@@ -99,7 +99,7 @@ uint64_t parse_seed(const Metadata& m, const std::string& text) {
   errno = 0;
   const unsigned long long v = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
   if (!digits || errno == ERANGE)
-    m.bad("seed", "expected a whole number in [0, 2^64-1], got ", detail::quoted(text));
+    m.bad("seed", "expected a whole number in [0, 2^64-1], got ", detail::quote(text));
   return uint64_t(v);
 }
 
@@ -109,9 +109,9 @@ EpochRecord epoch_record(const Metadata& m, const Json& e, size_t index) {
   if (!e.is_object()) m.bad("history", entry, " is ", Metadata::kind(e), ", expected an object");
   const auto number = [&](const char* key) {
     const Json* v = e.find(key);
-    if (!v) m.bad("history", entry, " lacks ", detail::quoted(key));
+    if (!v) m.bad("history", entry, " lacks ", detail::quote(key));
     if (!v->is_number())
-      m.bad("history", entry, ": ", detail::quoted(key), " is ", Metadata::kind(*v),
+      m.bad("history", entry, ": ", detail::quote(key), " is ", Metadata::kind(*v),
             ", expected a number");
     return v->as_number();
   };
@@ -137,15 +137,15 @@ std::vector<float> checked_vector(const SafetensorsFile& file, const std::string
   const NamedTensor* t = file.find(name);
   if (!t) return {};
   if (t->shape != std::vector<int64_t>{size})
-    fail(where, ": tensor ", detail::quoted(name), " has shape ", t->shape.size() == 1 ?
+    fail(where, ": tensor ", detail::quote(name), " has shape ", t->shape.size() == 1 ?
          "[" + std::to_string(t->shape[0]) + "]" : std::to_string(t->shape.size()) + "-d",
          ", expected [", size, "]");
   for (size_t k = 0; k < t->data.size(); ++k) {
     const float v = t->data[k];
     if (!std::isfinite(v))
-      fail(where, ": tensor ", detail::quoted(name), " has a non-finite value (", v, ") at index ", k);
+      fail(where, ": tensor ", detail::quote(name), " has a non-finite value (", v, ") at index ", k);
     if (positive && !(v > 0))
-      fail(where, ": tensor ", detail::quoted(name), " has the scale ", v, " at index ", k,
+      fail(where, ": tensor ", detail::quote(name), " has the scale ", v, " at index ", k,
            ", scales must be > 0");
   }
   return t->data;
@@ -390,14 +390,14 @@ Model Model::load(const std::string& path, const NetworkOptions& options) {
   const std::string* format = meta.find("format");
   if (!format || *format != kFormat)
     fail(f, ": not an nmsnn model file (a safetensors file without \"format\": \"", kFormat,
-         "\" in its metadata", format ? ", it has " + detail::quoted(*format) : std::string(), ")");
+         "\" in its metadata", format ? ", it has " + detail::quote(*format) : std::string(), ")");
   if (const std::string& v = meta.required("format_version"); v != kFormatVersion)
-    meta.bad("format_version", "version ", detail::quoted(v),
+    meta.bad("format_version", "version ", detail::quote(v),
              " is not supported (this nmsnn reads version ", kFormatVersion, ")");
   const std::string& task_name = meta.required("task");
   if (task_name != "multiclass" && task_name != "classification" && task_name != "regression" &&
       task_name != "binary")
-    meta.bad("task", "expected multiclass, binary or regression, got ", detail::quoted(task_name));
+    meta.bad("task", "expected multiclass, binary or regression, got ", detail::quote(task_name));
   const TaskKind task = parse_task_kind(task_name);
   // Description errors come out as "'m.nmsnn': metadata 'network': layers[0].size ...".
   const NetworkDescription description =
@@ -414,17 +414,17 @@ Model Model::load(const std::string& path, const NetworkOptions& options) {
   // Every parameter: present, of the shape the description implies, finite.
   for (const ParameterInfo& p : m.network_->parameters()) {
     const NamedTensor* t = file.find(p.name);
-    if (!t) fail(f, ": the model file has no tensor ", detail::quoted(p.name));
+    if (!t) fail(f, ": the model file has no tensor ", detail::quote(p.name));
     if (std::vector<int64_t>(p.shape.begin(), p.shape.end()) != t->shape) {
       std::string want, got;
       for (int d : p.shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
       for (int64_t d : t->shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
-      fail(f, ": tensor ", detail::quoted(p.name), " has the wrong shape for the network it "
+      fail(f, ": tensor ", detail::quote(p.name), " has the wrong shape for the network it "
            "describes: [", got, "], expected [", want, "]");
     }
     for (size_t k = 0; k < t->data.size(); ++k)
       if (!std::isfinite(t->data[k]))
-        fail(f, ": tensor ", detail::quoted(p.name), " has a non-finite value (", t->data[k],
+        fail(f, ": tensor ", detail::quote(p.name), " has a non-finite value (", t->data[k],
              ") at index ", k);
     m.network_->set_parameter(p.name, t->data);
   }
@@ -447,14 +447,14 @@ Model Model::load(const std::string& path, const NetworkOptions& options) {
 
   if (const std::string* v = meta.find("standardize_features")) {
     if (*v != "true" && *v != "false")
-      meta.bad("standardize_features", "expected true or false, got ", detail::quoted(*v));
+      meta.bad("standardize_features", "expected true or false, got ", detail::quote(*v));
     m.standardize_features = *v == "true";
   }
   if (const std::string* v = meta.find("pixel_scale"); v && !v->empty()) {
     try {
       parse_pixel_scale(*v);
     } catch (const Error&) {
-      meta.bad("pixel_scale", "expected unit, centered or nothing, got ", detail::quoted(*v));
+      meta.bad("pixel_scale", "expected unit, centered or nothing, got ", detail::quote(*v));
     }
     m.pixel_scale = *v;
   }

@@ -21,7 +21,7 @@ const char* to_string(Engine engine) { return engine == Engine::cpu ? "cpu" : "c
 Engine parse_engine(const std::string& name) {
   if (name == "cpu") return Engine::cpu;
   if (name == "cuda") return Engine::cuda;
-  fail("unknown device ", detail::quoted(name), " (expected cpu or cuda)");
+  fail("unknown device ", detail::quote(name), " (expected cpu or cuda)");
 }
 
 const char* to_string(MatmulPrecision precision) {
@@ -31,7 +31,7 @@ const char* to_string(MatmulPrecision precision) {
 MatmulPrecision parse_matmul_precision(const std::string& name) {
   if (name == "fp32") return MatmulPrecision::fp32;
   if (name == "tf32") return MatmulPrecision::tf32;
-  fail("unknown matmul precision ", detail::quoted(name), " (expected fp32 or tf32)");
+  fail("unknown matmul precision ", detail::quote(name), " (expected fp32 or tf32)");
 }
 
 // ---- ForwardPass ---------------------------------------------------------------------------
@@ -212,7 +212,7 @@ size_t Network::parameter_index(const std::string& name) const {
     if (layout_[i].name == name) return i;
   std::string known;
   for (const auto& p : layout_) known += (known.empty() ? "" : ", ") + p.name;
-  fail("no parameter named ", detail::quoted(name), " (this network has: ", known, ")");
+  fail("no parameter named ", detail::quote(name), " (this network has: ", known, ")");
 }
 
 std::vector<float> Network::parameter(const std::string& name) const {
@@ -225,11 +225,11 @@ std::vector<float> Network::parameter(const std::string& name) const {
 void Network::set_parameter(const std::string& name, const std::vector<float>& values) {
   const size_t i = parameter_index(name);
   if (values.size() != layout_[i].size)
-    fail("set_parameter(", detail::quoted(name), "): got ", values.size(), " values, the parameter has ",
+    fail("set_parameter(", detail::quote(name), "): got ", values.size(), " values, the parameter has ",
          layout_[i].size);
   for (size_t k = 0; k < values.size(); ++k)
     if (!std::isfinite(values[k]))
-      fail("set_parameter(", detail::quoted(name), "): value ", k, " is ", values[k], ", must be finite");
+      fail("set_parameter(", detail::quote(name), "): value ", k, " is ", values[k], ", must be finite");
   backend_->write_parameter(i, values.data());
 }
 

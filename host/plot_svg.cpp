@@ -245,7 +245,7 @@ bool all_whole(const std::vector<double>& v) {
 
 void check_size(const char* what, const std::string& title, int width, int height) {
   if (width < 200 || height < 150 || width > 20000 || height > 20000) {
-    fail(what, " ", detail::quoted(title), ": size ", width, " x ", height,
+    fail(what, " ", detail::quote(title), ": size ", width, " x ", height,
          " is outside 200 x 150 .. 20000 x 20000 pixels");
   }
 }
@@ -332,7 +332,7 @@ std::string line_chart_svg(const LineChartSpec& spec) {
   bool whole_x = true;
   for (const Series& s : spec.series) {
     if (s.x.size() != s.y.size()) {
-      fail("line chart ", detail::quoted(spec.title), ": series ", detail::quoted(s.name), " has ",
+      fail("line chart ", detail::quote(spec.title), ": series ", detail::quote(s.name), " has ",
            s.x.size(), " x values but ", s.y.size(), " y values");
     }
     for (size_t i = 0; i < s.x.size(); ++i) {
@@ -353,7 +353,7 @@ std::string line_chart_svg(const LineChartSpec& spec) {
   if (fixed(spec.y_max)) yhi = spec.y_max;
   if ((fixed(spec.x_min) && fixed(spec.x_max) && spec.x_min >= spec.x_max) ||
       (fixed(spec.y_min) && fixed(spec.y_max) && spec.y_min >= spec.y_max)) {
-    fail("line chart ", detail::quoted(spec.title), ": fixed axis range x [", spec.x_min, ", ", spec.x_max,
+    fail("line chart ", detail::quote(spec.title), ": fixed axis range x [", spec.x_min, ", ", spec.x_max,
          "], y [", spec.y_min, ", ", spec.y_max, "] is empty");
   }
   fit_range(xlo, xhi);
@@ -390,7 +390,7 @@ std::string line_chart_svg(const LineChartSpec& spec) {
   x.from = left;
   x.to = W - right - legend_w;
   if (x.to - x.from < 80)
-    fail("line chart ", detail::quoted(spec.title), ": ", W, " pixels wide leaves no room for the plot");
+    fail("line chart ", detail::quote(spec.title), ": ", W, " pixels wide leaves no room for the plot");
   choose_ticks(x, x.to - x.from, true, false, false, whole_x ? 1 : 0);
 
   Svg svg(W, H);
@@ -518,7 +518,7 @@ double cell_size(int count, double budget, double cap) {
 }  // namespace
 
 std::string heat_map_svg(const HeatMapSpec& spec) {
-  const std::string what = "heat map " + detail::quoted(spec.title);
+  const std::string what = "heat map " + detail::quote(spec.title);
   if (spec.rows <= 0 || spec.cols <= 0)
     fail(what, ": size ", spec.rows, " x ", spec.cols, " must be positive");
   if (spec.values.size() != size_t(spec.rows) * size_t(spec.cols)) {
@@ -695,7 +695,7 @@ void heat_map(const std::string& path, const HeatMapSpec& spec) {
 std::string confusion_matrix_svg(const std::vector<std::vector<int64_t>>& matrix,
                                  const std::vector<std::string>& class_names,
                                  const std::string& title) {
-  const std::string what = "confusion matrix " + detail::quoted(title);
+  const std::string what = "confusion matrix " + detail::quote(title);
   const size_t n = matrix.size();
   if (n == 0) fail(what, ": the matrix is empty");
   int64_t max_count = 0;

@@ -21,7 +21,7 @@ using detail::fail;
 namespace {
 
 std::string describe(const Dataset& d) {
-  return d.name.empty() ? std::string("dataset") : "dataset " + detail::quoted(d.name);
+  return d.name.empty() ? std::string("dataset") : "dataset " + detail::quote(d.name);
 }
 
 struct SplitMix64 {

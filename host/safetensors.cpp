@@ -82,7 +82,7 @@ struct Entry {
 // One tensor's header entry, checked field by field. `src` is already quoted.
 Entry parse_entry(const std::string& src, const std::string& name, const Json& value,
                   uint64_t buffer_size) {
-  const std::string what = src + ": tensor " + detail::quoted(name);
+  const std::string what = src + ": tensor " + detail::quote(name);
   // The writer refuses an empty name (no PyTorch parameter has one), so the reader does too.
   if (name.empty()) fail(src, ": a tensor has an empty name");
   if (!value.is_object()) {
@@ -92,7 +92,7 @@ Entry parse_entry(const std::string& src, const std::string& name, const Json& v
   for (const auto& [key, field] : value.as_object()) {
     (void)field;
     if (key != "dtype" && key != "shape" && key != "data_offsets") {
-      fail(what, ": unexpected header field ", detail::quoted(key),
+      fail(what, ": unexpected header field ", detail::quote(key),
            " (expected dtype, shape, data_offsets)");
     }
   }
@@ -108,7 +108,7 @@ Entry parse_entry(const std::string& src, const std::string& name, const Json& v
   if (size == 0) {
     std::string known;
     for (const DtypeInfo& d : kDtypes) known += (known.empty() ? "" : ", ") + std::string(d.name);
-    fail(what, ": unknown dtype ", detail::quoted(e.dtype), " (known: ", known, ")");
+    fail(what, ": unknown dtype ", detail::quote(e.dtype), " (known: ", known, ")");
   }
 
   // Range-checked as a double before it becomes an integer: 1e30, -1 and 2.5 are errors, not
@@ -160,7 +160,7 @@ std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
     Json meta = Json::object();
     for (const auto& [key, value] : metadata) {
       if (!is_valid_utf8(key) || !is_valid_utf8(value)) {
-        fail("safetensors metadata ", detail::quoted(key), ": keys and values must be valid UTF-8");
+        fail("safetensors metadata ", detail::quote(key), ": keys and values must be valid UTF-8");
       }
       meta.set(key, value);
     }
@@ -171,7 +171,7 @@ std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
   for (size_t i = 0; i < tensors.size(); ++i) {
     const NamedTensor& t = tensors[i];
     if (t.name.empty()) fail("safetensors tensor ", i, " has an empty name");
-    const std::string what = "safetensors tensor " + detail::quoted(t.name);
+    const std::string what = "safetensors tensor " + detail::quote(t.name);
     if (t.name == kMetadataKey) fail(what, ": the name is reserved for the metadata");
     if (!is_valid_utf8(t.name)) fail(what, ": the name is not valid UTF-8");
     if (!names.insert(t.name).second) fail(what, ": duplicate tensor name");
@@ -212,7 +212,7 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
   try {
     bytes = safetensors_bytes(tensors, metadata);
   } catch (const Error& e) {
-    fail(detail::quoted(path), ": not written: ", e.what());
+    fail(detail::quote(path), ": not written: ", e.what());
   }
   write_file_atomic(path, bytes);
 }
@@ -220,7 +220,7 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
 // ---- reading ----
 
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source) {
-  const std::string src = detail::quoted(source);
+  const std::string src = detail::quote(source);
   if (bytes.empty()) fail(src, ": not a safetensors file: the file is empty");
   if (bytes.size() < 8) {
     fail(src, ": not a safetensors file: ", bytes.size(),
@@ -260,7 +260,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
     }
     for (const auto& [mkey, mvalue] : value.as_object()) {
       if (!mvalue.is_string()) {
-        fail(src, ": __metadata__ value of ", detail::quoted(mkey), " is ",
+        fail(src, ": __metadata__ value of ", detail::quote(mkey), " is ",
              to_string(mvalue.type()), ", expected a string");
       }
       file.metadata[mkey] = mvalue.as_string();
@@ -275,13 +275,13 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   for (size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
     if (e.begin < covered) {
-      fail(src, ": tensors ", detail::quoted(entries[i - 1].name), " [", entries[i - 1].begin, ", ",
-           entries[i - 1].end, ") and ", detail::quoted(e.name), " [", e.begin, ", ", e.end,
+      fail(src, ": tensors ", detail::quote(entries[i - 1].name), " [", entries[i - 1].begin, ", ",
+           entries[i - 1].end, ") and ", detail::quote(e.name), " [", e.begin, ", ", e.end,
            ") overlap");
     }
     if (e.begin > covered) {
       fail(src, ": gap in the data buffer: bytes [", covered, ", ", e.begin,
-           ") belong to no tensor (before tensor ", detail::quoted(e.name), ")");
+           ") belong to no tensor (before tensor ", detail::quote(e.name), ")");
     }
     covered = e.end;
   }
@@ -295,7 +295,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   const unsigned char* buffer = raw + 8 + n;
   for (const Entry& e : entries) {
     if (e.dtype != "F32" && e.dtype != "F64") {
-      fail(src, ": tensor ", detail::quoted(e.name), ": dtype ", detail::quoted(e.dtype),
+      fail(src, ": tensor ", detail::quote(e.name), ": dtype ", detail::quote(e.dtype),
            " is not supported (nmsnn reads F32 and F64)");
     }
     NamedTensor t;
@@ -313,7 +313,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
         std::memcpy(&d, &bits, 8);
         // Narrowing a finite double beyond the float range is undefined; say so instead.
         if (std::isfinite(d) && std::fabs(d) > double(std::numeric_limits<float>::max())) {
-          fail(src, ": tensor ", detail::quoted(e.name), ": F64 value ", d, " at index ", i,
+          fail(src, ": tensor ", detail::quote(e.name), ": F64 value ", d, " at index ", i,
                " is outside the float range");
         }
         t.data[i] = float(d);
@@ -340,10 +340,10 @@ const NamedTensor& SafetensorsFile::at(const std::string& name) const {
   std::string names;
   size_t listed = 0;
   for (; listed < tensors.size() && names.size() < 200; ++listed) {
-    names += (listed ? ", " : "") + detail::quoted(tensors[listed].name, 40);
+    names += (listed ? ", " : "") + detail::quote(tensors[listed].name, 40);
   }
   if (listed < tensors.size()) names += ", ... (" + std::to_string(tensors.size()) + " in all)";
-  fail(detail::quoted(path), ": no tensor named ", detail::quoted(name), "; ",
+  fail(detail::quote(path), ": no tensor named ", detail::quote(name), "; ",
        tensors.empty() ? std::string("the file has no tensors") : "the file has " + names);
 }
 

@@ -141,7 +141,7 @@ const char* to_string(Reduce reduce) { return reduce == Reduce::sum ? "sum" : "m
 ResetRule parse_reset_rule(const std::string& name) {
   if (name == "scale") return ResetRule::scale;
   if (name == "subtract") return ResetRule::subtract;
-  fail("unknown reset rule ", detail::quoted(name), " (expected scale or subtract)");
+  fail("unknown reset rule ", detail::quote(name), " (expected scale or subtract)");
 }
 
 const char* to_string(ActivationKind kind) {
@@ -157,13 +157,13 @@ ActivationKind parse_activation(const std::string& name) {
   if (name == "relu") return ActivationKind::relu;
   if (name == "tanh") return ActivationKind::tanh;
   if (name == "sigmoid") return ActivationKind::sigmoid;
-  fail("unknown activation ", detail::quoted(name), " (expected relu, tanh or sigmoid)");
+  fail("unknown activation ", detail::quote(name), " (expected relu, tanh or sigmoid)");
 }
 
 Reduce parse_reduce(const std::string& name) {
   if (name == "sum") return Reduce::sum;
   if (name == "mean") return Reduce::mean;
-  fail("unknown readout reduction ", detail::quoted(name), " (expected sum or mean)");
+  fail("unknown readout reduction ", detail::quote(name), " (expected sum or mean)");
 }
 
 namespace detail {

@@ -24,7 +24,7 @@ Input::Kind parse_encoding(const std::string& name) {
   if (name == "noisy") return Input::Kind::noisy;
   if (name == "sequence") return Input::Kind::sequence;
   if (name == "repeated") return Input::Kind::repeated;
-  fail("unknown input encoding ", detail::quoted(name), " (expected noisy, repeated or sequence)");
+  fail("unknown input encoding ", detail::quote(name), " (expected noisy, repeated or sequence)");
 }
 
 namespace {
@@ -36,13 +36,13 @@ std::string path_key(const std::string& key) {
                      std::all_of(key.begin(), key.end(), [](char c) {
                        return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
                      });
-  return plain ? key : detail::quoted(key, 40);
+  return plain ? key : detail::quote(key, 40);
 }
 
 // A JSON value in a message: numbers and literals as written, strings quoted, containers by
 // their kind (an array may be megabytes long).
 std::string shown(const Json& v) {
-  if (v.is_string()) return detail::quoted(v.as_string());
+  if (v.is_string()) return detail::quote(v.as_string());
   if (v.is_array()) return "an array";
   if (v.is_object()) return "an object";
   return v.dump();
@@ -185,7 +185,7 @@ LayerSpec layer_from_json(const Json& json, const std::string& path, const std::
     return TemporalAvgPool{};
   }
   if (type.empty()) fail(f.where("type"), "missing (it is required)");
-  fail(f.where("type"), "unknown layer type ", detail::quoted(type),
+  fail(f.where("type"), "unknown layer type ", detail::quote(type),
        " (expected spiking, dense, activation, spiking_activation, lowpass or "
        "temporal_avg_pool)");
 }
@@ -251,7 +251,7 @@ NetworkDescription description_from_json(const Json& json, const std::string& so
 }
 
 NetworkDescription read_description(const std::string& path, int inputs) {
-  return description_from_json(read_json_file(path), detail::quoted(path), inputs);
+  return description_from_json(read_json_file(path), detail::quote(path), inputs);
 }
 
 Json description_to_json(const NetworkDescription& d) {

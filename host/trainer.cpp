@@ -161,7 +161,7 @@ Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size
     // than through the loss function's input check.
     for (size_t i = 0; i < pass.logits().size(); ++i)
       if (!std::isfinite(pass.logits()[i]))
-        fail("evaluation on ", detail::quoted(data.name), ": the network's output for sample ",
+        fail("evaluation on ", detail::quote(data.name), ": the network's output for sample ",
              first + int(i / size_t(C)), " is not finite (", pass.logits()[i],
              "): its parameters are too large for this data (a lower learning rate helps)");
     const BatchLoss bl = batch_loss(loss, pass.logits(), batch, C);
@@ -253,7 +253,7 @@ void check_resume(const Network& net, const TrainState& s, int epochs, int batch
     if (t.name != params[i].name ||
         t.shape != std::vector<int64_t>(params[i].shape.begin(), params[i].shape.end()) ||
         t.data.size() != params[i].size)
-      fail("resume: the state's parameter ", i, " (", detail::quoted(t.name),
+      fail("resume: the state's parameter ", i, " (", detail::quote(t.name),
            ") does not match the network's ", params[i].name);
   }
   const std::string bad = non_finite(s.parameters);

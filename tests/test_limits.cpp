@@ -112,7 +112,7 @@ TEST_F(MemoryLimit, ParseAndFormatMemorySizes) {
   for (const char* bad : {"", "abc", "0", "-1G", "12X", "8 G", "1e30", "nan", "0.5"})
     expect_throws([&] { parse_memory_size("--max-memory", bad); },
                   {"--max-memory: expected a memory size such as 512M",
-                   "got " + detail::quoted(bad)});
+                   "got " + detail::quote(bad)});
   EXPECT_EQ(format_bytes(640), "640 B");
   EXPECT_EQ(format_bytes(1536), "1.5 KiB");
   EXPECT_EQ(format_bytes(1.5 * 1024 * MiB), "1.5 GiB");
@@ -230,8 +230,7 @@ TEST(MemoryEstimate, TrainingPassEstimateCoversWhatTheEngineSaves) {
 
 // ---- quoting user text ---------------------------------------------------------------------
 TEST(Quoted, ControlCharactersAreEscapedAndTheTextStaysOneLine) {
-  // Qualified on purpose: an unqualified quoted(std::string) finds std::quoted by ADL.
-  const auto quoted = [](std::string_view text, size_t max = 80) { return detail::quoted(text, max); };
+  const auto quoted = [](std::string_view text, size_t max = 80) { return detail::quote(text, max); };
   EXPECT_EQ(quoted("abc"), "'abc'");
   EXPECT_EQ(quoted(""), "''");
   EXPECT_EQ(quoted("a\nb\tc\rd"), "'a\\nb\\tc\\rd'");
@@ -248,8 +247,7 @@ TEST(Quoted, ControlCharactersAreEscapedAndTheTextStaysOneLine) {
 }
 
 TEST(Quoted, LongTextIsCutWithItsLength) {
-  // Qualified on purpose: an unqualified quoted(std::string) finds std::quoted by ADL.
-  const auto quoted = [](std::string_view text, size_t max = 80) { return detail::quoted(text, max); };
+  const auto quoted = [](std::string_view text, size_t max = 80) { return detail::quote(text, max); };
   const std::string cell(10 * 1024 * 1024, 'x');
   const std::string q = quoted(cell);
   EXPECT_EQ(q, "'" + std::string(80, 'x') + "...' (10485760 bytes)");

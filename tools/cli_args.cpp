@@ -49,7 +49,7 @@ void Args::parse(const std::vector<std::string>& argv) {
   for (size_t k = 0; k < argv.size(); ++k) {
     const std::string& arg = argv[k];
     if (arg.rfind("--", 0) != 0)
-      fail("unexpected argument ", detail::quoted(arg), " (flags start with --)");
+      fail("unexpected argument ", detail::quote(arg), " (flags start with --)");
     std::string name = arg.substr(2), value;
     const size_t eq = name.find('=');
     const bool inline_value = eq != std::string::npos;
@@ -66,7 +66,7 @@ void Args::parse(const std::vector<std::string>& argv) {
         const size_t d = distance(name, s.name);
         if (d < best_d) best_d = d, best = s.name;
       }
-      fail("unknown flag ", detail::quoted("--" + name),
+      fail("unknown flag ", detail::quote("--" + name),
            best.empty() ? "" : " (did you mean --" + best + "?)", "; see --help");
     }
     if (spec->value.empty()) {
@@ -94,7 +94,7 @@ long long Args::int64(const std::string& name, long long fallback) const {
   errno = 0;
   const long long x = std::strtoll(v.c_str(), &end, 10);
   if (v.empty() || *end != '\0' || errno == ERANGE)
-    fail("flag --", name, ": ", detail::quoted(v), " is not a whole number");
+    fail("flag --", name, ": ", detail::quote(v), " is not a whole number");
   return x;
 }
 
@@ -110,7 +110,7 @@ double Args::number(const std::string& name, double fallback) const {
   char* end = nullptr;
   const double x = std::strtod(v.c_str(), &end);
   if (v.empty() || *end != '\0' || !std::isfinite(x))
-    fail("flag --", name, ": ", detail::quoted(v), " is not a finite number");
+    fail("flag --", name, ": ", detail::quote(v), " is not a finite number");
   return x;
 }
 

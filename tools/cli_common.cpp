@@ -53,7 +53,7 @@ DataSplits load_training_data(const std::string& path, TaskKind task, const std:
   DataSplits out;
   if (is_image_directory(path)) {
     if (task != TaskKind::classification)
-      fail(detail::quoted(path), " holds images (IDX files): only --task multiclass applies to it");
+      fail(detail::quote(path), " holds images (IDX files): only --task multiclass applies to it");
     out.images = true;
     Dataset train = load_mnist(path, true, pixel_scale, train_limit);
     if (validation_fraction > 0) {
@@ -67,7 +67,7 @@ DataSplits load_training_data(const std::string& path, TaskKind task, const std:
     return out;
   }
   if (!ends_with(path, ".csv"))
-    fail("--data ", detail::quoted(path), " is neither a directory of IDX files nor a .csv file");
+    fail("--data ", detail::quote(path), " is neither a directory of IDX files nor a .csv file");
   CsvOptions opts;
   opts.target = target;
   opts.task = task;
@@ -106,7 +106,7 @@ Dataset load_model_data(const std::string& path, const Model& model, const std::
   Dataset d = load_csv(path, opts);
   if (limit > 0 && limit < d.count) d = d.slice(0, limit);
   if (labelled && d.labels.empty() && d.targets.empty())
-    fail(detail::quoted(path), " has no target column ", detail::quoted(opts.target),
+    fail(detail::quote(path), " has no target column ", detail::quote(opts.target),
          " to score against");
   return d;
 }
@@ -208,7 +208,7 @@ std::vector<std::string> write_plots(const std::string& dir, Model& model, const
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (!is_image_directory(dir))
-    fail("cannot create the plot directory ", detail::quoted(dir),
+    fail("cannot create the plot directory ", detail::quote(dir),
          ec ? ": " + ec.message() : std::string(": a file of that name is in the way"));
 
   std::vector<std::string> files;

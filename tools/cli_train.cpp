@@ -52,7 +52,7 @@ Preset preset(const std::string& name) {
     return {"seed", "centered", 3, 1000, 128, 100, "sgd", {0.1, 0.05, 0.01}, 0, 1.0, 0.5, true};
   if (name == "tabular")
     return {"tabular", "unit", 100, 32, 64, 100, "adam", {1e-3}, 0, 1.0, 0.0, false};
-  detail::fail("unknown preset ", detail::quoted(name), " (expected default, seed or tabular)");
+  detail::fail("unknown preset ", detail::quote(name), " (expected default, seed or tabular)");
 }
 
 Args train_flags() {
@@ -134,13 +134,13 @@ void check_output_file(const std::string& flag, const std::string& path) {
   std::error_code ec;
   const fs::path p(path);
   if (path.empty() || p.filename().empty() || fs::is_directory(p, ec))
-    detail::fail("flag --", flag, ": ", detail::quoted(path), " is not a file name");
+    detail::fail("flag --", flag, ": ", detail::quote(path), " is not a file name");
   const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
   if (!fs::is_directory(dir, ec))
-    detail::fail("flag --", flag, ": the directory ", detail::quoted(dir.string()),
+    detail::fail("flag --", flag, ": the directory ", detail::quote(dir.string()),
                  " does not exist");
   if (::access(dir.c_str(), W_OK) != 0)
-    detail::fail("flag --", flag, ": cannot write in ", detail::quoted(dir.string()), ": ",
+    detail::fail("flag --", flag, ": cannot write in ", detail::quote(dir.string()), ": ",
                  std::strerror(errno));
 }
 
@@ -156,13 +156,13 @@ void check_plot_directory(const std::string& path) {
   const bool is_target = existing == fs::path(path).lexically_normal();
   if (!fs::is_directory(existing, ec)) {
     if (is_target)
-      detail::fail("flag --plots: ", detail::quoted(path), " exists and is not a directory");
-    detail::fail("flag --plots: cannot create ", detail::quoted(path), ": ",
-                 detail::quoted(existing.string()), " is not a directory");
+      detail::fail("flag --plots: ", detail::quote(path), " exists and is not a directory");
+    detail::fail("flag --plots: cannot create ", detail::quote(path), ": ",
+                 detail::quote(existing.string()), " is not a directory");
   }
   if (::access(existing.c_str(), W_OK) != 0)
     detail::fail("flag --plots: cannot ", is_target ? "write in " : "create ",
-                 detail::quoted(path), ": ", std::strerror(errno));
+                 detail::quote(path), ": ", std::strerror(errno));
 }
 
 uint32_t bit_cast_u32(float v) {
@@ -238,7 +238,7 @@ int run_train(const std::vector<std::string>& argv) {
   const int test_limit = args.has("test-limit") ? args.integer("test-limit", 0, 0, kMaxInt) : -1;
   const std::string model_kind = args.str("model", "snn");
   if (model_kind != "snn" && model_kind != "mlp")
-    detail::fail("flag --model: unknown model ", detail::quoted(model_kind),
+    detail::fail("flag --model: unknown model ", detail::quote(model_kind),
                  " (expected snn or mlp)");
   const std::vector<int> hidden = args.integers("hidden", {p.hidden}, 1, int(kMaxLayerSize));
   const int time_steps = args.integer("time-steps", p.time_steps, 1, int(kMaxTimeSteps));
@@ -281,7 +281,7 @@ int run_train(const std::vector<std::string>& argv) {
   } else if (opt_name == "adam") {
     t.optimizer = Adam{lrs[0]};
   } else {
-    detail::fail("flag --optimizer: unknown optimizer ", detail::quoted(opt_name),
+    detail::fail("flag --optimizer: unknown optimizer ", detail::quote(opt_name),
                  " (expected sgd or adam)");
   }
   if (lrs.size() > 1) t.schedule.per_epoch.assign(lrs.begin(), lrs.end());
@@ -314,7 +314,7 @@ int run_train(const std::vector<std::string>& argv) {
     desc = read_description(args.str("model-file", ""), inputs);
     model_name = args.str("model-file", "");
     if (desc.spec.outputs() != outputs)
-      detail::fail(detail::quoted(args.str("model-file", "")), ": the network has ",
+      detail::fail(detail::quote(args.str("model-file", "")), ": the network has ",
                    desc.spec.outputs(), " outputs but the ", to_string(task),
                    " task on this data needs ", outputs);
   } else if (model_kind == "mlp") {
@@ -429,7 +429,7 @@ int run_train(const std::vector<std::string>& argv) {
       // The network holds the last good parameters (before the update that diverged). Said in
       // the error's one line, so a script sees one message.
       model.save(args.str("save", ""));
-      message << "; the last good model was saved to " << detail::quoted(args.str("save", ""), 400);
+      message << "; the last good model was saved to " << detail::quote(args.str("save", ""), 400);
     }
     throw Error(message.str());
   }

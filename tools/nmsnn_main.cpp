@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::fprintf(stderr, "nmsnn: unknown command %s (train, eval, predict, plot or help)\n",
-                 nmsnn::detail::quoted(command).c_str());
+                 nmsnn::detail::quote(command).c_str());
     usage();
     return 2;
   } catch (const nmsnn::Error& e) {

@@ -33,7 +33,7 @@ KernelSet choose() {
     return KernelSet::avx2;
   }
   detail::fail("environment variable NMSNN_CPU_KERNELS: expected auto, baseline or avx2, got ",
-               detail::quoted(want));
+               detail::quote(want));
 }
 }  // namespace
 

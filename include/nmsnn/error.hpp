@@ -3,7 +3,7 @@
 // Every failure (bad shapes, bad values, unreadable files, CUDA errors) becomes an nmsnn::Error
 // whose message names what is at fault: the layer, the shape, the value or the file. A message is
 // one line: text that came from the user (a CSV cell, a JSON key, a path, a flag value) goes in
-// through detail::quoted, never raw.
+// through detail::quote, never raw.
 #pragma once
 
 #include <cstddef>
@@ -32,7 +32,7 @@ template <class... Parts>
 // NUL, the escape that starts terminal codes, C1 controls), quotes, backslashes and bytes that are
 // not UTF-8 written as escapes (\n, \t, \x1b, ...); longer than max_bytes, it is cut on a
 // character boundary and the full length is said: 'abc...' (10485760 bytes).
-std::string quoted(std::string_view text, std::size_t max_bytes = 80);
+std::string quote(std::string_view text, std::size_t max_bytes = 80);
 }  // namespace detail
 
 }  // namespace nmsnn

@@ -111,7 +111,7 @@ const char* to_string(Json::Type type);  // "null", "boolean", "number", ...
 // double range. Errors read
 //   "<source>: invalid JSON at byte offset 12 (line 2, column 5): expected ':' after object key"
 // and quote what they echo of the text (keys, numbers) with detail::quoted. `source` is put in as
-// given: callers build it from quoted parts, e.g. detail::quoted(path) (read_json_file does).
+// given: callers build it from quoted parts, e.g. detail::quote(path) (read_json_file does).
 // A leading UTF-8 byte order mark is skipped (RFC 8259 allows ignoring it).
 Json parse_json(std::string_view text, const std::string& source = "JSON text");
 

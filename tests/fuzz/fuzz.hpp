@@ -45,21 +45,21 @@ inline void init() {
 }
 
 // The message of an expected nmsnn::Error: one line, nothing a terminal would interpret, valid
-// UTF-8 (quoted() escapes any other bytes), not empty, not a wall of text.
+// UTF-8 (detail::quote escapes any other bytes), not empty, not a wall of text.
 inline void check_message(const nmsnn::Error& e) {
   const std::string_view m = e.what();
   if (m.empty()) finding("an nmsnn::Error with an empty message");
   if (m.size() > kMaxMessageBytes)
     finding("error message of " + std::to_string(m.size()) + " bytes: " +
-            nmsnn::detail::quoted(m, 400));
+            nmsnn::detail::quote(m, 400));
   if (!nmsnn::is_valid_utf8(m))
-    finding("invalid UTF-8 in error message: " + nmsnn::detail::quoted(m, 400));
+    finding("invalid UTF-8 in error message: " + nmsnn::detail::quote(m, 400));
   for (size_t i = 0; i < m.size(); ++i) {
     const auto c = static_cast<unsigned char>(m[i]);
     // C0 controls and DEL; C1 controls are U+0080..U+009F, encoded as C2 80..C2 9F.
     const bool c1 = c == 0xC2 && i + 1 < m.size() && static_cast<unsigned char>(m[i + 1]) < 0xA0;
     if (c < 0x20 || c == 0x7F || c1)
-      finding("control character in error message: " + nmsnn::detail::quoted(m, 400));
+      finding("control character in error message: " + nmsnn::detail::quote(m, 400));
   }
 }
 

@@ -60,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const nmsnn::NetworkDescription again =
       nmsnn::description_from_json(nmsnn::parse_json(written, "round trip"), "round trip");
   if (nmsnn::description_to_json(again).dump() != written)
-    fuzz::finding("description round trip changed it: " + nmsnn::detail::quoted(written, 400));
+    fuzz::finding("description round trip changed it: " + nmsnn::detail::quote(written, 400));
   if (small(d.spec)) {
     try {
       run_pass(d);

@@ -21,39 +21,14 @@
 #include "nmsnn/nmsnn.hpp"
 #include "require_cuda.hpp"
 #include "temp_dir.hpp"
+#include "run_command.hpp"
 #include "throws_with.hpp"
+#include "training_fixtures.hpp"
 
 extern char** environ;
 
 namespace {
 
-// A small separable problem: the class is the index of the largest of the first 3 features.
-nmsnn::Dataset blobs(int count, int features, uint64_t seed) {
-  nmsnn::Dataset d;
-  d.name = "blobs";
-  d.count = count;
-  d.features = features;
-  d.classes = 3;
-  uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
-  for (int i = 0; i < count * features; ++i) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    d.x.push_back(float((s >> 40) & 0xffff) / 65536.0f);
-  }
-  for (int i = 0; i < count; ++i) {
-    const float* x = d.x.data() + size_t(i) * features;
-    d.labels.push_back(int(std::max_element(x, x + 3) - x));
-  }
-  return d;
-}
-
-std::vector<float> all_parameters(const nmsnn::Network& net) {
-  std::vector<float> all;
-  for (const auto& p : net.parameters()) {
-    const auto v = net.parameter(p.name);
-    all.insert(all.end(), v.begin(), v.end());
-  }
-  return all;
-}
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
@@ -308,21 +283,8 @@ namespace {
 
 const std::string kNmsnn = NMSNN_BINARY_DIR "/tools/nmsnn";
 
-struct CliRun {
-  int status;
-  std::string output;  // stdout and stderr together
-};
-
-CliRun run_cli(const std::string& args) {
-  const std::string cmd = kNmsnn + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+// stdout and stderr together.
+CommandRun run_cli(const std::string& args) { return run_command(kNmsnn + " " + args + " 2>&1"); }
 
 std::vector<std::string> words(const std::string& text) {
   std::vector<std::string> out;
@@ -354,7 +316,7 @@ TEST_F(CliCheckpoints, AKilledRunResumesToTheModelOfAnUninterruptedOne) {
   const std::string run = "train --data " + path("data.csv") +
                           " --epochs 25 --time-steps 12 --hidden 24 --batch 32 --threads 1";
 
-  CliRun r = run_cli(run + " --quiet --save " + path("straight.nmsnn"));
+  CommandRun r = run_cli(run + " --quiet --save " + path("straight.nmsnn"));
   ASSERT_EQ(r.status, 0) << r.output;
 
   // The same run, killed with SIGKILL as soon as it has written a checkpoint.
@@ -412,7 +374,7 @@ TEST_F(CliCheckpoints, ADivergingRunStopsAndKeepsItsLastGoodModel) {
   const std::string iris = NMSNN_SOURCE_DIR "/data/csv/iris_data.csv";
   const std::string base = "train --data " + iris + " --target target --epochs 3 --time-steps 8"
                            " --threads 1 --lr 1e30";
-  CliRun r = run_cli(base + " --save " + path("last_good.nmsnn"));
+  CommandRun r = run_cli(base + " --save " + path("last_good.nmsnn"));
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("training diverged at epoch 1, batch 2: the network's outputs became "
                           "nan; lower the learning rate (--lr 1e+30)"),
@@ -469,14 +431,14 @@ TEST_F(CliCheckpoints, FlagsOutsideTheirMeaningAndUnwritableOutputsFailBeforeTra
       {"--resume " + path("none.ckpt"), "none.ckpt"},
   };
   for (const Case& c : cases) {
-    const CliRun r = run_cli(iris + c.args);
+    const CommandRun r = run_cli(iris + c.args);
     EXPECT_EQ(r.status, 1) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
     EXPECT_EQ(r.output.find("epoch 1/1"), std::string::npos) << c.args << ": trained first";
   }
   // Outputs that can be written: the model is saved before the plots (a failing plot cannot
   // lose it), into plot directories made with their parents.
-  const CliRun ok = run_cli(iris + "--time-steps 4 --save " + path("m.nmsnn") + " --plots " +
+  const CommandRun ok = run_cli(iris + "--time-steps 4 --save " + path("m.nmsnn") + " --plots " +
                             path("new/plots") + " --report " + path("r.json"));
   ASSERT_EQ(ok.status, 0) << ok.output;
   const size_t saved_at = ok.output.find("saved the model to " + path("m.nmsnn"));

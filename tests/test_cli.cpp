@@ -9,35 +9,21 @@
 #include <sstream>
 #include <string>
 
+#include "run_command.hpp"
+
 namespace {
 
-struct CliRun {
-  int status;
-  std::string output;  // stdout and stderr together
-};
+using CliRun = CommandRun;
 
+// stdout and stderr together.
 CliRun nmsnn(const std::string& args) {
-  const std::string cmd = std::string(NMSNN_BINARY_DIR "/tools/nmsnn ") + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return run_command(std::string(NMSNN_BINARY_DIR "/tools/nmsnn ") + args + " 2>&1");
 }
 
 // Runs nmsnn with stdout discarded: what it says on stderr alone.
 CliRun nmsnn_stderr(const std::string& args, const std::string& prefix = "") {
-  const std::string cmd =
-      prefix + std::string(NMSNN_BINARY_DIR "/tools/nmsnn ") + args + " 2>&1 >/dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return run_command(prefix + std::string(NMSNN_BINARY_DIR "/tools/nmsnn ") + args +
+                     " 2>&1 >/dev/null");
 }
 
 // The README's promise for every error: exit status 1 or 2, one line on stderr naming the problem

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "nmsnn/nmsnn.hpp"
+#include "training_fixtures.hpp"
 
 namespace {
 
@@ -153,12 +154,7 @@ std::vector<float> train_and_get_weights(uint64_t seed, int threads, int samples
   opts.batch_size = 50;
   opts.seed = seed;
   nmsnn::train(net, data, opts);
-  std::vector<float> all;
-  for (const auto& p : net.parameters()) {
-    const auto v = net.parameter(p.name);
-    all.insert(all.end(), v.begin(), v.end());
-  }
-  return all;
+  return all_parameters(net);
 }
 }  // namespace
 
@@ -223,35 +219,6 @@ TEST(Trainer, DataThatDoesNotFitTheNetworkIsRejected) {
 }
 
 // ---- divergence --------------------------------------------------------------------------
-namespace {
-// A small separable problem: the class is the index of the largest of the first 3 features.
-nmsnn::Dataset blobs(int count, int features, uint64_t seed) {
-  nmsnn::Dataset d;
-  d.name = "blobs";
-  d.count = count;
-  d.features = features;
-  d.classes = 3;
-  uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
-  for (int i = 0; i < count * features; ++i) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    d.x.push_back(float((s >> 40) & 0xffff) / 65536.0f);
-  }
-  for (int i = 0; i < count; ++i) {
-    const float* x = d.x.data() + size_t(i) * features;
-    d.labels.push_back(int(std::max_element(x, x + 3) - x));
-  }
-  return d;
-}
-
-std::vector<float> all_parameters(const nmsnn::Network& net) {
-  std::vector<float> all;
-  for (const auto& p : net.parameters()) {
-    const auto v = net.parameter(p.name);
-    all.insert(all.end(), v.begin(), v.end());
-  }
-  return all;
-}
-}  // namespace
 
 TEST(Divergence, AHugeLearningRateStopsTrainingAndKeepsTheLastGoodParameters) {
   const nmsnn::Dataset data = blobs(96, 6, 1);

@@ -380,14 +380,12 @@ int run_train(const std::vector<std::string>& argv) {
     const std::string path = args.str("resume", "");
     check_checkpoint_settings(resumed, settings, path);
     t.resume = &resumed.state;
-    if (quiet) {
-    } else if (resumed.state.epoch >= t.epochs) {
+    if (!quiet && resumed.state.epoch >= t.epochs)
       std::fprintf(stderr, "resuming from %s: its run is complete (%d epochs)\n", path.c_str(),
                    t.epochs);
-    } else {
+    else if (!quiet)
       std::fprintf(stderr, "resuming from %s at epoch %d, batch %d\n", path.c_str(),
                    resumed.state.epoch + 1, resumed.state.batch + 1);
-    }
   }
   if (args.has("checkpoint")) {
     const std::string path = args.str("checkpoint", "");

@@ -57,8 +57,8 @@ class Fields {
   Fields(const std::string& path, const Json& object, std::string where)
       : path_(path), object_(object), where_(std::move(where)) {
     if (!object_.is_object())
-      fail(detail::quote(path_), ": checkpoint metadata ", where_, " is a ",
-           to_string(object_.type()), ", expected an object");
+      fail(detail::quote(path_), ": checkpoint metadata ", where_, " is ",
+           type_phrase(object_.type()), ", expected an object");
   }
 
   const Json& get(const std::string& key) const {
@@ -70,17 +70,17 @@ class Fields {
   double number(const std::string& key) const {
     const Json& v = get(key);
     if (v.is_null()) return std::nan("");
-    if (!v.is_number()) fail(name(key), " is a ", to_string(v.type()), ", expected a number");
+    if (!v.is_number()) fail(name(key), " is ", type_phrase(v.type()), ", expected a number");
     return v.as_number();
   }
   int64_t integer(const std::string& key, int64_t lo, int64_t hi) const {
     const Json& v = get(key);
-    if (!v.is_number()) fail(name(key), " is a ", to_string(v.type()), ", expected a number");
+    if (!v.is_number()) fail(name(key), " is ", type_phrase(v.type()), ", expected a number");
     return detail::checked_integer(name(key), v.as_number(), lo, hi);
   }
   bool boolean(const std::string& key) const {
     const Json& v = get(key);
-    if (!v.is_bool()) fail(name(key), " is a ", to_string(v.type()), ", expected true or false");
+    if (!v.is_bool()) fail(name(key), " is ", type_phrase(v.type()), ", expected true or false");
     return v.as_bool();
   }
 
@@ -131,8 +131,8 @@ void read_state(const std::string& path, const Json& j, TrainState& s) {
   s.samples = f.integer("samples", 0, kMaxExactInteger);
   const Json& epochs = f.get("epochs");
   if (!epochs.is_array())
-    fail(detail::quote(path), ": checkpoint metadata 'state'.epochs is a ",
-         to_string(epochs.type()), ", expected an array");
+    fail(detail::quote(path), ": checkpoint metadata 'state'.epochs is ",
+         type_phrase(epochs.type()), ", expected an array");
   for (size_t i = 0; i < epochs.size(); ++i) s.epochs.push_back(epoch_from(path, epochs.at(i), i));
 }
 

@@ -506,6 +506,18 @@ const char* to_string(Json::Type type) {
   return "unknown";
 }
 
+const char* type_phrase(Json::Type type) {
+  switch (type) {
+    case Json::Type::null: return "null";
+    case Json::Type::boolean: return "a boolean";
+    case Json::Type::number: return "a number";
+    case Json::Type::string: return "a string";
+    case Json::Type::array: return "an array";
+    case Json::Type::object: return "an object";
+  }
+  return "unknown";
+}
+
 bool Json::as_bool() const {
   if (type_ != Type::boolean) wrong_type(type_, "a boolean");
   return bool_;

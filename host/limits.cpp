@@ -17,9 +17,13 @@ using detail::fail;
 namespace {
 std::atomic<int64_t> g_limit{0};
 
+// Read once: memory_limit() is asked on every forward pass.
 int64_t physical_memory() {
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : int64_t(1) << 40;
+  static const int64_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : int64_t(1) << 40;
+  }();
+  return bytes;
 }
 }  // namespace
 

@@ -66,25 +66,13 @@ class Metadata {
   std::vector<std::string> names(const std::string& key) const {
     if (!find(key)) return {};
     const Json j = json(key);
-    if (!j.is_array()) bad(key, "expected a JSON array of strings, got ", kind(j));
+    if (!j.is_array()) bad(key, "expected a JSON array of strings, got ", type_phrase(j.type()));
     std::vector<std::string> out;
     for (size_t i = 0; i < j.size(); ++i) {
-      if (!j.at(i).is_string()) bad(key, "item ", i, " is ", kind(j.at(i)), ", expected a string");
+      if (!j.at(i).is_string()) bad(key, "item ", i, " is ", type_phrase(j.at(i).type()), ", expected a string");
       out.push_back(j.at(i).as_string());
     }
     return out;
-  }
-
-  static std::string kind(const Json& j) {
-    switch (j.type()) {
-      case Json::Type::null: return "null";
-      case Json::Type::boolean: return "a boolean";
-      case Json::Type::number: return "a number";
-      case Json::Type::string: return "a string";
-      case Json::Type::array: return "an array";
-      case Json::Type::object: return "an object";
-    }
-    return "?";
   }
 
  private:
@@ -106,12 +94,12 @@ uint64_t parse_seed(const Metadata& m, const std::string& text) {
 // One EpochRecord from an entry of "history", numbers checked to be numbers.
 EpochRecord epoch_record(const Metadata& m, const Json& e, size_t index) {
   const std::string entry = "entry " + std::to_string(index);
-  if (!e.is_object()) m.bad("history", entry, " is ", Metadata::kind(e), ", expected an object");
+  if (!e.is_object()) m.bad("history", entry, " is ", type_phrase(e.type()), ", expected an object");
   const auto number = [&](const char* key) {
     const Json* v = e.find(key);
     if (!v) m.bad("history", entry, " lacks ", detail::quote(key));
     if (!v->is_number())
-      m.bad("history", entry, ": ", detail::quote(key), " is ", Metadata::kind(*v),
+      m.bad("history", entry, ": ", detail::quote(key), " is ", type_phrase(v->type()),
             ", expected a number");
     return v->as_number();
   };
@@ -467,7 +455,7 @@ Model Model::load(const std::string& path, const NetworkOptions& options) {
   if (meta.find("history")) {
     const Json history = meta.json("history");
     if (!history.is_array())
-      meta.bad("history", "expected a JSON array of epochs, got ", Metadata::kind(history));
+      meta.bad("history", "expected a JSON array of epochs, got ", type_phrase(history.type()));
     for (size_t i = 0; i < history.size(); ++i)
       m.history.push_back(epoch_record(meta, history.at(i), i));
   }

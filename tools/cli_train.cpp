@@ -90,8 +90,7 @@ Args train_flags() {
   a.flag("device", "D", "cpu | cuda");
   a.flag("matmul", "P", "cuda matrix products: fp32 (default, matches cpu) | tf32 (tensor cores)");
   a.flag("threads", "N", "CPU worker threads, at most 1024 (default 0: all cores)");
-  a.flag("max-memory", "SIZE",
-         "refuse work needing more memory than SIZE (512M, 8G; default: the machine's)");
+  add_memory_flag(a);
   a.flag("save", "FILE", "write the trained model to FILE (safetensors + JSON metadata)");
   a.flag("report", "FILE", "write a JSON summary with every metric to FILE");
   a.flag("plots", "DIR", "write training curves, confusion/ROC/PR plots and neuron views to DIR");
@@ -214,8 +213,7 @@ int run_train(const std::vector<std::string>& argv) {
   const bool quiet = args.has("quiet");
 
   // ---- every setting, read and checked before any work is done ---------------------------
-  if (args.has("max-memory"))
-    set_memory_limit(parse_memory_size("flag --max-memory", args.str("max-memory", "")));
+  apply_memory_flag(args);
   const std::string data_path = args.str("data", "data/mnist");
   const bool images = is_image_directory(data_path);
   const Preset p = preset(args.str("preset", images ? "default" : "tabular"));
@@ -302,6 +300,7 @@ int run_train(const std::vector<std::string>& argv) {
   if (args.has("resume")) resumed = load_checkpoint(args.str("resume", ""));
 
   // ---- data and model -----------------------------------------------------------------------
+  now_doing("loading the data");
   DataSplits data = load_training_data(data_path, task, target, ignore, scale, test_fraction,
                                        validation_fraction, train_limit, test_limit, opts.seed);
   const int inputs = data.train.features;
@@ -417,6 +416,7 @@ int run_train(const std::vector<std::string>& argv) {
 
   TrainResult r;
   try {
+    now_doing("training");
     r = model.fit(data.train, t, per_epoch);
   } catch (const TrainingDiverged& e) {
     if (!quiet && isatty(fileno(stderr))) std::fputc('\n', stderr);  // end the progress bar
@@ -467,10 +467,12 @@ int run_train(const std::vector<std::string>& argv) {
   report.set("epoch_stats", epochs);
 
   if (data.test.count > 0) {
+    now_doing("evaluating the model");
     const ModelEvaluation ev = model.evaluate(data.test);
     print_evaluation(ev, model, "test");
     add_evaluation(report, "test", ev, model);
     if (args.has("plots")) {
+      now_doing("drawing the plots");
       const auto files = write_plots(args.str("plots", ""), model, data.test, ev, 0, 0, 0);
       if (!quiet)
         std::fprintf(stderr, "wrote %zu plots to %s\n", files.size(),

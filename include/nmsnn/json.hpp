@@ -104,6 +104,8 @@ class Json {
 };
 
 const char* to_string(Json::Type type);  // "null", "boolean", "number", ...
+// The type as a message says it: "null", "a boolean", "a number", "a string", "an array", ...
+const char* type_phrase(Json::Type type);
 
 // Parses exactly one JSON value (RFC 8259): optional whitespace around it and nothing else.
 // Rejects trailing text, nesting deeper than 256 arrays/objects (so 100,000 '[' is an error, not a

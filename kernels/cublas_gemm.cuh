@@ -20,7 +20,7 @@ enum class GemmMath {
 };
 
 // `what` names the product in error messages ("layer 1 forward"). The handle must already be
-// bound to the caller's stream, in host pointer mode (see CublasScope in host/cuda/device_api.cu).
+// bound to the caller's stream, in host pointer mode (see CublasScope in host/cuda/cuda.cu).
 void gemm_forward(cublasHandle_t handle, GemmMath math, int M, int N, int K, const float* X,
                   const float* W, float* Y, const char* what);
 void gemm_weight_grad(cublasHandle_t handle, GemmMath math, int M, int N, int K, const float* dY,

@@ -1,6 +1,6 @@
 // nll_loss.cuh — the multiclass loss on the device: NLL of log_softmax, and its gradient, so a
 // training step can run without copying logits to the host. CPU twin: detail::nll_log_softmax
-// (host/losses.hpp), which the public nmsnn::nll_log_softmax runs in double.
+// (host/training/loss_math.hpp), which the public nmsnn::nll_log_softmax runs in double.
 #pragma once
 
 #include <cuda_runtime.h>

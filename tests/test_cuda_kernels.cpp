@@ -32,7 +32,7 @@
 #include "cuda_check.cuh"
 #include "lif_backward.cuh"
 #include "lif_forward.cuh"
-#include "losses.hpp"
+#include "training/loss_math.hpp"
 #include "masked_linear.cuh"
 #include "nll_loss.cuh"
 #include "nmsnn/network.hpp"

@@ -19,7 +19,7 @@
 #include <string>
 
 #include "cpu/cpu_network.hpp"
-#include "losses.hpp"
+#include "training/loss_math.hpp"
 #include "nmsnn/loss.hpp"
 
 namespace {

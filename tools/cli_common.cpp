@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "nmsnn/plot.hpp"
+
 namespace nmsnn::cli {
 
 using detail::fail;

@@ -16,7 +16,7 @@
 
 #include "cpu/activations.hpp"
 #include "cpu/layer.hpp"
-#include "initialize.hpp"
+#include "network/initialize.hpp"
 
 namespace nmsnn::cpu {
 

@@ -1,7 +1,7 @@
 // cuda/cuda_device.cu — finding a usable CUDA device, and the `cuda` engine's factory.
 #include <string>
 
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "cuda_check.cuh"
 
 namespace nmsnn {
@@ -22,13 +22,13 @@ bool cuda_available(std::string* why) {
 }
 
 namespace detail {
-std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec,
-                                                MatmulPrecision matmul);  // cuda_backend.cu
+std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec,
+                                                MatmulPrecision matmul);  // cuda_engine.cu
 
-std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec& spec, MatmulPrecision matmul) {
+std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul) {
   std::string why;
   if (!cuda_available(&why)) fail("cannot use the cuda engine: ", why);
-  return make_cuda_backend_impl(spec, matmul);
+  return make_cuda_engine_impl(spec, matmul);
 }
 }  // namespace detail
 }  // namespace nmsnn

@@ -1,5 +1,5 @@
 // cuda/cuda_unavailable.cpp — the `cuda` engine in a build without CUDA: it says so.
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn {
@@ -11,7 +11,7 @@ bool cuda_available(std::string* why) {
 }
 
 namespace detail {
-std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec&, MatmulPrecision) {
+std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec&, MatmulPrecision) {
   std::string why;
   cuda_available(&why);
   fail("cannot use the cuda engine: ", why);

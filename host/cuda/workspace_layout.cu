@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <variant>
 
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "masked_linear.cuh"
 #include "workspace_layout.hpp"
 

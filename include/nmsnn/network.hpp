@@ -21,7 +21,7 @@
 namespace nmsnn {
 
 namespace detail {
-class Backend;
+class EngineImpl;
 struct ForwardState;
 }  // namespace detail
 
@@ -216,7 +216,7 @@ class Network {
   void set_dt(int layer, float dt);
 
   // The engine behind this network; for the library's own optimisers.
-  detail::Backend& backend();
+  detail::EngineImpl& engine_impl();
 
  private:
   size_t parameter_index(const std::string& name) const;
@@ -225,7 +225,7 @@ class Network {
   NetworkSpec spec_;
   NetworkOptions options_;
   uint64_t passes_ = 0;
-  std::unique_ptr<detail::Backend> backend_;
+  std::unique_ptr<detail::EngineImpl> impl_;
   std::vector<ParameterInfo> layout_;
   // The last kind of pass whose memory was checked, and the limit it was checked against, so
   // that a training loop checks once, not at every batch.

@@ -1,4 +1,5 @@
-// nmsnn/nmsnn.hpp — the whole public C++ API in one include (CUDA types stay in nmsnn/cuda.hpp).
+// nmsnn/nmsnn.hpp — the whole public C++ API in one include (CUDA types stay in nmsnn/cuda.hpp; the
+// SVG plots, a component of their own, in nmsnn/plot.hpp with the target nmsnn::plot).
 #pragma once
 
 #include "nmsnn/checkpoint.hpp"
@@ -14,7 +15,6 @@
 #include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
 #include "nmsnn/philox.hpp"
-#include "nmsnn/plot.hpp"
 #include "nmsnn/preprocess.hpp"
 #include "nmsnn/safetensors.hpp"
 #include "nmsnn/spec.hpp"

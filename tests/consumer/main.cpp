@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include <nmsnn/nmsnn.hpp>
+#include <nmsnn/plot.hpp>
 
 int main() {
   nmsnn::Network net(nmsnn::NetworkSpec::spiking(4, {8}, 2, 16), {nmsnn::Engine::cpu, 7, 1});
@@ -11,6 +12,8 @@ int main() {
   net.backward(pass, loss.grad);
   nmsnn::Optimizer opt(net, nmsnn::Adam{1e-2});
   opt.step();
+  const std::vector<std::vector<int64_t>> counts = {{3, 1}, {0, 4}};
+  if (nmsnn::plot::confusion_matrix_svg(counts, {"a", "b"}).find("<svg") == std::string::npos) return 1;
   std::printf("consumer ok: loss %.4f\n", loss.value);
   return loss.value > 0 ? 0 : 1;
 }

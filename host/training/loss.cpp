@@ -1,9 +1,9 @@
-// loss.cpp — the public losses: argument checks around the math in losses.hpp.
+// training/loss.cpp — the public losses: argument checks around the math in losses.hpp.
 #include "nmsnn/loss.hpp"
 
 #include <cmath>
 
-#include "losses.hpp"
+#include "training/loss_math.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn {

@@ -1,10 +1,10 @@
-// optimizer.cpp — PyTorch's SGD and Adam update rules, and the Optimizer front end.
+// training/optimizer.cpp — PyTorch's SGD and Adam update rules, and the Optimizer front end.
 #include "nmsnn/optimizer.hpp"
 
 #include <cmath>
 #include <sstream>
 
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/network.hpp"
 
@@ -89,7 +89,7 @@ void adam_update(const Adam& adam, float* param, const float* grad, float* m, fl
 Optimizer::Optimizer(Network& network, const OptimizerSpec& spec)
     : network_(&network), spec_(spec) {
   validate(spec_);
-  state_ = network_->backend().make_optimizer_state();
+  state_ = network_->engine_impl().make_optimizer_state();
 }
 
 Optimizer::~Optimizer() = default;
@@ -98,12 +98,12 @@ Optimizer& Optimizer::operator=(Optimizer&&) noexcept = default;
 
 void Optimizer::step() {
   ++steps_;
-  network_->backend().optimizer_step(*state_, spec_, steps_);
+  network_->engine_impl().optimizer_step(*state_, spec_, steps_);
 }
 
 void Optimizer::reset() {
   steps_ = 0;
-  state_ = network_->backend().make_optimizer_state();
+  state_ = network_->engine_impl().make_optimizer_state();
 }
 
 OptimizerSnapshot Optimizer::snapshot() const {
@@ -114,8 +114,8 @@ OptimizerSnapshot Optimizer::snapshot() const {
   for (size_t i = 0; i < params.size(); ++i) {
     s.m.emplace_back(params[i].size);
     s.v.emplace_back(params[i].size);
-    network_->backend().read_optimizer_buffer(*state_, 0, i, s.m.back().data());
-    network_->backend().read_optimizer_buffer(*state_, 1, i, s.v.back().data());
+    network_->engine_impl().read_optimizer_buffer(*state_, 0, i, s.m.back().data());
+    network_->engine_impl().read_optimizer_buffer(*state_, 1, i, s.v.back().data());
   }
   return s;
 }
@@ -132,8 +132,8 @@ void Optimizer::restore(const OptimizerSnapshot& s) {
            s.v[i].size(), " values, the parameter has ", params[i].size);
   set_lr(s.lr);
   for (size_t i = 0; i < params.size(); ++i) {
-    network_->backend().write_optimizer_buffer(*state_, 0, i, s.m[i].data());
-    network_->backend().write_optimizer_buffer(*state_, 1, i, s.v[i].data());
+    network_->engine_impl().write_optimizer_buffer(*state_, 0, i, s.m[i].data());
+    network_->engine_impl().write_optimizer_buffer(*state_, 1, i, s.v[i].data());
   }
   steps_ = s.steps;
 }

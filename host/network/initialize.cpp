@@ -1,9 +1,9 @@
-// initialize.cpp — Xavier-uniform weights and PyTorch-Linear biases from a Philox stream.
-#include "initialize.hpp"
+// network/initialize.cpp — Xavier-uniform weights and PyTorch-Linear biases from a Philox stream.
+#include "network/initialize.hpp"
 
 #include <cmath>
 
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "nmsnn/philox.hpp"
 
 namespace nmsnn::detail {

@@ -1,4 +1,4 @@
-// trainer.cpp — mini-batch training and evaluation over an in-memory Dataset.
+// training/trainer.cpp — mini-batch training and evaluation over an in-memory Dataset.
 #include "nmsnn/trainer.hpp"
 
 #include <algorithm>
@@ -7,7 +7,7 @@
 #include <numeric>
 #include <sstream>
 
-#include "initialize.hpp"
+#include "network/initialize.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/network.hpp"
 

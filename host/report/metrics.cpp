@@ -1,4 +1,4 @@
-// host/metrics.cpp — confusion matrices, per-class scores, ROC and PR curves, regression errors.
+// report/metrics.cpp — confusion matrices, per-class scores, ROC and PR curves, regression errors.
 //
 // Counts are integers and sums run in double, so the small hand-checkable cases in the tests come
 // out exact. Both curves share one pass over the samples sorted by descending score.

@@ -1,4 +1,4 @@
-// host/idx.cpp — read_idx: the IDX reader behind the MNIST loader.
+// io/idx.cpp — read_idx: the IDX reader behind the MNIST loader.
 //
 // zlib's gz* functions read gzip and plain files alike, so one code path serves both. Every check
 // names the file, because a bad dataset file is the most common way a training run fails early.

@@ -1,4 +1,4 @@
-// cuda/device_api.cu — nmsnn::cuda::DeviceNetwork: the whole forward and backward pass of a
+// cuda/cuda.cu — nmsnn::cuda::DeviceNetwork: the whole forward and backward pass of a
 // layer stack as a short sequence of kernels and cuBLAS products on the caller's stream.
 //
 // Activations are time-major, [steps, B, width] per layer, so a layer's linear map over every
@@ -31,12 +31,12 @@
 #include <variant>
 
 #include "activation.cuh"
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "bias.cuh"
 #include "cublas_gemm.cuh"
 #include "cublas_scope.hpp"
 #include "cuda_check.cuh"
-#include "initialize.hpp"
+#include "network/initialize.hpp"
 #include "lif_backward.cuh"
 #include "lif_forward.cuh"
 #include "lowpass.cuh"

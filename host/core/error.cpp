@@ -1,4 +1,4 @@
-// error.cpp — detail::quote: user text, escaped and cut, for one-line error messages.
+// core/error.cpp — detail::quote: user text, escaped and cut, for one-line error messages.
 #include "nmsnn/error.hpp"
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// model.cpp — nmsnn::Model: preprocessing around a network, metrics, and the model file.
+// training/model.cpp — nmsnn::Model: preprocessing around a network, metrics, and the model file.
 #include "nmsnn/model.hpp"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// losses.hpp — the losses' math, templated so the gradient tests can run it in double.
+// training/loss_math.hpp — the losses' math, templated so the gradient tests can run it in double.
 // Each returns the mean loss and writes dL/dz into grad (same shape as z).
 #pragma once
 

@@ -1,13 +1,13 @@
-// network.cpp — nmsnn::Network: argument checks, the noise counter, and dispatch to an engine.
+// network/network.cpp — nmsnn::Network: argument checks, the noise counter, and dispatch to an engine.
 #include "nmsnn/network.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <thread>
 
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "cpu/layer.hpp"
-#include "initialize.hpp"
+#include "network/initialize.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/limits.hpp"
 
@@ -160,10 +160,10 @@ double pass_bytes(const NetworkSpec& spec, int batch, const ForwardOptions& opti
 
 // ---- Network -------------------------------------------------------------------------------
 namespace {
-std::unique_ptr<detail::Backend> make_backend(const NetworkSpec& spec, const NetworkOptions& o) {
+std::unique_ptr<detail::EngineImpl> make_engine(const NetworkSpec& spec, const NetworkOptions& o) {
   if (o.threads < 0) fail("network options: threads must be >= 0, got ", o.threads);
-  if (o.engine == Engine::cuda) return detail::make_cuda_backend(spec, o.matmul);
-  return detail::make_cpu_backend(spec, o.threads);
+  if (o.engine == Engine::cuda) return detail::make_cuda_engine(spec, o.matmul);
+  return detail::make_cpu_engine(spec, o.threads);
 }
 
 // The spec, validated, and its parameters checked against the memory limit before the engine
@@ -190,7 +190,7 @@ void check_finite(const Input& input, const NetworkSpec& spec) {
 }  // namespace
 
 Network::Network(const NetworkSpec& spec, const NetworkOptions& options)
-    : spec_(validated(spec)), options_(options), backend_(make_backend(spec_, options_)) {
+    : spec_(validated(spec)), options_(options), impl_(make_engine(spec_, options_)) {
   layout_ = detail::parameter_layout(spec_);
   initialize(options_.seed);
 }
@@ -204,7 +204,7 @@ Engine Network::engine() const { return options_.engine; }
 uint64_t Network::seed() const { return options_.seed; }
 uint64_t Network::noise_passes() const { return passes_; }
 void Network::set_noise_passes(uint64_t passes) { passes_ = passes; }
-detail::Backend& Network::backend() { return *backend_; }
+detail::EngineImpl& Network::engine_impl() { return *impl_; }
 const std::vector<ParameterInfo>& Network::parameters() const { return layout_; }
 
 size_t Network::parameter_index(const std::string& name) const {
@@ -218,7 +218,7 @@ size_t Network::parameter_index(const std::string& name) const {
 std::vector<float> Network::parameter(const std::string& name) const {
   const size_t i = parameter_index(name);
   std::vector<float> out(layout_[i].size);
-  backend_->read_parameter(i, out.data());
+  impl_->read_parameter(i, out.data());
   return out;
 }
 
@@ -230,13 +230,13 @@ void Network::set_parameter(const std::string& name, const std::vector<float>& v
   for (size_t k = 0; k < values.size(); ++k)
     if (!std::isfinite(values[k]))
       fail("set_parameter(", detail::quote(name), "): value ", k, " is ", values[k], ", must be finite");
-  backend_->write_parameter(i, values.data());
+  impl_->write_parameter(i, values.data());
 }
 
 std::vector<float> Network::gradient(const std::string& name) const {
   const size_t i = parameter_index(name);
   std::vector<float> out(layout_[i].size);
-  backend_->read_gradient(i, out.data());
+  impl_->read_gradient(i, out.data());
   return out;
 }
 
@@ -247,13 +247,13 @@ void Network::set_dt(int layer, float dt) {
   if (!a) fail("set_dt: layer ", layer, " is a ", layer_kind(spec_.layers[layer]),
                " layer, not a spiking activation");
   if (!(std::isfinite(dt) && dt > 0)) fail("set_dt: dt must be > 0, got ", dt);
-  backend_->set_dt(layer, dt);
+  impl_->set_dt(layer, dt);
   a->dt = dt;
 }
 
 void Network::initialize(uint64_t seed) {
   const auto values = detail::initial_parameters(spec_, seed);
-  for (size_t i = 0; i < values.size(); ++i) backend_->write_parameter(i, values[i].data());
+  for (size_t i = 0; i < values.size(); ++i) impl_->write_parameter(i, values[i].data());
 }
 
 void Network::check_pass_memory(int batch, const ForwardOptions& options) {
@@ -293,8 +293,8 @@ ForwardPass Network::forward(const Input& input, const ForwardOptions& options) 
 
   NoiseKey key{options_.seed, options.use_noise_pass ? options.noise_pass : passes_};
   if (!options.use_noise_pass) ++passes_;
-  auto state = backend_->forward(input, key, options);
-  state->owner = backend_.get();
+  auto state = impl_->forward(input, key, options);
+  state->owner = impl_.get();
   state->input = input;
   state->noise = key;
   state->training = options.training;
@@ -307,7 +307,7 @@ void Network::backward(const ForwardPass& pass, const std::vector<float>& dlogit
                        std::vector<float>* dinput) {
   if (!pass.state_) fail("backward: the ForwardPass is empty");
   detail::ForwardState& s = *pass.state_;
-  if (s.owner != backend_.get()) fail("backward: the ForwardPass comes from another network");
+  if (s.owner != impl_.get()) fail("backward: the ForwardPass comes from another network");
   if (!s.training)
     fail("backward: the forward pass was made with training = false and kept no saved state");
   const size_t expected = size_t(s.batch) * s.outputs;
@@ -326,7 +326,7 @@ void Network::backward(const ForwardPass& pass, const std::vector<float>& dlogit
     dinput->assign(s.input.count, 0.0f);
     dx = dinput->data();
   }
-  backend_->backward(s, dlogits.data(), dx);
+  impl_->backward(s, dlogits.data(), dx);
 }
 
 }  // namespace nmsnn

@@ -1,4 +1,4 @@
-// checkpoint.cpp — TrainState to and from a safetensors file (nmsnn/checkpoint.hpp).
+// training/checkpoint.cpp — TrainState to and from a safetensors file (nmsnn/checkpoint.hpp).
 #include "nmsnn/checkpoint.hpp"
 
 #include <cmath>

@@ -1,4 +1,4 @@
-// host/preprocess.cpp — seeded splits, subsets, and the feature and target scalers.
+// io/preprocess.cpp — seeded splits, subsets, and the feature and target scalers.
 //
 // The shuffle is our own Fisher-Yates over a splitmix64 stream (std::shuffle's algorithm differs
 // between standard libraries), so a seed names the same split everywhere.
@@ -11,7 +11,7 @@
 #include <numeric>
 #include <string>
 
-#include "initialize.hpp"
+#include "network/initialize.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn {

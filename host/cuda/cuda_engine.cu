@@ -1,4 +1,4 @@
-// cuda/cuda_backend.cu — the `cuda` engine behind nmsnn::Network, built on the device API
+// cuda/cuda_engine.cu — the `cuda` engine behind nmsnn::Network, built on the device API
 // (nmsnn::cuda::DeviceNetwork): it owns device memory for parameters, gradients and optimiser
 // state, a stream and a cuBLAS handle, and moves the host API's arrays to and from the device.
 //
@@ -16,14 +16,14 @@
 #include <variant>
 #include <vector>
 
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "cuda_check.cuh"
 #include "nmsnn/cuda.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn::detail {
 
-std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec, MatmulPrecision matmul);
+std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul);
 
 namespace {
 
@@ -98,9 +98,9 @@ struct CudaOptimizerState : OptimizerState {
 
 // ---- the engine --------------------------------------------------------------------------------
 
-class CudaBackend final : public Backend {
+class CudaEngine final : public EngineImpl {
  public:
-  CudaBackend(const NetworkSpec& spec, MatmulPrecision matmul) : spec_(spec) {
+  CudaEngine(const NetworkSpec& spec, MatmulPrecision matmul) : spec_(spec) {
     NMSNN_CUDA_CHECK(cudaGetDevice(&device_));
     NMSNN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     const cublasStatus_t status = cublasCreate(&cublas_);
@@ -137,7 +137,7 @@ class CudaBackend final : public Backend {
     }
   }
 
-  ~CudaBackend() override { release(); }
+  ~CudaEngine() override { release(); }
 
   void read_parameter(size_t index, float* out) const override {
     copy_to_host(out, param_table_.at(index), layout_[index].size);
@@ -427,8 +427,8 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend_impl(const NetworkSpec& spec, MatmulPrecision matmul) {
-  return std::make_unique<CudaBackend>(spec, matmul);
+std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul) {
+  return std::make_unique<CudaEngine>(spec, matmul);
 }
 
 }  // namespace nmsnn::detail

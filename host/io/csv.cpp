@@ -1,4 +1,4 @@
-// host/csv.cpp — the CSV reader and the table-to-Dataset conversion.
+// io/csv.cpp — the CSV reader and the table-to-Dataset conversion.
 //
 // The reader is one pass over the whole file held in memory, tracking the physical line so every
 // message can point at it. Conversion is strict: a cell is a number only if all of it is, and a

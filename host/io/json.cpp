@@ -1,4 +1,4 @@
-// host/json.cpp — the JSON value, its strict parser and serializer, and the whole-file helpers.
+// io/json.cpp — the JSON value, its strict parser and serializer, and the whole-file helpers.
 //
 // Numbers go through <charconv> (locale-independent, shortest round-trip output). The parser is
 // recursive descent over bytes; every error carries the byte offset so a user can find it in a

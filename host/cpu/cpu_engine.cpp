@@ -1,9 +1,9 @@
-// cpu/cpu_backend.cpp — the `cpu` engine behind nmsnn::Network: CpuNetwork<float> plus
+// cpu/cpu_engine.cpp — the `cpu` engine behind nmsnn::Network: CpuNetwork<float> plus
 // parameter access in the public layout and the optimisers' state in host memory.
 #include <memory>
 #include <variant>
 
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "cpu/cpu_network.hpp"
 #include "cpu/thread_pool.hpp"
 #include "nmsnn/error.hpp"
@@ -20,9 +20,9 @@ struct CpuOptimizerState : OptimizerState {
   std::vector<std::vector<float>> m, v;
 };
 
-class CpuBackend final : public Backend {
+class CpuEngine final : public EngineImpl {
  public:
-  CpuBackend(const NetworkSpec& spec, int threads)
+  CpuEngine(const NetworkSpec& spec, int threads)
       : pool_(threads), net_(spec, pool_), spec_(spec) {
     for (auto& layer : net_.layers)
       for (size_t k = 0; k < layer->params.size(); ++k) slots_.push_back({layer.get(), int(k)});
@@ -139,8 +139,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(const NetworkSpec& spec, int threads) {
-  return std::make_unique<CpuBackend>(spec, threads);
+std::unique_ptr<EngineImpl> make_cpu_engine(const NetworkSpec& spec, int threads) {
+  return std::make_unique<CpuEngine>(spec, threads);
 }
 
 }  // namespace nmsnn::detail

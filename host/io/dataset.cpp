@@ -1,4 +1,4 @@
-// host/dataset.cpp — Dataset checks and slicing, and the MNIST loader.
+// io/dataset.cpp — Dataset checks and slicing, and the MNIST loader.
 //
 // Datasets are validated once, at the edge, so the engines can trust sizes and values; every
 // message names the dataset or file and the first offending sample.

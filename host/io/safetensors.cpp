@@ -1,4 +1,4 @@
-// host/safetensors.cpp — the safetensors writer and its validating reader.
+// io/safetensors.cpp — the safetensors writer and its validating reader.
 //
 // Files are built and parsed whole in memory: nmsnn models are small, and it lets the reader
 // check the complete layout before converting a single value. Byte order is spelled out with

@@ -1,4 +1,4 @@
-// spec_json.cpp — reading and writing network descriptions as JSON, with strict checking.
+// io/spec_json.cpp — reading and writing network descriptions as JSON, with strict checking.
 #include "nmsnn/spec_json.hpp"
 
 #include <algorithm>

@@ -1,9 +1,9 @@
-// spec.cpp — validating network descriptions, the seed presets, and enum names.
+// network/spec.cpp — validating network descriptions, the seed presets, and enum names.
 #include "nmsnn/spec.hpp"
 
 #include <cmath>
 
-#include "backend.hpp"
+#include "network/engine.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/limits.hpp"
 

@@ -1,4 +1,4 @@
-// initialize.hpp — the seed's parameter initialisation, engine-independent.
+// network/initialize.hpp — the seed's parameter initialisation, engine-independent.
 #pragma once
 
 #include <cstdint>

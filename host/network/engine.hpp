@@ -1,4 +1,4 @@
-// backend.hpp — the interface every engine implements behind nmsnn::Network.
+// network/engine.hpp — EngineImpl, the interface every engine (cpu, cuda) implements behind nmsnn::Network.
 //
 // Network validates arguments and owns the noise counter; an engine owns the parameters,
 // gradients and optimiser state in its own memory (host for cpu, device for cuda) and runs the
@@ -19,7 +19,7 @@ namespace nmsnn::detail {
 // What a forward pass leaves for backward. Engines derive from it to keep their saved tensors.
 struct ForwardState {
   virtual ~ForwardState() = default;
-  const void* owner = nullptr;  // the backend that made it; backward refuses others
+  const void* owner = nullptr;  // the engine that made it; backward refuses others
   Input input;                  // caller-owned input, needed again by backward
   NoiseKey noise;
   bool training = false;
@@ -35,9 +35,9 @@ struct OptimizerState {
   virtual ~OptimizerState() = default;
 };
 
-class Backend {
+class EngineImpl {
  public:
-  virtual ~Backend() = default;
+  virtual ~EngineImpl() = default;
 
   virtual void read_parameter(size_t index, float* out) const = 0;
   virtual void write_parameter(size_t index, const float* values) = 0;
@@ -70,8 +70,8 @@ class Backend {
 // bias [H]; for each Lowpass its smoothing logits then initial level.
 std::vector<ParameterInfo> parameter_layout(const NetworkSpec& spec);
 
-std::unique_ptr<Backend> make_cpu_backend(const NetworkSpec& spec, int threads);
+std::unique_ptr<EngineImpl> make_cpu_engine(const NetworkSpec& spec, int threads);
 // Throws nmsnn::Error saying why when the build has no CUDA engine or no device is usable.
-std::unique_ptr<Backend> make_cuda_backend(const NetworkSpec& spec, MatmulPrecision matmul);
+std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul);
 
 }  // namespace nmsnn::detail

@@ -1,4 +1,4 @@
-// host/plot_svg.cpp — SVG line charts, heat maps and confusion matrices.
+// report/plot.cpp — SVG line charts, heat maps and confusion matrices.
 //
 // No font metrics are available when writing SVG, so text widths are estimated generously (for
 // DejaVu Sans, wider than the usual browser fonts) and margins are sized from those estimates:

@@ -1,4 +1,4 @@
-// limits.cpp — the memory budget and the checked conversions of nmsnn/limits.hpp.
+// core/limits.cpp — the memory budget and the checked conversions of nmsnn/limits.hpp.
 #include "nmsnn/limits.hpp"
 
 #include <unistd.h>

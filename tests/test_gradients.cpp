@@ -25,7 +25,7 @@
 namespace {
 
 using nmsnn::Input;
-using nmsnn::cpu::BatchInput;
+using nmsnn::cpu::Pass;
 using nmsnn::cpu::CpuNetwork;
 using nmsnn::cpu::SavedStates;
 
@@ -175,8 +175,8 @@ class Gradients : public ::testing::TestWithParam<Case> {
     for (int h = layer.out_real; h < W; ++h) layer.params[1].value[h] = 0;
   }
 
-  BatchInput<double> batch_input() const {
-    BatchInput<double> in;
+  Pass<double> batch_input() const {
+    Pass<double> in;
     in.kind = GetParam().input;
     in.data = input_.data();
     in.batch = kB;

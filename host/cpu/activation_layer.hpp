@@ -17,7 +17,7 @@ class ActivationLayer final : public CpuLayer<Real> {
   }
   const char* kind() const override { return "activation"; }
 
-  void forward(const SampleInput<Real>& x, uint32_t, const PassInfo&, LayerOutput<Real>& out,
+  void forward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, LayerOutput<Real>& out,
                LayerScratch<Real>&) const override {
     const int W = this->out_width, R = this->out_real;
     for (int t = 0; t < this->out_steps; ++t)
@@ -26,7 +26,7 @@ class ActivationLayer final : public CpuLayer<Real> {
     if (out.state) std::copy_n(out.y, size_t(this->out_steps) * W, out.state);
   }
 
-  void backward(const SampleInput<Real>& x, uint32_t, const PassInfo&, const Real*,
+  void backward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, const Real*,
                 const LayerGrad<Real>& g, LayerScratch<Real>&) const override {
     if (!g.dx) return;
     const int W = this->out_width, R = this->out_real;

@@ -12,6 +12,7 @@ namespace nmsnn::detail {
 namespace {
 
 struct CpuForwardState : ForwardState {
+  using ForwardState::ForwardState;
   cpu::SavedStates<float> saved;
 };
 
@@ -43,17 +44,18 @@ class CpuEngine final : public EngineImpl {
     s.layer->to_public(s.k, s.layer->params[s.k].grad.data(), out);
   }
 
+  const NetworkSpec& spec() const override { return spec_; }
+
   std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
                                         const ForwardOptions& options) override {
-    auto state = std::make_shared<CpuForwardState>();
-    state->batch = input.batch;
-    state->outputs = spec_.outputs();
+    auto state =
+        std::make_shared<CpuForwardState>(this, input, noise, options.training, spec_.outputs());
     state->logits.resize(size_t(input.batch) * state->outputs);
     std::vector<std::vector<float>> rates;
     cpu::PassRecord record;
     record.trace = options.record ? &state->trace : nullptr;
     record.rates = options.rates ? &rates : nullptr;
-    net_.forward(batch_input(input, noise, options.training), state->logits.data(),
+    net_.forward(pass(input, noise, options.training), state->logits.data(),
                  options.training ? &state->saved : nullptr, &record);
     state->regularization = record.regularization;
     for (size_t l = 0; l < rates.size(); ++l) {
@@ -68,13 +70,14 @@ class CpuEngine final : public EngineImpl {
 
   void backward(ForwardState& state, const float* dlogits, float* dinput) override {
     auto& s = static_cast<CpuForwardState&>(state);
-    net_.backward(batch_input(s.input, s.noise, s.training), s.saved, dlogits, dinput);
+    net_.backward(pass(s.input, s.noise, s.training), s.saved, dlogits, dinput);
   }
 
   void set_dt(int layer, float dt) override {
     auto* a = dynamic_cast<cpu::SpikingActivationLayer<float>*>(net_.layers[layer].get());
     if (!a) fail("set_dt: layer ", layer, " is not a spiking activation");
     a->set_dt(dt);
+    std::get<SpikingActivation>(spec_.layers[size_t(layer)]).dt = dt;
   }
 
   std::unique_ptr<OptimizerState> make_optimizer_state() override {
@@ -121,8 +124,8 @@ class CpuEngine final : public EngineImpl {
     int k;
   };
 
-  static cpu::BatchInput<float> batch_input(const Input& input, NoiseKey noise, bool training) {
-    cpu::BatchInput<float> in;
+  static cpu::Pass<float> pass(const Input& input, NoiseKey noise, bool training) {
+    cpu::Pass<float> in;
     in.kind = input.kind;
     in.data = input.data;
     in.batch = input.batch;

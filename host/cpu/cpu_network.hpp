@@ -26,17 +26,6 @@
 
 namespace nmsnn::cpu {
 
-// The whole batch's input: static x[B, I] under the noise encoder or repeated at every step, or a
-// sequence xi[T, B, I].
-template <class Real>
-struct BatchInput {
-  Input::Kind kind = Input::Kind::noisy;
-  const Real* data = nullptr;
-  int batch = 0;
-  NoiseKey key;
-  bool training = false;
-};
-
 // What backward needs, per layer [B, per-sample block]; and what the pass measured.
 template <class Real>
 struct SavedStates {
@@ -92,7 +81,7 @@ class CpuNetwork {
   std::vector<std::unique_ptr<CpuLayer<Real>>> layers;
 
   // logits[B, C]; `saved` (training passes) receives what backward needs.
-  void forward(const BatchInput<Real>& in, Real* logits, SavedStates<Real>* saved,
+  void forward(const Pass<Real>& in, Real* logits, SavedStates<Real>* saved,
                PassRecord* record = nullptr) {
     const int B = in.batch, L = int(layers.size());
     if (saved) {
@@ -132,7 +121,7 @@ class CpuNetwork {
 
   // dlogits[B, C] -> every parameter's gradient; dinput for sequence ([T, B, I]) and repeated
   // ([B, I]) inputs when given.
-  void backward(const BatchInput<Real>& in, const SavedStates<Real>& saved, const Real* dlogits,
+  void backward(const Pass<Real>& in, const SavedStates<Real>& saved, const Real* dlogits,
                 Real* dinput) {
     const int B = in.batch, L = int(layers.size());
     const int blocks = block_count(B);
@@ -182,7 +171,7 @@ class CpuNetwork {
 
   // The input of layer 0 for sample b, as the layer takes it. Layers without weights cannot read
   // the noise encoder directly: its masked values are made into w.x0 [T, I] for them.
-  SampleInput<Real> first_input(const BatchInput<Real>& in, int b, Worker& w) const {
+  SampleInput<Real> first_input(const Pass<Real>& in, int b, Worker& w) const {
     SampleInput<Real> s;
     s.T = spec_.time_steps;
     s.I = spec_.inputs;
@@ -215,13 +204,12 @@ class CpuNetwork {
     return s;
   }
 
-  double forward_sample(const BatchInput<Real>& in, int b, Real* logits, SavedStates<Real>* saved,
+  double forward_sample(const Pass<Real>& in, int b, Real* logits, SavedStates<Real>* saved,
                         std::vector<LayerTrace>* trace, std::vector<std::vector<float>>* rates,
                         Worker& w) {
     const int L = int(layers.size());
     w.scratch.resize(L);
     w.y.resize(L);
-    PassInfo pass{in.training, in.key, in.batch};
     SampleInput<Real> x = first_input(in, b, w);
     double regularization = 0;
     for (int l = 0; l < L; ++l) {
@@ -235,7 +223,7 @@ class CpuNetwork {
       if (trace) out.state = (w.state.resize(n), w.state.data());
       if (trace) out.spikes = (w.spikes.resize(n), w.spikes.data());
       if (rates && layer.spiking()) out.rates = (w.rates.resize(layer.out_width), w.rates.data());
-      layer.forward(x, uint32_t(b), pass, out, w.scratch[l]);
+      layer.forward(x, uint32_t(b), in, out, w.scratch[l]);
       regularization += out.regularization;
       if (block && keeps_output_[l]) std::copy_n(out.y, n, block + layer.saved_floats());
       if (trace && !layer.writes_spikes()) std::copy_n(out.y, n, out.spikes);
@@ -268,13 +256,12 @@ class CpuNetwork {
       }
   }
 
-  void backward_sample(const BatchInput<Real>& in, const SavedStates<Real>& saved, int b,
+  void backward_sample(const Pass<Real>& in, const SavedStates<Real>& saved, int b,
                        const Real* dlogits, Real* dinput,
                        std::vector<std::vector<std::vector<Real>>>& grads, Worker& w) {
     const int L = int(layers.size());
     w.scratch.resize(L);
     w.y.resize(L);
-    PassInfo pass{in.training, in.key, in.batch};
     // Readout backward: every counted step of the last layer's output gets dlogits (scaled).
     const CpuLayer<Real>& last = *layers.back();
     const int begin = spec_.readout.begin_eval, T = last.out_steps, W = last.out_width;
@@ -310,7 +297,7 @@ class CpuNetwork {
       lg.dy = w.dy.data();
       lg.dx = want_dx ? w.dx.data() : nullptr;
       lg.grads = g.data();
-      layer.backward(x, uint32_t(b), pass, layer.saved_floats() ? block : nullptr, lg,
+      layer.backward(x, uint32_t(b), in, layer.saved_floats() ? block : nullptr, lg,
                      w.scratch[l]);
       if (l == 0 && want_dx) write_input_grad(in, b, w.dx.data(), dinput);
       std::swap(w.dy, w.dx);
@@ -318,7 +305,7 @@ class CpuNetwork {
   }
 
   // dL/dinput of sample b: a sequence gets every step, a repeated input the sum over steps.
-  void write_input_grad(const BatchInput<Real>& in, int b, const Real* dx, Real* dinput) const {
+  void write_input_grad(const Pass<Real>& in, int b, const Real* dx, Real* dinput) const {
     const int T = spec_.time_steps, I = spec_.inputs;
     if (in.kind == Input::Kind::sequence) {
       for (int t = 0; t < T; ++t)

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cpu/input_product.hpp"
+#include "nmsnn/network.hpp"
 #include "nmsnn/philox.hpp"
 
 namespace nmsnn::cpu {
@@ -23,11 +24,16 @@ namespace nmsnn::cpu {
 // near INT_MAX; validated specs keep n <= kMaxLayerSize (limits.hpp), so the result fits an int.
 inline int padded_width(int n) { return int((int64_t(n) + 7) / 8 * 8); }
 
-// What a layer knows about the pass it runs in.
-struct PassInfo {
-  bool training = false;  // a training pass (SpikingActivation's swap, Lowpass's option)
+// One forward or backward pass over a batch: its input and what every layer knows about the pass.
+// The input is static x[B, I] (noisy: under the noise encoder; repeated: the same at every step)
+// or a sequence xi[T, B, I]; it must stay unchanged until the pass's backward has run.
+template <class Real>
+struct Pass {
+  Input::Kind kind = Input::Kind::noisy;
+  const Real* data = nullptr;
+  int batch = 0;          // B, also for terms averaged over the batch
   NoiseKey key;           // the pass's noise key (encoder masks, initial voltages)
-  int batch = 0;          // B, for terms averaged over the batch
+  bool training = false;  // a training pass (SpikingActivation's swap, Lowpass's option)
 };
 
 // Per-sample results of a layer's forward pass. y and saved are always given (saved is null in
@@ -86,9 +92,9 @@ class CpuLayer {
   // Whether it accepts the noise encoder's input directly (layers with weights do).
   virtual bool takes_noisy_input() const { return false; }
 
-  virtual void forward(const SampleInput<Real>& x, uint32_t b, const PassInfo& pass,
+  virtual void forward(const SampleInput<Real>& x, uint32_t b, const Pass<Real>& pass,
                        LayerOutput<Real>& out, LayerScratch<Real>& s) const = 0;
-  virtual void backward(const SampleInput<Real>& x, uint32_t b, const PassInfo& pass,
+  virtual void backward(const SampleInput<Real>& x, uint32_t b, const Pass<Real>& pass,
                         const Real* saved, const LayerGrad<Real>& g,
                         LayerScratch<Real>& s) const = 0;
 

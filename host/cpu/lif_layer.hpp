@@ -30,7 +30,7 @@ class LifLayer final : public LinearLayer<Real> {
     lif_spikes_from_u(neurons_, this->out_steps, saved, y);
   }
 
-  void forward(const SampleInput<Real>& x, uint32_t, const PassInfo&, LayerOutput<Real>& out,
+  void forward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, LayerOutput<Real>& out,
                LayerScratch<Real>& s) const override {
     const int T = this->out_steps, W = this->out_width;
     const size_t n = size_t(T) * W;
@@ -53,7 +53,7 @@ class LifLayer final : public LinearLayer<Real> {
     }
   }
 
-  void backward(const SampleInput<Real>& x, uint32_t, const PassInfo&, const Real* saved,
+  void backward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, const Real* saved,
                 const LayerGrad<Real>& g, LayerScratch<Real>& s) const override {
     const int T = this->out_steps, W = this->out_width;
     const size_t n = size_t(T) * W;

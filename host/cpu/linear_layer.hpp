@@ -77,13 +77,13 @@ class DenseLayer final : public LinearLayer<Real> {
   using LinearLayer<Real>::LinearLayer;
   const char* kind() const override { return "dense"; }
 
-  void forward(const SampleInput<Real>& x, uint32_t, const PassInfo&, LayerOutput<Real>& out,
+  void forward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, LayerOutput<Real>& out,
                LayerScratch<Real>& s) const override {
     input_forward(x, this->WT(), this->bias(), this->out_width, out.y, s.gather);
     if (out.state) std::copy_n(out.y, size_t(this->out_steps) * this->out_width, out.state);
   }
 
-  void backward(const SampleInput<Real>& x, uint32_t, const PassInfo&, const Real*,
+  void backward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, const Real*,
                 const LayerGrad<Real>& g, LayerScratch<Real>& s) const override {
     input_weight_grad(x, g.dy, this->out_width, g.grads[0], g.grads[1], s.gather);
     if (g.dx) this->input_gradient(g.dy, g.dx, s);

@@ -34,7 +34,7 @@ class LowpassLayer final : public CpuLayer<Real> {
   const char* kind() const override { return "lowpass"; }
   size_t saved_floats() const override { return size_t(this->in_steps) * this->out_width; }
 
-  void forward(const SampleInput<Real>& x, uint32_t, const PassInfo& pass,
+  void forward(const SampleInput<Real>& x, uint32_t, const Pass<Real>& pass,
                LayerOutput<Real>& out, LayerScratch<Real>& s) const override {
     const int T = this->in_steps, W = this->out_width;
     if (bypassed(pass)) {
@@ -64,7 +64,7 @@ class LowpassLayer final : public CpuLayer<Real> {
     if (out.state) std::copy_n(out.y, size_t(this->out_steps) * W, out.state);
   }
 
-  void backward(const SampleInput<Real>& x, uint32_t, const PassInfo& pass, const Real* saved,
+  void backward(const SampleInput<Real>& x, uint32_t, const Pass<Real>& pass, const Real* saved,
                 const LayerGrad<Real>& g, LayerScratch<Real>&) const override {
     const int T = this->in_steps, W = this->out_width;
     if (bypassed(pass)) {
@@ -97,7 +97,7 @@ class LowpassLayer final : public CpuLayer<Real> {
 
  private:
   static Real smoothing(Real p) { return Real(1) / (Real(1) + std::exp(-p)); }
-  bool bypassed(const PassInfo& pass) const { return pass.training && !spec_.apply_during_training; }
+  bool bypassed(const Pass<Real>& pass) const { return pass.training && !spec_.apply_during_training; }
   Lowpass spec_;
 };
 

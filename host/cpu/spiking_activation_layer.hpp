@@ -35,7 +35,7 @@ class SpikingActivationLayer final : public CpuLayer<Real> {
   size_t saved_floats() const override { return regularized() ? this->out_width : 0; }
   void set_dt(float dt) { spec_.dt = dt; }
 
-  void forward(const SampleInput<Real>& x, uint32_t b, const PassInfo& pass,
+  void forward(const SampleInput<Real>& x, uint32_t b, const Pass<Real>& pass,
                LayerOutput<Real>& out, LayerScratch<Real>& s) const override {
     const int T = this->in_steps, W = this->out_width;
     const Real dt = Real(spec_.dt);
@@ -86,7 +86,7 @@ class SpikingActivationLayer final : public CpuLayer<Real> {
     }
   }
 
-  void backward(const SampleInput<Real>& x, uint32_t, const PassInfo& pass, const Real* saved,
+  void backward(const SampleInput<Real>& x, uint32_t, const Pass<Real>& pass, const Real* saved,
                 const LayerGrad<Real>& g, LayerScratch<Real>&) const override {
     if (!g.dx) return;
     const int T = this->in_steps, W = this->out_width;

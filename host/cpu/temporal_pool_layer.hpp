@@ -16,7 +16,7 @@ class TemporalPoolLayer final : public CpuLayer<Real> {
   }
   const char* kind() const override { return "temporal_avg_pool"; }
 
-  void forward(const SampleInput<Real>& x, uint32_t, const PassInfo&, LayerOutput<Real>& out,
+  void forward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, LayerOutput<Real>& out,
                LayerScratch<Real>&) const override {
     const int T = this->in_steps, W = this->out_width;
     for (int h = 0; h < W; ++h) out.y[h] = 0;
@@ -26,7 +26,7 @@ class TemporalPoolLayer final : public CpuLayer<Real> {
     if (out.state) std::copy_n(out.y, W, out.state);
   }
 
-  void backward(const SampleInput<Real>&, uint32_t, const PassInfo&, const Real*,
+  void backward(const SampleInput<Real>&, uint32_t, const Pass<Real>&, const Real*,
                 const LayerGrad<Real>& g, LayerScratch<Real>&) const override {
     if (!g.dx) return;
     const int T = this->in_steps, W = this->out_width;

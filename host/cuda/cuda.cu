@@ -116,7 +116,7 @@ DeviceNetwork::DeviceNetwork(const NetworkSpec& spec, cublasHandle_t cublas,
     : spec_(spec), cublas_(cublas), options_(options) {
   spec_.validate();
   if (!cublas_) fail("DeviceNetwork: the cuBLAS handle is null (create one with cublasCreate)");
-  layout_ = ::nmsnn::detail::parameter_layout(spec_);
+  layout_ = ::nmsnn::parameter_layout(spec_);
 }
 
 void DeviceNetwork::set_dt(int layer, float dt) {

@@ -87,9 +87,8 @@ size_t align_floats(size_t n) { return (n + 63) / 64 * 64; }  // 64 floats = 256
 // ---- what a pass keeps -------------------------------------------------------------------------
 
 struct CudaForwardState : ForwardState {
+  using ForwardState::ForwardState;
   std::shared_ptr<DeviceBuffer> buffer;  // [input copy | workspace]
-  size_t input_floats = 0;
-  Input::Kind kind = Input::Kind::noisy;
 };
 
 struct CudaOptimizerState : OptimizerState {
@@ -155,15 +154,13 @@ class CudaEngine final : public EngineImpl {
     copy_to_host(out, grad_table_.at(index), layout_[index].size);
   }
 
+  const NetworkSpec& spec() const override { return spec_; }
+
   std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
                                         const ForwardOptions& options) override {
     use_device();
     const int B = input.batch, C = spec_.outputs();
-    auto state = std::make_shared<CudaForwardState>();
-    state->batch = B;
-    state->outputs = C;
-    state->kind = input.kind;
-    state->input_floats = input.count;
+    auto state = std::make_shared<CudaForwardState>(this, input, noise, options.training, C);
 
     // One device buffer: [input | logits, regularisation loss | workspace], each part 256-byte
     // aligned.
@@ -275,12 +272,12 @@ class CudaEngine final : public EngineImpl {
     auto& state = dynamic_cast<CudaForwardState&>(base);
     if (!state.buffer) fail("cuda engine: backward: the forward pass kept no device state");
     const int B = state.batch, C = state.outputs;
-    const size_t in_floats = align_floats(state.input_floats);
+    const size_t in_floats = align_floats(state.input.count);
     const size_t logit_floats = align_floats(size_t(B) * C + 1);  // as forward laid it out
     float* x = state.buffer->floats();
     float* d_logits = x + in_floats;  // the pass's logits are no longer needed: reuse the space
     void* ws = d_logits + logit_floats;
-    const size_t ws_bytes = net_->workspace_bytes(B, state.kind, true);
+    const size_t ws_bytes = net_->workspace_bytes(B, state.input.kind, true);
 
     float* staged = staging_in_.reserve(size_t(B) * C);
     std::memcpy(staged, dlogits, size_t(B) * C * sizeof(float));
@@ -288,18 +285,18 @@ class CudaEngine final : public EngineImpl {
                                      cudaMemcpyHostToDevice, stream_));
     float* d_input = nullptr;
     if (dinput) {
-      if (!dinput_ || dinput_->bytes() < state.input_floats * sizeof(float))
-        dinput_ = std::make_unique<DeviceBuffer>(state.input_floats * sizeof(float));
+      if (!dinput_ || dinput_->bytes() < state.input.count * sizeof(float))
+        dinput_ = std::make_unique<DeviceBuffer>(state.input.count * sizeof(float));
       d_input = dinput_->floats();
     }
-    net_->backward(param_table_.data(), device_input(x, state.kind, B, state.noise), d_logits,
+    net_->backward(param_table_.data(), device_input(x, state.input.kind, B, state.noise), d_logits,
                    grad_table_.data(), d_input, {ws, ws_bytes}, stream_);
     if (dinput) {
-      float* host = staging_out_.reserve(state.input_floats);
-      NMSNN_CUDA_CHECK(cudaMemcpyAsync(host, d_input, state.input_floats * sizeof(float),
+      float* host = staging_out_.reserve(state.input.count);
+      NMSNN_CUDA_CHECK(cudaMemcpyAsync(host, d_input, state.input.count * sizeof(float),
                                        cudaMemcpyDeviceToHost, stream_));
       sync("backward");
-      std::memcpy(dinput, host, state.input_floats * sizeof(float));
+      std::memcpy(dinput, host, state.input.count * sizeof(float));
     } else {
       sync("backward");  // report errors here, not at some later call
     }

@@ -23,7 +23,7 @@ bool bypassed_lowpass(const LayerSpec& l, bool training) {
 
 Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training) {
   const int L = int(spec.layers.size());
-  const std::vector<ParameterInfo> params = ::nmsnn::detail::parameter_layout(spec);
+  const std::vector<ParameterInfo> params = ::nmsnn::parameter_layout(spec);
   Layout lay;
   lay.layer.resize(L);
   for (int l = 0; l < L; ++l) {

@@ -11,7 +11,7 @@
 #include <numeric>
 #include <string>
 
-#include "network/initialize.hpp"
+#include "core/random_stream.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn {

@@ -16,14 +16,24 @@
 
 namespace nmsnn::detail {
 
+class EngineImpl;
+
 // What a forward pass leaves for backward. Engines derive from it to keep their saved tensors.
+// One writer: the engine whose forward() makes it. What the pass was asked is fixed at
+// construction; what it produced is filled in by that forward() before it returns.
 struct ForwardState {
+  ForwardState(const EngineImpl* owner, const Input& input, NoiseKey noise, bool training,
+               int outputs)
+      : owner(owner), input(input), noise(noise), training(training), batch(input.batch),
+        outputs(outputs) {}
   virtual ~ForwardState() = default;
-  const void* owner = nullptr;  // the engine that made it; backward refuses others
-  Input input;                  // caller-owned input, needed again by backward
-  NoiseKey noise;
-  bool training = false;
-  int batch = 0, outputs = 0;
+
+  const EngineImpl* const owner;  // backward refuses a state from another engine
+  const Input input;              // caller-owned input, read again by the cpu engine's backward
+  const NoiseKey noise;
+  const bool training;
+  const int batch, outputs;
+
   size_t saved_bytes = 0;
   std::vector<float> logits;  // [B, C]
   std::vector<LayerTrace> trace;
@@ -43,17 +53,18 @@ class EngineImpl {
   virtual void write_parameter(size_t index, const float* values) = 0;
   virtual void read_gradient(size_t index, float* out) const = 0;
 
+  // The spec the engine runs: the only copy a Network keeps (set_dt changes it).
+  virtual const NetworkSpec& spec() const = 0;
+
   // `input` has been checked against the spec by Network.
   virtual std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
                                                 const ForwardOptions& options) = 0;
   // dinput: [T, B, I] or null.
   virtual void backward(ForwardState& state, const float* dlogits, float* dinput) = 0;
 
-  // Network::set_dt has checked that `layer` is a SpikingActivation and dt > 0.
-  virtual void set_dt(int layer, float dt) {
-    (void)layer, (void)dt;
-    detail::fail("this engine cannot change dt after construction");
-  }
+  // Network::set_dt has checked that `layer` is a SpikingActivation and dt > 0. Updates the
+  // engine's layers and its spec().
+  virtual void set_dt(int layer, float dt) = 0;
 
   virtual std::unique_ptr<OptimizerState> make_optimizer_state() = 0;
   // One update of every parameter; `step` counts from 1.
@@ -65,10 +76,6 @@ class EngineImpl {
   virtual void write_optimizer_buffer(OptimizerState& state, int which, size_t index,
                                       const float* values) = 0;
 };
-
-// The trainable tensors of a spec, in order: for each layer with weights its weight [H, I] then
-// bias [H]; for each Lowpass its smoothing logits then initial level.
-std::vector<ParameterInfo> parameter_layout(const NetworkSpec& spec);
 
 std::unique_ptr<EngineImpl> make_cpu_engine(const NetworkSpec& spec, int threads);
 // Throws nmsnn::Error saying why when the build has no CUDA engine or no device is usable.

@@ -3,18 +3,9 @@
 
 #include <cmath>
 
-#include "network/engine.hpp"
 #include "nmsnn/philox.hpp"
 
 namespace nmsnn::detail {
-
-uint64_t stream_key(uint64_t seed, uint64_t stream) {
-  uint64_t z = seed ^ (stream * 0x9E3779B97F4A7C15ull);
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 std::vector<std::vector<float>> initial_parameters(const NetworkSpec& spec, uint64_t seed) {
   const uint64_t key = stream_key(seed, 0x696e6974 /* "init" */);

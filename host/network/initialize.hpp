@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/random_stream.hpp"
 #include "nmsnn/spec.hpp"
 
 namespace nmsnn::detail {
@@ -12,9 +13,6 @@ namespace nmsnn::detail {
 // U(-a, a), a = sqrt(6 / (fan_in + fan_out)), and PyTorch-Linear biases U(-1/sqrt(fan_in), ...).
 // Numbers come from Philox keyed by the seed, so every engine starts from the same values.
 std::vector<std::vector<float>> initial_parameters(const NetworkSpec& spec, uint64_t seed);
-
-// A 64-bit key for an independent random stream of `seed` (splitmix64 of seed ^ stream).
-uint64_t stream_key(uint64_t seed, uint64_t stream);
 
 // The key of SpikingActivation layer `layer`'s initial voltages, the same on every engine.
 inline uint64_t voltage_key(uint64_t seed, int layer) {

@@ -190,8 +190,8 @@ void check_finite(const Input& input, const NetworkSpec& spec) {
 }  // namespace
 
 Network::Network(const NetworkSpec& spec, const NetworkOptions& options)
-    : spec_(validated(spec)), options_(options), impl_(make_engine(spec_, options_)) {
-  layout_ = detail::parameter_layout(spec_);
+    : options_(options), impl_(make_engine(validated(spec), options_)) {
+  layout_ = parameter_layout(impl_->spec());
   initialize(options_.seed);
 }
 
@@ -199,7 +199,7 @@ Network::~Network() = default;
 Network::Network(Network&&) noexcept = default;
 Network& Network::operator=(Network&&) noexcept = default;
 
-const NetworkSpec& Network::spec() const { return spec_; }
+const NetworkSpec& Network::spec() const { return impl_->spec(); }
 Engine Network::engine() const { return options_.engine; }
 uint64_t Network::seed() const { return options_.seed; }
 uint64_t Network::noise_passes() const { return passes_; }
@@ -241,18 +241,18 @@ std::vector<float> Network::gradient(const std::string& name) const {
 }
 
 void Network::set_dt(int layer, float dt) {
-  if (layer < 0 || layer >= int(spec_.layers.size()))
-    fail("set_dt: no layer ", layer, " (the network has ", spec_.layers.size(), ")");
-  auto* a = std::get_if<SpikingActivation>(&spec_.layers[layer]);
-  if (!a) fail("set_dt: layer ", layer, " is a ", layer_kind(spec_.layers[layer]),
-               " layer, not a spiking activation");
+  const NetworkSpec& s = spec();
+  if (layer < 0 || layer >= int(s.layers.size()))
+    fail("set_dt: no layer ", layer, " (the network has ", s.layers.size(), ")");
+  if (!std::holds_alternative<SpikingActivation>(s.layers[layer]))
+    fail("set_dt: layer ", layer, " is a ", layer_kind(s.layers[layer]),
+         " layer, not a spiking activation");
   if (!(std::isfinite(dt) && dt > 0)) fail("set_dt: dt must be > 0, got ", dt);
   impl_->set_dt(layer, dt);
-  a->dt = dt;
 }
 
 void Network::initialize(uint64_t seed) {
-  const auto values = detail::initial_parameters(spec_, seed);
+  const auto values = detail::initial_parameters(spec(), seed);
   for (size_t i = 0; i < values.size(); ++i) impl_->write_parameter(i, values[i].data());
 }
 
@@ -265,15 +265,15 @@ void Network::check_pass_memory(int batch, const ForwardOptions& options) {
   if (kind == checked_pass_ && limit == checked_limit_) return;
   std::string what = options.training ? "a training pass" : "an inference pass";
   if (options.record) what += " recording traces";
-  what += " of batch " + std::to_string(batch) + " at T=" + std::to_string(spec_.time_steps) +
-          " through " + describe_network(spec_);
-  check_memory(what, pass_bytes(spec_, batch, options, options_.threads));
+  what += " of batch " + std::to_string(batch) + " at T=" + std::to_string(spec().time_steps) +
+          " through " + describe_network(spec());
+  check_memory(what, pass_bytes(spec(), batch, options, options_.threads));
   checked_pass_ = kind, checked_limit_ = limit;
 }
 
 ForwardPass Network::forward(const Input& input, const ForwardOptions& options) {
   detail::checked_range("forward: batch", input.batch, 1, kMaxBatchSize);
-  const size_t B = size_t(input.batch), I = size_t(spec_.inputs), T = size_t(spec_.time_steps);
+  const size_t B = size_t(input.batch), I = size_t(spec().inputs), T = size_t(spec().time_steps);
   const bool noisy = input.kind != Input::Kind::sequence;  // one static x[B, I]
   // T*B*I can pass 2^64 at the limits: compared in double too, so a wrapped product never
   // matches (exact up to 2^53 floats, far more than any real input).
@@ -288,18 +288,13 @@ ForwardPass Network::forward(const Input& input, const ForwardOptions& options) 
          T, "*", B, "*", I, " = ", want);
   }
   if (!input.data) fail("forward: input data pointer is null");
-  check_finite(input, spec_);
+  check_finite(input, spec());
   check_pass_memory(input.batch, options);
 
   NoiseKey key{options_.seed, options.use_noise_pass ? options.noise_pass : passes_};
   if (!options.use_noise_pass) ++passes_;
-  auto state = impl_->forward(input, key, options);
-  state->owner = impl_.get();
-  state->input = input;
-  state->noise = key;
-  state->training = options.training;
   ForwardPass pass;
-  pass.state_ = std::move(state);
+  pass.state_ = impl_->forward(input, key, options);
   return pass;
 }
 

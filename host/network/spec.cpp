@@ -3,7 +3,6 @@
 
 #include <cmath>
 
-#include "network/engine.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/limits.hpp"
 
@@ -166,8 +165,6 @@ Reduce parse_reduce(const std::string& name) {
   fail("unknown readout reduction ", detail::quote(name), " (expected sum or mean)");
 }
 
-namespace detail {
-
 std::vector<ParameterInfo> parameter_layout(const NetworkSpec& spec) {
   std::vector<ParameterInfo> out;
   int in = spec.inputs;
@@ -187,5 +184,4 @@ std::vector<ParameterInfo> parameter_layout(const NetworkSpec& spec) {
   return out;
 }
 
-}  // namespace detail
 }  // namespace nmsnn

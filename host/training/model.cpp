@@ -162,12 +162,19 @@ Loss Model::loss() const {
   return Loss::nll;
 }
 
+const Dataset& Model::prepared(const Dataset& raw, Dataset& storage) const {
+  const bool features = standardize_features && feature_scaler.fitted();
+  const bool targets = task_ == TaskKind::regression && target_scaler.fitted() && !raw.targets.empty();
+  if (!features && !targets) return raw;
+  storage = raw;
+  if (features) feature_scaler.transform(storage);
+  if (targets) target_scaler.transform(storage);
+  return storage;
+}
+
 Dataset Model::prepare(const Dataset& raw) const {
-  Dataset d = raw;
-  if (standardize_features && feature_scaler.fitted()) feature_scaler.transform(d);
-  if (task_ == TaskKind::regression && target_scaler.fitted() && !d.targets.empty())
-    target_scaler.transform(d);
-  return d;
+  Dataset storage;
+  return prepared(raw, storage);
 }
 
 TrainResult Model::fit(const Dataset& train, TrainOptions options, const Dataset* validation) {
@@ -180,9 +187,9 @@ TrainResult Model::fit(const Dataset& train, TrainOptions options, const Dataset
   if (feature_names.empty()) feature_names = train.feature_names;
   if (class_names.empty()) class_names = train.class_names;
   if (target_names.empty()) target_names = train.target_names;
-  const Dataset t = prepare(train);
-  Dataset v;
-  if (validation) v = prepare(*validation);
+  Dataset t_storage, v_storage;
+  const Dataset& t = prepared(train, t_storage);
+  const Dataset* v = validation ? &prepared(*validation, v_storage) : nullptr;
   options.loss = loss();
   options.encoding = description_.encoding;
   const int first_epoch = history.empty() ? 0 : history.back().epoch;
@@ -200,7 +207,7 @@ TrainResult Model::fit(const Dataset& train, TrainOptions options, const Dataset
     history.push_back(r);
     if (user_callback) user_callback(e);
   };
-  return nmsnn::train(*network_, t, options, validation ? &v : nullptr);
+  return nmsnn::train(*network_, t, options, v);
 }
 
 // One inference pass over prepared data: the logits [N, C] and, when asked, every spiking
@@ -273,7 +280,8 @@ Predictions Model::predictions(const std::vector<float>& logits, int count) cons
 }
 
 Predictions Model::predict(const Dataset& raw, int batch_size) {
-  const Dataset d = prepare(raw);
+  Dataset storage;
+  const Dataset& d = prepared(raw, storage);
   if (d.features != description_.spec.inputs)
     fail("the data has ", d.features, " features, the model's network expects ",
          description_.spec.inputs);
@@ -282,7 +290,8 @@ Predictions Model::predict(const Dataset& raw, int batch_size) {
 
 ModelEvaluation Model::evaluate(const Dataset& raw, int batch_size) {
   raw.validate();
-  const Dataset d = prepare(raw);
+  Dataset storage;
+  const Dataset& d = prepared(raw, storage);
   if (d.features != description_.spec.inputs)
     fail("the data has ", d.features, " features, the model's network expects ",
          description_.spec.inputs);

@@ -7,7 +7,7 @@
 #include <numeric>
 #include <sstream>
 
-#include "network/initialize.hpp"
+#include "core/random_stream.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/network.hpp"
 

@@ -118,6 +118,9 @@ class Model {
     std::map<int, ModelEvaluation::Rates> rates;       // per spiking layer
   };
   Pass run(const Dataset& prepared, int batch_size, bool rates);
+  // `raw` itself when nothing is scaled, else a scaled copy kept in `storage`: prepare() without
+  // copying a dataset that needs no change (MNIST's 188 MB, for instance).
+  const Dataset& prepared(const Dataset& raw, Dataset& storage) const;
   Predictions predictions(const std::vector<float>& logits, int count) const;
   TaskKind task_ = TaskKind::classification;
   NetworkDescription description_;

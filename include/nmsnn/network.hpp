@@ -58,16 +58,10 @@ struct NetworkOptions {
   MatmulPrecision matmul = MatmulPrecision::fp32;  // cuda engine only
 };
 
-// One trainable tensor, named as PyTorch would: "layers.0.weight" [H, I], "layers.0.bias" [H].
-struct ParameterInfo {
-  std::string name;
-  std::vector<int> shape;
-  size_t size = 0;
-  int layer = 0;
-};
-
 // The input of one forward pass. It points at caller-owned host memory, which must stay alive
-// until forward() returns (and until backward() returns, for a pass that will be differentiated).
+// and unchanged until forward() returns and, for a pass that will be differentiated, until
+// backward() returns: the cpu engine's backward reads the input again (to regenerate the noise
+// masks' products and the weight gradients) rather than keep a copy of it.
 struct Input {
   enum class Kind {
     noisy,     // static features x[B, I], encoded per step by the Philox noise mask (SPEC.md 1)
@@ -222,8 +216,7 @@ class Network {
   size_t parameter_index(const std::string& name) const;
   void check_pass_memory(int batch, const ForwardOptions& options);
 
-  NetworkSpec spec_;
-  NetworkOptions options_;
+  NetworkOptions options_;  // the spec lives in the engine (EngineImpl::spec), its one copy
   uint64_t passes_ = 0;
   std::unique_ptr<detail::EngineImpl> impl_;
   std::vector<ParameterInfo> layout_;

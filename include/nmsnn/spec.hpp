@@ -5,6 +5,7 @@
 // nmsnn::Error naming the first field at fault. The math behind each field is in SPEC.md.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <variant>
 #include <vector>
@@ -138,5 +139,18 @@ const char* to_string(ActivationKind kind);
 ResetRule parse_reset_rule(const std::string& name);
 Reduce parse_reduce(const std::string& name);
 ActivationKind parse_activation(const std::string& name);
+
+// One trainable tensor, named as PyTorch would: "layers.0.weight" [H, I], "layers.0.bias" [H].
+struct ParameterInfo {
+  std::string name;
+  std::vector<int> shape;
+  size_t size = 0;
+  int layer = 0;
+};
+
+// The trainable tensors of a spec, in order: for each layer with weights its weight [H, I] then
+// bias [H]; for each Lowpass its smoothing logits then initial level. Network::parameters() and
+// the model files list them in this order.
+std::vector<ParameterInfo> parameter_layout(const NetworkSpec& spec);
 
 }  // namespace nmsnn

@@ -140,6 +140,26 @@ TEST(Models, TrainSaveLoadPredictIdentically) {
   }
 }
 
+TEST(Models, APredictionDoesNotDependOnTheBatchOrTheRowsBesideIt) {
+  const Dataset all = iris();
+  NetworkDescription d;
+  d.spec = NetworkSpec::spiking(4, {8}, 3, 12);
+  Model model = Model::make(TaskKind::classification, d, {Engine::cpu, 3, 2});
+  TrainOptions opts;
+  opts.epochs = 2;
+  model.fit(all, opts);
+  const Predictions whole = model.predict(all, 64);
+  // Reversed, in batches of 7, and one row alone: row for row the same probabilities.
+  std::vector<int> reversed(all.count);
+  for (int s = 0; s < all.count; ++s) reversed[s] = all.count - 1 - s;
+  const Predictions backwards = model.predict(subset(all, reversed), 7);
+  for (int s = 0; s < all.count; ++s)
+    for (int c = 0; c < 3; ++c)
+      ASSERT_EQ(whole.values[s * 3 + c], backwards.values[(all.count - 1 - s) * 3 + c]) << "row " << s;
+  const Predictions alone = model.predict(subset(all, {42}), 1);
+  for (int c = 0; c < 3; ++c) EXPECT_EQ(alone.values[c], whole.values[42 * 3 + c]);
+}
+
 TEST(Models, RegressionPredictsInOriginalUnits) {
   CsvOptions csv;
   csv.target = "house_price";

@@ -235,3 +235,72 @@ TEST(NetworkErrors, ModelBatchSizesAreRangeChecked) {
   expect_throws([&] { model.predict(data, 0); }, {"batch size must be in [1, 16777216], got 0"});
   expect_throws([&] { model.predict(data, 1 << 25); }, {"batch size", "got 33554432"});
 }
+
+// ---- noise keyed by the row's contents (ForwardOptions::noise_by_row) ------------------------
+
+namespace {
+
+// Rows `order` of x [*, I] as one batch.
+std::vector<float> rows(const std::vector<float>& x, int I, const std::vector<int>& order) {
+  std::vector<float> out;
+  for (int r : order) out.insert(out.end(), x.begin() + size_t(r) * I, x.begin() + size_t(r + 1) * I);
+  return out;
+}
+
+nmsnn::ForwardOptions keyed_by_row(bool by_row, bool training = false) {
+  nmsnn::ForwardOptions o;
+  o.training = training;
+  o.use_noise_pass = true;
+  o.noise_pass = 7;
+  o.noise_by_row = by_row;
+  return o;
+}
+
+}  // namespace
+
+TEST(NoiseByRow, SameLogitsWhateverTheBatchAndPlace) {
+  const int I = 6, C = 3;
+  Network net(small(16), {nmsnn::Engine::cpu, 5, 2});
+  std::vector<float> x = ramp(5 * I, 0.3f);
+  for (size_t k = 0; k < x.size(); ++k) x[k] += 0.05f * float(k % 5);  // distinct rows
+  const auto all = net.forward(Input::noisy(rows(x, I, {0, 1, 2, 3, 4}), 5), keyed_by_row(true));
+  const auto shuffled = net.forward(Input::noisy(rows(x, I, {3, 0, 4, 2, 1}), 5), keyed_by_row(true));
+  const auto one = net.forward(Input::noisy(rows(x, I, {2}), 1), keyed_by_row(true));
+  const int where[5] = {1, 4, 3, 0, 2};  // row r's place in the shuffled batch
+  for (int r = 0; r < 5; ++r)
+    for (int c = 0; c < C; ++c)
+      EXPECT_EQ(all.logits()[r * C + c], shuffled.logits()[where[r] * C + c]) << "row " << r;
+  for (int c = 0; c < C; ++c) EXPECT_EQ(all.logits()[2 * C + c], one.logits()[c]);
+
+  // Keyed by place instead, the same row moved gets other masks and so other logits.
+  const auto by_place = net.forward(Input::noisy(rows(x, I, {0, 1, 2, 3, 4}), 5), keyed_by_row(false));
+  const auto moved = net.forward(Input::noisy(rows(x, I, {3, 0, 4, 2, 1}), 5), keyed_by_row(false));
+  double differ = 0;
+  for (int r = 0; r < 5; ++r)
+    for (int c = 0; c < C; ++c)
+      differ += std::abs(by_place.logits()[r * C + c] - moved.logits()[where[r] * C + c]);
+  EXPECT_GT(differ, 1e-3);
+}
+
+TEST(NoiseByRow, BackwardUsesTheSameMasksAsForward) {
+  // A training pass keyed by row, its rows in two orders: the same loss terms, so the same
+  // parameter gradients up to the order of the sum over rows.
+  const int I = 6;
+  std::vector<float> x = ramp(4 * I, 0.4f);
+  for (size_t k = 0; k < x.size(); ++k) x[k] += 0.03f * float(k % 4);
+  auto gradients = [&](const std::vector<int>& order, const std::vector<int>& labels) {
+    Network net(small(16), {nmsnn::Engine::cpu, 5, 1});
+    const std::vector<float> batch = rows(x, I, order);  // stays unchanged until backward
+    const auto pass = net.forward(Input::noisy(batch, 4), keyed_by_row(true, true));
+    const auto loss = nmsnn::nll_log_softmax(pass.logits(), 4, 3, labels);
+    net.backward(pass, loss.grad);
+    return net.gradient("layers.0.weight");
+  };
+  const auto a = gradients({0, 1, 2, 3}, {0, 1, 2, 0});
+  const auto b = gradients({2, 0, 3, 1}, {2, 0, 0, 1});  // the same rows and labels, moved
+  ASSERT_EQ(a.size(), b.size());
+  double norm = 0;
+  for (float v : a) norm = std::max(norm, double(std::abs(v)));
+  ASSERT_GT(norm, 0);
+  for (size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 1e-6 * norm) << "weight " << k;
+}

@@ -46,16 +46,16 @@ class CpuEngine final : public EngineImpl {
 
   const NetworkSpec& spec() const override { return spec_; }
 
-  std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
+  std::shared_ptr<ForwardState> forward(const PassInput& in,
                                         const ForwardOptions& options) override {
-    auto state =
-        std::make_shared<CpuForwardState>(this, input, noise, options.training, spec_.outputs());
+    const Input& input = in.input;
+    auto state = std::make_shared<CpuForwardState>(this, in, options.training, spec_.outputs());
     state->logits.resize(size_t(input.batch) * state->outputs);
     std::vector<std::vector<float>> rates;
     cpu::PassRecord record;
     record.trace = options.record ? &state->trace : nullptr;
     record.rates = options.rates ? &rates : nullptr;
-    net_.forward(pass(input, noise, options.training), state->logits.data(),
+    net_.forward(pass(state->pass, options.training), state->logits.data(),
                  options.training ? &state->saved : nullptr, &record);
     state->regularization = record.regularization;
     for (size_t l = 0; l < rates.size(); ++l) {
@@ -70,7 +70,7 @@ class CpuEngine final : public EngineImpl {
 
   void backward(ForwardState& state, const float* dlogits, float* dinput) override {
     auto& s = static_cast<CpuForwardState&>(state);
-    net_.backward(pass(s.input, s.noise, s.training), s.saved, dlogits, dinput);
+    net_.backward(pass(s.pass, s.training), s.saved, dlogits, dinput);
   }
 
   void set_dt(int layer, float dt) override {
@@ -124,13 +124,14 @@ class CpuEngine final : public EngineImpl {
     int k;
   };
 
-  static cpu::Pass<float> pass(const Input& input, NoiseKey noise, bool training) {
+  static cpu::Pass<float> pass(const PassInput& p, bool training) {
     cpu::Pass<float> in;
-    in.kind = input.kind;
-    in.data = input.data;
-    in.batch = input.batch;
-    in.key = noise;
+    in.kind = p.input.kind;
+    in.data = p.input.data;
+    in.batch = p.input.batch;
+    in.key = p.noise;
     in.training = training;
+    in.row_keys = p.row_keys.empty() ? nullptr : p.row_keys.data();
     return in;
   }
 

@@ -19,7 +19,7 @@
 //
 // That is two to three launches per layer forward and about five backward, whatever T is. What
 // survives from forward to backward: u of spiking layers (4 bytes per neuron per step), the level
-// of Lowpass layers, the rates of regularised spiking activations, and the outputs of the other
+// of Lowpass layers, the rates of regularized spiking activations, and the outputs of the other
 // layers that feed a next layer (its input in backward).
 //
 // Where each buffer lives in the caller's workspace is planned in workspace_layout.hpp.
@@ -148,6 +148,7 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
   check_kind(input.kind, what);
   check_tables(params, layout_.size(), what, "params");
   if (!input.data) fail(what, ": input data pointer is null");
+  if (input.row_keys) fail(what, ": row_keys (noise keyed by row) are not supported by the cuda kernels yet");
   if (!logits) fail(what, ": logits pointer is null");
   if (trace && ((!trace->state.empty() && trace->state.size() != size_t(L)) ||
                 (!trace->spikes.empty() && trace->spikes.size() != size_t(L)) ||

@@ -156,16 +156,17 @@ class CudaEngine final : public EngineImpl {
 
   const NetworkSpec& spec() const override { return spec_; }
 
-  std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
+  std::shared_ptr<ForwardState> forward(const PassInput& pass,
                                         const ForwardOptions& options) override {
     use_device();
+    const Input& input = pass.input;
     const int B = input.batch, C = spec_.outputs();
-    auto state = std::make_shared<CudaForwardState>(this, input, noise, options.training, C);
+    auto state = std::make_shared<CudaForwardState>(this, pass, options.training, C);
 
-    // One device buffer: [input | logits, regularisation loss | workspace], each part 256-byte
-    // aligned.
-    const size_t in_floats = align_floats(input.count);
-    const size_t logit_floats = align_floats(size_t(B) * C + 1);  // then the regularisation loss
+    // One device buffer: [input, row keys | logits, regularization loss | workspace], each part
+    // 256-byte aligned.
+    const size_t in_floats = input_floats(pass);
+    const size_t logit_floats = align_floats(size_t(B) * C + 1);  // then the regularization loss
     const size_t ws_bytes = net_->workspace_bytes(B, input.kind, options.training);
     const size_t bytes = (in_floats + logit_floats) * sizeof(float) + ws_bytes;
     std::shared_ptr<DeviceBuffer> buffer = acquire(bytes);
@@ -174,13 +175,15 @@ class CudaEngine final : public EngineImpl {
     void* ws = logits + logit_floats;
 
     // Input: host -> pinned -> device.
-    float* staged = staging_in_.reserve(input.count);
+    float* staged = staging_in_.reserve(in_floats);
     std::memcpy(staged, input.data, input.count * sizeof(float));
+    if (!pass.row_keys.empty())  // 32-bit keys stored in the floats' place: the same 4 bytes
+      std::memcpy(staged + row_keys_offset(pass), pass.row_keys.data(), size_t(B) * sizeof(uint32_t));
     NMSNN_CUDA_CHECK(
-        cudaMemcpyAsync(x, staged, input.count * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        cudaMemcpyAsync(x, staged, in_floats * sizeof(float), cudaMemcpyHostToDevice, stream_));
 
     // Recording: device arrays [steps, B, H] per layer for state and spikes, [B, H] for the
-    // rates of spiking layers; the regularisation loss goes after the logits.
+    // rates of spiking layers; the regularization loss goes after the logits.
     const int L = int(spec_.layers.size());
     auto fires = [&](int l) {
       return std::holds_alternative<SpikingLayer>(spec_.layers[l]) ||
@@ -193,7 +196,7 @@ class CudaEngine final : public EngineImpl {
     // the first; it is idle again once this pass has copied it out.
     std::shared_ptr<DeviceBuffer> trace_buffer;
     cuda::DeviceTrace trace;
-    // Only a regularised network asks for the loss: otherwise the device would zero it every pass.
+    // Only a regularized network asks for the loss: otherwise the device would zero it every pass.
     const size_t logit_copy = size_t(B) * C + (regularized_ ? 1 : 0);
     trace.regularization = regularized_ ? logits + size_t(B) * C : nullptr;
     if (options.record || options.rates) {
@@ -218,10 +221,10 @@ class CudaEngine final : public EngineImpl {
       }
     }
 
-    net_->forward(param_table_.data(), device_input(x, input.kind, B, noise), logits,
+    net_->forward(param_table_.data(), device_input(x, pass), logits,
                   options.training, {ws, ws_bytes}, stream_, &trace);
 
-    // The logits and the regularisation loss after them, in one copy.
+    // The logits and the regularization loss after them, in one copy.
     float* host_logits = staging_out_.reserve(logit_copy);
     NMSNN_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits, logit_copy * sizeof(float),
                                      cudaMemcpyDeviceToHost, stream_));
@@ -272,12 +275,12 @@ class CudaEngine final : public EngineImpl {
     auto& state = dynamic_cast<CudaForwardState&>(base);
     if (!state.buffer) fail("cuda engine: backward: the forward pass kept no device state");
     const int B = state.batch, C = state.outputs;
-    const size_t in_floats = align_floats(state.input.count);
+    const size_t in_floats = input_floats(state.pass);
     const size_t logit_floats = align_floats(size_t(B) * C + 1);  // as forward laid it out
     float* x = state.buffer->floats();
     float* d_logits = x + in_floats;  // the pass's logits are no longer needed: reuse the space
     void* ws = d_logits + logit_floats;
-    const size_t ws_bytes = net_->workspace_bytes(B, state.input.kind, true);
+    const size_t ws_bytes = net_->workspace_bytes(B, state.pass.input.kind, true);
 
     float* staged = staging_in_.reserve(size_t(B) * C);
     std::memcpy(staged, dlogits, size_t(B) * C * sizeof(float));
@@ -285,18 +288,18 @@ class CudaEngine final : public EngineImpl {
                                      cudaMemcpyHostToDevice, stream_));
     float* d_input = nullptr;
     if (dinput) {
-      if (!dinput_ || dinput_->bytes() < state.input.count * sizeof(float))
-        dinput_ = std::make_unique<DeviceBuffer>(state.input.count * sizeof(float));
+      if (!dinput_ || dinput_->bytes() < state.pass.input.count * sizeof(float))
+        dinput_ = std::make_unique<DeviceBuffer>(state.pass.input.count * sizeof(float));
       d_input = dinput_->floats();
     }
-    net_->backward(param_table_.data(), device_input(x, state.input.kind, B, state.noise), d_logits,
+    net_->backward(param_table_.data(), device_input(x, state.pass), d_logits,
                    grad_table_.data(), d_input, {ws, ws_bytes}, stream_);
     if (dinput) {
-      float* host = staging_out_.reserve(state.input.count);
-      NMSNN_CUDA_CHECK(cudaMemcpyAsync(host, d_input, state.input.count * sizeof(float),
+      float* host = staging_out_.reserve(state.pass.input.count);
+      NMSNN_CUDA_CHECK(cudaMemcpyAsync(host, d_input, state.pass.input.count * sizeof(float),
                                        cudaMemcpyDeviceToHost, stream_));
       sync("backward");
-      std::memcpy(dinput, host, state.input.count * sizeof(float));
+      std::memcpy(dinput, host, state.pass.input.count * sizeof(float));
     } else {
       sync("backward");  // report errors here, not at some later call
     }
@@ -351,12 +354,22 @@ class CudaEngine final : public EngineImpl {
   }
 
  private:
-  static cuda::DeviceInput device_input(const float* x, Input::Kind kind, int B, NoiseKey noise) {
+  // Where a pass's row keys sit in its device buffer, after the input, and the floats both take.
+  static size_t row_keys_offset(const PassInput& p) { return align_floats(p.input.count); }
+  static size_t input_floats(const PassInput& p) {
+    const size_t keys = p.row_keys.empty() ? 0 : align_floats(p.row_keys.size());
+    return align_floats(p.input.count) + keys;
+  }
+
+  // The pass's input as the device API takes it, x being the start of its device buffer.
+  static cuda::DeviceInput device_input(const float* x, const PassInput& p) {
     cuda::DeviceInput in;
-    in.kind = kind;
+    in.kind = p.input.kind;
     in.data = x;
-    in.batch = B;
-    in.noise = noise;
+    in.batch = p.input.batch;
+    in.noise = p.noise;
+    if (!p.row_keys.empty())
+      in.row_keys = reinterpret_cast<const uint32_t*>(x + row_keys_offset(p));
     return in;
   }
 
@@ -404,7 +417,7 @@ class CudaEngine final : public EngineImpl {
   }
 
   NetworkSpec spec_;
-  // Some SpikingActivation layer has a rate regulariser (fixed for the network's life).
+  // Some SpikingActivation layer has a rate regularizer (fixed for the network's life).
   const bool regularized_ = std::any_of(spec_.layers.begin(), spec_.layers.end(), [](const auto& l) {
     const auto* a = std::get_if<SpikingActivation>(&l);
     return a && a->regularized();

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "nmsnn/error.hpp"
@@ -18,19 +19,25 @@ namespace nmsnn::detail {
 
 class EngineImpl;
 
+// What Network hands an engine for one pass: the input, checked against the spec, and the noise
+// it is to use (the key, and each row's key when ForwardOptions::noise_by_row).
+struct PassInput {
+  Input input;
+  NoiseKey noise;
+  std::vector<uint32_t> row_keys;  // [B], or empty: row b is keyed by b
+};
+
 // What a forward pass leaves for backward. Engines derive from it to keep their saved tensors.
 // One writer: the engine whose forward() makes it. What the pass was asked is fixed at
 // construction; what it produced is filled in by that forward() before it returns.
 struct ForwardState {
-  ForwardState(const EngineImpl* owner, const Input& input, NoiseKey noise, bool training,
-               int outputs)
-      : owner(owner), input(input), noise(noise), training(training), batch(input.batch),
+  ForwardState(const EngineImpl* owner, PassInput pass, bool training, int outputs)
+      : owner(owner), pass(std::move(pass)), training(training), batch(this->pass.input.batch),
         outputs(outputs) {}
   virtual ~ForwardState() = default;
 
   const EngineImpl* const owner;  // backward refuses a state from another engine
-  const Input input;              // caller-owned input, read again by the cpu engine's backward
-  const NoiseKey noise;
+  const PassInput pass;  // its input (caller-owned, read again by the cpu engine's backward)
   const bool training;
   const int batch, outputs;
 
@@ -56,8 +63,7 @@ class EngineImpl {
   // The spec the engine runs: the only copy a Network keeps (set_dt changes it).
   virtual const NetworkSpec& spec() const = 0;
 
-  // `input` has been checked against the spec by Network.
-  virtual std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
+  virtual std::shared_ptr<ForwardState> forward(const PassInput& pass,
                                                 const ForwardOptions& options) = 0;
   // dinput: [T, B, I] or null.
   virtual void backward(ForwardState& state, const float* dlogits, float* dinput) = 0;

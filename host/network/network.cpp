@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <thread>
 
 #include "network/engine.hpp"
 #include "cpu/layer.hpp"
+#include "core/random_stream.hpp"
 #include "network/initialize.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/limits.hpp"
@@ -50,7 +52,7 @@ const detail::ForwardState& checked(const std::shared_ptr<detail::ForwardState>&
 const std::vector<float>& ForwardPass::logits() const { return checked(state_).logits; }
 int ForwardPass::batch() const { return checked(state_).batch; }
 int ForwardPass::outputs() const { return checked(state_).outputs; }
-uint64_t ForwardPass::noise_pass() const { return checked(state_).noise.pass; }
+uint64_t ForwardPass::noise_pass() const { return checked(state_).pass.noise.pass; }
 size_t ForwardPass::saved_bytes() const { return checked(state_).saved_bytes; }
 const std::vector<LayerTrace>& ForwardPass::trace() const { return checked(state_).trace; }
 const std::vector<LayerRates>& ForwardPass::rates() const { return checked(state_).rates; }
@@ -187,6 +189,29 @@ void check_finite(const Input& input, const NetworkSpec& spec) {
          input.data[k], ": inputs must be finite");
   }
 }
+// Each row's noise key from its contents (ForwardOptions::noise_by_row): FNV-1a over the bits of
+// its values (for a sequence, row b at every step), then a splitmix64 finaliser so that rows
+// differing in one feature get unrelated keys. Equal rows get equal keys, and so equal masks.
+std::vector<uint32_t> row_keys(const Input& input, const NetworkSpec& spec) {
+  const size_t B = size_t(input.batch), I = size_t(spec.inputs);
+  const size_t steps = input.kind == Input::Kind::sequence ? size_t(spec.time_steps) : 1;
+  std::vector<uint32_t> keys(B);
+  for (size_t b = 0; b < B; ++b) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t t = 0; t < steps; ++t) {
+      const float* row = input.data + (t * B + b) * I;
+      for (size_t i = 0; i < I; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, &row[i], sizeof bits);
+        h = (h ^ bits) * 0x100000001b3ull;
+      }
+    }
+    const uint64_t z = detail::stream_key(h, 0x726f77 /* "row" */);
+    keys[b] = uint32_t(z ^ (z >> 32));
+  }
+  return keys;
+}
+
 }  // namespace
 
 Network::Network(const NetworkSpec& spec, const NetworkOptions& options)
@@ -291,10 +316,11 @@ ForwardPass Network::forward(const Input& input, const ForwardOptions& options) 
   check_finite(input, spec());
   check_pass_memory(input.batch, options);
 
-  NoiseKey key{options_.seed, options.use_noise_pass ? options.noise_pass : passes_};
+  detail::PassInput in{input, {options_.seed, options.use_noise_pass ? options.noise_pass : passes_},
+                       options.noise_by_row ? row_keys(input, spec()) : std::vector<uint32_t>{}};
   if (!options.use_noise_pass) ++passes_;
   ForwardPass pass;
-  pass.state_ = impl_->forward(input, key, options);
+  pass.state_ = impl_->forward(in, options);
   return pass;
 }
 
@@ -315,10 +341,10 @@ void Network::backward(const ForwardPass& pass, const std::vector<float>& dlogit
            ", must be finite");
   float* dx = nullptr;
   if (dinput) {
-    if (s.input.kind == Input::Kind::noisy)
+    if (s.pass.input.kind == Input::Kind::noisy)
       fail("backward: input gradients exist only for sequence and repeated inputs (the noise "
            "encoder's input has none)");
-    dinput->assign(s.input.count, 0.0f);
+    dinput->assign(s.pass.input.count, 0.0f);
     dx = dinput->data();
   }
   impl_->backward(s, dlogits.data(), dx);

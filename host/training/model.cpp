@@ -220,14 +220,18 @@ Model::Pass Model::run(const Dataset& d, int batch_size, bool rates) {
   ForwardOptions opts;
   opts.training = false;
   opts.rates = rates;
+  // One noise pass for every batch, each sample keyed by its contents: a sample's prediction does
+  // not depend on the batch it is in, or on its place there.
   opts.use_noise_pass = true;
+  opts.noise_pass = kPredictionPass;
+  opts.noise_by_row = true;
   std::map<int, double> sums;
   std::map<int, long long> counts;
   for (int first = 0; first < d.count; first += batch_size) {
     const int n = std::min(batch_size, d.count - first);
     const float* x = d.x.data() + size_t(first) * d.features;
     const size_t count = size_t(n) * d.features;
-    opts.noise_pass = uint64_t(kPredictionPass) + uint64_t(first / batch_size);
+
     const Input in = description_.encoding == Input::Kind::noisy ? Input::noisy(x, count, n)
                                                                   : Input::repeated(x, count, n);
     const ForwardPass pass = network_->forward(in, opts);

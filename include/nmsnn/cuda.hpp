@@ -57,6 +57,9 @@ struct DeviceInput {
   // The pass's seed and counter: the encoder's masks (noisy inputs) and the random initial
   // voltages of SpikingActivation layers (any input kind).
   NoiseKey noise;
+  // Device array [B]: the row number each sample's masks and initial voltages are keyed by
+  // (ForwardOptions::noise_by_row); null keys row b by b.
+  const uint32_t* row_keys = nullptr;
 };
 
 // Caller-owned scratch memory: device memory of at least workspace_bytes(batch, kind, training)
@@ -70,7 +73,7 @@ struct Workspace {
 // returned at each step, device arrays [steps_l, B, H_l] (NetworkSpec::layer_steps and
 // layer_width); firing rates [B, H_l] of spiking layers (spikes per step) and spiking
 // activations (Hz). An empty vector or a null entry records nothing there. `regularization`, a
-// device float or null, receives the pass's rate-regularisation loss (0 without regularised
+// device float or null, receives the pass's rate-regularization loss (0 without regularized
 // layers).
 struct DeviceTrace {
   std::vector<float*> state, spikes, rates;
@@ -92,7 +95,7 @@ class DeviceNetwork {
 
   // Scratch bytes a pass of `batch` samples of this input kind needs. A training workspace also
   // holds what backward needs: for spiking layers the pre-reset state u of every neuron at every
-  // step (4 bytes per neuron per step) and nothing else; Lowpass levels, the rates of regularised
+  // step (4 bytes per neuron per step) and nothing else; Lowpass levels, the rates of regularized
   // spiking activations, and the outputs of other layers that feed a next layer. Its scratch part
   // is reused by backward.
   size_t workspace_bytes(int batch, Input::Kind kind, bool training) const;

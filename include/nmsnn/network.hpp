@@ -124,6 +124,11 @@ struct ForwardOptions {
   // advances by one per forward pass; give one to replay a pass's masks exactly.
   bool use_noise_pass = false;
   uint64_t noise_pass = 0;
+  // Key each sample's noise masks (and SpikingActivation's random initial voltages) by the
+  // sample's contents instead of its row in the batch: with a fixed noise_pass, a sample then
+  // gets the same masks, and so the same logits, whatever batch it is in and wherever in it
+  // (what Model's predictions use). Training passes keep the row index (false).
+  bool noise_by_row = false;
 };
 
 // The result of a forward pass and the context backward() needs.
@@ -141,7 +146,7 @@ class ForwardPass {
   size_t saved_bytes() const;    // memory held for backward (0 for an inference pass)
   const std::vector<LayerTrace>& trace() const;  // empty unless recorded
   const std::vector<LayerRates>& rates() const;  // empty unless asked for
-  // The regularisation terms of the pass (SpikingActivation rate regularisation), a loss to add
+  // The regularization terms of the pass (SpikingActivation rate regularization), a loss to add
   // to the task's; backward() adds their gradients itself.
   double regularization_loss() const;
 
@@ -195,7 +200,7 @@ class Network {
   // (pass_bytes) is checked against memory_limit() before anything is allocated.
   ForwardPass forward(const Input& input, const ForwardOptions& options = {});
   // dlogits: dL/dlogits [B, C]. Overwrites every parameter's gradient (with the pass's
-  // regularisation terms included). `dinput`, when given, receives dL/dxi [T, B, I] for a
+  // regularization terms included). `dinput`, when given, receives dL/dxi [T, B, I] for a
   // sequence input, dL/dx [B, I] for a repeated one. Throws if `pass` was not a training pass.
   void backward(const ForwardPass& pass, const std::vector<float>& dlogits,
                 std::vector<float>* dinput = nullptr);

@@ -46,16 +46,17 @@ class CpuEngine final : public EngineImpl {
 
   const NetworkSpec& spec() const override { return spec_; }
 
-  std::shared_ptr<ForwardState> forward(const PassInput& in,
+  std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
+                                        std::vector<uint32_t> row_keys,
                                         const ForwardOptions& options) override {
-    const Input& input = in.input;
-    auto state = std::make_shared<CpuForwardState>(this, in, options.training, spec_.outputs());
+    auto state = std::make_shared<CpuForwardState>(this, input, noise, std::move(row_keys),
+                                                   options.training, spec_.outputs());
     state->logits.resize(size_t(input.batch) * state->outputs);
     std::vector<std::vector<float>> rates;
     cpu::PassRecord record;
     record.trace = options.record ? &state->trace : nullptr;
     record.rates = options.rates ? &rates : nullptr;
-    net_.forward(pass(state->pass, options.training), state->logits.data(),
+    net_.forward(pass(*state), state->logits.data(),
                  options.training ? &state->saved : nullptr, &record);
     state->regularization = record.regularization;
     for (size_t l = 0; l < rates.size(); ++l) {
@@ -70,7 +71,7 @@ class CpuEngine final : public EngineImpl {
 
   void backward(ForwardState& state, const float* dlogits, float* dinput) override {
     auto& s = static_cast<CpuForwardState&>(state);
-    net_.backward(pass(s.pass, s.training), s.saved, dlogits, dinput);
+    net_.backward(pass(s), s.saved, dlogits, dinput);
   }
 
   void set_dt(int layer, float dt) override {
@@ -124,14 +125,15 @@ class CpuEngine final : public EngineImpl {
     int k;
   };
 
-  static cpu::Pass<float> pass(const PassInput& p, bool training) {
+  // The pass as the CPU network runs it, forward and again backward.
+  static cpu::Pass<float> pass(const ForwardState& s) {
     cpu::Pass<float> in;
-    in.kind = p.input.kind;
-    in.data = p.input.data;
-    in.batch = p.input.batch;
-    in.key = p.noise;
-    in.training = training;
-    in.row_keys = p.row_keys.empty() ? nullptr : p.row_keys.data();
+    in.kind = s.input.kind;
+    in.data = s.input.data;
+    in.batch = s.input.batch;
+    in.key = s.noise;
+    in.training = s.training;
+    in.row_keys = s.row_keys.empty() ? nullptr : s.row_keys.data();
     return in;
   }
 

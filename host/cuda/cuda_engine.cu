@@ -156,12 +156,14 @@ class CudaEngine final : public EngineImpl {
 
   const NetworkSpec& spec() const override { return spec_; }
 
-  std::shared_ptr<ForwardState> forward(const PassInput& pass,
+  std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
+                                        std::vector<uint32_t> row_keys,
                                         const ForwardOptions& options) override {
     use_device();
-    const Input& input = pass.input;
     const int B = input.batch, C = spec_.outputs();
-    auto state = std::make_shared<CudaForwardState>(this, pass, options.training, C);
+    auto state = std::make_shared<CudaForwardState>(this, input, noise, std::move(row_keys),
+                                                    options.training, C);
+    const ForwardState& pass = *state;
 
     // One device buffer: [input, row keys | logits, regularization loss | workspace], each part
     // 256-byte aligned.
@@ -275,12 +277,12 @@ class CudaEngine final : public EngineImpl {
     auto& state = dynamic_cast<CudaForwardState&>(base);
     if (!state.buffer) fail("cuda engine: backward: the forward pass kept no device state");
     const int B = state.batch, C = state.outputs;
-    const size_t in_floats = input_floats(state.pass);
+    const size_t in_floats = input_floats(state);
     const size_t logit_floats = align_floats(size_t(B) * C + 1);  // as forward laid it out
     float* x = state.buffer->floats();
     float* d_logits = x + in_floats;  // the pass's logits are no longer needed: reuse the space
     void* ws = d_logits + logit_floats;
-    const size_t ws_bytes = net_->workspace_bytes(B, state.pass.input.kind, true);
+    const size_t ws_bytes = net_->workspace_bytes(B, state.input.kind, true);
 
     float* staged = staging_in_.reserve(size_t(B) * C);
     std::memcpy(staged, dlogits, size_t(B) * C * sizeof(float));
@@ -288,18 +290,18 @@ class CudaEngine final : public EngineImpl {
                                      cudaMemcpyHostToDevice, stream_));
     float* d_input = nullptr;
     if (dinput) {
-      if (!dinput_ || dinput_->bytes() < state.pass.input.count * sizeof(float))
-        dinput_ = std::make_unique<DeviceBuffer>(state.pass.input.count * sizeof(float));
+      if (!dinput_ || dinput_->bytes() < state.input.count * sizeof(float))
+        dinput_ = std::make_unique<DeviceBuffer>(state.input.count * sizeof(float));
       d_input = dinput_->floats();
     }
-    net_->backward(param_table_.data(), device_input(x, state.pass), d_logits,
+    net_->backward(param_table_.data(), device_input(x, state), d_logits,
                    grad_table_.data(), d_input, {ws, ws_bytes}, stream_);
     if (dinput) {
-      float* host = staging_out_.reserve(state.pass.input.count);
-      NMSNN_CUDA_CHECK(cudaMemcpyAsync(host, d_input, state.pass.input.count * sizeof(float),
+      float* host = staging_out_.reserve(state.input.count);
+      NMSNN_CUDA_CHECK(cudaMemcpyAsync(host, d_input, state.input.count * sizeof(float),
                                        cudaMemcpyDeviceToHost, stream_));
       sync("backward");
-      std::memcpy(dinput, host, state.pass.input.count * sizeof(float));
+      std::memcpy(dinput, host, state.input.count * sizeof(float));
     } else {
       sync("backward");  // report errors here, not at some later call
     }
@@ -355,14 +357,14 @@ class CudaEngine final : public EngineImpl {
 
  private:
   // Where a pass's row keys sit in its device buffer, after the input, and the floats both take.
-  static size_t row_keys_offset(const PassInput& p) { return align_floats(p.input.count); }
-  static size_t input_floats(const PassInput& p) {
+  static size_t row_keys_offset(const ForwardState& p) { return align_floats(p.input.count); }
+  static size_t input_floats(const ForwardState& p) {
     const size_t keys = p.row_keys.empty() ? 0 : align_floats(p.row_keys.size());
     return align_floats(p.input.count) + keys;
   }
 
   // The pass's input as the device API takes it, x being the start of its device buffer.
-  static cuda::DeviceInput device_input(const float* x, const PassInput& p) {
+  static cuda::DeviceInput device_input(const float* x, const ForwardState& p) {
     cuda::DeviceInput in;
     in.kind = p.input.kind;
     in.data = x;

@@ -19,25 +19,20 @@ namespace nmsnn::detail {
 
 class EngineImpl;
 
-// What Network hands an engine for one pass: the input, checked against the spec, and the noise
-// it is to use (the key, and each row's key when ForwardOptions::noise_by_row).
-struct PassInput {
-  Input input;
-  NoiseKey noise;
-  std::vector<uint32_t> row_keys;  // [B], or empty: row b is keyed by b
-};
-
 // What a forward pass leaves for backward. Engines derive from it to keep their saved tensors.
 // One writer: the engine whose forward() makes it. What the pass was asked is fixed at
 // construction; what it produced is filled in by that forward() before it returns.
 struct ForwardState {
-  ForwardState(const EngineImpl* owner, PassInput pass, bool training, int outputs)
-      : owner(owner), pass(std::move(pass)), training(training), batch(this->pass.input.batch),
-        outputs(outputs) {}
+  ForwardState(const EngineImpl* owner, const Input& input, NoiseKey noise,
+               std::vector<uint32_t> row_keys, bool training, int outputs)
+      : owner(owner), input(input), noise(noise), row_keys(std::move(row_keys)),
+        training(training), batch(input.batch), outputs(outputs) {}
   virtual ~ForwardState() = default;
 
   const EngineImpl* const owner;  // backward refuses a state from another engine
-  const PassInput pass;  // its input (caller-owned, read again by the cpu engine's backward)
+  const Input input;  // caller-owned, read again by the cpu engine's backward
+  const NoiseKey noise;
+  const std::vector<uint32_t> row_keys;  // [B] (ForwardOptions::noise_by_row), or empty: row b is b
   const bool training;
   const int batch, outputs;
 
@@ -63,7 +58,10 @@ class EngineImpl {
   // The spec the engine runs: the only copy a Network keeps (set_dt changes it).
   virtual const NetworkSpec& spec() const = 0;
 
-  virtual std::shared_ptr<ForwardState> forward(const PassInput& pass,
+  // `input` has been checked against the spec by Network; `row_keys` is empty or has one key per
+  // row, which the row's noise masks and initial voltages use in place of its index.
+  virtual std::shared_ptr<ForwardState> forward(const Input& input, NoiseKey noise,
+                                                std::vector<uint32_t> row_keys,
                                                 const ForwardOptions& options) = 0;
   // dinput: [T, B, I] or null.
   virtual void backward(ForwardState& state, const float* dlogits, float* dinput) = 0;

@@ -52,7 +52,7 @@ const detail::ForwardState& checked(const std::shared_ptr<detail::ForwardState>&
 const std::vector<float>& ForwardPass::logits() const { return checked(state_).logits; }
 int ForwardPass::batch() const { return checked(state_).batch; }
 int ForwardPass::outputs() const { return checked(state_).outputs; }
-uint64_t ForwardPass::noise_pass() const { return checked(state_).pass.noise.pass; }
+uint64_t ForwardPass::noise_pass() const { return checked(state_).noise.pass; }
 size_t ForwardPass::saved_bytes() const { return checked(state_).saved_bytes; }
 const std::vector<LayerTrace>& ForwardPass::trace() const { return checked(state_).trace; }
 const std::vector<LayerRates>& ForwardPass::rates() const { return checked(state_).rates; }
@@ -316,11 +316,11 @@ ForwardPass Network::forward(const Input& input, const ForwardOptions& options) 
   check_finite(input, spec());
   check_pass_memory(input.batch, options);
 
-  detail::PassInput in{input, {options_.seed, options.use_noise_pass ? options.noise_pass : passes_},
-                       options.noise_by_row ? row_keys(input, spec()) : std::vector<uint32_t>{}};
+  const NoiseKey key{options_.seed, options.use_noise_pass ? options.noise_pass : passes_};
   if (!options.use_noise_pass) ++passes_;
   ForwardPass pass;
-  pass.state_ = impl_->forward(in, options);
+  pass.state_ = impl_->forward(input, key, options.noise_by_row ? row_keys(input, spec()) : std::vector<uint32_t>{},
+                               options);
   return pass;
 }
 
@@ -341,10 +341,10 @@ void Network::backward(const ForwardPass& pass, const std::vector<float>& dlogit
            ", must be finite");
   float* dx = nullptr;
   if (dinput) {
-    if (s.pass.input.kind == Input::Kind::noisy)
+    if (s.input.kind == Input::Kind::noisy)
       fail("backward: input gradients exist only for sequence and repeated inputs (the noise "
            "encoder's input has none)");
-    dinput->assign(s.pass.input.count, 0.0f);
+    dinput->assign(s.input.count, 0.0f);
     dx = dinput->data();
   }
   impl_->backward(s, dlogits.data(), dx);

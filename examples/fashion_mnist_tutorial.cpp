@@ -8,7 +8,7 @@
 // Models (examples/fashion/*.json, also usable with `nmsnn train --model-file`): a non-spiking
 // 784-128-10 ReLU network; the same with a SpikingActivation, trained without spiking awareness
 // and evaluated at dt = 0.001, 0.01, 0.1 and 1; spiking-aware training at dt = 0.01; with spike-
-// rate regularisation (target 20 Hz); with a Lowpass filter (tau 0.1). Images repeat over 10
+// rate regularization (target 20 Hz); with a Lowpass filter (tau 0.1). Images repeat over 10
 // steps; Adam lr 1e-3, batch 32, 10 epochs, as in the tutorial (--recipe tutorial). The tutorial
 // mistakenly scores its "test" accuracy on training images; this program uses the 10,000 real
 // test images, on which the tutorial's recipe lands 1-3 points lower. --recipe longer (the
@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
       rows.push_back(evaluate(m, test, "spiking-aware", "0.01", s));
     }
     {
-      auto [m, s] = trained("regularized.json", "rate regularisation (20 Hz)");
+      auto [m, s] = trained("regularized.json", "rate regularization (20 Hz)");
       rows.push_back(evaluate(m, test, "spiking-aware + rate reg. (20 Hz)", "0.01", s));
     }
     {

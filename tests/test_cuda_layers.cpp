@@ -4,7 +4,7 @@
 // inference passes.
 //
 // Compared, through the public Network API: logits, every parameter's gradient, dL/dinput
-// (sequence and repeated inputs), recorded traces and firing rates, and the rate-regularisation
+// (sequence and repeated inputs), recorded traces and firing rates, and the rate-regularization
 // loss. Tolerance: max |cpu - cuda| / max |cpu| <= 1e-5 per tensor (FP32 on both engines; they
 // differ in summation order and in a few ulps of tanh/exp).
 //
@@ -12,7 +12,7 @@
 // SpikingActivation voltage within rounding of an integer, may fire on one engine and not on the
 // other. As in test_cuda_engine.cpp, a recorded pass of the cpu engine gives each sample's margin
 // (the smallest distance to such a boundary) and samples with a margin under 1e-4 are left out:
-// not compared, and dL/dlogits = 0 for them. Regularised layers couple every sample through the
+// not compared, and dL/dlogits = 0 for them. Regularized layers couple every sample through the
 // loss, so those cases need every sample safe.
 //
 // Every test skips with "no CUDA device: ..." without a GPU, except LayerStacks.HarnessOnCpu,
@@ -59,7 +59,7 @@ struct StackCase {
   Input::Kind kind = Input::Kind::repeated;
   int batch = 5;
   bool training = true;   // the compared pass; training passes also compare gradients
-  bool all_safe = false;  // every sample must be safe (regularised layers)
+  bool all_safe = false;  // every sample must be safe (regularized layers)
   // A SpikingActivation must fire several spikes in one step somewhere (+2), or negative ones (-1).
   int extreme_spikes = 0;
 };
@@ -340,7 +340,7 @@ void compare(const StackCase& c, Engine tested, int tested_threads) {
   }
   EXPECT_NEAR(pass_test.regularization_loss(), pass_ref.regularization_loss(),
               kTolerance * std::max(1.0, std::abs(pass_ref.regularization_loss())))
-      << c.name << ": regularisation loss";
+      << c.name << ": regularization loss";
   if (!c.training) return;
 
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);

@@ -5,7 +5,7 @@
 // +-1e-6 and the loss's central difference compared with the analytic gradient.
 // Error measure: for each tensor, max_k |analytic_k - numeric_k| / max_k |numeric_k|, which must
 // be < 1e-6. (Central differences at h = 1e-6 in double carry ~1e-10 absolute error, far below.)
-// The loss includes the pass's regularisation terms, whose gradients backward adds itself.
+// The loss includes the pass's regularization terms, whose gradients backward adds itself.
 // Gates are piecewise constant: a perturbation that moved a spiking layer's u across its
 // threshold would make the difference meaningless, so each case checks that no u lies within
 // 1e-4 of it. SpikingActivation is tested in its smooth training form (spiking-aware training
@@ -108,10 +108,10 @@ std::vector<Case> cases() {
   smooth.spiking_aware_training = false;
   smooth.activation = ActivationKind::tanh;
   smooth.dt = 0.01f;
-  SpikingActivation regularised = smooth;
-  regularised.activation = ActivationKind::sigmoid;
-  regularised.rate_weight = 0.3f;
-  regularised.rate_target = 0.4f;
+  SpikingActivation regularized = smooth;
+  regularized.activation = ActivationKind::sigmoid;
+  regularized.rate_weight = 0.3f;
+  regularized.rate_target = 0.4f;
   out.push_back({"dense_tanh_lowpass_dense", stack({Dense{6}, Activation{ActivationKind::tanh},
                                                     Lowpass{lp}, Dense{3}}, Reduce::mean, 2)});
   out.push_back({"dense_lowpass_last_step_dense",
@@ -121,8 +121,8 @@ std::vector<Case> cases() {
   out.push_back({"spiking_activation_pool_dense",
                  stack({Dense{6}, SpikingActivation{smooth}, TemporalAvgPool{}, Dense{3}},
                        Reduce::sum)});
-  out.push_back({"rate_regularisation",
-                 stack({Dense{6}, SpikingActivation{regularised}, TemporalAvgPool{}, Dense{3}},
+  out.push_back({"rate_regularization",
+                 stack({Dense{6}, SpikingActivation{regularized}, TemporalAvgPool{}, Dense{3}},
                        Reduce::sum)});
   out.push_back({"mlp_on_noisy_input", stack({Dense{6}, Activation{ActivationKind::sigmoid},
                                               Dense{3}}, Reduce::mean), Loss::nll,
@@ -185,7 +185,7 @@ class Gradients : public ::testing::TestWithParam<Case> {
     return in;
   }
 
-  // The loss (task + regularisation) at the current values; optionally dL/dlogits.
+  // The loss (task + regularization) at the current values; optionally dL/dlogits.
   double loss(SavedStates<double>* saved, std::vector<double>* dlogits) {
     const int C = GetParam().spec.outputs();
     std::vector<double> logits(kB * C), grad(kB * C);

@@ -182,8 +182,8 @@ TEST(TemporalAvgPool, AveragesOverTime) {
   EXPECT_EQ(r.pass.trace()[0].steps, 1);
 }
 
-// Rate regularisation: loss += weight * mean_b sum_h (rate[b,h] - target)^2.
-TEST(RateRegularisation, AddsTheTermAndItsGradient) {
+// Rate regularization: loss += weight * mean_b sum_h (rate[b,h] - target)^2.
+TEST(RateRegularization, AddsTheTermAndItsGradient) {
   SpikingActivation a = spiking(ActivationKind::relu, 0.5f);
   a.rate_weight = 0.01f;
   a.rate_target = 1.0f;

@@ -8,7 +8,7 @@
 // The initial voltage of (sample b, neuron h) is U[0, 1) from Philox, keyed by voltage_key(seed,
 // layer index) (initialize.hpp) and the pass counter, counter {h / 4, b, 0, pass} — the noise
 // mapping of philox.hpp on its own stream — or 0 without random_initial_voltage.
-// Rate regularisation adds weight * mean_b sum_h (rate[b, h] - target)^2 with rate = mean_t y[t]
+// Rate regularization adds weight * mean_b sum_h (rate[b, h] - target)^2 with rate = mean_t y[t]
 // over every step the layer ran (in Hz); `saved` keeps the rates for its gradient.
 #pragma once
 
@@ -93,7 +93,7 @@ class SpikingActivationLayer final : public CpuLayer<Real> {
     for (int t = 0; t < T; ++t) {
       const Real* xt = x.data + t * x.t_stride;
       Real* dxt = g.dx + size_t(t) * W;
-      // dL/dy[t]: what came back for the returned steps, plus the regularisation's share.
+      // dL/dy[t]: what came back for the returned steps, plus the regularization's share.
       const Real* dyt = spec_.return_sequences ? g.dy + size_t(t) * W
                                                : (t == T - 1 ? g.dy : nullptr);
       for (int h = 0; h < W; ++h) {

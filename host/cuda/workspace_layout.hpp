@@ -2,7 +2,7 @@
 // buffer in the caller's workspace, planned from the spec, batch, input kind and pass kind.
 //
 // Layout: [ saved | scratch ], each buffer 256-byte aligned. Saved is what backward reads: u of
-// spiking layers (4 bytes per neuron per step), Lowpass levels, the rates of regularised
+// spiking layers (4 bytes per neuron per step), Lowpass levels, the rates of regularized
 // spiking activations, and the outputs of other layers that feed a next layer. The scratch
 // region is used by forward as its output buffers (alternating) and by backward as du, dy/dx
 // (alternating), the rebuilt input, per-sample partial sums and the first layer's
@@ -30,7 +30,7 @@ struct LayerPlan {
   int param = -1;              // index of its first tensor in the parameter table
   size_t saved_u = kNone;      // spiking: pre-reset state u [steps, B, H] (training)
   size_t saved_level = kNone;  // lowpass: level [steps, B, H] (training, when applied)
-  size_t saved_rates = kNone;  // regularised spiking activation: rates [B, H]
+  size_t saved_rates = kNone;  // regularized spiking activation: rates [B, H]
   size_t saved_y = kNone;      // output kept for the next layer's backward (training)
   int dy_buffer = -1, dx_buffer = -1;  // backward: which grad buffer holds dy, receives dx
 };

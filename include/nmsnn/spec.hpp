@@ -59,7 +59,7 @@ struct Activation {
 //   voltage += f(x[t]) * dt;  n = floor(voltage);  voltage -= n;  y[t] = n / dt
 // Backward uses f'(x) (straight-through). With spiking_aware_training off, training passes use
 // f(x) itself and inference passes spike. The initial voltage is U[0, 1) per (sample, neuron)
-// from the noise seed, or 0 when random_initial_voltage is off. Optional rate regularisation adds
+// from the noise seed, or 0 when random_initial_voltage is off. Optional rate regularization adds
 // weight * mean_b sum_h (rate[b,h] - target)^2 to the loss, rate = mean_t y[t] (in Hz).
 struct SpikingActivation {
   ActivationKind activation = ActivationKind::relu;
@@ -68,7 +68,7 @@ struct SpikingActivation {
   bool random_initial_voltage = true;
   bool return_sequences = true;       // false: return only the last step
   float rate_target = 0.0f;           // Hz
-  float rate_weight = 0.0f;           // 0: no regularisation
+  float rate_weight = 0.0f;           // 0: no regularization
 
   bool regularized() const { return rate_weight > 0; }
 };

@@ -67,7 +67,7 @@ struct EpochStats {
   bool resumed = false;
   double lr = 0;
   double train_loss = 0, train_accuracy = 0;  // means over the epoch's batches (the loss
-                                              // includes regularisation terms)
+                                              // includes regularization terms)
   double train_seconds = 0, samples_per_second = 0;
   bool evaluated = false;
   Evaluation eval;  // on the evaluation set, when one was given

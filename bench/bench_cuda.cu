@@ -11,7 +11,7 @@
 //   Floor: the same matrix products alone in cuBLAS, with the masked input already in memory:
 //       W1: a0 = X W0^T, a1 = S W1^T, dW1 = dU1^T S, dS = dU1 W1, dW0 = dU0^T X
 //       W2: a = X W^T, dW = dU^T X
-//   Arg 0 = FP32 (the default engine), 1 = TF32 tensor cores (nmsnn::cuda::Math::tf32 against
+//   Arg 0 = FP32 (the default engine), 1 = TF32 tensor cores (nmsnn::MatmulPrecision::tf32 against
 //   cuBLAS with CUBLAS_COMPUTE_32F_FAST_TF32).
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
@@ -80,14 +80,14 @@ double step_flops(const Workload& w) {
 }
 
 // The cuBLAS products of one step, alone, on preallocated operands.
-double floor_ms(const Workload& w, nmsnn::cuda::Math math) {
+double floor_ms(const Workload& w, nmsnn::MatmulPrecision math) {
   static std::map<std::pair<std::string, int>, double> cache;
   const auto key = std::make_pair(std::string(w.name), int(math));
   if (cache.count(key)) return cache[key];
   Gpu gpu;
   Arena arena;
   const int M = w.spec.time_steps * w.batch;
-  const auto gm = math == nmsnn::cuda::Math::tf32 ? nmsnn::kernels::GemmMath::tf32
+  const auto gm = math == nmsnn::MatmulPrecision::tf32 ? nmsnn::kernels::GemmMath::tf32
                                                   : nmsnn::kernels::GemmMath::fp32;
   struct Op {
     int kind, N, K;  // 0 forward, 1 weight gradient, 2 input gradient
@@ -118,8 +118,8 @@ double floor_ms(const Workload& w, nmsnn::cuda::Math math) {
   return ms;
 }
 
-nmsnn::cuda::Math math_of(benchmark::State& state) {
-  return state.range(0) ? nmsnn::cuda::Math::tf32 : nmsnn::cuda::Math::fp32;
+nmsnn::MatmulPrecision math_of(benchmark::State& state) {
+  return state.range(0) ? nmsnn::MatmulPrecision::tf32 : nmsnn::MatmulPrecision::fp32;
 }
 
 void set_counters(benchmark::State& state, const Workload& w, double ms, double floor,
@@ -137,7 +137,7 @@ void set_counters(benchmark::State& state, const Workload& w, double ms, double 
 void Engine(benchmark::State& state, const Workload& w) {
   if (!have_gpu(state)) return;
   try {
-    const nmsnn::cuda::Math math = math_of(state);
+    const nmsnn::MatmulPrecision math = math_of(state);
     const double floor = floor_ms(w, math);
     const size_t used0 = used_device_bytes();
     Gpu gpu;
@@ -185,7 +185,7 @@ void Engine(benchmark::State& state, const Workload& w) {
     });
     set_counters(state, w, ms, floor, arena.megabytes(), (used_device_bytes() - used0) / 1e6);
     state.counters["saved_MB"] = net.saved_bytes(B) / 1e6;
-    state.SetLabel(std::string(w.name) + (math == nmsnn::cuda::Math::tf32 ? " tf32" : " fp32"));
+    state.SetLabel(std::string(w.name) + (math == nmsnn::MatmulPrecision::tf32 ? " tf32" : " fp32"));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
@@ -235,7 +235,7 @@ void W1_NetworkApi(benchmark::State& state) {
     state.counters["ms"] = ms;
     state.counters["samples/s"] = B / (ms / 1e3);
     state.counters["TFLOP/s"] = step_flops(w) / (ms / 1e3) / 1e12;
-    state.counters["x_floor"] = ms / floor_ms(w, nmsnn::cuda::Math::fp32);
+    state.counters["x_floor"] = ms / floor_ms(w, nmsnn::MatmulPrecision::fp32);
     state.SetLabel("W1 fp32 via nmsnn::Network (host loss, copies)");
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());

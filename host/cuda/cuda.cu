@@ -56,12 +56,12 @@ using ::nmsnn::detail::fail;
 
 namespace {
 
-// The kernels' arithmetic for a public Math choice.
-kernels::GemmMath gemm_math_of(Math m) {
-  return m == Math::tf32 ? kernels::GemmMath::tf32 : kernels::GemmMath::fp32;
+// The kernels' arithmetic for a public precision.
+kernels::GemmMath gemm_math_of(MatmulPrecision m) {
+  return m == MatmulPrecision::tf32 ? kernels::GemmMath::tf32 : kernels::GemmMath::fp32;
 }
-kernels::TileMath tile_math_of(Math m) {
-  return m == Math::tf32 ? kernels::TileMath::tf32 : kernels::TileMath::fp32;
+kernels::TileMath tile_math_of(MatmulPrecision m) {
+  return m == MatmulPrecision::tf32 ? kernels::TileMath::tf32 : kernels::TileMath::fp32;
 }
 
 // Rejects batches whose row count does not fit the int dimensions of cuBLAS and of the kernels'
@@ -167,8 +167,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     return (trace->*field)[size_t(l)];
   };
 
-  const kernels::GemmMath gemm_math = gemm_math_of(options_.math);
-  const kernels::TileMath tile_math = tile_math_of(options_.math);
+  const kernels::GemmMath gemm_math = gemm_math_of(options_.matmul);
+  const kernels::TileMath tile_math = tile_math_of(options_.matmul);
   CublasScope scope(cublas_, stream);
   float* regularization = trace ? trace->regularization : nullptr;
   bool regularization_written = false;
@@ -318,8 +318,8 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
     return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset);
   };
 
-  const kernels::GemmMath gemm_math = gemm_math_of(options_.math);
-  const kernels::TileMath tile_math = tile_math_of(options_.math);
+  const kernels::GemmMath gemm_math = gemm_math_of(options_.matmul);
+  const kernels::TileMath tile_math = tile_math_of(options_.matmul);
   CublasScope scope(cublas_, stream);
   const bool weighted0 = has_weights(spec_.layers[0]);
   float* part = at(lay.part);  // [2, B, widest]: per-sample partial sums

@@ -110,7 +110,7 @@ class CudaEngine final : public EngineImpl {
     try {
       NMSNN_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
       cuda::DeviceOptions options;
-      options.math = matmul == MatmulPrecision::tf32 ? cuda::Math::tf32 : cuda::Math::fp32;
+      options.matmul = matmul;
       net_ = std::make_unique<cuda::DeviceNetwork>(spec_, cublas_, options);
       layout_ = parameter_layout(spec_);
       size_t total = 0;

@@ -26,16 +26,6 @@ Engine parse_engine(const std::string& name) {
   fail("unknown device ", detail::quote(name), " (expected cpu or cuda)");
 }
 
-const char* to_string(MatmulPrecision precision) {
-  return precision == MatmulPrecision::fp32 ? "fp32" : "tf32";
-}
-
-MatmulPrecision parse_matmul_precision(const std::string& name) {
-  if (name == "fp32") return MatmulPrecision::fp32;
-  if (name == "tf32") return MatmulPrecision::tf32;
-  fail("unknown matmul precision ", detail::quote(name), " (expected fp32 or tf32)");
-}
-
 // ---- ForwardPass ---------------------------------------------------------------------------
 ForwardPass::ForwardPass() = default;
 ForwardPass::~ForwardPass() = default;

@@ -37,16 +37,8 @@
 
 namespace nmsnn::cuda {
 
-// Arithmetic of the matrix products.
-enum class Math {
-  fp32,  // IEEE single precision on CUDA cores and cuBLAS FP32: matches the CPU engine to ~1e-6
-  tf32,  // tensor cores with TF32 inputs (10-bit mantissa) and FP32 accumulation: several times
-         // faster; products carry relative errors up to ~1e-3, so a state near the threshold may
-         // spike differently than on the CPU
-};
-
 struct DeviceOptions {
-  Math math = Math::fp32;
+  MatmulPrecision matmul = MatmulPrecision::fp32;  // the products' arithmetic (matmul_precision.hpp)
 };
 
 // The input of one pass, in device memory.

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "nmsnn/matmul_precision.hpp"
 #include "nmsnn/spec.hpp"
 
 namespace nmsnn {
@@ -36,15 +37,6 @@ Engine parse_engine(const std::string& name);  // "cpu" or "cuda"
 // True when this build has the CUDA engine and a CUDA device is present. `why`, when given,
 // receives the reason when it is false.
 bool cuda_available(std::string* why = nullptr);
-
-// Arithmetic of the cuda engine's matrix products; the cpu engine always computes in FP32.
-enum class MatmulPrecision {
-  fp32,  // IEEE single precision: the cuda engine matches the cpu engine to ~1e-6
-  tf32,  // tensor cores with TF32 inputs (10-bit mantissa) and FP32 accumulation, several times
-         // faster; products carry relative errors up to ~1e-3 (PyTorch's allow_tf32)
-};
-const char* to_string(MatmulPrecision precision);
-MatmulPrecision parse_matmul_precision(const std::string& name);  // "fp32" or "tf32"
 
 // The CPU engine's kernel set on this machine, chosen at run time from the CPU's features: "avx2"
 // (AVX2 + FMA) or "baseline" (any CPU of the architecture). NMSNN_CPU_KERNELS=baseline|avx2 forces

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "nmsnn/error.hpp"
-#include "nmsnn/json.hpp"
+#include "nmsnn/files.hpp"
 #include "nmsnn/plot.hpp"
 
 namespace fs = std::filesystem;

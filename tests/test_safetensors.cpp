@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "nmsnn/error.hpp"
-#include "nmsnn/json.hpp"
+#include "nmsnn/files.hpp"
 #include "nmsnn/safetensors.hpp"
 
 namespace fs = std::filesystem;
@@ -188,8 +188,9 @@ TEST_F(Safetensors, Truncated) {
 }
 
 TEST_F(Safetensors, CorruptHeader) {
-  EXPECT_TRUE(rejects(file_bytes(R"({"a":{"dtype":"F32",)", ""),
-                      {"corrupt header", "invalid JSON at byte offset 20", "found end of input"}));
+  EXPECT_TRUE(
+      rejects(file_bytes(R"({"a":{"dtype":"F32",)", ""),
+              {"corrupt header", "invalid JSON at byte offset 20", "unexpected end of input"}));
   EXPECT_TRUE(rejects(file_bytes("{" + kEntryA + "," + kEntryA + "}", std::string(8, '\0')),
                       {"corrupt header", "duplicate key 'a'"}));
   EXPECT_TRUE(rejects(file_bytes(R"({"a":{"dtype":"F32","shape":[2]}})", std::string(8, '\0')),

@@ -1,28 +1,31 @@
-// io/json.cpp — the JSON value, its strict parser and serializer, and the whole-file helpers.
+// io/json.cpp — the JSON value, and parsing and writing it with nlohmann-json underneath.
 //
-// Numbers go through <charconv> (locale-independent, shortest round-trip output). The parser is
-// recursive descent over bytes; every error carries the byte offset so a user can find it in a
-// hand-edited file.
+// Parsing: nlohmann's SAX interface (sax_parse) rather than its DOM, because the events let this
+// file build nmsnn::Json directly (no second tree to convert) and add what nmsnn needs on top of
+// RFC 8259: duplicate keys are an error naming the key's path (`layers[2].tau`), and nesting is
+// bounded by kMaxJsonDepth, since Json's copy, comparison and dump recurse and 100,000 '[' must be
+// an error, not a stack overflow. nlohmann's own parser keeps its nesting on a heap stack, so it
+// never recurses. The text reaches nlohmann through an iterator that counts the bytes taken: the
+// events carry no position, and the count gives every error a byte offset, line and column.
+//
+// Writing: a loop of its own, because the layout (arrays of scalars on one line) and the numbers
+// (format_json_number: the shortest text that reads back as the same float32) are nmsnn's;
+// strings go through nlohmann's serializer, which escapes them and replaces bytes that are not
+// UTF-8 with U+FFFD. nlohmann stays in this file: no public header includes it.
 #include "nmsnn/json.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
+#include <iterator>
+#include <nlohmann/json.hpp>
 #include <unordered_set>
 #include <vector>
 
 #include "nmsnn/error.hpp"
+#include "nmsnn/files.hpp"
 #include "nmsnn/limits.hpp"
 
 namespace nmsnn {
@@ -31,50 +34,7 @@ using detail::fail;
 
 namespace {
 
-constexpr int kMaxDepth = 256;
 constexpr double kMaxExactInteger = 9007199254740992.0;  // 2^53
-
-// Length of the UTF-8 sequence starting at s[i], or 0 when it is not well-formed (RFC 3629:
-// no overlong forms, no surrogates, nothing above U+10FFFF).
-size_t utf8_length(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return k < s.size() ? (unsigned char)s[k] : 0u; };
-  const unsigned c = byte(i);
-  if (c < 0x80) return 1;
-  const auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    const unsigned b = byte(k);
-    return k < s.size() && b >= lo && b <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80;  // E0 80..9F would be overlong
-    const unsigned hi = c == 0xED ? 0x9F : 0xBF;  // ED A0..BF would be a surrogate
-    return cont(i + 1, lo, hi) && cont(i + 2) ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    const unsigned lo = c == 0xF0 ? 0x90 : 0x80;  // F0 80..8F would be overlong
-    const unsigned hi = c == 0xF4 ? 0x8F : 0xBF;  // F4 90.. would be above U+10FFFF
-    return cont(i + 1, lo, hi) && cont(i + 2) && cont(i + 3) ? 4 : 0;
-  }
-  return 0;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
 
 const char* article(Json::Type t) {
   return t == Json::Type::array || t == Json::Type::object ? "an " : "a ";
@@ -87,35 +47,141 @@ const char* article(Json::Type t) {
 
 // ---- parser ----
 
-class Parser {
- public:
-  Parser(std::string_view text, const std::string& source) : text_(text), source_(source) {}
+// A pointer into the text that counts the bytes nlohmann's lexer has taken, one at a time (it
+// never backs up), so the handler knows where in the text each event happened.
+struct CountingIterator {
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
 
-  Json parse_document() {
-    if (text_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;
-    skip_whitespace();
-    Json value = parse_value();
-    skip_whitespace();
-    if (pos_ < text_.size()) error("expected end of input after the JSON value, found " + found());
-    return value;
+  const char* at;
+  size_t* taken;
+
+  const char& operator*() const { return *at; }
+  CountingIterator& operator++() {
+    ++at;
+    ++*taken;
+    return *this;
+  }
+  bool operator==(const CountingIterator& other) const { return at == other.at; }
+  bool operator!=(const CountingIterator& other) const { return at != other.at; }
+};
+
+// Builds a Json from nlohmann's SAX events. Arrays and objects that are open wait on a stack until
+// they end; an object's frame holds the key being read and the keys seen so far.
+class Builder final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  Builder(std::string_view text, const std::string& source) : text_(text), source_(source) {}
+
+  Json parse() {
+    const CountingIterator first{text_.data(), &taken_};
+    const CountingIterator last{text_.data() + text_.size(), &taken_};
+    nlohmann::json::sax_parse(first, last, this);  // every error throws from parse_error below
+    return std::move(root_);
+  }
+
+  bool null() override { return add(Json()); }
+  bool boolean(bool value) override { return add(Json(value)); }
+  // nlohmann reads a number without '-' as unsigned and one with '-' as signed, so a signed zero
+  // was "-0": its sign is kept, as a float32 written as -0 must read back bit-exactly.
+  bool number_integer(number_integer_t value) override {
+    return add(value == 0 ? Json(-0.0) : Json(value));
+  }
+  bool number_unsigned(number_unsigned_t value) override { return add(Json(value)); }
+  bool number_float(number_float_t value, const string_t&) override { return add(Json(value)); }
+  bool string(string_t& value) override { return add(Json(std::move(value))); }
+  bool binary(binary_t&) override { return true; }  // only binary formats (CBOR, ...) have these
+  bool start_object(size_t) override { return open(Json::object()); }
+  bool start_array(size_t) override { return open(Json::array()); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+
+  bool key(string_t& key) override {
+    Frame& object = open_.back();
+    object.key = key;
+    if (!object.keys.insert(std::move(key)).second) {
+      error_at(string_start(), "", "duplicate key " + detail::quote(path()));
+    }
+    return true;
+  }
+
+  bool parse_error(size_t position, const std::string& last_token,
+                   const nlohmann::json::exception& e) override {
+    // 406 is a number beyond the double range, found once all of it (last_token) was read.
+    if (e.id == 406) {
+      const size_t start = position - std::min(position, last_token.size());
+      error_at(start, path(),
+               "number " + detail::quote(last_token, 40) + " is outside the double range");
+    }
+    // Otherwise `position` counts the byte the lexer stopped at (or the end of input) as read.
+    const size_t at = std::min(position == 0 ? 0 : position - 1, text_.size());
+    error_at(at, path(), reason(e.what(), last_token, describe(at)));
   }
 
  private:
-  [[noreturn]] void error(const std::string& what) const { error_at(pos_, what); }
-  [[noreturn]] void error_at(size_t at, const std::string& what) const {
-    size_t line = 1, line_start = 0;
-    for (size_t i = 0; i < at && i < text_.size(); ++i) {
-      if (text_[i] == '\n') {
-        ++line;
-        line_start = i + 1;
-      }
+  struct Frame {
+    Json value;                            // the array or object being filled
+    std::string key;                       // objects: the member being read
+    std::unordered_set<std::string> keys;  // objects: every key so far
+  };
+
+  bool add(Json value) {
+    if (open_.empty()) {
+      root_ = std::move(value);
+    } else if (Frame& f = open_.back(); f.value.is_array()) {
+      f.value.as_array().push_back(std::move(value));
+    } else {
+      f.value.as_object().emplace_back(f.key, std::move(value));
     }
-    fail(source_, ": invalid JSON at byte offset ", at, " (line ", line, ", column ",
-         at - line_start + 1, "): ", what);
+    return true;
   }
 
-  // What sits at the cursor, for "expected X, found Y".
-  std::string found() const { return describe(pos_); }
+  bool open(Json container) {
+    if (open_.size() >= size_t(kMaxJsonDepth)) {
+      error_at(taken_ - 1, "",  // the '[' or '{' just taken; its path is as deep as the limit
+               "arrays and objects nested deeper than " + std::to_string(kMaxJsonDepth) +
+                   " levels");
+    }
+    open_.push_back({std::move(container), {}, {}});
+    return true;
+  }
+
+  bool close() {
+    Json done = std::move(open_.back().value);
+    open_.pop_back();
+    return add(std::move(done));
+  }
+
+  // Where the parser is, as a user would write it: `layers[2].tau`, the array item or object
+  // member being read in each open container. Keys go in as they are; messages quote the whole.
+  std::string path() const {
+    std::string p;
+    for (const Frame& f : open_) {
+      if (f.value.is_array()) {
+        p += "[" + std::to_string(f.value.size()) + "]";
+      } else if (!f.keys.empty()) {
+        p += (p.empty() ? "" : ".") + f.key;
+      }
+    }
+    return p;
+  }
+
+  // The offset of the '"' that opens the string just read, whose closing '"' was the last byte
+  // taken. Inside a string every '"' is escaped, so the opening one is the nearest '"' before it
+  // with an even number of backslashes in front.
+  size_t string_start() const {
+    for (size_t i = taken_ - 1; i-- > 0;) {
+      if (text_[i] != '"') continue;
+      size_t backslashes = 0;
+      while (backslashes < i && text_[i - 1 - backslashes] == '\\') ++backslashes;
+      if (backslashes % 2 == 0) return i;
+    }
+    return 0;
+  }
+
+  // What sits at `at`, for "found Y".
   std::string describe(size_t at) const {
     if (at >= text_.size()) return "end of input";
     const unsigned char c = text_[at];
@@ -128,318 +194,48 @@ class Parser {
     return buf;
   }
 
-  bool at_end() const { return pos_ >= text_.size(); }
-  char peek() const { return at_end() ? '\0' : text_[pos_]; }
-
-  void skip_whitespace() {
-    while (!at_end()) {
-      const char c = text_[pos_];
-      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-      ++pos_;
+  // nlohmann's message, e.g. "[json.exception.parse_error.101] parse error at line 1, column 4:
+  // syntax error while parsing value - invalid literal; last read: 'tru'", without its position
+  // (the message gives the byte offset instead) and without "last read: '<token>'": the token's
+  // raw bytes, of any length, become what is found at the offset.
+  static std::string reason(std::string what, const std::string& last_token,
+                            const std::string& found) {
+    const size_t colon = what.find(": ");
+    if (colon != std::string::npos) what.erase(0, colon + 2);
+    const std::string echo = "; last read: '" + last_token + "'";
+    if (const size_t at = what.find(echo); at != std::string::npos) {
+      what.replace(at, echo.size(), "; found " + found);
+    } else if (const size_t cut = what.find("; last read: "); cut != std::string::npos) {
+      what.erase(cut);
     }
+    return what;
   }
 
-  Json parse_value() {
-    if (at_end()) error("expected a value, found end of input");
-    switch (peek()) {
-      case '{': return parse_object();
-      case '[': return parse_array();
-      case '"': return Json(parse_string());
-      case 't': expect_literal("true"); return Json(true);
-      case 'f': expect_literal("false"); return Json(false);
-      case 'n': expect_literal("null"); return Json();
-      default:
-        if (peek() == '-' || (peek() >= '0' && peek() <= '9')) return parse_number();
-        error("expected a value (object, array, string, number, true, false or null), found " +
-              found());
-    }
-  }
-
-  void expect_literal(const char* word) {
-    const size_t n = std::strlen(word);
-    if (text_.substr(pos_, n) != word)
-      error(std::string("invalid literal, expected '") + word + "'");
-    pos_ += n;
-  }
-
-  void enter() {
-    if (++depth_ > kMaxDepth) {
-      error("arrays and objects nested deeper than " + std::to_string(kMaxDepth) + " levels");
-    }
-  }
-
-  Json parse_object() {
-    enter();
-    ++pos_;  // '{'
-    Json obj = Json::object();
-    Json::Object& members = obj.as_object();
-    std::unordered_set<std::string> keys;
-    skip_whitespace();
-    if (peek() == '}') {
-      ++pos_;
-      --depth_;
-      return obj;
-    }
-    while (true) {
-      skip_whitespace();
-      if (peek() != '"') {
-        error(std::string(members.empty() ? "expected a string key or '}'"
-                                          : "expected a string key after ','") +
-              ", found " + found());
-      }
-      const size_t key_at = pos_;
-      std::string key = parse_string();
-      if (!keys.insert(key).second)
-        error_at(key_at, "duplicate key " + detail::quote(key) + " in object");
-      skip_whitespace();
-      if (peek() != ':') error("expected ':' after object key, found " + found());
-      ++pos_;
-      skip_whitespace();
-      members.emplace_back(std::move(key), parse_value());
-      skip_whitespace();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos_;
-        break;
-      }
-      error("expected ',' or '}' after object member, found " + found());
-    }
-    --depth_;
-    return obj;
-  }
-
-  Json parse_array() {
-    enter();
-    ++pos_;  // '['
-    Json::Array items;
-    skip_whitespace();
-    if (peek() == ']') {
-      ++pos_;
-      --depth_;
-      return Json(std::move(items));
-    }
-    while (true) {
-      skip_whitespace();
-      items.push_back(parse_value());
-      skip_whitespace();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        break;
-      }
-      error("expected ',' or ']' after array item, found " + found());
-    }
-    --depth_;
-    return Json(std::move(items));
-  }
-
-  uint32_t parse_hex4() {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char c = peek();
-      int d;
-      if (c >= '0' && c <= '9') {
-        d = c - '0';
-      } else if (c >= 'a' && c <= 'f') {
-        d = c - 'a' + 10;
-      } else if (c >= 'A' && c <= 'F') {
-        d = c - 'A' + 10;
-      } else {
-        error("expected 4 hex digits after \\u, found " + found());
-      }
-      v = v * 16 + uint32_t(d);
-      ++pos_;
-    }
-    return v;
-  }
-
-  std::string parse_string() {
-    const size_t open = pos_++;
-    std::string out;
-    while (true) {
-      if (at_end()) error_at(open, "unterminated string (no closing '\"')");
-      const unsigned char c = text_[pos_];
-      if (c == '"') {
-        ++pos_;
-        return out;
-      }
-      if (c < 0x20) {
-        error(std::string("control character ") + describe(pos_) +
-              " in string; write it as an escape such as \\n or \\u00XX");
-      }
-      if (c >= 0x80) {
-        const size_t n = utf8_length(text_, pos_);
-        if (n == 0) error("invalid UTF-8 " + describe(pos_) + " in string");
-        out.append(text_.substr(pos_, n));
-        pos_ += n;
-        continue;
-      }
-      if (c != '\\') {
-        out += char(c);
-        ++pos_;
-        continue;
-      }
-      const size_t escape_at = pos_++;
-      if (at_end()) error_at(open, "unterminated string (no closing '\"')");
-      const char e = text_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          uint32_t cp = parse_hex4();
-          if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            error_at(escape_at, "unpaired low surrogate " + escape_text(cp));
-          }
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            // A high surrogate must be followed by a low one; together they name one code point.
-            if (text_.substr(pos_, 2) != "\\u") {
-              error_at(escape_at, "unpaired high surrogate " + escape_text(cp) +
-                                      " (expected a \\uDC00-\\uDFFF escape after it)");
-            }
-            pos_ += 2;
-            const uint32_t lo = parse_hex4();
-            if (lo < 0xDC00 || lo > 0xDFFF) {
-              error_at(escape_at, "high surrogate " + escape_text(cp) + " followed by " +
-                                      escape_text(lo) + ", not by a low surrogate");
-            }
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default:
-          pos_ = escape_at + 1;
-          error("invalid escape: " + found() + " after '\\'; valid escapes are " +
-                "\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX");
+  [[noreturn]] void error_at(size_t at, const std::string& where, const std::string& what) const {
+    size_t line = 1, line_start = 0;
+    for (size_t i = 0; i < at && i < text_.size(); ++i) {
+      if (text_[i] == '\n') {
+        ++line;
+        line_start = i + 1;
       }
     }
-  }
-
-  static std::string escape_text(uint32_t cp) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\u%04X", cp);
-    return buf;
-  }
-
-  static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-  Json parse_number() {
-    const size_t start = pos_;
-    if (peek() == '-') ++pos_;
-    if (!is_digit(peek())) error("expected a digit after '-', found " + found());
-    if (peek() == '0') {
-      ++pos_;
-      if (is_digit(peek())) error("leading zeros are not allowed in numbers");
-    }
-    while (is_digit(peek())) ++pos_;
-    const size_t int_end = pos_;
-    if (peek() == '.') {
-      ++pos_;
-      if (!is_digit(peek())) error("expected a digit after '.', found " + found());
-      while (is_digit(peek())) ++pos_;
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      ++pos_;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      if (!is_digit(peek())) error("expected a digit in the exponent, found " + found());
-      while (is_digit(peek())) ++pos_;
-    }
-    const char* first = text_.data() + start;
-    const char* last = text_.data() + pos_;
-    double value = 0;
-    const auto [end, ec] = std::from_chars(first, last, value);
-    if (ec == std::errc::result_out_of_range) {
-      // Too small underflows to a signed zero like every JSON reader does; too large is an error.
-      if (magnitude_exponent(start, int_end) > 0) {
-        error_at(start, "number " +
-                            detail::quote(std::string_view(first, size_t(last - first)), 40) +
-                            " is outside the double range");
-      }
-      value = text_[start] == '-' ? -0.0 : 0.0;
-    } else if (ec != std::errc() || end != last) {
-      error_at(start, "malformed number " +
-                          detail::quote(std::string_view(first, size_t(last - first)), 40));
-    }
-    return Json(value);
-  }
-
-  // Decimal exponent of the first significant digit of the number at [start, pos_), e.g. 2 for
-  // "123.4" and -3 for "0.00123"; used only to tell overflow from underflow.
-  long magnitude_exponent(size_t start, size_t int_end) const {
-    size_t mantissa_end = text_.find_first_of("eE", start);
-    long exponent = 0;
-    if (mantissa_end < pos_) {
-      const char* first = text_.data() + mantissa_end + 1;
-      if (*first == '+') ++first;
-      if (std::from_chars(first, text_.data() + pos_, exponent).ec != std::errc()) {
-        exponent = *first == '-' ? -1000000 : 1000000;  // beyond long: sign is all that matters
-      }
-    } else {
-      mantissa_end = pos_;
-    }
-    for (size_t i = start; i < mantissa_end; ++i) {
-      if (text_[i] < '1' || text_[i] > '9') continue;
-      const long place = i < int_end ? long(int_end - 1 - i) : -long(i - int_end);
-      return exponent + place;
-    }
-    return -1;  // all digits zero
+    fail(source_, ": invalid JSON at byte offset ", at, " (line ", line, ", column ",
+         at - line_start + 1, ")", where.empty() ? "" : " in " + detail::quote(where), ": ", what);
   }
 
   std::string_view text_;
   const std::string& source_;
-  size_t pos_ = 0;
-  int depth_ = 0;
+  size_t taken_ = 0;  // bytes nlohmann has read so far
+  std::vector<Frame> open_;
+  Json root_;
 };
 
 // ---- serializer ----
 
-void append_escaped(std::string& out, const std::string& s) {
-  out += '"';
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = s[i];
-    if (c >= 0x80) {
-      const size_t n = utf8_length(s, i);
-      if (n == 0) {
-        out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
-        ++i;
-      } else {
-        out.append(s, i, n);
-        i += n;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);
-        }
-    }
-    ++i;
-  }
-  out += '"';
+// A string as JSON text. nlohmann's serializer escapes it (", \, and control characters) and,
+// with `replace`, writes U+FFFD for bytes that are not UTF-8, so the output is always valid JSON.
+void append_string(std::string& out, const std::string& s) {
+  out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 bool is_container(const Json& j) { return j.is_array() || j.is_object(); }
@@ -453,7 +249,7 @@ void dump_to(std::string& out, const Json& j, int indent, int level) {
     case Json::Type::null: out += "null"; return;
     case Json::Type::boolean: out += j.as_bool() ? "true" : "false"; return;
     case Json::Type::number: out += format_json_number(j.as_number()); return;
-    case Json::Type::string: append_escaped(out, j.as_string()); return;
+    case Json::Type::string: append_string(out, j.as_string()); return;
     case Json::Type::array: {
       const Json::Array& items = j.as_array();
       bool flat = indent < 0;
@@ -477,7 +273,7 @@ void dump_to(std::string& out, const Json& j, int indent, int level) {
       for (size_t i = 0; i < members.size(); ++i) {
         if (i) out += ',';
         if (indent >= 0) newline(level + 1);
-        append_escaped(out, members[i].first);
+        append_string(out, members[i].first);
         out += indent < 0 ? ":" : ": ";
         dump_to(out, members[i].second, indent, level + 1);
       }
@@ -487,8 +283,6 @@ void dump_to(std::string& out, const Json& j, int indent, int level) {
     }
   }
 }
-
-std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
@@ -647,7 +441,7 @@ bool operator==(const Json& a, const Json& b) {
 // ---- free functions ----
 
 Json parse_json(std::string_view text, const std::string& source) {
-  return Parser(text, source).parse_document();
+  return Builder(text, source).parse();
 }
 
 std::string format_json_number(double v) {
@@ -671,234 +465,16 @@ std::string format_json_number(double v) {
   return std::string(buf, r.ptr);
 }
 
+
+// nlohmann's serializer checks UTF-8 strictly (RFC 3629: no overlong forms, surrogates or code
+// points above U+10FFFF) and, unless told to replace, throws at the first bad byte.
 bool is_valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = utf8_length(s, i);
-    if (n == 0) return false;
-    i += n;
+  try {
+    nlohmann::json(std::string(s)).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
   }
-  return true;
-}
-
-std::string read_file(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail(detail::quote(path), ": cannot open for reading: ", errno_text());
-  std::string bytes;
-  // A regular file's size is known: check it against the memory budget, then read without
-  // reallocating. Pipes and the like report no size and just grow the string.
-  struct stat st {};
-  if (::fstat(::fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-    try {
-      check_memory("reading " + detail::quote(path), double(st.st_size));
-      bytes.reserve(size_t(st.st_size));
-    } catch (...) {
-      std::fclose(f);
-      throw;
-    }
-  }
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
-  const bool bad = std::ferror(f);
-  std::fclose(f);
-  if (bad) fail(detail::quote(path), ": read error");
-  return bytes;
-}
-
-// ---- atomic writes ----
-//
-// The new bytes go to a file with no name at all (O_TMPFILE, Linux 3.11+, on most local file
-// systems): a process killed while writing leaves nothing behind, because the kernel frees an
-// unnamed file when its last descriptor closes. Once the data is on disk the file is linked under
-// a temporary name and renamed over the target; rename is what makes the replacement atomic, and
-// linkat cannot overwrite. Between those two calls (no I/O in between) a crash leaves the
-// temporary ".<file>.tmp.<pid>.<n>"; where O_TMPFILE is not available the whole write happens
-// under that name. Either way the next write to the same target removes temporaries whose
-// process no longer exists, so at most one crash's leftover is ever seen, and only until then.
-
-namespace {
-
-// File names are limited to 255 bytes; the temporary's adds about 25 to the target's.
-constexpr size_t kMaxTempStem = 200;
-
-std::string temp_prefix(const std::string& filename) {
-  return "." + filename.substr(0, kMaxTempStem) + ".tmp";
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// The pid in a temporary name of `prefix`: ".<file>.tmp.<pid>.<n>", or the older
-// ".<file>.tmp-<pid>-<n>-<stamp>"; 0 for any other name. Matching exactly keeps the temporaries of
-// a target whose name merely starts the same ("model.bin.tmp.5.x") out of it.
-pid_t temp_owner(std::string_view name, const std::string& prefix) {
-  if (name.size() <= prefix.size() + 1 || name.compare(0, prefix.size(), prefix) != 0) return 0;
-  const char sep = name[prefix.size()];
-  if (sep != '.' && sep != '-') return 0;
-  std::vector<std::string_view> parts;
-  std::string_view rest = name.substr(prefix.size() + 1);
-  for (size_t at; (at = rest.find(sep)) != std::string_view::npos; rest.remove_prefix(at + 1)) {
-    parts.push_back(rest.substr(0, at));
-  }
-  parts.push_back(rest);
-  if (parts.size() != (sep == '.' ? 2u : 3u)) return 0;
-  for (std::string_view part : parts) {
-    if (!all_digits(part)) return 0;
-  }
-  long pid = 0;
-  const auto r = std::from_chars(parts[0].data(), parts[0].data() + parts[0].size(), pid);
-  return r.ec == std::errc() && pid > 0 && pid <= INT32_MAX ? pid_t(pid) : 0;
-}
-
-// Removes the temporaries of `filename` in `dir` whose writer is gone: killed, or crashed, between
-// creating its temporary and renaming it. A writer that is alive (even one of another user, which
-// kill() reports as EPERM) is left alone. Best effort: a failure here never fails the write.
-void remove_stale_temporaries(const std::string& dir, const std::string& filename) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  const std::string prefix = temp_prefix(filename);
-  while (const dirent* entry = ::readdir(d)) {
-    const pid_t pid = temp_owner(entry->d_name, prefix);
-    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) ::unlinkat(::dirfd(d), entry->d_name, 0);
-  }
-  ::closedir(d);
-}
-
-// A fresh temporary name in `dir`; unique per process and call, and the pid tells a later writer
-// whether its owner is still alive.
-std::string temp_name(const std::string& dir, const std::string& filename) {
-  static std::atomic<unsigned> counter{0};
-  return dir + "/" + temp_prefix(filename) + "." + std::to_string(::getpid()) + "." +
-         std::to_string(counter++);
-}
-
-// Writes all of `bytes` to `fd` and flushes them to disk; false with errno set on failure.
-bool write_and_sync(int fd, std::string_view bytes, const char*& step) {
-  size_t done = 0;
-  step = "write";
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    if (n == 0) {
-      errno = EIO;
-      return false;
-    }
-    done += size_t(n);
-  }
-  step = "fsync";
-  return ::fsync(fd) == 0;
-}
-
-// Renames the complete temporary `tmp` over `path`, then makes the rename itself durable.
-void replace_with(const std::string& tmp, const std::string& path, const std::string& dir) {
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = errno_text();
-    ::unlink(tmp.c_str());
-    fail(detail::quote(path), ": cannot rename the temporary file over it: ", why,
-         " (nothing was replaced)");
-  }
-  // A failure to sync the directory loses nothing already written, so it is ignored.
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
-// Gives the unnamed file `fd` the name `tmp`. linkat with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH
-// on older kernels; the /proc/self/fd link works for anyone where /proc is mounted.
-bool link_unnamed(int fd, const std::string& tmp) {
-#ifdef AT_EMPTY_PATH
-  if (::linkat(fd, "", AT_FDCWD, tmp.c_str(), AT_EMPTY_PATH) == 0) return true;
-  if (errno == EEXIST) return false;
-#endif
-  const std::string self = "/proc/self/fd/" + std::to_string(fd);
-  return ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) == 0;
-}
-
-struct Target {
-  std::string path, dir, filename;
-};
-
-Target split_target(const std::string& path) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  if (target.filename().empty())
-    fail(detail::quote(path), ": cannot write: the path names a directory");
-  return {path, target.has_parent_path() ? target.parent_path().string() : std::string("."),
-          target.filename().string()};
-}
-
-// The write through an O_TMPFILE file. False when the file system (or the kernel, or a missing
-// /proc) does not allow it, before anything visible happened; the caller then uses a named
-// temporary. Throws when the write itself fails, which a named temporary would not fix.
-bool write_unnamed(const Target& t, std::string_view bytes) {
-#ifdef O_TMPFILE
-  const int fd = ::open(t.dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
-  if (fd < 0) return false;
-  const char* step = "";
-  if (!write_and_sync(fd, bytes, step)) {
-    const std::string why = errno_text();
-    ::close(fd);  // frees the unnamed file: nothing to clean up
-    fail(detail::quote(t.path), ": ", step, " failed: ", why, " (nothing was replaced)");
-  }
-  std::string tmp;
-  bool linked = false;
-  for (int attempt = 0; attempt < 100 && !linked; ++attempt) {
-    tmp = temp_name(t.dir, t.filename);  // a name left by a crash of a reused pid: try the next
-    linked = link_unnamed(fd, tmp);
-    if (!linked && errno != EEXIST) break;
-  }
-  ::close(fd);  // the data is synced; a close error cannot lose it any more
-  if (!linked) return false;
-  replace_with(tmp, t.path, t.dir);
-  return true;
-#else
-  (void)t, (void)bytes;
-  return false;
-#endif
-}
-
-}  // namespace
-
-namespace detail {
-
-void write_file_atomic_named(const std::string& path, std::string_view bytes) {
-  const Target t = split_target(path);
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = temp_name(t.dir, t.filename);
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    fail(detail::quote(path), ": cannot create a temporary file in ", detail::quote(t.dir), ": ",
-         errno_text());
-  }
-  const char* step = "";
-  if (!write_and_sync(fd, bytes, step)) {
-    const std::string why = errno_text();
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    fail(detail::quote(path), ": ", step, " failed: ", why, " (nothing was replaced)");
-  }
-  if (::close(fd) != 0) {
-    const std::string why = errno_text();
-    ::unlink(tmp.c_str());
-    fail(detail::quote(path), ": close failed: ", why, " (nothing was replaced)");
-  }
-  replace_with(tmp, path, t.dir);
-}
-
-}  // namespace detail
-
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  const Target t = split_target(path);
-  remove_stale_temporaries(t.dir, t.filename);
-  if (!write_unnamed(t, bytes)) detail::write_file_atomic_named(path, bytes);
 }
 
 Json read_json_file(const std::string& path) {

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "nmsnn/error.hpp"
+#include "nmsnn/files.hpp"
 #include "nmsnn/json.hpp"
 #include "nmsnn/limits.hpp"
 

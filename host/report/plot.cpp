@@ -10,7 +10,7 @@
 #include <map>
 
 #include "nmsnn/error.hpp"
-#include "nmsnn/json.hpp"
+#include "nmsnn/files.hpp"
 #include "nmsnn/plot.hpp"
 
 namespace nmsnn::plot {

@@ -1,10 +1,10 @@
-// nmsnn/json.hpp — a small JSON value, a strict parser, a serializer, and whole-file helpers.
+// nmsnn/json.hpp — a small JSON value, a strict parser and a serializer.
 //
 // Json holds null, a bool, a number (double), a string, an array or an object. Objects keep their
 // members in insertion order, so what nmsnn writes reads back in the order it was built.
 // parse_json follows RFC 8259 strictly and reports the byte offset of the first problem.
-// dump writes numbers so that every float32 reads back bit-exactly. The file helpers live here
-// because JSON is the lowest layer every writer (reports, safetensors models, SVG plots) shares.
+// dump writes numbers so that every float32 reads back bit-exactly. The parsing underneath is
+// nlohmann-json's, kept out of this header so that users of nmsnn need not have it.
 #pragma once
 
 #include <cstddef>
@@ -108,11 +108,14 @@ const char* to_string(Json::Type type);  // "null", "boolean", "number", ...
 const char* type_phrase(Json::Type type);
 
 // Parses exactly one JSON value (RFC 8259): optional whitespace around it and nothing else.
-// Rejects trailing text, nesting deeper than 256 arrays/objects (so 100,000 '[' is an error, not a
-// stack overflow), duplicate keys, invalid UTF-8, unpaired surrogates and numbers outside the
-// double range. Errors read
-//   "<source>: invalid JSON at byte offset 12 (line 2, column 5): expected ':' after object key"
-// and quote what they echo of the text (keys, numbers) with detail::quoted. `source` is put in as
+// Rejects trailing text, nesting deeper than kMaxJsonDepth (256) arrays/objects (so 100,000 '['
+// is an error, not a stack overflow), duplicate keys, invalid UTF-8, unpaired surrogates and
+// numbers outside the double range. Errors give the byte offset, line and column, and the path
+// of the member or item being read, then nlohmann-json's description of the problem:
+//   "<source>: invalid JSON at byte offset 69 (line 5, column 20) in 'layers[2].size': syntax
+//    error while parsing object - unexpected string literal; expected '}'"
+//   "<source>: invalid JSON at byte offset 76 (line 5, column 27): duplicate key 'layers[2].tau'"
+// and quote what they echo of the text (keys, numbers) with detail::quote. `source` is put in as
 // given: callers build it from quoted parts, e.g. detail::quote(path) (read_json_file does).
 // A leading UTF-8 byte order mark is skipped (RFC 8259 allows ignoring it).
 Json parse_json(std::string_view text, const std::string& source = "JSON text");
@@ -125,27 +128,8 @@ std::string format_json_number(double value);
 // True when `s` is well-formed UTF-8 (no overlong forms, surrogates or code points > U+10FFFF).
 bool is_valid_utf8(std::string_view s);
 
-// ---- whole files ----
-
-// The bytes of the file at `path`; throws naming the path when it cannot be opened or read, or
-// when the file is larger than memory_limit() (nmsnn/limits.hpp).
-std::string read_file(const std::string& path);
-
-// Writes `bytes` to `path` so that `path` is either untouched or completely replaced: the bytes
-// go to a file in the same directory, are flushed to disk (fsync), and that file is renamed over
-// `path`. On any failure nothing is left behind and nmsnn::Error names the path. Where the file
-// system supports O_TMPFILE (Linux) the file has no name while it is written, so even a kill -9
-// leaves nothing; elsewhere it is ".<name>.tmp.<pid>.<n>", and each write first removes such
-// temporaries of the same target whose process no longer exists.
-void write_file_atomic(const std::string& path, std::string_view bytes);
-
+// Whole JSON files, through read_file and write_file_atomic (nmsnn/files.hpp).
 Json read_json_file(const std::string& path);  // read_file + parse_json, errors name the path
 void write_json_file(const std::string& path, const Json& value, int indent = 2);  // atomic
-
-namespace detail {
-// write_file_atomic's fallback, always through a named temporary (no O_TMPFILE, no clean-up of
-// stale temporaries); public so tests can produce what a crash on such a file system leaves.
-void write_file_atomic_named(const std::string& path, std::string_view bytes);
-}  // namespace detail
 
 }  // namespace nmsnn

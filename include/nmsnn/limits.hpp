@@ -18,6 +18,7 @@ constexpr int64_t kMaxTimeSteps = int64_t(1) << 20;   // simulation steps per sa
 constexpr int64_t kMaxBatchSize = int64_t(1) << 24;   // samples in one pass
 constexpr int64_t kMaxSamples = int64_t(1) << 30;     // samples in one dataset
 constexpr int64_t kMaxLayers = 4096;                  // layers in one network
+constexpr int kMaxJsonDepth = 256;                    // arrays/objects nested in a JSON text
 
 // The memory budget in bytes: set_memory_limit's value when one was set (> 0), else the
 // environment variable NMSNN_MAX_MEMORY (bytes, or with a K/M/G/T suffix), else the machine's

@@ -1,6 +1,4 @@
 // activation.cu — element-wise activation forward and backward (see activation.cuh).
-#include <algorithm>
-
 #include "activation.cuh"
 #include "activation_math.cuh"
 #include "launch.cuh"
@@ -8,12 +6,6 @@
 namespace nmsnn::kernels {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-unsigned blocks_for(size_t n) {
-  return unsigned(std::min<size_t>((n + kThreads - 1) / kThreads, 65536));
-}
 
 __global__ void activation_forward_kernel(ActivationKind kind, const float* x, size_t n, float* y) {
   for (size_t e = blockIdx.x * size_t(blockDim.x) + threadIdx.x; e < n;
@@ -31,16 +23,20 @@ __global__ void activation_backward_kernel(ActivationKind kind, const float* x, 
 }  // namespace
 
 void activation_forward(ActivationKind kind, const float* x, size_t n, float* y,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, int block_size) {
+  check_block_size("activation_forward", block_size);
   if (n == 0) return;
-  activation_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, x, n, y);
+  activation_forward_kernel<<<grid_stride_for((long long)n, block_size), block_size, 0, stream>>>(
+      kind, x, n, y);
   NMSNN_CHECK_LAUNCH("activation_forward", "n=", n, ", ", to_string(kind));
 }
 
 void activation_backward(ActivationKind kind, const float* x, const float* dy, size_t n, float* dx,
-                         cudaStream_t stream) {
+                         cudaStream_t stream, int block_size) {
+  check_block_size("activation_backward", block_size);
   if (n == 0) return;
-  activation_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, x, dy, n, dx);
+  activation_backward_kernel<<<grid_stride_for((long long)n, block_size), block_size, 0, stream>>>(
+      kind, x, dy, n, dx);
   NMSNN_CHECK_LAUNCH("activation_backward", "n=", n, ", ", to_string(kind));
 }
 

@@ -10,11 +10,12 @@
 
 namespace nmsnn::kernels {
 
-// y[e] = f(x[e]) for e < n. y may equal x.
+// y[e] = f(x[e]) for e < n. y may equal x. block_size: threads per block, a multiple of 32 in
+// [32, 1024] (launch.cuh), as for every wrapper below.
 void activation_forward(ActivationKind kind, const float* x, size_t n, float* y,
-                        cudaStream_t stream);
+                        cudaStream_t stream, int block_size = 256);
 // dx[e] = f'(x[e]) * dy[e] for e < n. dx may equal dy.
 void activation_backward(ActivationKind kind, const float* x, const float* dy, size_t n, float* dx,
-                         cudaStream_t stream);
+                         cudaStream_t stream, int block_size = 256);
 
 }  // namespace nmsnn::kernels

@@ -8,11 +8,15 @@
 namespace nmsnn::kernels {
 
 // y[r, c] += bias[c] for r < rows, c < cols (row-major).
-void add_bias(float* y, long long rows, int cols, const float* bias, cudaStream_t stream);
+// block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh), here and below.
+void add_bias(float* y, long long rows, int cols, const float* bias, cudaStream_t stream,
+              int block_size = 256);
 
 // out[c] = sum over r of part[r, c], r in increasing order per thread and a fixed tree across
-// threads, so the same input always gives the same bits. Used for bias gradients (part = per
-// sample or per row gradients) and the Lowpass parameters' per-sample partial sums.
-void bias_grad_reduce(const float* part, int rows, int cols, float* out, cudaStream_t stream);
+// threads, so the same input at the same block size always gives the same bits (another block
+// size adds in another order). Used for bias gradients (part = per sample or per row gradients)
+// and the Lowpass parameters' per-sample partial sums.
+void bias_grad_reduce(const float* part, int rows, int cols, float* out, cudaStream_t stream,
+                      int block_size = 128);
 
 }  // namespace nmsnn::kernels

@@ -1,4 +1,9 @@
-// launch.cuh — grid sizes and the check after every kernel launch.
+// launch.cuh — block and grid sizes, and the check after every kernel launch.
+//
+// Every launch wrapper of a 1-D kernel takes its block size as a last argument (defaulting to
+// the size the engine uses), so tests and benchmarks can run the same kernel at 32 .. 1024
+// threads, as llm.c's dev/cuda does; check_block_size rejects anything else with the kernel's
+// name.
 //
 // A launch returns no status; cudaGetLastError() right after it reports a bad configuration
 // (too many threads, too much shared memory, no kernel image for this GPU). Errors that happen
@@ -9,6 +14,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "nmsnn/error.hpp"
@@ -20,6 +26,21 @@ inline unsigned grid_for(long long n, int threads) {
   const long long blocks = (n + threads - 1) / threads;
   if (blocks > INT_MAX) ::nmsnn::detail::fail("grid_for: ", n, " items need ", blocks, " blocks");
   return unsigned(blocks < 1 ? 1 : blocks);
+}
+
+// The block sizes a wrapper accepts: whole warps, up to the 1024 threads a block may hold.
+// Kernels that reduce in shared memory size their arrays for kMaxBlockSize.
+constexpr int kMaxBlockSize = 1024;
+inline void check_block_size(const char* kernel, int block_size) {
+  if (block_size < 32 || block_size > kMaxBlockSize || block_size % 32 != 0)
+    ::nmsnn::detail::fail(kernel, ": block size must be a multiple of 32 in [32, ",
+                          kMaxBlockSize, "], got ", block_size);
+}
+
+// Blocks for a grid-stride loop over n items (n >= 1): one item per thread, at most `cap`
+// blocks (each thread then takes every gridDim.x * blockDim.x-th item).
+inline unsigned grid_stride_for(long long n, int threads, long long cap = 65536) {
+  return unsigned(std::clamp<long long>((n + threads - 1) / threads, 1, cap));
 }
 
 template <class... Shape>

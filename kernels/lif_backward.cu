@@ -2,8 +2,6 @@
 //
 // As in lif_forward.cu: one thread per (b, h), h fastest; the loop reads four steps of u and
 // d_spikes ahead (they do not depend on the recurrence) before running them, newest first.
-#include <algorithm>
-
 #include "cuda_check.cuh"
 #include "launch.cuh"
 #include "lif_backward.cuh"
@@ -12,7 +10,6 @@ namespace nmsnn::kernels {
 
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kAhead = 4;
 
 template <ResetRule Rule>
@@ -74,30 +71,32 @@ __global__ void spikes_from_u_kernel(const float* u, size_t count, size_t step, 
 
 }  // namespace
 
-void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaStream_t stream) {
+void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaStream_t stream,
+                  int block_size) {
+  check_block_size("lif_backward", block_size);
   if (args.T < 1 || args.B < 1 || args.H < 1)
     ::nmsnn::detail::fail("lif_backward: T, B and H must be >= 1, got ", args.T, ", ", args.B,
                           ", ", args.H);
   const long long n = (long long)args.B * args.H;
-  const unsigned blocks = grid_for(n, kThreads);
+  const unsigned blocks = grid_for(n, block_size);
   if (layer.reset == ResetRule::scale)
-    lif_backward_kernel<ResetRule::scale><<<blocks, kThreads, 0, stream>>>(
+    lif_backward_kernel<ResetRule::scale><<<blocks, block_size, 0, stream>>>(
         args, layer.decay, layer.threshold, layer.penalty, layer.delay);
   else
-    lif_backward_kernel<ResetRule::subtract><<<blocks, kThreads, 0, stream>>>(
+    lif_backward_kernel<ResetRule::subtract><<<blocks, block_size, 0, stream>>>(
         args, layer.decay, layer.threshold, layer.penalty, layer.delay);
   NMSNN_CHECK_LAUNCH("lif_backward", "T=", args.T, ", B=", args.B, ", H=", args.H, ", reset ",
                      to_string(layer.reset), layer.delay ? ", delay" : ", no delay");
 }
 
 void spikes_from_u(const SpikingLayer& layer, int T, int B, int H, const float* u, float* spikes,
-                   cudaStream_t stream) {
+                   cudaStream_t stream, int block_size) {
+  check_block_size("spikes_from_u", block_size);
   if (T < 1 || B < 1 || H < 1)
     ::nmsnn::detail::fail("spikes_from_u: T, B and H must be >= 1, got ", T, ", ", B, ", ", H);
   const size_t step = size_t(B) * H, count = size_t(T) * step;
-  const unsigned blocks = unsigned(std::min<size_t>((count + 255) / 256, 65536));
-  spikes_from_u_kernel<<<blocks, 256, 0, stream>>>(u, count, step, layer.threshold, layer.delay,
-                                                   spikes);
+  spikes_from_u_kernel<<<grid_stride_for((long long)count, block_size), block_size, 0, stream>>>(
+      u, count, step, layer.threshold, layer.delay, spikes);
   NMSNN_CHECK_LAUNCH("spikes_from_u", "T=", T, ", B=", B, ", H=", H);
 }
 

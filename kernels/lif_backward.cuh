@@ -31,11 +31,13 @@ struct LifBackwardArgs {
   float* dbias_part = nullptr;  // [B, H] out: sum over t of du, per sample
 };
 
-void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaStream_t stream);
+// block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh), here and below.
+void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaStream_t stream,
+                  int block_size = 256);
 
 // The spikes a layer returned, recomputed from its saved u: spikes[t] = relu(u[t-1] - threshold)
 // with delay (0 at t = 0), relu(u[t] - threshold) without. [T, B, H] each.
 void spikes_from_u(const SpikingLayer& layer, int T, int B, int H, const float* u, float* spikes,
-                   cudaStream_t stream);
+                   cudaStream_t stream, int block_size = 256);
 
 }  // namespace nmsnn::kernels

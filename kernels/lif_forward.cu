@@ -12,7 +12,6 @@ namespace nmsnn::kernels {
 
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kAhead = 4;  // steps loaded per group
 
 template <ResetRule Rule>
@@ -67,17 +66,19 @@ __global__ void lif_forward_kernel(LifForwardArgs a, float decay, float threshol
 
 }  // namespace
 
-void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStream_t stream) {
+void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStream_t stream,
+                 int block_size) {
+  check_block_size("lif_forward", block_size);
   if (args.T < 1 || args.B < 1 || args.H < 1)
     ::nmsnn::detail::fail("lif_forward: T, B and H must be >= 1, got ", args.T, ", ", args.B,
                           ", ", args.H);
   const long long n = (long long)args.B * args.H;
-  const unsigned blocks = grid_for(n, kThreads);
+  const unsigned blocks = grid_for(n, block_size);
   if (layer.reset == ResetRule::scale)
-    lif_forward_kernel<ResetRule::scale><<<blocks, kThreads, 0, stream>>>(
+    lif_forward_kernel<ResetRule::scale><<<blocks, block_size, 0, stream>>>(
         args, layer.decay, layer.threshold, layer.penalty, layer.delay);
   else
-    lif_forward_kernel<ResetRule::subtract><<<blocks, kThreads, 0, stream>>>(
+    lif_forward_kernel<ResetRule::subtract><<<blocks, block_size, 0, stream>>>(
         args, layer.decay, layer.threshold, layer.penalty, layer.delay);
   NMSNN_CHECK_LAUNCH("lif_forward", "T=", args.T, ", B=", args.B, ", H=", args.H, ", reset ",
                      to_string(layer.reset), layer.delay ? ", delay" : ", no delay");

@@ -33,6 +33,8 @@ struct LifForwardArgs {
   float readout_scale = 1.0f;  // 1, or 1 / (T - begin_eval) for the mean
 };
 
-void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStream_t stream);
+// block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh).
+void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStream_t stream,
+                 int block_size = 256);
 
 }  // namespace nmsnn::kernels

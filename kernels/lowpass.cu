@@ -7,8 +7,6 @@ namespace nmsnn::kernels {
 
 namespace {
 
-constexpr int kThreads = 256;
-
 __device__ inline float smoothing_of(float p) { return 1.0f / (1.0f + expf(-p)); }
 
 __global__ void lowpass_forward_kernel(LowpassForwardArgs a) {
@@ -55,17 +53,19 @@ void check(const char* what, int T, int B, int H) {
 
 }  // namespace
 
-void lowpass_forward(const LowpassForwardArgs& args, cudaStream_t stream) {
+void lowpass_forward(const LowpassForwardArgs& args, cudaStream_t stream, int block_size) {
+  check_block_size("lowpass_forward", block_size);
   check("lowpass_forward", args.T, args.B, args.H);
   const long long n = (long long)args.B * args.H;
-  lowpass_forward_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(args);
+  lowpass_forward_kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(args);
   NMSNN_CHECK_LAUNCH("lowpass_forward", "T=", args.T, ", B=", args.B, ", H=", args.H);
 }
 
-void lowpass_backward(const LowpassBackwardArgs& args, cudaStream_t stream) {
+void lowpass_backward(const LowpassBackwardArgs& args, cudaStream_t stream, int block_size) {
+  check_block_size("lowpass_backward", block_size);
   check("lowpass_backward", args.T, args.B, args.H);
   const long long n = (long long)args.B * args.H;
-  lowpass_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(args);
+  lowpass_backward_kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(args);
   NMSNN_CHECK_LAUNCH("lowpass_backward", "T=", args.T, ", B=", args.B, ", H=", args.H);
 }
 

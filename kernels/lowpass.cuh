@@ -27,7 +27,8 @@ struct LowpassForwardArgs {
   bool return_sequences = true;
 };
 
-void lowpass_forward(const LowpassForwardArgs& args, cudaStream_t stream);
+// block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh).
+void lowpass_forward(const LowpassForwardArgs& args, cudaStream_t stream, int block_size = 256);
 
 struct LowpassBackwardArgs {
   int T = 0, B = 0, H = 0;
@@ -42,6 +43,6 @@ struct LowpassBackwardArgs {
   float* dinitial_part = nullptr;  // [B, H] out: dL/dinitial per sample
 };
 
-void lowpass_backward(const LowpassBackwardArgs& args, cudaStream_t stream);
+void lowpass_backward(const LowpassBackwardArgs& args, cudaStream_t stream, int block_size = 256);
 
 }  // namespace nmsnn::kernels

@@ -32,9 +32,11 @@ __global__ void nll_log_softmax_kernel(const float* logits, const int* labels, i
 }  // namespace
 
 void nll_log_softmax(const float* logits, const int* labels, int B, int C, float* dlogits,
-                     float* losses, cudaStream_t stream) {
+                     float* losses, cudaStream_t stream, int block_size) {
+  check_block_size("nll_log_softmax", block_size);
   if (B < 1 || C < 1) ::nmsnn::detail::fail("nll_log_softmax: B and C must be >= 1, got ", B, ", ", C);
-  nll_log_softmax_kernel<<<grid_for(B, 128), 128, 0, stream>>>(logits, labels, B, C, dlogits, losses);
+  nll_log_softmax_kernel<<<grid_for(B, block_size), block_size, 0, stream>>>(logits, labels, B, C,
+                                                                            dlogits, losses);
   NMSNN_CHECK_LAUNCH("nll_log_softmax", "B=", B, ", C=", C);
 }
 

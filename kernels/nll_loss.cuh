@@ -10,7 +10,8 @@ namespace nmsnn::kernels {
 // logits[B, C], labels[B] in [0, C) (device). Writes dlogits[B, C] = (softmax - onehot) / B and,
 // when `losses` is not null, losses[b] = -log_softmax(logits[b])[labels[b]] (the loss is their
 // mean). A label outside [0, C) gives NaN for that sample instead of reading out of bounds.
+// block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh).
 void nll_log_softmax(const float* logits, const int* labels, int B, int C, float* dlogits,
-                     float* losses, cudaStream_t stream);
+                     float* losses, cudaStream_t stream, int block_size = 128);
 
 }  // namespace nmsnn::kernels

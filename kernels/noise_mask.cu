@@ -24,24 +24,25 @@ __global__ void noise_mask_kernel(NoiseKey key, const float* x, int T, int B, in
 
 namespace {
 void launch(NoiseKey key, const float* x, int T, int B, int I, float* out, cudaStream_t stream,
-            const char* what) {
+            const char* what, int block_size) {
+  check_block_size(what, block_size);
   if (T < 1 || B < 1 || I < 1)
     ::nmsnn::detail::fail(what, ": T, B and I must be >= 1, got ", T, ", ", B, ", ", I);
   const long long work = (long long)T * B * ((I + 3) / 4);
-  const int threads = 256;
-  const int blocks = int(work / threads + 1 < 65536 ? work / threads + 1 : 65536);
-  noise_mask_kernel<<<blocks, threads, 0, stream>>>(key, x, T, B, I, out);
+  noise_mask_kernel<<<grid_stride_for(work, block_size), block_size, 0, stream>>>(key, x, T, B, I,
+                                                                                  out);
   NMSNN_CHECK_LAUNCH(what, "T=", T, ", B=", B, ", I=", I);
 }
 }  // namespace
 
-void noise_mask(NoiseKey key, int T, int B, int I, float* out, cudaStream_t stream) {
-  launch(key, nullptr, T, B, I, out, stream, "noise_mask");
+void noise_mask(NoiseKey key, int T, int B, int I, float* out, cudaStream_t stream,
+                int block_size) {
+  launch(key, nullptr, T, B, I, out, stream, "noise_mask", block_size);
 }
 
 void masked_input(NoiseKey key, const float* x, int T, int B, int I, float* out,
-                  cudaStream_t stream) {
-  launch(key, x, T, B, I, out, stream, "masked_input");
+                  cudaStream_t stream, int block_size) {
+  launch(key, x, T, B, I, out, stream, "masked_input", block_size);
 }
 
 }  // namespace nmsnn::kernels

@@ -1,7 +1,6 @@
 // optimizer_update.cu — SGD (momentum, dampening, nesterov, weight decay) and Adam, elementwise.
 // The expressions are host/optimizer.cpp's, term for term, so the only differences from the CPU
 // engine are where a compiler fuses a multiply and an add (both sides may): a few ulps.
-#include <algorithm>
 #include <cmath>
 
 #include "cuda_check.cuh"
@@ -46,12 +45,11 @@ __global__ void adam_kernel(AdamFloats o, float* param, const float* grad, float
   }
 }
 
-unsigned blocks_for(size_t n) { return unsigned(std::min<size_t>((n + 255) / 256, 8192)); }
-
 }  // namespace
 
 void sgd_update(const Sgd& sgd, float* param, const float* grad, float* momentum_buffer, size_t n,
-                int64_t step, cudaStream_t stream) {
+                int64_t step, cudaStream_t stream, int block_size) {
+  check_block_size("sgd_update", block_size);
   if (n == 0) return;
   SgdFloats o;
   o.wd = float(sgd.weight_decay);
@@ -60,12 +58,14 @@ void sgd_update(const Sgd& sgd, float* param, const float* grad, float* momentum
   o.lr = float(sgd.lr);
   o.use_momentum = sgd.momentum != 0;
   o.nesterov = sgd.nesterov;
-  sgd_kernel<<<blocks_for(n), 256, 0, stream>>>(o, param, grad, momentum_buffer, n, step == 1);
+  sgd_kernel<<<grid_stride_for((long long)n, block_size, 8192), block_size, 0, stream>>>(
+      o, param, grad, momentum_buffer, n, step == 1);
   NMSNN_CHECK_LAUNCH("sgd_update", "n=", n, ", step=", step);
 }
 
 void adam_update(const Adam& adam, float* param, const float* grad, float* m, float* v, size_t n,
-                 int64_t step, cudaStream_t stream) {
+                 int64_t step, cudaStream_t stream, int block_size) {
+  check_block_size("adam_update", block_size);
   if (n == 0) return;
   // As host/optimizer.cpp: bias corrections in double, then rounded to float once.
   const double bias1 = 1.0 - std::pow(double(adam.beta1), double(step));
@@ -79,7 +79,8 @@ void adam_update(const Adam& adam, float* param, const float* grad, float* m, fl
   o.one_minus_b2 = float(1.0 - adam.beta2);
   o.eps = float(adam.eps);
   o.wd = float(adam.weight_decay);
-  adam_kernel<<<blocks_for(n), 256, 0, stream>>>(o, param, grad, m, v, n);
+  adam_kernel<<<grid_stride_for((long long)n, block_size, 8192), block_size, 0, stream>>>(
+      o, param, grad, m, v, n);
   NMSNN_CHECK_LAUNCH("adam_update", "n=", n, ", step=", step);
 }
 

@@ -12,10 +12,11 @@
 
 namespace nmsnn::kernels {
 
-// param, grad, momentum_buffer: n floats each. `step` counts from 1.
+// param, grad, momentum_buffer: n floats each. `step` counts from 1. block_size: threads per
+// block, a multiple of 32 in [32, 1024] (launch.cuh).
 void sgd_update(const Sgd& sgd, float* param, const float* grad, float* momentum_buffer, size_t n,
-                int64_t step, cudaStream_t stream);
+                int64_t step, cudaStream_t stream, int block_size = 256);
 void adam_update(const Adam& adam, float* param, const float* grad, float* m, float* v, size_t n,
-                 int64_t step, cudaStream_t stream);
+                 int64_t step, cudaStream_t stream, int block_size = 256);
 
 }  // namespace nmsnn::kernels

@@ -3,8 +3,6 @@
 // Forward: one thread per (b, h), h fastest, so a warp reads 32 consecutive floats per step; the
 // voltage and the rate's running sum stay in registers for the whole loop. Backward has no
 // recurrence (straight-through), so it is one thread per element.
-#include <algorithm>
-
 #include "activation_math.cuh"
 #include "launch.cuh"
 #include "spiking_activation.cuh"
@@ -12,8 +10,6 @@
 namespace nmsnn::kernels {
 
 namespace {
-
-constexpr int kThreads = 256;
 
 __global__ void spiking_activation_forward_kernel(SpikingActivationForwardArgs a,
                                                   ActivationKind kind, float dt,
@@ -62,18 +58,25 @@ __global__ void spiking_activation_backward_kernel(SpikingActivationBackwardArgs
   }
 }
 
-constexpr int kLossThreads = 256;
+// Thread i sums elements i, i + blockDim.x, ... in order; then the partial sums fold onto the
+// largest power of two p <= blockDim.x (sums[i] += sums[i + p]) and a fixed tree adds those.
+// The array is sized for the largest block (8 KiB of doubles), so any valid block size works.
 __global__ void rate_regularization_kernel(const float* rates, size_t count, float target,
                                            float weight, int B, bool accumulate, float* out) {
-  __shared__ double sums[kLossThreads];
+  __shared__ double sums[kMaxBlockSize];
+  const unsigned threads = blockDim.x;
   double sum = 0;
-  for (size_t e = threadIdx.x; e < count; e += kLossThreads) {
+  for (size_t e = threadIdx.x; e < count; e += threads) {
     const double d = double(rates[e]) - double(target);
     sum += d * d;
   }
   sums[threadIdx.x] = sum;
   __syncthreads();
-  for (int width = kLossThreads / 2; width > 0; width /= 2) {
+  unsigned p = 1;
+  while (2 * p <= threads) p *= 2;
+  if (threadIdx.x + p < threads) sums[threadIdx.x] += sums[threadIdx.x + p];
+  __syncthreads();
+  for (unsigned width = p / 2; width > 0; width /= 2) {
     if (threadIdx.x < width) sums[threadIdx.x] += sums[threadIdx.x + width];
     __syncthreads();
   }
@@ -89,33 +92,38 @@ void check(const char* what, int T, int B, int H) {
 }  // namespace
 
 void spiking_activation_forward(const SpikingActivation& layer,
-                                const SpikingActivationForwardArgs& args, cudaStream_t stream) {
+                                const SpikingActivationForwardArgs& args, cudaStream_t stream,
+                                int block_size) {
+  check_block_size("spiking_activation_forward", block_size);
   check("spiking_activation_forward", args.T, args.B, args.H);
   const long long n = (long long)args.B * args.H;
-  spiking_activation_forward_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(
+  spiking_activation_forward_kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(
       args, layer.activation, layer.dt, layer.random_initial_voltage, layer.return_sequences);
   NMSNN_CHECK_LAUNCH("spiking_activation_forward", "T=", args.T, ", B=", args.B, ", H=", args.H,
                      ", dt=", layer.dt, args.spikes ? ", spiking" : ", activation (training)");
 }
 
 void spiking_activation_backward(const SpikingActivation& layer,
-                                 const SpikingActivationBackwardArgs& args, cudaStream_t stream) {
+                                 const SpikingActivationBackwardArgs& args, cudaStream_t stream,
+                                 int block_size) {
+  check_block_size("spiking_activation_backward", block_size);
   check("spiking_activation_backward", args.T, args.B, args.H);
   if (layer.rate_weight > 0 && !args.rates)
     ::nmsnn::detail::fail("spiking_activation_backward: a regularised layer needs its rates");
-  const size_t count = size_t(args.T) * args.B * args.H;
-  const unsigned blocks = unsigned(std::min<size_t>((count + kThreads - 1) / kThreads, 65536));
+  const long long count = (long long)args.T * args.B * args.H;
   SpikingActivationBackwardArgs a = args;
   if (!(layer.rate_weight > 0)) a.rates = nullptr;
-  spiking_activation_backward_kernel<<<blocks, kThreads, 0, stream>>>(
+  spiking_activation_backward_kernel<<<grid_stride_for(count, block_size), block_size, 0,
+                                       stream>>>(
       a, layer.activation, layer.return_sequences, 2.0f * layer.rate_weight, layer.rate_target);
   NMSNN_CHECK_LAUNCH("spiking_activation_backward", "T=", args.T, ", B=", args.B, ", H=", args.H);
 }
 
 void rate_regularization_loss(const SpikingActivation& layer, const float* rates, int B, int H,
-                              bool accumulate, float* out, cudaStream_t stream) {
+                              bool accumulate, float* out, cudaStream_t stream, int block_size) {
+  check_block_size("rate_regularization_loss", block_size);
   check("rate_regularization_loss", 1, B, H);
-  rate_regularization_kernel<<<1, kLossThreads, 0, stream>>>(
+  rate_regularization_kernel<<<1, block_size, 0, stream>>>(
       rates, size_t(B) * H, layer.rate_target, layer.rate_weight, B, accumulate, out);
   NMSNN_CHECK_LAUNCH("rate_regularization_loss", "B=", B, ", H=", H);
 }

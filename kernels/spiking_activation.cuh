@@ -29,8 +29,10 @@ struct SpikingActivationForwardArgs {
   float* rates = nullptr;        // [B, H] or null: mean over all T steps of y (Hz)
 };
 
+// block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh), here and below.
 void spiking_activation_forward(const SpikingActivation& layer,
-                                const SpikingActivationForwardArgs& args, cudaStream_t stream);
+                                const SpikingActivationForwardArgs& args, cudaStream_t stream,
+                                int block_size = 256);
 
 struct SpikingActivationBackwardArgs {
   int T = 0, B = 0, H = 0;
@@ -41,12 +43,14 @@ struct SpikingActivationBackwardArgs {
 };
 
 void spiking_activation_backward(const SpikingActivation& layer,
-                                 const SpikingActivationBackwardArgs& args, cudaStream_t stream);
+                                 const SpikingActivationBackwardArgs& args, cudaStream_t stream,
+                                 int block_size = 256);
 
 // The rate regulariser's loss: *out = (accumulate ? *out : 0) + weight * sum over b, h of
-// (rates[b, h] - target)^2 / B, summed in double in a fixed order. One block: it is called once
-// per regularised layer and pass, on B * H values.
+// (rates[b, h] - target)^2 / B, summed in double in a fixed order (fixed for a given block
+// size). One block: it is called once per regularised layer and pass, on B * H values.
 void rate_regularization_loss(const SpikingActivation& layer, const float* rates, int B, int H,
-                              bool accumulate, float* out, cudaStream_t stream);
+                              bool accumulate, float* out, cudaStream_t stream,
+                              int block_size = 256);
 
 }  // namespace nmsnn::kernels

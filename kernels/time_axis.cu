@@ -1,15 +1,11 @@
 // time_axis.cu — time sums and broadcasts (see time_axis.cuh). One thread per column r, so a warp
 // reads 32 consecutive floats at every step.
-#include <algorithm>
-
 #include "launch.cuh"
 #include "time_axis.cuh"
 
 namespace nmsnn::kernels {
 
 namespace {
-
-constexpr int kThreads = 256;
 
 __global__ void time_sum_kernel(const float* x, int T, long long R, int begin, float scale,
                                 float* y) {
@@ -40,19 +36,21 @@ void check(const char* what, int T, long long R, int begin) {
 }  // namespace
 
 void time_sum(const float* x, int T, long long R, int begin, float scale, float* y,
-              cudaStream_t stream) {
+              cudaStream_t stream, int block_size) {
+  check_block_size("time_sum", block_size);
   check("time_sum", T, R, begin);
-  const unsigned blocks = unsigned(std::min<long long>((R + kThreads - 1) / kThreads, 65536));
-  time_sum_kernel<<<blocks, kThreads, 0, stream>>>(x, T, R, begin, scale, y);
+  time_sum_kernel<<<grid_stride_for(R, block_size), block_size, 0, stream>>>(x, T, R, begin, scale,
+                                                                            y);
   NMSNN_CHECK_LAUNCH("time_sum", "T=", T, ", R=", R, ", begin=", begin);
 }
 
 void time_broadcast(const float* y, int T, long long R, int begin, float scale, float* x,
-                    cudaStream_t stream) {
+                    cudaStream_t stream, int block_size) {
+  check_block_size("time_broadcast", block_size);
   check("time_broadcast", T, R, begin);
-  const size_t count = size_t(T) * size_t(R);
-  const unsigned blocks = unsigned(std::min<size_t>((count + kThreads - 1) / kThreads, 65536));
-  time_broadcast_kernel<<<blocks, kThreads, 0, stream>>>(y, T, R, begin, scale, x);
+  const long long count = (long long)T * R;
+  time_broadcast_kernel<<<grid_stride_for(count, block_size), block_size, 0, stream>>>(
+      y, T, R, begin, scale, x);
   NMSNN_CHECK_LAUNCH("time_broadcast", "T=", T, ", R=", R, ", begin=", begin);
 }
 

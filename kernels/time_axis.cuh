@@ -9,11 +9,12 @@
 namespace nmsnn::kernels {
 
 // y[r] = scale * sum over t = begin .. T-1 of x[t, r], t in increasing order.
+// block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh).
 void time_sum(const float* x, int T, long long R, int begin, float scale, float* y,
-              cudaStream_t stream);
+              cudaStream_t stream, int block_size = 256);
 
 // x[t, r] = scale * y[r] for t >= begin, 0 for t < begin.
 void time_broadcast(const float* y, int T, long long R, int begin, float scale, float* x,
-                    cudaStream_t stream);
+                    cudaStream_t stream, int block_size = 256);
 
 }  // namespace nmsnn::kernels

@@ -14,7 +14,18 @@
 //                     uses decay 0.5 and penalty/threshold 1.5, for which every product in the
 //                     recurrence is exact, so fused or unfused multiply-adds round the same way
 //                     and any difference is a bug, not rounding
-//   BiasGrad, SpikesFromU, Optimizer, NllLoss
+//   SpikesFromU, Optimizer, NllLoss
+//   Activation        each kind, forward and backward vs cpu/activation_layer.hpp: relu
+//                     bit-identical, tanh and sigmoid within the ulps of tanhf / expf
+//   SpikingActivation vs cpu/spiking_activation_layer.hpp: relu bit-identical; tanh and sigmoid
+//                     compared by their integral (a spike may move by a step), with the rate
+//                     regulariser's loss and gradient
+//   Lowpass           forward, backward and the parameter gradients vs cpu/lowpass_layer.hpp
+//   TimeAxis          time_sum / time_broadcast vs cpu/temporal_pool_layer.hpp and the readout
+//   Bias              add_bias bit-identical, bias_grad_reduce within the FP32 sum bound
+//   BlockSizes        every kernel with a block-size argument at 32 .. 1024 threads against its
+//                     twin, and bad block sizes (0, 48, 2048) refused with the kernel's name
+// The tolerance of each is stated, with its reason, over its checks.
 #include <gtest/gtest.h>
 
 #include "require_cuda.hpp"
@@ -22,16 +33,25 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "activation.cuh"
 #include "bias.cuh"
+#include "cpu/activation_layer.hpp"
+#include "cpu/activations.hpp"
 #include "cpu/lif.hpp"
+#include "cpu/lowpass_layer.hpp"
+#include "cpu/spiking_activation_layer.hpp"
+#include "cpu/temporal_pool_layer.hpp"
 #include "cublas_gemm.cuh"
 #include "cuda_check.cuh"
 #include "lif_backward.cuh"
 #include "lif_forward.cuh"
+#include "lowpass.cuh"
 #include "training/loss_math.hpp"
 #include "masked_linear.cuh"
 #include "nll_loss.cuh"
@@ -40,6 +60,9 @@
 #include "nmsnn/philox.hpp"
 #include "noise_mask.cuh"
 #include "optimizer_update.cuh"
+#include "spiking_activation.cuh"
+#include "throws_with.hpp"
+#include "time_axis.cuh"
 
 namespace {
 
@@ -89,7 +112,27 @@ uint32_t bits(float f) {
   return u;
 }
 
+// Elements whose bits differ (+0 and -0 count as equal); reports the first few.
+int count_bit_differences(const std::vector<float>& got, const std::vector<float>& want,
+                          const std::string& what) {
+  if (got.size() != want.size()) {
+    ADD_FAILURE() << what << ": " << got.size() << " elements on the device, " << want.size()
+                  << " on the cpu";
+    return 1;
+  }
+  int bad = 0;
+  for (size_t k = 0; k < got.size(); ++k)
+    if (bits(got[k]) != bits(want[k]) && !(got[k] == 0 && want[k] == 0) && bad++ < 5)
+      ADD_FAILURE() << what << " element " << k << ": device " << got[k] << ", cpu " << want[k];
+  return bad;
+}
+
 constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24, FP32 unit roundoff
+
+// The block sizes the launch wrappers default to (their headers), passed explicitly by the
+// twin tests; BlockSizes runs the same checks at 32 .. 1024.
+constexpr int kDefaultBlock = 256;
+constexpr int kNllDefaultBlock = 128;
 
 // Checks |got - want| <= rel * scale per element; reports the first failures with context.
 template <class Index>
@@ -113,12 +156,11 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
 
 // ---- noise masks -------------------------------------------------------------------------------
 
-TEST(NoiseMask, BitIdenticalToHost) {
-  REQUIRE_CUDA();
+void check_noise_mask(int T, int B, int I, int block) {
   const NoiseKey key{0x123456789abcdefULL, 42};
-  for (auto [T, B, I] : {std::tuple{1, 1, 1}, std::tuple{3, 5, 7}, std::tuple{37, 257, 33}}) {
+  {
     Dev<float> out(size_t(T) * B * I);
-    nmsnn::kernels::noise_mask(key, T, B, I, out.get(), nullptr);
+    nmsnn::kernels::noise_mask(key, T, B, I, out.get(), nullptr, block);
     const auto got = out.host();
     int bad = 0;
     for (int t = 0; t < T; ++t)
@@ -130,8 +172,26 @@ TEST(NoiseMask, BitIdenticalToHost) {
             ADD_FAILURE() << "mask (t=" << t << ", b=" << b << ", i=" << i << "): device " << g
                           << ", host " << want;
         }
-    EXPECT_EQ(bad, 0) << "T=" << T << " B=" << B << " I=" << I;
+    EXPECT_EQ(bad, 0) << "T=" << T << " B=" << B << " I=" << I << " block=" << block;
   }
+  // The encoded input m * x[b, i]: one product per element, bit-identical.
+  const auto x = random_vector(size_t(B) * I, -1.0f, 2.0f, 8);
+  Dev<float> dx(x), out(size_t(T) * B * I);
+  nmsnn::kernels::masked_input(key, dx.get(), T, B, I, out.get(), nullptr, block);
+  std::vector<float> want(size_t(T) * B * I);
+  for (int t = 0; t < T; ++t)
+    for (int b = 0; b < B; ++b)
+      for (int i = 0; i < I; ++i)
+        want[(size_t(t) * B + b) * I + i] = nmsnn::noise_mask(key, t, b, i) * x[size_t(b) * I + i];
+  EXPECT_EQ(count_bit_differences(out.host(), want, "masked_input T=" + std::to_string(T) +
+                                                        " block=" + std::to_string(block)),
+            0);
+}
+
+TEST(NoiseMask, BitIdenticalToHost) {
+  REQUIRE_CUDA();
+  for (auto [T, B, I] : {std::tuple{1, 1, 1}, std::tuple{3, 5, 7}, std::tuple{37, 257, 33}})
+    check_noise_mask(T, B, I, kDefaultBlock);
 }
 
 // ---- masked linear -----------------------------------------------------------------------------
@@ -362,13 +422,112 @@ std::vector<float> sample_of(const std::vector<float>& a, int T, int B, int H, i
   return out;
 }
 
-int count_bit_differences(const std::vector<float>& got, const std::vector<float>& want,
-                          const std::string& what) {
-  int bad = 0;
-  for (size_t k = 0; k < got.size(); ++k)
-    if (bits(got[k]) != bits(want[k]) && !(got[k] == 0 && want[k] == 0) && bad++ < 5)
-      ADD_FAILURE() << what << " element " << k << ": device " << got[k] << ", cpu " << want[k];
-  return bad;
+// One case of the LIF time loops at one block size: forward, then backward as a hidden layer and
+// as the last layer, and the bias gradient's reduction.
+void check_lif(const LifShape& s, ResetRule reset, bool delay, int begin, int block) {
+  const std::string name = "T=" + std::to_string(s.T) + " B=" + std::to_string(s.B) +
+                           " H=" + std::to_string(s.H) + " " + nmsnn::to_string(reset) +
+                           (delay ? " delay" : " no delay") + " begin_eval=" +
+                           std::to_string(begin) + " block=" + std::to_string(block);
+  const SpikingLayer layer = exact_layer(reset, delay);
+  const size_t n = size_t(s.T) * s.B * s.H;
+  const auto a = random_vector(n, -0.5f, 2.0f, 11);
+  const auto bias = random_vector(s.H, -0.3f, 0.3f, 12);
+  const float scale = begin > 0 ? 1.0f / float(s.T - begin) : 1.0f;
+
+  Dev<float> du_state(a), dbias(bias), spikes(n), tstate(n), tspikes(n), logits(size_t(s.B) * s.H),
+      rates(size_t(s.B) * s.H);
+  nmsnn::kernels::LifForwardArgs fa;
+  fa.T = s.T, fa.B = s.B, fa.H = s.H;
+  fa.bias = dbias.get();
+  fa.u = du_state.get();
+  fa.spikes = spikes.get();
+  fa.trace_state = tstate.get();
+  fa.trace_spikes = tspikes.get();
+  fa.logits = logits.get();
+  fa.rates = rates.get();
+  fa.begin_eval = begin;
+  fa.readout_scale = scale;
+  nmsnn::kernels::lif_forward(layer, fa, nullptr, block);
+  const auto u_dev = du_state.host(), s_dev = spikes.host(), ts_dev = tstate.host(),
+             tp_dev = tspikes.host(), l_dev = logits.host(), r_dev = rates.host();
+
+  // CPU twin, sample by sample; a + bias rounded first, as the kernel does.
+  nmsnn::cpu::LifNeurons<float> neurons = nmsnn::cpu::LifNeurons<float>::from(layer);
+  neurons.size = s.H;
+  std::vector<float> u_cpu(n), st_cpu(n), sp_cpu(n), l_cpu(size_t(s.B) * s.H), r_cpu(l_cpu.size());
+  for (int b = 0; b < s.B; ++b) {
+    std::vector<float> ab = sample_of(a, s.T, s.B, s.H, b);
+    for (int t = 0; t < s.T; ++t)
+      for (int h = 0; h < s.H; ++h) ab[size_t(t) * s.H + h] += bias[h];
+    std::vector<float> u(size_t(s.T) * s.H), st(u.size()), sp(u.size());
+    nmsnn::cpu::lif_forward(neurons, s.T, ab.data(), u.data(), st.data(), sp.data());
+    for (int t = 0; t < s.T; ++t)
+      for (int h = 0; h < s.H; ++h) {
+        const size_t at = (size_t(t) * s.B + b) * s.H + h;
+        u_cpu[at] = u[size_t(t) * s.H + h];
+        st_cpu[at] = st[size_t(t) * s.H + h];
+        sp_cpu[at] = sp[size_t(t) * s.H + h];
+      }
+    for (int h = 0; h < s.H; ++h) {
+      float sum = 0, fired = 0;
+      for (int t = begin; t < s.T; ++t) sum += st[size_t(t) * s.H + h];
+      for (int t = 0; t < s.T; ++t) fired += u[size_t(t) * s.H + h] > layer.threshold;
+      l_cpu[size_t(b) * s.H + h] = sum * scale;
+      r_cpu[size_t(b) * s.H + h] = fired / float(s.T);  // as cpu/lif_layer.hpp
+    }
+  }
+  EXPECT_EQ(count_bit_differences(u_dev, u_cpu, name + " u"), 0) << name;
+  EXPECT_EQ(count_bit_differences(s_dev, sp_cpu, name + " spikes"), 0) << name;
+  EXPECT_EQ(count_bit_differences(tp_dev, sp_cpu, name + " traced spikes"), 0) << name;
+  EXPECT_EQ(count_bit_differences(ts_dev, st_cpu, name + " traced state"), 0) << name;
+  EXPECT_EQ(count_bit_differences(l_dev, l_cpu, name + " logits"), 0) << name;
+  EXPECT_EQ(count_bit_differences(r_dev, r_cpu, name + " rates"), 0) << name;
+
+  // Backward, as a hidden layer (d_spikes) and as the last layer (dlogits).
+  const auto d_spikes = random_vector(n, -1.0f, 1.0f, 13);
+  const auto dlog = random_vector(size_t(s.B) * s.H, -1.0f, 1.0f, 14);
+  for (bool last : {false, true}) {
+    Dev<float> du_saved(u_cpu), dds(d_spikes), ddl(dlog), du(n), part(size_t(s.B) * s.H),
+        db(s.H);
+    nmsnn::kernels::LifBackwardArgs ba;
+    ba.T = s.T, ba.B = s.B, ba.H = s.H;
+    ba.u = du_saved.get();
+    ba.d_spikes = last ? nullptr : dds.get();
+    ba.dlogits = last ? ddl.get() : nullptr;
+    ba.begin_eval = begin;
+    ba.readout_scale = scale;
+    ba.du = du.get();
+    ba.dbias_part = part.get();
+    nmsnn::kernels::lif_backward(layer, ba, nullptr, block);
+    nmsnn::kernels::bias_grad_reduce(part.get(), s.B, s.H, db.get(), nullptr, block);
+    const auto du_dev = du.host(), db_dev = db.host();
+
+    std::vector<float> du_cpu(n);
+    std::vector<double> db_want(s.H, 0.0), db_scale(s.H, 0.0);
+    for (int b = 0; b < s.B; ++b) {
+      const std::vector<float> ub = sample_of(u_cpu, s.T, s.B, s.H, b);
+      std::vector<float> dstate(size_t(s.T) * s.H, 0.0f), dsp(size_t(s.T) * s.H, 0.0f);
+      if (last) {
+        for (int t = begin; t < s.T; ++t)
+          for (int h = 0; h < s.H; ++h) dstate[size_t(t) * s.H + h] = dlog[size_t(b) * s.H + h] * scale;
+      } else {
+        dsp = sample_of(d_spikes, s.T, s.B, s.H, b);
+      }
+      std::vector<float> dub(size_t(s.T) * s.H);
+      nmsnn::cpu::lif_backward(neurons, s.T, ub.data(), dstate.data(), dsp.data(), dub.data());
+      for (int t = 0; t < s.T; ++t)
+        for (int h = 0; h < s.H; ++h) {
+          du_cpu[(size_t(t) * s.B + b) * s.H + h] = dub[size_t(t) * s.H + h];
+          db_want[h] += dub[size_t(t) * s.H + h];
+          db_scale[h] += std::abs(dub[size_t(t) * s.H + h]);
+        }
+    }
+    const std::string bname = name + (last ? " (last layer)" : " (hidden layer)");
+    EXPECT_EQ(count_bit_differences(du_dev, du_cpu, bname + " du"), 0) << bname;
+    expect_close(db_dev, db_want, db_scale, (double(s.T) * s.B + 2) * kUnit, bname + " dbias",
+                 [](size_t h) { return "h=" + std::to_string(h); });
+  }
 }
 
 TEST(Lif, ForwardAndBackwardBitIdenticalToCpu) {
@@ -376,115 +535,10 @@ TEST(Lif, ForwardAndBackwardBitIdenticalToCpu) {
   for (const LifShape& s : kLifShapes)
     for (ResetRule reset : {ResetRule::scale, ResetRule::subtract})
       for (bool delay : {true, false})
-        for (int begin : {0, s.T / 2}) {
-          const std::string name = "T=" + std::to_string(s.T) + " B=" + std::to_string(s.B) +
-                                   " H=" + std::to_string(s.H) + " " + nmsnn::to_string(reset) +
-                                   (delay ? " delay" : " no delay") + " begin_eval=" +
-                                   std::to_string(begin);
-          const SpikingLayer layer = exact_layer(reset, delay);
-          const size_t n = size_t(s.T) * s.B * s.H;
-          const auto a = random_vector(n, -0.5f, 2.0f, 11);
-          const auto bias = random_vector(s.H, -0.3f, 0.3f, 12);
-          const float scale = begin > 0 ? 1.0f / float(s.T - begin) : 1.0f;
-
-          Dev<float> du_state(a), dbias(bias), spikes(n), tstate(n), tspikes(n), logits(size_t(s.B) * s.H),
-              rates(size_t(s.B) * s.H);
-          nmsnn::kernels::LifForwardArgs fa;
-          fa.T = s.T, fa.B = s.B, fa.H = s.H;
-          fa.bias = dbias.get();
-          fa.u = du_state.get();
-          fa.spikes = spikes.get();
-          fa.trace_state = tstate.get();
-          fa.trace_spikes = tspikes.get();
-          fa.logits = logits.get();
-          fa.rates = rates.get();
-          fa.begin_eval = begin;
-          fa.readout_scale = scale;
-          nmsnn::kernels::lif_forward(layer, fa, nullptr);
-          const auto u_dev = du_state.host(), s_dev = spikes.host(), ts_dev = tstate.host(),
-                     tp_dev = tspikes.host(), l_dev = logits.host(), r_dev = rates.host();
-
-          // CPU twin, sample by sample; a + bias rounded first, as the kernel does.
-          nmsnn::cpu::LifNeurons<float> neurons = nmsnn::cpu::LifNeurons<float>::from(layer);
-          neurons.size = s.H;
-          std::vector<float> u_cpu(n), st_cpu(n), sp_cpu(n), l_cpu(size_t(s.B) * s.H), r_cpu(l_cpu.size());
-          for (int b = 0; b < s.B; ++b) {
-            std::vector<float> ab = sample_of(a, s.T, s.B, s.H, b);
-            for (int t = 0; t < s.T; ++t)
-              for (int h = 0; h < s.H; ++h) ab[size_t(t) * s.H + h] += bias[h];
-            std::vector<float> u(size_t(s.T) * s.H), st(u.size()), sp(u.size());
-            nmsnn::cpu::lif_forward(neurons, s.T, ab.data(), u.data(), st.data(), sp.data());
-            for (int t = 0; t < s.T; ++t)
-              for (int h = 0; h < s.H; ++h) {
-                const size_t at = (size_t(t) * s.B + b) * s.H + h;
-                u_cpu[at] = u[size_t(t) * s.H + h];
-                st_cpu[at] = st[size_t(t) * s.H + h];
-                sp_cpu[at] = sp[size_t(t) * s.H + h];
-              }
-            for (int h = 0; h < s.H; ++h) {
-              float sum = 0, fired = 0;
-              for (int t = begin; t < s.T; ++t) sum += st[size_t(t) * s.H + h];
-              for (int t = 0; t < s.T; ++t) fired += u[size_t(t) * s.H + h] > layer.threshold;
-              l_cpu[size_t(b) * s.H + h] = sum * scale;
-              r_cpu[size_t(b) * s.H + h] = fired / float(s.T);  // as cpu/lif_layer.hpp
-            }
-          }
-          EXPECT_EQ(count_bit_differences(u_dev, u_cpu, name + " u"), 0) << name;
-          EXPECT_EQ(count_bit_differences(s_dev, sp_cpu, name + " spikes"), 0) << name;
-          EXPECT_EQ(count_bit_differences(tp_dev, sp_cpu, name + " traced spikes"), 0) << name;
-          EXPECT_EQ(count_bit_differences(ts_dev, st_cpu, name + " traced state"), 0) << name;
-          EXPECT_EQ(count_bit_differences(l_dev, l_cpu, name + " logits"), 0) << name;
-          EXPECT_EQ(count_bit_differences(r_dev, r_cpu, name + " rates"), 0) << name;
-
-          // Backward, as a hidden layer (d_spikes) and as the last layer (dlogits).
-          const auto d_spikes = random_vector(n, -1.0f, 1.0f, 13);
-          const auto dlog = random_vector(size_t(s.B) * s.H, -1.0f, 1.0f, 14);
-          for (bool last : {false, true}) {
-            Dev<float> du_saved(u_cpu), dds(d_spikes), ddl(dlog), du(n), part(size_t(s.B) * s.H),
-                db(s.H);
-            nmsnn::kernels::LifBackwardArgs ba;
-            ba.T = s.T, ba.B = s.B, ba.H = s.H;
-            ba.u = du_saved.get();
-            ba.d_spikes = last ? nullptr : dds.get();
-            ba.dlogits = last ? ddl.get() : nullptr;
-            ba.begin_eval = begin;
-            ba.readout_scale = scale;
-            ba.du = du.get();
-            ba.dbias_part = part.get();
-            nmsnn::kernels::lif_backward(layer, ba, nullptr);
-            nmsnn::kernels::bias_grad_reduce(part.get(), s.B, s.H, db.get(), nullptr);
-            const auto du_dev = du.host(), db_dev = db.host();
-
-            std::vector<float> du_cpu(n);
-            std::vector<double> db_want(s.H, 0.0), db_scale(s.H, 0.0);
-            for (int b = 0; b < s.B; ++b) {
-              const std::vector<float> ub = sample_of(u_cpu, s.T, s.B, s.H, b);
-              std::vector<float> dstate(size_t(s.T) * s.H, 0.0f), dsp(size_t(s.T) * s.H, 0.0f);
-              if (last) {
-                for (int t = begin; t < s.T; ++t)
-                  for (int h = 0; h < s.H; ++h) dstate[size_t(t) * s.H + h] = dlog[size_t(b) * s.H + h] * scale;
-              } else {
-                dsp = sample_of(d_spikes, s.T, s.B, s.H, b);
-              }
-              std::vector<float> dub(size_t(s.T) * s.H);
-              nmsnn::cpu::lif_backward(neurons, s.T, ub.data(), dstate.data(), dsp.data(), dub.data());
-              for (int t = 0; t < s.T; ++t)
-                for (int h = 0; h < s.H; ++h) {
-                  du_cpu[(size_t(t) * s.B + b) * s.H + h] = dub[size_t(t) * s.H + h];
-                  db_want[h] += dub[size_t(t) * s.H + h];
-                  db_scale[h] += std::abs(dub[size_t(t) * s.H + h]);
-                }
-            }
-            const std::string bname = name + (last ? " (last layer)" : " (hidden layer)");
-            EXPECT_EQ(count_bit_differences(du_dev, du_cpu, bname + " du"), 0) << bname;
-            expect_close(db_dev, db_want, db_scale, (double(s.T) * s.B + 2) * kUnit, bname + " dbias",
-                         [](size_t h) { return "h=" + std::to_string(h); });
-          }
-        }
+        for (int begin : {0, s.T / 2}) check_lif(s, reset, delay, begin, kDefaultBlock);
 }
 
-TEST(SpikesFromU, BitIdenticalToCpu) {
-  REQUIRE_CUDA();
+void check_spikes_from_u(int block) {
   for (bool delay : {true, false}) {
     const int T = 9, B = 7, H = 33;
     const size_t n = size_t(T) * B * H;
@@ -492,7 +546,7 @@ TEST(SpikesFromU, BitIdenticalToCpu) {
     layer.threshold = 0.7f;
     const auto u = random_vector(n, -1.0f, 2.0f, 21);
     Dev<float> du(u), out(n);
-    nmsnn::kernels::spikes_from_u(layer, T, B, H, du.get(), out.get(), nullptr);
+    nmsnn::kernels::spikes_from_u(layer, T, B, H, du.get(), out.get(), nullptr, block);
     const auto got = out.host();
     nmsnn::cpu::LifNeurons<float> neurons = nmsnn::cpu::LifNeurons<float>::from(layer);
     neurons.size = H;
@@ -504,56 +558,68 @@ TEST(SpikesFromU, BitIdenticalToCpu) {
       for (int t = 0; t < T; ++t)
         for (int h = 0; h < H; ++h) want[(size_t(t) * B + b) * H + h] = s[size_t(t) * H + h];
     }
-    EXPECT_EQ(count_bit_differences(got, want, delay ? "delay" : "no delay"), 0);
+    EXPECT_EQ(count_bit_differences(got, want, delay ? "delay" : "no delay"), 0)
+        << "block=" << block;
   }
+}
+
+TEST(SpikesFromU, BitIdenticalToCpu) {
+  REQUIRE_CUDA();
+  check_spikes_from_u(kDefaultBlock);
 }
 
 // ---- optimisers and loss -------------------------------------------------------------------------
 
-TEST(Optimizer, SameArithmeticAsHost) {
-  REQUIRE_CUDA();
-  const size_t n = 1000;
-  const std::vector<nmsnn::OptimizerSpec> specs = {
+const std::vector<nmsnn::OptimizerSpec> kOptimizers = {
       nmsnn::Sgd{0.1f},
       nmsnn::Sgd{0.1f, 0.5f},
       nmsnn::Sgd{0.05f, 0.9f, 0.1f, 1e-2f, false},
       nmsnn::Sgd{0.05f, 0.9f, 0.0f, 1e-3f, true},
       nmsnn::Adam{1e-3f},
       nmsnn::Adam{2e-3f, 0.8f, 0.99f, 1e-6f, 1e-2f},
-  };
+};
+
+void check_optimizers(const std::vector<nmsnn::OptimizerSpec>& specs, size_t n, int64_t steps,
+                      int block) {
   for (const auto& spec : specs) {
     std::vector<float> p = random_vector(n, -1, 1, 31), m(n, 0.0f), v(n, 0.0f);
     Dev<float> dp(p), dm(n), dv(n), dg(n);
-    for (int64_t step = 1; step <= 4; ++step) {
+    for (int64_t step = 1; step <= steps; ++step) {
       const auto g = random_vector(n, -1, 1, 40 + step);
       dg.put(g);
       if (const auto* sgd = std::get_if<nmsnn::Sgd>(&spec)) {
         nmsnn::sgd_update(*sgd, p.data(), g.data(), m.data(), n, step);
-        nmsnn::kernels::sgd_update(*sgd, dp.get(), dg.get(), dm.get(), n, step, nullptr);
+        nmsnn::kernels::sgd_update(*sgd, dp.get(), dg.get(), dm.get(), n, step, nullptr, block);
       } else {
         const auto& adam = std::get<nmsnn::Adam>(spec);
         nmsnn::adam_update(adam, p.data(), g.data(), m.data(), v.data(), n, step);
-        nmsnn::kernels::adam_update(adam, dp.get(), dg.get(), dm.get(), dv.get(), n, step, nullptr);
+        nmsnn::kernels::adam_update(adam, dp.get(), dg.get(), dm.get(), dv.get(), n, step, nullptr,
+                                    block);
       }
       // Both sides may fuse a multiply and an add differently: allow a few ulps.
       const auto got = dp.host();
       double worst = 0;
       for (size_t i = 0; i < n; ++i)
         worst = std::max(worst, std::abs(double(got[i]) - p[i]) / std::max(1e-3, double(std::abs(p[i]))));
-      EXPECT_LE(worst, 1e-6) << nmsnn::describe(spec) << " step " << step;
+      EXPECT_LE(worst, 1e-6) << nmsnn::describe(spec) << " step " << step << " block " << block;
     }
   }
 }
 
-TEST(NllLoss, MatchesHost) {
+TEST(Optimizer, SameArithmeticAsHost) {
   REQUIRE_CUDA();
-  for (auto [B, C] : {std::pair{1, 1}, std::pair{3, 10}, std::pair{1000, 10}, std::pair{5, 257}}) {
+  check_optimizers(kOptimizers, 1000, 4, kDefaultBlock);
+}
+
+void check_nll_loss(int B, int C, int block) {
+  {
     const auto z = random_vector(size_t(B) * C, -5, 5, 51);
     std::vector<int> labels(B);
     for (int b = 0; b < B; ++b) labels[b] = (b * 7) % C;
     Dev<float> dz(z), grad(size_t(B) * C), losses(B);
     Dev<int> dl(labels);
-    nmsnn::kernels::nll_log_softmax(dz.get(), dl.get(), B, C, grad.get(), losses.get(), nullptr);
+    nmsnn::kernels::nll_log_softmax(dz.get(), dl.get(), B, C, grad.get(), losses.get(), nullptr,
+                                    block);
     std::vector<double> zd(z.begin(), z.end()), gd(z.size());
     const double loss = nmsnn::detail::nll_log_softmax(zd.data(), B, C, labels.data(), gd.data());
     const auto g = grad.host(), l = losses.host();
@@ -562,7 +628,634 @@ TEST(NllLoss, MatchesHost) {
     mean /= B;
     EXPECT_NEAR(mean, loss, 1e-5 * std::max(1.0, std::abs(loss))) << "B=" << B << " C=" << C;
     for (size_t k = 0; k < g.size(); ++k)
-      ASSERT_NEAR(g[k], gd[k], 1e-6 / B + 1e-7) << "B=" << B << " C=" << C << " element " << k;
+      ASSERT_NEAR(g[k], gd[k], 1e-6 / B + 1e-7)
+          << "B=" << B << " C=" << C << " block=" << block << " element " << k;
+  }
+}
+
+TEST(NllLoss, MatchesHost) {
+  REQUIRE_CUDA();
+  for (auto [B, C] : {std::pair{1, 1}, std::pair{3, 10}, std::pair{1000, 10}, std::pair{5, 257}})
+    check_nll_loss(B, C, kNllDefaultBlock);
+}
+
+// ---- layers without weights: the CPU layer classes, run sample by sample -----------------------
+//
+// The device keeps a batch time-major, [T, B, W]; a CPU layer reads one sample's x(t, h) at
+// data[t * t_stride + h], so it can read the device layout directly (data = x + b*W, stride B*W).
+// Its outputs are per sample, [out_steps, W]; these helpers put them back time-major.
+
+using nmsnn::ActivationKind;
+using CpuLayer = nmsnn::cpu::CpuLayer<float>;
+const ActivationKind kKinds[] = {ActivationKind::relu, ActivationKind::tanh,
+                                 ActivationKind::sigmoid};
+
+// What a CPU layer knows about its pass (training, noise key, batch).
+using CpuPass = nmsnn::cpu::Pass<float>;
+
+CpuPass cpu_pass(bool training, NoiseKey key, int batch) {
+  CpuPass pass;
+  pass.training = training;
+  pass.key = key;
+  pass.batch = batch;
+  return pass;
+}
+
+struct CpuForward {
+  std::vector<float> y, state;  // [out_steps, B, W]
+  std::vector<float> rates;     // [B, W]
+  std::vector<float> saved;     // [B, saved_floats()]
+  double regularization = 0;    // summed over the batch
+};
+
+nmsnn::cpu::SampleInput<float> sample_input(const std::vector<float>& x, int T, int B, int W,
+                                            int b) {
+  nmsnn::cpu::SampleInput<float> in;
+  in.T = T;
+  in.I = W;
+  in.data = x.data() + size_t(b) * W;
+  in.t_stride = size_t(B) * W;
+  return in;
+}
+
+// [out_steps, W] of sample b into a time-major [out_steps, B, W].
+void scatter(const std::vector<float>& sample, int steps, int B, int W, int b,
+             std::vector<float>& out) {
+  for (int t = 0; t < steps; ++t)
+    for (int h = 0; h < W; ++h) out[(size_t(t) * B + b) * W + h] = sample[size_t(t) * W + h];
+}
+
+CpuForward cpu_forward(const CpuLayer& layer, const std::vector<float>& x, int B,
+                       const CpuPass& pass) {
+  const int T = layer.in_steps, S = layer.out_steps, W = layer.out_width;
+  const size_t saved = layer.saved_floats();
+  CpuForward f;
+  f.y.resize(size_t(S) * B * W);
+  f.state.resize(f.y.size());
+  f.rates.resize(size_t(B) * W);
+  f.saved.resize(size_t(B) * saved);
+  nmsnn::cpu::LayerScratch<float> scratch;
+  for (int b = 0; b < B; ++b) {
+    std::vector<float> y(size_t(S) * W), state(y.size());
+    nmsnn::cpu::LayerOutput<float> out;
+    out.y = y.data();
+    out.state = state.data();
+    out.rates = f.rates.data() + size_t(b) * W;
+    out.saved = saved ? f.saved.data() + size_t(b) * saved : nullptr;
+    layer.forward(sample_input(x, T, B, W, b), uint32_t(b), pass, out, scratch);
+    scatter(y, S, B, W, b, f.y);
+    scatter(state, S, B, W, b, f.state);
+    f.regularization += out.regularization;
+  }
+  return f;
+}
+
+// dx [T, B, W] and the parameters' gradients summed over the batch (engine layout).
+struct CpuBackward {
+  std::vector<float> dx;
+  std::vector<std::vector<float>> grads;
+};
+
+CpuBackward cpu_backward(const CpuLayer& layer, const std::vector<float>& x, int B,
+                         const CpuPass& pass, const CpuForward& f,
+                         const std::vector<float>& dy) {
+  const int T = layer.in_steps, S = layer.out_steps, W = layer.out_width;
+  const size_t saved = layer.saved_floats();
+  CpuBackward g;
+  g.dx.resize(size_t(T) * B * W);
+  std::vector<float*> grads;
+  for (const auto& p : layer.params) g.grads.emplace_back(p.value.size(), 0.0f);
+  for (auto& v : g.grads) grads.push_back(v.data());
+  nmsnn::cpu::LayerScratch<float> scratch;
+  for (int b = 0; b < B; ++b) {
+    const std::vector<float> dyb = sample_of(dy, S, B, W, b);
+    std::vector<float> dx(size_t(T) * W);
+    nmsnn::cpu::LayerGrad<float> lg;
+    lg.dy = dyb.data();
+    lg.dx = dx.data();
+    lg.grads = grads.data();
+    layer.backward(sample_input(x, T, B, W, b), uint32_t(b), pass,
+                   saved ? f.saved.data() + size_t(b) * saved : nullptr, lg, scratch);
+    scatter(dx, T, B, W, b, g.dx);
+  }
+  return g;
+}
+
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// Describes element e of a time-major [T, B, W] array.
+auto tbw(int B, int W) {
+  return [B, W](size_t e) {
+    return "(t=" + std::to_string(e / (size_t(B) * W)) + ", b=" + std::to_string(e / W % B) +
+           ", h=" + std::to_string(e % W) + ")";
+  };
+}
+
+std::string shape_name(int T, int B, int W, int block) {
+  return "T=" + std::to_string(T) + " B=" + std::to_string(B) + " W=" + std::to_string(W) +
+         " block=" + std::to_string(block);
+}
+
+// The awkward shape of the twin tests: B*W = 111 neurons, so blocks of 32 .. 1024 all end in a
+// partial block (and 32 and 64 need several).
+struct TimeShape {
+  int T, B, W;
+};
+constexpr TimeShape kOdd{7, 3, 37};
+
+// ---- Activation --------------------------------------------------------------------------------
+//
+// Tolerance: relu is exact on both sides (bit-identical). tanh and sigmoid use tanhf / expf on
+// the device and std::tanh / std::exp on the CPU, each within 2 ulps of the true value (CUDA
+// Programming Guide, glibc); sigmoid's 1 / (1 + e) and tanh's 1 - y^2 add at most three roundings
+// of values <= 1 in magnitude. So |device - cpu| <= 8 * 2^-24 on a scale of 1 + |f| (forward)
+// and |dy| (1 + |f'|) (backward); the test allows 16 for headroom.
+constexpr double kActivationRel = 16 * kUnit;
+
+void check_activation(ActivationKind kind, const TimeShape& s, int block) {
+  const std::string name = std::string("activation ") + nmsnn::to_string(kind) + " " +
+                           shape_name(s.T, s.B, s.W, block);
+  const size_t n = size_t(s.T) * s.B * s.W;
+  const auto x = random_vector(n, -4.0f, 4.0f, 61, 0.1f);  // exact zeros: relu'(0) = 0
+  const auto dy = random_vector(n, -1.0f, 1.0f, 62);
+  Dev<float> dx_in(x), ddy(dy), y(n), dx(n);
+  nmsnn::kernels::activation_forward(kind, dx_in.get(), n, y.get(), nullptr, block);
+  nmsnn::kernels::activation_backward(kind, dx_in.get(), ddy.get(), n, dx.get(), nullptr, block);
+  const auto y_dev = y.host(), dx_dev = dx.host();
+
+  const nmsnn::cpu::ActivationLayer<float> layer(s.W, s.W, s.T, kind);
+  const CpuPass pass = cpu_pass(true, {}, s.B);
+  const CpuForward f = cpu_forward(layer, x, s.B, pass);
+  const CpuBackward g = cpu_backward(layer, x, s.B, pass, f, dy);
+  if (kind == ActivationKind::relu) {
+    EXPECT_EQ(count_bit_differences(y_dev, f.y, name + " y"), 0) << name;
+    EXPECT_EQ(count_bit_differences(dx_dev, g.dx, name + " dx"), 0) << name;
+    return;
+  }
+  std::vector<double> y_scale(n), dx_scale(n);
+  for (size_t e = 0; e < n; ++e) {
+    y_scale[e] = 1.0 + std::abs(f.y[e]);
+    dx_scale[e] = std::abs(dy[e]) * (1.0 + std::abs(nmsnn::cpu::activate_grad(kind, x[e])));
+  }
+  expect_close(y_dev, to_double(f.y), y_scale, kActivationRel, name + " y", tbw(s.B, s.W));
+  expect_close(dx_dev, to_double(g.dx), dx_scale, kActivationRel, name + " dx", tbw(s.B, s.W));
+}
+
+TEST(Activation, ForwardAndBackwardMatchCpu) {
+  REQUIRE_CUDA();
+  for (ActivationKind kind : kKinds)
+    for (const TimeShape& s : {kOdd, TimeShape{1, 1, 1}, TimeShape{5, 17, 33}})
+      check_activation(kind, s, kDefaultBlock);
+}
+
+// ---- SpikingActivation -------------------------------------------------------------------------
+//
+// Forward, relu: f(x) = x exactly and both sides round v += f * dt the same way (no fused
+// multiply-add), so spikes, voltages and rates are bit-identical for any dt.
+// Forward, tanh and sigmoid: f may differ by the ulps above, which can move a voltage across an
+// integer, so a step's spike count may differ by one (then the voltage differs by about one and a
+// later step makes up for it). What must agree is the integral: per neuron, the running spike
+// count may differ by at most 1, and (count + voltage), which is v0 + sum_t f(x[t]) dt, within
+// (t + 1) * 8 * 2^-24 (per step: f's error times dt < 1, and two roundings of a voltage < 2);
+// rates within one spike over the run, 1 / (dt T), plus the rounding of their sum.
+// Backward (straight-through, dx = f'(x) (dy + the regulariser's share)): the rates come from the
+// CPU pass on both sides, so only f' differs: kActivationRel, exact for relu.
+
+struct SpikingCase {
+  ActivationKind kind;
+  bool return_sequences, random_voltage, spikes, regularized;
+};
+
+// Spike trains y [T, B, W] (n / dt per step) and voltages v, per the tolerance above.
+void expect_spike_trains_close(const std::vector<float>& y_dev, const std::vector<float>& v_dev,
+                               const std::vector<float>& y_cpu, const std::vector<float>& v_cpu,
+                               int T, int B, int W, float dt, const std::string& name) {
+  int bad = 0;
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < W; ++h) {
+      long dev_count = 0, cpu_count = 0;
+      for (int t = 0; t < T; ++t) {
+        const size_t at = (size_t(t) * B + b) * W + h;
+        dev_count += std::lround(double(y_dev[at]) * dt);
+        cpu_count += std::lround(double(y_cpu[at]) * dt);
+        const double integral_diff =
+            std::abs((double(dev_count) + v_dev[at]) - (double(cpu_count) + v_cpu[at]));
+        if ((std::abs(dev_count - cpu_count) > 1 || !(integral_diff <= (t + 1) * 8 * kUnit)) &&
+            bad++ < 5)
+          ADD_FAILURE() << name << " at (t=" << t << ", b=" << b << ", h=" << h
+                        << "): spike counts so far " << dev_count << " (device) vs " << cpu_count
+                        << ", count + voltage differ by " << integral_diff;
+      }
+    }
+  EXPECT_EQ(bad, 0) << name;
+}
+
+void check_spiking_activation(const SpikingCase& c, const TimeShape& s, int block) {
+  nmsnn::SpikingActivation spec;
+  spec.activation = c.kind;
+  spec.dt = c.kind == ActivationKind::relu ? 0.05f : 0.1f;
+  spec.random_initial_voltage = c.random_voltage;
+  spec.return_sequences = c.return_sequences;
+  spec.spiking_aware_training = c.spikes;  // off: a training pass returns f(x)
+  spec.rate_target = 3.0f;
+  spec.rate_weight = c.regularized ? 0.01f : 0.0f;
+  const std::string name = std::string("spiking_activation ") + nmsnn::to_string(c.kind) +
+                           (c.return_sequences ? " sequences" : " last step") +
+                           (c.random_voltage ? " random v0" : " v0=0") +
+                           (c.spikes ? "" : " (training, no spikes)") +
+                           (c.regularized ? " regularised " : " ") +
+                           shape_name(s.T, s.B, s.W, block);
+  const int S = c.return_sequences ? s.T : 1;
+  const size_t n = size_t(s.T) * s.B * s.W, out_n = size_t(S) * s.B * s.W, bw = size_t(s.B) * s.W;
+  const auto x = random_vector(n, -1.0f, 3.0f, 71, 0.1f);
+  const auto dy = random_vector(out_n, -1.0f, 1.0f, 72);
+
+  // The CPU layer derives the voltage key from the pass's seed and its index, as the engine does.
+  nmsnn::cpu::SpikingActivationLayer<float> layer(s.W, s.W, s.T, spec);
+  layer.index = 2;
+  const CpuPass pass = cpu_pass(true, NoiseKey{1234, 5}, s.B);
+  const CpuForward f = cpu_forward(layer, x, s.B, pass);
+  const CpuBackward g = cpu_backward(layer, x, s.B, pass, f, dy);
+
+  Dev<float> dx_in(x), y(out_n), state(out_n), rates(bw);
+  nmsnn::kernels::SpikingActivationForwardArgs fa;
+  fa.T = s.T, fa.B = s.B, fa.H = s.W;
+  fa.x = dx_in.get();
+  fa.y = y.get();
+  fa.spikes = c.spikes;
+  fa.voltage_key = {nmsnn::detail::voltage_key(1234, 2), 5};
+  fa.trace_state = state.get();
+  fa.rates = rates.get();
+  nmsnn::kernels::spiking_activation_forward(spec, fa, nullptr, block);
+  const auto y_dev = y.host(), v_dev = state.host(), r_dev = rates.host();
+  const bool exact = c.kind == ActivationKind::relu;
+  if (exact) {
+    EXPECT_EQ(count_bit_differences(y_dev, f.y, name + " y"), 0) << name;
+    EXPECT_EQ(count_bit_differences(v_dev, f.state, name + " voltage"), 0) << name;
+    EXPECT_EQ(count_bit_differences(r_dev, f.rates, name + " rates"), 0) << name;
+  } else if (!c.spikes) {  // y = f(x), the state shows y
+    std::vector<double> scale(out_n);
+    for (size_t e = 0; e < out_n; ++e) scale[e] = 1.0 + std::abs(f.y[e]);
+    expect_close(y_dev, to_double(f.y), scale, kActivationRel, name + " y", tbw(s.B, s.W));
+    expect_close(v_dev, to_double(f.state), scale, kActivationRel, name + " state", tbw(s.B, s.W));
+    std::vector<double> rscale(bw, 2.0);  // |f| <= 1: the mean of T values is below 1
+    expect_close(r_dev, to_double(f.rates), rscale, (s.T + 2) * kActivationRel, name + " rates",
+                 tbw(s.B, s.W));
+  } else {
+    ASSERT_TRUE(c.return_sequences) << "the integral check needs every step";
+    expect_spike_trains_close(y_dev, v_dev, f.y, f.state, s.T, s.B, s.W, spec.dt, name);
+    std::vector<double> rscale(bw);
+    for (size_t e = 0; e < bw; ++e) rscale[e] = 1.0 / (spec.dt * s.T);  // one spike in the run
+    expect_close(r_dev, to_double(f.rates), rscale, 1.0 + (s.T + 2) * kUnit * 4 * s.T,
+                 name + " rates", tbw(s.B, s.W));
+  }
+
+  // The regulariser's loss from the CPU's rates: both sum in double, in different orders.
+  if (c.regularized) {
+    Dev<float> cpu_rates(f.rates), loss(1);
+    nmsnn::kernels::rate_regularization_loss(spec, cpu_rates.get(), s.B, s.W, false, loss.get(),
+                                             nullptr, block);
+    const float got = loss.host()[0];
+    EXPECT_NEAR(got, f.regularization, 1e-6 * std::abs(f.regularization) + 1e-30) << name;
+    // accumulate = true adds to what is there.
+    nmsnn::kernels::rate_regularization_loss(spec, cpu_rates.get(), s.B, s.W, true, loss.get(),
+                                             nullptr, block);
+    EXPECT_NEAR(loss.host()[0], 2 * f.regularization, 2e-6 * std::abs(f.regularization) + 1e-30)
+        << name << " (accumulated)";
+  }
+
+  Dev<float> ddy(dy), saved_rates(c.regularized ? f.saved : f.rates), dx(n);
+  nmsnn::kernels::SpikingActivationBackwardArgs ba;
+  ba.T = s.T, ba.B = s.B, ba.H = s.W;
+  ba.x = dx_in.get();
+  ba.dy = ddy.get();
+  ba.rates = saved_rates.get();
+  ba.dx = dx.get();
+  nmsnn::kernels::spiking_activation_backward(spec, ba, nullptr, block);
+  const auto dx_dev = dx.host();
+  if (exact) {
+    EXPECT_EQ(count_bit_differences(dx_dev, g.dx, name + " dx"), 0) << name;
+  } else {
+    // dy plus the regulariser's share is the same float on both sides; f' differs.
+    std::vector<double> scale(n);
+    const std::vector<float>& r = c.regularized ? f.saved : f.rates;
+    for (size_t e = 0; e < n; ++e) {
+      const size_t t = e / bw, at = e % bw;
+      double d = c.return_sequences ? dy[e] : (t == size_t(s.T) - 1 ? dy[at] : 0.0);
+      if (c.regularized)
+        d += 2.0 * spec.rate_weight * (r[at] - spec.rate_target) / (double(s.B) * s.T);
+      scale[e] = std::abs(d) * (1.0 + std::abs(nmsnn::cpu::activate_grad(c.kind, x[e])));
+    }
+    expect_close(dx_dev, to_double(g.dx), scale, kActivationRel, name + " dx", tbw(s.B, s.W));
+  }
+}
+
+// {kind, return_sequences, random initial voltage, spikes, regularised}
+const SpikingCase kSpikingCases[] = {
+    {ActivationKind::relu, true, true, true, false},
+    {ActivationKind::relu, false, true, true, true},
+    {ActivationKind::relu, true, false, true, true},
+    {ActivationKind::relu, true, true, false, false},
+    {ActivationKind::tanh, true, true, true, true},
+    {ActivationKind::tanh, true, false, false, false},
+    {ActivationKind::sigmoid, true, true, true, false},
+    {ActivationKind::sigmoid, false, true, false, true},
+};
+
+TEST(SpikingActivation, ForwardAndBackwardMatchCpu) {
+  REQUIRE_CUDA();
+  for (const SpikingCase& c : kSpikingCases)
+    for (const TimeShape& s : {kOdd, TimeShape{1, 1, 1}, TimeShape{23, 5, 65}})
+      check_spiking_activation(c, s, kDefaultBlock);
+}
+
+// ---- Lowpass -----------------------------------------------------------------------------------
+//
+// Tolerance: smoothing = sigmoid(p) carries expf's 2 ulps plus two roundings on the device and on
+// the CPU, an absolute error below 4 * 2^-24 since smoothing < 1; a power smoothing^k (k <= T)
+// then has an absolute error below 4 k 2^-24, and every step adds at most four roundings. Against
+// the magnitude the value is made of (level: |initial| + sum_t |x[t]|; gradients: the same sums
+// over |dy| and |level|, as the scales below build them), the difference stays below
+// (8 T + 16) 2^-24; the test allows twice that. The parameter gradients are then summed over the
+// batch by bias_grad_reduce: B + 2 more roundings of that sum.
+
+void check_lowpass(bool return_sequences, const TimeShape& s, int block) {
+  const std::string name = std::string("lowpass ") +
+                           (return_sequences ? "sequences " : "last step ") +
+                           shape_name(s.T, s.B, s.W, block);
+  const int T = s.T, B = s.B, W = s.W, S = return_sequences ? T : 1;
+  const size_t n = size_t(T) * B * W, out_n = size_t(S) * B * W, bw = size_t(B) * W;
+  nmsnn::Lowpass spec;
+  spec.return_sequences = return_sequences;
+  nmsnn::cpu::LowpassLayer<float> layer(W, W, T, spec);
+  layer.params[0].value = random_vector(W, -2.0f, 3.0f, 81);  // smoothing 0.12 .. 0.95
+  layer.params[1].value = random_vector(W, -1.0f, 1.0f, 82);
+  const auto& p = layer.params[0].value;
+  const auto& init = layer.params[1].value;
+  const auto x = random_vector(n, -2.0f, 2.0f, 83);
+  const auto dy = random_vector(out_n, -1.0f, 1.0f, 84);
+  const CpuPass pass = cpu_pass(true, {}, B);
+  const CpuForward f = cpu_forward(layer, x, B, pass);
+  const CpuBackward g = cpu_backward(layer, x, B, pass, f, dy);
+  std::vector<float> level_cpu(n);  // saved per sample [T, W] -> [T, B, W]
+  for (int b = 0; b < B; ++b)
+    scatter(std::vector<float>(f.saved.begin() + size_t(b) * T * W,
+                               f.saved.begin() + size_t(b + 1) * T * W),
+            T, B, W, b, level_cpu);
+
+  Dev<float> dp(p), dinit(init), dx_in(x), y(out_n), level(n);
+  nmsnn::kernels::LowpassForwardArgs fa;
+  fa.T = T, fa.B = B, fa.H = W;
+  fa.p = dp.get();
+  fa.initial = dinit.get();
+  fa.x = dx_in.get();
+  fa.y = y.get();
+  fa.level = level.get();
+  fa.return_sequences = return_sequences;
+  nmsnn::kernels::lowpass_forward(fa, nullptr, block);
+  const auto y_dev = y.host(), level_dev = level.host();
+
+  // Magnitudes: L[t] = |initial| + sum_{s <= t} |x[s]|, G[t] = sum_{s >= t} |dy[s]|.
+  std::vector<double> lmag(n), gmag(n), dp_mag(W, 0.0), dinit_mag(W, 0.0);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < W; ++h) {
+      double l = std::abs(init[h]), gsum = 0, dpm = 0;
+      for (int t = 0; t < T; ++t) {
+        const size_t at = (size_t(t) * B + b) * W + h;
+        l += std::abs(x[at]);
+        lmag[at] = l;
+      }
+      for (int t = T - 1; t >= 0; --t) {
+        const size_t at = (size_t(t) * B + b) * W + h;
+        const double d = return_sequences ? dy[at] : (t == T - 1 ? dy[size_t(b) * W + h] : 0.0f);
+        gsum += std::abs(d);
+        gmag[at] = gsum;
+        dpm += gsum * ((t == 0 ? std::abs(init[h]) : lmag[at - bw]) + std::abs(x[at]));
+      }
+      dp_mag[h] += dpm;
+      dinit_mag[h] += gsum;
+    }
+  const double rel = 2 * (8.0 * T + 16) * kUnit;
+  std::vector<double> y_mag(lmag.end() - out_n, lmag.end());  // the last step without sequences
+  expect_close(y_dev, to_double(f.y), y_mag, rel, name + " y", tbw(B, W));
+  expect_close(level_dev, to_double(level_cpu), lmag, rel, name + " level", tbw(B, W));
+
+  Dev<float> dlevel(level_cpu), ddy(dy), dx(n), part(2 * bw), gp(W), ginit(W);
+  nmsnn::kernels::LowpassBackwardArgs ba;
+  ba.T = T, ba.B = B, ba.H = W;
+  ba.p = dp.get();
+  ba.initial = dinit.get();
+  ba.x = dx_in.get();
+  ba.level = dlevel.get();
+  ba.dy = ddy.get();
+  ba.return_sequences = return_sequences;
+  ba.dx = dx.get();
+  ba.dp_part = part.get();
+  ba.dinitial_part = part.get() + bw;
+  nmsnn::kernels::lowpass_backward(ba, nullptr, block);
+  nmsnn::kernels::bias_grad_reduce(ba.dp_part, B, W, gp.get(), nullptr, block);
+  nmsnn::kernels::bias_grad_reduce(ba.dinitial_part, B, W, ginit.get(), nullptr, block);
+  expect_close(dx.host(), to_double(g.dx), gmag, rel, name + " dx", tbw(B, W));
+  const double rel_sum = rel + (B + 2) * kUnit;
+  expect_close(gp.host(), to_double(g.grads[0]), dp_mag, rel_sum, name + " dL/dp",
+               [](size_t h) { return "h=" + std::to_string(h); });
+  expect_close(ginit.host(), to_double(g.grads[1]), dinit_mag, rel_sum, name + " dL/dinitial",
+               [](size_t h) { return "h=" + std::to_string(h); });
+}
+
+TEST(Lowpass, ForwardAndBackwardMatchCpu) {
+  REQUIRE_CUDA();
+  for (bool sequences : {true, false})
+    for (const TimeShape& s : {kOdd, TimeShape{1, 1, 1}, TimeShape{23, 5, 65}})
+      check_lowpass(sequences, s, kDefaultBlock);
+}
+
+// ---- the time axis -----------------------------------------------------------------------------
+//
+// time_sum adds t = begin .. T-1 in increasing order in float, as the CPU's TemporalAvgPool and
+// readout do, so with scale 1 the sums are bit-identical. The mean multiplies the sum by 1/T
+// (rounded) where the CPU divides by T: at most 2 ulps apart (4 * 2^-24 of the mean allowed);
+// time_broadcast's dy * (1/T) against dy / T likewise. With scale 1 the broadcast is a copy.
+
+void check_time_axis(const TimeShape& s, int block) {
+  const std::string name = shape_name(s.T, s.B, s.W, block);
+  const int T = s.T, B = s.B, W = s.W;
+  const long long R = (long long)B * W;
+  const size_t n = size_t(T) * R;
+  const auto x = random_vector(n, -2.0f, 2.0f, 91, 0.1f);
+  const auto dy = random_vector(size_t(R), -1.0f, 1.0f, 92);
+
+  // TemporalAvgPool: forward time_sum(scale 1/T), backward time_broadcast(scale 1/T).
+  const nmsnn::cpu::TemporalPoolLayer<float> pool(W, W, T);
+  const CpuPass pass = cpu_pass(true, {}, B);
+  const CpuForward f = cpu_forward(pool, x, B, pass);
+  const CpuBackward g = cpu_backward(pool, x, B, pass, f, dy);
+  Dev<float> dx_in(x), ddy(dy), mean{size_t(R)}, dx(n), sum{size_t(R)}, spread(n);
+  nmsnn::kernels::time_sum(dx_in.get(), T, R, 0, 1.0f / float(T), mean.get(), nullptr, block);
+  nmsnn::kernels::time_broadcast(ddy.get(), T, R, 0, 1.0f / float(T), dx.get(), nullptr, block);
+  std::vector<double> mscale(R), dscale(n);
+  for (size_t r = 0; r < size_t(R); ++r) mscale[r] = std::abs(f.y[r]);
+  for (size_t e = 0; e < n; ++e) dscale[e] = std::abs(g.dx[e]);
+  expect_close(mean.host(), to_double(f.y), mscale, 4 * kUnit, "time_sum (mean) " + name,
+               tbw(B, W));
+  expect_close(dx.host(), to_double(g.dx), dscale, 4 * kUnit, "time_broadcast (1/T) " + name,
+               tbw(B, W));
+
+  // The readout's sum from begin_eval, and a repeated input's broadcast from step `begin`.
+  const int begin = T / 2;
+  nmsnn::kernels::time_sum(dx_in.get(), T, R, begin, 1.0f, sum.get(), nullptr, block);
+  nmsnn::kernels::time_broadcast(ddy.get(), T, R, begin, 1.0f, spread.get(), nullptr, block);
+  std::vector<float> sum_cpu(size_t(R), 0.0f), spread_cpu(n, 0.0f);
+  for (int t = begin; t < T; ++t)
+    for (long long r = 0; r < R; ++r) {
+      sum_cpu[r] += x[size_t(t) * R + r];
+      spread_cpu[size_t(t) * R + r] = dy[r];
+    }
+  EXPECT_EQ(count_bit_differences(sum.host(), sum_cpu, "time_sum from " + std::to_string(begin) +
+                                                           " " + name), 0);
+  EXPECT_EQ(count_bit_differences(spread.host(), spread_cpu,
+                                  "time_broadcast from " + std::to_string(begin) + " " + name), 0);
+}
+
+TEST(TimeAxis, SumsAndBroadcastsMatchCpu) {
+  REQUIRE_CUDA();
+  for (const TimeShape& s : {kOdd, TimeShape{1, 1, 1}, TimeShape{23, 5, 65}})
+    check_time_axis(s, kDefaultBlock);
+}
+
+// ---- bias --------------------------------------------------------------------------------------
+
+// add_bias against the straight loop (one addition per element: bit-identical), and
+// bias_grad_reduce against a double sum with the FP32 bound (rows + 2) * 2^-24 * sum |terms|.
+void check_bias(long long rows, int cols, int block) {
+  const std::string name = "rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+                           " block=" + std::to_string(block);
+  const size_t n = size_t(rows) * cols;
+  const auto y = random_vector(n, -1.0f, 1.0f, 101);
+  const auto bias = random_vector(size_t(cols), -1.0f, 1.0f, 102);
+  Dev<float> dy(y), dbias(bias), out{size_t(cols)};
+  nmsnn::kernels::add_bias(dy.get(), rows, cols, dbias.get(), nullptr, block);
+  std::vector<float> want = y;
+  for (size_t e = 0; e < n; ++e) want[e] += bias[e % cols];
+  EXPECT_EQ(count_bit_differences(dy.host(), want, "add_bias " + name), 0);
+
+  nmsnn::kernels::bias_grad_reduce(dy.get(), int(rows), cols,
+                                   out.get(), nullptr, block);
+  std::vector<double> sum(size_t(cols), 0.0), scale(size_t(cols), 0.0);
+  for (size_t e = 0; e < n; ++e) {
+    sum[e % cols] += want[e];
+    scale[e % cols] += std::abs(want[e]);
+  }
+  expect_close(out.host(), sum, scale, (double(rows) + 2) * kUnit, "bias_grad_reduce " + name,
+               [](size_t c) { return "c=" + std::to_string(c); });
+}
+
+TEST(Bias, AddAndReduceMatchCpu) {
+  REQUIRE_CUDA();
+  for (auto [rows, cols] : {std::pair{1LL, 1}, std::pair{21LL, 37}, std::pair{1000LL, 3}})
+    check_bias(rows, cols, kDefaultBlock);
+}
+
+// ---- every kernel at every block size ----------------------------------------------------------
+//
+// Each launch wrapper takes its block size as an argument; the same twin checks run at 32 .. 1024
+// threads (and 96, a size that is not a power of two, for the reductions' fold), one case per
+// kernel on small shapes: in the CUDA emulation every thread is a host thread, so a launch of
+// 1024 threads costs tens of milliseconds and the cases are kept few (the twin tests above cover
+// the variants). Element-wise kernels and the per-neuron time loops give the same bits at any
+// block size; the reductions (bias_grad_reduce, the rate regulariser) add in a block-size-
+// dependent order, within the bounds their checks state.
+
+class BlockSizes : public ::testing::TestWithParam<int> {};
+
+// Under ThreadSanitizer a 1024-thread emulated launch takes tens of seconds; there the blocks of
+// 512 and more run only the shared-memory reduction (bias_grad_reduce), which is what the race
+// check is for; the smaller blocks run everything.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kThreadSanitizer = true;
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+
+TEST_P(BlockSizes, EveryKernelMatchesCpu) {
+  REQUIRE_CUDA();
+  const int block = GetParam();
+  if (kThreadSanitizer && block >= 512) {
+    check_bias(100, 7, block);
+    return;
+  }
+  check_noise_mask(3, 5, 37, block);  // and masked_input
+  check_lif({7, 3, 37}, ResetRule::scale, true, 3, block);  // and bias_grad_reduce
+  check_spikes_from_u(block);
+  check_bias(100, 7, block);
+  check_activation(ActivationKind::sigmoid, kOdd, block);
+  check_spiking_activation({ActivationKind::relu, true, true, true, true}, kOdd, block);
+  check_spiking_activation({ActivationKind::tanh, false, false, false, false}, kOdd, block);
+  check_lowpass(true, kOdd, block);
+  check_time_axis(kOdd, block);
+  check_optimizers({nmsnn::Sgd{0.05f, 0.9f, 0.1f, 1e-2f, false}, nmsnn::Adam{1e-3f}}, 333, 2,
+                   block);
+  check_nll_loss(37, 10, block);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, BlockSizes, ::testing::Values(32, 64, 96, 128, 256, 512, 1024),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return "block" + std::to_string(info.param);
+                         });
+
+// A block size that is not a whole number of warps, or is more than a block may hold, is refused
+// before anything is launched, with the kernel's name and the value.
+TEST(BlockSizes, BadSizesAreRefusedByName) {
+  REQUIRE_CUDA();
+  namespace k = nmsnn::kernels;
+  const SpikingLayer lif = exact_layer(ResetRule::scale, true);
+  const nmsnn::SpikingActivation sa;
+  for (int bad : {0, 48, 2048}) {
+    const std::string got = "got " + std::to_string(bad);
+    auto refused = [&](const char* kernel, const std::function<void()>& launch) {
+      EXPECT_TRUE(throws_with(launch, {kernel, "block size must be a multiple of 32", got}))
+          << kernel << " with block size " << bad;
+    };
+    refused("noise_mask", [&] { k::noise_mask({}, 1, 1, 1, nullptr, nullptr, bad); });
+    refused("masked_input", [&] { k::masked_input({}, nullptr, 1, 1, 1, nullptr, nullptr, bad); });
+    refused("lif_forward", [&] { k::lif_forward(lif, {}, nullptr, bad); });
+    refused("lif_backward", [&] { k::lif_backward(lif, {}, nullptr, bad); });
+    refused("spikes_from_u",
+            [&] { k::spikes_from_u(lif, 1, 1, 1, nullptr, nullptr, nullptr, bad); });
+    refused("add_bias", [&] { k::add_bias(nullptr, 1, 1, nullptr, nullptr, bad); });
+    refused("bias_grad_reduce", [&] { k::bias_grad_reduce(nullptr, 1, 1, nullptr, nullptr, bad); });
+    refused("activation_forward", [&] {
+      k::activation_forward(ActivationKind::relu, nullptr, 1, nullptr, nullptr, bad);
+    });
+    refused("activation_backward", [&] {
+      k::activation_backward(ActivationKind::relu, nullptr, nullptr, 1, nullptr, nullptr, bad);
+    });
+    refused("spiking_activation_forward",
+            [&] { k::spiking_activation_forward(sa, {}, nullptr, bad); });
+    refused("spiking_activation_backward",
+            [&] { k::spiking_activation_backward(sa, {}, nullptr, bad); });
+    refused("rate_regularization_loss", [&] {
+      k::rate_regularization_loss(sa, nullptr, 1, 1, false, nullptr, nullptr, bad);
+    });
+    refused("lowpass_forward", [&] { k::lowpass_forward({}, nullptr, bad); });
+    refused("lowpass_backward", [&] { k::lowpass_backward({}, nullptr, bad); });
+    refused("time_sum", [&] { k::time_sum(nullptr, 1, 1, 0, 1.0f, nullptr, nullptr, bad); });
+    refused("time_broadcast",
+            [&] { k::time_broadcast(nullptr, 1, 1, 0, 1.0f, nullptr, nullptr, bad); });
+    refused("sgd_update", [&] {
+      k::sgd_update(nmsnn::Sgd{0.1f}, nullptr, nullptr, nullptr, 1, 1, nullptr, bad);
+    });
+    refused("adam_update", [&] {
+      k::adam_update(nmsnn::Adam{1e-3f}, nullptr, nullptr, nullptr, nullptr, 1, 1, nullptr, bad);
+    });
+    refused("nll_log_softmax",
+            [&] { k::nll_log_softmax(nullptr, nullptr, 1, 1, nullptr, nullptr, nullptr, bad); });
   }
 }
 

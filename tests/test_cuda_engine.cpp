@@ -414,6 +414,31 @@ TEST(CudaEngineTraining, LossCurveMatchesCpu) {
 
 // ---- errors ------------------------------------------------------------------------------------
 
+// Noise keyed by row contents (ForwardOptions::noise_by_row, what Model's predictions use): the
+// device's masks and initial voltages use the row keys as the CPU's do, forward and backward.
+TEST(CudaEngineNoiseByRow, MatchesCpu) {
+  REQUIRE_CUDA();
+  NetworkSpec spec = NetworkSpec::spiking(9, {7}, 3, 11);
+  std::vector<float> x(4 * 9);
+  for (size_t k = 0; k < x.size(); ++k) x[k] = 0.1f * float((k * 7) % 11);
+  nmsnn::ForwardOptions opts;
+  opts.use_noise_pass = true;
+  opts.noise_pass = 12;
+  opts.noise_by_row = true;
+  Network cpu(spec, {Engine::cpu, 4, 1}), gpu(spec, {Engine::cuda, 4});
+  const auto pc = cpu.forward(Input::noisy(x, 4), opts);
+  const auto pg = gpu.forward(Input::noisy(x, 4), opts);
+  for (size_t k = 0; k < pc.logits().size(); ++k)
+    EXPECT_NEAR(pg.logits()[k], pc.logits()[k], 1e-5 * (1 + std::abs(pc.logits()[k]))) << k;
+  const auto loss = nmsnn::nll_log_softmax(pc.logits(), 4, 3, {0, 1, 2, 0});
+  cpu.backward(pc, loss.grad);
+  gpu.backward(pg, loss.grad);
+  const auto gc = cpu.gradient("layers.0.weight"), gg = gpu.gradient("layers.0.weight");
+  double scale = 0;
+  for (float v : gc) scale = std::max(scale, double(std::abs(v)));
+  for (size_t k = 0; k < gc.size(); ++k) EXPECT_NEAR(gg[k], gc[k], 1e-5 * scale) << k;
+}
+
 TEST(CudaEngineErrors, UnavailableEngineSaysWhy) {
   std::string why;
   if (nmsnn::cuda_available(&why)) GTEST_SKIP() << "a CUDA device is present";

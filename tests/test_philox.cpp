@@ -45,6 +45,17 @@ TEST(Philox, NoiseMaskFollowsTheDocumentedMapping) {
       }
 }
 
+// With row keys, row b's counter word is rows[b]: its masks are those of row rows[b] unkeyed.
+TEST(Philox, RowKeysReplaceTheRowInTheCounter) {
+  const uint32_t rows[3] = {0xdeadbeefu, 5u, 0u};
+  const nmsnn::NoiseKey plain{99, 3}, keyed{99, 3, rows};
+  for (uint32_t b = 0; b < 3; ++b)
+    for (uint32_t t : {0u, 7u})
+      for (uint32_t i : {0u, 2u, 9u})
+        EXPECT_EQ(nmsnn::noise_mask(keyed, t, b, i), nmsnn::noise_mask(plain, t, rows[b], i));
+  EXPECT_NE(nmsnn::noise_mask(keyed, 0, 1, 0), nmsnn::noise_mask(plain, 0, 1, 0));
+}
+
 TEST(Philox, MasksDifferAcrossEveryAddressComponent) {
   const nmsnn::NoiseKey key{7, 1};
   const float m = nmsnn::noise_mask(key, 2, 3, 4);

@@ -132,8 +132,8 @@ class CpuEngine final : public EngineImpl {
     in.data = s.input.data;
     in.batch = s.input.batch;
     in.key = s.noise;
+    in.key.rows = s.row_keys.empty() ? nullptr : s.row_keys.data();
     in.training = s.training;
-    in.row_keys = s.row_keys.empty() ? nullptr : s.row_keys.data();
     return in;
   }
 

@@ -180,12 +180,12 @@ class CpuNetwork {
       case Input::Kind::noisy:
         s.noisy = true;
         s.key = in.key;
-        s.b = in.row_key(b);
+        s.b = uint32_t(b);
         if (!layers[0]->takes_noisy_input()) {
           w.x0.resize(size_t(s.T) * s.I);
           for (int t = 0; t < s.T; ++t)
             for (int i = 0; i < s.I; ++i)
-              w.x0[size_t(t) * s.I + i] = Real(noise_mask(in.key, t, in.row_key(b), i)) * s.data[i];
+              w.x0[size_t(t) * s.I + i] = Real(noise_mask(in.key, t, uint32_t(b), i)) * s.data[i];
           s = dense(w.x0.data(), s.T, s.I);
         }
         break;
@@ -223,7 +223,7 @@ class CpuNetwork {
       if (trace) out.state = (w.state.resize(n), w.state.data());
       if (trace) out.spikes = (w.spikes.resize(n), w.spikes.data());
       if (rates && layer.spiking()) out.rates = (w.rates.resize(layer.out_width), w.rates.data());
-      layer.forward(x, in.row_key(b), in, out, w.scratch[l]);
+      layer.forward(x, uint32_t(b), in, out, w.scratch[l]);
       regularization += out.regularization;
       if (block && keeps_output_[l]) std::copy_n(out.y, n, block + layer.saved_floats());
       if (trace && !layer.writes_spikes()) std::copy_n(out.y, n, out.spikes);
@@ -297,7 +297,7 @@ class CpuNetwork {
       lg.dy = w.dy.data();
       lg.dx = want_dx ? w.dx.data() : nullptr;
       lg.grads = g.data();
-      layer.backward(x, in.row_key(b), in, layer.saved_floats() ? block : nullptr, lg,
+      layer.backward(x, uint32_t(b), in, layer.saved_floats() ? block : nullptr, lg,
                      w.scratch[l]);
       if (l == 0 && want_dx) write_input_grad(in, b, w.dx.data(), dinput);
       std::swap(w.dy, w.dx);

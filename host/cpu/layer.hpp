@@ -34,10 +34,6 @@ struct Pass {
   int batch = 0;          // B, also for terms averaged over the batch
   NoiseKey key;           // the pass's noise key (encoder masks, initial voltages)
   bool training = false;  // a training pass (SpikingActivation's swap, Lowpass's option)
-  // The row number each sample's masks and initial voltages are keyed by: row_keys[b], or b
-  // itself when null (ForwardOptions::noise_by_row).
-  const uint32_t* row_keys = nullptr;
-  uint32_t row_key(int b) const { return row_keys ? row_keys[b] : uint32_t(b); }
 };
 
 // Per-sample results of a layer's forward pass. y and saved are always given (saved is null in
@@ -96,7 +92,8 @@ class CpuLayer {
   // Whether it accepts the noise encoder's input directly (layers with weights do).
   virtual bool takes_noisy_input() const { return false; }
 
-  // b: the sample's row key (Pass::row_key), which its random initial voltages are keyed by.
+  // b: the sample's row in the batch (its masks and initial voltages are keyed by
+  // noise_row(pass.key, b)).
   virtual void forward(const SampleInput<Real>& x, uint32_t b, const Pass<Real>& pass,
                        LayerOutput<Real>& out, LayerScratch<Real>& s) const = 0;
   virtual void backward(const SampleInput<Real>& x, uint32_t b, const Pass<Real>& pass,

@@ -93,6 +93,7 @@ __attribute__((target("avx2"))) inline void blocks8_avx2(NoiseKey key, uint32_t 
 template <KernelSet S>
 [[gnu::always_inline]] inline void noise_blocks_over_time_with(NoiseKey key, uint32_t q, uint32_t b,
                                                                int T, uint32_t* out) {
+  b = noise_row(key, b);  // the blocks below build their counters themselves
   for (int t0 = 0; t0 < T; t0 += 8) {
     uint32_t blocks[4][8];
 #if defined(NMSNN_CPU_X86)

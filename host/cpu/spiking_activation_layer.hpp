@@ -46,7 +46,8 @@ class SpikingActivationLayer final : public CpuLayer<Real> {
     Real* y = spec_.return_sequences ? out.y : s.a.data();
     std::vector<Real> voltage(W, Real(0));
     if (spikes && spec_.random_initial_voltage) {
-      const NoiseKey key{nmsnn::detail::voltage_key(pass.key.seed, this->index), pass.key.pass};
+      const NoiseKey key{nmsnn::detail::voltage_key(pass.key.seed, this->index), pass.key.pass,
+                         pass.key.rows};
       for (int h = 0; h < W; ++h) voltage[h] = Real(noise_mask(key, 0, b, uint32_t(h)));
     }
     for (int t = 0; t < T; ++t) {

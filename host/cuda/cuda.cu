@@ -56,14 +56,6 @@ using ::nmsnn::detail::fail;
 
 namespace {
 
-// The kernels' arithmetic for a public precision.
-kernels::GemmMath gemm_math_of(MatmulPrecision m) {
-  return m == MatmulPrecision::tf32 ? kernels::GemmMath::tf32 : kernels::GemmMath::fp32;
-}
-kernels::TileMath tile_math_of(MatmulPrecision m) {
-  return m == MatmulPrecision::tf32 ? kernels::TileMath::tf32 : kernels::TileMath::fp32;
-}
-
 // Rejects batches whose row count does not fit the int dimensions of cuBLAS and of the kernels'
 // grids. (Element offsets are computed in 64 bits everywhere.)
 void check_batch(const NetworkSpec& spec, int B, const char* what) {
@@ -148,7 +140,6 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
   check_kind(input.kind, what);
   check_tables(params, layout_.size(), what, "params");
   if (!input.data) fail(what, ": input data pointer is null");
-  if (input.row_keys) fail(what, ": row_keys (noise keyed by row) are not supported by the cuda kernels yet");
   if (!logits) fail(what, ": logits pointer is null");
   if (trace && ((!trace->state.empty() && trace->state.size() != size_t(L)) ||
                 (!trace->spikes.empty() && trace->spikes.size() != size_t(L)) ||
@@ -167,8 +158,7 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     return (trace->*field)[size_t(l)];
   };
 
-  const kernels::GemmMath gemm_math = gemm_math_of(options_.matmul);
-  const kernels::TileMath tile_math = tile_math_of(options_.matmul);
+  const MatmulPrecision matmul = options_.matmul;
   CublasScope scope(cublas_, stream);
   float* regularization = trace ? trace->regularization : nullptr;
   bool regularization_written = false;
@@ -199,14 +189,14 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     auto product = [&](float* a, int H) {
       const float* W = params[p.param];
       if (l == 0 && input.kind == Input::Kind::noisy) {
-        kernels::masked_linear_forward(input.noise, input.data, T, B, I, W, H, a, tile_math,
+        kernels::masked_linear_forward(input.noise, input.data, T, B, I, W, H, a, matmul,
                                        stream);
       } else if (l == 0 && input.kind == Input::Kind::repeated) {
-        kernels::gemm_forward(cublas_, gemm_math, B, H, I, input.data, W, at(lay.rows),
+        kernels::gemm_forward(cublas_, matmul, B, H, I, input.data, W, at(lay.rows),
                               name.c_str());
         kernels::time_broadcast(at(lay.rows), T, (long long)B * H, 0, 1.0f, a, stream);
       } else {
-        kernels::gemm_forward(cublas_, gemm_math, int(size_t(p.in_steps) * B), H, p.in_width, x, W,
+        kernels::gemm_forward(cublas_, matmul, int(size_t(p.in_steps) * B), H, p.in_width, x, W,
                               a, name.c_str());
       }
     };
@@ -248,7 +238,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       args.x = x;
       args.y = y;
       args.spikes = !(training && !sa->spiking_aware_training);
-      args.voltage_key = {::nmsnn::detail::voltage_key(input.noise.seed, l), input.noise.pass};
+      args.voltage_key = {::nmsnn::detail::voltage_key(input.noise.seed, l), input.noise.pass,
+                          input.noise.rows};
       args.trace_state = trace_state;
       float* rates = traced(&DeviceTrace::rates, l);
       args.rates = p.saved_rates != kNone ? at(p.saved_rates) : rates;
@@ -318,8 +309,7 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
     return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset);
   };
 
-  const kernels::GemmMath gemm_math = gemm_math_of(options_.matmul);
-  const kernels::TileMath tile_math = tile_math_of(options_.matmul);
+  const MatmulPrecision matmul = options_.matmul;
   CublasScope scope(cublas_, stream);
   const bool weighted0 = has_weights(spec_.layers[0]);
   float* part = at(lay.part);  // [2, B, widest]: per-sample partial sums
@@ -395,23 +385,23 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       }
       if (l == 0 && kind == Input::Kind::noisy) {
         kernels::masked_linear_wgrad(input.noise, input.data, T, B, I, du, H, dW,
-                                     lay.wgrad_floats ? at(lay.wgrad) : nullptr, tile_math, stream);
+                                     lay.wgrad_floats ? at(lay.wgrad) : nullptr, matmul, stream);
       } else if (l == 0 && kind == Input::Kind::repeated) {
         // The same x at every step: sum du over time, then products over B rows.
         float* du_sum = at(lay.b_rows);
         kernels::time_sum(du, T, (long long)B * H, 0, 1.0f, du_sum, stream);
         kernels::bias_grad_reduce(du_sum, B, H, dbias, stream);
-        kernels::gemm_weight_grad(cublas_, gemm_math, B, H, I, du_sum, input.data, dW,
+        kernels::gemm_weight_grad(cublas_, matmul, B, H, I, du_sum, input.data, dW,
                                   (name + " weight gradient").c_str());
         if (dinput)
-          kernels::gemm_input_grad(cublas_, gemm_math, B, H, I, du_sum, W, dinput,
+          kernels::gemm_input_grad(cublas_, matmul, B, H, I, du_sum, W, dinput,
                                    (name + " input gradient").c_str());
       } else {
         const int M = int(size_t(p.in_steps) * B);
-        kernels::gemm_weight_grad(cublas_, gemm_math, M, H, p.in_width, du, x, dW,
+        kernels::gemm_weight_grad(cublas_, matmul, M, H, p.in_width, du, x, dW,
                                   (name + " weight gradient").c_str());
         if (dx)
-          kernels::gemm_input_grad(cublas_, gemm_math, M, H, p.in_width, du, W, dx,
+          kernels::gemm_input_grad(cublas_, matmul, M, H, p.in_width, du, W, dx,
                                    (name + " input gradient").c_str());
       }
       continue;

@@ -371,7 +371,7 @@ class CudaEngine final : public EngineImpl {
     in.batch = p.input.batch;
     in.noise = p.noise;
     if (!p.row_keys.empty())
-      in.row_keys = reinterpret_cast<const uint32_t*>(x + row_keys_offset(p));
+      in.noise.rows = reinterpret_cast<const uint32_t*>(x + row_keys_offset(p));
     return in;
   }
 

@@ -309,8 +309,9 @@ ForwardPass Network::forward(const Input& input, const ForwardOptions& options) 
   const NoiseKey key{options_.seed, options.use_noise_pass ? options.noise_pass : passes_};
   if (!options.use_noise_pass) ++passes_;
   ForwardPass pass;
-  pass.state_ = impl_->forward(input, key, options.noise_by_row ? row_keys(input, spec()) : std::vector<uint32_t>{},
-                               options);
+  std::vector<uint32_t> keys;
+  if (options.noise_by_row) keys = row_keys(input, spec());
+  pass.state_ = impl_->forward(input, key, std::move(keys), options);
   return pass;
 }
 

@@ -47,11 +47,9 @@ struct DeviceInput {
   const float* data = nullptr;  // noisy and repeated: x[B, I]; sequence: xi[T, B, I] (row-major)
   int batch = 0;
   // The pass's seed and counter: the encoder's masks (noisy inputs) and the random initial
-  // voltages of SpikingActivation layers (any input kind).
+  // voltages of SpikingActivation layers (any input kind). noise.rows, when not null, is a device
+  // array [B] of row keys (ForwardOptions::noise_by_row).
   NoiseKey noise;
-  // Device array [B]: the row number each sample's masks and initial voltages are keyed by
-  // (ForwardOptions::noise_by_row); null keys row b by b.
-  const uint32_t* row_keys = nullptr;
 };
 
 // Caller-owned scratch memory: device memory of at least workspace_bytes(batch, kind, training)

@@ -50,16 +50,25 @@ NMSNN_HOST_DEVICE inline float uniform_from_bits(uint32_t r) {
   return float(r >> 8) * (1.0f / 16777216.0f);
 }
 
-// Where a mask lives: the run's seed and the forward-pass counter.
+// Where a mask lives: the run's seed, the forward-pass counter, and optionally each row's key.
 struct NoiseKey {
   uint64_t seed = 0;
   uint64_t pass = 0;
+  // rows[b] replaces b in the counter when not null (ForwardOptions::noise_by_row: rows keyed by
+  // their contents, not their place in the batch). Memory of the side that draws the masks:
+  // host for the cpu engine, device for kernels.
+  const uint32_t* rows = nullptr;
 };
+
+// The counter word of row b.
+NMSNN_HOST_DEVICE inline uint32_t noise_row(NoiseKey key, uint32_t b) {
+  return key.rows ? key.rows[b] : b;
+}
 
 // The four masks of the Philox block that holds features 4q .. 4q+3 of row b at step t.
 NMSNN_HOST_DEVICE inline Philox4x32 noise_block(NoiseKey key, uint32_t q, uint32_t b, uint32_t t) {
-  return philox4x32_10(Philox4x32{{q, b, t, uint32_t(key.pass)}}, uint32_t(key.seed),
-                       uint32_t(key.seed >> 32));
+  return philox4x32_10(Philox4x32{{q, noise_row(key, b), t, uint32_t(key.pass)}},
+                       uint32_t(key.seed), uint32_t(key.seed >> 32));
 }
 
 // The mask m[t, b, i] of SPEC.md section 1.

@@ -87,8 +87,8 @@ double floor_ms(const Workload& w, nmsnn::MatmulPrecision math) {
   Gpu gpu;
   Arena arena;
   const int M = w.spec.time_steps * w.batch;
-  const auto gm = math == nmsnn::MatmulPrecision::tf32 ? nmsnn::kernels::GemmMath::tf32
-                                                  : nmsnn::kernels::GemmMath::fp32;
+  const auto gm = math == nmsnn::MatmulPrecision::tf32 ? nmsnn::MatmulPrecision::tf32
+                                                  : nmsnn::MatmulPrecision::fp32;
   struct Op {
     int kind, N, K;  // 0 forward, 1 weight gradient, 2 input gradient
     float *a, *b, *c;

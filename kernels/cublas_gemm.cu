@@ -11,27 +11,27 @@ namespace nmsnn::kernels {
 namespace {
 
 // C (column-major m x n, ldc) = op(A) (m x k) · op(B) (k x n).
-void gemm(cublasHandle_t handle, GemmMath math, cublasOperation_t op_a, cublasOperation_t op_b,
+void gemm(cublasHandle_t handle, MatmulPrecision math, cublasOperation_t op_a, cublasOperation_t op_b,
           int m, int n, int k, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
           const char* what, int M, int N, int K, const char* line) {
   if (M < 1 || N < 1 || K < 1)
     ::nmsnn::detail::fail(what, ": matrix sizes must be >= 1, got M=", M, ", N=", N, ", K=", K);
   const float alpha = 1.0f, beta = 0.0f;
   const cublasComputeType_t compute =
-      math == GemmMath::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+      math == MatmulPrecision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   const cublasStatus_t status =
       cublasGemmEx(handle, op_a, op_b, m, n, k, &alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb,
                    &beta, C, CUDA_R_32F, ldc, compute, CUBLAS_GEMM_DEFAULT);
   if (status != CUBLAS_STATUS_SUCCESS)
     ::nmsnn::detail::fail("cublasGemmEx for ", what, " (", line, " with M=", M, ", N=", N,
-                          ", K=", K, math == GemmMath::tf32 ? ", tf32" : ", fp32", ") failed at ",
+                          ", K=", K, math == MatmulPrecision::tf32 ? ", tf32" : ", fp32", ") failed at ",
                           __FILE__, ": ", cublasGetStatusName(status), " (",
                           cublasGetStatusString(status), ")");
 }
 
 }  // namespace
 
-void gemm_forward(cublasHandle_t handle, GemmMath math, int M, int N, int K, const float* X,
+void gemm_forward(cublasHandle_t handle, MatmulPrecision math, int M, int N, int K, const float* X,
                   const float* W, float* Y, const char* what) {
   // Row-major Y[M, N] = X[M, K] W[N, K]^T is column-major Y^T (N x M) = W (N x K) · X^T (K x M).
   // Column-major reads: W's array is W^T (K x N, ld K), so op T gives W; X's array is X^T
@@ -40,7 +40,7 @@ void gemm_forward(cublasHandle_t handle, GemmMath math, int M, int N, int K, con
        "Y[M,N] = X[M,K] W[N,K]^T");
 }
 
-void gemm_weight_grad(cublasHandle_t handle, GemmMath math, int M, int N, int K, const float* dY,
+void gemm_weight_grad(cublasHandle_t handle, MatmulPrecision math, int M, int N, int K, const float* dY,
                       const float* X, float* dW, const char* what) {
   // Row-major dW[N, K] = dY[M, N]^T X[M, K] is column-major dW^T (K x N) = X^T (K x M) · dY (M x N).
   // X's array is X^T (K x M, ld K): op N. dY's array is dY^T (N x M, ld N): op T gives dY.
@@ -49,7 +49,7 @@ void gemm_weight_grad(cublasHandle_t handle, GemmMath math, int M, int N, int K,
        "dW[N,K] = dY[M,N]^T X[M,K]");
 }
 
-void gemm_input_grad(cublasHandle_t handle, GemmMath math, int M, int N, int K, const float* dY,
+void gemm_input_grad(cublasHandle_t handle, MatmulPrecision math, int M, int N, int K, const float* dY,
                      const float* W, float* dX, const char* what) {
   // Row-major dX[M, K] = dY[M, N] W[N, K] is column-major dX^T (K x M) = W^T (K x N) · dY^T (N x M).
   // W's array is W^T (K x N, ld K): op N. dY's array is dY^T (N x M, ld N): op N.

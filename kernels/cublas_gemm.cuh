@@ -12,20 +12,19 @@
 
 #include <cublas_v2.h>
 
+#include "nmsnn/matmul_precision.hpp"
+
 namespace nmsnn::kernels {
 
-enum class GemmMath {
-  fp32,  // CUBLAS_COMPUTE_32F with the handle in CUBLAS_DEFAULT_MATH: IEEE FP32 products
-  tf32,  // CUBLAS_COMPUTE_32F_FAST_TF32: tensor cores, TF32 inputs, FP32 accumulation
-};
-
+// fp32: CUBLAS_COMPUTE_32F with the handle in CUBLAS_DEFAULT_MATH (IEEE FP32 products);
+// tf32: CUBLAS_COMPUTE_32F_FAST_TF32 (tensor cores, TF32 inputs, FP32 accumulation).
 // `what` names the product in error messages ("layer 1 forward"). The handle must already be
 // bound to the caller's stream, in host pointer mode (see CublasScope in host/cuda/cuda.cu).
-void gemm_forward(cublasHandle_t handle, GemmMath math, int M, int N, int K, const float* X,
+void gemm_forward(cublasHandle_t handle, MatmulPrecision math, int M, int N, int K, const float* X,
                   const float* W, float* Y, const char* what);
-void gemm_weight_grad(cublasHandle_t handle, GemmMath math, int M, int N, int K, const float* dY,
+void gemm_weight_grad(cublasHandle_t handle, MatmulPrecision math, int M, int N, int K, const float* dY,
                       const float* X, float* dW, const char* what);
-void gemm_input_grad(cublasHandle_t handle, GemmMath math, int M, int N, int K, const float* dY,
+void gemm_input_grad(cublasHandle_t handle, MatmulPrecision math, int M, int N, int K, const float* dY,
                      const float* W, float* dX, const char* what);
 
 }  // namespace nmsnn::kernels

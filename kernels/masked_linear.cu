@@ -16,7 +16,7 @@
 // into the other buffer. One __syncthreads per stage separates "everyone finished reading buffer
 // j" from "someone writes buffer j" (see mainloop).
 //
-// Arithmetic, selected by TileMath:
+// Arithmetic, selected by MatmulPrecision:
 //   fp32  each thread keeps a 4 x 4 block of C in registers (rows 4*ty.., columns 4*tx..) and
 //         reads two float4s from shared memory per 16 FMAs.
 //   tf32  each warp owns a 16 x 32 block of C as two WMMA m16n16k8 accumulators; operands are
@@ -337,16 +337,16 @@ void check_shapes(const char* what, int T, int B, int K, int N) {
 }  // namespace
 
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
-                           int N, float* out, TileMath math, cudaStream_t stream) {
+                           int N, float* out, MatmulPrecision math, cudaStream_t stream) {
   check_shapes("masked_linear_forward", T, B, K, N);
   const long long M = (long long)T * B;
   const dim3 grid(grid_for(M, kTile), unsigned((N + kTile - 1) / kTile));
-  if (math == TileMath::tf32)
+  if (math == MatmulPrecision::tf32)
     masked_linear_forward_kernel<Tf32Math><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
   else
     masked_linear_forward_kernel<SimtMath><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
   NMSNN_CHECK_LAUNCH("masked_linear_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
-                     math == TileMath::tf32 ? ", tf32" : ", fp32");
+                     math == MatmulPrecision::tf32 ? ", tf32" : ", fp32");
 }
 
 WgradSplit masked_linear_wgrad_split(long long M, int N, int K) {
@@ -368,7 +368,7 @@ size_t masked_linear_wgrad_scratch(int T, int B, int N, int K) {
 }
 
 void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, const float* dU,
-                         int N, float* dW, float* scratch, TileMath math, cudaStream_t stream) {
+                         int N, float* dW, float* scratch, MatmulPrecision math, cudaStream_t stream) {
   check_shapes("masked_linear_wgrad", T, B, K, N);
   const long long M = (long long)T * B;
   const WgradSplit split = masked_linear_wgrad_split(M, N, K);
@@ -376,14 +376,14 @@ void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, cons
   float* out = split.splits == 1 ? dW : scratch;
   if (!out) ::nmsnn::detail::fail("masked_linear_wgrad: no scratch for ", split.splits, " partials");
   const dim3 grid(grid_for(K, kTile), unsigned((N + kTile - 1) / kTile), unsigned(split.splits));
-  if (math == TileMath::tf32)
+  if (math == MatmulPrecision::tf32)
     masked_linear_wgrad_kernel<Tf32Math>
         <<<grid, kThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
   else
     masked_linear_wgrad_kernel<SimtMath>
         <<<grid, kThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
   NMSNN_CHECK_LAUNCH("masked_linear_wgrad", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
-                     ", splits=", split.splits, math == TileMath::tf32 ? ", tf32" : ", fp32");
+                     ", splits=", split.splits, math == MatmulPrecision::tf32 ? ", tf32" : ", fp32");
   if (split.splits == 1) return;
   const size_t count = size_t(N) * K;
   const unsigned blocks = unsigned(std::min<size_t>((count + 255) / 256, 4096));

@@ -16,17 +16,17 @@
 
 #include <cstddef>
 
+#include "nmsnn/matmul_precision.hpp"
 #include "nmsnn/philox.hpp"
 
 namespace nmsnn::kernels {
 
-// fp32: CUDA-core FMA, the default and what the exactness tests use.
-// tf32: tensor cores (WMMA m16n16k8) with TF32 inputs (10-bit mantissa) and FP32 accumulation.
-enum class TileMath { fp32, tf32 };
+// `matmul` picks the arithmetic: fp32, CUDA-core FMA (the default, and what the exactness tests
+// use); tf32, tensor cores (WMMA m16n16k8) with TF32 inputs (10-bit mantissa), FP32 accumulation.
 
 // out[M, N] = X[M, K] · W[N, K]^T, M = T*B. Every pointer is device memory.
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
-                           int N, float* out, TileMath math, cudaStream_t stream);
+                           int N, float* out, MatmulPrecision math, cudaStream_t stream);
 
 // How the weight gradient splits its sum over M = T*B rows: `splits` blocks of `rows` rows each
 // write a partial [N, K]; a second pass adds the partials in split order, so the result is the
@@ -43,6 +43,6 @@ size_t masked_linear_wgrad_scratch(int T, int B, int N, int K);
 // dW[N, K] = dU[M, N]^T · X[M, K] (overwrites dW). `scratch` holds masked_linear_wgrad_scratch
 // floats (may be null when that is 0).
 void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, const float* dU,
-                         int N, float* dW, float* scratch, TileMath math, cudaStream_t stream);
+                         int N, float* dW, float* scratch, MatmulPrecision math, cudaStream_t stream);
 
 }  // namespace nmsnn::kernels

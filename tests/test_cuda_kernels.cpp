@@ -219,7 +219,7 @@ TEST(MaskedLinear, MasksInsideTheProductAreBitIdentical) {
     for (int n = 0; n < N; ++n) W[size_t(n) * K + n] = 1.0f;
     Dev<float> dx(x), dW(W), out(size_t(T) * B * N);
     nmsnn::kernels::masked_linear_forward(key, dx.get(), T, B, K, dW.get(), N, out.get(),
-                                          nmsnn::kernels::TileMath::fp32, nullptr);
+                                          nmsnn::MatmulPrecision::fp32, nullptr);
     const auto got = out.host();
     int bad = 0;
     for (long long m = 0; m < (long long)T * B; ++m)
@@ -243,7 +243,7 @@ TEST(MaskedLinear, MasksInsideTheProductAreBitIdentical) {
     Dev<float> ddU(dU), dgrad(size_t(N) * K);
     Dev<float> scratch(nmsnn::kernels::masked_linear_wgrad_scratch(T, B, N, K));
     nmsnn::kernels::masked_linear_wgrad(key, dx.get(), T, B, K, ddU.get(), N, dgrad.get(),
-                                        scratch.get(), nmsnn::kernels::TileMath::fp32, nullptr);
+                                        scratch.get(), nmsnn::MatmulPrecision::fp32, nullptr);
     const auto g2 = dgrad.host();
     bad = 0;
     for (int n = 0; n < N; ++n)
@@ -258,7 +258,7 @@ TEST(MaskedLinear, MasksInsideTheProductAreBitIdentical) {
   }
 }
 
-void check_masked_forward(nmsnn::kernels::TileMath math, double rel_extra) {
+void check_masked_forward(nmsnn::MatmulPrecision math, double rel_extra) {
   const NoiseKey key{2024, 3};
   for (const MaskedShape& s : kMaskedShapes) {
     const long long M = (long long)s.T * s.B;
@@ -288,7 +288,7 @@ void check_masked_forward(nmsnn::kernels::TileMath math, double rel_extra) {
   }
 }
 
-void check_masked_wgrad(nmsnn::kernels::TileMath math, double rel_extra) {
+void check_masked_wgrad(nmsnn::MatmulPrecision math, double rel_extra) {
   const NoiseKey key{77, 1};
   for (const MaskedShape& s : kMaskedShapes) {
     const long long M = (long long)s.T * s.B;
@@ -321,22 +321,22 @@ void check_masked_wgrad(nmsnn::kernels::TileMath math, double rel_extra) {
 
 TEST(MaskedLinear, ForwardMatchesDoubleFp32) {
   REQUIRE_CUDA();
-  check_masked_forward(nmsnn::kernels::TileMath::fp32, 0.0);
+  check_masked_forward(nmsnn::MatmulPrecision::fp32, 0.0);
 }
 TEST(MaskedLinear, WeightGradMatchesDoubleFp32) {
   REQUIRE_CUDA();
-  check_masked_wgrad(nmsnn::kernels::TileMath::fp32, 0.0);
+  check_masked_wgrad(nmsnn::MatmulPrecision::fp32, 0.0);
 }
 // TF32 rounds each operand to 10 mantissa bits (relative error <= 2^-11 each, so <= ~2^-10 per
 // product) before FP32 accumulation: error <= (2^-10 + 2^-24 n) sum|terms|, with 2x headroom for
 // the tensor cores' internal accumulation order.
 TEST(MaskedLinear, ForwardMatchesDoubleTf32) {
   REQUIRE_CUDA();
-  check_masked_forward(nmsnn::kernels::TileMath::tf32, 2.0 / 1024);
+  check_masked_forward(nmsnn::MatmulPrecision::tf32, 2.0 / 1024);
 }
 TEST(MaskedLinear, WeightGradMatchesDoubleTf32) {
   REQUIRE_CUDA();
-  check_masked_wgrad(nmsnn::kernels::TileMath::tf32, 2.0 / 1024);
+  check_masked_wgrad(nmsnn::MatmulPrecision::tf32, 2.0 / 1024);
 }
 
 // ---- cuBLAS products ---------------------------------------------------------------------------
@@ -351,10 +351,10 @@ TEST(Gemm, RowMajorProductsMatchDouble) {
     const auto W = random_vector(size_t(N) * K, -1, 1, 6);
     const auto dY = random_vector(size_t(M) * N, -1, 1, 7);
     Dev<float> dX(X), dW(W), ddY(dY), Y(size_t(M) * N), gW(size_t(N) * K), gX(size_t(M) * K);
-    using nmsnn::kernels::GemmMath;
-    nmsnn::kernels::gemm_forward(handle, GemmMath::fp32, M, N, K, dX.get(), dW.get(), Y.get(), "test forward");
-    nmsnn::kernels::gemm_weight_grad(handle, GemmMath::fp32, M, N, K, ddY.get(), dX.get(), gW.get(), "test wgrad");
-    nmsnn::kernels::gemm_input_grad(handle, GemmMath::fp32, M, N, K, ddY.get(), dW.get(), gX.get(), "test dgrad");
+    using nmsnn::MatmulPrecision;
+    nmsnn::kernels::gemm_forward(handle, MatmulPrecision::fp32, M, N, K, dX.get(), dW.get(), Y.get(), "test forward");
+    nmsnn::kernels::gemm_weight_grad(handle, MatmulPrecision::fp32, M, N, K, ddY.get(), dX.get(), gW.get(), "test wgrad");
+    nmsnn::kernels::gemm_input_grad(handle, MatmulPrecision::fp32, M, N, K, ddY.get(), dW.get(), gX.get(), "test dgrad");
     const std::string shape = " M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
     {
       std::vector<double> want(size_t(M) * N), scale(want.size());

@@ -52,7 +52,7 @@ __global__ void spiking_activation_backward_kernel(SpikingActivationBackwardArgs
     const int t = int(e / step);
     const size_t n = e - size_t(t) * step;
     float dy = sequences ? a.dy[e] : (t == a.T - 1 ? a.dy[n] : 0.0f);
-    // The regulariser weight * (rate - target)^2 / B with rate = mean_t y[t], through y[t].
+    // The regularizer weight * (rate - target)^2 / B with rate = mean_t y[t], through y[t].
     if (a.rates) dy += reg_scale * (a.rates[n] - target) / (float(a.B) * float(a.T));
     a.dx[e] = activate_grad(kind, a.x[e]) * dy;
   }
@@ -109,7 +109,7 @@ void spiking_activation_backward(const SpikingActivation& layer,
   check_block_size("spiking_activation_backward", block_size);
   check("spiking_activation_backward", args.T, args.B, args.H);
   if (layer.rate_weight > 0 && !args.rates)
-    ::nmsnn::detail::fail("spiking_activation_backward: a regularised layer needs its rates");
+    ::nmsnn::detail::fail("spiking_activation_backward: a regularized layer needs its rates");
   const long long count = (long long)args.T * args.B * args.H;
   SpikingActivationBackwardArgs a = args;
   if (!(layer.rate_weight > 0)) a.rates = nullptr;

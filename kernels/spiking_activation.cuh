@@ -4,8 +4,8 @@
 //
 //   voltage += f(x[t]) * dt;  n = floor(voltage);  voltage -= n;  y[t] = n / dt
 //
-// Backward is straight-through: dx[t] = f'(x[t]) (dy[t] + the rate regulariser's share), so it
-// needs only the layer's input (and the saved rates when regularised), never the spikes.
+// Backward is straight-through: dx[t] = f'(x[t]) (dy[t] + the rate regularizer's share), so it
+// needs only the layer's input (and the saved rates when regularized), never the spikes.
 // Layout: time-major [T, B, H], element (t, b, h) at (t*B + b)*H + h.
 #pragma once
 
@@ -38,7 +38,7 @@ struct SpikingActivationBackwardArgs {
   int T = 0, B = 0, H = 0;
   const float* x = nullptr;      // [T, B, H], the forward pass's input
   const float* dy = nullptr;     // like the forward pass's y
-  const float* rates = nullptr;  // [B, H]: the forward pass's rates (regularised layers only)
+  const float* rates = nullptr;  // [B, H]: the forward pass's rates (regularized layers only)
   float* dx = nullptr;           // [T, B, H]
 };
 
@@ -46,9 +46,9 @@ void spiking_activation_backward(const SpikingActivation& layer,
                                  const SpikingActivationBackwardArgs& args, cudaStream_t stream,
                                  int block_size = 256);
 
-// The rate regulariser's loss: *out = (accumulate ? *out : 0) + weight * sum over b, h of
+// The rate regularizer's loss: *out = (accumulate ? *out : 0) + weight * sum over b, h of
 // (rates[b, h] - target)^2 / B, summed in double in a fixed order (fixed for a given block
-// size). One block: it is called once per regularised layer and pass, on B * H values.
+// size). One block: it is called once per regularized layer and pass, on B * H values.
 void rate_regularization_loss(const SpikingActivation& layer, const float* rates, int B, int H,
                               bool accumulate, float* out, cudaStream_t stream,
                               int block_size = 256);

@@ -19,7 +19,7 @@
 //                     bit-identical, tanh and sigmoid within the ulps of tanhf / expf
 //   SpikingActivation vs cpu/spiking_activation_layer.hpp: relu bit-identical; tanh and sigmoid
 //                     compared by their integral (a spike may move by a step), with the rate
-//                     regulariser's loss and gradient
+//                     regularizer's loss and gradient
 //   Lowpass           forward, backward and the parameter gradients vs cpu/lowpass_layer.hpp
 //   TimeAxis          time_sum / time_broadcast vs cpu/temporal_pool_layer.hpp and the readout
 //   Bias              add_bias bit-identical, bias_grad_reduce within the FP32 sum bound
@@ -818,7 +818,7 @@ TEST(Activation, ForwardAndBackwardMatchCpu) {
 // count may differ by at most 1, and (count + voltage), which is v0 + sum_t f(x[t]) dt, within
 // (t + 1) * 8 * 2^-24 (per step: f's error times dt < 1, and two roundings of a voltage < 2);
 // rates within one spike over the run, 1 / (dt T), plus the rounding of their sum.
-// Backward (straight-through, dx = f'(x) (dy + the regulariser's share)): the rates come from the
+// Backward (straight-through, dx = f'(x) (dy + the regularizer's share)): the rates come from the
 // CPU pass on both sides, so only f' differs: kActivationRel, exact for relu.
 
 struct SpikingCase {
@@ -863,7 +863,7 @@ void check_spiking_activation(const SpikingCase& c, const TimeShape& s, int bloc
                            (c.return_sequences ? " sequences" : " last step") +
                            (c.random_voltage ? " random v0" : " v0=0") +
                            (c.spikes ? "" : " (training, no spikes)") +
-                           (c.regularized ? " regularised " : " ") +
+                           (c.regularized ? " regularized " : " ") +
                            shape_name(s.T, s.B, s.W, block);
   const int S = c.return_sequences ? s.T : 1;
   const size_t n = size_t(s.T) * s.B * s.W, out_n = size_t(S) * s.B * s.W, bw = size_t(s.B) * s.W;
@@ -910,7 +910,7 @@ void check_spiking_activation(const SpikingCase& c, const TimeShape& s, int bloc
                  name + " rates", tbw(s.B, s.W));
   }
 
-  // The regulariser's loss from the CPU's rates: both sum in double, in different orders.
+  // The regularizer's loss from the CPU's rates: both sum in double, in different orders.
   if (c.regularized) {
     Dev<float> cpu_rates(f.rates), loss(1);
     nmsnn::kernels::rate_regularization_loss(spec, cpu_rates.get(), s.B, s.W, false, loss.get(),
@@ -936,7 +936,7 @@ void check_spiking_activation(const SpikingCase& c, const TimeShape& s, int bloc
   if (exact) {
     EXPECT_EQ(count_bit_differences(dx_dev, g.dx, name + " dx"), 0) << name;
   } else {
-    // dy plus the regulariser's share is the same float on both sides; f' differs.
+    // dy plus the regularizer's share is the same float on both sides; f' differs.
     std::vector<double> scale(n);
     const std::vector<float>& r = c.regularized ? f.saved : f.rates;
     for (size_t e = 0; e < n; ++e) {
@@ -950,7 +950,7 @@ void check_spiking_activation(const SpikingCase& c, const TimeShape& s, int bloc
   }
 }
 
-// {kind, return_sequences, random initial voltage, spikes, regularised}
+// {kind, return_sequences, random initial voltage, spikes, regularized}
 const SpikingCase kSpikingCases[] = {
     {ActivationKind::relu, true, true, true, false},
     {ActivationKind::relu, false, true, true, true},
@@ -1163,7 +1163,7 @@ TEST(Bias, AddAndReduceMatchCpu) {
 // kernel on small shapes: in the CUDA emulation every thread is a host thread, so a launch of
 // 1024 threads costs tens of milliseconds and the cases are kept few (the twin tests above cover
 // the variants). Element-wise kernels and the per-neuron time loops give the same bits at any
-// block size; the reductions (bias_grad_reduce, the rate regulariser) add in a block-size-
+// block size; the reductions (bias_grad_reduce, the rate regularizer) add in a block-size-
 // dependent order, within the bounds their checks state.
 
 class BlockSizes : public ::testing::TestWithParam<int> {};

@@ -46,53 +46,13 @@ const ParameterInfo& info(const Network& net, const std::string& name) {
 
 PyPass forward(PyNetwork& self, const FloatArray& x, const std::string& kind, bool training,
                bool record, bool rates, std::optional<uint64_t> noise_pass, bool noise_by_row) {
-  PyPass p;
-  p.kind = parse_encoding(kind);
-  p.training = training;
-  const int I = self.description.spec.inputs;
-  if (p.kind == Input::Kind::sequence) {
-    if (x.ndim() != 3)
-      detail::fail("a sequence input must be a 3-D array [T, B, I], got ", x.ndim(), " dimensions");
-    p.steps = int(x.shape(0));
-    p.batch = int(x.shape(1));
-    p.features = int(x.shape(2));
-  } else {
-    if (x.ndim() != 2)
-      detail::fail("a ", kind, " input must be a 2-D array [B, I], got ", x.ndim(), " dimensions");
-    p.batch = int(x.shape(0));
-    p.features = int(x.shape(1));
-  }
-  if (p.features != I)
-    detail::fail("the input has ", p.features, " features, the network expects ", I);
-  p.input = to_vector(x);
   ForwardOptions opts;
   opts.training = training;
   opts.record = record;
   opts.rates = rates;
   opts.noise_by_row = noise_by_row;
   if (noise_pass) opts.use_noise_pass = true, opts.noise_pass = *noise_pass;
-  const Input in{p.kind, p.input.data(), p.input.size(), p.batch};
-  nb::gil_scoped_release release;
-  p.pass = self.net->forward(in, opts);
-  return p;
-}
-
-std::optional<NumpyFloat> backward(PyNetwork& self, const PyPass& p, const FloatArray& dlogits,
-                                   bool input_grad) {
-  if (!p.training) detail::fail("backward needs a training pass (forward(..., training=True))");
-  if (input_grad && p.kind == Input::Kind::noisy)
-    detail::fail("a noisy input has no gradient (its masks are random); use a sequence or a "
-                 "repeated input for dL/dinput");
-  std::vector<float> d = to_vector(dlogits);
-  std::vector<float> dinput;
-  {
-    nb::gil_scoped_release release;
-    self.net->backward(p.pass, d, input_grad ? &dinput : nullptr);
-  }
-  if (!input_grad) return std::nullopt;
-  if (p.kind == Input::Kind::sequence)
-    return to_numpy(std::move(dinput), {size_t(p.steps), size_t(p.batch), size_t(p.features)});
-  return to_numpy(std::move(dinput), {size_t(p.batch), size_t(p.features)});
+  return run_forward(self, x, kind, opts, /*copy=*/true, "array");
 }
 
 nb::list trace_list(const PyPass& p) {
@@ -120,6 +80,60 @@ nb::list rates_list(const PyPass& p) {
 }
 
 }  // namespace
+
+PyPass run_forward(PyNetwork& self, const FloatArray& x, const std::string& kind,
+                   const ForwardOptions& options, bool copy, const char* noun) {
+  PyPass p;
+  p.kind = parse_encoding(kind);
+  p.training = options.training;
+  const int I = self.description.spec.inputs;
+  if (p.kind == Input::Kind::sequence) {
+    if (x.ndim() != 3)
+      detail::fail("a sequence input must be a 3-D ", noun, " [T, B, I], got ", x.ndim(),
+                   " dimensions");
+    p.steps = int(x.shape(0));
+    p.batch = int(x.shape(1));
+    p.features = int(x.shape(2));
+  } else {
+    if (x.ndim() != 2)
+      detail::fail("a ", kind, " input must be a 2-D ", noun, " [B, I], got ", x.ndim(),
+                   " dimensions");
+    p.batch = int(x.shape(0));
+    p.features = int(x.shape(1));
+  }
+  if (p.features != I)
+    detail::fail("the input has ", p.features, " features, the network expects ", I);
+  Input in{p.kind, x.data(), x.size(), p.batch};
+  if (copy) {
+    p.copy = to_vector(x);
+    in.data = p.copy.data();
+  } else {
+    p.view = x;
+  }
+  nb::gil_scoped_release release;
+  p.pass = self.net->forward(in, options);
+  return p;
+}
+
+std::optional<NumpyFloat> run_backward(PyNetwork& self, const PyPass& p, const FloatArray& dlogits,
+                                       bool input_grad) {
+  if (!p.training)
+    detail::fail("backward needs a training pass (forward with training=True; nmsnn.torch "
+                 "modules in eval mode make inference passes)");
+  if (input_grad && p.kind == Input::Kind::noisy)
+    detail::fail("a noisy input has no gradient (its masks are random); use a sequence or a "
+                 "repeated input for dL/dinput");
+  std::vector<float> d = to_vector(dlogits);
+  std::vector<float> dinput;
+  {
+    nb::gil_scoped_release release;
+    self.net->backward(p.pass, d, input_grad ? &dinput : nullptr);
+  }
+  if (!input_grad) return std::nullopt;
+  if (p.kind == Input::Kind::sequence)
+    return to_numpy(std::move(dinput), {size_t(p.steps), size_t(p.batch), size_t(p.features)});
+  return to_numpy(std::move(dinput), {size_t(p.batch), size_t(p.features)});
+}
 
 void bind_network(nb::module_& m) {
   nb::class_<PyPass>(m, "ForwardPass", "One forward pass: its logits and what backward needs.")
@@ -173,7 +187,7 @@ void bind_network(nb::module_& m) {
       .def("forward", &forward, nb::arg("x"), nb::arg("kind"), nb::arg("training") = true,
            nb::arg("record") = false, nb::arg("rates") = false, nb::arg("noise_pass") = nb::none(),
            nb::arg("noise_by_row") = false)
-      .def("backward", &backward, nb::arg("pass_"), nb::arg("dlogits"), nb::arg("input_grad") = false);
+      .def("backward", &run_backward, nb::arg("pass_"), nb::arg("dlogits"), nb::arg("input_grad") = false);
 }
 
 }  // namespace nmsnn::py

@@ -18,101 +18,18 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$ROOT/build-emu}
-EMU=$ROOT/tests/cuda_emulation
-mkdir -p "$OUT/obj" "$OUT/src"
-jobs=$(nproc 2>/dev/null || echo 2)
-# -ffp-contract=off: no fused multiply-adds, like the __fadd_rn/__fmul_rn the kernels ask for.
 SANITIZER=${NMSNN_EMU_SANITIZER:-address,undefined}
-FLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -ffp-contract=off -fsanitize="$SANITIZER"
-       -fno-sanitize-recover=all -Wno-psabi -pthread -DNMSNN_WITH_CUDA=1 -I"$EMU/include"
-       -I"$ROOT/include" -I"$ROOT/host" -I"$ROOT/kernels" -I"$ROOT/host/cuda")
-
-# The library's sources, read from CMakeLists.txt: its C++ files, and the .cu files of the CUDA
-# engine (rewritten to C++ first).
-mapfile -t CPP < <(python3 - "$ROOT/CMakeLists.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-lib = re.search(r'add_library\(nmsnn\s+(.*?)\)', text, re.S).group(1)
-print('\n'.join(f for f in lib.split() if f.endswith('.cpp')))
-PY
-)
-mapfile -t CU < <(python3 - "$ROOT/CMakeLists.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-for block in re.findall(r'target_sources\(nmsnn PRIVATE(.*?)\)', text, re.S):
-    for f in block.split():
-        if f.endswith('.cu'):
-            print(f)
-PY
-)
-[[ ${#CU[@]} -gt 0 ]] || { echo "no .cu sources found in CMakeLists.txt" >&2; exit 1; }
-
-objects=("$OUT/obj/runtime.o")
-tasks=("$EMU/runtime.cpp" "$OUT/obj/runtime.o")
-for f in "${CPP[@]}"; do
-  o=$OUT/obj/$(echo "$f" | tr / _).o
-  objects+=("$o")
-  tasks+=("$ROOT/$f" "$o")
-done
-for f in "${CU[@]}"; do
-  s=$OUT/src/$(echo "$f" | tr / _).cpp
-  o=$OUT/obj/$(echo "$f" | tr / _).o
-  python3 "$EMU/rewrite_launches.py" "$ROOT/$f" "$s.new"
-  cmp -s "$s.new" "$s" && rm "$s.new" || mv "$s.new" "$s"  # keep the timestamp when unchanged
-  objects+=("$o")
-  tasks+=("$s" "$o")
-done
-# The nmsnn command, to run the CLI with --device cuda (its sources from tools/CMakeLists.txt).
-mapfile -t TOOLS < <(python3 - "$ROOT/tools/CMakeLists.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-block = re.search(r'add_executable\(nmsnn_cli(.*?)\)', text, re.S).group(1)
-for f in block.split():
-    if f.endswith('.cpp'):
-        print(f)
-PY
-)
-tool_objects=()
-for f in "${TOOLS[@]}"; do
-  o=$OUT/obj/tools_$f.o
-  tool_objects+=("$o")
-  tasks+=("$ROOT/tools/$f" "$o")
-done
-# Headers are not tracked: rebuild everything when any header is newer than the library.
-if [[ -f $OUT/libnmsnn_emulated.a ]] &&
-   [[ -n $(find "$ROOT/include" "$ROOT/host" "$ROOT/kernels" "$EMU/include" -newer "$OUT/libnmsnn_emulated.a" \( -name '*.hpp' -o -name '*.cuh' -o -name '*.h' \) | head -1) ]]; then
-  rm -f "$OUT"/obj/*.o
-fi
-# Compile what changed, $jobs at a time; a failure leaves a marker (wait -n cannot report it).
-rm -f "$OUT/failed"
-running=0
-for ((i = 0; i < ${#tasks[@]}; i += 2)); do
-  src=${tasks[i]} obj=${tasks[i + 1]}
-  [[ -f $obj && ! $src -nt $obj ]] && continue
-  (g++ "${FLAGS[@]}" -x c++ -c "$src" -o "$obj" || touch "$OUT/failed") &
-  if ((++running >= jobs)); then wait -n || true; ((running--)); fi
-done
-wait
-[[ -f $OUT/failed ]] && { echo "cuda emulation: compilation failed" >&2; exit 1; }
-rm -f "$OUT/libnmsnn_emulated.a"
-ar rcs "$OUT/libnmsnn_emulated.a" "${objects[@]}"
-
-python3 "$EMU/rewrite_launches.py" "$ROOT/tools/embed_example.cu" "$OUT/src/embed_example.cpp"
-g++ "${FLAGS[@]}" "$OUT/src/embed_example.cpp" "$OUT/libnmsnn_emulated.a" -lz -o "$OUT/embed_example" &
-pids=($!)
-g++ "${FLAGS[@]}" "${tool_objects[@]}" "$OUT/libnmsnn_emulated.a" -lz -o "$OUT/nmsnn" &
-pids+=($!)
-for t in test_cuda_kernels test_cuda_engine test_cuda_layers; do
-  g++ "${FLAGS[@]}" -DNMSNN_SOURCE_DIR=\"$ROOT\" -DNMSNN_BINARY_DIR=\"$OUT\" "$ROOT/tests/$t.cpp" \
-      "$OUT/libnmsnn_emulated.a" -lgtest -lgtest_main -lz -o "$OUT/$t" &
-  pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p"; done
+# The build is the CMake project tests/cuda_emulation: it rewrites the .cu files' launches, and
+# its dependency tracking recompiles only what a change touches. The compiler is GCC unless CXX
+# names another (CMake reads CXX when it first configures a build directory).
+CXX=${CXX:-g++} cmake -S "$ROOT/tests/cuda_emulation" -B "$OUT" -DNMSNN_ROOT="$ROOT" \
+    -DNMSNN_EMU_SANITIZER="$SANITIZER"
+cmake --build "$OUT" -j "$(nproc 2>/dev/null || echo 2)"
 
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1
 if [[ $SANITIZER == thread ]]; then
   # The race check: every kernel that shares memory within a block (the tiled products, the bias
-  # and regulariser reductions, the WMMA stores) on small cases; the arithmetic is the ASan
+  # and regularizer reductions, the WMMA stores) on small cases; the arithmetic is the ASan
   # build's job.
   "$OUT/test_cuda_kernels" --gtest_brief=1
   "$OUT/test_cuda_engine" --gtest_brief=1 \

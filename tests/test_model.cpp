@@ -395,3 +395,105 @@ TEST_F(ModelFileChecks, ANetworkTooLargeToHoldIsRefusedBeforeAllocating) {
                 {"model_huge.nmsnn", "storing a network of 2 layers (4-16777216-16777216)",
                  "needs 4.0 PiB", "more than the memory limit"});
 }
+
+// ---- the model file as bytes, and the logits behind predictions ------------------------------
+TEST(Models, ToBytesIsTheFileAndFromBytesPredictsIdentically) {
+  Dataset all = iris();
+  for (int& label : all.labels) label = label == 0 ? 1 : 0;  // setosa or not: a binary task
+  all.classes = 2;
+  all.class_names = {"other", "setosa"};
+  Model model = Model::make(TaskKind::binary,
+                            predictive_network(TaskKind::binary, ModelKind::snn, 4, 1, {12}, 10),
+                            {Engine::cpu, 5});
+  TrainOptions opts;
+  opts.epochs = 3;
+  opts.batch_size = 16;
+  model.fit(all, opts);
+
+  const std::string bytes = model.to_bytes();
+  const std::string path = temp_path("model_bytes.nmsnn");
+  model.save(path);
+  EXPECT_EQ(read_file(path), bytes);  // save writes exactly these bytes
+
+  Model back = Model::from_bytes(bytes, "pickled model");
+  EXPECT_EQ(back.task(), TaskKind::binary);
+  EXPECT_EQ(back.class_names, model.class_names);
+  EXPECT_EQ(back.feature_names, model.feature_names);
+  EXPECT_EQ(back.feature_scaler.mean, model.feature_scaler.mean);
+  EXPECT_EQ(back.history.size(), 3u);
+  EXPECT_EQ(back.network().seed(), 5u);
+  EXPECT_EQ(description_to_json(back.description()).dump(),
+            description_to_json(model.description()).dump());
+  const Predictions a = model.predict(all), b = back.predict(all);
+  EXPECT_EQ(b.values, a.values);
+  EXPECT_EQ(b.classes, a.classes);
+  EXPECT_EQ(b.logits, a.logits);
+  EXPECT_EQ(back.to_bytes(), bytes);  // and back to the same bytes
+
+  // Bad bytes name their source, as a bad file names its path.
+  expect_throws([&] { Model::from_bytes(bytes.substr(0, 5), "pickled model"); },
+                {"'pickled model'", "not a safetensors file"});
+  expect_throws([&] { Model::from_bytes(bytes.substr(0, bytes.size() - 4), "pickled model"); },
+                {"'pickled model'"});
+}
+
+TEST(Models, PredictionsCarryTheNetworksLogits) {
+  const Dataset all = iris();
+  Model multi = Model::make(
+      TaskKind::classification,
+      predictive_network(TaskKind::classification, ModelKind::snn, 4, 3, {8}, 10), {Engine::cpu, 2});
+  TrainOptions opts;
+  opts.epochs = 2;
+  multi.fit(all, opts);
+  const Predictions p = multi.predict(all);
+  ASSERT_EQ(p.logits.size(), size_t(all.count) * 3);
+  // The probabilities are the softmax of the logits; the class their argmax.
+  for (int s = 0; s < all.count; ++s) {
+    const float* z = &p.logits[size_t(s) * 3];
+    double sum = 0;
+    for (int c = 0; c < 3; ++c) sum += std::exp(double(z[c]));
+    for (int c = 0; c < 3; ++c) EXPECT_NEAR(p.values[s * 3 + c], std::exp(double(z[c])) / sum, 1e-6);
+    EXPECT_EQ(p.classes[s], int(std::max_element(z, z + 3) - z));
+  }
+  // They are the network's outputs: the evaluation's loss is computed from the same numbers.
+  EXPECT_EQ(multi.evaluate(all).predictions.logits, p.logits);
+
+  // Binary: one logit per row, finite where the probability rounds to exactly 0 or 1.
+  Dataset two = all;
+  for (int& label : two.labels) label = label == 0 ? 1 : 0;
+  two.classes = 2;
+  two.class_names = {"0", "1"};
+  Model binary = Model::make(TaskKind::binary,
+                             predictive_network(TaskKind::binary, ModelKind::snn, 4, 1, {8}, 10),
+                             {Engine::cpu, 2});
+  binary.fit(two, opts);
+  for (const char* name : {"layers.1.weight", "layers.1.bias"}) {
+    std::vector<float> w = binary.network().parameter(name);
+    for (float& v : w) v *= 1000;  // logits far beyond float's sigmoid range
+    binary.network().set_parameter(name, w);
+  }
+  const Predictions q = binary.predict(two);
+  ASSERT_EQ(q.logits.size(), size_t(two.count));
+  int saturated = 0;
+  for (int s = 0; s < two.count; ++s) {
+    EXPECT_TRUE(std::isfinite(q.logits[s])) << "row " << s;
+    EXPECT_EQ(q.classes[s], q.logits[s] > 0 ? 1 : 0);
+    saturated += q.values[s] == 0.0f || q.values[s] == 1.0f;
+  }
+  EXPECT_GT(saturated, 0);  // the case the logits are for
+
+  // Regression: the logits are the standardised targets, the values those in original units.
+  CsvOptions csv;
+  csv.target = "house_price";
+  csv.task = TaskKind::regression;
+  const Dataset houses = load_csv(NMSNN_SOURCE_DIR "/data/csv/house_price_data.csv", csv);
+  Model reg = Model::make(TaskKind::regression,
+                          predictive_network(TaskKind::regression, ModelKind::mlp, 3, 1, {8}, 1),
+                          {Engine::cpu, 2});
+  reg.fit(houses, opts);
+  const Predictions r = reg.predict(houses);
+  std::vector<float> units = r.logits;
+  reg.target_scaler.inverse_transform(units);
+  EXPECT_EQ(units, r.values);
+  EXPECT_NE(r.logits, r.values);
+}

@@ -2,13 +2,10 @@
 //
 // Data: a directory of MNIST-format IDX files (MNIST, Fashion-MNIST) or a CSV file. Models: the
 // seed's spiking network (--model snn), its non-spiking baseline (--model mlp), or any layer stack
-// from a JSON description (--model-file). Presets give complete training settings; any flag
-// given explicitly overrides its preset value:
-//   default  (images) 784-100-10, T=128, inputs x/255, Adam lr 2e-3 halved every 3 epochs,
-//            batch 100, 10 epochs: the library's MNIST recipe (about 0.975 test accuracy)
-//   seed     (images) the seed's MNIST script exactly: inputs x/255 - 0.5, batch 1000, SGD
-//            momentum 0.5 with a fresh optimiser per epoch, lr 0.1, 0.05, 0.01 over 3 epochs
-//   tabular  (CSV) standardised features, T=64, 100 hidden, Adam lr 1e-3, batch 32, 100 epochs
+// from a JSON description (--model-file); snn and mlp are the library's predictive_network.
+// Presets give complete training settings (the library's training_preset: default and seed for
+// images, tabular for CSV; include/nmsnn/presets.hpp); any flag given explicitly overrides its
+// preset value.
 // The trained model is saved (--save) before anything else is written; a run that diverges keeps
 // its last good model; --checkpoint/--resume continue a killed run to the same bits.
 #include <unistd.h>
@@ -32,28 +29,6 @@
 namespace nmsnn::cli {
 
 namespace {
-
-struct Preset {
-  std::string name;
-  std::string input_scale;
-  int epochs, batch, time_steps, hidden;
-  std::string optimizer;
-  std::vector<double> lr;  // one per epoch, or one base lr for the step schedule
-  int lr_step_epochs;      // StepLR period when lr has one value (0: constant)
-  double lr_gamma;
-  double momentum;
-  bool fresh_optimizer;
-};
-
-Preset preset(const std::string& name) {
-  if (name == "default")
-    return {"default", "unit", 10, 100, 128, 100, "adam", {2e-3}, 3, 0.5, 0.0, false};
-  if (name == "seed")
-    return {"seed", "centered", 3, 1000, 128, 100, "sgd", {0.1, 0.05, 0.01}, 0, 1.0, 0.5, true};
-  if (name == "tabular")
-    return {"tabular", "unit", 100, 32, 64, 100, "adam", {1e-3}, 0, 1.0, 0.0, false};
-  detail::fail("unknown preset ", detail::quote(name), " (expected default, seed or tabular)");
-}
 
 Args train_flags() {
   Args a;
@@ -216,7 +191,7 @@ int run_train(const std::vector<std::string>& argv) {
   apply_memory_flag(args);
   const std::string data_path = args.str("data", "data/mnist");
   const bool images = is_image_directory(data_path);
-  const Preset p = preset(args.str("preset", images ? "default" : "tabular"));
+  const TrainingPreset p = training_preset(args.str("preset", images ? "default" : "tabular"));
   const TaskKind task = parse_task_kind(args.str("task", "multiclass"));
   const std::string target = args.str("target", "");
   std::vector<std::string> ignore;
@@ -235,10 +210,13 @@ int run_train(const std::vector<std::string>& argv) {
   // -1: the whole test set (the flag itself takes only counts).
   const int test_limit = args.has("test-limit") ? args.integer("test-limit", 0, 0, kMaxInt) : -1;
   const std::string model_kind = args.str("model", "snn");
-  if (model_kind != "snn" && model_kind != "mlp")
-    detail::fail("flag --model: unknown model ", detail::quote(model_kind),
-                 " (expected snn or mlp)");
-  const std::vector<int> hidden = args.integers("hidden", {p.hidden}, 1, int(kMaxLayerSize));
+  ModelKind kind = ModelKind::snn;
+  try {
+    kind = parse_model_kind(model_kind);
+  } catch (const Error& e) {
+    detail::fail("flag --model: ", e.what());
+  }
+  const std::vector<int> hidden = args.integers("hidden", p.hidden, 1, int(kMaxLayerSize));
   const int time_steps = args.integer("time-steps", p.time_steps, 1, int(kMaxTimeSteps));
   SpikingLayer neuron;  // seed defaults, overridden by flags
   neuron.decay = float(args.number("decay", neuron.decay, 0.0, 1.0));
@@ -263,9 +241,9 @@ int run_train(const std::vector<std::string>& argv) {
 
   TrainOptions t;
   t.epochs = args.integer("epochs", p.epochs, 1, 1000000);
-  t.batch_size = args.integer("batch", p.batch, 1, int(kMaxBatchSize));
+  t.batch_size = args.integer("batch", p.batch_size, 1, int(kMaxBatchSize));
   t.seed = opts.seed;
-  t.fresh_optimizer_each_epoch = p.fresh_optimizer;
+  t.fresh_optimizer_each_epoch = p.fresh_optimizer_each_epoch;
   // Any positive lr is accepted: one too high for the data is a divergence, found in training.
   const std::vector<double> lrs = args.numbers("lr", p.lr);
   for (double lr : lrs)
@@ -316,22 +294,10 @@ int run_train(const std::vector<std::string>& argv) {
       detail::fail(detail::quote(args.str("model-file", "")), ": the network has ",
                    desc.spec.outputs(), " outputs but the ", to_string(task),
                    " task on this data needs ", outputs);
-  } else if (model_kind == "mlp") {
-    desc.spec = NetworkSpec::mlp(inputs, hidden, outputs);
-    desc.encoding = Input::Kind::repeated;
   } else {
-    desc.spec = NetworkSpec::spiking(inputs, hidden, outputs, time_steps);
-    for (auto& layer : desc.spec.layers) {
-      SpikingLayer& s = std::get<SpikingLayer>(layer);
-      const int size = s.size;
-      s = neuron;
-      s.size = size;
-    }
-    // Binary and regression models read their one output linearly from the last spiking
-    // layer's spikes: the seed's readout, an output neuron's state, is bounded above by its
-    // threshold (it resets when it fires), which cannot express a confident logit or a large
-    // value. Multiclass models keep the seed's readout.
-    if (task != TaskKind::classification) desc.spec.layers.back() = Dense{outputs};
+    // Multiclass spiking models keep the seed's readout; binary and regression ones read their
+    // one output linearly from the last spiking layer's spikes (presets.hpp says why).
+    desc = predictive_network(task, kind, inputs, outputs, hidden, time_steps, neuron);
   }
   if (args.has("encoding")) desc.encoding = parse_encoding(args.str("encoding", ""));
   if (args.has("readout")) desc.spec.readout.reduce = parse_reduce(args.str("readout", ""));

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "nmsnn/error.hpp"
+#include "nmsnn/files.hpp"
 #include "nmsnn/json.hpp"
 #include "nmsnn/limits.hpp"
 #include "nmsnn/safetensors.hpp"
@@ -254,7 +255,7 @@ Model::Pass Model::run(const Dataset& d, int batch_size, bool rates) {
   return out;
 }
 
-Predictions Model::predictions(const std::vector<float>& logits, int count) const {
+Predictions Model::predictions(std::vector<float> logits, int count) const {
   const int C = description_.spec.outputs();
   Predictions p;
   p.count = count;
@@ -262,6 +263,7 @@ Predictions Model::predictions(const std::vector<float>& logits, int count) cons
   if (task_ == TaskKind::regression) {
     p.values = logits;
     if (target_scaler.fitted()) target_scaler.inverse_transform(p.values);
+    p.logits = std::move(logits);
     return p;
   }
   p.values.resize(logits.size());
@@ -280,6 +282,7 @@ Predictions Model::predictions(const std::vector<float>& logits, int count) cons
     for (int c = 0; c < C; ++c) out[c] = float(std::exp(double(z[c] - m)) / sum);
     p.classes[s] = int(std::max_element(z, z + C) - z);
   }
+  p.logits = std::move(logits);
   return p;
 }
 
@@ -345,6 +348,16 @@ ModelEvaluation Model::evaluate(const Dataset& raw, int batch_size) {
 }
 
 void Model::save(const std::string& path) const {
+  std::string bytes;
+  try {
+    bytes = to_bytes();
+  } catch (const Error& e) {
+    fail(detail::quote(path), ": not written: ", e.what());
+  }
+  write_file_atomic(path, bytes);
+}
+
+std::string Model::to_bytes() const {
   std::vector<NamedTensor> tensors;
   for (const ParameterInfo& p : network_->parameters()) {
     NamedTensor t;
@@ -381,11 +394,16 @@ void Model::save(const std::string& path) const {
     h.push_back(e);
   }
   meta["history"] = h.dump();
-  write_safetensors(path, tensors, meta);
+  return safetensors_bytes(tensors, meta);
 }
 
 Model Model::load(const std::string& path, const NetworkOptions& options) {
-  const SafetensorsFile file = read_safetensors(path);
+  return from_bytes(read_file(path), path, options);
+}
+
+Model Model::from_bytes(std::string_view bytes, const std::string& path,
+                        const NetworkOptions& options) {
+  const SafetensorsFile file = parse_safetensors(bytes, path);
   const Metadata meta(file.metadata, path);
   const std::string& f = meta.file();
   const std::string* format = meta.find("format");

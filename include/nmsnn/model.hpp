@@ -1,6 +1,6 @@
 // nmsnn/model.hpp — a predictive model: a network plus everything needed to use it on raw data
 // (task, input encoding, feature standardisation, target scaling, class and column names), with
-// training, evaluation, prediction, and one-file save/load.
+// training, evaluation, prediction, and one-file save/load (or to and from bytes in memory).
 //
 //   nmsnn::Model model = nmsnn::Model::make(TaskKind::classification, description, {Engine::cpu, 1});
 //   model.fit(train_raw, options, &validation_raw);    // fits the scalers on train_raw only
@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nmsnn/dataset.hpp"
@@ -40,6 +41,9 @@ struct Predictions {
   // regression: predicted targets [N, target_size] in the data's original units.
   std::vector<float> values;
   std::vector<int> classes;    // predicted class per sample (classification and binary)
+  // The network's outputs [N, width]: classification, the C logits; binary, the logit of class 1
+  // (its log-odds, finite where `values` rounds to 0 or 1); regression, the standardised targets.
+  std::vector<float> logits;
 };
 
 // Metrics of a model on a labelled dataset, computed in the library (metrics.hpp).
@@ -85,7 +89,14 @@ class Model {
   // [0, 2^64-1], got 'x'", "'m.nmsnn': tensor 'layers.0.weight' has a non-finite value (nan) at
   // index 17". Parameters must be finite; preprocessing means finite and scales finite and > 0.
   static Model load(const std::string& path, const NetworkOptions& options = {});
+  // Writes the model file atomically (files.hpp): exactly the bytes of to_bytes().
   void save(const std::string& path) const;
+
+  // The model file's bytes, and a model back from them (pickling, databases, sockets):
+  // from_bytes checks everything load does, naming `source_name` where load names the file.
+  std::string to_bytes() const;
+  static Model from_bytes(std::string_view bytes, const std::string& source_name,
+                          const NetworkOptions& options = {});
 
   TaskKind task() const { return task_; }
   const NetworkDescription& description() const { return description_; }
@@ -121,7 +132,7 @@ class Model {
   // `raw` itself when nothing is scaled, else a scaled copy kept in `storage`: prepare() without
   // copying a dataset that needs no change (MNIST's 188 MB, for instance).
   const Dataset& prepared(const Dataset& raw, Dataset& storage) const;
-  Predictions predictions(const std::vector<float>& logits, int count) const;
+  Predictions predictions(std::vector<float> logits, int count) const;
   TaskKind task_ = TaskKind::classification;
   NetworkDescription description_;
   std::unique_ptr<Network> network_;

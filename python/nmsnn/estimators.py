@@ -1,13 +1,15 @@
 """scikit-learn estimators over nmsnn models: SpikingClassifier (binary and multiclass) and
 SpikingRegressor, with the command line's models and defaults.
 
-Defaults are those of `nmsnn train --model snn` with its `tabular` preset (tools/cli_train.cpp,
-preset("tabular"): T = 64, 100 hidden, Adam lr 1e-3, batch 32, 100 epochs) and the seed's neuron
-settings (include/nmsnn/spec.hpp, SpikingLayer: decay 0.9, threshold 1, penalty 1.5, scale reset,
-delay on). The network itself is built by the same rules as the CLI's (nmsnn._core.cli_description):
-multiclass models read their logits from the output layer's state, binary and regression models
-read their one output linearly from the last spiking layer's spikes. Features (and regression
-targets) are standardised with the training data's statistics, inside the model.
+Defaults are those of `nmsnn train --model snn` with its `tabular` preset (T = 64, 100 hidden,
+Adam lr 1e-3, batch 32, 100 epochs) and the seed's neuron settings (decay 0.9, threshold 1,
+penalty 1.5, scale reset, delay on), read from the library itself (include/nmsnn/presets.hpp,
+training_preset("tabular"), and SpikingLayer's defaults), so the two cannot drift apart. The
+network is built by the library's predictive_network, as the CLI builds it: multiclass models read
+their logits from the output layer's state, binary and regression models read their one output
+linearly from the last spiking layer's spikes. Features (and regression targets) are standardised
+with the training data's statistics, inside the model (standardize=False feeds features as given,
+as the CLI does for images).
 
 Predictions of a row do not depend on the other rows predicted with it or on its position: the
 model keys each row's noise masks by the row itself.
@@ -15,7 +17,6 @@ model keys each row's noise masks by the row itself.
 import json
 import numbers
 import os
-import tempfile
 
 import numpy as np
 
@@ -74,20 +75,9 @@ def _seed(random_state):
     raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
 
 
-def _model_bytes(model):
-    with tempfile.TemporaryDirectory(prefix="nmsnn-") as d:
-        path = os.path.join(d, "model.nmsnn")
-        model.save(path)
-        with open(path, "rb") as f:
-            return f.read()
-
-
-def _model_from_bytes(data, device="cpu", threads=0):
-    with tempfile.TemporaryDirectory(prefix="nmsnn-") as d:
-        path = os.path.join(d, "model.nmsnn")
-        with open(path, "wb") as f:
-            f.write(data)
-        return _core.Model.load(path, device, int(threads))
+# The library's defaults: the CLI's tabular preset and the seed's neuron settings.
+_TABULAR = _core.training_preset("tabular")
+_NEURON = _core.SPIKING_DEFAULTS
 
 
 def _names(obj):
@@ -103,11 +93,15 @@ def _names(obj):
 class _SpikingEstimator(BaseEstimator):
     _regression = False
 
-    def __init__(self, model="snn", hidden=(100,), time_steps=64, decay=0.9, threshold=1.0,
-                 penalty=1.5, reset="scale", delay=True, readout="mean", begin_eval=0,
-                 encoding=None, spec=None, epochs=100, batch_size=32, optimizer="adam", lr=1e-3,
-                 lr_step=0, lr_gamma=1.0, momentum=0.0, validation_fraction=0.0, device="cpu",
-                 threads=0, random_state=None, verbose=1):
+    def __init__(self, model="snn", hidden=tuple(_TABULAR["hidden"]),
+                 time_steps=_TABULAR["time_steps"], decay=_NEURON["decay"],
+                 threshold=_NEURON["threshold"], penalty=_NEURON["penalty"],
+                 reset=_NEURON["reset"], delay=_NEURON["delay"], readout="mean", begin_eval=0,
+                 encoding=None, spec=None, standardize=True, epochs=_TABULAR["epochs"],
+                 batch_size=_TABULAR["batch_size"], optimizer=_TABULAR["optimizer"],
+                 lr=_TABULAR["lr"][0], lr_step=_TABULAR["lr_step_epochs"],
+                 lr_gamma=_TABULAR["lr_gamma"], momentum=_TABULAR["momentum"],
+                 validation_fraction=0.0, device="cpu", threads=0, random_state=None, verbose=1):
         self.model = model
         self.hidden = hidden
         self.time_steps = time_steps
@@ -120,6 +114,7 @@ class _SpikingEstimator(BaseEstimator):
         self.begin_eval = begin_eval
         self.encoding = encoding
         self.spec = spec
+        self.standardize = standardize
         self.epochs = epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
@@ -158,6 +153,7 @@ class _SpikingEstimator(BaseEstimator):
         model = _core.Model.make(task, desc, str(self.device), seed, int(self.threads))
         names = getattr(self, "feature_names_in_", None)
         model.feature_names = [str(n) for n in names] if names is not None else []
+        model.standardize_features = bool(self.standardize)
         model.class_names = list(class_names)
         model.target_names = list(target_names)
         lr = [float(self.lr)] if isinstance(self.lr, numbers.Real) else [float(v) for v in self.lr]
@@ -224,10 +220,13 @@ class _SpikingEstimator(BaseEstimator):
     def _check_X(self, X):
         return _validate(self, X, reset=False)
 
-    def _raw_predict(self, X):
+    def _raw_predict(self, X, logits=False):
+        """The model's values (probabilities or targets) as float64, and with logits=True also
+        the network's outputs [n, outputs] (the logits of a classifier)."""
         self._check_fitted()
-        values, _ = self._model.predict(self._check_X(X))
-        return values.astype(np.float64)
+        values, _, z = self._model.predict(self._check_X(X))
+        values = values.astype(np.float64)
+        return (values, z.astype(np.float64)) if logits else values
 
     # -- pickling: the model as the bytes of its file --------------------------------------
     def __getstate__(self):
@@ -235,7 +234,7 @@ class _SpikingEstimator(BaseEstimator):
         state = dict(state)
         model = state.pop("_model", None)
         if model is not None:
-            state["_model_file"] = _model_bytes(model)
+            state["_model_file"] = model.to_bytes()
         return state
 
     def __setstate__(self, state):
@@ -246,7 +245,8 @@ class _SpikingEstimator(BaseEstimator):
         else:
             self.__dict__.update(state)
         if data is not None:
-            self._model = _model_from_bytes(data, self.device, self.threads)
+            self._model = _core.Model.from_bytes(data, "pickled model", self.device,
+                                                 int(self.threads))
 
     def _more_tags(self):  # scikit-learn < 1.6
         return {"multioutput": self._regression}
@@ -273,7 +273,9 @@ class SpikingClassifier(ClassifierMixin, _SpikingEstimator):
     "mlp"), hidden (sizes), time_steps, decay, threshold, penalty, reset ("scale"|"subtract"),
     delay, readout ("mean"|"sum"), begin_eval, encoding (None: the model's own; "noisy" or
     "repeated"), spec (a model-file dict, in place of model/hidden/...), epochs, batch_size,
-    optimizer ("adam"|"sgd"), lr (one, or one per epoch), lr_step, lr_gamma, momentum,
+    standardize (standardise features inside the model, as the CLI does for CSV data; False:
+    features as given, as the CLI does for images), optimizer ("adam"|"sgd"), lr (one, or one
+    per epoch), lr_step, lr_gamma, momentum,
     validation_fraction, device ("cpu"|"cuda"), threads (0: all cores), random_state (an int
     seeds weights, noise masks and shuffling as the CLI's --seed; None: a fresh seed),
     verbose (0: silent, 1: a progress line, 2: a line per epoch).
@@ -318,13 +320,11 @@ class SpikingClassifier(ClassifierMixin, _SpikingEstimator):
             return np.log(self.predict_proba(X))
 
     def decision_function(self, X):
-        """Binary: the log-odds of classes_[1] [n]; multiclass: log-probabilities [n, classes]
-        (the logits up to a per-row constant)."""
-        proba = self.predict_proba(X)
-        with np.errstate(divide="ignore"):
-            if len(self.classes_) == 2:
-                return np.log(proba[:, 1]) - np.log(proba[:, 0])
-            return np.log(proba)
+        """The network's outputs: binary, the logit (log-odds) of classes_[1] [n], > 0 where
+        classes_[1] is predicted; multiclass, the C logits [n, classes], whose softmax is
+        predict_proba. Read from the network, so finite where a probability rounds to 0 or 1."""
+        _, z = self._raw_predict(X, logits=True)
+        return z[:, 0] if len(self.classes_) == 2 else z
 
     def predict(self, X):
         self._check_fitted()
@@ -398,6 +398,7 @@ def load(path, device="cpu", threads=0):
     if "spec" not in params:
         params.update(readout=spec["readout"]["reduce"], begin_eval=spec["readout"]["begin_eval"],
                       encoding=spec["encoding"])
+    params["standardize"] = bool(model.standardize_features)
     est.set_params(**params)
     est._model = model
     est.n_features_in_ = int(spec["inputs"])

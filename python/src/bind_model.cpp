@@ -1,5 +1,6 @@
 // bind_model.cpp — nmsnn._core.Model: a network with its task, preprocessing and names; fit,
-// predict, evaluate, save and load, exactly as the command line uses them (nmsnn/model.hpp).
+// predict, evaluate, save and load (and the model file's bytes, for pickling), exactly as the
+// command line uses them (nmsnn/model.hpp).
 // fit releases the GIL and takes it back only to call Python progress callbacks and to check for
 // Ctrl-C (KeyboardInterrupt stops training between two batches).
 #include <nanobind/stl/optional.h>
@@ -8,6 +9,7 @@
 
 #include <memory>
 #include <optional>
+#include <string_view>
 
 #include "convert.hpp"
 #include "nmsnn/json.hpp"
@@ -44,6 +46,24 @@ PyModel load_model(const std::string& path, const std::string& engine, int threa
   NetworkOptions opts = network_options(engine, 0, threads, "fp32");
   nb::gil_scoped_release release;
   return PyModel{std::make_unique<Model>(Model::load(path, opts))};
+}
+
+// The bytes object stays alive and unchanged (bytes are immutable) while the GIL is released.
+PyModel model_from_bytes(const nb::bytes& data, const std::string& source,
+                         const std::string& engine, int threads) {
+  NetworkOptions opts = network_options(engine, 0, threads, "fp32");
+  const std::string_view bytes(data.c_str(), data.size());
+  nb::gil_scoped_release release;
+  return PyModel{std::make_unique<Model>(Model::from_bytes(bytes, source, opts))};
+}
+
+nb::bytes model_to_bytes(const PyModel& p) {
+  std::string bytes;
+  {
+    nb::gil_scoped_release release;
+    bytes = p.model->to_bytes();
+  }
+  return nb::bytes(bytes.data(), bytes.size());
 }
 
 // The training data as a Dataset: labels for classifiers, targets for regressors.
@@ -142,10 +162,12 @@ nb::tuple predict(PyModel& self, const FloatArray& x, int batch_size) {
     nb::gil_scoped_release release;
     p = self.model->predict(d, batch_size);
   }
-  NumpyFloat values = to_numpy(std::move(p.values), {size_t(p.count), size_t(p.width)});
-  if (p.classes.empty()) return nb::make_tuple(values, nb::none());
+  const std::vector<size_t> shape{size_t(p.count), size_t(p.width)};
+  NumpyFloat values = to_numpy(std::move(p.values), shape);
+  NumpyFloat logits = to_numpy(std::move(p.logits), shape);
+  if (p.classes.empty()) return nb::make_tuple(values, nb::none(), logits);
   return nb::make_tuple(values, to_numpy(std::vector<int32_t>(p.classes.begin(), p.classes.end()),
-                                         {size_t(p.count)}));
+                                         {size_t(p.count)}), logits);
 }
 
 nb::dict roc_dict(const RocCurve& r) {
@@ -269,10 +291,16 @@ void bind_model(nb::module_& m) {
                   nb::arg("matmul") = "fp32")
       .def_static("load", &load_model, nb::arg("path"), nb::arg("engine") = "cpu",
                   nb::arg("threads") = 0)
+      .def_static("from_bytes", &model_from_bytes, nb::arg("data"),
+                  nb::arg("source_name") = "bytes", nb::arg("engine") = "cpu",
+                  nb::arg("threads") = 0,
+                  "A model from the bytes of a model file (to_bytes); source_name names them in "
+                  "errors.")
       .def("save", [](const PyModel& p, const std::string& path) {
             nb::gil_scoped_release release;
             p.model->save(path);
           }, nb::arg("path"))
+      .def("to_bytes", &model_to_bytes, "The bytes save() writes to a model file.")
       .def("fit", &fit, nb::arg("x"), nb::arg("labels") = nb::none(), nb::arg("targets") = nb::none(),
            nb::arg("classes") = 0, nb::arg("x_val") = nb::none(), nb::arg("labels_val") = nb::none(),
            nb::arg("targets_val") = nb::none(), nb::arg("epochs") = 100, nb::arg("batch_size") = 32,
@@ -281,8 +309,9 @@ void bind_model(nb::module_& m) {
            nb::arg("seed") = 1, nb::arg("shuffle") = true, nb::arg("on_batch") = nb::none(),
            nb::arg("on_epoch") = nb::none())
       .def("predict", &predict, nb::arg("x"), nb::arg("batch_size") = 1000,
-           "(values [N, W] float32, classes [N] int32 or None): class probabilities, P(class 1), "
-           "or targets in original units.")
+           "(values [N, W] float32, classes [N] int32 or None, logits [N, W] float32): class "
+           "probabilities, P(class 1), or targets in original units; then the network's outputs "
+           "(logits; standardised targets for regression).")
       .def("evaluate", &evaluate, nb::arg("x"), nb::arg("labels") = nb::none(),
            nb::arg("targets") = nb::none(), nb::arg("classes") = 0, nb::arg("batch_size") = 1000)
       .def("trace", &trace, nb::arg("x"))

@@ -1,14 +1,17 @@
-// bind_spec.cpp — network descriptions (the model-file JSON of spec_json.hpp), the models the
-// command line builds from its flags, and what this build and machine offer.
+// bind_spec.cpp — network descriptions (the model-file JSON of spec_json.hpp), the models and
+// training presets the command line builds from its flags (presets.hpp), and what this build and
+// machine offer.
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
-#include <variant>
+#include <charconv>
+#include <cstdlib>
 
 #include "convert.hpp"
 #include "nmsnn/json.hpp"
 #include "nmsnn/network.hpp"
+#include "nmsnn/presets.hpp"
 #include "nmsnn/spec_json.hpp"
 #include "nmsnn/task.hpp"
 
@@ -22,44 +25,52 @@ std::string normalized(const std::string& text, int inputs) {
   return description_to_json(d).dump();
 }
 
-// The network `nmsnn train --model snn|mlp` builds for a task (tools/cli_train.cpp, run_train:
-// "data and model"), from the same flags. Kept in step with it by hand until the library has
-// one function for both (see python/README notes in the top README's Python section).
+// The network `nmsnn train --model snn|mlp` builds for a task from the same flags: the library's
+// predictive_network (presets.hpp), then the CLI's --encoding, --readout and --begin-eval.
 std::string cli_description(const std::string& model, const std::string& task_name, int inputs,
                             int outputs, const std::vector<int>& hidden, int time_steps,
                             double decay, double threshold, double penalty,
                             const std::string& reset, bool delay, const std::string& encoding,
                             const std::string& readout, int begin_eval) {
-  const TaskKind task = parse_task_kind(task_name);
-  NetworkDescription desc;
-  if (model == "mlp") {
-    desc.spec = NetworkSpec::mlp(inputs, hidden, outputs);
-    desc.encoding = Input::Kind::repeated;
-  } else if (model == "snn") {
-    SpikingLayer neuron;
-    neuron.decay = float(decay);
-    neuron.threshold = float(threshold);
-    neuron.penalty = float(penalty);
-    neuron.reset = parse_reset_rule(reset);
-    neuron.delay = delay;
-    desc.spec = NetworkSpec::spiking(inputs, hidden, outputs, time_steps);
-    for (auto& layer : desc.spec.layers) {
-      SpikingLayer& s = std::get<SpikingLayer>(layer);
-      const int size = s.size;
-      s = neuron;
-      s.size = size;
-    }
-    // Binary and regression models read their one output linearly from the last spiking
-    // layer's spikes (an output neuron's state is bounded by its threshold), as the CLI does.
-    if (task != TaskKind::classification) desc.spec.layers.back() = Dense{outputs};
-  } else {
-    detail::fail("unknown model ", detail::quote(model), " (expected snn or mlp)");
-  }
+  SpikingLayer neuron;
+  neuron.decay = float(decay);
+  neuron.threshold = float(threshold);
+  neuron.penalty = float(penalty);
+  neuron.reset = parse_reset_rule(reset);
+  neuron.delay = delay;
+  NetworkDescription desc = predictive_network(parse_task_kind(task_name), parse_model_kind(model),
+                                               inputs, outputs, hidden, time_steps, neuron);
   if (!encoding.empty()) desc.encoding = parse_encoding(encoding);
   if (!readout.empty()) desc.spec.readout.reduce = parse_reduce(readout);
   desc.spec.readout.begin_eval = begin_eval;
   desc.spec.validate();
   return description_to_json(desc).dump();
+}
+
+// A float setting as the shortest decimal that reads back as the same float (0.9f -> 0.9), so
+// that Python shows the defaults as they are written in C++.
+double shortest(float v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::strtod(std::string(buf, r.ptr).c_str(), nullptr);
+}
+
+nb::dict preset_dict(const std::string& name) {
+  const TrainingPreset p = training_preset(name);
+  nb::dict d;
+  d["name"] = p.name;
+  d["input_scale"] = p.input_scale;
+  d["epochs"] = p.epochs;
+  d["batch_size"] = p.batch_size;
+  d["time_steps"] = p.time_steps;
+  d["hidden"] = p.hidden;
+  d["optimizer"] = p.optimizer;
+  d["lr"] = p.lr;
+  d["lr_step_epochs"] = p.lr_step_epochs;
+  d["lr_gamma"] = p.lr_gamma;
+  d["momentum"] = p.momentum;
+  d["fresh_optimizer_each_epoch"] = p.fresh_optimizer_each_epoch;
+  return d;
 }
 
 }  // namespace
@@ -72,6 +83,9 @@ void bind_spec(nb::module_& m) {
         nb::arg("threshold"), nb::arg("penalty"), nb::arg("reset"), nb::arg("delay"),
         nb::arg("encoding") = "", nb::arg("readout") = "", nb::arg("begin_eval") = 0,
         "The description `nmsnn train --model snn|mlp` builds from the same settings (JSON text).");
+  m.def("training_preset", &preset_dict, nb::arg("name"),
+        "The settings of `nmsnn train --preset NAME` (default, seed or tabular) as a dict.");
+  m.def("training_preset_names", &training_preset_names);
   m.def("cpu_kernel_set", [] { return std::string(cpu_kernel_set()); },
         "The CPU engine's kernel set on this machine: 'avx2' or 'baseline'.");
   m.def("cuda_available", [] {
@@ -82,9 +96,9 @@ void bind_spec(nb::module_& m) {
       "(True, '') when this build has the CUDA engine and a GPU is present, else (False, why).");
   const SpikingLayer neuron;
   nb::dict defaults;
-  defaults["decay"] = double(neuron.decay);
-  defaults["threshold"] = double(neuron.threshold);
-  defaults["penalty"] = double(neuron.penalty);
+  defaults["decay"] = shortest(neuron.decay);
+  defaults["threshold"] = shortest(neuron.threshold);
+  defaults["penalty"] = shortest(neuron.penalty);
   defaults["reset"] = std::string(to_string(neuron.reset));
   defaults["delay"] = neuron.delay;
   m.attr("SPIKING_DEFAULTS") = defaults;

@@ -1,4 +1,5 @@
 """SpikingClassifier and SpikingRegressor: scikit-learn's conventions, errors, progress."""
+import json
 import pickle
 
 import numpy as np
@@ -25,7 +26,7 @@ def test_import_needs_numpy_only():
 
 def test_defaults_are_the_cli_tabular_preset_and_seed_neurons():
     p = nmsnn.SpikingClassifier().get_params()
-    # tools/cli_train.cpp preset("tabular") and include/nmsnn/spec.hpp SpikingLayer.
+    # include/nmsnn/presets.hpp training_preset("tabular") and include/nmsnn/spec.hpp SpikingLayer.
     assert (p["epochs"], p["batch_size"], p["time_steps"], p["hidden"]) == (100, 32, 64, (100,))
     assert (p["optimizer"], p["lr"], p["model"]) == ("adam", 1e-3, "snn")
     d = nmsnn._core.SPIKING_DEFAULTS
@@ -198,3 +199,77 @@ def test_validation_fraction_records_validation(iris):
     X, y = iris
     clf = nmsnn.SpikingClassifier(random_state=1, validation_fraction=0.2, **SMALL).fit(X, y)
     assert "validation_accuracy" in clf.history_[-1]
+
+
+def test_defaults_come_from_the_library_presets():
+    p = nmsnn.SpikingClassifier().get_params()
+    t = nmsnn._core.training_preset("tabular")
+    assert (p["epochs"], p["batch_size"], p["time_steps"], list(p["hidden"])) == (
+        t["epochs"], t["batch_size"], t["time_steps"], t["hidden"])
+    assert (p["optimizer"], [p["lr"]], p["lr_step"], p["lr_gamma"], p["momentum"]) == (
+        t["optimizer"], t["lr"], t["lr_step_epochs"], t["lr_gamma"], t["momentum"])
+    assert p["decay"] == 0.9 and p["standardize"] is True  # shown as written in C++ (0.9f)
+    assert nmsnn._core.training_preset_names() == ["default", "seed", "tabular"]
+    seed = nmsnn._core.training_preset("seed")
+    assert (seed["optimizer"], seed["lr"], seed["batch_size"]) == ("sgd", [0.1, 0.05, 0.01], 1000)
+    with pytest.raises(nmsnn.Error, match="unknown preset 'fast'"):
+        nmsnn._core.training_preset("fast")
+
+
+def test_cli_description_is_the_librarys_predictive_network():
+    d = json.loads(nmsnn._core.cli_description("snn", "binary", 4, 1, [8, 6], 12, 0.7, 0.5, 1.0,
+                                               "subtract", False))
+    assert [l["type"] for l in d["layers"]] == ["spiking", "spiking", "dense"]
+    assert d["layers"][0]["reset"] == "subtract" and d["layers"][1]["delay"] is False
+    m = json.loads(nmsnn._core.cli_description("mlp", "multiclass", 4, 3, [8], 12, 0.9, 1, 1.5,
+                                               "scale", True))
+    assert m["encoding"] == "repeated" and [l["type"] for l in m["layers"]] == [
+        "dense", "activation", "dense"]
+    with pytest.raises(nmsnn.Error, match="unknown model 'cnn'"):
+        nmsnn._core.cli_description("cnn", "multiclass", 4, 3, [8], 12, 0.9, 1, 1.5, "scale", True)
+
+
+def test_decision_function_is_the_networks_logits(iris, binary_data):
+    X, y = iris
+    clf = nmsnn.SpikingClassifier(random_state=1, **SMALL).fit(X, y)
+    z = clf.decision_function(X)
+    softmax = np.exp(z - z.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    assert np.allclose(softmax, clf.predict_proba(X), atol=1e-6)
+    X, y = binary_data
+    clf = nmsnn.SpikingClassifier(random_state=2, **SMALL).fit(X, y)
+    d = clf.decision_function(X)
+    p = clf.predict_proba(X)[:, 1]
+    assert np.allclose(1 / (1 + np.exp(-d)), p, atol=1e-6)
+    # Logits far beyond float32's sigmoid: the probabilities round to 0 or 1, the logits stay finite.
+    net = clf.network_
+    for name in ("layers.1.weight", "layers.1.bias"):
+        net.set_parameter(name, net.parameter(name) * 1000)
+    d = clf.decision_function(X)
+    p = clf.predict_proba(X)[:, 1]
+    assert ((p == 0) | (p == 1)).any() and np.isfinite(d).all()
+    assert np.array_equal(clf.predict(X), np.where(d > 0, "yes", "no"))
+
+
+def test_pickle_is_the_model_files_bytes(iris, tmp_path):
+    X, y = iris
+    clf = nmsnn.SpikingClassifier(random_state=1, **SMALL).fit(X, y)
+    data = clf._model.to_bytes()
+    clf.save(tmp_path / "m.nmsnn")
+    assert (tmp_path / "m.nmsnn").read_bytes() == data
+    assert clf.__getstate__()["_model_file"] == data
+    again = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(again.decision_function(X), clf.decision_function(X))
+    assert again._model.to_bytes() == data
+    with pytest.raises(nmsnn.Error, match="'broken': not a safetensors file"):
+        nmsnn._core.Model.from_bytes(data[:5], "broken")
+
+
+def test_standardize_false_feeds_features_as_given(iris):
+    X, y = iris
+    clf = nmsnn.SpikingClassifier(random_state=1, standardize=False, **SMALL).fit(X, y)
+    assert clf._model.standardize_features is False and len(clf._model.feature_mean) == 0
+    assert clf.score(X, y) > 0.6
+    again = pickle.loads(pickle.dumps(clf))
+    assert again.get_params()["standardize"] is False
+    assert np.array_equal(again.predict_proba(X), clf.predict_proba(X))

@@ -20,3 +20,11 @@ def test_example_runs(args, expect):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert expect in r.stdout
+
+
+def test_torch_example_runs():
+    pytest.importorskip("torch", reason="examples/python/torch_spiking.py needs PyTorch")
+    r = subprocess.run([sys.executable, str(EXAMPLES / "torch_spiking.py"), "--quick"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "nmsnn.torch.Network: test accuracy" in r.stdout

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Installs what nmsnn needs to build and test on Debian/Ubuntu, if it is missing:
-# a C++17 compiler, CMake, Python 3 (test scripts), zlib, GoogleTest and Google Benchmark, clang 14
-# and its compiler-rt (libFuzzer, for ctest's `fuzz` stage: scripts/fuzz.sh; GCC's sanitizer
-# runtimes come with g++), and, when asked, Fashion-MNIST into /usr/share/datasets/fashion-mnist.
+# a C++17 compiler, CMake, Python 3 (test scripts), zlib, nlohmann-json (the JSON parser, header
+# only), GoogleTest and Google Benchmark, clang 14 and its compiler-rt (libFuzzer, for ctest's
+# `fuzz` stage: scripts/fuzz.sh; GCC's sanitizer runtimes come with g++), and, when asked,
+# Fashion-MNIST into /usr/share/datasets/fashion-mnist; and for the Python package's tests
+# (scripts/test_python.sh) the system Python's venv, headers, NumPy, scikit-learn, pandas, pytest
+# and matplotlib (Debian ships them for /usr/bin/python3 only).
 # The CUDA toolkit is optional (the CUDA engine is built when nvcc is found) and is not installed
 # here.
 set -euo pipefail
 
 # usage: install_deps.sh [--fashion-mnist]   (also Debian's dataset-fashion-mnist package)
-packages=(g++ cmake make python3 zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
-          clang-14 libclang-rt-14-dev)
+packages=(g++ cmake make python3 zlib1g-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+          libbenchmark-dev clang-14 libclang-rt-14-dev
+          python3-venv python3-dev python3-numpy python3-sklearn python3-pandas python3-pytest
+          python3-matplotlib)
 [ "${1:-}" = "--fashion-mnist" ] && packages+=(dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do

@@ -8,8 +8,8 @@
 #          CXX=clang++ scripts/test_sanitizers.sh      (default g++, the compiler CI builds with)
 #
 # Left out: the ctest entries that start nested builds of their own (the CUDA emulation, which
-# already runs under ASan and UBSan, the fuzz and sanitizer stages, install_consumer) and the
-# GPU verdict script (Python).
+# already runs under ASan and UBSan, the fuzz and sanitizer stages, install_consumer, the Python
+# package) and the GPU verdict script (Python).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$ROOT/build-sanitizers}
@@ -36,5 +36,5 @@ echo "sanitizers: built with $CXX in $((built - start)) s"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_on_error=1}
 ctest --test-dir "$OUT" -j "$jobs" --output-on-failure \
-      -E '^(cuda_emulation.*|fuzz|sanitizers|install_consumer|gpu_verdict)$'
+      -E '^(cuda_emulation.*|fuzz|sanitizers|install_consumer|gpu_verdict|python)$'
 echo "sanitizers: every test passed under ASan and UBSan in $(($(date +%s) - built)) s"

@@ -1,4 +1,4 @@
-// network/engine.hpp — EngineImpl, the interface every engine (cpu, cuda) implements behind nmsnn::Network.
+// network/engine.hpp — EngineImpl, the interface the cpu and cuda engines implement behind Network.
 //
 // Network validates arguments and owns the noise counter; an engine owns the parameters,
 // gradients and optimiser state in its own memory (host for cpu, device for cuda) and runs the

@@ -2,7 +2,9 @@
 """rewrite_launches.py SOURCE.cu OUTPUT.cpp — a .cu file as plain C++ for the CUDA emulation.
 
 Every launch `kernel<<<grid, block[, shared, stream]>>>(args);` becomes
-`::emulated::launch(dim3(grid), dim3(block), [&]() { kernel(args); });`, and the file starts by
+`::emulated::launch_on(stream, dim3(grid), dim3(block), [=]() { kernel(args); });` (the arguments
+copied, as a launch copies them, so a launch recorded into a graph runs later with the values it
+was given), and the file starts by
 including emulated_kernel.hpp (CUDA's keywords as macros). A #line directive keeps compiler
 messages and sanitizer reports pointing at the original file.
 """
@@ -29,8 +31,9 @@ def split_top_level(text):
 
 def rewrite(match):
     config = split_top_level(match.group(2))
-    return '::emulated::launch(dim3(%s), dim3(%s), [&]() { %s(%s); });' % (
-        config[0], config[1], match.group(1), match.group(3))
+    stream = config[3] if len(config) > 3 else 'cudaStream_t(nullptr)'
+    return '::emulated::launch_on(%s, dim3(%s), dim3(%s), [=]() { %s(%s); });' % (
+        stream, config[0], config[1], match.group(1), match.group(3))
 
 
 def main():

@@ -22,6 +22,11 @@ std::mutex mutex;
 std::map<const char*, size_t> allocations;  // start -> bytes
 }  // namespace
 
+int& captures_active() {
+  static int active = 0;
+  return active;
+}
+
 void* device_malloc(size_t bytes) {
   void* p = nullptr;
   if (posix_memalign(&p, 256, bytes ? bytes : 1)) std::abort();

@@ -1,17 +1,35 @@
 // cuda_runtime.h (emulated) — the part of the CUDA runtime API nmsnn uses, on the host: memory
 // calls are host allocations and copies, streams are handles whose work runs at once (so every
-// call is already "synchronised"), and no call fails.
+// call is already "synchronised"), and no call fails, except as CUDA's stream capture would:
+// while a stream is captured into a graph, its work is recorded instead of run (and replayed by
+// cudaGraphLaunch), and synchronising it or allocating memory returns an error, as on a GPU.
 #pragma once
 #include <algorithm>
+#include <functional>
+#include <vector>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-typedef enum cudaError { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 } cudaError_t;
+typedef enum cudaError {
+  cudaSuccess = 0,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+} cudaError_t;
+// A graph is the work recorded from a stream, in order (a captured stream is one chain).
+struct CUgraph_st {
+  std::vector<std::function<void()>> work;
+};
+typedef CUgraph_st* cudaGraph_t;
+struct CUgraphExec_st {
+  std::vector<std::function<void()>> work;
+};
+typedef CUgraphExec_st* cudaGraphExec_t;
 struct CUstream_st {
-  int dummy;
+  CUgraph_st* capture = nullptr;  // the graph being recorded, or null
 };
 typedef CUstream_st* cudaStream_t;
 struct CUevent_st {
@@ -38,6 +56,15 @@ struct float4 {
 };
 inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
 namespace emulated {
+// Runs `work` at once, or appends it to the graph that `stream` is being captured into.
+inline void enqueue(cudaStream_t stream, std::function<void()> work) {
+  if (stream && stream->capture)
+    stream->capture->work.push_back(std::move(work));
+  else
+    work();
+}
+// Streams being captured now: allocation and device-wide synchronisation are errors meanwhile.
+int& captures_active();
 void* device_malloc(size_t n);
 void device_free(void* p);
 void check_range(const void* p, size_t n, const char* what);  // aborts past an allocation
@@ -58,10 +85,12 @@ inline cudaError_t cudaGetDevice(int* d) {
 inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
 template <class T>
 cudaError_t cudaMalloc(T** p, size_t n) {
+  if (emulated::captures_active()) return cudaErrorStreamCaptureUnsupported;
   *p = (T*)emulated::device_malloc(n);
   return cudaSuccess;
 }
 inline cudaError_t cudaFree(void* p) {
+  if (emulated::captures_active()) return cudaErrorStreamCaptureUnsupported;
   emulated::device_free(p);
   return cudaSuccess;
 }
@@ -79,26 +108,71 @@ inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) 
   return cudaSuccess;
 }
 inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind,
-                                   cudaStream_t = nullptr) {
-  std::memcpy(d, s, n);
+                                   cudaStream_t stream = nullptr) {
+  emulated::enqueue(stream, [=] { std::memcpy(d, s, n); });
   return cudaSuccess;
 }
 inline cudaError_t cudaMemset(void* d, int v, size_t n) {
   std::memset(d, v, n);
   return cudaSuccess;
 }
-inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t = nullptr) {
-  std::memset(d, v, n);
+inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t stream = nullptr) {
+  emulated::enqueue(stream, [=] { std::memset(d, v, n); });
   return cudaSuccess;
 }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  return s && s->capture ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+inline cudaError_t cudaDeviceSynchronize() {
+  return emulated::captures_active() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
   *s = new CUstream_st;
   return cudaSuccess;
 }
 inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
   delete s;
+  return cudaSuccess;
+}
+// ---- stream capture and graphs -----------------------------------------------------------------
+enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal,
+  cudaStreamCaptureModeThreadLocal,
+  cudaStreamCaptureModeRelaxed
+};
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone, cudaStreamCaptureStatusActive };
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  if (!s || s->capture) return cudaErrorStreamCaptureUnsupported;  // the legacy stream cannot
+  s->capture = new CUgraph_st;
+  ++emulated::captures_active();
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
+  if (!s || !s->capture) return cudaErrorStreamCaptureInvalidated;
+  *graph = s->capture;
+  s->capture = nullptr;
+  --emulated::captures_active();
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
+  *status = s && s->capture ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
+                                        unsigned long long = 0) {
+  *exec = new CUgraphExec_st{graph->work};
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  for (const auto& work : exec->work) emulated::enqueue(stream, work);
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
   return cudaSuccess;
 }
 inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) {
@@ -108,6 +182,11 @@ inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) {
 }
 // Events: a stream's work has run by the time it is queued, so an event is the host clock.
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new CUevent_st;
+  return cudaSuccess;
+}
+#define cudaEventDisableTiming 2
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
   *e = new CUevent_st;
   return cudaSuccess;
 }

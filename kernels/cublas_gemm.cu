@@ -17,14 +17,17 @@ void gemm(cublasHandle_t handle, MatmulPrecision math, cublasOperation_t op_a, c
   if (M < 1 || N < 1 || K < 1)
     ::nmsnn::detail::fail(what, ": matrix sizes must be >= 1, got M=", M, ", N=", N, ", K=", K);
   const float alpha = 1.0f, beta = 0.0f;
-  const cublasComputeType_t compute =
-      math == MatmulPrecision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  // The operands and the result stay FP32 in memory; the FAST compute types let cuBLAS round the
+  // operands to TF32 or BF16 for the tensor cores and accumulate in FP32.
+  const cublasComputeType_t compute = math == MatmulPrecision::tf32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                      : math == MatmulPrecision::bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                                      : CUBLAS_COMPUTE_32F;
   const cublasStatus_t status =
       cublasGemmEx(handle, op_a, op_b, m, n, k, &alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb,
                    &beta, C, CUDA_R_32F, ldc, compute, CUBLAS_GEMM_DEFAULT);
   if (status != CUBLAS_STATUS_SUCCESS)
     ::nmsnn::detail::fail("cublasGemmEx for ", what, " (", line, " with M=", M, ", N=", N,
-                          ", K=", K, math == MatmulPrecision::tf32 ? ", tf32" : ", fp32", ") failed at ",
+                          ", K=", K, ", ", to_string(math), ") failed at ",
                           __FILE__, ": ", cublasGetStatusName(status), " (",
                           cublasGetStatusString(status), ")");
 }

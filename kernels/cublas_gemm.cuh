@@ -17,7 +17,9 @@
 namespace nmsnn::kernels {
 
 // fp32: CUBLAS_COMPUTE_32F with the handle in CUBLAS_DEFAULT_MATH (IEEE FP32 products);
-// tf32: CUBLAS_COMPUTE_32F_FAST_TF32 (tensor cores, TF32 inputs, FP32 accumulation).
+// tf32: CUBLAS_COMPUTE_32F_FAST_TF32 (tensor cores, TF32 inputs, FP32 accumulation);
+// bf16: CUBLAS_COMPUTE_32F_FAST_16BF (tensor cores, BF16 inputs, FP32 accumulation). The
+// operands and outputs are FP32 arrays in every case: cuBLAS rounds the operands as it loads them.
 // `what` names the product in error messages ("layer 1 forward"). The handle must already be
 // bound to the caller's stream, in host pointer mode (see CublasScope in host/cuda/cuda.cu).
 void gemm_forward(cublasHandle_t handle, MatmulPrecision math, int M, int N, int K, const float* X,

@@ -1,29 +1,71 @@
 // masked_linear.cu — tiled matrix products whose X operand is the noise-encoded input, made from
 // Philox while the tile is loaded (see masked_linear.cuh for the math).
 //
-// Both products have the form   C[p, q] = sum_r P[r, p] * Q[r, q]   over a 64 x 64 output tile:
+// Both products have the form   C[p, q] = sum_r P[r, p] * Q[r, q]   over a 128 x 64 output tile,
+// with p always a neuron, so one block covers a whole layer of up to 128 neurons:
 //
-//   forward  out[m, n]:  p = m (row t*B+b), q = n (neuron),  r = k (feature)
-//                        P[r, p] = X(m, k) (masks made here), Q[r, q] = W[n, k]
-//   wgrad    dW[n, k]:   p = n (neuron),    q = k (feature), r = m (row t*B+b)
-//                        P[r, p] = dU[m, n],                  Q[r, q] = X(m, k) (masks made here)
+//   forward  out[m, n]:  p = n (neuron),  q = m (row t*B+b),  r = k (feature)
+//                        P[r, p] = W[n, k],   Q[r, q] = X(m, k) (masks made here)
+//   wgrad    dW[n, k]:   p = n (neuron),  q = k (feature),    r = m (row t*B+b)
+//                        P[r, p] = dU[m, n],  Q[r, q] = X(m, k) (masks made here)
 //
-// A block of 256 threads owns one 64 x 64 tile of C and walks r in stages of 16. Each stage
-// loads a 16 x 64 slice of P and of Q into shared memory (every thread loads 4 values of each:
-// for X that is exactly one Philox block, the four masks of features 4j..4j+3 at one (t, b)).
-// Shared memory holds two stages: while the block multiplies stage s, each thread has already
-// fetched stage s+1 into registers (global loads and Philox overlap the arithmetic), and writes it
-// into the other buffer. One __syncthreads per stage separates "everyone finished reading buffer
-// j" from "someone writes buffer j" (see mainloop).
+// For N <= 128 the forward grid has one block along N, so each mask of a pass is made once, in
+// registers, and never stored in global memory (a 64-wide tile made every mask twice for the
+// seed network's N = 100). The weight gradient likewise makes each mask once per split.
 //
-// Arithmetic, selected by MatmulPrecision:
-//   fp32  each thread keeps a 4 x 4 block of C in registers (rows 4*ty.., columns 4*tx..) and
-//         reads two float4s from shared memory per 16 FMAs.
-//   tf32  each warp owns a 16 x 32 block of C as two WMMA m16n16k8 accumulators; operands are
-//         rounded to TF32 when loaded into fragments, accumulation stays FP32.
+// A block of 256 threads (8 warps) owns one tile of C and walks r in stages of 16. Each stage
+// loads a 16 x 128 slice of P (8 values per thread) and a 16 x 64 slice of Q (4 per thread: for
+// X exactly one Philox block, the four masks of features 4j..4j+3 at one (t, b)) into shared
+// memory. Shared memory holds two stages: while the block multiplies stage s, each thread has
+// already fetched stage s+1 into registers (global loads and Philox overlap the arithmetic), and
+// writes it into the other buffer. One __syncthreads per stage separates "everyone finished
+// reading buffer j" from "someone writes buffer j" (see mainloop).
+//
+// Arithmetic, selected by MatmulPrecision (stages hold FP32, or BF16 converted as staged):
+//   fp32  each thread keeps 8 x 4 of C in registers (p = 4g+i and 64+4g+i, q = 4h+j) and reads
+//         three float4s from shared memory per 32 FMAs; one FMA chain per element in order of r,
+//         so the result is within the rigorous FP32 bound the exactness tests use.
+//   tf32  warp w owns C[32*(w%4) .., 32*(w/4) ..] as 2 x 2 WMMA m16n16k8 accumulators; operands
+//         rounded to TF32 when loaded into fragments; FP32 accumulation.
+//   bf16  the same with WMMA m16n16k16 and BF16 fragments; operands rounded (to nearest even)
+//         when staged, which also halves the stages' bytes; FP32 accumulation.
+// Tensor-core accumulators have no documented element order, so they leave through shared
+// memory (the tile C, which reuses the stages' bytes once the mainloop is done).
+//
+// Bank conflicts (32 banks of 4 bytes; a row's stride decides which bank its start falls in).
+// Shared rows are padded by 8 elements: P rows 136 elements, Q rows 72, so the stride is
+// 8 (mod 32) banks in FP32 and 4 (mod 32) banks = 16 bytes (mod 128) in BF16; the tile C is
+// stored column-major, C(p, q) at c[q][p], with rows of 132 floats, 4 (mod 32) banks.
+//   fragment loads  The WMMA layout is opaque; it follows mma.sync's documented one. TF32 A
+//         (col-major: element (p, r) at [r][p]) and B (row-major, (r, q) at [r][q]): lane
+//         (g, t) = (lane / 4, lane % 4) reads row r = t, column g: bank 8t + g, 32 distinct
+//         (an unpadded 64- or 128-float row gives bank g: 4-way). BF16 fragments load as
+//         ldmatrix rows of 16 bytes, 8 rows per phase: row r starts at byte 16r (mod 128), 8
+//         distinct 16-byte groups (unpadded: all in the same group, 8-way).
+//   fragment stores The accumulator (g, 2t), (g, 2t+1) goes to c[2t][g], c[2t+1][g]: bank 8t + g
+//         (+4), 32 distinct per instruction (with 72-float rows row-major it is 8g + 2t: 2-way).
+//   scalar stores   P slices: thread p = tid % 128 writes rows 8 * (tid / 128) + j: a warp
+//         writes 32 consecutive elements of one row. Forward Q: q = tid % 64, rows 4 * (tid / 64)
+//         + j: the same. Wgrad Q: one float4 (or 8 bytes of BF16) per thread, 16 threads per row:
+//         each quarter- (half-) warp writes 128 consecutive bytes. All conflict-free.
+//   fp32 reads      float4s of P at 4g and of Q at 4h: in each quarter-warp the threads read 8
+//         consecutive float4s or the same one (a broadcast).
+//   C reads         forward: 32 consecutive p of one q (consecutive n of one output row, coalesced
+//         in global memory); wgrad: lane -> (q = lane % 8, p = lane / 8): bank 4q + p, 32
+//         distinct, and in global memory 4 rows of dW x 8 consecutive k (whole 32-byte sectors).
+// Global loads of W in the forward are per-lane rows (8 consecutive k each, one sector reused
+// from L1 across the 8 loads); dU and the Q of the forward are coalesced along their rows.
+//
+// Budget per block (static shared memory, under the 48 KB that needs no cudaFuncSetAttribute):
+//   fp32 2 stages x 16 x (136 + 72) x 4 B = 26,624 B;  tf32 max(26,624, C 64 x 132 x 4 =
+//   33,792) = 33,792 B;  bf16 max(13,312, 33,792) = 33,792 B. Registers per thread (nvcc 13
+//   ptxas, sm_80, no spills), forward / wgrad: fp32 79 / 87, tf32 112 / 114, bf16 74 / 80 (32
+//   accumulators, 12 staged values and 2 + 2 fragments each); all under 128, so two blocks of
+//   256 threads share an SM's 64K registers (and 2 x 33.8 KB its shared memory).
 //
 // The weight gradient splits its sum over r = m across gridDim.z blocks that write partial
 // tiles; reduce_partials adds them in split order (deterministic; no atomics).
+#include <cuda_bf16.h>
 #include <mma.h>
 
 #include <algorithm>
@@ -36,18 +78,50 @@ namespace nmsnn::kernels {
 
 namespace {
 
-constexpr int kTile = 64;     // output tile is kTile x kTile
+constexpr int kTileP = 128;   // neurons per tile
+constexpr int kTileQ = 64;    // rows (forward) or features (wgrad) per tile
 constexpr int kDepth = 16;    // r values per shared-memory stage
 constexpr int kThreads = 256;
+constexpr int kPad = 8;                      // elements added to each staged row (see top)
+constexpr int kStrideP = kTileP + kPad;      // 136
+constexpr int kStrideQ = kTileQ + kPad;      // 72
+constexpr int kStrideC = kTileP + 4;         // 132: the tile C, column-major (see top)
 
-// One shared-memory stage: P[r][p] and Q[r][q] for 16 consecutive r. Rows are 256 bytes, so every
-// float4 and every WMMA fragment pointer used below is suitably aligned.
+// One shared-memory stage: P[r][p] and Q[r][q] for 16 consecutive r, in FP32 or BF16. Every
+// size and offset is a multiple of 32 bytes, so each WMMA fragment pointer below is aligned.
+template <class T>
 struct Stage {
-  float p[kDepth][kTile];
-  float q[kDepth][kTile];
+  T p[kDepth][kStrideP];
+  T q[kDepth][kStrideQ];
 };
+static_assert(sizeof(Stage<float>) % 32 == 0 && sizeof(Stage<__nv_bfloat16>) % 32 == 0,
+              "stages must keep fragment pointers 32-byte aligned");
 
-// ---- loaders: each thread fetches 4 values of a 16 x 64 slice, then stores them --------------
+template <class T>
+__device__ inline T to_stage(float v);
+template <>
+__device__ inline float to_stage<float>(float v) {
+  return v;
+}
+template <>
+__device__ inline __nv_bfloat16 to_stage<__nv_bfloat16>(float v) {
+  return __float2bfloat16(v);  // round to nearest even
+}
+// Four consecutive staged values as one 16-byte (FP32) or 8-byte (BF16) store.
+__device__ inline void put4(float* dst, const float v[4]) {
+  *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+}
+struct __align__(8) Bf16x4 {
+  __nv_bfloat16 v[4];
+};
+__device__ inline void put4(__nv_bfloat16* dst, const float v[4]) {
+  Bf16x4 b;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) b.v[j] = __float2bfloat16(v[j]);
+  *reinterpret_cast<Bf16x4*>(dst) = b;
+}
+
+// ---- loaders: each thread fetches its values of one stage, then stores them ------------------
 // fetch(r0) reads global memory (and makes masks) into registers; put() writes shared memory.
 // Out-of-range elements are 0, so edge tiles need no special case in the arithmetic.
 
@@ -62,8 +136,54 @@ __device__ inline void masked_quad(NoiseKey key, const float* x, int B, int K, l
   for (int j = 0; j < 4; ++j) v[j] = k + j < K ? uniform_from_bits(r.v[j]) * xb[k + j] : 0.0f;
 }
 
-// X(m, k) with m = p, k = r (forward's P operand). Thread: p = tid / 4, r = 4*(tid % 4) + j.
-struct MaskedRowsAlongR {
+// Forward P: W[n, k] with n = p, k = r. Thread: p = tid % 128, r = 8 * (tid / 128) + j.
+struct WeightAlongR {
+  const float* W;
+  int N, K;
+  int n0;
+  float v[8];
+
+  __device__ void fetch(int k0) {
+    const int n = n0 + (threadIdx.x & (kTileP - 1));
+    const int k = k0 + 8 * (threadIdx.x >> 7);
+    const float* row = W + (size_t)n * K;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = (n < N && k + j < K) ? row[k + j] : 0.0f;
+  }
+  template <class T>
+  __device__ void put(Stage<T>& s) const {
+    const int p = threadIdx.x & (kTileP - 1), r = 8 * (threadIdx.x >> 7);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) s.p[r + j][p] = to_stage<T>(v[j]);
+  }
+};
+
+// Wgrad P: dU[m, n] with m = r, n = p. Thread: p = tid % 128, r = 8 * (tid / 128) + j: a warp
+// reads 32 consecutive floats of a row of dU.
+struct GradAlongR {
+  const float* dU;
+  int N;
+  long long m_end;  // end of this block's share of rows (<= M)
+  int n0;
+  float v[8];
+
+  __device__ void fetch(long long r0) {
+    const int n = n0 + (threadIdx.x & (kTileP - 1));
+    const long long m = r0 + 8 * (threadIdx.x >> 7);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = (m + j < m_end && n < N) ? dU[(size_t)(m + j) * N + n] : 0.0f;
+  }
+  template <class T>
+  __device__ void put(Stage<T>& s) const {
+    const int p = threadIdx.x & (kTileP - 1), r = 8 * (threadIdx.x >> 7);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) s.p[r + j][p] = to_stage<T>(v[j]);
+  }
+};
+
+// Forward Q: X(m, k) with m = q, k = r. Thread: q = tid % 64, r = 4 * (tid / 64) + j: one
+// Philox block per thread.
+struct MaskedAlongQ {
   NoiseKey key;
   const float* x;
   int B, K;
@@ -72,67 +192,22 @@ struct MaskedRowsAlongR {
   float v[4];
 
   __device__ void fetch(int k0) {
-    const int tid = threadIdx.x;
-    const long long m = m0 + (tid >> 2);
-    const int k = k0 + 4 * (tid & 3);  // a multiple of 4: one Philox block holds k..k+3
+    const long long m = m0 + (threadIdx.x & (kTileQ - 1));
+    const int k = k0 + 4 * (threadIdx.x >> 6);  // a multiple of 4: one Philox block holds k..k+3
     v[0] = v[1] = v[2] = v[3] = 0.0f;
     if (m < M && k < K) masked_quad(key, x, B, K, m, k, v);
   }
-  __device__ void put(float (*tile)[kTile]) const {
-    const int tid = threadIdx.x;
+  template <class T>
+  __device__ void put(Stage<T>& s) const {
+    const int q = threadIdx.x & (kTileQ - 1), r = 4 * (threadIdx.x >> 6);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) tile[4 * (tid & 3) + j][tid >> 2] = v[j];
+    for (int j = 0; j < 4; ++j) s.q[r + j][q] = to_stage<T>(v[j]);
   }
 };
 
-// W[n, k] with n = q, k = r (forward's Q operand). Thread: q = tid / 4, r = 4*(tid % 4) + j.
-struct WeightRowsAlongR {
-  const float* W;
-  int N, K;
-  int n0;
-  float v[4];
-
-  __device__ void fetch(int k0) {
-    const int tid = threadIdx.x;
-    const int n = n0 + (tid >> 2);
-    const int k = k0 + 4 * (tid & 3);
-    const float* row = W + (size_t)n * K;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) v[j] = (n < N && k + j < K) ? row[k + j] : 0.0f;
-  }
-  __device__ void put(float (*tile)[kTile]) const {
-    const int tid = threadIdx.x;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) tile[4 * (tid & 3) + j][tid >> 2] = v[j];
-  }
-};
-
-// dU[m, n] with m = r, n = p (wgrad's P operand). Thread: r = tid / 16, p = 4*(tid % 16) + j:
-// 16 threads read 64 consecutive floats of one row of dU.
-struct GradRowsAlongP {
-  const float* dU;
-  int N;
-  long long m_end;  // end of this block's share of rows (<= M)
-  int n0;
-  float v[4];
-
-  __device__ void fetch(long long r0) {
-    const int tid = threadIdx.x;
-    const long long m = r0 + (tid >> 4);
-    const int n = n0 + 4 * (tid & 15);
-    const float* row = dU + (size_t)m * N;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) v[j] = (m < m_end && n + j < N) ? row[n + j] : 0.0f;
-  }
-  __device__ void put(float (*tile)[kTile]) const {
-    const int tid = threadIdx.x;
-    *reinterpret_cast<float4*>(&tile[tid >> 4][4 * (tid & 15)]) = make_float4(v[0], v[1], v[2], v[3]);
-  }
-};
-
-// X(m, k) with m = r, k = q (wgrad's Q operand). Thread: r = tid / 16, q = 4*(tid % 16) + j: one
-// Philox block per thread again.
-struct MaskedRowsAlongQ {
+// Wgrad Q: X(m, k) with m = r, k = q. Thread: r = tid / 16, q = 4 * (tid % 16) + j: one Philox
+// block per thread again, stored as one vector.
+struct MaskedAlongR {
   NoiseKey key;
   const float* x;
   int B, K;
@@ -141,102 +216,173 @@ struct MaskedRowsAlongQ {
   float v[4];
 
   __device__ void fetch(long long r0) {
-    const int tid = threadIdx.x;
-    const long long m = r0 + (tid >> 4);
-    const int k = k0 + 4 * (tid & 15);
+    const long long m = r0 + (threadIdx.x >> 4);
+    const int k = k0 + 4 * (threadIdx.x & 15);
     v[0] = v[1] = v[2] = v[3] = 0.0f;
     if (m < m_end && k < K) masked_quad(key, x, B, K, m, k, v);
   }
-  __device__ void put(float (*tile)[kTile]) const {
-    const int tid = threadIdx.x;
-    *reinterpret_cast<float4*>(&tile[tid >> 4][4 * (tid & 15)]) = make_float4(v[0], v[1], v[2], v[3]);
+  template <class T>
+  __device__ void put(Stage<T>& s) const {
+    put4(&s.q[threadIdx.x >> 4][4 * (threadIdx.x & 15)], v);
   }
 };
 
 // ---- arithmetic on one stage ----------------------------------------------------------------
 
-// fp32: thread (ty, tx) = (tid / 16, tid % 16) owns C[4*ty + i][4*tx + j].
-struct SimtMath {
-  float acc[4][4];
+// The epilogue's order over the tile. Forward (kLanesAlongP): consecutive threads take
+// consecutive p, i.e. consecutive neurons of one output row. Wgrad: lane -> (q % 8, p), so a
+// warp writes 4 rows of dW x 8 consecutive features. Both read the column-major C without
+// conflicts and write whole sectors (see the top of the file).
+template <bool kLanesAlongP>
+__device__ inline void tile_position(int e, int& p, int& q) {
+  if (kLanesAlongP) {
+    p = e & (kTileP - 1);
+    q = e >> 7;
+  } else {
+    p = (e >> 3) & (kTileP - 1);
+    q = (e & 7) | ((e >> 10) << 3);
+  }
+}
 
+// fp32: thread (hi, lo) = (tid / 16, tid % 16); the lo index runs along p when kLanesAlongP (so
+// the forward's direct stores go along a row of out) and along q otherwise (along a row of dW).
+// The thread owns p = 4g + i and 64 + 4g + i (i < 4), q = 4h + j (j < 4).
+template <bool kLanesAlongP>
+struct SimtMath {
+  using Element = float;
+  static constexpr int kSharedBytes = 2 * sizeof(Stage<float>);
+  float acc[8][4];
+
+  __device__ int g() const { return kLanesAlongP ? threadIdx.x & 15 : threadIdx.x >> 4; }
+  __device__ int h() const { return kLanesAlongP ? threadIdx.x >> 4 : threadIdx.x & 15; }
   __device__ void zero() {
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 8; ++i)
 #pragma unroll
       for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
   }
-  __device__ void multiply(const Stage& s) {
-    const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
+  __device__ void multiply(const Stage<float>& s) {
+    const int gp = 4 * g(), hq = 4 * h();
 #pragma unroll
     for (int r = 0; r < kDepth; ++r) {
-      const float4 a = *reinterpret_cast<const float4*>(&s.p[r][4 * ty]);
-      const float4 b = *reinterpret_cast<const float4*>(&s.q[r][4 * tx]);
-      const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+      const float4 a0 = *reinterpret_cast<const float4*>(&s.p[r][gp]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&s.p[r][64 + gp]);
+      const float4 b = *reinterpret_cast<const float4*>(&s.q[r][hq]);
+      const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float bv[4] = {b.x, b.y, b.z, b.w};
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < 8; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
     }
   }
-  // Calls out(p, q, value) for each of this thread's 16 elements (tile coordinates).
+  // Calls out(p, q, value) for each of this thread's 32 elements (tile coordinates), straight
+  // from registers.
   template <class Out>
-  __device__ void store(Stage*, Out&& out) const {
-    const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
+  __device__ void store(unsigned char*, Out&& out) const {
+    const int gp = 4 * g(), hq = 4 * h();
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 8; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j) out(4 * ty + i, 4 * tx + j, acc[i][j]);
+      for (int j = 0; j < 4; ++j) out((i < 4 ? gp + i : 64 + gp + i - 4), hq + j, acc[i][j]);
   }
 };
 
-// tf32: warp w owns C[16*(w % 4) .., 32*(w / 4) ..] as two 16 x 16 accumulators.
-// WMMA with TF32 needs sm_80 or newer; the library is built for 80 and 90 only.
+// tf32 / bf16: warp w owns C[32*(w % 4) + 16i .., 32*(w / 4) + 16j ..], i, j < 2, as four 16 x 16
+// accumulators. WMMA with TF32 or BF16 needs sm_80 or newer; the library is built for 80 and 90.
 namespace wmma = nvcuda::wmma;
-struct Tf32Math {
-  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2];
+
+// The fragment shapes of each operand precision: k = 8 for TF32, 16 for BF16.
+template <class T>
+struct WmmaShape;
+template <>
+struct WmmaShape<float> {
+  static constexpr int k = 8;
+  using Precision = wmma::precision::tf32;
+};
+template <>
+struct WmmaShape<__nv_bfloat16> {
+  static constexpr int k = 16;
+  using Precision = __nv_bfloat16;
+};
+
+template <class T, bool kLanesAlongP>
+struct WmmaMath {
+  using Element = T;
+  static constexpr int kK = WmmaShape<T>::k;
+  using Precision = typename WmmaShape<T>::Precision;
+  static constexpr int kStageBytes = 2 * sizeof(Stage<T>);
+  static constexpr int kTileBytes = kTileQ * kStrideC * sizeof(float);
+  static constexpr int kSharedBytes = kStageBytes > kTileBytes ? kStageBytes : kTileBytes;
+  wmma::fragment<wmma::accumulator, 16, 16, kK, float> acc[2][2];
 
   __device__ void zero() {
-    wmma::fill_fragment(acc[0], 0.0f);
-    wmma::fill_fragment(acc[1], 0.0f);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
   }
-  __device__ void multiply(const Stage& s) {
+  __device__ void multiply(const Stage<T>& s) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-    const int warp = threadIdx.x >> 5, wp = warp & 3, wq = warp >> 2;
+    const int warp = threadIdx.x >> 5, wp = 32 * (warp & 3), wq = 32 * (warp >> 2);
 #pragma unroll
-    for (int r = 0; r < kDepth; r += 8) {
-      // A = P^T slice: element (p, r) at s.p[r][p], i.e. column-major with leading dimension 64.
-      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a;
-      wmma::load_matrix_sync(a, &s.p[r][16 * wp], kTile);
+    for (int r = 0; r < kDepth; r += kK) {
+      // A = P^T slice: element (p, r) at s.p[r][p], column-major with leading dimension 136.
+      // B = Q slice: element (r, q) at s.q[r][q], row-major with leading dimension 72.
+      wmma::fragment<wmma::matrix_a, 16, 16, kK, Precision, wmma::col_major> a[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, kK, Precision, wmma::row_major> b[2];
 #pragma unroll
-      for (int e = 0; e < a.num_elements; ++e) a.x[e] = wmma::__float_to_tf32(a.x[e]);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        // B = Q slice: element (r, q) at s.q[r][q], row-major with leading dimension 64.
-        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
-        wmma::load_matrix_sync(b, &s.q[r][32 * wq + 16 * j], kTile);
-#pragma unroll
-        for (int e = 0; e < b.num_elements; ++e) b.x[e] = wmma::__float_to_tf32(b.x[e]);
-        wmma::mma_sync(acc[j], a, b, acc[j]);
+      for (int i = 0; i < 2; ++i) {
+        wmma::load_matrix_sync(a[i], &s.p[r][wp + 16 * i], kStrideP);
+        wmma::load_matrix_sync(b[i], &s.q[r][wq + 16 * i], kStrideQ);
+        round_tf32(a[i]);
+        round_tf32(b[i]);
       }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
     }
 #else
     __trap();  // not built for this architecture
 #endif
   }
-  // Accumulator fragments have no documented element order, so they go through shared memory:
-  // the two stages (2 * 2 * 16 * 64 floats) are exactly one 64 x 64 tile. The mainloop ended with
-  // __syncthreads, so no thread still reads them.
-  template <class Out>
-  __device__ void store(Stage* stages, Out&& out) const {
-    float(*c)[kTile] = reinterpret_cast<float(*)[kTile]>(stages);
-    const int warp = threadIdx.x >> 5, wp = warp & 3, wq = warp >> 2;
+  // TF32 fragments are loaded from FP32 and rounded here; BF16 ones were rounded when staged.
+  template <class F>
+  __device__ static void round_tf32(F& f) {
+    if constexpr (kK == 8) {
 #pragma unroll
-    for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(&c[16 * wp][32 * wq + 16 * j], acc[j], kTile, wmma::mem_row_major);
+      for (int e = 0; e < f.num_elements; ++e) f.x[e] = wmma::__float_to_tf32(f.x[e]);
+    }
+  }
+  // The mainloop ended with __syncthreads, so no thread still reads the stages whose bytes the
+  // tile C reuses.
+  template <class Out>
+  __device__ void store(unsigned char* shared, Out&& out) const {
+    float(*c)[kStrideC] = reinterpret_cast<float(*)[kStrideC]>(shared);
+    const int warp = threadIdx.x >> 5, wp = 32 * (warp & 3), wq = 32 * (warp >> 2);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        wmma::store_matrix_sync(&c[wq + 16 * j][wp + 16 * i], acc[i][j], kStrideC,
+                                wmma::mem_col_major);
     __syncthreads();
-    for (int e = threadIdx.x; e < kTile * kTile; e += kThreads) out(e / kTile, e % kTile, c[e / kTile][e % kTile]);
+    for (int e = threadIdx.x; e < kTileP * kTileQ; e += kThreads) {
+      int p, q;
+      tile_position<kLanesAlongP>(e, p, q);
+      out(p, q, c[q][p]);
+    }
   }
 };
+
+// The launched instantiations (named, so each launch names one type).
+using ForwardFp32 = SimtMath<true>;
+using ForwardTf32 = WmmaMath<float, true>;
+using ForwardBf16 = WmmaMath<__nv_bfloat16, true>;
+using WgradFp32 = SimtMath<false>;
+using WgradTf32 = WmmaMath<float, false>;
+using WgradBf16 = WmmaMath<__nv_bfloat16, false>;
 
 // ---- the double-buffered loop over stages ----------------------------------------------------
 // Stage s is multiplied from buffer s % 2 while stage s+1 is fetched into registers and then
@@ -244,19 +390,19 @@ struct Tf32Math {
 // __syncthreads at the end of iteration s-1 guarantees every thread finished that; the
 // __syncthreads at the end of iteration s makes the new stage visible before it is multiplied.
 template <class Math, class LoadP, class LoadQ, class Index>
-__device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end, Stage* stages,
-                         Math& math) {
+__device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end,
+                         Stage<typename Math::Element>* stages, Math& math) {
   math.zero();
   const Index stages_total = (r_end - r_begin + kDepth - 1) / kDepth;
   if (stages_total <= 0) return;
   lp.fetch(r_begin);
   lq.fetch(r_begin);
-  lp.put(stages[0].p);
-  lq.put(stages[0].q);
+  lp.put(stages[0]);
+  lq.put(stages[0]);
   __syncthreads();
   for (Index s = 0; s < stages_total; ++s) {
-    Stage& cur = stages[s & 1];
-    Stage& next = stages[(s + 1) & 1];
+    auto& cur = stages[s & 1];
+    auto& next = stages[(s + 1) & 1];
     const bool more = s + 1 < stages_total;
     if (more) {
       lp.fetch(r_begin + (s + 1) * kDepth);
@@ -264,8 +410,8 @@ __device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end, Stage
     }
     math.multiply(cur);
     if (more) {
-      lp.put(next.p);
-      lq.put(next.q);
+      lp.put(next);
+      lq.put(next);
     }
     __syncthreads();
   }
@@ -273,42 +419,44 @@ __device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end, Stage
 
 // ---- kernels --------------------------------------------------------------------------------
 
-// grid (ceil(M/64), ceil(N/64)): block (x, y) computes out[64x .. , 64y ..].
+// grid (ceil(M/64), ceil(N/128)): block (x, y) computes out[64x .., 128y ..].
 template <class Math>
 __global__ void __launch_bounds__(kThreads)
 masked_linear_forward_kernel(NoiseKey key, const float* x, int B, int K, long long M,
                              const float* W, int N, float* out) {
-  __shared__ __align__(128) Stage stages[2];
-  const long long m0 = (long long)blockIdx.x * kTile;
-  const int n0 = blockIdx.y * kTile;
-  MaskedRowsAlongR lp{key, x, B, K, M, m0, {}};
-  WeightRowsAlongR lq{W, N, K, n0, {}};
+  __shared__ __align__(128) unsigned char shared[Math::kSharedBytes];
+  auto* stages = reinterpret_cast<Stage<typename Math::Element>*>(shared);
+  const long long m0 = (long long)blockIdx.x * kTileQ;
+  const int n0 = blockIdx.y * kTileP;
+  WeightAlongR lp{W, N, K, n0, {}};
+  MaskedAlongQ lq{key, x, B, K, M, m0, {}};
   Math math;
   mainloop<Math>(lp, lq, 0, K, stages, math);
-  math.store(stages, [&](int p, int q, float value) {
-    const long long m = m0 + p;
-    const int n = n0 + q;
+  math.store(shared, [&](int p, int q, float value) {
+    const long long m = m0 + q;
+    const int n = n0 + p;
     if (m < M && n < N) out[(size_t)m * N + n] = value;
   });
 }
 
-// grid (ceil(K/64), ceil(N/64), splits): block (x, y, z) computes the partial sum of
-// dW[64y .., 64x ..] over rows [z*rows, (z+1)*rows) into partial[z].
+// grid (ceil(K/64), ceil(N/128), splits): block (x, y, z) computes the partial sum of
+// dW[128y .., 64x ..] over rows [z*rows, (z+1)*rows) into partial[z].
 template <class Math>
 __global__ void __launch_bounds__(kThreads)
 masked_linear_wgrad_kernel(NoiseKey key, const float* x, int B, int K, long long M,
                            long long rows, const float* dU, int N, float* partial) {
-  __shared__ __align__(128) Stage stages[2];
-  const int k0 = blockIdx.x * kTile;
-  const int n0 = blockIdx.y * kTile;
+  __shared__ __align__(128) unsigned char shared[Math::kSharedBytes];
+  auto* stages = reinterpret_cast<Stage<typename Math::Element>*>(shared);
+  const int k0 = blockIdx.x * kTileQ;
+  const int n0 = blockIdx.y * kTileP;
   const long long r_begin = (long long)blockIdx.z * rows;
   const long long r_end = r_begin + rows < M ? r_begin + rows : M;
-  GradRowsAlongP lp{dU, N, r_end, n0, {}};
-  MaskedRowsAlongQ lq{key, x, B, K, r_end, k0, {}};
+  GradAlongR lp{dU, N, r_end, n0, {}};
+  MaskedAlongR lq{key, x, B, K, r_end, k0, {}};
   Math math;
   mainloop<Math>(lp, lq, r_begin, r_end, stages, math);
   float* part = partial + (size_t)blockIdx.z * N * K;
-  math.store(stages, [&](int p, int q, float value) {
+  math.store(shared, [&](int p, int q, float value) {
     const int n = n0 + p, k = k0 + q;
     if (n < N && k < K) part[(size_t)n * K + k] = value;
   });
@@ -329,9 +477,9 @@ void check_shapes(const char* what, int T, int B, int K, int N) {
     ::nmsnn::detail::fail(what, ": T, B, K and N must be >= 1, got T=", T, ", B=", B, ", K=", K,
                           ", N=", N);
   // The tile counts along N go to gridDim.y, which is limited to 65535.
-  if ((N + kTile - 1) / kTile > 65535)
+  if ((N + kTileP - 1) / kTileP > 65535)
     ::nmsnn::detail::fail(what, ": a layer of ", N, " neurons is too wide for the noise-encoded "
-                          "input kernel (at most ", 65535LL * kTile, ")");
+                          "input kernel (at most ", 65535LL * kTileP, ")");
 }
 
 }  // namespace
@@ -340,19 +488,21 @@ void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, co
                            int N, float* out, MatmulPrecision math, cudaStream_t stream) {
   check_shapes("masked_linear_forward", T, B, K, N);
   const long long M = (long long)T * B;
-  const dim3 grid(grid_for(M, kTile), unsigned((N + kTile - 1) / kTile));
+  const dim3 grid(grid_for(M, kTileQ), unsigned((N + kTileP - 1) / kTileP));
   if (math == MatmulPrecision::tf32)
-    masked_linear_forward_kernel<Tf32Math><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+    masked_linear_forward_kernel<ForwardTf32><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+  else if (math == MatmulPrecision::bf16)
+    masked_linear_forward_kernel<ForwardBf16><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
   else
-    masked_linear_forward_kernel<SimtMath><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
-  NMSNN_CHECK_LAUNCH("masked_linear_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
-                     math == MatmulPrecision::tf32 ? ", tf32" : ", fp32");
+    masked_linear_forward_kernel<ForwardFp32><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+  NMSNN_CHECK_LAUNCH("masked_linear_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K, ", ",
+                     to_string(math));
 }
 
 WgradSplit masked_linear_wgrad_split(long long M, int N, int K) {
   // About 1024 blocks in all (several waves on any current GPU), at most 64 partials, and at
   // least 256 rows (16 stages) per block so the double buffering has something to overlap.
-  const long long tiles = (long long)((N + kTile - 1) / kTile) * ((K + kTile - 1) / kTile);
+  const long long tiles = (long long)((N + kTileP - 1) / kTileP) * ((K + kTileQ - 1) / kTileQ);
   long long splits = std::max(1LL, 1024 / std::max(1LL, tiles));
   splits = std::min({splits, 64LL, std::max(1LL, M / 256)});
   // Rows per split, a multiple of the stage depth; then drop splits that would be empty.
@@ -375,15 +525,18 @@ void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, cons
   // One split writes dW itself; several write partials that are added below.
   float* out = split.splits == 1 ? dW : scratch;
   if (!out) ::nmsnn::detail::fail("masked_linear_wgrad: no scratch for ", split.splits, " partials");
-  const dim3 grid(grid_for(K, kTile), unsigned((N + kTile - 1) / kTile), unsigned(split.splits));
+  const dim3 grid(grid_for(K, kTileQ), unsigned((N + kTileP - 1) / kTileP), unsigned(split.splits));
   if (math == MatmulPrecision::tf32)
-    masked_linear_wgrad_kernel<Tf32Math>
+    masked_linear_wgrad_kernel<WgradTf32>
+        <<<grid, kThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
+  else if (math == MatmulPrecision::bf16)
+    masked_linear_wgrad_kernel<WgradBf16>
         <<<grid, kThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
   else
-    masked_linear_wgrad_kernel<SimtMath>
+    masked_linear_wgrad_kernel<WgradFp32>
         <<<grid, kThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
   NMSNN_CHECK_LAUNCH("masked_linear_wgrad", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
-                     ", splits=", split.splits, math == MatmulPrecision::tf32 ? ", tf32" : ", fp32");
+                     ", splits=", split.splits, ", ", to_string(math));
   if (split.splits == 1) return;
   const size_t count = size_t(N) * K;
   const unsigned blocks = unsigned(std::min<size_t>((count + 255) / 256, 4096));

@@ -31,12 +31,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <memory>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "nmsnn/dataset.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/loss.hpp"
 #include "nmsnn/network.hpp"
@@ -318,6 +320,122 @@ TEST_P(CudaEngine, HarnessOnCpu) { compare_engines(GetParam(), Engine::cpu, Engi
 INSTANTIATE_TEST_SUITE_P(RandomNetworks, CudaEngine, ::testing::ValuesIn(engine_cases()),
                          [](const auto& info) { return info.param.name(); });
 
+// ---- reduced-precision products --------------------------------------------------------------
+// The same random networks with the cuda engine's products in tf32 or bf16 (FP32 accumulation and
+// FP32 state). Each operand of every product is rounded to p significant bits (TF32 p = 11, BF16
+// p = 8): a relative error of up to 2^-p per operand, 2^(1-p) per product, ~2^-p / sqrt(3) RMS.
+// Spike outputs are graded (relu(u - threshold)), so no product is exact and the states differ by
+// ~1e-4 (tf32) to ~1e-3 (bf16): far more than the fp32 suite's 1e-4 margin, so spikes near the
+// threshold flip, and one flip changes the neuron's whole future (and, in a small batch, the
+// logits by tens of percent). So:
+//   1. Over all samples, the fraction of flipped spike decisions (neuron, step, sample, every
+//      layer) must stay below kFlipsPerUnit * 2^-p: a flip needs |u - threshold| below the state
+//      error, whose density near the threshold is O(1) per unit of u, so flips scale with 2^-p.
+//      32 leaves 6x headroom over the worst case of this suite in the emulation (tf32 2.5e-3 of
+//      the limit 1.6e-2; bf16 1.6e-2 of 0.125). A wrong product flips decisions at random, ~30%.
+//   2. Samples whose spike pattern is the same on both engines (found from both recorded passes)
+//      are a continuous function of the products there: their logits and (with dL/dlogits zero
+//      for the other samples) every gradient must agree within kContinuousPerUnit * 2^-p of the
+//      tensor's max. 64 = a product error of 2 * 2^-p, grown through up to three layers and the
+//      time loop (decays 0.8-0.9 add up to ~10 steps' errors), with 3x headroom.
+// With bf16 the large cases (784 inputs, T = 37) may have no sample without a flip; then only 1.
+// applies there, and the products themselves are checked by test_cuda_kernels (MaskedLinear,
+// Gemm in bf16). Each case prints its counts.
+constexpr double kFlipsPerUnit = 32;
+constexpr double kContinuousPerUnit = 64;
+
+struct ReducedCase {
+  Case c;
+  nmsnn::MatmulPrecision math;
+  std::string name() const { return c.name() + "_" + nmsnn::to_string(math); }
+};
+void PrintTo(const ReducedCase& r, std::ostream* os) { *os << r.name(); }
+
+double significant_unit(nmsnn::MatmulPrecision math) {  // 2^-p
+  return math == nmsnn::MatmulPrecision::bf16 ? 1.0 / 256 : 1.0 / 2048;
+}
+
+void compare_reduced(const ReducedCase& rc) {
+  const Case& c = rc.c;
+  const double unit = significant_unit(rc.math);
+  const double continuous = kContinuousPerUnit * unit, flips_allowed = kFlipsPerUnit * unit;
+  const NetworkSpec spec = make_spec(c);
+  const Prepared p = prepare(c, spec, 1000 + c.batch * 31 + c.steps * 7 + c.inputs);
+  Network ref(spec, {Engine::cpu, kNetSeed, 0});
+  Network test(spec, {Engine::cuda, kNetSeed, 0, rc.math});
+  const auto& layout = ref.parameters();
+  for (size_t k = 0; k < layout.size(); ++k) {
+    ref.set_parameter(layout[k].name, p.params[k]);
+    test.set_parameter(layout[k].name, p.params[k]);
+  }
+  nmsnn::ForwardOptions opts;
+  opts.use_noise_pass = true;
+  opts.noise_pass = p.key.pass;
+  opts.record = true;
+  const Input input = c.noisy ? Input::noisy(p.input, c.batch) : Input::sequence(p.input, c.batch);
+  auto pass_ref = ref.forward(input, opts);
+  auto pass_test = test.forward(input, opts);
+
+  // Samples whose spike pattern is the same on both engines, and the flipped decisions.
+  std::vector<bool> same(c.batch, true);
+  size_t flipped = 0, decisions = 0;
+  ASSERT_EQ(pass_ref.trace().size(), pass_test.trace().size());
+  for (size_t l = 0; l < pass_ref.trace().size(); ++l) {
+    const auto& a = pass_ref.trace()[l].spikes;
+    const auto& b = pass_test.trace()[l].spikes;
+    ASSERT_EQ(a.size(), b.size());
+    const size_t row = size_t(pass_ref.trace()[l].size);
+    for (size_t k = 0; k < a.size(); ++k)
+      if ((a[k] > 0) != (b[k] > 0)) ++flipped, same[(k / row) % c.batch] = false;
+    decisions += a.size();
+  }
+  int same_count = 0;
+  for (bool v : same) same_count += v;
+  const int C = spec.outputs();
+  const double flip_fraction = double(flipped) / double(decisions);
+  std::cout << rc.name() << ": " << same_count << "/" << c.batch << " samples with the same spikes, "
+            << flipped << " of " << decisions << " decisions flipped\n";
+  EXPECT_LE(flip_fraction, flips_allowed) << rc.name() << ": too many spikes flipped";
+  if (same_count == 0) return;
+
+  auto report = [&](const std::string& what, const std::vector<float>& a, const std::vector<float>& b) {
+    const Difference d = difference(a, b);
+    EXPECT_LE(d.relative, continuous)
+        << rc.name() << ": " << what << ": max|ref - test|/max|ref| = " << d.relative
+        << ", worst at element " << d.at << " of " << a.size() << ": ref " << d.a << ", test " << d.b;
+  };
+  report("logits (samples with the same spikes)", safe_rows(pass_ref.logits(), same, C),
+         safe_rows(pass_test.logits(), same, C));
+  std::vector<float> dlogits = p.dlogits;
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (int b = 0; b < c.batch; ++b)
+    for (int k = 0; k < C; ++k) dlogits[size_t(b) * C + k] = same[b] ? d(rng) : 0.0f;
+  std::vector<float> dx_ref, dx_test;
+  ref.backward(pass_ref, dlogits, c.noisy ? nullptr : &dx_ref);
+  test.backward(pass_test, dlogits, c.noisy ? nullptr : &dx_test);
+  for (size_t k = 0; k < layout.size(); ++k)
+    report(layout[k].name + " gradient", ref.gradient(layout[k].name), test.gradient(layout[k].name));
+  if (!c.noisy) report("input gradient", dx_ref, dx_test);
+}
+
+std::vector<ReducedCase> reduced_cases() {
+  std::vector<ReducedCase> out;
+  for (nmsnn::MatmulPrecision math : {nmsnn::MatmulPrecision::tf32, nmsnn::MatmulPrecision::bf16})
+    for (const Case& c : engine_cases()) out.push_back({c, math});
+  return out;
+}
+
+class CudaEngineReduced : public ::testing::TestWithParam<ReducedCase> {};
+
+TEST_P(CudaEngineReduced, MatchesCpuEngine) {
+  REQUIRE_CUDA();
+  compare_reduced(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(RandomNetworks, CudaEngineReduced, ::testing::ValuesIn(reduced_cases()),
+                         [](const auto& info) { return info.param.name(); });
+
 // ---- optimiser steps ---------------------------------------------------------------------------
 
 // Three steps from the same gradient (momentum buffers and Adam moments carry over), CPU vs CUDA.
@@ -410,6 +528,57 @@ TEST(CudaEngineTraining, LossCurveMatchesCpu) {
         << "step " << s << ": cpu loss " << curves[0][s] << ", cuda loss " << curves[1][s];
   EXPECT_LT(curves[0].back(), curves[0].front()) << "the cpu run did not learn";
   EXPECT_LT(curves[1].back(), curves[1].front()) << "the cuda run did not learn";
+}
+
+// ---- bf16 training on MNIST --------------------------------------------------------------------
+
+// Train 784-32-10 (T = 6) on the first 400 MNIST training images for one epoch (10 steps of 40,
+// SGD momentum 0.5, the same seed and batches), then test on the first 300 test images, once
+// with fp32 products and once with bf16. BF16 perturbs each product by < 2^-7 relative and flips
+// a few spikes, which moves the trajectory only slightly: the accuracies must agree within 0.03
+// (9 of the 300 test images), and both must have learned (above 0.15; chance is 0.1, and so
+// short a run reaches ~0.2). Small enough for the emulation: M = T*B = 240 rows per training
+// step, 1,800 for the test pass (both runs: 34 s user + 21 s system CPU under AddressSanitizer,
+// measured on a loaded 2-core machine; accuracy 0.213 in both).
+TEST(CudaEngineBf16, MnistSubsetAccuracyMatchesFp32) {
+  REQUIRE_CUDA();
+  const int B = 40, steps = 10, T = 6, hidden = 32;
+  const nmsnn::Dataset train =
+      nmsnn::load_mnist(NMSNN_SOURCE_DIR "/data/mnist", true, nmsnn::PixelScale::unit, B * steps);
+  const nmsnn::Dataset test =
+      nmsnn::load_mnist(NMSNN_SOURCE_DIR "/data/mnist", false, nmsnn::PixelScale::unit, 300);
+  const int I = train.features, C = 10;
+  const NetworkSpec spec = NetworkSpec::spiking(I, {hidden}, C, T);
+  double accuracy[2];
+  for (int e = 0; e < 2; ++e) {
+    nmsnn::NetworkOptions options{Engine::cuda, 3, 0};
+    options.matmul = e == 0 ? nmsnn::MatmulPrecision::fp32 : nmsnn::MatmulPrecision::bf16;
+    Network net(spec, options);
+    nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
+    for (int s = 0; s < steps; ++s) {
+      const std::vector<float> x(train.x.begin() + size_t(s) * B * I,
+                                 train.x.begin() + size_t(s + 1) * B * I);
+      const std::vector<int> y(train.labels.begin() + size_t(s) * B,
+                               train.labels.begin() + size_t(s + 1) * B);
+      auto pass = net.forward(Input::noisy(x, B));
+      const auto loss = nmsnn::nll_log_softmax(pass.logits(), B, C, y);
+      net.backward(pass, loss.grad);
+      opt.step();
+    }
+    nmsnn::ForwardOptions eval;
+    eval.training = false;
+    const auto pass = net.forward(Input::noisy(test.x, test.count), eval);
+    int correct = 0;
+    for (int b = 0; b < test.count; ++b) {
+      const float* row = pass.logits().data() + size_t(b) * C;
+      correct += int(std::max_element(row, row + C) - row) == test.labels[size_t(b)];
+    }
+    accuracy[e] = double(correct) / test.count;
+  }
+  std::cout << "MNIST subset accuracy: fp32 " << accuracy[0] << ", bf16 " << accuracy[1] << "\n";
+  EXPECT_GT(accuracy[0], 0.15) << "the fp32 run did not learn";
+  EXPECT_GT(accuracy[1], 0.15) << "the bf16 run did not learn";
+  EXPECT_NEAR(accuracy[1], accuracy[0], 0.03) << "bf16 training lands outside fp32's band";
 }
 
 // ---- errors ------------------------------------------------------------------------------------

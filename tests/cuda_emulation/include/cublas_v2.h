@@ -1,14 +1,22 @@
-// cublas_v2.h (emulated) — the cuBLAS calls nmsnn uses: handle state, and cublasGemmEx as a
-// column-major reference product in double with cuBLAS's argument conventions and leading-
-// dimension checks (TF32 compute is computed exactly; its rounding is the kernels' concern).
+// cublas_v2.h (emulated) — the cuBLAS calls nmsnn uses: handle state, and cublasGemmEx with
+// cuBLAS's argument conventions and leading-dimension checks. CUBLAS_COMPUTE_32F is a reference
+// product in double (within any FP32 summation order's bound); the tensor-core compute types are
+// emulated as the GPU computes them: each FP32 operand rounded to nearest even, to TF32 (11
+// significant bits) or BF16 (8), every product of two rounded operands exact in FP32, and the
+// sum accumulated in FP32.
 #pragma once
+#include "cuda_bf16.h"
 #include "cuda_runtime.h"
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
 typedef enum { CUBLAS_OP_N, CUBLAS_OP_T } cublasOperation_t;
 typedef enum { CUBLAS_POINTER_MODE_HOST, CUBLAS_POINTER_MODE_DEVICE } cublasPointerMode_t;
 typedef enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 } cublasMath_t;
 typedef enum { CUBLAS_ATOMICS_NOT_ALLOWED, CUBLAS_ATOMICS_ALLOWED } cublasAtomicsMode_t;
-typedef enum { CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32 } cublasComputeType_t;
+typedef enum {
+  CUBLAS_COMPUTE_32F,
+  CUBLAS_COMPUTE_32F_FAST_16BF,
+  CUBLAS_COMPUTE_32F_FAST_TF32
+} cublasComputeType_t;
 typedef enum { CUDA_R_32F } cudaDataType;
 typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
 struct cublasContext {
@@ -58,6 +66,18 @@ inline cublasStatus_t cublasGetAtomicsMode(cublasHandle_t h, cublasAtomicsMode_t
   *m = h->at;
   return CUBLAS_STATUS_SUCCESS;
 }
+namespace emulated {
+// An FP32 operand as the tensor cores of `compute` see it.
+inline float tensor_operand(float v, cublasComputeType_t compute) {
+  if (compute == CUBLAS_COMPUTE_32F_FAST_16BF) return __bfloat162float(__float2bfloat16(v));
+  if (compute != CUBLAS_COMPUTE_32F_FAST_TF32 || !std::isfinite(v)) return v;
+  uint32_t u;  // TF32: keep 10 of the 23 stored mantissa bits, ties to even
+  std::memcpy(&u, &v, 4);
+  u = (u + 0xFFFu + ((u >> 13) & 1u)) & ~0x1FFFu;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+}  // namespace emulated
 inline const char* cublasGetStatusName(cublasStatus_t) { return "CUBLAS_STATUS_EMULATED"; }
 inline const char* cublasGetStatusString(cublasStatus_t) { return "emulated"; }
 // C (m x n, ldc) = alpha op(A) op(B) + beta C, all column-major; checks the leading dimensions as
@@ -66,7 +86,7 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cubla
                                    int m, int n, int k, const void* alpha, const void* A,
                                    cudaDataType, int lda, const void* B, cudaDataType, int ldb,
                                    const void* beta, void* C, cudaDataType, int ldc,
-                                   cublasComputeType_t, cublasGemmAlgo_t) {
+                                   cublasComputeType_t compute, cublasGemmAlgo_t) {
   if (h->pm != CUBLAS_POINTER_MODE_HOST) return CUBLAS_STATUS_INVALID_VALUE;
   const int arows = ta == CUBLAS_OP_N ? m : k, acols = ta == CUBLAS_OP_N ? k : m;
   const int brows = tb == CUBLAS_OP_N ? k : n, bcols = tb == CUBLAS_OP_N ? n : k;
@@ -79,16 +99,26 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cubla
   const float* Af = (const float*)A;
   const float* Bf = (const float*)B;
   float* Cf = (float*)C;
-  for (int j = 0; j < n; ++j)
-    for (int i = 0; i < m; ++i) {
-      double s = 0;
-      for (int p = 0; p < k; ++p) {
-        const float av = ta == CUBLAS_OP_N ? Af[size_t(p) * lda + i] : Af[size_t(i) * lda + p];
-        const float bv = tb == CUBLAS_OP_N ? Bf[size_t(j) * ldb + p] : Bf[size_t(p) * ldb + j];
-        s += double(av) * bv;
+  // Queued on the handle's stream like any cuBLAS call: run now, or recorded while the stream
+  // is captured into a graph (alpha and beta are read now, as in host pointer mode).
+  emulated::enqueue(h->stream, [=] {
+    const bool tensor = compute != CUBLAS_COMPUTE_32F;
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < m; ++i) {
+        double s = 0;
+        float s32 = 0;  // the tensor cores' FP32 accumulator
+        for (int p = 0; p < k; ++p) {
+          const float av = ta == CUBLAS_OP_N ? Af[size_t(p) * lda + i] : Af[size_t(i) * lda + p];
+          const float bv = tb == CUBLAS_OP_N ? Bf[size_t(j) * ldb + p] : Bf[size_t(p) * ldb + j];
+          if (tensor)
+            s32 += emulated::tensor_operand(av, compute) * emulated::tensor_operand(bv, compute);
+          else
+            s += double(av) * bv;
+        }
+        if (tensor) s = s32;
+        float& c = Cf[size_t(j) * ldc + i];
+        c = b == 0 ? float(a * s) : float(a * s + b * c);
       }
-      float& c = Cf[size_t(j) * ldc + i];
-      c = b == 0 ? float(a * s) : float(a * s + b * c);
-    }
+  });
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -1,10 +1,16 @@
 // lif_backward.cu — the spiking layer's backward time loop and its helpers (see lif_backward.cuh).
 //
-// As in lif_forward.cu: one thread per (b, h), h fastest; the loop reads four steps of u and
-// d_spikes ahead (they do not depend on the recurrence) before running them, newest first.
+// As in lif_forward.cu: one thread per (b, h), h fastest; the loop reads four steps of the gates
+// and d_spikes ahead (they do not depend on the recurrence) before running them, newest first.
+//
+// Bytes moved per neuron-step (hidden layer): read the saved state, read d_spikes (4), write
+// du (4): 12 with the FP32 saved state, 10 with spike16 codes, 8.1 with gate bits (the word of
+// 32 steps is read once from memory; its other 31 reads hit the cache). Rebuilding the spikes
+// for the layer above's backward reads 4 (u) or 2 (spike16) and writes 4.
 #include "cuda_check.cuh"
 #include "launch.cuh"
 #include "lif_backward.cuh"
+#include "lif_saved.cuh"
 
 namespace nmsnn::kernels {
 
@@ -12,7 +18,19 @@ namespace {
 
 constexpr int kAhead = 4;
 
-template <ResetRule Rule>
+enum class Saved { u, spike16, gate_bits };  // which of LifBackwardArgs' saved states is set
+
+// The gate g[t] of element at0 + t*step (t >= 0): 1.0f or 0.0f.
+template <Saved S>
+__device__ inline float gate(const LifBackwardArgs& a, size_t at0, size_t step, int t,
+                             float threshold) {
+  if (S == Saved::u) return a.u[at0 + size_t(t) * step] - threshold > 0.0f ? 1.0f : 0.0f;
+  if (S == Saved::spike16) return a.saved_spikes[at0 + size_t(t) * step] != 0 ? 1.0f : 0.0f;
+  const uint32_t word = a.saved_gates[at0 + size_t(t / kGateBits) * step];
+  return (word >> (t % kGateBits)) & 1u ? 1.0f : 0.0f;
+}
+
+template <ResetRule Rule, Saved S>
 __global__ void lif_backward_kernel(LifBackwardArgs a, float decay, float threshold,
                                     float penalty, bool delay) {
   const long long n = blockIdx.x * (long long)blockDim.x + threadIdx.x;
@@ -27,12 +45,12 @@ __global__ void lif_backward_kernel(LifBackwardArgs a, float decay, float thresh
   float dv_next = 0.0f;  // decay * dL/du[t+1]
   float dbias = 0.0f;
   for (int t1 = T - 1; t1 >= 0; t1 -= kAhead) {
-    float u[kAhead], ds[kAhead];
+    float gs[kAhead], ds[kAhead];
 #pragma unroll
     for (int j = 0; j < kAhead; ++j) {
       const int t = t1 - j;
       const int out = delay ? t + 1 : t;
-      u[j] = t >= 0 ? a.u[at0 + size_t(t) * step] : 0.0f;
+      gs[j] = t >= 0 ? gate<S>(a, at0, step, t, threshold) : 0.0f;
       ds[j] = (t >= 0 && out < T && a.d_spikes) ? a.d_spikes[at0 + size_t(out) * step] : 0.0f;
     }
 #pragma unroll
@@ -40,7 +58,7 @@ __global__ void lif_backward_kernel(LifBackwardArgs a, float decay, float thresh
       const int t = t1 - j;
       if (t < 0) break;
       const int out = delay ? t + 1 : t;
-      const float g = u[j] - threshold > 0.0f ? 1.0f : 0.0f;
+      const float g = gs[j];
       const float dv_du = Rule == ResetRule::scale ? 1.0f - scale_factor * g : 1.0f - g;
       float du;
       if (out >= T) {
@@ -69,6 +87,32 @@ __global__ void spikes_from_u_kernel(const float* u, size_t count, size_t step, 
   }
 }
 
+__global__ void spikes_from_spike16_kernel(const uint16_t* codes, size_t count, size_t step,
+                                           bool delay, float* spikes) {
+  for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < count;
+       e += (size_t)gridDim.x * blockDim.x) {
+    if (delay)
+      spikes[e] = e < step ? 0.0f : decode_spike16(codes[e - step]);
+    else
+      spikes[e] = decode_spike16(codes[e]);
+  }
+}
+
+template <ResetRule Rule>
+void launch_backward(const SpikingLayer& layer, const LifBackwardArgs& args, unsigned blocks,
+                     int block_size, cudaStream_t stream) {
+  const float d = layer.decay, th = layer.threshold, p = layer.penalty;
+  if (args.u)
+    lif_backward_kernel<Rule, Saved::u><<<blocks, block_size, 0, stream>>>(args, d, th, p,
+                                                                           layer.delay);
+  else if (args.saved_spikes)
+    lif_backward_kernel<Rule, Saved::spike16><<<blocks, block_size, 0, stream>>>(args, d, th, p,
+                                                                                 layer.delay);
+  else
+    lif_backward_kernel<Rule, Saved::gate_bits><<<blocks, block_size, 0, stream>>>(
+        args, d, th, p, layer.delay);
+}
+
 }  // namespace
 
 void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaStream_t stream,
@@ -77,14 +121,17 @@ void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaSt
   if (args.T < 1 || args.B < 1 || args.H < 1)
     ::nmsnn::detail::fail("lif_backward: T, B and H must be >= 1, got ", args.T, ", ", args.B,
                           ", ", args.H);
+  const int states = int(args.u != nullptr) + int(args.saved_spikes != nullptr) +
+                     int(args.saved_gates != nullptr);
+  if (states != 1)
+    ::nmsnn::detail::fail("lif_backward: exactly one saved state (u, spike16 codes or gate bits) "
+                          "must be given, got ", states);
   const long long n = (long long)args.B * args.H;
   const unsigned blocks = grid_for(n, block_size);
   if (layer.reset == ResetRule::scale)
-    lif_backward_kernel<ResetRule::scale><<<blocks, block_size, 0, stream>>>(
-        args, layer.decay, layer.threshold, layer.penalty, layer.delay);
+    launch_backward<ResetRule::scale>(layer, args, blocks, block_size, stream);
   else
-    lif_backward_kernel<ResetRule::subtract><<<blocks, block_size, 0, stream>>>(
-        args, layer.decay, layer.threshold, layer.penalty, layer.delay);
+    launch_backward<ResetRule::subtract>(layer, args, blocks, block_size, stream);
   NMSNN_CHECK_LAUNCH("lif_backward", "T=", args.T, ", B=", args.B, ", H=", args.H, ", reset ",
                      to_string(layer.reset), layer.delay ? ", delay" : ", no delay");
 }
@@ -98,6 +145,18 @@ void spikes_from_u(const SpikingLayer& layer, int T, int B, int H, const float* 
   spikes_from_u_kernel<<<grid_stride_for((long long)count, block_size), block_size, 0, stream>>>(
       u, count, step, layer.threshold, layer.delay, spikes);
   NMSNN_CHECK_LAUNCH("spikes_from_u", "T=", T, ", B=", B, ", H=", H);
+}
+
+void spikes_from_spike16(const SpikingLayer& layer, int T, int B, int H, const uint16_t* codes,
+                         float* spikes, cudaStream_t stream, int block_size) {
+  check_block_size("spikes_from_spike16", block_size);
+  if (T < 1 || B < 1 || H < 1)
+    ::nmsnn::detail::fail("spikes_from_spike16: T, B and H must be >= 1, got ", T, ", ", B, ", ",
+                          H);
+  const size_t step = size_t(B) * H, count = size_t(T) * step;
+  spikes_from_spike16_kernel<<<grid_stride_for((long long)count, block_size), block_size, 0,
+                               stream>>>(codes, count, step, layer.delay, spikes);
+  NMSNN_CHECK_LAUNCH("spikes_from_spike16", "T=", T, ", B=", B, ", H=", H);
 }
 
 }  // namespace nmsnn::kernels

@@ -5,7 +5,8 @@
 // gradient.
 //
 // Layout: time-major [T, B, H], element (t, b, h) at (t*B + b)*H + h.
-// Only u was saved. From it:  g = (u - threshold > 0);  ds/du = g;
+// Only u was saved (or the compact state of lif_saved.cuh). From it:  g = (u - threshold > 0);
+// ds/du = g;
 //   dv/du = 1 - (penalty/threshold) g  (scale)   or   1 - g  (subtract)
 //   du[t] = (dv_next + d_state[out]) * dv/du + d_spikes[out] * g,   dv_next = decay * du[t]
 // where `out` is the step that returned this step's values (t+1 with delay, t without); steps
@@ -14,13 +15,20 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "nmsnn/spec.hpp"
 
 namespace nmsnn::kernels {
 
 struct LifBackwardArgs {
   int T = 0, B = 0, H = 0;
-  const float* u = nullptr;         // [T, B, H] saved pre-reset states
+  // The saved state, exactly one of: u [T, B, H] in FP32, the compact spike16 codes [T, B, H]
+  // or the compact gate bits [ceil(T/32), B, H] (lif_forward's saved_spikes, saved_gates).
+  // Only the gates are read: backward's arithmetic is the same for all three.
+  const float* u = nullptr;
+  const uint16_t* saved_spikes = nullptr;
+  const uint32_t* saved_gates = nullptr;
   const float* d_spikes = nullptr;  // [T, B, H] or null: dL/d(returned spikes) (hidden layers)
   // Readout backward (last layer): dL/d(returned state at step t) = dlogits[b, h] * readout_scale
   // for t >= begin_eval. Null for other layers.
@@ -39,5 +47,10 @@ void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaSt
 // with delay (0 at t = 0), relu(u[t] - threshold) without. [T, B, H] each.
 void spikes_from_u(const SpikingLayer& layer, int T, int B, int H, const float* u, float* spikes,
                    cudaStream_t stream, int block_size = 256);
+
+// The same from the compact spike16 codes (lif_saved.cuh): spikes[t] = decode(codes[t-1]) with
+// delay (0 at t = 0), decode(codes[t]) without; within 2^-9 relative of the forward's spikes.
+void spikes_from_spike16(const SpikingLayer& layer, int T, int B, int H, const uint16_t* codes,
+                         float* spikes, cudaStream_t stream, int block_size = 256);
 
 }  // namespace nmsnn::kernels

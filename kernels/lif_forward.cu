@@ -3,10 +3,17 @@
 // One thread per neuron of one sample, (b, h) with h fastest, so a warp reads and writes 32
 // consecutive floats at every step. The inputs a[t] do not depend on the state, so the loop
 // loads four steps ahead before it runs them: four loads in flight per thread instead of one
-// dependent load per step. Reads of a[t] all happen before the write of u[t] at the same address.
+// dependent load per step. Reads of a[t] all happen before the writes of u[t] and of what step t
+// returns, so the returned spikes may overwrite a (lif_forward.cuh).
+//
+// Bytes moved per neuron-step (hidden layer, training): read a (4), write the returned spike
+// (4), and keep u in place of a (4): 12 with the FP32 saved state; with the compact one the
+// spike16 code (2) or the gate bit (1/8) replaces u: 10 or 8.1. An inference pass keeps
+// nothing (write_u = false): 8.
 #include "cuda_check.cuh"
 #include "launch.cuh"
 #include "lif_forward.cuh"
+#include "lif_saved.cuh"
 
 namespace nmsnn::kernels {
 
@@ -26,14 +33,11 @@ __global__ void lif_forward_kernel(LifForwardArgs a, float decay, float threshol
   const float scale_factor = penalty / threshold;
   const int T = a.T;
 
-  if (delay) {  // nothing is returned before the first step has run
-    if (a.spikes) a.spikes[at0] = 0.0f;
-    if (a.trace_state) a.trace_state[at0] = 0.0f;
-    if (a.trace_spikes) a.trace_spikes[at0] = 0.0f;
-  }
   float v = 0.0f;        // v[t-1]
+  float s_last = 0.0f;   // s[t-1]: with delay, (v[t-1], s[t-1]) is what step t returns
   float readout = 0.0f;  // sum of the returned state over t >= begin_eval
   float fired = 0.0f;    // steps with a spike (exact in float up to 2^24 steps)
+  uint32_t gates = 0;    // this word's gate bits so far (compact state of a last layer)
   for (int t0 = 0; t0 < T; t0 += kAhead) {
     float in[kAhead];
 #pragma unroll
@@ -46,20 +50,28 @@ __global__ void lif_forward_kernel(LifForwardArgs a, float decay, float threshol
       const float s = fmaxf(u - threshold, 0.0f);
       const float g = s > 0.0f ? 1.0f : 0.0f;
       const float next = Rule == ResetRule::scale ? u - scale_factor * u * g : u - (penalty + s) * g;
-      a.u[at0 + size_t(t) * step] = u;
-      fired += g;
-      const int out = delay ? t + 1 : t;  // the step that returns this step's (v, s)
-      if (out < T) {
-        const size_t at = at0 + size_t(out) * step;
-        if (a.spikes) a.spikes[at] = s;
-        if (a.trace_state) a.trace_state[at] = next;
-        if (a.trace_spikes) a.trace_spikes[at] = s;
-        if (out >= a.begin_eval) readout += next;
+      if (a.write_u) a.u[at0 + size_t(t) * step] = u;
+      if (a.saved_spikes) a.saved_spikes[at0 + size_t(t) * step] = encode_spike16(s);
+      if (a.saved_gates) {
+        gates |= uint32_t(s > 0.0f) << (t % kGateBits);
+        if (t % kGateBits == kGateBits - 1 || t == T - 1) {  // a word is full, or the last one
+          a.saved_gates[at0 + size_t(t / kGateBits) * step] = gates;
+          gates = 0;
+        }
       }
+      fired += g;
+      // What step t returns, written at t (after a[t] was read, so spikes may be a's buffer).
+      // With delay step 0 returns zeros, and adding that 0 to the readout changes nothing.
+      const float returned_s = delay ? s_last : s, returned_v = delay ? v : next;
+      const size_t at = at0 + size_t(t) * step;
+      if (a.spikes) a.spikes[at] = returned_s;
+      if (a.trace_state) a.trace_state[at] = returned_v;
+      if (a.trace_spikes) a.trace_spikes[at] = returned_s;
+      if (t >= a.begin_eval) readout += returned_v;
       v = next;
+      s_last = s;
     }
   }
-  // The returned state at step 0 with delay is 0; leaving it out of the sum changes nothing.
   if (a.logits) a.logits[n] = readout * a.readout_scale;
   if (a.rates) a.rates[n] = fired / float(T);
 }
@@ -72,6 +84,10 @@ void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStre
   if (args.T < 1 || args.B < 1 || args.H < 1)
     ::nmsnn::detail::fail("lif_forward: T, B and H must be >= 1, got ", args.T, ", ", args.B,
                           ", ", args.H);
+  if (args.spikes == args.u && args.write_u)
+    ::nmsnn::detail::fail("lif_forward: the spikes may share u's buffer only when u is not kept");
+  if (args.saved_spikes && args.saved_gates)
+    ::nmsnn::detail::fail("lif_forward: keep either spike16 codes or gate bits, not both");
   const long long n = (long long)args.B * args.H;
   const unsigned blocks = grid_for(n, block_size);
   if (layer.reset == ResetRule::scale)

@@ -6,9 +6,14 @@
 // Per step:  u = a + bias + decay * v;   s = relu(u - threshold);   g = s > 0;
 //            v = u - (penalty/threshold) u g   (scale)   or   u - (penalty + s) g   (subtract)
 // The layer returns (v, s) of step t at step t+1 with delay (zeros at step 0), else at step t.
+//
+// What it keeps for backward: u in FP32 (in place of a), or the compact state of lif_saved.cuh
+// (spike16 codes or gate bits, made at step t and stored at step t), leaving a unchanged.
 #pragma once
 
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 #include "nmsnn/spec.hpp"
 
@@ -17,10 +22,17 @@ namespace nmsnn::kernels {
 struct LifForwardArgs {
   int T = 0, B = 0, H = 0;
   const float* bias = nullptr;  // [H]
-  // [T, B, H]. In: a = input · W^T without bias. Out: the pre-reset state u (overwritten in place;
-  // each element is read once, before it is written, by the same thread).
+  // [T, B, H]. In: a = input · W^T without bias. Out, when write_u: the pre-reset state u
+  // (overwritten in place; each element is read once, before it is written, by the same thread).
   float* u = nullptr;
-  float* spikes = nullptr;        // [T, B, H] or null: returned spikes (the next layer's input)
+  bool write_u = true;  // false with a compact saved state: a is scratch, u is not kept
+  // Compact saved state (lif_saved.cuh), at most one of them: s[t] as spike16 [T, B, H], or the
+  // gates g[t] as bits [ceil(T/32), B, H].
+  uint16_t* saved_spikes = nullptr;
+  uint32_t* saved_gates = nullptr;
+  // [T, B, H] or null: returned spikes (the next layer's input). May be the same buffer as u
+  // when !write_u: each element of a is read before the spike of its step is written there.
+  float* spikes = nullptr;
   float* trace_state = nullptr;   // [T, B, H] or null: returned state, for a recorded pass
   float* trace_spikes = nullptr;  // [T, B, H] or null: returned spikes, for a recorded pass
   // [B, H] or null: firing rate in spikes per step, the fraction of the T steps with u > threshold

@@ -15,6 +15,19 @@
 // not compared, and dL/dlogits = 0 for them. Regularized layers couple every sample through the
 // loss, so those cases need every sample safe.
 //
+// The compact saved state (NetworkOptions::saved = compact, kernels/lif_saved.cuh) runs every
+// case again (LayerStacks.CompactMatchesCpu) plus stacks of spiking layers at awkward T and H
+// (CompactSpiking): forward is unchanged, so logits, traces and rates keep the 1e-5 above, and
+// a cuda pass with the compact state gives the same bits as one with the FP32 state. Gradients
+// differ from the FP32 state only where a backward reads the spikes a spiking layer returned
+// (the weight gradient of the layer above, an activation or Lowpass above it, and what flows
+// down from those), as the spikes were rounded to 9 significant bits: |error| <= 2^-9 |s| per
+// spike, so a weight gradient sum_tb du s is off by at most 2^-9 sum_tb |du s|. The tolerance,
+// 2^-8 of max|ref| per tensor, leaves a factor 2 for cancellation within those sums (measured
+// worst over these cases: 1.1e-3). The gates are exact, so bias gradients, dL/dinput and the
+// first layer's weight gradient of a stack of spiking and dense layers match the FP32 state's
+// bit for bit.
+//
 // Every test skips with "no CUDA device: ..." without a GPU, except LayerStacks.HarnessOnCpu,
 // which runs the same comparisons between two CPU networks so the harness is checked in CI.
 // Without a GPU, scripts/test_cuda_emulated.sh (ctest: cuda_emulation) runs the CUDA tests here
@@ -51,6 +64,7 @@ using nmsnn::TemporalAvgPool;
 
 constexpr double kMargin = 1e-4;
 constexpr double kTolerance = 1e-5;
+constexpr double kCompactTolerance = 1.0 / 256;  // gradients with the compact saved state
 constexpr uint64_t kNetSeed = 9;
 
 struct StackCase {
@@ -211,12 +225,20 @@ std::vector<double> margins(const NetworkSpec& spec, const std::vector<nmsnn::La
 
 // ---- one comparison ----------------------------------------------------------------------------
 
-void compare(const StackCase& c, Engine tested, int tested_threads) {
+void compare(const StackCase& c, Engine tested, int tested_threads,
+             nmsnn::SavedState saved = nmsnn::SavedState::fp32) {
   const NetworkSpec& spec = c.spec;
   const int B = c.batch, T = spec.time_steps, I = spec.inputs, C = spec.outputs();
   std::mt19937_64 rng(std::hash<std::string>{}(c.name));
   Network ref(spec, {Engine::cpu, kNetSeed, 0});
-  Network test(spec, {tested, kNetSeed, tested_threads});
+  nmsnn::NetworkOptions test_options;
+  test_options.engine = tested;
+  test_options.seed = kNetSeed;
+  test_options.threads = tested_threads;
+  test_options.saved = saved;
+  Network test(spec, test_options);
+  const double grad_tolerance =
+      saved == nmsnn::SavedState::compact ? kCompactTolerance : kTolerance;
   const auto& layout = ref.parameters();
   for (size_t k = 0; k < layout.size(); ++k) {
     const auto& info = layout[k];
@@ -308,9 +330,9 @@ void compare(const StackCase& c, Engine tested, int tested_threads) {
   auto pass_test = test.forward(make_input(), opts);
 
   auto report = [&](const std::string& what, const std::vector<float>& a,
-                    const std::vector<float>& b) {
+                    const std::vector<float>& b, double tolerance = kTolerance) {
     const auto d = difference(a, b);
-    EXPECT_LE(d.relative, kTolerance)
+    EXPECT_LE(d.relative, tolerance)
         << c.name << ": " << what << ": max|ref - test|/max|ref| = " << d.relative << ", worst at "
         << d.at << " of " << a.size() << ": ref " << d.a << ", test " << d.b << " (max|ref| "
         << max_abs(a) << ")";
@@ -353,10 +375,12 @@ void compare(const StackCase& c, Engine tested, int tested_threads) {
   ref.backward(pass_ref, dlogits, has_dinput ? &dx_ref : nullptr);
   test.backward(pass_test, dlogits, has_dinput ? &dx_test : nullptr);
   for (const auto& info : layout)
-    report(info.name + " gradient", ref.gradient(info.name), test.gradient(info.name));
+    report(info.name + " gradient", ref.gradient(info.name), test.gradient(info.name),
+           grad_tolerance);
   if (has_dinput) {
     const size_t row = size_t(I);
-    report("input gradient", safe_rows(dx_ref, safe, row), safe_rows(dx_test, safe, row));
+    report("input gradient", safe_rows(dx_ref, safe, row), safe_rows(dx_test, safe, row),
+           grad_tolerance);
   }
 }
 
@@ -367,12 +391,201 @@ TEST_P(LayerStacks, CudaMatchesCpu) {
   compare(GetParam(), Engine::cuda, 0);
 }
 
+// The compact saved state: forward as above, gradients within kCompactTolerance.
+TEST_P(LayerStacks, CompactMatchesCpu) {
+  REQUIRE_CUDA();
+  compare(GetParam(), Engine::cuda, 0, nmsnn::SavedState::compact);
+}
+
 // The same comparisons between two CPU networks (1 thread vs all: bit-identical by design), so
 // CI checks every case finds safe samples and the comparisons themselves run.
 TEST_P(LayerStacks, HarnessOnCpu) { compare(GetParam(), Engine::cpu, 1); }
 
 INSTANTIATE_TEST_SUITE_P(Mixed, LayerStacks, ::testing::ValuesIn(stack_cases()),
                          [](const auto& info) { return info.param.name; });
+
+// ---- the compact saved state on stacks of spiking layers ---------------------------------------
+
+// Both reset rules, delay on and off, T around the 32-step gate words (a partial word, exactly
+// one, three) and H that are not multiples of 8 or 32. The last spiking layer keeps gate bits,
+// the others spike16 codes; below a TemporalAvgPool gate bits too (spiking_pool_spiking above).
+std::vector<StackCase> compact_cases() {
+  using K = Input::Kind;
+  const auto scale = nmsnn::ResetRule::scale, subtract = nmsnn::ResetRule::subtract;
+  auto lif = [](int size, nmsnn::ResetRule reset, bool delay) {
+    SpikingLayer s;
+    s.size = size;
+    s.reset = reset;
+    s.delay = delay;
+    return s;
+  };
+  std::vector<StackCase> out;
+  out.push_back({"scale_delay_T37",
+                 stack(11, 37, {lif(13, scale, true), lif(7, scale, true), lif(5, scale, true)}),
+                 K::noisy, 6});
+  out.push_back({"subtract_nodelay_T31",
+                 stack(11, 31, {lif(9, subtract, false), lif(3, subtract, false)}, 4), K::sequence,
+                 5});
+  out.push_back({"scale_nodelay_T32", stack(10, 32, {lif(33, scale, false), lif(6, scale, false)}),
+                 K::repeated, 5});
+  out.push_back({"subtract_delay_T70",
+                 stack(10, 70, {lif(17, subtract, true), lif(4, subtract, true)}, 3,
+                       nmsnn::Reduce::sum),
+                 K::sequence, 3});
+  out.push_back({"mixed_rules_T9",
+                 stack(7, 9, {lif(5, subtract, true), lif(11, scale, false), lif(2, scale, true)}),
+                 K::repeated, 7});
+  // An activation reads the rounded spikes in its backward; its gradient flows to layer 0.
+  out.push_back({"spiking_then_tanh",
+                 stack(9, 19,
+                       {lif(12, scale, true), nmsnn::Activation{ActivationKind::tanh}, Dense{3}}),
+                 K::noisy, 5});
+  return out;
+}
+
+bool spiking_and_dense_only(const NetworkSpec& spec) {
+  for (const auto& l : spec.layers)
+    if (!std::holds_alternative<SpikingLayer>(l) && !std::holds_alternative<Dense>(l)) return false;
+  return true;
+}
+
+class CompactSpiking : public ::testing::TestWithParam<StackCase> {};
+
+TEST_P(CompactSpiking, MatchesCpu) {
+  REQUIRE_CUDA();
+  compare(GetParam(), Engine::cuda, 0, nmsnn::SavedState::compact);
+}
+
+TEST_P(CompactSpiking, HarnessOnCpu) { compare(GetParam(), Engine::cpu, 1); }
+
+// The cuda engine with the compact state against itself with the FP32 state: the same forward
+// bits; the same gradient bits wherever no backward reads a returned spike; within
+// kCompactTolerance elsewhere. And the saved bytes: <= 2 per neuron-step (+ 256-byte alignment
+// per array) with the compact state, 4 with the FP32 one.
+TEST_P(CompactSpiking, SameBitsAsFp32State) {
+  REQUIRE_CUDA();
+  const StackCase& c = GetParam();
+  const NetworkSpec& spec = c.spec;
+  const int B = c.batch, T = spec.time_steps, I = spec.inputs, L = int(spec.layers.size());
+  std::mt19937_64 rng(std::hash<std::string>{}(c.name) + 1);
+  nmsnn::NetworkOptions options;
+  options.engine = Engine::cuda;
+  options.seed = kNetSeed;
+  Network fp32(spec, options);
+  options.saved = nmsnn::SavedState::compact;
+  Network compact(spec, options);
+  const auto& layout = fp32.parameters();
+  for (size_t k = 0; k < layout.size(); ++k) {  // as compare() draws them: the layers fire
+    const auto& info = layout[k];
+    const bool weight = info.shape.size() == 2;
+    const double fan_in = weight ? info.shape[1] : layout[k - 1].shape[1];
+    std::uniform_real_distribution<float> w(float(-2.5 / std::sqrt(fan_in)),
+                                            float(2.5 / std::sqrt(fan_in)));
+    std::uniform_real_distribution<float> bias(-0.2f, 0.6f);
+    std::vector<float> v(info.size);
+    for (float& x : v) x = weight ? w(rng) : bias(rng);
+    fp32.set_parameter(info.name, v);
+    compact.set_parameter(info.name, v);
+  }
+  std::vector<float> x(c.kind == Input::Kind::sequence ? size_t(T) * B * I : size_t(B) * I);
+  std::uniform_real_distribution<float> d(c.kind == Input::Kind::noisy ? 0.0f : -1.0f, 1.5f);
+  for (float& v : x) v = d(rng);
+  const Input input = c.kind == Input::Kind::noisy      ? Input::noisy(x, B)
+                      : c.kind == Input::Kind::sequence ? Input::sequence(x, B)
+                                                        : Input::repeated(x, B);
+  nmsnn::ForwardOptions opts;
+  opts.record = true;
+  opts.rates = true;
+  opts.use_noise_pass = true;
+  opts.noise_pass = 5;
+  const auto pass_fp32 = fp32.forward(input, opts);
+  const auto pass_compact = compact.forward(input, opts);
+  EXPECT_EQ(pass_fp32.logits(), pass_compact.logits()) << c.name;
+  for (size_t l = 0; l < pass_fp32.trace().size(); ++l) {
+    EXPECT_EQ(pass_fp32.trace()[l].state, pass_compact.trace()[l].state) << c.name << " " << l;
+    EXPECT_EQ(pass_fp32.trace()[l].spikes, pass_compact.trace()[l].spikes) << c.name << " " << l;
+  }
+  for (size_t k = 0; k < pass_fp32.rates().size(); ++k)
+    EXPECT_EQ(pass_fp32.rates()[k].rates, pass_compact.rates()[k].rates) << c.name;
+
+  // Saved bytes: per spiking layer 4 (fp32); compact 2, or 4 per 32 steps for the gate words.
+  size_t neuron_steps = 0, fp32_bytes = 0, compact_bytes = 0;
+  auto aligned = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
+  for (int l = 0; l < L; ++l) {
+    if (!std::holds_alternative<SpikingLayer>(spec.layers[size_t(l)])) continue;
+    const size_t n = size_t(spec.layer_steps(l)) * B * spec.layer_width(l);
+    const bool gates_only =
+        l == L - 1 || std::holds_alternative<TemporalAvgPool>(spec.layers[size_t(l + 1)]);
+    neuron_steps += n;
+    fp32_bytes += aligned(4 * n);
+    compact_bytes += aligned(gates_only ? size_t(4 * ((spec.layer_steps(l) + 31) / 32)) * B *
+                                              spec.layer_width(l)
+                                        : 2 * n);
+  }
+  if (spiking_and_dense_only(spec) &&
+      std::holds_alternative<SpikingLayer>(spec.layers.back())) {  // nothing else is saved
+    EXPECT_EQ(pass_fp32.saved_bytes(), fp32_bytes) << c.name;
+    EXPECT_EQ(pass_compact.saved_bytes(), compact_bytes) << c.name;
+    EXPECT_LE(pass_compact.saved_bytes(), 2 * neuron_steps + 256 * size_t(L)) << c.name;
+  }
+  EXPECT_EQ(pass_fp32.saved_bytes() - pass_compact.saved_bytes(), fp32_bytes - compact_bytes)
+      << c.name;
+
+  const int C = spec.outputs();
+  std::vector<float> dlogits(size_t(B) * C);
+  std::uniform_real_distribution<float> g(-1.0f, 1.0f);
+  for (float& v : dlogits) v = g(rng);
+  const bool has_dinput = c.kind != Input::Kind::noisy;
+  std::vector<float> dx_fp32, dx_compact;
+  fp32.backward(pass_fp32, dlogits, has_dinput ? &dx_fp32 : nullptr);
+  compact.backward(pass_compact, dlogits, has_dinput ? &dx_compact : nullptr);
+  // Which gradients see rounded spikes: the weight of a layer right above a spiking layer, and,
+  // once a layer without weights reads rounded spikes, everything below it.
+  const bool exact_below = spiking_and_dense_only(spec);
+  for (const auto& info : layout) {
+    const auto a = fp32.gradient(info.name), b = compact.gradient(info.name);
+    const bool weight = info.shape.size() == 2;
+    const bool reads_spikes =
+        weight && info.layer > 0 &&
+        std::holds_alternative<SpikingLayer>(spec.layers[size_t(info.layer - 1)]);
+    if (exact_below && !reads_spikes) {
+      EXPECT_EQ(a, b) << c.name << ": " << info.name << " gradient";
+    } else {
+      const auto diff = difference(a, b);
+      EXPECT_LE(diff.relative, kCompactTolerance)
+          << c.name << ": " << info.name << " gradient, worst at " << diff.at << ": fp32 "
+          << diff.a << ", compact " << diff.b;
+    }
+  }
+  if (has_dinput) {
+    if (exact_below)
+      EXPECT_EQ(dx_fp32, dx_compact) << c.name << ": input gradient";
+    else
+      EXPECT_LE(engine_compare::relative_error(dx_fp32, dx_compact), kCompactTolerance) << c.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Spiking, CompactSpiking, ::testing::ValuesIn(compact_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// The option's plumbing: the cpu engine ignores it (it always keeps fp32), and an inference pass
+// keeps nothing under either.
+TEST(CompactSavedState, CpuEngineIgnoresIt) {
+  const NetworkSpec spec = NetworkSpec::spiking(6, {5}, 3, 10);
+  nmsnn::NetworkOptions options;
+  options.seed = 4;
+  Network a(spec, options);
+  options.saved = nmsnn::SavedState::compact;
+  Network b(spec, options);
+  std::vector<float> x(2 * 6, 0.8f);
+  nmsnn::ForwardOptions opts;
+  const auto pa = a.forward(Input::noisy(x, 2), opts), pb = b.forward(Input::noisy(x, 2), opts);
+  EXPECT_EQ(pa.logits(), pb.logits());
+  EXPECT_EQ(pa.saved_bytes(), pb.saved_bytes());
+  EXPECT_EQ(nmsnn::parse_saved_state("compact"), nmsnn::SavedState::compact);
+  EXPECT_EQ(std::string(nmsnn::to_string(nmsnn::SavedState::fp32)), "fp32");
+  EXPECT_THROW(nmsnn::parse_saved_state("bf16"), nmsnn::Error);
+}
 
 // ---- dt at inference, and the toolkit's models end to end --------------------------------------
 

@@ -7,10 +7,13 @@
 //
 //   spiking    a = x W^T (layer 0 noisy: masked_linear_forward, masks made in the tile loader;
 //              else one cuBLAS product), then lif_forward: a -> u in place (saved), spikes out;
-//              the last layer writes the logits from its fused readout.
+//              or, with DeviceOptions::saved = compact (and in inference), a made in the spikes'
+//              buffer and turned into them in place, the spike16 codes or gate bits saved
+//              (kernels/lif_saved.cuh); the last layer writes the logits from its fused readout.
 //              backward: lif_backward, bias_grad_reduce, cuBLAS dW = du^T x and dx = du W (or
-//              masked_linear_wgrad for noisy inputs); x is rebuilt from u of the layer below when
-//              that layer is a spiking one (spikes_from_u), so spikes are never stored.
+//              masked_linear_wgrad for noisy inputs); x is rebuilt from u (or the spike16 codes)
+//              of the layer below when that layer is a spiking one (spikes_from_u,
+//              spikes_from_spike16), so FP32 spikes are never kept.
 //   dense      the same product, add_bias; backward the same products, bias from time_sum.
 //   activation, spiking activation, lowpass, temporal pool: one kernel each way
 //              (activation.cu, spiking_activation.cu, lowpass.cu, time_axis.cu).
@@ -18,9 +21,20 @@
 //              its gradients sum du over time first (time_sum), then multiply B rows.
 //
 // That is two to three launches per layer forward and about five backward, whatever T is. What
-// survives from forward to backward: u of spiking layers (4 bytes per neuron per step), the level
-// of Lowpass layers, the rates of regularized spiking activations, and the outputs of the other
-// layers that feed a next layer (its input in backward).
+// survives from forward to backward: u of spiking layers (4 bytes per neuron per step; compact:
+// 2 bytes, or 1 bit for a layer whose spikes no backward reads), the level of Lowpass layers, the
+// rates of regularized spiking activations, and the outputs of the other layers that feed a next
+// layer (its input in backward).
+//
+// Bytes per neuron-step of a hidden spiking layer in a training step, FP32 saved state ->
+// compact. Forward: its product writes a (4), lif_forward reads a and writes the spikes (8) and
+// keeps u (4 -> 2), the layer above's product reads the spikes (4): 20 -> 18. Backward: the
+// layer above's dx writes d_spikes (4), lif_backward reads the state (4 -> 2) and d_spikes and
+// writes du (8), its dW and dx products read du (8), rebuilding the spikes reads the state
+// (4 -> 2) and writes them (4), the layer above's dW reads them (4): 36 -> 32. In all 56 -> 50,
+// and what stays in memory between the passes 4 -> 2 (a last layer: 4 -> 1/8). Inference
+// passes no longer write u back (4 fewer). The rebuilt FP32 spikes exist because cuBLAS reads
+// FP32; a weight-gradient kernel that decodes spike16 in its tile loader would save 8 more.
 //
 // Where each buffer lives in the caller's workspace is planned in workspace_layout.hpp.
 #include <algorithm>
@@ -123,12 +137,12 @@ void DeviceNetwork::set_dt(int layer, float dt) {
 size_t DeviceNetwork::workspace_bytes(int batch, Input::Kind kind, bool training) const {
   check_batch(spec_, batch, "DeviceNetwork::workspace_bytes");
   check_kind(kind, "DeviceNetwork::workspace_bytes");
-  return make_layout(spec_, batch, kind, training).total;
+  return make_layout(spec_, batch, kind, training, options_.saved).total;
 }
 
 size_t DeviceNetwork::saved_bytes(int batch) const {
   check_batch(spec_, batch, "DeviceNetwork::saved_bytes");
-  return make_layout(spec_, batch, Input::Kind::sequence, true).saved_end;
+  return make_layout(spec_, batch, Input::Kind::sequence, true, options_.saved).saved_end;
 }
 
 void DeviceNetwork::forward(const float* const* params, const DeviceInput& input, float* logits,
@@ -146,11 +160,17 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
                 (!trace->rates.empty() && trace->rates.size() != size_t(L))))
     fail(what, ": a trace needs one pointer per layer (", L, "), got ", trace->state.size(),
          " state, ", trace->spikes.size(), " spike and ", trace->rates.size(), " rate pointers");
-  const Layout lay = make_layout(spec_, B, input.kind, training);
+  const Layout lay = make_layout(spec_, B, input.kind, training, options_.saved);
   check_workspace(workspace, lay.total, what, B, training);
   char* ws = static_cast<char*>(workspace.data);
   auto at = [ws](size_t offset) {
     return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset);
+  };
+  auto at_codes = [ws](size_t offset) {  // compact saved state (kernels/lif_saved.cuh)
+    return offset == kNone ? nullptr : reinterpret_cast<uint16_t*>(ws + offset);
+  };
+  auto at_gates = [ws](size_t offset) {
+    return offset == kNone ? nullptr : reinterpret_cast<uint32_t*>(ws + offset);
   };
   // The trace pointer of layer l for one field (state, spikes, rates), or null.
   auto traced = [trace](std::vector<float*> DeviceTrace::*field, int l) -> float* {
@@ -202,7 +222,11 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     };
 
     if (auto* s = std::get_if<SpikingLayer>(&ls)) {
-      float* u = training ? at(p.saved_u) : at(lay.u_scratch);
+      // u is kept in place of a for backward (FP32 saved state), or not at all: then a is
+      // made in the spikes' buffer and turned into them in place (the last layer, which
+      // returns no spikes, has a scratch buffer).
+      const bool keep_u = training && p.saved_u != kNone;
+      float* u = keep_u ? at(p.saved_u) : last ? at(lay.u_scratch) : y;
       product(u, s->size);
       kernels::LifForwardArgs args;
       args.T = p.out_steps;
@@ -210,6 +234,11 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       args.H = s->size;
       args.bias = params[p.param + 1];
       args.u = u;
+      args.write_u = keep_u;
+      if (training) {
+        args.saved_spikes = at_codes(p.saved_spikes);
+        args.saved_gates = at_gates(p.saved_gates);
+      }
       args.spikes = last ? nullptr : y;
       args.trace_state = traced(&DeviceTrace::state, l);
       args.trace_spikes = traced(&DeviceTrace::spikes, l);
@@ -239,7 +268,7 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       args.y = y;
       args.spikes = !(training && !sa->spiking_aware_training);
       args.voltage_key = {::nmsnn::detail::voltage_key(input.noise.seed, l), input.noise.pass,
-                          input.noise.rows};
+                          input.noise.rows, input.noise.pass_at};
       args.trace_state = trace_state;
       float* rates = traced(&DeviceTrace::rates, l);
       args.rates = p.saved_rates != kNone ? at(p.saved_rates) : rates;
@@ -302,11 +331,17 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
     fail(what,
          ": input gradients exist only for sequence and repeated inputs (the noise mask of "
          "a static input has no gradient)");
-  const Layout lay = make_layout(spec_, B, kind, true);
+  const Layout lay = make_layout(spec_, B, kind, true, options_.saved);
   check_workspace(workspace, lay.total, what, B, true);
   char* ws = static_cast<char*>(workspace.data);
   auto at = [ws](size_t offset) {
     return offset == kNone ? nullptr : reinterpret_cast<float*>(ws + offset);
+  };
+  auto at_codes = [ws](size_t offset) {  // compact saved state (kernels/lif_saved.cuh)
+    return offset == kNone ? nullptr : reinterpret_cast<uint16_t*>(ws + offset);
+  };
+  auto at_gates = [ws](size_t offset) {
+    return offset == kNone ? nullptr : reinterpret_cast<uint32_t*>(ws + offset);
   };
 
   const MatmulPrecision matmul = options_.matmul;
@@ -334,9 +369,15 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
     if (l > 0) {
       const LayerPlan& below = lay.layer[size_t(l - 1)];
       if (auto* s = std::get_if<SpikingLayer>(&spec_.layers[size_t(l - 1)])) {
-        kernels::spikes_from_u(*s, below.out_steps, B, below.out_width, at(below.saved_u),
-                               at(lay.rebuilt), stream);
-        x = at(lay.rebuilt);
+        if (backward_reads_input(ls)) {  // else the layer below kept only its gates
+          if (below.saved_u != kNone)
+            kernels::spikes_from_u(*s, below.out_steps, B, below.out_width, at(below.saved_u),
+                                   at(lay.rebuilt), stream);
+          else
+            kernels::spikes_from_spike16(*s, below.out_steps, B, below.out_width,
+                                         at_codes(below.saved_spikes), at(lay.rebuilt), stream);
+          x = at(lay.rebuilt);
+        }
       } else {
         x = at(below.saved_y);
       }
@@ -367,6 +408,8 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
         args.B = B;
         args.H = H;
         args.u = at(p.saved_u);
+        args.saved_spikes = at_codes(p.saved_spikes);
+        args.saved_gates = at_gates(p.saved_gates);
         args.d_spikes = last ? nullptr : dy;
         if (last) {
           args.dlogits = dlogits;

@@ -23,12 +23,14 @@ bool cuda_available(std::string* why) {
 
 namespace detail {
 std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec,
-                                                MatmulPrecision matmul);  // cuda_engine.cu
+                                                MatmulPrecision matmul,
+                                                SavedState saved);  // cuda_engine.cu
 
-std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul) {
+std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul,
+                                             SavedState saved) {
   std::string why;
   if (!cuda_available(&why)) fail("cannot use the cuda engine: ", why);
-  return make_cuda_engine_impl(spec, matmul);
+  return make_cuda_engine_impl(spec, matmul, saved);
 }
 }  // namespace detail
 }  // namespace nmsnn

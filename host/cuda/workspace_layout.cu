@@ -3,6 +3,7 @@
 #include <variant>
 
 #include "network/engine.hpp"
+#include "lif_saved.cuh"
 #include "masked_linear.cuh"
 #include "workspace_layout.hpp"
 
@@ -21,7 +22,12 @@ bool bypassed_lowpass(const LayerSpec& l, bool training) {
   return f && training && !f->apply_during_training;
 }
 
-Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training) {
+bool backward_reads_input(const LayerSpec& l) {
+  return !std::holds_alternative<TemporalAvgPool>(l) && !bypassed_lowpass(l, true);
+}
+
+Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training,
+                   SavedState saved) {
   const int L = int(spec.layers.size());
   const std::vector<ParameterInfo> params = ::nmsnn::parameter_layout(spec);
   Layout lay;
@@ -47,12 +53,17 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
   const bool made_input = kind != Input::Kind::sequence && !weighted0;  // layer 0 input on device
   const bool repeated_rows = kind == Input::Kind::repeated && weighted0;
 
+  // Whether spiking layer l keeps its spikes (compact): some backward reads them as its input.
+  auto spikes_read = [&](int l) { return l + 1 < L && backward_reads_input(spec.layers[l + 1]); };
+  const bool compact = saved == SavedState::compact;
+
   size_t offset = 0;
-  auto take = [&](size_t floats) {
+  auto take_bytes = [&](size_t bytes) {
     const size_t at = offset;
-    offset = align_up(offset + floats * sizeof(float));
+    offset = align_up(offset + bytes);
     return at;
   };
+  auto take = [&](size_t floats) { return take_bytes(floats * sizeof(float)); };
 
   // Saved: what backward reads.
   for (int l = 0; l < L; ++l) {
@@ -61,7 +72,13 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
     if (auto* a = std::get_if<SpikingActivation>(&ls))
       if (a->regularized()) p.saved_rates = take(size_t(B) * p.out_width);
     if (!training) continue;
-    if (lif(l)) p.saved_u = take(floats_out(l));
+    if (lif(l) && !compact) p.saved_u = take(floats_out(l));
+    if (lif(l) && compact && spikes_read(l)) p.saved_spikes = take_bytes(floats_out(l) * 2);
+    if (lif(l) && compact && !spikes_read(l)) {
+      const int per_word = kernels::kGateBits;
+      const size_t words = size_t((p.out_steps + per_word - 1) / per_word) * B * p.out_width;
+      p.saved_gates = take_bytes(words * sizeof(uint32_t));
+    }
     if (std::holds_alternative<Lowpass>(ls) && !bypassed_lowpass(ls, true))
       p.saved_level = take(size_t(p.in_steps) * B * p.in_width);
     // The output feeds the next layer's backward unless it is rebuilt from u (spiking layers).
@@ -76,7 +93,8 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
   // Forward scratch.
   size_t out_floats = 0, u_floats = 0;
   for (int l = 0; l < L; ++l) {
-    if (lif(l) && !training) u_floats = std::max(u_floats, floats_out(l));
+    // a of a spiking layer whose u is not kept is made in its spikes' buffer, except the last's.
+    if (lif(l) && (!training || compact) && l == L - 1) u_floats = floats_out(l);
     const bool writes_logits = lif(l) && l == L - 1;
     if (!writes_logits && lay.layer[l].saved_y == kNone)
       out_floats = std::max(out_floats, floats_out(l));
@@ -96,7 +114,8 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
       LayerPlan& p = lay.layer[l];
       widest = std::max({widest, size_t(p.out_width), size_t(p.in_width)});
       if (lif(l)) du = std::max(du, floats_out(l));
-      if (l > 0 && lif(l - 1)) rebuilt = std::max(rebuilt, floats_in(l));
+      if (l > 0 && lif(l - 1) && backward_reads_input(spec.layers[l]))
+        rebuilt = std::max(rebuilt, floats_in(l));
       // dy of layer l lives in buffer l % 2 and its dx goes to (l + 1) % 2, where layer l - 1
       // finds it as its dy. The last spiking layer takes dlogits directly.
       if (!(l == L - 1 && lif(l))) {

@@ -2,11 +2,12 @@
 // buffer in the caller's workspace, planned from the spec, batch, input kind and pass kind.
 //
 // Layout: [ saved | scratch ], each buffer 256-byte aligned. Saved is what backward reads: u of
-// spiking layers (4 bytes per neuron per step), Lowpass levels, the rates of regularized
-// spiking activations, and the outputs of other layers that feed a next layer. The scratch
-// region is used by forward as its output buffers (alternating) and by backward as du, dy/dx
-// (alternating), the rebuilt input, per-sample partial sums and the first layer's
-// weight-gradient partials.
+// spiking layers (4 bytes per neuron per step; compact: spike16 codes, 2 bytes, or gate bits,
+// 1 bit, see kernels/lif_saved.cuh), Lowpass levels, the rates of regularized spiking
+// activations, and the outputs of other layers that feed a next layer. The scratch region is
+// used by forward as its output buffers (alternating) and the FP32 a = x W^T of a last spiking
+// layer whose u is not kept, and by backward as du, dy/dx (alternating), the rebuilt input, per-sample
+// partial sums and the first layer's weight-gradient partials.
 #pragma once
 
 #include <cstddef>
@@ -23,12 +24,17 @@ constexpr size_t kNone = SIZE_MAX;  // "no such buffer"
 
 bool has_weights(const LayerSpec& l);
 bool bypassed_lowpass(const LayerSpec& l, bool training);
+// Whether layer l's backward reads its input x (all but TemporalAvgPool and a bypassed Lowpass):
+// then a spiking layer below it must keep its spikes, else its gates are enough.
+bool backward_reads_input(const LayerSpec& l);
 
 // Shapes, parameters and workspace offsets of one layer in one pass.
 struct LayerPlan {
   int in_width = 0, in_steps = 0, out_width = 0, out_steps = 0;
   int param = -1;              // index of its first tensor in the parameter table
-  size_t saved_u = kNone;      // spiking: pre-reset state u [steps, B, H] (training)
+  size_t saved_u = kNone;      // spiking: pre-reset state u [steps, B, H] (training, fp32)
+  size_t saved_spikes = kNone;  // spiking, compact: spike16 codes [steps, B, H] (uint16)
+  size_t saved_gates = kNone;   // spiking, compact, spikes not read: [ceil(steps/32), B, H] uint32
   size_t saved_level = kNone;  // lowpass: level [steps, B, H] (training, when applied)
   size_t saved_rates = kNone;  // regularized spiking activation: rates [B, H]
   size_t saved_y = kNone;      // output kept for the next layer's backward (training)
@@ -41,7 +47,9 @@ struct Layout {
   size_t saved_end = 0, total = 0;
   // forward scratch
   size_t out[2] = {kNone, kNone};  // layer outputs that are not saved, alternating
-  size_t u_scratch = kNone;        // inference: the one u buffer spiking layers use in turn
+  // inference, or compact training: a of a last spiking layer (the others make a in the buffer
+  // of their spikes)
+  size_t u_scratch = kNone;
   size_t input = kNone;            // layer 0 input made on the device [T, B, I] (masked/repeated)
   size_t rows = kNone;             // repeated input into layer 0 with weights: [B, H0]
   // backward scratch
@@ -50,6 +58,7 @@ struct Layout {
   size_t wgrad_floats = 0;
 };
 
-Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training);
+Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training,
+                   SavedState saved);
 
 }  // namespace nmsnn::cuda

@@ -39,6 +39,10 @@ namespace nmsnn::cuda {
 
 struct DeviceOptions {
   MatmulPrecision matmul = MatmulPrecision::fp32;  // the products' arithmetic (matmul_precision.hpp)
+  // What training passes keep of spiking layers for backward (saved_state.hpp): u in FP32 (4 bytes
+  // per neuron per step), or compact: the spike in 16 bits where a layer above reads it in its
+  // backward, the gate bit alone elsewhere (at most 2 bytes per neuron per step).
+  SavedState saved = SavedState::fp32;
 };
 
 // The input of one pass, in device memory.
@@ -85,12 +89,14 @@ class DeviceNetwork {
 
   // Scratch bytes a pass of `batch` samples of this input kind needs. A training workspace also
   // holds what backward needs: for spiking layers the pre-reset state u of every neuron at every
-  // step (4 bytes per neuron per step) and nothing else; Lowpass levels, the rates of regularized
-  // spiking activations, and the outputs of other layers that feed a next layer. Its scratch part
-  // is reused by backward.
+  // step (4 bytes per neuron per step) and nothing else, or with DeviceOptions::saved = compact
+  // the spike (2 bytes) or the gate (1 bit); Lowpass levels, the rates of regularized spiking
+  // activations, and the outputs of other layers that feed a next layer. Its scratch part is
+  // reused by backward.
   size_t workspace_bytes(int batch, Input::Kind kind, bool training) const;
-  // The part of a training workspace that forward fills and backward reads (4*T*B*sum(H_l) for a
-  // stack of spiking layers).
+  // The part of a training workspace that forward fills and backward reads: for a stack of
+  // spiking layers 4*T*B*sum(H_l), or compact 2*T*B*sum(H_l below the last) + 4*ceil(T/32)*B*H_last
+  // (each array rounded up to 256 bytes).
   size_t saved_bytes(int batch) const;
 
   // logits[B, C] (device) for `input`. With training = true, the workspace keeps the saved state

@@ -23,6 +23,7 @@ set(NMSNN_HOST_SOURCES
   host/training/loss.cpp
   host/training/optimizer.cpp
   host/training/trainer.cpp
+  host/training/train_step.cpp
   host/training/checkpoint.cpp
   host/training/model.cpp
   host/training/presets.cpp
@@ -46,6 +47,7 @@ set(NMSNN_CUDA_SOURCES
   kernels/activation.cu
   kernels/spiking_activation.cu
   kernels/lowpass.cu
+  kernels/train_step.cu
   kernels/time_axis.cu
   kernels/cublas_gemm.cu
   kernels/optimizer_update.cu

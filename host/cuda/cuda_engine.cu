@@ -11,19 +11,27 @@
 // DeviceNetwork workspace with the saved state) until its ForwardPass is destroyed; workspaces
 // are reused from pass to pass, so a training loop allocates once.
 #include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <tuple>
 #include <variant>
 #include <vector>
 
 #include "network/engine.hpp"
 #include "cuda_check.cuh"
+#include "optimizer_update.cuh"
+#include "train_step.cuh"
 #include "nmsnn/cuda.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn::detail {
 
-std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul);
+std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul,
+                                                  SavedState saved);
 
 namespace {
 
@@ -93,13 +101,60 @@ struct CudaForwardState : ForwardState {
 
 struct CudaOptimizerState : OptimizerState {
   std::unique_ptr<DeviceBuffer> m, v;  // momentum buffer (SGD) or moments (Adam), like params
+  // Tells a captured step which buffers it was captured with (a reset makes new ones, which may
+  // reuse a freed address).
+  const uint64_t serial = next_serial();
+  static uint64_t next_serial() {
+    static std::atomic<uint64_t> counter{0};
+    return ++counter;
+  }
+};
+
+// ---- the device-resident step -----------------------------------------------------------------
+
+// What the host writes for each step, at the start of the step's staging block: the noise pass
+// and the optimiser's floats, read by the kernels from device memory.
+struct StepScalars {
+  uint64_t noise_pass;
+  kernels::SgdFloats sgd;
+  kernels::AdamFloats adam;
+};
+
+// A StepLoop's device memory. The staging block [scalars | y | x] has fixed offsets for a batch
+// capacity, so a captured step reads each step's data from the same addresses.
+struct CudaStepState : StepState {
+  Loss loss = Loss::nll;
+  bool use_graphs = false;
+  int capacity = 0;        // batch capacity of the buffers below (0: none yet)
+  size_t y_offset = 0, x_offset = 0, block_bytes = 0;  // staging block layout, bytes
+  size_t ws_bytes = 0;
+  std::unique_ptr<DeviceBuffer> block;    // staging block on the device
+  std::unique_ptr<DeviceBuffer> work;     // [logits | dlogits | regularization | workspace]
+  std::unique_ptr<DeviceBuffer> prev;     // the parameters before the last update
+  std::unique_ptr<DeviceBuffer> records;  // kernels::StepRecords
+  PinnedBuffer slots[2];                  // host staging, used in turn
+  cudaEvent_t copied[2] = {nullptr, nullptr};  // the slot's last copy to the device has run
+  bool slot_used[2] = {false, false};
+  int next_slot = 0;
+  int since_reset = 0;                    // steps queued since the device's records were emptied
+  std::vector<StepRecord> drained;        // records moved to the host early (the device's filled)
+  // Captured steps by (batch, input kind, optimiser kind, optimiser buffers); a shape is run
+  // once uncaptured first, so cuBLAS has made its own allocations before a capture.
+  std::map<std::tuple<int, int, size_t, uint64_t>, cudaGraphExec_t> graphs;
+  std::map<std::tuple<int, int, size_t, uint64_t>, bool> warmed;
+
+  ~CudaStepState() override {
+    for (auto& g : graphs) cudaGraphExecDestroy(g.second);
+    for (cudaEvent_t e : copied)
+      if (e) cudaEventDestroy(e);
+  }
 };
 
 // ---- the engine --------------------------------------------------------------------------------
 
 class CudaEngine final : public EngineImpl {
  public:
-  CudaEngine(const NetworkSpec& spec, MatmulPrecision matmul) : spec_(spec) {
+  CudaEngine(const NetworkSpec& spec, MatmulPrecision matmul, SavedState saved) : spec_(spec) {
     NMSNN_CUDA_CHECK(cudaGetDevice(&device_));
     NMSNN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     const cublasStatus_t status = cublasCreate(&cublas_);
@@ -111,6 +166,7 @@ class CudaEngine final : public EngineImpl {
       NMSNN_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
       cuda::DeviceOptions options;
       options.matmul = matmul;
+      options.saved = saved;
       net_ = std::make_unique<cuda::DeviceNetwork>(spec_, cublas_, options);
       layout_ = parameter_layout(spec_);
       size_t total = 0;
@@ -355,7 +411,229 @@ class CudaEngine final : public EngineImpl {
     sync("write_optimizer_buffer");  // the caller may free `values` when this returns
   }
 
+  // ---- the device-resident step ------------------------------------------------------------------
+
+  std::unique_ptr<StepState> make_step_state(Loss loss, const StepOptions& options) override {
+    use_device();
+    auto s = std::make_unique<CudaStepState>();
+    s->loss = loss;
+    s->use_graphs = options.graphs;
+    s->records = std::make_unique<DeviceBuffer>(sizeof(kernels::StepRecords));
+    s->prev = std::make_unique<DeviceBuffer>(params_->bytes());
+    for (cudaEvent_t& e : s->copied)
+      NMSNN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    kernels::StepRecords r{};
+    r.guard = options.guard.enabled ? 1 : 0;
+    r.bad_index = kernels::kNoIndex;
+    r.factor = options.guard.factor;
+    r.first_loss = options.guard.first_loss;
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s->records->data(), &r, sizeof(r), cudaMemcpyHostToDevice,
+                                     stream_));
+    // The parameters to go back to if the very first step fails.
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s->prev->data(), params_->data(), params_->bytes(),
+                                     cudaMemcpyDeviceToDevice, stream_));
+    sync("make_step_state");  // `r` is on this stack
+    return s;
+  }
+
+  void train_step(StepState& base, const Input& input, NoiseKey noise, const int* labels,
+                  const float* targets, OptimizerState& optimizer, const OptimizerSpec& spec,
+                  int64_t step) override {
+    use_device();
+    auto& s = dynamic_cast<CudaStepState&>(base);
+    auto& opt = dynamic_cast<CudaOptimizerState&>(optimizer);
+    const int B = input.batch, C = spec_.outputs();
+    reserve_step(s, B, input.kind);
+    if (s.since_reset == kernels::kStepRecords) drain_records(s);
+
+    // Stage this step's scalars, targets and input in a pinned slot, then one copy to the device.
+    const int slot = s.next_slot;
+    s.next_slot ^= 1;
+    if (s.slot_used[slot]) NMSNN_CUDA_CHECK(cudaEventSynchronize(s.copied[slot]));
+    char* host = reinterpret_cast<char*>(s.slots[slot].reserve(s.block_bytes / sizeof(float)));
+    StepScalars scalars{};
+    scalars.noise_pass = noise.pass;
+    if (const Sgd* sgd = std::get_if<Sgd>(&spec)) scalars.sgd = kernels::sgd_floats(*sgd, step);
+    else scalars.adam = kernels::adam_floats(std::get<Adam>(spec), step);
+    std::memcpy(host, &scalars, sizeof(scalars));
+    // y: labels for nll; targets as floats for bce (labels 0/1 made floats) and mse.
+    if (s.loss == Loss::nll) {
+      std::memcpy(host + s.y_offset, labels, size_t(B) * sizeof(int));
+    } else if (s.loss == Loss::bce && !targets) {
+      float* y = reinterpret_cast<float*>(host + s.y_offset);
+      for (int b = 0; b < B; ++b) y[b] = float(labels[b]);
+    } else {
+      const size_t n = s.loss == Loss::bce ? size_t(B) : size_t(B) * C;
+      std::memcpy(host + s.y_offset, targets, n * sizeof(float));
+    }
+    std::memcpy(host + s.x_offset, input.data, input.count * sizeof(float));
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.block->data(), host, s.x_offset + input.count * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream_));
+    NMSNN_CUDA_CHECK(cudaEventRecord(s.copied[slot], stream_));
+    s.slot_used[slot] = true;
+
+    const auto key = std::make_tuple(B, int(input.kind), spec.index(), opt.serial);
+    if (!s.use_graphs || !s.warmed[key]) {
+      enqueue_step(s, B, input.kind, noise.seed, opt, spec);
+      s.warmed[key] = true;
+    } else {
+      auto found = s.graphs.find(key);
+      if (found == s.graphs.end()) {
+        cudaGraph_t graph = nullptr;
+        NMSNN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+        try {
+          enqueue_step(s, B, input.kind, noise.seed, opt, spec);
+        } catch (...) {
+          cudaStreamEndCapture(stream_, &graph);
+          if (graph) cudaGraphDestroy(graph);
+          throw;
+        }
+        NMSNN_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        NMSNN_CUDA_CHECK(status);
+        found = s.graphs.emplace(key, exec).first;
+      }
+      NMSNN_CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
+    }
+    ++s.since_reset;
+  }
+
+  StepReport read_steps(StepState& base) override {
+    use_device();
+    auto& s = dynamic_cast<CudaStepState&>(base);
+    kernels::StepRecords r;
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(&r, s.records->data(), sizeof(r), cudaMemcpyDeviceToHost,
+                                     stream_));
+    sync("a training step");
+    StepReport report;
+    report.steps = std::move(s.drained);
+    s.drained.clear();
+    int halt = r.halt, halt_step = r.halt_step;
+    if (halt == 0 && r.guard && r.bad_index != kernels::kNoIndex) {
+      halt = int(HaltReason::parameter_not_finite);  // the last queued update failed
+      halt_step = r.count - 1;
+    }
+    const int kept = halt ? halt_step : r.count;
+    for (int k = 0; k < kept; ++k) report.steps.push_back({r.batch[k], r.loss[k], r.correct[k]});
+    report.first_loss = r.first_loss;
+    if (halt) {
+      report.halt = HaltReason(halt);
+      report.halt_step = int(report.steps.size());
+      report.halt_value = r.halt_value;
+      if (report.halt == HaltReason::parameter_not_finite) {
+        const size_t index = size_t(r.bad_index);
+        size_t i = 0;
+        while (i + 1 < offsets_.size() && offsets_[i + 1] <= index) ++i;
+        float value = 0;
+        NMSNN_CUDA_CHECK(cudaMemcpyAsync(&value, params_->floats() + index, sizeof(float),
+                                         cudaMemcpyDeviceToHost, stream_));
+        sync("reading the parameter that is not finite");
+        report.halt_value = value;
+        report.parameter = layout_[i].name + "[" + std::to_string(index - offsets_[i]) + "]";
+      }
+      // Back to the last parameters whose loss passed (prev has them: every update since the
+      // halt was skipped).
+      NMSNN_CUDA_CHECK(cudaMemcpyAsync(params_->data(), s.prev->data(), params_->bytes(),
+                                       cudaMemcpyDeviceToDevice, stream_));
+    }
+    // Empty the records; the guard's settings and first loss stay.
+    r.count = 0;
+    r.halt = 0;
+    r.halt_step = 0;
+    r.bad_index = kernels::kNoIndex;
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.records->data(), &r, offsetof(kernels::StepRecords, loss),
+                                     cudaMemcpyHostToDevice, stream_));
+    sync("a training step's read");  // `r` is on this stack
+    s.since_reset = 0;
+    return report;
+  }
+
  private:
+  // Buffers of a step state for batches of up to B samples of this kind. Growing them drops the
+  // captured steps, which hold their addresses.
+  void reserve_step(CudaStepState& s, int B, Input::Kind kind) {
+    const int C = spec_.outputs(), I = spec_.inputs;
+    const size_t ws = net_->workspace_bytes(std::max(B, s.capacity), kind, true);
+    if (B <= s.capacity && ws <= s.ws_bytes) return;
+    sync("a training step");  // the old buffers may be in use
+    for (auto& g : s.graphs) cudaGraphExecDestroy(g.second);
+    s.graphs.clear();
+    s.warmed.clear();
+    s.capacity = std::max(B, s.capacity);
+    const size_t cap = size_t(s.capacity);
+    auto align = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
+    s.y_offset = align(sizeof(StepScalars));
+    s.x_offset = s.y_offset + align(cap * size_t(std::max(C, 1)) * sizeof(float));
+    s.block_bytes = s.x_offset + align(cap * size_t(I) * sizeof(float));
+    s.ws_bytes = std::max(ws, net_->workspace_bytes(int(cap), kind, true));
+    s.block = std::make_unique<DeviceBuffer>(s.block_bytes);
+    const size_t logits = align(cap * size_t(C) * sizeof(float));
+    s.work = std::make_unique<DeviceBuffer>(2 * logits + 256 + s.ws_bytes);
+  }
+
+  // The device's records are full: move them to the host and empty them (not after a halt,
+  // whose step index refers to them; the halted steps add no records).
+  void drain_records(CudaStepState& s) {
+    kernels::StepRecords r;
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(&r, s.records->data(), sizeof(r), cudaMemcpyDeviceToHost,
+                                     stream_));
+    sync("a training step");
+    s.since_reset = 0;
+    if (r.halt != 0 || (r.guard && r.bad_index != kernels::kNoIndex)) return;
+    for (int k = 0; k < r.count; ++k) s.drained.push_back({r.batch[k], r.loss[k], r.correct[k]});
+    NMSNN_CUDA_CHECK(cudaMemsetAsync(s.records->data(), 0, sizeof(int), stream_));  // count = 0
+  }
+
+  // The device work of one step, all on stream_ and nothing that waits: what a graph captures.
+  void enqueue_step(CudaStepState& s, int B, Input::Kind kind, uint64_t seed,
+                    CudaOptimizerState& opt, const OptimizerSpec& spec) {
+    const int C = spec_.outputs();
+    char* block = static_cast<char*>(s.block->data());
+    auto* scalars = reinterpret_cast<StepScalars*>(block);
+    const size_t logit_bytes = (size_t(s.capacity) * C * sizeof(float) + 255) / 256 * 256;
+    char* work = static_cast<char*>(s.work->data());
+    float* logits = reinterpret_cast<float*>(work);
+    float* dlogits = reinterpret_cast<float*>(work + logit_bytes);
+    float* regularization = reinterpret_cast<float*>(work + 2 * logit_bytes);
+    void* ws = work + 2 * logit_bytes + 256;
+    auto* records = static_cast<kernels::StepRecords*>(s.records->data());
+
+    cuda::DeviceInput in;
+    in.kind = kind;
+    in.data = reinterpret_cast<const float*>(block + s.x_offset);
+    in.batch = B;
+    in.noise.seed = seed;
+    in.noise.pass_at = &scalars->noise_pass;
+    cuda::DeviceTrace trace;
+    trace.regularization = regularized_ ? regularization : nullptr;
+    net_->forward(param_table_.data(), in, logits, true, {ws, s.ws_bytes}, stream_, &trace);
+
+    kernels::StepLossArgs a;
+    a.loss = s.loss;
+    a.B = B;
+    a.C = C;
+    a.logits = logits;
+    if (s.loss == Loss::nll) a.labels = reinterpret_cast<const int*>(block + s.y_offset);
+    else a.targets = reinterpret_cast<const float*>(block + s.y_offset);
+    a.regularization = trace.regularization;
+    a.dlogits = dlogits;
+    a.records = records;
+    kernels::step_loss(a, stream_);
+
+    net_->backward(param_table_.data(), in, dlogits, grad_table_.data(), nullptr,
+                   {ws, s.ws_bytes}, stream_);
+    if (std::holds_alternative<Sgd>(spec))
+      kernels::sgd_update_guarded(&scalars->sgd, &records->halt, params_->floats(),
+                                  s.prev->floats(), grads_->floats(), opt.m->floats(),
+                                  total_floats_, &records->bad_index, stream_);
+    else
+      kernels::adam_update_guarded(&scalars->adam, &records->halt, params_->floats(),
+                                   s.prev->floats(), grads_->floats(), opt.m->floats(),
+                                   opt.v->floats(), total_floats_, &records->bad_index, stream_);
+  }
+
   // Where a pass's row keys sit in its device buffer, after the input, and the floats both take.
   static size_t row_keys_offset(const ForwardState& p) { return align_floats(p.input.count); }
   static size_t input_floats(const ForwardState& p) {
@@ -439,8 +717,9 @@ class CudaEngine final : public EngineImpl {
 
 }  // namespace
 
-std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul) {
-  return std::make_unique<CudaEngine>(spec, matmul);
+std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul,
+                                                  SavedState saved) {
+  return std::make_unique<CudaEngine>(spec, matmul, saved);
 }
 
 }  // namespace nmsnn::detail

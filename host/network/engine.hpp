@@ -14,6 +14,7 @@
 #include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
 #include "nmsnn/philox.hpp"
+#include "nmsnn/train_step.hpp"
 
 namespace nmsnn::detail {
 
@@ -45,6 +46,11 @@ struct ForwardState {
 
 struct OptimizerState {
   virtual ~OptimizerState() = default;
+};
+
+// What a StepLoop keeps on its engine between reads: the loss, the guard, the steps' records.
+struct StepState {
+  virtual ~StepState() = default;
 };
 
 class EngineImpl {
@@ -79,10 +85,23 @@ class EngineImpl {
                                      float* out) const = 0;
   virtual void write_optimizer_buffer(OptimizerState& state, int which, size_t index,
                                       const float* values) = 0;
+
+  // ---- the whole training step (StepLoop, train_step.hpp) ---------------------------------------
+  // The defaults are the host path (training/train_step.cpp): this engine's forward, the loss on
+  // the host, backward and optimizer_step in sequence, with the checks after each; the cpu engine
+  // uses it, the cuda engine runs the step on the device. StepLoop has checked the input, the
+  // labels and targets; `step` counts the optimiser's updates from 1.
+  virtual std::unique_ptr<StepState> make_step_state(Loss loss, const StepOptions& options);
+  virtual void train_step(StepState& state, const Input& input, NoiseKey noise, const int* labels,
+                          const float* targets, OptimizerState& optimizer,
+                          const OptimizerSpec& spec, int64_t step);
+  // Waits for the queued steps; on a halt the parameters are already back at the good ones.
+  virtual StepReport read_steps(StepState& state);
 };
 
 std::unique_ptr<EngineImpl> make_cpu_engine(const NetworkSpec& spec, int threads);
 // Throws nmsnn::Error saying why when the build has no CUDA engine or no device is usable.
-std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul);
+std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul,
+                                             SavedState saved);
 
 }  // namespace nmsnn::detail

@@ -154,7 +154,7 @@ double pass_bytes(const NetworkSpec& spec, int batch, const ForwardOptions& opti
 namespace {
 std::unique_ptr<detail::EngineImpl> make_engine(const NetworkSpec& spec, const NetworkOptions& o) {
   if (o.threads < 0) fail("network options: threads must be >= 0, got ", o.threads);
-  if (o.engine == Engine::cuda) return detail::make_cuda_engine(spec, o.matmul);
+  if (o.engine == Engine::cuda) return detail::make_cuda_engine(spec, o.matmul, o.saved);
   return detail::make_cpu_engine(spec, o.threads);
 }
 
@@ -286,8 +286,8 @@ void Network::check_pass_memory(int batch, const ForwardOptions& options) {
   checked_pass_ = kind, checked_limit_ = limit;
 }
 
-ForwardPass Network::forward(const Input& input, const ForwardOptions& options) {
-  detail::checked_range("forward: batch", input.batch, 1, kMaxBatchSize);
+void Network::check_input(const Input& input, const ForwardOptions& options, const char* what) {
+  detail::checked_range((std::string(what) + ": batch").c_str(), input.batch, 1, kMaxBatchSize);
   const size_t B = size_t(input.batch), I = size_t(spec().inputs), T = size_t(spec().time_steps);
   const bool noisy = input.kind != Input::Kind::sequence;  // one static x[B, I]
   // T*B*I can pass 2^64 at the limits: compared in double too, so a wrapped product never
@@ -297,15 +297,18 @@ ForwardPass Network::forward(const Input& input, const ForwardOptions& options) 
   if (input.count != expected || double(input.count) != exact) {
     const std::string want = exact < 9e18 ? std::to_string(expected) : "more than 2^63";
     if (noisy)
-      fail("forward: input x has ", input.count, " values, expected batch*inputs = ", B, "*", I,
+      fail(what, ": input x has ", input.count, " values, expected batch*inputs = ", B, "*", I,
            " = ", want);
-    fail("forward: input sequence has ", input.count, " values, expected time_steps*batch*inputs = ",
-         T, "*", B, "*", I, " = ", want);
+    fail(what, ": input sequence has ", input.count,
+         " values, expected time_steps*batch*inputs = ", T, "*", B, "*", I, " = ", want);
   }
-  if (!input.data) fail("forward: input data pointer is null");
+  if (!input.data) fail(what, ": input data pointer is null");
   check_finite(input, spec());
   check_pass_memory(input.batch, options);
+}
 
+ForwardPass Network::forward(const Input& input, const ForwardOptions& options) {
+  check_input(input, options, "forward");
   const NoiseKey key{options_.seed, options.use_noise_pass ? options.noise_pass : passes_};
   if (!options.use_noise_pass) ++passes_;
   ForwardPass pass;

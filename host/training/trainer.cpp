@@ -10,6 +10,7 @@
 #include "core/random_stream.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/network.hpp"
+#include "nmsnn/train_step.hpp"
 
 namespace nmsnn {
 
@@ -271,7 +272,6 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
   check_fit(net, data, options.loss, "training");
   if (eval) check_fit(net, *eval, options.loss, "evaluation");
 
-  const int C = net.spec().outputs();
   const int batches = int((int64_t(data.count) + options.batch_size - 1) / options.batch_size);
   const double base_lr = learning_rate(options.optimizer);
   Optimizer optimizer(net, options.optimizer);
@@ -299,17 +299,24 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
     }
   }
 
-  // Divergence: `good` holds the parameters whose batch loss last passed the checks, `current`
-  // the ones after the last update (read anyway to check them, and reused by checkpoints).
-  std::vector<NamedTensor> good, current;
-  read_parameters(net, current);
-  good = current;
-  auto diverged = [&](int epoch, int k, const std::string& reason) {
-    write_parameters(net, good);
-    throw TrainingDiverged(epoch + 1, k + 1, optimizer.lr(), reason);
-  };
+  // Every step is one StepLoop call (train_step.hpp): on the cuda engine it is queued on the
+  // device, which keeps the steps' losses until they are read, so the loop reads them back only
+  // every kReadEvery steps or kReadSeconds, at checkpoints and at the end of an epoch (on the cpu
+  // engine a read costs nothing and happens after every step). A divergence is found at the read
+  // that returns it; the loop has put the parameters back at the last good ones by then.
+  StepOptions step_options;
+  step_options.guard.factor = kDivergenceFactor;
+  step_options.guard.first_loss = first_loss;
+  step_options.graphs = options.cuda_graphs;
+  StepLoop loop(net, optimizer, options.loss, step_options);
+  const bool read_each_step = net.engine() == Engine::cpu;
+  constexpr int kReadEvery = 256;
+  constexpr double kReadSeconds = 0.5;
+
+  std::vector<NamedTensor> current;  // the parameters, read for checkpoints
   auto state_of = [&](int epoch, int k, double loss_sum, long long correct, int done,
                       double seconds) {
+    read_parameters(net, current);
     TrainState s;
     s.epoch = epoch;
     s.batch = k;
@@ -348,59 +355,57 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
       seconds_before = resume->seconds;
     }
     const auto t0 = Clock::now();
+    auto last_read = t0;
+    int next_record = mid_epoch ? start_batch : 0;  // the batch of the next record read back
+    // Reads the queued steps' records: totals, progress, and a halt as TrainingDiverged.
+    auto read_steps = [&] {
+      const StepReport r = loop.read();
+      last_read = Clock::now();
+      first_loss = r.first_loss;
+      const double elapsed = seconds_before + seconds_since(t0);
+      for (const StepRecord& rec : r.steps) {
+        loss_sum += rec.loss * rec.batch;
+        correct += rec.correct;
+        done += rec.batch;
+        ++next_record;
+        if (options.on_batch) {
+          BatchStats b;
+          b.epoch = epoch + 1;
+          b.epochs = options.epochs;
+          b.batch = next_record;
+          b.batches = batches;
+          b.samples_done = done;
+          b.samples = data.count;
+          b.loss = rec.loss;
+          b.accuracy = double(rec.correct) / rec.batch;
+          b.elapsed_seconds = elapsed;
+          b.samples_per_second = done / std::max(1e-9, b.elapsed_seconds);
+          options.on_batch(b);
+        }
+      }
+      if (r.halt != HaltReason::none)
+        throw TrainingDiverged(epoch + 1, next_record + 1, optimizer.lr(),
+                               r.reason(kDivergenceFactor));
+    };
     bool checkpoint_at_end = every == 0;
     for (int k = mid_epoch ? start_batch : 0; k < batches; ++k) {
       const int first = k * options.batch_size;
       const int n = std::min(options.batch_size, data.count - first);
       gather(data, order, first, n, batch);
-      ForwardPass pass = net.forward(static_input(options.encoding, batch.x, n));
-      for (float z : pass.logits())
-        if (!std::isfinite(z)) diverged(epoch, k, "the network's outputs became " + show(z));
-      const BatchLoss bl = batch_loss(options.loss, pass.logits(), batch, C);
-      const double batch_loss_value = bl.value.value + pass.regularization_loss();
-      std::ostringstream why;
-      if (!std::isfinite(batch_loss_value)) {
-        why << "the loss became " << show(batch_loss_value);
-        if (std::isfinite(first_loss)) why << " (it was " << first_loss << " at the first batch)";
-      } else if (std::isfinite(first_loss) &&
-                 batch_loss_value > kDivergenceFactor * std::max(first_loss, 1.0)) {
-        why << "the loss grew to " << batch_loss_value << ", more than " << kDivergenceFactor
-            << " times its " << first_loss << " at the first batch";
-      }
-      if (!why.str().empty()) diverged(epoch, k, why.str());
-      if (!std::isfinite(first_loss)) first_loss = batch_loss_value;
-      std::swap(good, current);  // these parameters passed
-
-      net.backward(pass, bl.value.grad);
-      optimizer.step();
-      read_parameters(net, current);
-      const std::string bad = non_finite(current);
-      if (!bad.empty()) diverged(epoch, k, "the update made a parameter not finite (" + bad + ")");
-
-      loss_sum += batch_loss_value * n;
-      correct += bl.correct;
-      done += n;
-      const double elapsed = seconds_before + seconds_since(t0);
-      if (options.on_batch) {
-        BatchStats b;
-        b.epoch = epoch + 1;
-        b.epochs = options.epochs;
-        b.batch = k + 1;
-        b.batches = batches;
-        b.samples_done = done;
-        b.samples = data.count;
-        b.loss = batch_loss_value;
-        b.accuracy = double(bl.correct) / n;
-        b.elapsed_seconds = elapsed;
-        b.samples_per_second = done / std::max(1e-9, b.elapsed_seconds);
-        options.on_batch(b);
-      }
+      loop.step(static_input(options.encoding, batch.x, n),
+                batch.labels.empty() ? nullptr : batch.labels.data(),
+                batch.targets.empty() ? nullptr : batch.targets.data());
       // Checkpoints count the run's steps; one that falls on an epoch's last step waits for the
       // epoch's evaluation, so a checkpoint never stands between the two.
       const long long steps = (long long)epoch * batches + k + 1;
-      if (every > 0 && steps % every == 0 && options.on_checkpoint) {
+      const bool checkpoint = every > 0 && steps % every == 0 && options.on_checkpoint;
+      if (read_each_step || checkpoint || k + 1 == batches || loop.pending() >= kReadEvery ||
+          seconds_since(last_read) >= kReadSeconds)
+        read_steps();
+      if (checkpoint) {
         if (k + 1 < batches)
-          options.on_checkpoint(state_of(epoch, k + 1, loss_sum, correct, done, elapsed));
+          options.on_checkpoint(state_of(epoch, k + 1, loss_sum, correct, done,
+                                         seconds_before + seconds_since(t0)));
         else
           checkpoint_at_end = true;
       }

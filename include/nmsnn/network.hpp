@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "nmsnn/matmul_precision.hpp"
+#include "nmsnn/saved_state.hpp"
 #include "nmsnn/spec.hpp"
 
 namespace nmsnn {
@@ -48,6 +49,7 @@ struct NetworkOptions {
   uint64_t seed = 0;  // initial weights and the noise masks derive from it
   int threads = 0;    // CPU engine worker threads; 0 = one per hardware thread
   MatmulPrecision matmul = MatmulPrecision::fp32;  // cuda engine only
+  SavedState saved = SavedState::fp32;  // cuda engine only; the cpu engine always keeps fp32
 };
 
 // The input of one forward pass. It points at caller-owned host memory, which must stay alive
@@ -210,7 +212,9 @@ class Network {
   detail::EngineImpl& engine_impl();
 
  private:
+  friend class StepLoop;  // checks its inputs as forward() does and draws its noise passes
   size_t parameter_index(const std::string& name) const;
+  void check_input(const Input& input, const ForwardOptions& options, const char* what);
   void check_pass_memory(int batch, const ForwardOptions& options);
 
   NetworkOptions options_;  // the spec lives in the engine (EngineImpl::spec), its one copy

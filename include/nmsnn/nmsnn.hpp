@@ -22,4 +22,5 @@
 #include "nmsnn/spec.hpp"
 #include "nmsnn/spec_json.hpp"
 #include "nmsnn/task.hpp"
+#include "nmsnn/train_step.hpp"
 #include "nmsnn/trainer.hpp"

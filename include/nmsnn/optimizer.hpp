@@ -90,6 +90,7 @@ class Optimizer {
   void restore(const OptimizerSnapshot& snapshot);
 
  private:
+  friend class StepLoop;  // queues updates on the engine and rewinds steps_ after a halt
   Network* network_;
   OptimizerSpec spec_;
   int64_t steps_ = 0;

@@ -34,10 +34,18 @@ NMSNN_HOST_DEVICE inline Philox4x32 philox4x32_10(Philox4x32 ctr, uint32_t k0, u
   const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;  // round multipliers
   const uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;  // key increments (golden ratio, sqrt(3)-1)
   for (int round = 0; round < 10; ++round) {
+#if defined(__CUDA_ARCH__)
+    // The same products, said so that nvcc makes one IMAD.WIDE each: from the 64-bit form it also
+    // emitted an add of a known zero per product (sm_90 SASS: 19 IADDs per block, ~30% of the
+    // integer work), and Philox bounds the masked products (bench/RESULTS.md).
+    const uint32_t hi0 = __umulhi(M0, ctr.v[0]), lo0 = M0 * ctr.v[0];
+    const uint32_t hi1 = __umulhi(M1, ctr.v[2]), lo1 = M1 * ctr.v[2];
+#else
     const uint64_t p0 = uint64_t(M0) * ctr.v[0];
     const uint64_t p1 = uint64_t(M1) * ctr.v[2];
     const uint32_t hi0 = uint32_t(p0 >> 32), lo0 = uint32_t(p0);
     const uint32_t hi1 = uint32_t(p1 >> 32), lo1 = uint32_t(p1);
+#endif
     ctr = Philox4x32{{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
     k0 += W0;
     k1 += W1;
@@ -58,6 +66,9 @@ struct NoiseKey {
   // their contents, not their place in the batch). Memory of the side that draws the masks:
   // host for the cpu engine, device for kernels.
   const uint32_t* rows = nullptr;
+  // When not null, the pass counter is read here instead of from `pass` (device memory; kernels
+  // only): a training step captured into a CUDA graph replays with the counter its host writes.
+  const uint64_t* pass_at = nullptr;
 };
 
 // The counter word of row b.
@@ -67,7 +78,8 @@ NMSNN_HOST_DEVICE inline uint32_t noise_row(NoiseKey key, uint32_t b) {
 
 // The four masks of the Philox block that holds features 4q .. 4q+3 of row b at step t.
 NMSNN_HOST_DEVICE inline Philox4x32 noise_block(NoiseKey key, uint32_t q, uint32_t b, uint32_t t) {
-  return philox4x32_10(Philox4x32{{q, noise_row(key, b), t, uint32_t(key.pass)}},
+  const uint64_t pass = key.pass_at ? *key.pass_at : key.pass;
+  return philox4x32_10(Philox4x32{{q, noise_row(key, b), t, uint32_t(pass)}},
                        uint32_t(key.seed), uint32_t(key.seed >> 32));
 }
 

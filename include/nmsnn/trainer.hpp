@@ -130,6 +130,8 @@ struct TrainOptions {
   // network's parameters, the optimiser and the noise counter are restored from it, and on_epoch
   // sees its completed epochs again, marked resumed.
   const TrainState* resume = nullptr;
+  // cuda engine: replay each step from a captured CUDA graph (StepOptions::graphs).
+  bool cuda_graphs = false;
 };
 
 struct TrainResult {

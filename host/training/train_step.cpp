@@ -1,0 +1,246 @@
+// training/train_step.cpp — StepLoop, and the host path of the training step (EngineImpl's
+// defaults, which the cpu engine runs): forward, the loss on the host, backward and the update,
+// with the trainer's divergence checks after each, exactly as the step-by-step API would do them.
+#include "nmsnn/train_step.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "network/engine.hpp"
+#include "nmsnn/error.hpp"
+
+namespace nmsnn {
+
+using detail::fail;
+
+namespace {
+
+// A value for a message: "nan" whatever its sign bit (streams print "-nan").
+std::string show(double v) {
+  if (std::isnan(v)) return "nan";
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+}  // namespace
+
+std::string StepReport::reason(double factor) const {
+  std::ostringstream why;
+  switch (halt) {
+    case HaltReason::none: return "";
+    case HaltReason::outputs_not_finite:
+      why << "the network's outputs became " << show(halt_value);
+      break;
+    case HaltReason::loss_not_finite:
+      why << "the loss became " << show(halt_value);
+      if (std::isfinite(first_loss)) why << " (it was " << first_loss << " at the first batch)";
+      break;
+    case HaltReason::loss_grew:
+      why << "the loss grew to " << halt_value << ", more than " << factor << " times its "
+          << first_loss << " at the first batch";
+      break;
+    case HaltReason::parameter_not_finite:
+      why << "the update made a parameter not finite (" << parameter << " is " << show(halt_value)
+          << ")";
+      break;
+  }
+  return why.str();
+}
+
+// ---- the host path -------------------------------------------------------------------------------
+
+namespace detail {
+
+namespace {
+
+struct HostStepState : StepState {
+  Loss loss = Loss::nll;
+  StepGuard guard;
+  StepReport report;                        // what the next read returns
+  std::vector<std::vector<float>> good;     // the last parameters whose loss passed
+  std::vector<std::vector<float>> current;  // the parameters after the last update
+  bool halted = false;
+};
+
+void read_all(const EngineImpl& engine, std::vector<std::vector<float>>& out) {
+  const std::vector<ParameterInfo> layout = parameter_layout(engine.spec());
+  out.resize(layout.size());
+  for (size_t i = 0; i < layout.size(); ++i) {
+    out[i].resize(layout[i].size);
+    engine.read_parameter(i, out[i].data());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<StepState> EngineImpl::make_step_state(Loss loss, const StepOptions& options) {
+  auto s = std::make_unique<HostStepState>();
+  s->loss = loss;
+  s->guard = options.guard;
+  read_all(*this, s->current);
+  s->good = s->current;
+  return s;
+}
+
+void EngineImpl::train_step(StepState& base, const Input& input, NoiseKey noise,
+                            const int* labels, const float* targets, OptimizerState& optimizer,
+                            const OptimizerSpec& spec, int64_t step) {
+  auto& s = dynamic_cast<HostStepState&>(base);
+  if (s.halted) return;  // the steps queued after a halt do nothing, as on the device
+  const int B = input.batch, C = this->spec().outputs();
+  ForwardOptions options;
+  options.training = true;
+  std::shared_ptr<ForwardState> pass = forward(input, noise, {}, options);
+  const std::vector<float>& logits = pass->logits;
+  const int index = int(s.report.steps.size());
+  auto halt = [&](HaltReason reason, double value) {
+    s.halted = true;
+    s.report.halt = reason;
+    s.report.halt_step = index;
+    s.report.halt_value = value;
+    for (size_t i = 0; i < s.good.size(); ++i) write_parameter(i, s.good[i].data());
+  };
+  if (s.guard.enabled)
+    for (float z : logits)
+      if (!std::isfinite(z)) return halt(HaltReason::outputs_not_finite, z);
+
+  StepRecord record;
+  record.batch = B;
+  LossValue value;
+  if (s.loss == Loss::nll) {
+    const std::vector<int> y(labels, labels + B);
+    value = nll_log_softmax(logits, B, C, y);
+    for (int b = 0; b < B; ++b) {
+      const float* z = logits.data() + size_t(b) * C;
+      record.correct += int(std::max_element(z, z + C) - z) == y[size_t(b)];
+    }
+  } else if (s.loss == Loss::bce) {
+    std::vector<float> y = targets ? std::vector<float>(targets, targets + B)
+                                   : std::vector<float>(labels, labels + B);
+    value = bce_with_logits(logits, y);
+    for (int b = 0; b < B; ++b) record.correct += (logits[size_t(b)] > 0) == (y[size_t(b)] > 0.5f);
+  } else {
+    value = mse(logits, std::vector<float>(targets, targets + size_t(B) * C));
+  }
+  record.loss = value.value + pass->regularization;
+  if (s.guard.enabled) {
+    const double first = s.guard.first_loss;
+    if (!std::isfinite(record.loss)) return halt(HaltReason::loss_not_finite, record.loss);
+    if (std::isfinite(first) && record.loss > s.guard.factor * std::max(first, 1.0))
+      return halt(HaltReason::loss_grew, record.loss);
+  }
+  if (!std::isfinite(s.guard.first_loss)) s.guard.first_loss = record.loss;
+  std::swap(s.good, s.current);  // these parameters passed
+
+  backward(*pass, value.grad.data(), nullptr);
+  optimizer_step(optimizer, spec, step);
+  read_all(*this, s.current);
+  if (s.guard.enabled) {
+    const std::vector<ParameterInfo> layout = parameter_layout(this->spec());
+    for (size_t i = 0; i < s.current.size(); ++i)
+      for (size_t k = 0; k < s.current[i].size(); ++k)
+        if (!std::isfinite(s.current[i][k])) {
+          s.report.parameter = layout[i].name + "[" + std::to_string(k) + "]";
+          return halt(HaltReason::parameter_not_finite, s.current[i][k]);
+        }
+  }
+  s.report.steps.push_back(record);
+}
+
+StepReport EngineImpl::read_steps(StepState& base) {
+  auto& s = dynamic_cast<HostStepState&>(base);
+  StepReport out = std::move(s.report);
+  out.first_loss = s.guard.first_loss;
+  s.report = StepReport();
+  // After a halt the loop starts again from the restored parameters.
+  if (s.halted) {
+    read_all(*this, s.current);
+    s.good = s.current;
+    s.halted = false;
+  }
+  return out;
+}
+
+}  // namespace detail
+
+// ---- StepLoop ------------------------------------------------------------------------------------
+
+StepLoop::StepLoop(Network& network, Optimizer& optimizer, Loss loss, const StepOptions& options)
+    : network_(&network), optimizer_(&optimizer), loss_(loss), options_(options) {
+  if (optimizer.network_ != &network)
+    fail("StepLoop: the optimizer was made for another network");
+  if (!(options.guard.factor > 0))
+    fail("StepLoop: guard factor must be > 0, got ", options.guard.factor);
+  const int C = network.spec().outputs();
+  if (loss == Loss::bce && C != 1) fail("bce loss needs a network with 1 output, this one has ", C);
+  state_ = network.engine_impl().make_step_state(loss, options);
+  passes_at_read_ = network.noise_passes();
+  optimizer_steps_at_read_ = optimizer.steps_;
+}
+
+StepLoop::~StepLoop() = default;
+
+void StepLoop::step(const Input& input, const int* labels, const float* targets) {
+  if (input.kind == Input::Kind::sequence)
+    fail("StepLoop::step: sequence inputs are not supported; use noisy or repeated");
+  ForwardOptions training;
+  training.training = true;
+  network_->check_input(input, training, "StepLoop::step");
+  const int B = input.batch, C = network_->spec().outputs();
+  switch (loss_) {
+    case Loss::nll:
+      if (!labels) fail("StepLoop::step: nll needs labels");
+      for (int b = 0; b < B; ++b)
+        if (labels[b] < 0 || labels[b] >= C)
+          fail("StepLoop::step: label[", b, "] = ", labels[b], " is outside [0, ", C, ")");
+      break;
+    case Loss::bce:
+      if (targets) {
+        for (int b = 0; b < B; ++b)
+          if (!(targets[b] >= 0 && targets[b] <= 1))
+            fail("StepLoop::step: bce target[", b, "] = ", targets[b], " is outside [0, 1]");
+      } else if (labels) {
+        for (int b = 0; b < B; ++b)
+          if (labels[b] != 0 && labels[b] != 1)
+            fail("StepLoop::step: bce label[", b, "] = ", labels[b], " is not 0 or 1");
+      } else {
+        fail("StepLoop::step: bce needs labels or targets");
+      }
+      break;
+    case Loss::mse:
+      if (!targets) fail("StepLoop::step: mse needs targets");
+      for (size_t i = 0; i < size_t(B) * C; ++i)
+        if (!std::isfinite(targets[i]))
+          fail("StepLoop::step: mse target[", i / C, ", ", i % C, "] is ", targets[i],
+               ", must be finite");
+      break;
+  }
+  const NoiseKey key{network_->seed(), network_->passes_};
+  ++network_->passes_;
+  ++optimizer_->steps_;
+  ++pending_;
+  network_->engine_impl().train_step(*state_, input, key, labels,
+                                     loss_ == Loss::nll ? nullptr : targets, *optimizer_->state_,
+                                     optimizer_->spec_, optimizer_->steps_);
+}
+
+StepReport StepLoop::read() {
+  StepReport report = network_->engine_impl().read_steps(*state_);
+  if (report.halt != HaltReason::none) {
+    // Where a run that stopped at the halting step would stand: its forward drew a noise pass;
+    // its update counts only when it was the update that failed.
+    const int done = report.halt_step + 1;
+    network_->passes_ = passes_at_read_ + uint64_t(done);
+    optimizer_->steps_ = optimizer_steps_at_read_ + report.halt_step +
+                         (report.halt == HaltReason::parameter_not_finite ? 1 : 0);
+  }
+  options_.guard.first_loss = report.first_loss;
+  pending_ = 0;
+  passes_at_read_ = network_->passes_;
+  optimizer_steps_at_read_ = optimizer_->steps_;
+  return report;
+}
+
+}  // namespace nmsnn

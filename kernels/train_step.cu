@@ -1,0 +1,144 @@
+// train_step.cu — step_loss: each thread takes the samples b = tid, tid + blockDim, ... in order,
+// then the block adds their losses and correct counts in a fixed tree, and thread 0 applies the
+// guard and writes the record. One block is enough: the work is O(B*C) with C the outputs.
+#include "cuda_check.cuh"
+#include "launch.cuh"
+#include "train_step.cuh"
+
+namespace nmsnn::kernels {
+
+namespace {
+
+// HaltReason's values (nmsnn/train_step.hpp), which the host reads back.
+constexpr int kOutputsNotFinite = 1, kLossNotFinite = 2, kLossGrew = 3, kParameterNotFinite = 4;
+
+// loss_math.hpp's expressions, in double. Returns sample b's loss; writes its dlogits row.
+__device__ double nll_sample(const float* z, int C, int label, double B, float* grad,
+                             int* correct) {
+  double m = z[0];
+  int arg = 0;
+  for (int c = 1; c < C; ++c)
+    if (z[c] > z[arg]) arg = c;  // the first maximum, as std::max_element
+  m = z[arg];
+  double sum = 0;
+  for (int c = 0; c < C; ++c) sum += exp(double(z[c]) - m);
+  const double log_sum = m + log(sum);
+  for (int c = 0; c < C; ++c) {
+    const double p = exp(double(z[c]) - log_sum);
+    grad[c] = float((p - (c == label ? 1.0 : 0.0)) / B);
+  }
+  *correct = arg == label;
+  return -(double(z[label]) - log_sum);
+}
+
+__device__ double bce_sample(float zf, double y, double N, float* grad, int* correct) {
+  const double z = zf;
+  const double loss = fmax(z, 0.0) - z * y + log1p(exp(-fabs(z)));
+  const double sigmoid = z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
+  *grad = float((sigmoid - y) / N);
+  *correct = (zf > 0) == (y > 0.5);
+  return loss;
+}
+
+__device__ double mse_sample(const float* p, const float* y, int C, double N, float* grad) {
+  double total = 0;
+  for (int c = 0; c < C; ++c) {
+    const double d = double(p[c]) - double(y[c]);
+    total += d * d;
+    grad[c] = float(2.0 * d / N);
+  }
+  return total;
+}
+
+__global__ void step_loss_kernel(StepLossArgs a) {
+  // Sized for the largest block; only the first blockDim.x entries are used.
+  __shared__ double loss_sum[kMaxBlockSize];
+  __shared__ int correct_sum[kMaxBlockSize];
+  __shared__ long long first_bad[kMaxBlockSize];  // lowest flat index of a non-finite logit
+  __shared__ int halted;
+  StepRecords* r = a.records;
+  const int tid = threadIdx.x, n = blockDim.x;
+  const long long BC = (long long)a.B * a.C;
+  if (tid == 0) {
+    // An update of the previous step made a parameter not finite: that step halts the loop.
+    if (r->halt == 0 && r->guard && r->bad_index != kNoIndex) {
+      r->halt = kParameterNotFinite;
+      r->halt_step = r->count - 1;
+    }
+    halted = r->halt;
+  }
+  __syncthreads();
+  if (halted) {
+    for (long long i = tid; i < BC; i += n) a.dlogits[i] = 0.0f;
+    return;
+  }
+
+  // The mean's divisor: every output for mse, every sample otherwise (bce has one output).
+  const double N = a.loss == Loss::mse ? double(BC) : double(a.B);
+  double loss = 0;
+  int correct = 0;
+  long long bad = BC;
+  for (long long i = tid; i < BC && bad == BC; i += n)  // this thread's part of the logits
+    if (!isfinite(a.logits[i])) bad = i;
+  for (int b = tid; b < a.B; b += n) {
+    const float* z = a.logits + (size_t)b * a.C;
+    float* grad = a.dlogits + (size_t)b * a.C;
+    int right = 0;
+    if (a.loss == Loss::nll) {
+      loss += nll_sample(z, a.C, a.labels[b], N, grad, &right);
+    } else if (a.loss == Loss::bce) {
+      const double y = a.targets ? double(a.targets[b]) : double(a.labels[b]);
+      loss += bce_sample(z[0], y, N, grad, &right);
+    } else {
+      loss += mse_sample(z, a.targets + (size_t)b * a.C, a.C, N, grad);
+    }
+    correct += right;
+  }
+  loss_sum[tid] = loss;
+  correct_sum[tid] = correct;
+  first_bad[tid] = bad;
+  __syncthreads();
+  for (int half = n / 2; half > 0; half /= 2) {
+    if (tid < half) {
+      loss_sum[tid] += loss_sum[tid + half];
+      correct_sum[tid] += correct_sum[tid + half];
+      if (first_bad[tid + half] < first_bad[tid]) first_bad[tid] = first_bad[tid + half];
+    }
+    __syncthreads();
+  }
+  if (tid != 0) return;
+  auto halt = [&](int reason, double value) {
+    r->halt = reason;
+    r->halt_step = r->count;
+    r->halt_value = value;
+  };
+  const double total = loss_sum[0] / N + (a.regularization ? double(*a.regularization) : 0.0);
+  if (r->guard) {
+    if (first_bad[0] < BC) return halt(kOutputsNotFinite, a.logits[first_bad[0]]);
+    if (!isfinite(total)) return halt(kLossNotFinite, total);
+    if (isfinite(r->first_loss) && total > r->factor * fmax(r->first_loss, 1.0))
+      return halt(kLossGrew, total);
+  }
+  if (!isfinite(r->first_loss)) r->first_loss = total;
+  const int k = r->count;
+  if (k < kStepRecords) {  // the host reads before this fills; the check keeps memory safe
+    r->loss[k] = total;
+    r->correct[k] = a.loss == Loss::mse ? 0 : correct_sum[0];
+    r->batch[k] = a.B;
+    r->count = k + 1;
+  }
+}
+
+}  // namespace
+
+void step_loss(const StepLossArgs& args, cudaStream_t stream, int block_size) {
+  check_block_size("step_loss", block_size);
+  if (block_size & (block_size - 1))
+    ::nmsnn::detail::fail("step_loss: block size must be a power of two, got ", block_size);
+  if (args.B < 1 || args.C < 1)
+    ::nmsnn::detail::fail("step_loss: B and C must be >= 1, got ", args.B, ", ", args.C);
+  step_loss_kernel<<<1, block_size, 0, stream>>>(args);
+  NMSNN_CHECK_LAUNCH("step_loss", "B=", args.B, ", C=", args.C);
+}
+
+}  // namespace nmsnn::kernels

@@ -1,0 +1,319 @@
+// test_train_step.cpp — StepLoop (nmsnn/train_step.hpp), the whole training step as one call, on
+// both engines: it must give the parameters, losses and accuracies of the step-by-step API
+// (Network::forward, the loss, Network::backward, Optimizer::step), exactly on the cpu engine and
+// within a stated tolerance on the cuda engine; a CUDA graph's replay must equal the uncaptured
+// step bit for bit; and divergence must halt it as nmsnn::train's checks did. The cuda cases skip
+// without a device; in the CUDA emulation they run against the emulated runtime.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "nmsnn/loss.hpp"
+#include "nmsnn/network.hpp"
+#include "nmsnn/optimizer.hpp"
+#include "nmsnn/train_step.hpp"
+#include "require_cuda.hpp"
+#include "throws_with.hpp"
+
+namespace {
+
+using nmsnn::Engine;
+using nmsnn::Input;
+using nmsnn::Loss;
+using nmsnn::Network;
+using nmsnn::NetworkSpec;
+
+// A batch of random data for `loss`: x in [-1, 1] (every input nonzero, as centred data), labels
+// or targets to match.
+struct Batch {
+  int B = 0;
+  std::vector<float> x, targets;
+  std::vector<int> labels;
+};
+
+Batch make_batch(const NetworkSpec& spec, Loss loss, int B, uint32_t seed) {
+  Batch b;
+  b.B = B;
+  uint32_t s = seed * 2654435761u + 12345u;
+  auto next = [&] {
+    s = s * 1664525u + 1013904223u;
+    return float(s >> 8) / 16777216.0f;
+  };
+  const int C = spec.outputs();
+  for (int i = 0; i < B * spec.inputs; ++i) b.x.push_back(2 * next() - 1);
+  for (int i = 0; i < B; ++i) {
+    if (loss == Loss::nll) b.labels.push_back(int(next() * C) % C);
+    if (loss == Loss::bce) b.labels.push_back(next() > 0.5f ? 1 : 0);
+  }
+  if (loss == Loss::mse)
+    for (int i = 0; i < B * C; ++i) b.targets.push_back(next());
+  return b;
+}
+
+nmsnn::LossValue host_loss(Loss loss, const std::vector<float>& logits, const Batch& b, int C) {
+  if (loss == Loss::nll) return nmsnn::nll_log_softmax(logits, b.B, C, b.labels);
+  if (loss == Loss::bce)
+    return nmsnn::bce_with_logits(logits, std::vector<float>(b.labels.begin(), b.labels.end()));
+  return nmsnn::mse(logits, b.targets);
+}
+
+int host_correct(Loss loss, const std::vector<float>& logits, const Batch& b, int C) {
+  int correct = 0;
+  for (int i = 0; i < b.B; ++i) {
+    const float* z = logits.data() + size_t(i) * C;
+    if (loss == Loss::nll) correct += int(std::max_element(z, z + C) - z) == b.labels[size_t(i)];
+    if (loss == Loss::bce) correct += (z[0] > 0) == (b.labels[size_t(i)] > 0);
+  }
+  return correct;
+}
+
+std::vector<float> all_parameters(const Network& net) {
+  std::vector<float> out;
+  for (const auto& p : net.parameters()) {
+    const std::vector<float> v = net.parameter(p.name);
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, scale = 1e-30;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
+    scale = std::max(scale, std::fabs(double(b[i])));
+  }
+  return diff / scale;
+}
+
+std::string name(Engine e) { return e == Engine::cpu ? "cpu" : "cuda"; }
+
+class StepLoopOn : public ::testing::TestWithParam<Engine> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Engine::cuda) REQUIRE_CUDA();
+  }
+  nmsnn::NetworkOptions options(uint64_t seed) const { return {GetParam(), seed, 1}; }
+};
+
+// Several steps (the last batch smaller) for each loss and optimiser: StepLoop against the
+// step-by-step API on the same engine. The cpu engine must agree exactly: it runs the same calls.
+// The cuda engine computes the loss on the device in double, summed in another order, and its
+// dlogits are the same doubles rounded to float; a last-ulp difference there is within 1e-6 of
+// each gradient, so 1e-5 of the largest parameter after four updates.
+TEST_P(StepLoopOn, MatchesTheStepByStepApi) {
+  const NetworkSpec spiking = NetworkSpec::spiking(12, {16}, 4, 7);
+  const NetworkSpec binary = NetworkSpec::spiking(12, {16}, 1, 7);
+  const std::vector<nmsnn::OptimizerSpec> optimizers = {nmsnn::Sgd{0.2, 0.9},
+                                                        nmsnn::Adam{1e-2}};
+  for (Loss loss : {Loss::nll, Loss::bce, Loss::mse}) {
+    const NetworkSpec& spec = loss == Loss::bce ? binary : spiking;
+    const int C = spec.outputs();
+    for (const auto& o : optimizers) {
+      SCOPED_TRACE(std::string(nmsnn::to_string(loss)) + " " + nmsnn::describe(o) + " on " +
+                   name(GetParam()));
+      Network a(spec, options(5)), b(spec, options(5));
+      nmsnn::Optimizer oa(a, o), ob(b, o);
+      nmsnn::StepLoop loop(a, oa, loss);
+      std::vector<double> losses;
+      std::vector<int> corrects;
+      const int sizes[] = {9, 9, 9, 5};
+      for (int k = 0; k < 4; ++k) {
+        const Batch batch = make_batch(spec, loss, sizes[k], uint32_t(k + 1));
+        const Input input = Input::noisy(batch.x, batch.B);
+        loop.step(input, batch.labels.empty() ? nullptr : batch.labels.data(),
+                  batch.targets.empty() ? nullptr : batch.targets.data());
+        nmsnn::ForwardPass pass = b.forward(input);
+        const nmsnn::LossValue v = host_loss(loss, pass.logits(), batch, C);
+        losses.push_back(v.value + pass.regularization_loss());
+        corrects.push_back(host_correct(loss, pass.logits(), batch, C));
+        b.backward(pass, v.grad);
+        ob.step();
+      }
+      const nmsnn::StepReport r = loop.read();
+      EXPECT_EQ(r.halt, nmsnn::HaltReason::none);
+      ASSERT_EQ(r.steps.size(), 4u);
+      for (size_t k = 0; k < 4; ++k) {
+        EXPECT_EQ(r.steps[k].batch, sizes[k]);
+        EXPECT_EQ(r.steps[k].correct, corrects[k]) << "step " << k;
+        if (GetParam() == Engine::cpu)
+          EXPECT_EQ(r.steps[k].loss, losses[k]) << "step " << k;
+        else
+          EXPECT_NEAR(r.steps[k].loss, losses[k], 1e-9 * std::max(1.0, losses[k])) << k;
+      }
+      EXPECT_EQ(r.first_loss, r.steps[0].loss);
+      EXPECT_EQ(a.noise_passes(), b.noise_passes());
+      EXPECT_EQ(oa.steps(), ob.steps());
+      if (GetParam() == Engine::cpu)
+        EXPECT_TRUE(all_parameters(a) == all_parameters(b));
+      else
+        EXPECT_LE(relative_error(all_parameters(a), all_parameters(b)), 1e-5);
+    }
+  }
+}
+
+// Training a network whose outputs explode: the second step's loss is not finite, so the loop
+// halts there with the initial parameters back (the first step's loss passed with them), the
+// noise counter after two passes and the optimiser after one update, as nmsnn::train did.
+TEST_P(StepLoopOn, HaltsWhenTheLossExplodes) {
+  const NetworkSpec spec = NetworkSpec::spiking(6, {8}, 3, 6);
+  Network net(spec, options(1));
+  const std::vector<float> initial = all_parameters(net);
+  nmsnn::Optimizer opt(net, nmsnn::Adam{1e30});
+  nmsnn::StepLoop loop(net, opt, Loss::nll);
+  for (int k = 0; k < 4; ++k) {
+    const Batch batch = make_batch(spec, Loss::nll, 16, uint32_t(k + 7));
+    loop.step(Input::noisy(batch.x, batch.B), batch.labels.data());
+  }
+  const nmsnn::StepReport r = loop.read();
+  ASSERT_NE(r.halt, nmsnn::HaltReason::none);
+  EXPECT_TRUE(r.halt == nmsnn::HaltReason::outputs_not_finite ||
+              r.halt == nmsnn::HaltReason::loss_not_finite ||
+              r.halt == nmsnn::HaltReason::loss_grew)
+      << r.reason(1e6);
+  EXPECT_EQ(r.halt_step, 1) << r.reason(1e6);
+  EXPECT_EQ(r.steps.size(), 1u);
+  EXPECT_TRUE(all_parameters(net) == initial);
+  EXPECT_EQ(net.noise_passes(), 2u);
+  EXPECT_EQ(opt.steps(), 1);
+  EXPECT_EQ(r.reason(1e6).find("-nan"), std::string::npos) << r.reason(1e6);
+}
+
+// An update past the float range: the first step's update makes layers.0.weight[0] infinite; the
+// loop halts at that step with the initial parameters back.
+TEST_P(StepLoopOn, HaltsWhenAnUpdateOverflows) {
+  const NetworkSpec spec = NetworkSpec::mlp(4, {}, 1);
+  Network net(spec, options(1));
+  const std::vector<float> initial = all_parameters(net);
+  nmsnn::Optimizer opt(net, nmsnn::Sgd{1e38});
+  nmsnn::StepLoop loop(net, opt, Loss::mse);
+  std::vector<float> x, y;
+  for (int i = 0; i < 8; ++i) {
+    float sum = 0;
+    for (int j = 0; j < 4; ++j) {
+      x.push_back(0.5f + float((i * 7 + j * 3) % 11) / 11.0f);
+      sum += x.back();
+    }
+    y.push_back(sum + 10);
+  }
+  loop.step(Input::repeated(x, 8), nullptr, y.data());
+  loop.step(Input::repeated(x, 8), nullptr, y.data());
+  const nmsnn::StepReport r = loop.read();
+  ASSERT_EQ(r.halt, nmsnn::HaltReason::parameter_not_finite) << r.reason(1e6);
+  EXPECT_EQ(r.halt_step, 0);
+  EXPECT_TRUE(r.steps.empty());
+  EXPECT_EQ(r.parameter, "layers.0.weight[0]");
+  EXPECT_EQ(r.reason(1e6), "the update made a parameter not finite (layers.0.weight[0] is inf)");
+  EXPECT_TRUE(all_parameters(net) == initial);
+  EXPECT_EQ(opt.steps(), 1);
+  EXPECT_EQ(net.noise_passes(), 1u);
+  // The loop goes on from the restored parameters.
+  opt.set_lr(1e-3);
+  loop.step(Input::repeated(x, 8), nullptr, y.data());
+  const nmsnn::StepReport next = loop.read();
+  EXPECT_EQ(next.halt, nmsnn::HaltReason::none);
+  ASSERT_EQ(next.steps.size(), 1u);
+  EXPECT_TRUE(std::isfinite(next.steps[0].loss));
+}
+
+TEST_P(StepLoopOn, RejectsBadArguments) {
+  const NetworkSpec spec = NetworkSpec::spiking(6, {8}, 3, 6);
+  Network net(spec, options(1)), other(spec, options(2));
+  nmsnn::Optimizer opt(net, nmsnn::Adam{1e-3}), foreign(other, nmsnn::Adam{1e-3});
+  EXPECT_TRUE(throws_with([&] { nmsnn::StepLoop(net, foreign, Loss::nll); },
+                          {"made for another network"}));
+  EXPECT_TRUE(throws_with([&] { nmsnn::StepLoop(net, opt, Loss::bce); },
+                          {"bce loss needs a network with 1 output"}));
+  nmsnn::StepLoop loop(net, opt, Loss::nll);
+  const Batch batch = make_batch(spec, Loss::nll, 4, 3);
+  std::vector<int> bad = batch.labels;
+  bad[2] = 3;
+  EXPECT_TRUE(throws_with([&] { loop.step(Input::noisy(batch.x, 4), bad.data()); },
+                          {"label[2] = 3 is outside [0, 3)"}));
+  EXPECT_TRUE(throws_with([&] { loop.step(Input::noisy(batch.x, 4), nullptr); },
+                          {"nll needs labels"}));
+  EXPECT_TRUE(throws_with([&] { loop.step(Input::noisy(batch.x, 3), batch.labels.data()); },
+                          {"input x has 24 values, expected batch*inputs = 3*6 = 18"}));
+  std::vector<float> sequence(size_t(6) * 4 * 6, 0.5f);
+  EXPECT_TRUE(throws_with([&] { loop.step(Input::sequence(sequence, 4), batch.labels.data()); },
+                          {"sequence inputs are not supported"}));
+  EXPECT_EQ(loop.pending(), 0);
+  EXPECT_EQ(net.noise_passes(), 0u);  // a refused step draws no pass
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, StepLoopOn, ::testing::Values(Engine::cpu, Engine::cuda),
+                         [](const auto& info) { return name(info.param); });
+
+// ---- cuda only ---------------------------------------------------------------------------------
+
+// The step captured into a CUDA graph (a shape runs once uncaptured, then is captured, then
+// replayed) must leave exactly the parameters and records of the uncaptured step: the same
+// kernels on the same data, the per-step values read from device memory. The batch sizes change
+// on the way (a new shape is run, captured and replayed too), with SGD and with Adam.
+TEST(StepLoopCuda, GraphReplayEqualsTheUncapturedStep) {
+  REQUIRE_CUDA();
+  const NetworkSpec spec = NetworkSpec::spiking(12, {16, 8}, 4, 5);
+  for (const nmsnn::OptimizerSpec& o : {nmsnn::OptimizerSpec(nmsnn::Sgd{0.1, 0.9}),
+                                        nmsnn::OptimizerSpec(nmsnn::Adam{1e-2})}) {
+    SCOPED_TRACE(nmsnn::describe(o));
+    std::vector<float> params[2];
+    std::vector<nmsnn::StepRecord> records[2];
+    for (int graphs = 0; graphs < 2; ++graphs) {
+      Network net(spec, {Engine::cuda, 9, 0});
+      nmsnn::Optimizer opt(net, o);
+      nmsnn::StepOptions options;
+      options.graphs = graphs == 1;
+      nmsnn::StepLoop loop(net, opt, Loss::nll, options);
+      const int sizes[] = {8, 8, 8, 8, 3, 3, 3, 8};
+      for (int k = 0; k < 8; ++k) {
+        const Batch batch = make_batch(spec, Loss::nll, sizes[k], uint32_t(k + 1));
+        loop.step(Input::noisy(batch.x, batch.B), batch.labels.data());
+        if (k == 5) opt.set_lr(opt.lr() / 2);  // a replay must see the new rate
+      }
+      const nmsnn::StepReport r = loop.read();
+      ASSERT_EQ(r.halt, nmsnn::HaltReason::none);
+      params[graphs] = all_parameters(net);
+      records[graphs] = r.steps;
+    }
+    EXPECT_TRUE(params[0] == params[1]);
+    ASSERT_EQ(records[0].size(), records[1].size());
+    for (size_t k = 0; k < records[0].size(); ++k) {
+      EXPECT_EQ(records[0][k].loss, records[1][k].loss) << k;
+      EXPECT_EQ(records[0][k].correct, records[1][k].correct) << k;
+    }
+  }
+}
+
+// More steps than the device keeps records for (kernels::kStepRecords = 256) between two reads:
+// the engine moves them to the host on the way, and every step is reported, with the losses of
+// the cpu engine (a linear model: no spike can flip, so the engines agree to rounding).
+TEST(StepLoopCuda, MoreStepsThanTheDeviceKeepsAreAllReported) {
+  REQUIRE_CUDA();
+  const NetworkSpec spec = NetworkSpec::mlp(4, {}, 1);
+  std::vector<double> losses[2];
+  for (int e = 0; e < 2; ++e) {
+    Network net(spec, {e == 0 ? Engine::cpu : Engine::cuda, 3, 1});
+    nmsnn::Optimizer opt(net, nmsnn::Sgd{0.01});
+    nmsnn::StepLoop loop(net, opt, Loss::mse);
+    const Batch batch = make_batch(spec, Loss::mse, 4, 11);
+    std::vector<nmsnn::StepRecord> all;
+    for (int k = 0; k < 300; ++k) {
+      loop.step(Input::repeated(batch.x, 4), nullptr, batch.targets.data());
+      if (e == 0) {  // the cpu engine reads as often as the trainer does there
+        const nmsnn::StepReport r = loop.read();
+        all.insert(all.end(), r.steps.begin(), r.steps.end());
+      }
+    }
+    const nmsnn::StepReport r = loop.read();
+    all.insert(all.end(), r.steps.begin(), r.steps.end());
+    ASSERT_EQ(all.size(), 300u);
+    for (const auto& s : all) losses[e].push_back(s.loss);
+  }
+  for (size_t k = 0; k < 300; ++k)
+    EXPECT_NEAR(losses[1][k], losses[0][k], 1e-5 * std::max(1.0, losses[0][k])) << k;
+  EXPECT_LT(losses[1][299], losses[1][0]);  // and it learns
+}
+
+}  // namespace

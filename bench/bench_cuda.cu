@@ -11,14 +11,23 @@
 //   Floor: the same matrix products alone in cuBLAS, with the masked input already in memory:
 //       W1: a0 = X W0^T, a1 = S W1^T, dW1 = dU1^T S, dS = dU1 W1, dW0 = dU0^T X
 //       W2: a = X W^T, dW = dU^T X
-//   Arg 0 = FP32 (the default engine), 1 = TF32 tensor cores (nmsnn::MatmulPrecision::tf32 against
-//   cuBLAS with CUBLAS_COMPUTE_32F_FAST_TF32).
+//   First arg = the precision's index in kPrecisions: 0 = FP32 (the default engine), 1 = TF32
+//   tensor cores (nmsnn::MatmulPrecision::tf32 against cuBLAS with CUBLAS_COMPUTE_32F_FAST_TF32),
+//   2 = BF16 tensor cores (against CUBLAS_COMPUTE_32F_FAST_16BF). Engine rows have a second:
+//   0 = the FP32 saved state, 1 = the compact one (nmsnn::SavedState, DeviceOptions::saved).
+//   PhiloxRate: Philox4x32-10 alone on W1's mask counters (no DRAM traffic), the rate that
+//   napkin_math.hpp's integer count predicts; it decides how much W1 pays for its masks.
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
 // x_floor = our time / the floor's time on the same GPU and math; device_MB = the memory this
 // benchmark allocated (parameters, gradients, optimiser state, input, workspace) and used_MB =
 // the growth of the device's used memory (cudaMemGetInfo) over the run, which includes cuBLAS's
-// own workspace. Times are GPU times between CUDA events around each iteration.
+// own workspace. Times are GPU times between CUDA events around each iteration, after a warm-up
+// and with every allocation and copy of the set-up finished (gpu_timing.cuh).
+// Napkin math beside each time (bench/napkin_math.hpp, the model of every kernel's traffic and
+// work on an H200): model_MB and model_GFLOP = what the step's kernels must move and compute,
+// model_Gint = the Philox integer operations, pred_ms = the predicted time, x_pred = measured /
+// predicted (above 1: slower than the model says the H200 allows).
 #include <benchmark/benchmark.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -33,6 +42,7 @@
 
 #include "cublas_gemm.cuh"
 #include "gpu_timing.cuh"
+#include "napkin_math.hpp"
 #include "nmsnn/cuda.hpp"
 #include "nmsnn/nmsnn.hpp"
 
@@ -44,6 +54,11 @@ using bench::have_gpu;
 using bench::median_ms;
 using bench::timed_loop;
 using bench::used_device_bytes;
+
+// The precisions benchmarked, by Arg index.
+const nmsnn::MatmulPrecision kPrecisions[] = {
+    nmsnn::MatmulPrecision::fp32, nmsnn::MatmulPrecision::tf32, nmsnn::MatmulPrecision::bf16};
+constexpr int kPrecisionCount = int(sizeof(kPrecisions) / sizeof(kPrecisions[0]));
 
 // ---- the workloads -----------------------------------------------------------------------------
 
@@ -79,6 +94,48 @@ double step_flops(const Workload& w) {
   return flops;
 }
 
+// The same step for the napkin model: T, B, inputs and the spiking layers' sizes.
+napkin::StepShape napkin_shape(const Workload& w, nmsnn::SavedState saved = nmsnn::SavedState::compact) {
+  napkin::StepShape s{w.name, w.spec.time_steps, w.batch, w.spec.inputs, {},
+                      w.kind == nmsnn::Input::Kind::noisy, w.update};
+  s.compact = saved == nmsnn::SavedState::compact;
+  for (const auto& layer : w.spec.layers) s.layers.push_back(std::get<nmsnn::SpikingLayer>(layer).size);
+  return s;
+}
+
+napkin::Math napkin_math(nmsnn::MatmulPrecision p) {
+  const std::string name = nmsnn::to_string(p);
+  return name == "bf16" ? napkin::Math::bf16 : name == "tf32" ? napkin::Math::tf32 : napkin::Math::fp32;
+}
+
+// The model's bytes, FLOP, integer work and predicted time of the given kernels, and measured /
+// predicted.
+void napkin_counters(benchmark::State& state, const std::vector<napkin::Kernel>& kernels,
+                     nmsnn::MatmulPrecision math, double measured_ms) {
+  const napkin::Device h200 = napkin::h200();
+  double bytes = 0, flop = 0, ints = 0, seconds = 0;
+  for (const napkin::Kernel& k : kernels) {
+    bytes += k.bytes, flop += k.flop, ints += k.int_ops;
+    seconds += napkin::predict(k, h200, napkin_math(math)).total;
+  }
+  state.counters["model_MB"] = bytes / 1e6;
+  state.counters["model_GFLOP"] = flop / 1e9;
+  state.counters["model_Gint"] = ints / 1e9;
+  state.counters["pred_ms"] = seconds * 1e3;
+  state.counters["x_pred"] = measured_ms / (seconds * 1e3);
+}
+
+// The model's kernels that are cuBLAS products (what the floor runs).
+std::vector<napkin::Kernel> product_kernels(const Workload& w) {
+  std::vector<napkin::Kernel> products;
+  for (napkin::Kernel k : napkin::step_kernels(napkin_shape(w))) {
+    if (!k.tensor) continue;
+    k.int_ops = 0;  // the floor multiplies a masked input already in memory
+    products.push_back(k);
+  }
+  return products;
+}
+
 // The cuBLAS products of one step, alone, on preallocated operands.
 double floor_ms(const Workload& w, nmsnn::MatmulPrecision math) {
   static std::map<std::pair<std::string, int>, double> cache;
@@ -87,8 +144,7 @@ double floor_ms(const Workload& w, nmsnn::MatmulPrecision math) {
   Gpu gpu;
   Arena arena;
   const int M = w.spec.time_steps * w.batch;
-  const auto gm = math == nmsnn::MatmulPrecision::tf32 ? nmsnn::MatmulPrecision::tf32
-                                                  : nmsnn::MatmulPrecision::fp32;
+  const nmsnn::MatmulPrecision gm = math;
   struct Op {
     int kind, N, K;  // 0 forward, 1 weight gradient, 2 input gradient
     float *a, *b, *c;
@@ -119,7 +175,7 @@ double floor_ms(const Workload& w, nmsnn::MatmulPrecision math) {
 }
 
 nmsnn::MatmulPrecision math_of(benchmark::State& state) {
-  return state.range(0) ? nmsnn::MatmulPrecision::tf32 : nmsnn::MatmulPrecision::fp32;
+  return kPrecisions[state.range(0)];
 }
 
 void set_counters(benchmark::State& state, const Workload& w, double ms, double floor,
@@ -138,11 +194,12 @@ void Engine(benchmark::State& state, const Workload& w) {
   if (!have_gpu(state)) return;
   try {
     const nmsnn::MatmulPrecision math = math_of(state);
+    const nmsnn::SavedState saved = state.range(1) ? nmsnn::SavedState::compact : nmsnn::SavedState::fp32;
     const double floor = floor_ms(w, math);
     const size_t used0 = used_device_bytes();
     Gpu gpu;
     Arena arena;
-    nmsnn::cuda::DeviceNetwork net(w.spec, gpu.cublas, {math});
+    nmsnn::cuda::DeviceNetwork net(w.spec, gpu.cublas, {math, saved});
     const int B = w.batch, C = w.spec.outputs(), T = w.spec.time_steps, I = w.spec.inputs;
 
     // Parameters, gradients and momentum in one allocation each (one optimiser launch).
@@ -185,7 +242,8 @@ void Engine(benchmark::State& state, const Workload& w) {
     });
     set_counters(state, w, ms, floor, arena.megabytes(), (used_device_bytes() - used0) / 1e6);
     state.counters["saved_MB"] = net.saved_bytes(B) / 1e6;
-    state.SetLabel(std::string(w.name) + (math == nmsnn::MatmulPrecision::tf32 ? " tf32" : " fp32"));
+    napkin_counters(state, napkin::step_kernels(napkin_shape(w, saved)), math, ms);
+    state.SetLabel(std::string(w.name) + " " + nmsnn::to_string(math) + ", saved " + nmsnn::to_string(saved));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
@@ -198,7 +256,8 @@ void Floor(benchmark::State& state, const Workload& w) {
     const double ms = floor_ms(w, math_of(state));
     for (auto _ : state) state.SetIterationTime(ms / 1e3);
     set_counters(state, w, ms, ms, 0, 0);
-    state.SetLabel(std::string(w.name) + " cuBLAS products only");
+    napkin_counters(state, product_kernels(w), math_of(state), ms);
+    state.SetLabel(std::string(w.name) + " cuBLAS products only, " + nmsnn::to_string(math_of(state)));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
@@ -226,6 +285,7 @@ void W1_NetworkApi(benchmark::State& state) {
       opt.step();
     };
     step();  // warm-up
+    net.parameter("layers.0.bias");  // waits for it: the timed steps start on an idle GPU
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) step();
     net.parameter("layers.0.bias");  // waits for the last update
@@ -236,18 +296,79 @@ void W1_NetworkApi(benchmark::State& state) {
     state.counters["samples/s"] = B / (ms / 1e3);
     state.counters["TFLOP/s"] = step_flops(w) / (ms / 1e3) / 1e12;
     state.counters["x_floor"] = ms / floor_ms(w, nmsnn::MatmulPrecision::fp32);
+    napkin_counters(state, napkin::step_kernels(napkin_shape(w, nmsnn::SavedState::fp32)),
+                    nmsnn::MatmulPrecision::fp32, ms);
     state.SetLabel("W1 fp32 via nmsnn::Network (host loss, copies)");
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
 }
 
+// Philox4x32-10 blocks for W1's masks (T x B x ceil(I/4) counters), nothing else: each thread
+// folds its blocks' uniforms into one float so the compiler keeps every round and conversion,
+// and writes it once (2 MB in all, against ~2.7 G integer operations).
+__global__ void philox_only_kernel(nmsnn::NoiseKey key, int T, int B, int Q, float* sink) {
+  // Work item = one row (t, b) and a quarter of its Q counters: the divisions that find (t, b)
+  // are paid once per ~49 blocks, not per block.
+  const int quarter = (Q + 3) / 4, items = T * B * 4;
+  float acc = 0.0f;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += gridDim.x * blockDim.x) {
+    const int row = i >> 2, t = row / B, b = row - t * B;
+    const int q_end = min(Q, (i & 3) * quarter + quarter);
+    for (int q = (i & 3) * quarter; q < q_end; ++q) {
+      const nmsnn::Philox4x32 r = nmsnn::noise_block(key, uint32_t(q), uint32_t(b), uint32_t(t));
+      acc += nmsnn::uniform_from_bits(r.v[0]) + nmsnn::uniform_from_bits(r.v[1]) +
+             nmsnn::uniform_from_bits(r.v[2]) + nmsnn::uniform_from_bits(r.v[3]);
+    }
+  }
+  sink[blockIdx.x * blockDim.x + threadIdx.x] = acc;
+}
+
+// One pass of W1's masks through Philox alone: measured against napkin_math's integer count.
+void PhiloxRate(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  try {
+    Gpu gpu;
+    Arena arena;
+    const int T = 128, B = 1000, Q = (784 + 3) / 4;
+    int sms = 0;
+    CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const int threads = 256, blocks = sms * 8;  // 2048 resident threads per SM
+    float* sink = arena.floats(size_t(threads) * blocks);
+    int64_t pass = 0;
+    const double ms = timed_loop(state, gpu.stream, [&] {
+      philox_only_kernel<<<blocks, threads, 0, gpu.stream>>>({1, uint64_t(++pass)}, T, B, Q, sink);
+      CHECK(cudaGetLastError());
+    });
+    const double philox_blocks = napkin::philox_blocks(T, B, 784);
+    const napkin::Kernel k{"philox", "", 0, 0, philox_blocks * napkin::kPhiloxIntOpsPerBlock, 0, false};
+    state.counters["ms"] = ms;
+    state.counters["Gblocks/s"] = philox_blocks / (ms / 1e3) / 1e9;
+    // The integer rate this implies if a block costs kPhiloxIntOpsPerBlock operations.
+    state.counters["Tint/s"] = k.int_ops / (ms / 1e3) / 1e12;
+    napkin_counters(state, {k}, nmsnn::MatmulPrecision::fp32, ms);
+    state.SetLabel("W1 masks of one pass, Philox only");
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// Arg(i) for every precision of kPrecisions.
+void all_precisions(benchmark::internal::Benchmark* b) {
+  for (int i = 0; i < kPrecisionCount; ++i) b->Arg(i);
+}
+// Args({i, saved}) for every precision and both saved states.
+void all_precisions_and_saved(benchmark::internal::Benchmark* b) {
+  for (int i = 0; i < kPrecisionCount; ++i) b->Args({i, 0})->Args({i, 1});
+}
+
 }  // namespace
 
-BENCHMARK_CAPTURE(Floor, W1, w1())->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
-BENCHMARK_CAPTURE(Engine, W1, w1())->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(Floor, W1, w1())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(Engine, W1, w1())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(PhiloxRate)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_NetworkApi)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(Floor, W2, w2())->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
-BENCHMARK_CAPTURE(Engine, W2, w2())->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 
 BENCHMARK_MAIN();

@@ -29,7 +29,10 @@ inline bool have_gpu(benchmark::State& state) {
   return false;
 }
 
-// Device allocations of one benchmark, counted, freed together.
+// Device allocations of one benchmark, counted, freed together. The fills go through the legacy
+// default stream (cudaMemcpy from pageable memory may return before its DMA ends; cudaMemset is
+// asynchronous), which a benchmark's non-blocking stream does not wait for: the timing loops
+// below synchronise the whole device before they start.
 class Arena {
  public:
   ~Arena() {
@@ -104,8 +107,9 @@ class EventTimer {
 template <class Body>
 double timed_loop(benchmark::State& state, cudaStream_t stream, Body&& body) {
   EventTimer timer(stream);
-  body();  // warm-up: first-use costs of cuBLAS and the kernels
-  CHECK(cudaStreamSynchronize(stream));
+  CHECK(cudaDeviceSynchronize());  // the set-up's fills and copies, on any stream, are done
+  body();  // warm-up: first-use costs of cuBLAS and the kernels (workspace, module loading)
+  CHECK(cudaDeviceSynchronize());
   double total_ms = 0;
   for (auto _ : state) {
     const float ms = timer.ms(body);
@@ -115,11 +119,13 @@ double timed_loop(benchmark::State& state, cudaStream_t stream, Body&& body) {
   return total_ms / double(std::max<benchmark::IterationCount>(1, state.iterations()));
 }
 
-// Median GPU milliseconds of `reps` runs of body, after one warm-up run.
+// Median GPU milliseconds of `reps` runs of body, after the set-up and one warm-up run finished.
 template <class Body>
 double median_ms(cudaStream_t stream, int reps, Body&& body) {
   EventTimer timer(stream);
+  CHECK(cudaDeviceSynchronize());
   body();
+  CHECK(cudaDeviceSynchronize());
   std::vector<float> times;
   for (int r = 0; r < reps; ++r) times.push_back(timer.ms(body));
   std::sort(times.begin(), times.end());

@@ -22,8 +22,9 @@ import sys
 W1_EAGER_SPEEDUP = 100.0
 W1_FLOOR_RATIO = 3.0
 MNIST_SEED_BAND = (0.88, 0.93)  # the CPU engine gives 0.9026 with the seed preset
+MATHS = ("fp32", "tf32", "bf16")  # bench_cuda's first argument indexes these
 ORDER = {name: i for i, name in enumerate([
-    "nmsnn", "nmsnn Network API", "cuBLAS floor",
+    "nmsnn", "nmsnn, compact state", "nmsnn Network API", "cuBLAS floor", "Philox alone, one pass",
     "PyTorch eager", "PyTorch graphs", "PyTorch compiled", "PyTorch multistep"])}
 TITLES = {
     "W1": "W1, the seed's MNIST training step (784-100-10, T = 128, B = 1000, forward + backward + update)",
@@ -50,10 +51,14 @@ def ours(bench):
         if "GB/s" in r:
             loops.append(r)
             continue
-        m = re.match(r"(Engine|Floor)/(W[12])/([01])/", r["name"])
+        # Engine/W1/<precision>/<saved state>/..., Floor/W1/<precision>/...
+        m = re.match(r"(Engine|Floor)/(W[12])/([012])(?:/([01]))?/", r["name"])
         if m:
-            what = "nmsnn" if m.group(1) == "Engine" else "cuBLAS floor"
-            rows[(m.group(2), what, "tf32" if m.group(3) == "1" else "fp32")] = r
+            what = "cuBLAS floor" if m.group(1) == "Floor" else \
+                "nmsnn, compact state" if m.group(4) == "1" else "nmsnn"
+            rows[(m.group(2), what, MATHS[int(m.group(3))])] = r
+        elif r["name"].startswith("PhiloxRate"):
+            rows[("W1", "Philox alone, one pass", "int32")] = r
         elif r["name"].startswith("W1_NetworkApi"):
             rows[("W1", "nmsnn Network API", "fp32")] = r
     return rows, loops
@@ -74,7 +79,7 @@ def workload_table(w, mine, torch_rows):
     print(f"\n### {TITLES[w]}\n")
     print("| implementation | math | ms per step | samples/s | TFLOP/s | × cuBLAS floor | peak device MB |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    floors = {m: mine.get((w, "cuBLAS floor", m), {}).get("ms") for m in ("fp32", "tf32")}
+    floors = {m: mine.get((w, "cuBLAS floor", m), {}).get("ms") for m in MATHS}
     for (wl, name, math), r in sorted(mine.items(), key=lambda kv: (ORDER.get(kv[0][1], 9), kv[0][2])):
         if wl != w:
             continue

@@ -3,7 +3,7 @@
 //
 //   build/examples/fashion_mnist_tutorial [--recipe tutorial|longer] [--data DIR] [--epochs N]
 //                                         [--train-limit N] [--test-limit N] [--markdown]
-//                                         [--device cpu|cuda]
+//                                         [--device cpu|cuda] [--models DIR]
 //
 // Models (examples/fashion/*.json, also usable with `nmsnn train --model-file`): a non-spiking
 // 784-128-10 ReLU network; the same with a SpikingActivation, trained without spiking awareness
@@ -13,9 +13,14 @@
 // mistakenly scores its "test" accuracy on training images; this program uses the 10,000 real
 // test images, on which the tutorial's recipe lands 1-3 points lower. --recipe longer (the
 // default) trains the same models for 40 epochs, halving the learning rate every 10.
+//
+// The model files are found with --models DIR, else in examples/fashion under the working
+// directory (the repository root, where scripts run it, also on a machine that did not build it),
+// else in the source tree this program was built from.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -41,11 +46,21 @@ Row evaluate(nmsnn::Model& model, const nmsnn::Dataset& test, const std::string&
   return r;
 }
 
+// The models directory when no --models is given: examples/fashion under the working directory,
+// else the build's source tree (a compile-time path, which a binary copied to another machine
+// may not have). Empty if neither holds the models.
+std::string default_models_dir() {
+  for (const std::string dir : {std::string("examples/fashion"),
+                                std::string(NMSNN_SOURCE_DIR "/examples/fashion")})
+    if (std::filesystem::exists(dir + "/spiking.json")) return dir;
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string data = "/usr/share/datasets/fashion-mnist";
-  std::string models = NMSNN_SOURCE_DIR "/examples/fashion";
+  std::string models;  // --models, else default_models_dir()
   int epochs = -1, train_limit = 0, test_limit = 0;
   std::string recipe = "longer";
   bool markdown = false;
@@ -69,7 +84,8 @@ int main(int argc, char** argv) {
     else if (a == "--device") device = next();
     else {
       std::fprintf(stderr, "usage: %s [--recipe tutorial|longer] [--data DIR] [--epochs N] "
-                           "[--train-limit N] [--test-limit N] [--markdown] [--device cpu|cuda]\n",
+                           "[--train-limit N] [--test-limit N] [--markdown] [--device cpu|cuda] "
+                           "[--models DIR]\n",
                    argv[0]);
       return 2;
     }
@@ -80,6 +96,13 @@ int main(int argc, char** argv) {
   }
   const bool longer = recipe == "longer";
   if (epochs < 0) epochs = longer ? 40 : 10;
+  if (models.empty()) models = default_models_dir();
+  if (models.empty()) {
+    std::fprintf(stderr, "no model files: examples/fashion is not under the working directory "
+                         "nor at %s; run from the repository root or give --models DIR\n",
+                 NMSNN_SOURCE_DIR "/examples/fashion");
+    return 2;
+  }
   try {
     const nmsnn::Engine engine = nmsnn::parse_engine(device);
     const nmsnn::Dataset train = nmsnn::load_mnist(data, true, nmsnn::PixelScale::unit, train_limit);

@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
 # The one script a GPU session runs for the CUDA engine: tests, sanitizers, benchmarks, PyTorch
 # baselines and MNIST training on the device machine (one H100 or H200, CUDA 13, PyTorch; no
-# network).
+# network; no GTest, Google Benchmark or nlohmann-json there that anyone has seen).
 #
+# The first GPU run, in two steps (bench/RESULTS.md, "How the first GPU run goes"):
 #   1. Here, on a machine with the build dependencies (GTest, Google Benchmark, zlib, nvcc):
-#        bash scripts/gpu_run.sh --prebuild
+#        nice -n 10 bash scripts/gpu_run.sh --prebuild
 #      builds Release binaries for sm_90 (without -march=native, so they run on any x86-64) into
-#      build-gpu/ and copies them, with the shared libraries the device lacks, to build-gpu-bin/.
+#      build-gpu/, copies them (stripped) to build-gpu-bin/ with Google Benchmark's library (lib/:
+#      the device has none) and every other library they load outside glibc and CUDA (lib-fallback/:
+#      the C++ runtime, zlib, ...; used only for a binary whose library the device lacks or has in
+#      an older version), and checks that what the device call sends stays under 56 MiB of the
+#      64 MiB limit (it fails, saying what is big, if not).
 #   2. On the device, one call:
-#        run(command="bash scripts/gpu_run.sh", carry=["build-gpu-bin", "data/fashion-mnist"],
-#            timeout_s=590)
-#      (data/fashion-mnist is optional and git-ignored: cp -r /usr/share/datasets/fashion-mnist
-#      data/ first; with it the call sends about 62 MiB, under the 64 MiB limit.)
-#      Without build-gpu-bin it configures and builds on the device instead (that needs GTest and
-#      Google Benchmark there) and also runs the whole ctest suite.
+#        run(command="bash scripts/gpu_run.sh", carry=["build-gpu-bin"], timeout_s=590)
+#      (add "data/fashion-mnist" to carry if that git-ignored folder exists: the tutorial stage
+#      then runs too; --prebuild counts it in the size check.)
+#      The run starts with a preflight: `ldd` on every carried binary; a library that is "not
+#      found" is looked for in lib-fallback/, and binaries still broken after that are rebuilt on
+#      the device (the missing targets only; tests and benchmarks only where GTest and Google
+#      Benchmark are there), or, where the device lacks what a build needs, skipped. summary.txt
+#      says which. `bash scripts/gpu_run.sh --preflight` runs the preflight alone (here too);
+#      GPU_RUN_FAKE_MISSING=libname.so makes every binary appear to miss that library, to try it.
+#      Without build-gpu-bin the script configures and builds everything on the device instead
+#      and also runs the whole ctest suite (that needs GTest and Google Benchmark there).
 #
 # A session has 15 minutes of device time, the machine's start included, so everything runs in
 # one call under one time budget (GPU_RUN_BUDGET seconds, default 540), most important first:
 #   1. the GPU tests (CPU and CUDA engines agree)          5. compute-sanitizer memcheck, racecheck
 #   2. the embedding example                              6. MNIST, seed preset, TF32
-#   3. bench_cuda (W1, W2, the cuBLAS floor, time loops)  7. the CSV examples and synthetic binary
+#   3. bench_cuda (W1, W2, cuBLAS floor, Philox, loops)   7. the CSV examples and synthetic binary
 #   4. gpu_pytorch.py (the same workloads in PyTorch)     8. MNIST default preset, Fashion tutorial
 #      and MNIST, seed preset, FP32, 3 epochs
 # A stage gets its own limit or what is left of the budget, whichever is less; a stage with too
@@ -42,37 +52,94 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
+# The carried binaries: name in build-gpu-bin, cmake target, folder under the build directory.
+PROGRAMS=(
+  "test_cuda_kernels test_cuda_kernels tests"  "test_cuda_engine test_cuda_engine tests"
+  "test_cuda_layers test_cuda_layers tests"     "bench_cuda bench_cuda bench"
+  "nmsnn nmsnn_cli tools"                      "nmsnn_embed_example nmsnn_embed_example tools"
+  "fashion_mnist_tutorial fashion_mnist_tutorial examples"
+  "synthetic_binary synthetic_binary examples"
+)
+LIMIT_MIB=56  # of the device call's 64 MiB: room for files added after the check
+
+# Bytes of the working tree the device call sends: files not ignored by .gitignore (an estimate
+# that reads .gitignore's top-level patterns rather than asking git).
+tree_bytes() {
+  find . \( -path ./.git -o -path './build*' -o -path ./out -o -path ./gpu-out -o -path ./.gl \
+            -o -path ./data/fashion-mnist -o -path ./bench/out -o -name __pycache__ \) -prune \
+         -o -type f ! -name '*.o' ! -name build.log -printf '%s\n' | awk '{s += $1} END {print s + 0}'
+}
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+
 # ---- 1. prebuild (no GPU needed) ---------------------------------------------------------------
 if [[ "${1:-}" == "--prebuild" ]]; then
   set -e
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
         -DNMSNN_NATIVE=OFF -DNMSNN_BUILD_TESTS=ON -DNMSNN_BUILD_BENCH=ON -DNMSNN_BUILD_TOOLS=ON
-  cmake --build build-gpu -j "$(nproc)" --target test_cuda_kernels test_cuda_engine \
-        test_cuda_layers bench_cuda nmsnn_cli nmsnn_embed_example fashion_mnist_tutorial \
-        synthetic_binary
-  rm -rf build-gpu-bin && mkdir -p build-gpu-bin/lib
-  cp build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine \
-     build-gpu/tests/test_cuda_layers build-gpu/bench/bench_cuda build-gpu/tools/nmsnn \
-     build-gpu/tools/nmsnn_embed_example build-gpu/examples/fashion_mnist_tutorial \
-     build-gpu/examples/synthetic_binary build-gpu-bin/
-  # Google Benchmark is a shared library on Debian; the device image does not have it.
-  for lib in $(ldd build-gpu-bin/bench_cuda | awk '/benchmark/ {print $3}'); do cp -L "$lib" build-gpu-bin/lib/; done
-  du -sh build-gpu-bin
-  echo "prebuilt: now run on the device: bash scripts/gpu_run.sh   (carry build-gpu-bin)"
+  targets=()
+  for p in "${PROGRAMS[@]}"; do read -r _ target _ <<< "$p"; targets+=("$target"); done
+  cmake --build build-gpu -j "$(nproc)" --target "${targets[@]}"
+  rm -rf build-gpu-bin && mkdir -p build-gpu-bin/lib build-gpu-bin/lib-fallback
+  for p in "${PROGRAMS[@]}"; do
+    read -r name _ dir <<< "$p"
+    cp "build-gpu/$dir/$name" build-gpu-bin/
+    strip --strip-unneeded "build-gpu-bin/$name"  # host symbols only; device line info stays
+  done
+  # Shared libraries the device may lack: everything but the C runtime, the C++ runtime and
+  # CUDA's (the device has CUDA 13; cuBLAS is far too big to carry). The C++ runtime goes to
+  # lib-fallback, used only if the device's own is older than the one these were built with.
+  for lib in $(ldd build-gpu-bin/* 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
+    case $(basename "$lib") in
+      libc.so*|libm.so*|libdl.so*|libpthread.so*|librt.so*|ld-linux*|libcuda.so*|libcublas*|libcudart*) ;;
+      libbenchmark*|libgtest*|libgmock*) cp -L "$lib" build-gpu-bin/lib/ ;;
+      *) cp -L "$lib" build-gpu-bin/lib-fallback/ ;;
+    esac
+  done
+  ls -la build-gpu-bin build-gpu-bin/lib build-gpu-bin/lib-fallback
+  # What the device call sends, against the limit.
+  tree=$(tree_bytes)
+  bins=$(du -sb build-gpu-bin | cut -f1)
+  fashion=0
+  [[ -d data/fashion-mnist ]] && fashion=$(du -sb data/fashion-mnist | cut -f1)
+  total=$((tree + bins))
+  echo "device call: working tree $(mib "$tree") MiB + build-gpu-bin $(mib "$bins") MiB = $(mib "$total") MiB (limit ${LIMIT_MIB} MiB of 64)"
+  if ((total > LIMIT_MIB * 1048576)); then
+    echo "TOO BIG for the device call: the largest files are" >&2
+    { find build-gpu-bin -type f -printf '%s %p\n'; find . -path './build*' -prune -o -path ./.git -prune \
+        -o -type f -size +1M -printf '%s %p\n'; } | sort -rn | head -8 >&2
+    exit 1
+  fi
+  if ((fashion > 0)); then
+    if ((total + fashion > LIMIT_MIB * 1048576)); then
+      echo "data/fashion-mnist ($(mib "$fashion") MiB) would take it over the limit: do NOT carry it"
+    else
+      echo "with data/fashion-mnist: $(mib $((total + fashion))) MiB: it may be carried"
+    fi
+  fi
+  echo "prebuilt: now, on the device: run(command=\"bash scripts/gpu_run.sh\", carry=[\"build-gpu-bin\"], timeout_s=590)"
   exit 0
 fi
 
 # ---- 2. on the device ---------------------------------------------------------------------------
 PART=${1:-all}
-[[ $PART == all || $PART == examples ]] || { echo "usage: gpu_run.sh [--prebuild | all | examples]" >&2; exit 2; }
+[[ $PART == all || $PART == examples || $PART == --preflight ]] || {
+  echo "usage: gpu_run.sh [--prebuild | --preflight | all | examples]" >&2; exit 2; }
 BUDGET=${GPU_RUN_BUDGET:-540}
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
 SUMMARY=$OUT/summary.txt
 : > "$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
+declare -A BROKEN=()  # binary -> why it cannot run (preflight); stages that use it are skipped
 stage() {  # stage NAME SECONDS LOGFILE command... : runs within its limit and the budget
   local name=$1 limit=$2 log=$3; shift 3
+  local arg
+  for arg in "$@"; do
+    if [[ -n $arg && -n ${BROKEN[$arg]:-} ]]; then
+      note "$(printf '%-34s %-22s' "$name" "SKIPPED (${BROKEN[$arg]})")"
+      return 0
+    fi
+  done
   local left=$((BUDGET - SECONDS - 5))
   if ((left < 20)); then
     note "$(printf '%-34s %-22s' "$name" "SKIPPED (budget spent)")"
@@ -90,10 +157,13 @@ stage() {  # stage NAME SECONDS LOGFILE command... : runs within its limit and t
   return $rc
 }
 
-note "nmsnn gpu_run $PART $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')  budget ${BUDGET}s"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/gpu: /' | tee -a "$SUMMARY"
-note "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
-note "python: $(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1)"
+command -v nvcc >/dev/null || { [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH=/usr/local/cuda/bin:$PATH; }
+if [[ $PART != --preflight ]]; then  # the preflight alone checks libraries, nothing else
+  note "nmsnn gpu_run $PART $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')  budget ${BUDGET}s"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/gpu: /' | tee -a "$SUMMARY"
+  note "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
+  note "python: $(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1)"
+fi
 
 # The CUDA libraries the binaries load (cuBLAS 13): the toolkit's, else PyTorch's wheels.
 for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
@@ -110,24 +180,132 @@ PY
   [[ -n "$d" ]] && export LD_LIBRARY_PATH=$d:${LD_LIBRARY_PATH:-}
 fi
 
+# ---- preflight: every carried binary's libraries resolve, or it is rebuilt here, or skipped --------
+header() { local d; for d in /usr/include /usr/local/include; do [[ -e $d/$1 ]] && return 0; done; return 1; }
+# What a device build lacks (empty: it can build). Tests and benchmarks also need GTest and Google
+# Benchmark, asked for separately.
+build_lacks() {
+  local lacks=()
+  command -v cmake >/dev/null || lacks+=(cmake)
+  command -v c++ >/dev/null || command -v g++ >/dev/null || lacks+=("a C++ compiler")
+  command -v nvcc >/dev/null || lacks+=(nvcc)
+  header zlib.h || lacks+=(zlib.h)
+  header nlohmann/json.hpp || lacks+=(nlohmann/json.hpp)
+  echo "${lacks[*]}"
+}
+# The unresolved libraries of a binary, ';'-separated (empty: all resolve). With "fake", the
+# library named by GPU_RUN_FAKE_MISSING counts as unresolved too unless a folder of
+# LD_LIBRARY_PATH holds it, as if the system lacked it (to try the preflight anywhere).
+missing_libs() {  # missing_libs BINARY [fake] (LD_LIBRARY_PATH as the binary will run)
+  [[ -f $1 ]] || { echo "no binary"; return; }
+  { ldd "$1" 2>&1
+    if [[ ${2:-} == fake && -n ${GPU_RUN_FAKE_MISSING:-} ]]; then
+      local d found=no
+      for d in ${LD_LIBRARY_PATH//:/ }; do [[ -e $d/$GPU_RUN_FAKE_MISSING ]] && found=yes; done
+      [[ $found == no ]] && printf '\t%s => not found\n' "$GPU_RUN_FAKE_MISSING"
+    fi
+  } | grep "not found" | sed 's/^[[:space:]]*//; s/ => not found//' | sort -u | paste -sd ';' -
+}
+# A binary that runs with lib-fallback in its library path, behind a two-line wrapper (the
+# fallback C++ runtime must not reach python3 or the other binaries).
+WRAPPERS=$(mktemp -d)
+with_fallback() {  # with_fallback NAME REAL_PATH: prints the wrapper's path
+  printf '#!/bin/sh\nLD_LIBRARY_PATH="%s:${LD_LIBRARY_PATH:-}" exec "%s" "$@"\n' "$BIN/lib-fallback" "$2" > "$WRAPPERS/$1"
+  chmod +x "$WRAPPERS/$1"
+  echo "$WRAPPERS/$1"
+}
+
+declare -A PROG=()  # name -> the path that runs it
+preflight() {
+  local name target dir miss rebuild=() tests_needed=no bench_needed=no
+  for p in "${PROGRAMS[@]}"; do
+    read -r name target dir <<< "$p"
+    PROG[$name]=$BIN/$name
+    miss=$(missing_libs "$BIN/$name" fake)
+    [[ -z $miss ]] && continue
+    if [[ -d $BIN/lib-fallback && $miss != "no binary" ]] &&
+       [[ -z $(LD_LIBRARY_PATH=$BIN/lib-fallback:${LD_LIBRARY_PATH:-} missing_libs "$BIN/$name" fake) ]]; then
+      PROG[$name]=$(with_fallback "$name" "$BIN/$name")
+      note "preflight: $name lacks $miss here: runs with build-gpu-bin/lib-fallback"
+      continue
+    fi
+    note "preflight: $name lacks $miss: to be rebuilt on the device"
+    rebuild+=("$name")
+    [[ $dir == tests ]] && tests_needed=yes
+    [[ $dir == bench ]] && bench_needed=yes
+  done
+  if ((${#rebuild[@]} == 0)); then
+    note "preflight: all ${#PROGRAMS[@]} carried binaries find their libraries ($(ls "$WRAPPERS" | wc -l) through lib-fallback)"
+    return 0
+  fi
+  # Rebuild the broken programs only, with tests and benchmarks off unless one of them is broken
+  # and GTest / Google Benchmark are here (they are not in the device image as far as is known).
+  local lacks tests=OFF bench=OFF targets=()
+  lacks=$(build_lacks)
+  [[ $tests_needed == yes ]] && header gtest/gtest.h && tests=ON
+  [[ $bench_needed == yes ]] && header benchmark/benchmark.h && bench=ON
+  for name in "${rebuild[@]}"; do
+    for p in "${PROGRAMS[@]}"; do
+      read -r n target dir <<< "$p"
+      [[ $n == "$name" ]] || continue
+      if [[ -n $lacks ]]; then
+        BROKEN[${PROG[$name]}]="needs $lacks to rebuild"
+      elif [[ $dir == tests && $tests == OFF ]] || [[ $dir == bench && $bench == OFF ]]; then
+        BROKEN[${PROG[$name]}]="no GTest/Google Benchmark to rebuild"
+      else
+        targets+=("$target")
+        PROG[$name]=$ROOT/build-gpu-device/$dir/$name
+      fi
+    done
+  done
+  [[ -n $lacks ]] && note "preflight: cannot build on the device, it lacks: $lacks"
+  ((${#targets[@]} == 0)) && return 0
+  local configure=(cmake -S . -B build-gpu-device -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON
+                   -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_BUILD_TESTS=$tests -DNMSNN_BUILD_BENCH=$bench)
+  if [[ $PART == --preflight ]]; then
+    note "preflight: would run: ${configure[*]} && cmake --build build-gpu-device --target ${targets[*]}"
+    return 0
+  fi
+  note "preflight: building on the device: ${targets[*]} (tests $tests, benchmarks $bench)"
+  stage "device build: configure" 120 "$OUT/build.log" "${configure[@]}"
+  stage "device build: ${targets[*]}" 300 "$OUT/build.log" cmake --build build-gpu-device -j "$(nproc)" --target "${targets[@]}"
+  for name in "${rebuild[@]}"; do
+    local path=${PROG[$name]}
+    [[ -n ${BROKEN[$path]:-} ]] && continue
+    miss=$(missing_libs "$path")
+    [[ -n $miss ]] && BROKEN[$path]="device build failed or lacks $miss"
+  done
+}
+
 if [[ -d build-gpu-bin ]]; then
   BIN=$ROOT/build-gpu-bin
   export LD_LIBRARY_PATH=$BIN/lib:${LD_LIBRARY_PATH:-}
   note "binaries: prebuilt (build-gpu-bin)"
-  { echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; for b in "$BIN"/test_cuda_kernels "$BIN"/bench_cuda "$BIN"/nmsnn; do echo "== ldd $b"; ldd "$b"; done; } > "$OUT/build.log" 2>&1
-  TESTS=("$BIN/test_cuda_kernels" "$BIN/test_cuda_engine" "$BIN/test_cuda_layers")
-  BENCH=$BIN/bench_cuda CLI=$BIN/nmsnn EMBED=$BIN/nmsnn_embed_example
-  FASHION=$BIN/fashion_mnist_tutorial SYNTHETIC=$BIN/synthetic_binary
+  { echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    for b in "$BIN"/*; do [[ -f $b ]] && { echo "== ldd $b"; ldd "$b"; }; done; } > "$OUT/build.log" 2>&1
+  preflight
+  for b in "${!BROKEN[@]}"; do note "preflight: $(basename "$b") will not run: ${BROKEN[$b]}"; done
+  [[ $PART == --preflight ]] && exit 0
+  TESTS=("${PROG[test_cuda_kernels]}" "${PROG[test_cuda_engine]}" "${PROG[test_cuda_layers]}")
+  BENCH=${PROG[bench_cuda]} CLI=${PROG[nmsnn]} EMBED=${PROG[nmsnn_embed_example]}
+  FASHION=${PROG[fashion_mnist_tutorial]} SYNTHETIC=${PROG[synthetic_binary]}
   CTEST=no
 else
-  note "binaries: building on the device"
+  [[ $PART == --preflight ]] && { note "preflight: no build-gpu-bin (run --prebuild first)"; exit 1; }
+  lacks=$(build_lacks)
+  [[ -n $lacks ]] && note "binaries: the device lacks $lacks; the build below will fail"
+  tests=OFF bench=OFF
+  header gtest/gtest.h && tests=ON
+  header benchmark/benchmark.h && bench=ON
+  note "binaries: building on the device (tests $tests, benchmarks $bench)"
   stage "configure" 120 "$OUT/build.log" cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release \
-        -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_BUILD_BENCH=ON
+        -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_BUILD_TESTS=$tests -DNMSNN_BUILD_BENCH=$bench
   stage "build" 300 "$OUT/build.log" cmake --build build-gpu -j "$(nproc)" || true
   TESTS=(build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine build-gpu/tests/test_cuda_layers)
   BENCH=build-gpu/bench/bench_cuda CLI=build-gpu/tools/nmsnn EMBED=build-gpu/tools/nmsnn_embed_example
   FASHION=build-gpu/examples/fashion_mnist_tutorial SYNTHETIC=build-gpu/examples/synthetic_binary
-  CTEST=yes
+  CTEST=no
+  [[ $tests == ON ]] && CTEST=yes
 fi
 
 run_tests() {  # the kernels against their CPU twins first, then the engine against the CPU engine
@@ -141,7 +319,8 @@ run_tests() {  # the kernels against their CPU twins first, then the engine agai
 }
 
 run_bench() {
-  stage "bench_cuda" 150 "$OUT/run.log" "$BENCH" --benchmark_out="$OUT/bench_cuda.json" \
+  # 3 precisions x 2 saved states per workload (each W2 row fills ~1.6 GB from the host first).
+  stage "bench_cuda" 200 "$OUT/run.log" "$BENCH" --benchmark_out="$OUT/bench_cuda.json" \
         --benchmark_out_format=json --benchmark_counters_tabular=true
 }
 

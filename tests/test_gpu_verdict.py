@@ -40,6 +40,7 @@ class GpuVerdict(unittest.TestCase):
             engine_row("Floor/W1/0/iterations:1/manual_time", "W1 cuBLAS products only", w1_floor, w1_floor),
             engine_row("Engine/W1/0/manual_time", "W1 fp32", w1_ms, w1_floor),
             engine_row("Engine/W2/0/min_time:1.000/manual_time", "W2 fp32", w2_ms, 1.0),
+            engine_row("Engine/W1/2/1/manual_time", "W1 bf16, saved compact", 1.5, w1_floor),
             {"name": "TimeLoop/0/manual_time", "label": "lif forward", "ms": 0.5, "GB/s": 3000.0,
              "of_copy": 0.7},
         ]}
@@ -71,6 +72,8 @@ class GpuVerdict(unittest.TestCase):
         self.assertIn("| PyTorch eager | fp32 | 400.000 | 2,500 | 0.50 | 400.00 | 200 |", out)
         self.assertIn("| PyTorch compiled | fp32 | failed: BackendCompilerFailed", out)
         self.assertIn("| lif forward | 0.500 | 3,000 | 0.70 |", out)
+        # bench_cuda's two-argument rows: precision index, then the saved state (1 = compact).
+        self.assertIn("| nmsnn, compact state | bf16 | 1.500 |", out)
 
     def test_targets_missed(self):
         out = self.run_on(**{**GOOD, "w1_ms": 8.0, "w2_ms": 90.0, "seed_accuracy": 0.5})

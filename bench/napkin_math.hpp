@@ -1,0 +1,280 @@
+// napkin_math.hpp — what each CUDA kernel of a training step must move and compute, from the
+// shapes alone, and the time that implies on a given GPU. Plain C++ (no CUDA), so a unit test
+// checks the counts (tests/test_napkin_math.cpp), bench/bench_cuda.cu prints them beside the
+// measured times, and bench/napkin_table.cpp prints the table of bench/RESULTS.md.
+//
+// Predicted time of a kernel = max(bytes / (bandwidth * e_mem), FLOP / (peak * e_math),
+//                                  integer ops / (int peak * e_int), serial chain, launch)
+// where the serial chain is a time loop's dependent memory round trips (one thread runs all T
+// steps of a neuron, loading kTimeLoopAhead steps at a time) and launch is the least a kernel
+// costs. Bytes are DRAM bytes of the data each kernel must touch once (re-reads are assumed to
+// hit L2); FLOP are 2*M*N*K per product and a few per element elsewhere.
+//
+// The kernels are modelled as designed after issue 13 (the design column says which):
+//   - masked_linear forward and weight gradient: one block covers a whole layer of up to 128
+//     neurons, so the Philox masks are made once per pass (per 128 neurons), not once per
+//     64-neuron tile; the weight gradient splits its rows into partial sums added afterwards.
+//   - spiking layers keep for backward only 2 bytes per neuron-step (the spike as 16 bits) when
+//     a product reads their spikes in backward, and 1 bit (the gate) for the last layer
+//     (SavedState::compact; StepShape::compact = false models the FP32 u instead).
+//   - products read and write FP32 arrays in every precision (cuBLAS converts BF16 and TF32
+//     operands on the fly), so the precision changes the arithmetic rate, not the bytes.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace napkin {
+
+enum class Math { fp32, tf32, bf16 };
+
+inline const char* to_string(Math m) {
+  return m == Math::fp32 ? "fp32" : m == Math::tf32 ? "tf32" : "bf16";
+}
+
+// ---- the GPU ---------------------------------------------------------------------------------
+
+struct Device {
+  const char* name;
+  double bandwidth;      // DRAM bytes/s
+  double fp32;           // FLOP/s on the CUDA cores (an FMA counts 2)
+  double tf32, bf16;     // dense tensor-core FLOP/s
+  double int32;          // 32-bit integer ops/s
+  double e_mem, e_math, e_int;  // fraction of each peak a good kernel reaches
+  double latency;        // seconds per dependent DRAM round trip
+  double launch;         // seconds: the least a kernel costs in a stream of launches
+};
+
+// H200 SXM, datasheet figures: 4.8 TB/s HBM3e; dense 989 TFLOP/s BF16, 494 TF32, 67 FP32.
+// Integer: 64 32-bit integer ops (add, logic, shift, multiply) per clock per SM (CUDA
+// programming guide, throughput table, compute capability 9.0) x 132 SMs x 1.98 GHz = 16.7 T/s.
+// Efficiencies from what this workplace measured on an H200 (KINDS.md): a device copy at
+// 4.3 TB/s (0.9 of 4.8), an 8192^3 BF16 product at ~790 TFLOP/s (0.8 of 989); 0.8 assumed for
+// the CUDA-core and integer rates. Latency: ~600 ns per HBM round trip under load. Launch: 2 us
+// per kernel (back-to-back launches from one host thread, no CUDA graph).
+inline Device h200() {
+  return {"H200 SXM", 4.8e12, 67e12, 494e12, 989e12, 132 * 64 * 1.98e9,
+          0.9, 0.8, 0.8, 600e-9, 2e-6};
+}
+
+// ---- one kernel ------------------------------------------------------------------------------
+
+struct Kernel {
+  std::string name;
+  std::string design;       // which implementation the counts assume
+  double bytes = 0;         // DRAM bytes read + written
+  double flop = 0;          // floating-point operations
+  double int_ops = 0;       // 32-bit integer operations (Philox)
+  double serial_steps = 0;  // dependent DRAM round trips of one thread (time loops)
+  bool tensor = false;      // FLOP on tensor cores when the precision is tf32 or bf16
+};
+
+inline double math_peak(const Device& d, const Kernel& k, Math m) {
+  if (!k.tensor || m == Math::fp32) return d.fp32;
+  return m == Math::tf32 ? d.tf32 : d.bf16;
+}
+
+// The parts of a kernel's predicted time, seconds.
+struct Prediction {
+  double memory, math, integer, serial, total;
+  const char* bound;  // which part sets the total
+};
+
+inline Prediction predict(const Kernel& k, const Device& d, Math m) {
+  Prediction p{};
+  p.memory = k.bytes / (d.bandwidth * d.e_mem);
+  p.math = k.flop / (math_peak(d, k, m) * d.e_math);
+  p.integer = k.int_ops / (d.int32 * d.e_int);
+  p.serial = k.serial_steps * d.latency;
+  p.total = d.launch;
+  p.bound = "launch";
+  const std::pair<double, const char*> parts[] = {
+      {p.memory, "memory"}, {p.math, "math"}, {p.integer, "int (Philox)"}, {p.serial, "latency"}};
+  for (const auto& [t, why] : parts)
+    if (t > p.total) p.total = t, p.bound = why;
+  return p;
+}
+
+// ---- counting rules --------------------------------------------------------------------------
+
+constexpr double kFloat = 4;  // bytes of an FP32 value
+
+// C[M, N] = A[M, K] B[K, N]-shaped products: 2 FLOP per multiply-add.
+inline double product_flop(double M, double N, double K) { return 2 * M * N * K; }
+// Both operands read once and the result written once, FP32.
+inline double product_bytes(double M, double N, double K) {
+  return kFloat * (M * K + N * K + M * N);
+}
+
+// Philox4x32-10, per block of 4 uniforms, in 32-bit integer op slots (64 per clock per SM),
+// counted from the sm_90 SASS of this repository's philox.hpp (nvcc 13 -O3, cuobjdump -sass on a
+// kernel that makes masks as masked_quad does): per block 20 IMAD.WIDE.U32 (a 32x32->64-bit
+// multiply each: hi and lo in one instruction, assumed half rate, 2 slots), 20 LOP3 (the
+// three-input xors; the key schedule is hoisted out of the loop), 4 SHF and 4 I2FP (the masks'
+// conversion, a quarter-rate unit: 4 slots each): 40 + 24 + 16 = 80 slots when nothing overlaps.
+// The multiplies (FMA pipe), the logic (ALU pipe) and the conversions run on different pipes, so
+// the real cost is between 40 (the FMA pipe alone) and 80; the tables use 80. (The 64-bit form
+// of the products also made an add of a known zero per product, 19 per block: philox.hpp's
+// device path uses __umulhi, which removed them.) bench_cuda's PhiloxRate row measures it.
+constexpr double kPhiloxIntOpsPerBlock = 2 * 20 + 20 + 4 + 4 * 4;
+constexpr double kUniformsPerBlock = 4;
+
+// Philox blocks for the masks of T steps x B samples x K features (features in groups of 4).
+inline double philox_blocks(double T, double B, double K) {
+  return T * B * std::ceil(K / kUniformsPerBlock);
+}
+
+constexpr int kLayerPerBlock = 128;  // neurons one masked-linear block covers (masks made once)
+constexpr int kTimeLoopAhead = 4;    // steps a time-loop thread loads at once (lif_*.cu kAhead)
+
+// Rows of partial weight gradients of the masked product: about 1024 blocks of 128 neurons x 64
+// features, at most 64 partials, at least 256 rows each (masked_linear.cu's rule).
+inline double wgrad_splits(double M, double N, double K) {
+  const double tiles = std::ceil(N / kLayerPerBlock) * std::ceil(K / 64);
+  return std::max(1.0, std::min({std::floor(1024 / tiles), 64.0, std::floor(M / 256)}));
+}
+
+// ---- a training step -------------------------------------------------------------------------
+
+// A stack of spiking layers over T steps and B samples. noisy: the input x[B, I] goes through
+// the noise encoder (masks made inside the first layer's products); else a sequence [T, B, I].
+// update: loss (NLL of log-softmax) and SGD with momentum after backward.
+struct StepShape {
+  const char* name;
+  int T, B, I;
+  std::vector<int> layers;  // neurons per spiking layer
+  bool noisy, update;
+  bool compact = true;  // saved state: compact (spike16 / gate bits) or the FP32 u
+  // A what-if, not the design: the forward also writes the masked input in BF16 (2 bytes per
+  // value) and the weight gradient reads it back instead of making the masks again.
+  bool store_masked_input = false;
+};
+
+// W1: the seed's MNIST training step (bench/bench_cuda.cu).
+inline StepShape w1() { return {"W1", 128, 1000, 784, {100, 10}, true, true}; }
+// W2: Linear(16384, 16384) + spiking layer over a given sequence, forward + backward.
+inline StepShape w2() { return {"W2", 500, 16, 16384, {16384}, false, false}; }
+
+// The dense FLOP of a step (products only: forward, weight gradient, and input gradient of every
+// layer but the first), as bench_cuda's TFLOP/s counter counts them.
+inline double step_product_flop(const StepShape& s) {
+  const double M = double(s.T) * s.B;
+  double flop = 0, in = s.I;
+  for (size_t l = 0; l < s.layers.size(); ++l) {
+    const double H = s.layers[l];
+    flop += 2 * product_flop(M, H, in) + (l > 0 ? product_flop(M, H, in) : 0);
+    in = H;
+  }
+  return flop;
+}
+
+// Every kernel of one step, in launch order.
+inline std::vector<Kernel> step_kernels(const StepShape& s) {
+  std::vector<Kernel> ks;
+  const double T = s.T, B = s.B, M = T * B;
+  const int L = int(s.layers.size());
+  const double chain = std::ceil(T / kTimeLoopAhead);
+  auto width = [&](int l) { return double(l == 0 ? s.I : s.layers[size_t(l - 1)]); };
+  // Bytes kept per neuron-step for backward: compact, the spike as 16 bits where a product reads
+  // it (every layer but the last), else the gate as 1 bit; or u in FP32, written over a.
+  auto saved = [&](int l) { return !s.compact ? kFloat : l < L - 1 ? 2.0 : 1.0 / 8; };
+
+  // forward
+  for (int l = 0; l < L; ++l) {
+    const double K = width(l), H = s.layers[size_t(l)], n = M * H;
+    const std::string tag = " L" + std::to_string(l);
+    if (l == 0 && s.noisy) {
+      const double stored = s.store_masked_input ? 2 * M * K : 0;
+      ks.push_back({"masked_linear_forward" + tag,
+                    s.store_masked_input ? "masks once, BF16 masked input stored"
+                                         : "one block per 128 neurons: masks once",
+                    kFloat * (B * K + H * K + M * H) + stored, product_flop(M, H, K),
+                    philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
+                    0, true});
+    } else {
+      ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
+                    product_flop(M, H, K), 0, 0, true});
+    }
+    const bool last = l == L - 1;
+    // reads a; writes the spikes (next layer's input) unless last, the saved state, and the
+    // logits (last layer: B x H).
+    ks.push_back({"lif_forward" + tag,
+                  !s.compact ? "FP32 u saved" : last ? "gate bits saved, readout" : "spike16 saved",
+                  n * (kFloat + (last ? 0 : kFloat) + saved(l)) + (last ? kFloat * B * H : 0),
+                  7 * n, 0, chain, false});
+  }
+  if (s.update) {
+    const double C = s.layers.back();
+    ks.push_back({"nll_log_softmax", "one thread per sample", kFloat * 3 * B * C, 20 * B * C, 0,
+                  0, false});
+  }
+  // backward
+  for (int l = L - 1; l >= 0; --l) {
+    const double K = width(l), H = s.layers[size_t(l)], n = M * H;
+    const std::string tag = " L" + std::to_string(l);
+    const bool last = l == L - 1;
+    // reads the saved state and dL/dspikes (from the layer above); writes du and B x H
+    // per-sample bias partials.
+    ks.push_back({"lif_backward" + tag,
+                  !s.compact ? "reads FP32 u" : last ? "gate bits, dlogits" : "spike16 gates",
+                  n * (saved(l) + (last ? 0 : kFloat) + kFloat) + kFloat * B * H, 6 * n, 0, chain,
+                  false});
+    ks.push_back({"bias_grad_reduce" + tag, "sum of B partials", kFloat * (B * H + H), B * H, 0,
+                  0, false});
+    if (l == 0 && s.noisy) {
+      const double splits = wgrad_splits(M, H, K);
+      const std::string split_note = "; " + std::to_string(int(splits)) + " row splits";
+      if (s.store_masked_input)
+        ks.push_back({"masked_linear_wgrad" + tag, "reads the stored BF16 masked input" + split_note,
+                      kFloat * (M * H + splits * H * K) + 2 * M * K, product_flop(M, H, K), 0, 0,
+                      true});
+      else
+        ks.push_back({"masked_linear_wgrad" + tag, "one block per 128 neurons: masks once" + split_note,
+                      kFloat * (M * H + B * K + splits * H * K), product_flop(M, H, K),
+                      philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
+                      0, true});
+      if (splits > 1)
+        ks.push_back({"reduce_partials" + tag, "adds the row splits in order",
+                      kFloat * (splits + 1) * H * K, splits * H * K, 0, 0, false});
+      continue;
+    }
+    if (l > 0) {
+      // The spikes of the layer below, FP32 again for the product (saved state in, 4 bytes out).
+      ks.push_back({"spikes_from_saved L" + std::to_string(l - 1),
+                    s.compact ? "spike16 to FP32" : "relu(u - threshold)",
+                    M * K * (saved(l - 1) + kFloat), M * K, 0, 0, false});
+    }
+    ks.push_back({"cuBLAS weight grad" + tag, "dW = du^T x, FP32 arrays", product_bytes(H, K, M),
+                  product_flop(H, K, M), 0, 0, true});
+    if (l > 0)
+      ks.push_back({"cuBLAS input grad" + tag, "dx = du W, FP32 arrays", product_bytes(M, K, H),
+                    product_flop(M, K, H), 0, 0, true});
+  }
+  if (s.update) {
+    double params = 0, in = s.I;
+    for (int H : s.layers) params += H * in + H, in = H;
+    // param and momentum read and written, gradient read
+    ks.push_back({"sgd_update", "one thread per parameter", kFloat * 5 * params, 4 * params, 0,
+                  0, false});
+  }
+  return ks;
+}
+
+// Sum of the kernels' predicted times, seconds.
+inline double step_seconds(const StepShape& s, const Device& d, Math m) {
+  double t = 0;
+  for (const Kernel& k : step_kernels(s)) t += predict(k, d, m).total;
+  return t;
+}
+
+// The step's products alone at the tensor-core (or CUDA-core) peak, no efficiency factor: the
+// floor a step cannot beat.
+inline double step_floor_seconds(const StepShape& s, const Device& d, Math m) {
+  const double peak = m == Math::fp32 ? d.fp32 : m == Math::tf32 ? d.tf32 : d.bf16;
+  return step_product_flop(s) / peak;
+}
+
+}  // namespace napkin

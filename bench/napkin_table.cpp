@@ -1,0 +1,90 @@
+// napkin_table.cpp — prints bench/RESULTS.md's "Predicted (napkin math, not measured)" tables:
+// every kernel of a W1 and a W2 step with its bytes, FLOP and Philox integer work, and its
+// predicted time on an H200 per precision (bench/napkin_math.hpp holds the model).
+//
+//   build/bench/napkin_table > predicted.md
+#include <cstdio>
+
+#include "napkin_math.hpp"
+
+namespace {
+
+using napkin::Math;
+
+constexpr Math kMaths[] = {Math::fp32, Math::tf32, Math::bf16};
+
+void kernel_table(const napkin::StepShape& s, const napkin::Device& d) {
+  std::printf("\n%s: T = %d, B = %d, inputs %d, spiking layers", s.name, s.T, s.B, s.I);
+  for (int h : s.layers) std::printf(" %d", h);
+  std::printf(", %s input, %s\n\n", s.noisy ? "noise-encoded" : "sequence",
+              s.update ? "forward + loss + backward + SGD" : "forward + backward");
+  std::printf("| kernel | design assumed | MB | GFLOP | G int ops | fp32 us | tf32 us | bf16 us "
+              "| bound (tf32) |\n");
+  std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+  double total[3] = {0, 0, 0}, bytes = 0, flop = 0, ints = 0;
+  for (const napkin::Kernel& k : napkin::step_kernels(s)) {
+    std::printf("| %s | %s | %.1f | %.3f | %.2f", k.name.c_str(), k.design.c_str(), k.bytes / 1e6,
+                k.flop / 1e9, k.int_ops / 1e9);
+    for (int i = 0; i < 3; ++i) {
+      const double t = napkin::predict(k, d, kMaths[i]).total;
+      total[i] += t;
+      std::printf(" | %.1f", t * 1e6);
+    }
+    std::printf(" | %s |\n", napkin::predict(k, d, Math::tf32).bound);
+    bytes += k.bytes, flop += k.flop, ints += k.int_ops;
+  }
+  std::printf("| **step** | | **%.0f** | **%.1f** | **%.2f** | **%.0f** | **%.0f** | **%.0f** | |\n",
+              bytes / 1e6, flop / 1e9, ints / 1e9, total[0] * 1e6, total[1] * 1e6, total[2] * 1e6);
+}
+
+}  // namespace
+
+int main() {
+  const napkin::Device d = napkin::h200();
+  std::printf("Device: %s: %.1f TB/s, %.0f TFLOP/s FP32, %.0f TF32, %.0f BF16 (dense), %.1f T "
+              "int32 ops/s; efficiencies: memory %.1f, math %.1f, integer %.1f; %.0f ns per "
+              "dependent DRAM round trip; %.0f us least per kernel. Philox4x32-10: %.0f integer "
+              "ops per block of 4 uniforms.\n",
+              d.name, d.bandwidth / 1e12, d.fp32 / 1e12, d.tf32 / 1e12, d.bf16 / 1e12,
+              d.int32 / 1e12, d.e_mem, d.e_math, d.e_int, d.latency * 1e9, d.launch * 1e6,
+              napkin::kPhiloxIntOpsPerBlock);
+  const napkin::StepShape shapes[] = {napkin::w1(), napkin::w2()};
+  for (const auto& s : shapes) kernel_table(s, d);
+
+  std::printf("\nPer step: the products' FLOP at the precision's full peak (the floor) against "
+              "the predicted step.\n\n");
+  std::printf("| workload | product GFLOP | precision | floor ms | predicted ms | predicted / "
+              "floor | predicted / TF32 floor |\n");
+  std::printf("| --- | ---: | --- | ---: | ---: | ---: | ---: |\n");
+  for (const auto& s : shapes) {
+    const double tf32_floor = napkin::step_floor_seconds(s, d, Math::tf32);
+    for (Math m : kMaths) {
+      const double floor = napkin::step_floor_seconds(s, d, m);
+      const double t = napkin::step_seconds(s, d, m);
+      std::printf("| %s | %.1f | %s | %.3f | %.3f | %.1fx | %.1fx |\n", s.name,
+                  napkin::step_product_flop(s) / 1e9, napkin::to_string(m), floor * 1e3, t * 1e3,
+                  t / floor, t / tf32_floor);
+    }
+  }
+
+  // What-ifs for W1, TF32: which changes would bring the step near its floor.
+  napkin::StepShape stored = napkin::w1();
+  stored.store_masked_input = true;
+  napkin::StepShape fp32_saved = napkin::w1();
+  fp32_saved.compact = false;
+  napkin::Device fast_philox = d;
+  fast_philox.int32 *= 2;  // 40 slots: the FMA pipe alone (see kPhiloxIntOpsPerBlock)
+  const double floor = napkin::step_floor_seconds(napkin::w1(), d, Math::tf32);
+  std::printf("\nWhat-ifs for W1 (not the design; TF32 floor %.3f ms):\n\n", floor * 1e3);
+  std::printf("| change | tf32 ms | / floor | bf16 ms | / TF32 floor |\n| --- | ---: | ---: | ---: | ---: |\n");
+  auto row = [&](const char* what, const napkin::StepShape& s, const napkin::Device& dev) {
+    const double t = napkin::step_seconds(s, dev, Math::tf32), b = napkin::step_seconds(s, dev, Math::bf16);
+    std::printf("| %s | %.3f | %.1fx | %.3f | %.1fx |\n", what, t * 1e3, t / floor, b * 1e3, b / floor);
+  };
+  row("none (the design above)", napkin::w1(), d);
+  row("FP32 u kept for backward (SavedState::fp32, the default) instead of compact", fp32_saved, d);
+  row("Philox at 40 slots per block (its pipes fully overlapped)", napkin::w1(), fast_philox);
+  row("forward stores the BF16 masked input for the weight gradient", stored, d);
+  row("both", stored, fast_philox);
+  return 0;
+}

@@ -1,0 +1,103 @@
+// test_napkin_math.cpp — the counts of bench/napkin_math.hpp on cases small enough to count by
+// hand, and the two workloads' totals that bench/RESULTS.md quotes. (Suite "napkin", lower
+// case, so that `ctest -R napkin` selects these.)
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "napkin_math.hpp"
+
+namespace {
+
+const napkin::Kernel& find(const std::vector<napkin::Kernel>& ks, const std::string& name) {
+  for (const auto& k : ks)
+    if (k.name == name) return k;
+  throw std::runtime_error("no kernel " + name);
+}
+
+TEST(napkin, ProductCounts) {
+  // C[2, 3] = A[2, 4] B[4, 3]: 2*3*4 multiply-adds; 8 + 12 values read, 6 written.
+  EXPECT_EQ(napkin::product_flop(2, 3, 4), 48);
+  EXPECT_EQ(napkin::product_bytes(2, 3, 4), 4 * (8 + 12 + 6));
+}
+
+TEST(napkin, PhiloxCounts) {
+  // From sm_90 SASS: 20 IMAD.WIDE (2 slots each), 20 LOP3, 4 SHF, 4 I2FP (4 slots each).
+  EXPECT_EQ(napkin::kPhiloxIntOpsPerBlock, 80);
+  // 5 features need 2 blocks (features 0-3 and 4) per (t, b).
+  EXPECT_EQ(napkin::philox_blocks(2, 3, 5), 12);
+  EXPECT_EQ(napkin::philox_blocks(2, 3, 4), 6);
+}
+
+TEST(napkin, SmallStepByHand) {
+  // T = 2, B = 3, 4 noisy inputs, layers of 5 and 6 neurons.
+  const napkin::StepShape s{"small", 2, 3, 4, {5, 6}, true, true};
+  const auto ks = napkin::step_kernels(s);
+  // Hidden layer: reads a, writes spikes and 2-byte saved spikes, per neuron-step (2*3*5 = 30).
+  EXPECT_DOUBLE_EQ(find(ks, "lif_forward L0").bytes, 30 * (4 + 4 + 2));
+  // Last layer: reads a, keeps 1 bit per neuron-step (2*3*6 = 36), writes 3 x 6 logits.
+  EXPECT_DOUBLE_EQ(find(ks, "lif_forward L1").bytes, 36 * (4 + 1.0 / 8) + 4 * 3 * 6);
+  // Backward of the hidden layer: saved spike16, dL/dspikes and du per neuron-step, B*H partials.
+  EXPECT_DOUBLE_EQ(find(ks, "lif_backward L0").bytes, 30 * (2 + 4 + 4) + 4 * 3 * 5);
+  // Masked forward: x[3, 4] and W[5, 4] read, a[6, 5] written; 6 rows x 1 Philox block.
+  const auto& fwd = find(ks, "masked_linear_forward L0");
+  EXPECT_DOUBLE_EQ(fwd.bytes, 4 * (12 + 20 + 30));
+  EXPECT_DOUBLE_EQ(fwd.flop, 2 * 6 * 5 * 4);
+  EXPECT_DOUBLE_EQ(fwd.int_ops, 6 * 80);
+  // Second layer's products: M = 6 rows, 6 neurons, 5 inputs.
+  EXPECT_DOUBLE_EQ(find(ks, "cuBLAS forward L1").flop, 2 * 6 * 6 * 5);
+  EXPECT_DOUBLE_EQ(find(ks, "cuBLAS input grad L1").bytes, 4 * (6 * 6 + 5 * 6 + 6 * 5));
+  // SGD: (5*4 + 5) + (6*5 + 6) = 61 parameters; param and momentum read and written, grad read.
+  EXPECT_DOUBLE_EQ(find(ks, "sgd_update").bytes, 4 * 5 * 61);
+  // With the FP32 u kept instead: 4 bytes saved per neuron-step, read back in backward.
+  napkin::StepShape fp32 = s;
+  fp32.compact = false;
+  const auto kf = napkin::step_kernels(fp32);
+  EXPECT_DOUBLE_EQ(find(kf, "lif_forward L0").bytes, 30 * (4 + 4 + 4));
+  EXPECT_DOUBLE_EQ(find(kf, "spikes_from_saved L0").bytes, 30 * (4 + 4));
+  // Too few rows to split the weight gradient: no reduction kernel.
+  EXPECT_EQ(napkin::wgrad_splits(6, 5, 4), 1);
+  for (const auto& k : ks) EXPECT_NE(k.name, "reduce_partials L0");
+}
+
+TEST(napkin, Workloads) {
+  // W1: 2*(2*M*100*784) + 3*(2*M*10*100) with M = 128 * 1000.
+  EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w1()), 40'908'800'000.0);
+  const auto w1 = napkin::step_kernels(napkin::w1());
+  // ~100M uniforms per pass: 128 * 1000 * 196 Philox blocks, made once for 100 neurons.
+  EXPECT_DOUBLE_EQ(find(w1, "masked_linear_forward L0").int_ops, 128.0 * 1000 * 196 * 80);
+  EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").int_ops, 128.0 * 1000 * 196 * 80);
+  EXPECT_EQ(napkin::wgrad_splits(128000, 100, 784), 64);
+  // W2: forward and weight gradient of Linear(16384, 16384) over 500 * 16 rows.
+  EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w2()), 2 * 2 * 8000.0 * 16384 * 16384);
+  EXPECT_EQ(napkin::step_kernels(napkin::w2()).size(), 5u);
+}
+
+TEST(napkin, Prediction) {
+  const napkin::Device d = napkin::h200();
+  // 4.32 GB at 0.9 x 4.8 TB/s is 1 ms, memory bound.
+  const napkin::Kernel copy{"copy", "", 4.32e9, 0, 0, 0, false};
+  const auto p = napkin::predict(copy, d, napkin::Math::fp32);
+  EXPECT_NEAR(p.total, 1e-3, 1e-12);
+  EXPECT_STREQ(p.bound, "memory");
+  // A tiny kernel costs the launch.
+  EXPECT_EQ(napkin::predict({"tiny", "", 4, 1, 0, 0, false}, d, napkin::Math::fp32).total, d.launch);
+  // 1 TFLOP on the tensor cores (TF32, BF16) or the CUDA cores (FP32), at 0.8 of each peak.
+  const napkin::Kernel gemm{"gemm", "", 0, 1e12, 0, 0, true};
+  EXPECT_NEAR(napkin::predict(gemm, d, napkin::Math::tf32).total, 1e12 / (494e12 * 0.8), 1e-12);
+  EXPECT_NEAR(napkin::predict(gemm, d, napkin::Math::bf16).total, 1e12 / (989e12 * 0.8), 1e-12);
+  EXPECT_NEAR(napkin::predict(gemm, d, napkin::Math::fp32).total, 1e12 / (67e12 * 0.8), 1e-12);
+  EXPECT_STREQ(napkin::predict(gemm, d, napkin::Math::tf32).bound, "math");
+  // Philox: W1's masks of one pass at 0.8 x 16.7 T integer ops/s.
+  const napkin::Kernel masks{"masks", "", 0, 0, napkin::philox_blocks(128, 1000, 784) * 80, 0, false};
+  EXPECT_NEAR(napkin::predict(masks, d, napkin::Math::tf32).total,
+              25'088'000.0 * 80 / (132 * 64 * 1.98e9 * 0.8), 1e-12);
+  // The W1 step is slower than its TF32 floor, and W2 in BF16 faster than in TF32.
+  EXPECT_GT(napkin::step_seconds(napkin::w1(), d, napkin::Math::tf32),
+            napkin::step_floor_seconds(napkin::w1(), d, napkin::Math::tf32));
+  EXPECT_LT(napkin::step_seconds(napkin::w2(), d, napkin::Math::bf16),
+            napkin::step_seconds(napkin::w2(), d, napkin::Math::tf32));
+}
+
+}  // namespace

@@ -63,7 +63,11 @@ Args train_flags() {
   a.flag("momentum", "M", "SGD momentum, in [0, 1)");
   a.flag("seed", "S", "seed for weights, noise masks, splits and shuffling (default 1)");
   a.flag("device", "D", "cpu | cuda");
-  a.flag("matmul", "P", "cuda matrix products: fp32 (default, matches cpu) | tf32 (tensor cores)");
+  a.flag("matmul", "P", "cuda matrix products: fp32 (default, matches cpu) | tf32 | bf16 (tensor cores)");
+  a.flag("saved", "S",
+         "cuda state kept for backward: fp32 (default, matches cpu) | compact (<= 2 bytes per "
+         "neuron-step, weight gradients within ~2^-9)");
+  a.sw("cuda-graphs", "cuda: replay each training step from a captured CUDA graph");
   a.flag("threads", "N", "CPU worker threads, at most 1024 (default 0: all cores)");
   add_memory_flag(a);
   a.flag("save", "FILE", "write the trained model to FILE (safetensors + JSON metadata)");
@@ -231,6 +235,10 @@ int run_train(const std::vector<std::string>& argv) {
   if (opts.matmul != MatmulPrecision::fp32 && opts.engine != Engine::cuda)
     detail::fail("flag --matmul ", to_string(opts.matmul), " needs --device cuda (the cpu engine "
                  "computes in fp32)");
+  opts.saved = parse_saved_state(args.str("saved", "fp32"));
+  if (opts.saved != SavedState::fp32 && opts.engine != Engine::cuda)
+    detail::fail("flag --saved ", to_string(opts.saved), " needs --device cuda (the cpu engine "
+                 "always keeps fp32 state)");
   opts.seed = uint64_t(args.int64("seed", 1));
   opts.threads = args.integer("threads", 0, 0, 1024);
   const int threads = opts.threads > 0 ? opts.threads : int(std::thread::hardware_concurrency());
@@ -244,6 +252,9 @@ int run_train(const std::vector<std::string>& argv) {
   t.batch_size = args.integer("batch", p.batch_size, 1, int(kMaxBatchSize));
   t.seed = opts.seed;
   t.fresh_optimizer_each_epoch = p.fresh_optimizer_each_epoch;
+  t.cuda_graphs = args.has("cuda-graphs");
+  if (t.cuda_graphs && opts.engine != Engine::cuda)
+    detail::fail("flag --cuda-graphs needs --device cuda");
   // Any positive lr is accepted: one too high for the data is a divergence, found in training.
   const std::vector<double> lrs = args.numbers("lr", p.lr);
   for (double lr : lrs)
@@ -408,6 +419,7 @@ int run_train(const std::vector<std::string>& argv) {
   report.set("command", "train").set("data", data_path).set("task", to_string(task));
   report.set("model", model_name).set("preset", p.name).set("device", to_string(opts.engine));
   report.set("matmul", to_string(opts.matmul));
+  report.set("saved", to_string(opts.saved));
   report.set("threads", threads).set("seed", double(opts.seed));
   if (opts.engine == Engine::cpu) report.set("cpu_kernels", cpu_kernel_set());
   report.set("network", description_to_json(desc));

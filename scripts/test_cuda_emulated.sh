@@ -30,8 +30,9 @@ export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS
 if [[ $SANITIZER == thread ]]; then
   # The race check: every kernel that shares memory within a block (the tiled products, the bias
   # and regularizer reductions, the WMMA stores) on small cases; the arithmetic is the ASan
-  # build's job.
-  "$OUT/test_cuda_kernels" --gtest_brief=1
+  # build's job. The masked product's sweep of every width in every precision is left to the
+  # ASan build (the same barriers as the per-precision cases, at many sizes: too slow here).
+  "$OUT/test_cuda_kernels" --gtest_brief=1 --gtest_filter='-MaskedLinear.EveryWidthInEveryPrecision'
   "$OUT/test_cuda_engine" --gtest_brief=1 \
       --gtest_filter='CudaEngineOptimizer.*:*MatchesCpuEngine/5_7_3_B3_T37*:*MatchesCpuEngine/33_17_B3_T37*'
   "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='*CudaMatchesCpu/spiking_then_dense_noisy:*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass'

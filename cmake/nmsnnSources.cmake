@@ -5,7 +5,8 @@ include_guard(GLOBAL)
 
 # host/ is grouped by concept: core (errors, limits), network (the front end, the spec and the
 # engine interface), cpu and cuda (the engines; kernels/ holds the CUDA kernels), io (data and
-# file formats), training (losses, optimisers, the trainer, model files), report (metrics).
+# file formats), training (losses, optimisers, the trainer, model files), report (metrics),
+# distributed (communicators for data parallelism; MPI and NCCL are components of their own).
 set(NMSNN_HOST_SOURCES
   host/core/error.cpp
   host/core/limits.cpp
@@ -28,6 +29,7 @@ set(NMSNN_HOST_SOURCES
   host/training/model.cpp
   host/training/presets.cpp
   host/report/metrics.cpp
+  host/distributed/communicator.cpp
   host/cpu/kernel_set.cpp
   host/cpu/thread_pool.cpp
   host/cpu/cpu_engine.cpp

@@ -5,7 +5,8 @@
 # `fuzz` stage: scripts/fuzz.sh; GCC's sanitizer runtimes come with g++), and, when asked,
 # Fashion-MNIST into /usr/share/datasets/fashion-mnist; and for the Python package's tests
 # (scripts/test_python.sh) the system Python's venv, headers, NumPy, scikit-learn, pandas, pytest
-# and matplotlib (Debian ships them for /usr/bin/python3 only).
+# and matplotlib (Debian ships them for /usr/bin/python3 only); and OpenMPI (mpirun and its
+# headers) for data-parallel training and its tests.
 # The CUDA toolkit is optional (the CUDA engine is built when nvcc is found) and is not installed
 # here.
 set -euo pipefail
@@ -14,7 +15,7 @@ set -euo pipefail
 packages=(g++ cmake make python3 zlib1g-dev nlohmann-json3-dev libgtest-dev libgmock-dev
           libbenchmark-dev clang-14 libclang-rt-14-dev
           python3-venv python3-dev python3-numpy python3-sklearn python3-pandas python3-pytest
-          python3-matplotlib)
+          python3-matplotlib openmpi-bin libopenmpi-dev)
 [ "${1:-}" = "--fashion-mnist" ] && packages+=(dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do

@@ -38,6 +38,8 @@ if [[ $SANITIZER == thread ]]; then
   "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='*CudaMatchesCpu/spiking_then_dense_noisy:*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass'
   # The device-resident step: its loss kernel's reduction and the guarded updates' atomics.
   "$OUT/test_train_step" --gtest_brief=1 --gtest_filter='*StepLoopOn.MatchesTheStepByStepApi/cuda:*HaltsWhenAnUpdateOverflows/cuda'
+  # The gradients' scale kernel (data parallelism).
+  "$OUT/test_cuda_reduce" --gtest_brief=1 --gtest_filter='*cuda_device*'
   echo "cuda emulation (ThreadSanitizer): no data races"
   exit 0
 fi
@@ -52,6 +54,9 @@ fi
 "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='-*HarnessOnCpu*:CudaModels.*'
 # The whole training step on the device, and its CUDA graph replay, against the step-by-step API.
 "$OUT/test_train_step" --gtest_brief=1
+# Data parallelism: the gradients weighted and summed through host or device memory, and StepLoop
+# with a communicator (the host path) against StepLoop without.
+"$OUT/test_cuda_reduce" --gtest_brief=1
 # The embedding example, a CUDA program on the device API: it must run and its SGD step must lower
 # the loss.
 "$OUT/embed_example" 16 | tee "$OUT/embed_example.txt"

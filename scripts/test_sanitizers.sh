@@ -9,7 +9,9 @@
 #
 # Left out: the ctest entries that start nested builds of their own (the CUDA emulation, which
 # already runs under ASan and UBSan, the fuzz and sanitizer stages, install_consumer, the Python
-# package) and the GPU verdict script (Python).
+# package) and the GPU verdict script (Python). Built without MPI (NMSNN_MPI=OFF): this stage is
+# also the check that the library, the program and every other test work without it (the
+# data-parallel tests run on local_group's threads here; mpirun's in the main build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$ROOT/build-sanitizers}
@@ -24,7 +26,7 @@ FLAGS+=" -fno-sanitize-recover=all"
 start=$(date +%s)
 cmake -S "$ROOT" -B "$OUT" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=None \
       -DCMAKE_CXX_FLAGS="$FLAGS" -DNMSNN_CUDA=OFF -DNMSNN_BUILD_TESTS=ON \
-      -DNMSNN_BUILD_BENCH=OFF -DNMSNN_BUILD_TOOLS=ON > "$OUT/configure.log" 2>&1 ||
+      -DNMSNN_BUILD_BENCH=OFF -DNMSNN_BUILD_TOOLS=ON -DNMSNN_MPI=OFF > "$OUT/configure.log" 2>&1 ||
   { cat "$OUT/configure.log" >&2; echo "sanitizers: configuring failed" >&2; exit 1; }
 cmake --build "$OUT" -j "$jobs" > "$OUT/build.log" 2>&1 ||
   { grep -E -A5 'error|Error' "$OUT/build.log" | head -n 80 >&2; echo "sanitizers: build failed" >&2; exit 1; }

@@ -1,5 +1,7 @@
 // cpu/cpu_engine.cpp — the `cpu` engine behind nmsnn::Network: CpuNetwork<float> plus
 // parameter access in the public layout and the optimisers' state in host memory.
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <variant>
 
@@ -103,6 +105,35 @@ class CpuEngine final : public EngineImpl {
     }
   }
 
+  // One collective for all the gradients, gathered into one buffer in the public layout (the
+  // cuda engine's too, so ranks on either engine sum the same values in the same places).
+  void reduce_gradients(Communicator& comm, float weight) override {
+    if (!(std::isfinite(weight) && weight >= 0))
+      fail("cpu engine: reduce_gradients: weight must be finite and >= 0, got ", weight);
+    const std::vector<ParameterInfo> layout = parameter_layout(spec_);
+    size_t total = 0;
+    for (const ParameterInfo& p : layout) total += p.size;
+    reduce_buffer_.assign(total, 0.0f);  // weight 0: zeros, whatever the gradients held
+    size_t at = 0;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (weight != 0) {
+        read_gradient(i, reduce_buffer_.data() + at);
+        for (size_t k = 0; k < layout[i].size; ++k) reduce_buffer_[at + k] *= weight;
+      }
+      at += layout[i].size;
+    }
+    comm.allreduce_sum(reduce_buffer_.data(), total);
+    at = 0;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const Slot& s = slots_[i];
+      // The engine layout's padding gets zeros: no rank's own values stay behind there.
+      std::vector<float>& grad = s.layer->params[s.k].grad;
+      std::fill(grad.begin(), grad.end(), 0.0f);
+      s.layer->from_public(s.k, reduce_buffer_.data() + at, grad.data());
+      at += layout[i].size;
+    }
+  }
+
   // The buffers have the engine layout of their parameter.
   void read_optimizer_buffer(const OptimizerState& state, int which, size_t index,
                              float* out) const override {
@@ -141,6 +172,7 @@ class CpuEngine final : public EngineImpl {
   cpu::CpuNetwork<float> net_;
   NetworkSpec spec_;
   std::vector<Slot> slots_;
+  std::vector<float> reduce_buffer_;
 };
 
 }  // namespace

@@ -10,6 +10,9 @@
 // Each training pass keeps its own device workspace (the input copied to the device, then the
 // DeviceNetwork workspace with the saved state) until its ForwardPass is destroyed; workspaces
 // are reused from pass to pass, so a training loop allocates once.
+//
+// The engine runs on the device NetworkOptions::device names: every call that touches the device
+// first makes it the calling thread's current device (and leaves it so).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -21,8 +24,10 @@
 #include <variant>
 #include <vector>
 
+#include "distributed/device_reducer.hpp"
 #include "network/engine.hpp"
 #include "cuda_check.cuh"
+#include "launch.cuh"
 #include "optimizer_update.cuh"
 #include "train_step.cuh"
 #include "nmsnn/cuda.hpp"
@@ -31,9 +36,27 @@
 namespace nmsnn::detail {
 
 std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul,
-                                                  SavedState saved);
+                                                  SavedState saved, int device);
 
 namespace {
+
+// ---- gradient weighting ------------------------------------------------------------------------
+
+// x[i] *= w for i < n: a data-parallel rank's gradients weighted by its share of the batch before
+// they are summed over the ranks. CPU twin: the host loop in CudaEngine::reduce_gradients (and
+// the cpu engine's reduce_gradients), one float multiply per value on both.
+__global__ void scale_kernel(float* x, size_t n, float w) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+       i += (size_t)gridDim.x * blockDim.x)
+    x[i] *= w;
+}
+
+void scale(float* x, size_t n, float w, cudaStream_t stream) {
+  if (n == 0) return;
+  const int threads = 256;
+  scale_kernel<<<kernels::grid_stride_for((long long)n, threads), threads, 0, stream>>>(x, n, w);
+  NMSNN_CHECK_LAUNCH("scale_kernel", "n=", n);
+}
 
 // ---- memory ------------------------------------------------------------------------------------
 
@@ -154,8 +177,10 @@ struct CudaStepState : StepState {
 
 class CudaEngine final : public EngineImpl {
  public:
-  CudaEngine(const NetworkSpec& spec, MatmulPrecision matmul, SavedState saved) : spec_(spec) {
-    NMSNN_CUDA_CHECK(cudaGetDevice(&device_));
+  // `device` has been checked against the device count (make_cuda_engine).
+  CudaEngine(const NetworkSpec& spec, MatmulPrecision matmul, SavedState saved, int device)
+      : spec_(spec), device_(device) {
+    use_device();  // the stream, the cuBLAS handle and every buffer belong to this device
     NMSNN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     const cublasStatus_t status = cublasCreate(&cublas_);
     if (status != CUBLAS_STATUS_SUCCESS) {
@@ -364,6 +389,7 @@ class CudaEngine final : public EngineImpl {
   }
 
   void set_dt(int layer, float dt) override {
+    use_device();
     net_->set_dt(layer, dt);
     std::get<SpikingActivation>(spec_.layers[size_t(layer)]).dt = dt;
   }
@@ -411,9 +437,60 @@ class CudaEngine final : public EngineImpl {
     sync("write_optimizer_buffer");  // the caller may free `values` when this returns
   }
 
+  // ---- data parallelism --------------------------------------------------------------------------
+
+  // The gradients are one allocation (grads_, the padding between tensors zero), so a
+  // communicator that sums device memory (NCCL) gets them in one call, on the engine's stream.
+  // Any other stages them through host memory, packed in the public layout in parameter order
+  // (no padding), so the count and order of the values summed depend on the spec alone.
+  void reduce_gradients(Communicator& comm, float weight) override {
+    if (!(std::isfinite(weight) && weight >= 0))
+      fail("cuda engine: reduce_gradients: weight must be finite and >= 0, got ", weight);
+    use_device();
+    if (auto* reducer = dynamic_cast<DeviceReducer*>(&comm)) {
+      // weight 0: zeros, not 0 * gradient, which would keep a NaN this rank's gradients held.
+      if (weight == 0)
+        NMSNN_CUDA_CHECK(cudaMemsetAsync(grads_->data(), 0, grads_->bytes(), stream_));
+      else if (weight != 1)
+        scale(grads_->floats(), total_floats_, weight, stream_);
+      reducer->allreduce_sum_device(grads_->floats(), total_floats_, stream_);
+      sync("reduce_gradients");  // report a failed sum here, not at some later call
+      return;
+    }
+    size_t total = 0;
+    for (const ParameterInfo& p : layout_) total += p.size;
+    reduce_staging_.resize(total);
+    float* host = reduce_staging_.data();
+    if (weight == 0) {
+      std::fill(reduce_staging_.begin(), reduce_staging_.end(), 0.0f);
+    } else {
+      size_t at = 0;
+      for (size_t i = 0; i < layout_.size(); ++i) {
+        NMSNN_CUDA_CHECK(cudaMemcpyAsync(host + at, grad_table_[i], layout_[i].size * sizeof(float),
+                                         cudaMemcpyDeviceToHost, stream_));
+        at += layout_[i].size;
+      }
+      sync("reduce_gradients: reading the gradients");
+      if (weight != 1)
+        for (float& g : reduce_staging_) g *= weight;
+    }
+    comm.allreduce_sum(host, total);
+    size_t at = 0;
+    for (size_t i = 0; i < layout_.size(); ++i) {
+      NMSNN_CUDA_CHECK(cudaMemcpyAsync(grad_table_[i], host + at, layout_[i].size * sizeof(float),
+                                       cudaMemcpyHostToDevice, stream_));
+      at += layout_[i].size;
+    }
+    sync("reduce_gradients: writing the sums");  // reduce_staging_ is reused by the next call
+  }
+
   // ---- the device-resident step ------------------------------------------------------------------
+  // With a communicator (of any size) the step is the host path (EngineImpl's:
+  // training/train_step.cpp), which shards the batch and calls reduce_gradients; its state is
+  // then not a CudaStepState, which train_step and read_steps tell by dynamic_cast.
 
   std::unique_ptr<StepState> make_step_state(Loss loss, const StepOptions& options) override {
+    if (options.communicator) return EngineImpl::make_step_state(loss, options);
     use_device();
     auto s = std::make_unique<CudaStepState>();
     s->loss = loss;
@@ -439,8 +516,11 @@ class CudaEngine final : public EngineImpl {
   void train_step(StepState& base, const Input& input, NoiseKey noise, const int* labels,
                   const float* targets, OptimizerState& optimizer, const OptimizerSpec& spec,
                   int64_t step) override {
+    auto* own = dynamic_cast<CudaStepState*>(&base);
+    if (!own)
+      return EngineImpl::train_step(base, input, noise, labels, targets, optimizer, spec, step);
     use_device();
-    auto& s = dynamic_cast<CudaStepState&>(base);
+    CudaStepState& s = *own;
     auto& opt = dynamic_cast<CudaOptimizerState&>(optimizer);
     const int B = input.batch, C = spec_.outputs();
     reserve_step(s, B, input.kind);
@@ -501,8 +581,10 @@ class CudaEngine final : public EngineImpl {
   }
 
   StepReport read_steps(StepState& base) override {
+    auto* own = dynamic_cast<CudaStepState*>(&base);
+    if (!own) return EngineImpl::read_steps(base);
     use_device();
-    auto& s = dynamic_cast<CudaStepState&>(base);
+    CudaStepState& s = *own;
     kernels::StepRecords r;
     NMSNN_CUDA_CHECK(cudaMemcpyAsync(&r, s.records->data(), sizeof(r), cudaMemcpyDeviceToHost,
                                      stream_));
@@ -684,6 +766,7 @@ class CudaEngine final : public EngineImpl {
   }
 
   void release() noexcept {
+    cudaSetDevice(device_);  // the buffers, stream and handle are this device's
     if (stream_) cudaStreamSynchronize(stream_);
     pool_.clear();
     dinput_.reset();
@@ -702,7 +785,7 @@ class CudaEngine final : public EngineImpl {
     const auto* a = std::get_if<SpikingActivation>(&l);
     return a && a->regularized();
   });
-  int device_ = 0;
+  const int device_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::unique_ptr<cuda::DeviceNetwork> net_;
@@ -713,13 +796,14 @@ class CudaEngine final : public EngineImpl {
   std::vector<float*> param_table_, grad_table_;
   std::vector<std::shared_ptr<DeviceBuffer>> pool_;
   PinnedBuffer staging_in_, staging_out_;
+  std::vector<float> reduce_staging_;  // the gradients, packed, on their way through the host
 };
 
 }  // namespace
 
 std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul,
-                                                  SavedState saved) {
-  return std::make_unique<CudaEngine>(spec, matmul, saved);
+                                                  SavedState saved, int device) {
+  return std::make_unique<CudaEngine>(spec, matmul, saved, device);
 }
 
 }  // namespace nmsnn::detail

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "nmsnn/communicator.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
@@ -86,11 +87,19 @@ class EngineImpl {
   virtual void write_optimizer_buffer(OptimizerState& state, int which, size_t index,
                                       const float* values) = 0;
 
+  // ---- data parallelism (communicator.hpp) ------------------------------------------------------
+  // Multiplies every parameter's gradient by `weight` (the share of the global batch this rank
+  // computed), then sums the gradients over the ranks of `comm` in place. weight 0: this rank
+  // computed no rows, its gradients count as zeros whatever they held.
+  virtual void reduce_gradients(Communicator& comm, float weight) = 0;
+
   // ---- the whole training step (StepLoop, train_step.hpp) ---------------------------------------
   // The defaults are the host path (training/train_step.cpp): this engine's forward, the loss on
   // the host, backward and optimizer_step in sequence, with the checks after each; the cpu engine
   // uses it, the cuda engine runs the step on the device. StepLoop has checked the input, the
-  // labels and targets; `step` counts the optimiser's updates from 1.
+  // labels and targets; `step` counts the optimiser's updates from 1. With a communicator of more
+  // than one rank (options.communicator) the host path is the one that runs: `input` and the
+  // labels or targets are then the global batch, of which this rank computes its shard.
   virtual std::unique_ptr<StepState> make_step_state(Loss loss, const StepOptions& options);
   virtual void train_step(StepState& state, const Input& input, NoiseKey noise, const int* labels,
                           const float* targets, OptimizerState& optimizer,
@@ -102,6 +111,6 @@ class EngineImpl {
 std::unique_ptr<EngineImpl> make_cpu_engine(const NetworkSpec& spec, int threads);
 // Throws nmsnn::Error saying why when the build has no CUDA engine or no device is usable.
 std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul,
-                                             SavedState saved);
+                                             SavedState saved, int device);
 
 }  // namespace nmsnn::detail

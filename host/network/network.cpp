@@ -154,7 +154,7 @@ double pass_bytes(const NetworkSpec& spec, int batch, const ForwardOptions& opti
 namespace {
 std::unique_ptr<detail::EngineImpl> make_engine(const NetworkSpec& spec, const NetworkOptions& o) {
   if (o.threads < 0) fail("network options: threads must be >= 0, got ", o.threads);
-  if (o.engine == Engine::cuda) return detail::make_cuda_engine(spec, o.matmul, o.saved);
+  if (o.engine == Engine::cuda) return detail::make_cuda_engine(spec, o.matmul, o.saved, o.device);
   return detail::make_cpu_engine(spec, o.threads);
 }
 
@@ -288,6 +288,7 @@ void Network::check_pass_memory(int batch, const ForwardOptions& options) {
 
 void Network::check_input(const Input& input, const ForwardOptions& options, const char* what) {
   detail::checked_range((std::string(what) + ": batch").c_str(), input.batch, 1, kMaxBatchSize);
+  if (options.first_row < 0) fail(what, ": first_row must be >= 0, got ", options.first_row);
   const size_t B = size_t(input.batch), I = size_t(spec().inputs), T = size_t(spec().time_steps);
   const bool noisy = input.kind != Input::Kind::sequence;  // one static x[B, I]
   // T*B*I can pass 2^64 at the limits: compared in double too, so a wrapped product never
@@ -313,7 +314,11 @@ ForwardPass Network::forward(const Input& input, const ForwardOptions& options) 
   if (!options.use_noise_pass) ++passes_;
   ForwardPass pass;
   std::vector<uint32_t> keys;
-  if (options.noise_by_row) keys = row_keys(input, spec());
+  if (options.noise_by_row) {
+    keys = row_keys(input, spec());
+  } else if (options.first_row != 0) {
+    for (int b = 0; b < input.batch; ++b) keys.push_back(uint32_t(options.first_row + b));
+  }
   pass.state_ = impl_->forward(input, key, std::move(keys), options);
   return pass;
 }

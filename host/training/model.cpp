@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <numeric>
 
 #include "nmsnn/error.hpp"
 #include "nmsnn/files.hpp"
@@ -213,45 +214,91 @@ TrainResult Model::fit(const Dataset& train, TrainOptions options, const Dataset
 
 // One inference pass over prepared data: the logits [N, C] and, when asked, every spiking
 // layer's firing rates over all samples and neurons.
-Model::Pass Model::run(const Dataset& d, int batch_size, bool rates) {
+Model::Pass Model::run(const Dataset& d, int batch_size, bool rates, Communicator* comm) {
   detail::checked_range("batch size", batch_size, 1, kMaxBatchSize);
   const int C = description_.spec.outputs();
   Pass out;
-  out.logits.resize(size_t(d.count) * C);
+  out.logits.assign(size_t(d.count) * C, 0.0f);
   ForwardOptions opts;
   opts.training = false;
   opts.rates = rates;
   // One noise pass for every batch, each sample keyed by its contents: a sample's prediction does
-  // not depend on the batch it is in, or on its place there.
+  // not depend on the batch it is in, or on its place there (nor on the rank that computes it).
   opts.use_noise_pass = true;
   opts.noise_pass = kPredictionPass;
   opts.noise_by_row = true;
-  std::map<int, double> sums;
-  std::map<int, long long> counts;
+  // Per layer: min, max, sum and count of the rates this rank saw.
+  struct RateSums {
+    bool hertz = false;
+    double min = 0, max = 0, sum = 0, count = 0;
+  };
+  std::map<int, RateSums> seen;
   for (int first = 0; first < d.count; first += batch_size) {
     const int n = std::min(batch_size, d.count - first);
-    const float* x = d.x.data() + size_t(first) * d.features;
-    const size_t count = size_t(n) * d.features;
+    const Shard shard = comm ? shard_of(n, comm->rank(), comm->size()) : Shard{0, n};
+    if (shard.count == 0) continue;
+    const int row = first + shard.first;
+    const float* x = d.x.data() + size_t(row) * d.features;
+    const size_t count = size_t(shard.count) * d.features;
 
-    const Input in = description_.encoding == Input::Kind::noisy ? Input::noisy(x, count, n)
-                                                                  : Input::repeated(x, count, n);
+    const Input in = description_.encoding == Input::Kind::noisy
+                         ? Input::noisy(x, count, shard.count)
+                         : Input::repeated(x, count, shard.count);
     const ForwardPass pass = network_->forward(in, opts);
-    std::copy(pass.logits().begin(), pass.logits().end(), out.logits.begin() + size_t(first) * C);
+    std::copy(pass.logits().begin(), pass.logits().end(), out.logits.begin() + size_t(row) * C);
     for (const LayerRates& lr : pass.rates()) {
-      auto [it, fresh] = out.rates.try_emplace(lr.layer);
-      ModelEvaluation::Rates& r = it->second;
-      r.layer = lr.layer;
+      auto [it, fresh] = seen.try_emplace(lr.layer);
+      RateSums& r = it->second;
       r.hertz = lr.hertz;
       for (float v : lr.rates) {
         if (fresh) r.min = r.max = v, fresh = false;
         r.min = std::min(r.min, double(v));
         r.max = std::max(r.max, double(v));
-        sums[lr.layer] += v;
-        ++counts[lr.layer];
+        r.sum += v;
+        ++r.count;
       }
     }
   }
-  for (auto& [layer, r] : out.rates) r.mean = sums[layer] / std::max(1ll, counts[layer]);
+  if (comm) {
+    // Each rank's rows are zeros elsewhere: the sum gathers the logits. The rates' statistics go
+    // in per-rank slots (the layers are the same on every rank; a rank with no rows has none).
+    comm->allreduce_sum(out.logits.data(), out.logits.size());
+    if (rates) {
+      std::vector<int> layers(description_.spec.layers.size());  // slots for every layer
+      std::iota(layers.begin(), layers.end(), 0);
+      const size_t R = size_t(comm->size()), me = size_t(comm->rank());
+      std::vector<double> slots(layers.size() * R * 5, 0.0);
+      for (size_t i = 0; i < layers.size(); ++i) {
+        const auto it = seen.find(layers[i]);
+        if (it == seen.end()) continue;
+        double* slot = slots.data() + (i * R + me) * 5;
+        slot[0] = it->second.min, slot[1] = it->second.max, slot[2] = it->second.sum;
+        slot[3] = it->second.count, slot[4] = it->second.hertz ? 1 : 0;
+      }
+      comm->allreduce_sum(slots.data(), slots.size());
+      seen.clear();
+      for (size_t i = 0; i < layers.size(); ++i)
+        for (size_t r = 0; r < R; ++r) {
+          const double* slot = slots.data() + (i * R + r) * 5;
+          if (slot[3] == 0) continue;
+          auto [it, fresh] = seen.try_emplace(layers[i]);
+          RateSums& s = it->second;
+          s.min = fresh ? slot[0] : std::min(s.min, slot[0]);
+          s.max = fresh ? slot[1] : std::max(s.max, slot[1]);
+          s.sum += slot[2];
+          s.count += slot[3];
+          s.hertz = slot[4] != 0;
+        }
+    }
+  }
+  for (const auto& [layer, s] : seen) {
+    ModelEvaluation::Rates& r = out.rates[layer];
+    r.layer = layer;
+    r.hertz = s.hertz;
+    r.min = s.min;
+    r.max = s.max;
+    r.mean = s.sum / std::max(1.0, s.count);
+  }
   return out;
 }
 
@@ -295,7 +342,7 @@ Predictions Model::predict(const Dataset& raw, int batch_size) {
   return predictions(run(d, batch_size, false).logits, d.count);
 }
 
-ModelEvaluation Model::evaluate(const Dataset& raw, int batch_size) {
+ModelEvaluation Model::evaluate(const Dataset& raw, int batch_size, Communicator* comm) {
   raw.validate();
   Dataset storage;
   const Dataset& d = prepared(raw, storage);
@@ -305,7 +352,7 @@ ModelEvaluation Model::evaluate(const Dataset& raw, int batch_size) {
   ModelEvaluation e;
   e.task = task_;
   e.count = raw.count;
-  const Pass pass = run(d, batch_size, true);  // one pass: logits and firing rates
+  const Pass pass = run(d, batch_size, true, comm);  // one pass: logits and firing rates
   e.predictions = predictions(pass.logits, d.count);
   for (const auto& [layer, r] : pass.rates) e.rates.push_back(r);
   const int C = description_.spec.outputs();

@@ -58,14 +58,16 @@ namespace {
 struct HostStepState : StepState {
   Loss loss = Loss::nll;
   StepGuard guard;
+  std::shared_ptr<Communicator> comm;       // null: one process
+  std::vector<ParameterInfo> layout;        // the parameters' names and sizes
   StepReport report;                        // what the next read returns
   std::vector<std::vector<float>> good;     // the last parameters whose loss passed
   std::vector<std::vector<float>> current;  // the parameters after the last update
   bool halted = false;
 };
 
-void read_all(const EngineImpl& engine, std::vector<std::vector<float>>& out) {
-  const std::vector<ParameterInfo> layout = parameter_layout(engine.spec());
+void read_all(const EngineImpl& engine, const std::vector<ParameterInfo>& layout,
+              std::vector<std::vector<float>>& out) {
   out.resize(layout.size());
   for (size_t i = 0; i < layout.size(); ++i) {
     out[i].resize(layout[i].size);
@@ -73,13 +75,37 @@ void read_all(const EngineImpl& engine, std::vector<std::vector<float>>& out) {
   }
 }
 
+// Rows [first, first + count) of a noisy or repeated input (both [B, I] row-major).
+Input rows_of(const Input& input, int first, int count) {
+  const size_t width = input.count / size_t(input.batch);
+  Input out = input;
+  out.data = input.data + size_t(first) * width;
+  out.count = size_t(count) * width;
+  out.batch = count;
+  return out;
+}
+
+// What this rank's rows of a step came to, to be summed over the ranks: its share of the loss
+// and of the correct count, and per rank whether its outputs were finite (with the first value
+// that was not), so that every rank takes the same decision from the same sums.
+struct StepSums {
+  explicit StepSums(int ranks) : values(2 + 2 * size_t(ranks), 0.0) {}
+  std::vector<double> values;
+  double& loss() { return values[0]; }
+  double& correct() { return values[1]; }
+  double& bad_outputs(int rank) { return values[2 + 2 * size_t(rank)]; }
+  double& bad_value(int rank) { return values[3 + 2 * size_t(rank)]; }
+};
+
 }  // namespace
 
 std::unique_ptr<StepState> EngineImpl::make_step_state(Loss loss, const StepOptions& options) {
   auto s = std::make_unique<HostStepState>();
   s->loss = loss;
   s->guard = options.guard;
-  read_all(*this, s->current);
+  s->comm = options.communicator;
+  s->layout = parameter_layout(spec());
+  read_all(*this, s->layout, s->current);
   s->good = s->current;
   return s;
 }
@@ -90,10 +116,16 @@ void EngineImpl::train_step(StepState& base, const Input& input, NoiseKey noise,
   auto& s = dynamic_cast<HostStepState&>(base);
   if (s.halted) return;  // the steps queued after a halt do nothing, as on the device
   const int B = input.batch, C = this->spec().outputs();
-  ForwardOptions options;
-  options.training = true;
-  std::shared_ptr<ForwardState> pass = forward(input, noise, {}, options);
-  const std::vector<float>& logits = pass->logits;
+  const int rank = s.comm ? s.comm->rank() : 0, ranks = s.comm ? s.comm->size() : 1;
+  // This rank's rows of the batch; their noise is keyed by their index in the whole batch.
+  const Shard shard = shard_of(B, rank, ranks);
+  std::vector<uint32_t> row_keys;
+  if (s.comm)
+    for (int b = 0; b < shard.count; ++b) row_keys.push_back(uint32_t(shard.first + b));
+  const int* my_labels = labels ? labels + shard.first : nullptr;
+  const float* my_targets =
+      targets ? targets + size_t(shard.first) * (s.loss == Loss::mse ? size_t(C) : 1) : nullptr;
+
   const int index = int(s.report.steps.size());
   auto halt = [&](HaltReason reason, double value) {
     s.halted = true;
@@ -102,29 +134,54 @@ void EngineImpl::train_step(StepState& base, const Input& input, NoiseKey noise,
     s.report.halt_value = value;
     for (size_t i = 0; i < s.good.size(); ++i) write_parameter(i, s.good[i].data());
   };
-  if (s.guard.enabled)
-    for (float z : logits)
-      if (!std::isfinite(z)) return halt(HaltReason::outputs_not_finite, z);
+
+  std::shared_ptr<ForwardState> pass;
+  StepSums sums(ranks);
+  LossValue value;
+  if (shard.count > 0) {
+    ForwardOptions options;
+    options.training = true;
+    pass = forward(rows_of(input, shard.first, shard.count), noise, std::move(row_keys), options);
+    const std::vector<float>& logits = pass->logits;
+    const int n = shard.count;
+    if (s.guard.enabled)
+      for (float z : logits)
+        if (!std::isfinite(z)) {
+          sums.bad_outputs(rank) = 1;
+          sums.bad_value(rank) = z;
+          break;
+        }
+    if (sums.bad_outputs(rank) == 0) {
+      int correct = 0;
+      if (s.loss == Loss::nll) {
+        const std::vector<int> y(my_labels, my_labels + n);
+        value = nll_log_softmax(logits, n, C, y);
+        for (int b = 0; b < n; ++b) {
+          const float* z = logits.data() + size_t(b) * C;
+          correct += int(std::max_element(z, z + C) - z) == y[size_t(b)];
+        }
+      } else if (s.loss == Loss::bce) {
+        std::vector<float> y = my_targets ? std::vector<float>(my_targets, my_targets + n)
+                                          : std::vector<float>(my_labels, my_labels + n);
+        value = bce_with_logits(logits, y);
+        for (int b = 0; b < n; ++b) correct += (logits[size_t(b)] > 0) == (y[size_t(b)] > 0.5f);
+      } else {
+        value = mse(logits, std::vector<float>(my_targets, my_targets + size_t(n) * C));
+      }
+      // One process: the loss as it is. Several: this rank's rows' share of the batch mean.
+      const double loss = value.value + pass->regularization;
+      sums.loss() = s.comm ? loss * n / B : loss;
+      sums.correct() = correct;
+    }
+  }
+  if (s.comm) s.comm->allreduce_sum(sums.values.data(), sums.values.size());
+  for (int r = 0; r < ranks; ++r)
+    if (sums.bad_outputs(r) != 0) return halt(HaltReason::outputs_not_finite, sums.bad_value(r));
 
   StepRecord record;
   record.batch = B;
-  LossValue value;
-  if (s.loss == Loss::nll) {
-    const std::vector<int> y(labels, labels + B);
-    value = nll_log_softmax(logits, B, C, y);
-    for (int b = 0; b < B; ++b) {
-      const float* z = logits.data() + size_t(b) * C;
-      record.correct += int(std::max_element(z, z + C) - z) == y[size_t(b)];
-    }
-  } else if (s.loss == Loss::bce) {
-    std::vector<float> y = targets ? std::vector<float>(targets, targets + B)
-                                   : std::vector<float>(labels, labels + B);
-    value = bce_with_logits(logits, y);
-    for (int b = 0; b < B; ++b) record.correct += (logits[size_t(b)] > 0) == (y[size_t(b)] > 0.5f);
-  } else {
-    value = mse(logits, std::vector<float>(targets, targets + size_t(B) * C));
-  }
-  record.loss = value.value + pass->regularization;
+  record.loss = sums.loss();
+  record.correct = int(sums.correct());
   if (s.guard.enabled) {
     const double first = s.guard.first_loss;
     if (!std::isfinite(record.loss)) return halt(HaltReason::loss_not_finite, record.loss);
@@ -134,15 +191,17 @@ void EngineImpl::train_step(StepState& base, const Input& input, NoiseKey noise,
   if (!std::isfinite(s.guard.first_loss)) s.guard.first_loss = record.loss;
   std::swap(s.good, s.current);  // these parameters passed
 
-  backward(*pass, value.grad.data(), nullptr);
+  if (pass) backward(*pass, value.grad.data(), nullptr);
+  // Each rank's gradient is the mean over its rows: weighted by its share, the sum over the
+  // ranks is the mean over the batch, as one process would compute it.
+  if (s.comm) reduce_gradients(*s.comm, float(double(shard.count) / B));
   optimizer_step(optimizer, spec, step);
-  read_all(*this, s.current);
+  read_all(*this, s.layout, s.current);
   if (s.guard.enabled) {
-    const std::vector<ParameterInfo> layout = parameter_layout(this->spec());
     for (size_t i = 0; i < s.current.size(); ++i)
       for (size_t k = 0; k < s.current[i].size(); ++k)
         if (!std::isfinite(s.current[i][k])) {
-          s.report.parameter = layout[i].name + "[" + std::to_string(k) + "]";
+          s.report.parameter = s.layout[i].name + "[" + std::to_string(k) + "]";
           return halt(HaltReason::parameter_not_finite, s.current[i][k]);
         }
   }
@@ -156,7 +215,7 @@ StepReport EngineImpl::read_steps(StepState& base) {
   s.report = StepReport();
   // After a halt the loop starts again from the restored parameters.
   if (s.halted) {
-    read_all(*this, s.current);
+    read_all(*this, s.layout, s.current);
     s.good = s.current;
     s.halted = false;
   }

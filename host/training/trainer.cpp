@@ -137,9 +137,16 @@ Input static_input(Input::Kind encoding, const std::vector<float>& x, int n) {
 }  // namespace
 
 Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size,
-                    Input::Kind encoding, long long noise_pass) {
-  if (batch_size < 1) fail("evaluate: batch size must be >= 1, got ", batch_size);
-  check_fit(net, data, loss, "evaluation");
+                    Input::Kind encoding, long long noise_pass, Communicator* comm) {
+  std::string error;
+  try {
+    if (batch_size < 1) fail("evaluate: batch size must be >= 1, got ", batch_size);
+    check_fit(net, data, loss, "evaluation");
+  } catch (const Error& e) {
+    if (!comm) throw;
+    error = e.what();
+  }
+  if (comm) comm->check(error);
   const int C = net.spec().outputs();
   const auto t0 = Clock::now();
   Evaluation ev;
@@ -152,23 +159,38 @@ Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size
   long long correct = 0;
   ForwardOptions inference;
   inference.training = false;
+  // One batch's outputs; a rank fills its own rows and leaves the others zero for the sum.
+  std::vector<float> logits;
   for (int first = 0; first < data.count; first += batch_size) {
     const int n = std::min(batch_size, data.count - first);
     gather(data, order, first, n, batch);
     inference.use_noise_pass = noise_pass >= 0;
     inference.noise_pass = uint64_t(noise_pass) + uint64_t(first / batch_size);
-    ForwardPass pass = net.forward(static_input(encoding, batch.x, n), inference);
+    const Shard shard = comm ? shard_of(n, comm->rank(), comm->size()) : Shard{0, n};
+    logits.assign(size_t(n) * C, 0.0f);
+    if (shard.count > 0) {
+      inference.first_row = shard.first;
+      const size_t F = size_t(data.features);
+      const std::vector<float> x(batch.x.begin() + size_t(shard.first) * F,
+                                 batch.x.begin() + size_t(shard.first + shard.count) * F);
+      ForwardPass pass = net.forward(static_input(encoding, x, shard.count), inference);
+      std::copy(pass.logits().begin(), pass.logits().end(),
+                logits.begin() + size_t(shard.first) * C);
+    } else if (!inference.use_noise_pass) {
+      net.set_noise_passes(net.noise_passes() + 1);  // the pass the other ranks draw
+    }
+    if (comm) comm->allreduce_sum(logits.data(), logits.size());
     // Finite parameters can still overflow the outputs on other data: say so plainly rather
     // than through the loss function's input check.
-    for (size_t i = 0; i < pass.logits().size(); ++i)
-      if (!std::isfinite(pass.logits()[i]))
+    for (size_t i = 0; i < logits.size(); ++i)
+      if (!std::isfinite(logits[i]))
         fail("evaluation on ", detail::quote(data.name), ": the network's output for sample ",
-             first + int(i / size_t(C)), " is not finite (", pass.logits()[i],
+             first + int(i / size_t(C)), " is not finite (", logits[i],
              "): its parameters are too large for this data (a lower learning rate helps)");
-    const BatchLoss bl = batch_loss(loss, pass.logits(), batch, C);
+    const BatchLoss bl = batch_loss(loss, logits, batch, C);
     loss_sum += bl.value.value * n;
     correct += bl.correct;
-    std::copy(pass.logits().begin(), pass.logits().end(), ev.outputs.begin() + size_t(first) * C);
+    std::copy(logits.begin(), logits.end(), ev.outputs.begin() + size_t(first) * C);
   }
   ev.loss = loss_sum / data.count;
   ev.accuracy = loss == Loss::mse ? 0.0 : double(correct) / data.count;
@@ -184,6 +206,58 @@ Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size
   }
   ev.seconds = seconds_since(t0);
   return ev;
+}
+
+namespace {
+
+// FNV-1a over bytes, continued from `h`.
+uint32_t fnv1a(const void* data, size_t bytes, uint32_t h = 2166136261u) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
+// Collective: the first rank whose `value` differs from rank 0's, or -1.
+int first_differing_rank(Communicator& comm, uint32_t value) {
+  std::vector<double> values(size_t(comm.size()), 0.0);  // 32-bit values are exact in double
+  values[size_t(comm.rank())] = value;
+  comm.allreduce_sum(values.data(), values.size());
+  for (size_t r = 1; r < values.size(); ++r)
+    if (values[r] != values[0]) return int(r);
+  return -1;
+}
+
+// Collective: every rank holds the same dataset, which each reads itself.
+void check_same_data(Communicator& comm, const Dataset& data, const char* role) {
+  uint32_t h = fnv1a(&data.count, sizeof data.count);
+  h = fnv1a(&data.features, sizeof data.features, h);
+  h = fnv1a(data.x.data(), data.x.size() * sizeof(float), h);
+  h = fnv1a(data.labels.data(), data.labels.size() * sizeof(int), h);
+  h = fnv1a(data.targets.data(), data.targets.size() * sizeof(float), h);
+  const int r = first_differing_rank(comm, h);
+  if (r >= 0) {
+    std::ostringstream out;
+    out << "rank " << r << "'s " << role << " dataset " << detail::quote(data.name)
+        << " differs from rank 0's: every rank must read the same data (the same files, the same "
+           "preprocessing)";
+    throw CollectiveError(out.str());
+  }
+}
+
+}  // namespace
+
+void check_same_parameters(Communicator& comm, const Network& net, const std::string& where) {
+  uint32_t h = 2166136261u;
+  for (const ParameterInfo& p : net.parameters()) {
+    const std::vector<float> v = net.parameter(p.name);
+    h = fnv1a(v.data(), v.size() * sizeof(float), h);
+  }
+  const int r = first_differing_rank(comm, h);
+  if (r >= 0)
+    throw CollectiveError("rank " + std::to_string(r) + "'s parameters differ from rank 0's " +
+                          where +
+                          ": every rank must build the same network from the same seed (or load "
+                          "the same model)");
 }
 
 TrainingDiverged::TrainingDiverged(int epoch_, int batch_, double lr_, const std::string& reason_)
@@ -265,12 +339,26 @@ void check_resume(const Network& net, const TrainState& s, int epochs, int batch
 
 TrainResult train(Network& net, const Dataset& data, const TrainOptions& options,
                   const Dataset* eval) {
-  if (options.epochs < 1) fail("train: epochs must be >= 1, got ", options.epochs);
-  if (options.batch_size < 1) fail("train: batch size must be >= 1, got ", options.batch_size);
-  if (options.checkpoint_every < 0)
-    fail("train: checkpoint_every must be >= 0, got ", options.checkpoint_every);
-  check_fit(net, data, options.loss, "training");
-  if (eval) check_fit(net, *eval, options.loss, "evaluation");
+  Communicator* comm = options.communicator.get();
+  // Several ranks: an error one rank finds in its own data is raised on all of them.
+  std::string error;
+  try {
+    if (options.epochs < 1) fail("train: epochs must be >= 1, got ", options.epochs);
+    if (options.batch_size < 1) fail("train: batch size must be >= 1, got ", options.batch_size);
+    if (options.checkpoint_every < 0)
+      fail("train: checkpoint_every must be >= 0, got ", options.checkpoint_every);
+    check_fit(net, data, options.loss, "training");
+    if (eval) check_fit(net, *eval, options.loss, "evaluation");
+  } catch (const Error& e) {
+    if (!comm) throw;
+    error = e.what();
+  }
+  if (comm) {
+    comm->check(error);
+    check_same_data(*comm, data, "training");
+    if (eval) check_same_data(*comm, *eval, "evaluation");
+    check_same_parameters(*comm, net, "before training");
+  }
 
   const int batches = int((int64_t(data.count) + options.batch_size - 1) / options.batch_size);
   const double base_lr = learning_rate(options.optimizer);
@@ -308,6 +396,7 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
   step_options.guard.factor = kDivergenceFactor;
   step_options.guard.first_loss = first_loss;
   step_options.graphs = options.cuda_graphs;
+  step_options.communicator = comm ? options.communicator : nullptr;
   StepLoop loop(net, optimizer, options.loss, step_options);
   const bool read_each_step = net.engine() == Engine::cpu;
   constexpr int kReadEvery = 256;
@@ -418,8 +507,11 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
     result.samples += data.count;
     if (eval) {
       stats.evaluated = true;
-      stats.eval = evaluate(net, *eval, options.loss, options.eval_batch_size, options.encoding);
+      stats.eval = evaluate(net, *eval, options.loss, options.eval_batch_size, options.encoding,
+                            -1, comm);
     }
+    // Ranks that start equal and apply the same sums stay equal; this says so if they did not.
+    if (comm) check_same_parameters(*comm, net, "after epoch " + std::to_string(epoch + 1));
     if (options.on_epoch) options.on_epoch(stats);
     result.epochs.push_back(std::move(stats));
     if (checkpoint_at_end && options.on_checkpoint)

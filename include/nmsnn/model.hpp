@@ -118,7 +118,10 @@ class Model {
   Dataset prepare(const Dataset& raw) const;
   // batch_size: samples per forward pass, in [1, kMaxBatchSize] (limits.hpp).
   Predictions predict(const Dataset& raw, int batch_size = 1000);
-  ModelEvaluation evaluate(const Dataset& raw, int batch_size = 1000);
+  // With a communicator of several ranks (communicator.hpp), called by every rank: each runs its
+  // shard of every batch and every rank gets the whole evaluation, the one a single process gets.
+  ModelEvaluation evaluate(const Dataset& raw, int batch_size = 1000,
+                           Communicator* communicator = nullptr);
 
   Loss loss() const;
 
@@ -128,7 +131,7 @@ class Model {
     std::vector<float> logits;                         // [N, C]
     std::map<int, ModelEvaluation::Rates> rates;       // per spiking layer
   };
-  Pass run(const Dataset& prepared, int batch_size, bool rates);
+  Pass run(const Dataset& prepared, int batch_size, bool rates, Communicator* comm = nullptr);
   // `raw` itself when nothing is scaled, else a scaled copy kept in `storage`: prepare() without
   // copying a dataset that needs no change (MNIST's 188 MB, for instance).
   const Dataset& prepared(const Dataset& raw, Dataset& storage) const;

@@ -50,6 +50,9 @@ struct NetworkOptions {
   int threads = 0;    // CPU engine worker threads; 0 = one per hardware thread
   MatmulPrecision matmul = MatmulPrecision::fp32;  // cuda engine only
   SavedState saved = SavedState::fp32;  // cuda engine only; the cpu engine always keeps fp32
+  // cuda engine only: the CUDA device ordinal it runs on (a data-parallel run gives each rank on
+  // a machine its own: the rank's local index modulo the device count).
+  int device = 0;
 };
 
 // The input of one forward pass. It points at caller-owned host memory, which must stay alive
@@ -123,6 +126,9 @@ struct ForwardOptions {
   // gets the same masks, and so the same logits, whatever batch it is in and wherever in it
   // (what Model's predictions use). Training passes keep the row index (false).
   bool noise_by_row = false;
+  // Without noise_by_row, row b is keyed by first_row + b: the rows of a shard of a larger batch
+  // (a data-parallel rank's) draw the masks they would draw in the whole batch.
+  int first_row = 0;
 };
 
 // The result of a forward pass and the context backward() needs.

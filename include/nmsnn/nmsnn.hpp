@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nmsnn/checkpoint.hpp"
+#include "nmsnn/communicator.hpp"
 #include "nmsnn/csv.hpp"
 #include "nmsnn/dataset.hpp"
 #include "nmsnn/error.hpp"

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "nmsnn/communicator.hpp"
 #include "nmsnn/loss.hpp"
 #include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
@@ -47,9 +48,17 @@ struct StepOptions {
   // cuda engine: capture each batch size's step into a CUDA graph and replay it (ignored by the
   // cpu engine). Off by default until it has been measured on a GPU.
   bool graphs = false;
+  // Data parallelism (communicator.hpp): with more than one rank, every rank's step() is given
+  // the same global batch and computes the rows shard_of() gives it; the gradients are summed
+  // over the ranks, weighted by each rank's share, so every rank applies the update one process
+  // would for the whole batch. The noise masks are keyed by the row's index in the global batch.
+  // Steps then run on the host path on either engine (the cuda engine sums on the device when the
+  // communicator can: NCCL). Null: one process. A communicator of one rank takes the same path
+  // (on the cpu engine with the same bits as none), which checks it on a single machine or GPU.
+  std::shared_ptr<Communicator> communicator;
 };
 
-// One completed step.
+// One completed step (of the global batch, in a data-parallel run).
 struct StepRecord {
   int batch = 0;       // samples
   double loss = 0;     // the batch's mean loss plus its regularization terms

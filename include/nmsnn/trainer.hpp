@@ -6,6 +6,15 @@
 //
 // Shuffling derives from opts.seed, the noise masks from the network's seed: one seed, one result.
 //
+// Data parallelism: with opts.communicator of N ranks (communicator.hpp), every rank calls
+// train() with the same network, data and options; each computes its shard of every batch and
+// all apply the same summed update (StepOptions::communicator), so every rank ends with the same
+// parameters, those one process would have reached up to the order of the gradients' sums.
+// Evaluation is sharded the same way and its outputs gathered: every rank gets the same
+// Evaluation, equal to one process's. The callbacks are called on every rank with the same
+// values: a program prints and writes files from one rank (rank 0). Errors that one rank finds in
+// its data, and divergence, are raised on every rank with the same message.
+//
 // Divergence: training stops with nmsnn::TrainingDiverged when the network's outputs or the loss
 // of a batch are not finite, when the loss exceeds kDivergenceFactor (1e6) times the larger of
 // the first batch's loss and 1 (no healthy nll, bce or standardised mse loss gets there), or when
@@ -19,9 +28,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "nmsnn/communicator.hpp"
 #include "nmsnn/dataset.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/loss.hpp"
@@ -132,6 +143,9 @@ struct TrainOptions {
   const TrainState* resume = nullptr;
   // cuda engine: replay each step from a captured CUDA graph (StepOptions::graphs).
   bool cuda_graphs = false;
+  // Data parallelism over these ranks (see the top of this file); null: one process. With one
+  // rank, the same path as several (the cpu engine gives the same bits as without).
+  std::shared_ptr<Communicator> communicator;
 };
 
 struct TrainResult {
@@ -149,8 +163,16 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
 
 // Forward passes over `data` without training (inference passes); loss and accuracy as in
 // train(). `noise_pass` >= 0 fixes the noise counter of batch k to noise_pass + k, so the result
-// does not depend on earlier passes; -1 uses the network's own counter.
+// does not depend on earlier passes; -1 uses the network's own counter. With a communicator of
+// several ranks, called by every rank: each computes its shard of every batch (rows keyed by
+// their index in the batch, as in training) and every rank gets the whole Evaluation.
 Evaluation evaluate(Network& net, const Dataset& data, Loss loss, int batch_size = 1000,
-                    Input::Kind encoding = Input::Kind::noisy, long long noise_pass = -1);
+                    Input::Kind encoding = Input::Kind::noisy, long long noise_pass = -1,
+                    Communicator* communicator = nullptr);
+
+// Collective: throws nmsnn::Error on every rank when the ranks' networks do not hold the same
+// parameters bit for bit (naming the first rank that differs from rank 0 and `where`).
+void check_same_parameters(Communicator& communicator, const Network& net,
+                           const std::string& where);
 
 }  // namespace nmsnn

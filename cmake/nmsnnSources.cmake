@@ -71,4 +71,5 @@ set(NMSNN_CLI_SOURCES
   tools/cli_eval.cpp
   tools/cli_predict.cpp
   tools/cli_plot.cpp
+  tools/cli_distributed.cpp
 )

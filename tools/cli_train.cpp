@@ -8,8 +8,10 @@
 // preset value.
 // The trained model is saved (--save) before anything else is written; a run that diverges keeps
 // its last good model; --checkpoint/--resume continue a killed run to the same bits.
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -23,6 +25,7 @@
 
 #include "cli_args.hpp"
 #include "cli_common.hpp"
+#include "cli_distributed.hpp"
 #include "nmsnn/nmsnn.hpp"
 #include "progress.hpp"
 
@@ -69,6 +72,9 @@ Args train_flags() {
          "neuron-step, weight gradients within ~2^-9)");
   a.sw("cuda-graphs", "cuda: replay each training step from a captured CUDA graph");
   a.flag("threads", "N", "CPU worker threads, at most 1024 (default 0: all cores)");
+  a.flag("communicator", "KIND",
+         "data parallelism under mpirun: auto (default: MPI, or NCCL for --device cuda, when a "
+         "launcher started several ranks) | mpi | nccl (even for one rank) | none");
   add_memory_flag(a);
   a.flag("save", "FILE", "write the trained model to FILE (safetensors + JSON metadata)");
   a.flag("report", "FILE", "write a JSON summary with every metric to FILE");
@@ -189,7 +195,7 @@ int run_train(const std::vector<std::string>& argv) {
         args.help().c_str());
     return 0;
   }
-  const bool quiet = args.has("quiet");
+  bool quiet = args.has("quiet");
 
   // ---- every setting, read and checked before any work is done ---------------------------
   apply_memory_flag(args);
@@ -241,16 +247,28 @@ int run_train(const std::vector<std::string>& argv) {
                  "always keeps fp32 state)");
   opts.seed = uint64_t(args.int64("seed", 1));
   opts.threads = args.integer("threads", 0, 0, 1024);
+  // Under mpirun: one rank of several, each training on its share of every batch. Only rank 0
+  // prints and writes files.
+  const std::shared_ptr<Communicator> comm =
+      launch_communicator(args.str("communicator", "auto"), &opts);
+  const int rank = comm ? comm->rank() : 0;
+  const bool rank0 = rank == 0;
+  if (!rank0) quiet = true;
   const int threads = opts.threads > 0 ? opts.threads : int(std::thread::hardware_concurrency());
-  const std::string device =
+  std::string device =
       opts.engine == Engine::cuda ? std::string("cuda, ") + to_string(opts.matmul) + " products"
                                   : std::string("cpu (") + cpu_kernel_set() + " kernels), " +
                                       std::to_string(threads) + " threads";
+  if (comm)
+    device += ", x " + std::to_string(comm->size()) + (comm->size() == 1 ? " rank (" : " ranks (") +
+              comm->name() + ")";
+  const Fault fault = fault_from_environment();
 
   TrainOptions t;
   t.epochs = args.integer("epochs", p.epochs, 1, 1000000);
   t.batch_size = args.integer("batch", p.batch_size, 1, int(kMaxBatchSize));
   t.seed = opts.seed;
+  t.communicator = comm;
   t.fresh_optimizer_each_epoch = p.fresh_optimizer_each_epoch;
   t.cuda_graphs = args.has("cuda-graphs");
   if (t.cuda_graphs && opts.engine != Engine::cuda)
@@ -282,8 +300,8 @@ int run_train(const std::vector<std::string>& argv) {
   if (args.has("checkpoint-every") && !args.has("checkpoint"))
     detail::fail("flag --checkpoint-every needs --checkpoint FILE");
   for (const char* flag : {"save", "report", "checkpoint"})
-    if (args.has(flag)) check_output_file(flag, args.str(flag, ""));
-  if (args.has("plots")) check_plot_directory(args.str("plots", ""));
+    if (rank0 && args.has(flag)) check_output_file(flag, args.str(flag, ""));
+  if (rank0 && args.has("plots")) check_plot_directory(args.str("plots", ""));
   // Read now, so that a missing or foreign file fails before the data is loaded.
   Checkpoint resumed;
   if (args.has("resume")) resumed = load_checkpoint(args.str("resume", ""));
@@ -292,6 +310,8 @@ int run_train(const std::vector<std::string>& argv) {
   now_doing("loading the data");
   DataSplits data = load_training_data(data_path, task, target, ignore, scale, test_fraction,
                                        validation_fraction, train_limit, test_limit, opts.seed);
+  if (fault.kind == "data" && fault.rank == rank && !data.train.x.empty())
+    data.train.x[0] += 1.0f;
   const int inputs = data.train.features;
   const int outputs = task == TaskKind::classification ? data.train.classes
                       : task == TaskKind::binary       ? 1
@@ -366,13 +386,24 @@ int run_train(const std::vector<std::string>& argv) {
   if (args.has("checkpoint")) {
     const std::string path = args.str("checkpoint", "");
     t.checkpoint_every = checkpoint_every;
-    t.on_checkpoint = [&settings, path](const TrainState& s) {
-      save_checkpoint(path, {s, settings});
+    t.on_checkpoint = [&settings, path, rank0](const TrainState& s) {
+      if (rank0) save_checkpoint(path, {s, settings});
     };
   }
 
   Progress progress(quiet);
   t.on_batch = [&](const BatchStats& b) {
+    if (fault.rank == rank && b.epoch == 1 && b.batch == fault.batch) {
+      if (fault.kind == "kill") raise(SIGKILL);
+      if (fault.kind == "throw")
+        detail::fail("NMSNN_FAULT: an error on this rank only, after batch ", b.batch);
+      if (fault.kind == "diverge") {  // outputs beyond float range: the next step halts
+        const std::string name = model.network().parameters().back().name;
+        std::vector<float> v = model.network().parameter(name);
+        std::fill(v.begin(), v.end(), 3e38f);
+        model.network().set_parameter(name, v);
+      }
+    }
     char detail[96];
     std::snprintf(detail, sizeof detail, "loss %.4f %6.0f samples/s", b.loss, b.samples_per_second);
     progress.update("epoch " + std::to_string(b.epoch) + "/" + std::to_string(b.epochs),
@@ -403,14 +434,16 @@ int run_train(const std::vector<std::string>& argv) {
     if (args.has("save")) {
       // The network holds the last good parameters (before the update that diverged). Said in
       // the error's one line, so a script sees one message.
-      model.save(args.str("save", ""));
+      if (rank0) model.save(args.str("save", ""));
       message << "; the last good model was saved to " << detail::quote(args.str("save", ""), 400);
     }
+    // Every rank of a data-parallel run diverges at the same step, with the same message.
+    if (comm) throw CollectiveError(message.str());
     throw Error(message.str());
   }
 
   // The trained model is kept first: nothing after this point can lose it.
-  if (args.has("save")) {
+  if (rank0 && args.has("save")) {
     model.save(args.str("save", ""));
     if (!quiet) std::fprintf(stderr, "saved the model to %s\n", args.str("save", "").c_str());
   }
@@ -446,10 +479,10 @@ int run_train(const std::vector<std::string>& argv) {
 
   if (data.test.count > 0) {
     now_doing("evaluating the model");
-    const ModelEvaluation ev = model.evaluate(data.test);
-    print_evaluation(ev, model, "test");
+    const ModelEvaluation ev = model.evaluate(data.test, 1000, comm.get());
+    if (rank0) print_evaluation(ev, model, "test");
     add_evaluation(report, "test", ev, model);
-    if (args.has("plots")) {
+    if (rank0 && args.has("plots")) {
       now_doing("drawing the plots");
       const auto files = write_plots(args.str("plots", ""), model, data.test, ev, 0, 0, 0);
       if (!quiet)
@@ -459,13 +492,15 @@ int run_train(const std::vector<std::string>& argv) {
   } else {
     report.set("test_accuracy", nullptr);
   }
-  std::printf("training throughput %.0f samples/s (%lld samples in %.1f s, device %s)\n",
-              r.samples_per_second, r.samples, r.train_seconds, device.c_str());
+  if (rank0)
+    std::printf("training throughput %.0f samples/s (%lld samples in %.1f s, device %s)\n",
+                r.samples_per_second, r.samples, r.train_seconds, device.c_str());
 
   std::string command_line = "nmsnn train";
   for (const std::string& a : argv) command_line += " " + a;
   report.set("command_line", command_line);
-  if (args.has("report")) write_json_file(args.str("report", ""), report);
+  if (comm) report.set("ranks", comm->size()).set("communicator", comm->name());
+  if (rank0 && args.has("report")) write_json_file(args.str("report", ""), report);
   return 0;
 }
 

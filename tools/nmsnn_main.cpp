@@ -3,6 +3,11 @@
 //
 // Exit status: 0 done, 1 an error in the input, the flags or the resources (one line on stderr
 // naming it), 2 a bad command line (usage), 3 an internal error (a bug: please report it).
+//
+// As one rank of several (mpirun, cli_distributed.hpp): an error every rank raises together
+// (CollectiveError: bad data on one rank, divergence) is printed by rank 0 and every rank exits
+// with status 1; an error only this rank knows of is printed with its rank, and the whole run is
+// ended at once (MPI_Abort), so that no other rank waits for this one.
 #include <cstdio>
 #include <new>
 #include <stdexcept>
@@ -10,6 +15,8 @@
 #include <vector>
 
 #include "cli_common.hpp"
+#include "cli_distributed.hpp"
+#include "nmsnn/communicator.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn::cli {
@@ -55,6 +62,22 @@ std::string while_doing() {
   return what ? std::string(" while ") + what : std::string();
 }
 
+// Prints `line` (an error) and returns `status`; as one rank of several, see the top of this file.
+int report(const std::string& line, int status, bool collective = false) {
+  nmsnn::Communicator* comm = nmsnn::cli::run_communicator();
+  if (!comm || comm->size() == 1) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+    return status;
+  }
+  if (collective) {
+    if (comm->rank() == 0) std::fprintf(stderr, "%s\n", line.c_str());
+    return status;
+  }
+  nmsnn::cli::abort_other_ranks(line + " (on rank " + std::to_string(comm->rank()) + " of " +
+                                std::to_string(comm->size()) + "; ending every rank)");
+  return status;
+}
+
 const char* kMemoryAdvice =
     "; try fewer samples, a smaller --batch or a smaller model (--max-memory sets the budget "
     "that sizes are checked against before large allocations)";
@@ -80,21 +103,19 @@ int main(int argc, char** argv) {
                  nmsnn::detail::quote(command).c_str());
     usage();
     return 2;
+  } catch (const nmsnn::CollectiveError& e) {
+    return report("nmsnn " + command + ": error: " + one_line(e.what()), 1, true);
   } catch (const nmsnn::Error& e) {
-    std::fprintf(stderr, "nmsnn %s: error: %s\n", command.c_str(), one_line(e.what()).c_str());
-    return 1;
+    return report("nmsnn " + command + ": error: " + one_line(e.what()), 1);
   } catch (const std::bad_alloc&) {
     // Not a bug: the input or the flags asked for more memory than the machine would give.
-    std::fprintf(stderr, "nmsnn %s: error: out of memory%s%s\n", command.c_str(),
-                 while_doing().c_str(), kMemoryAdvice);
-    return 1;
+    return report("nmsnn " + command + ": error: out of memory" + while_doing() + kMemoryAdvice, 1);
   } catch (const std::length_error&) {
     // std::vector refused a size beyond what it can ever hold: the same cause, a size too large.
-    std::fprintf(stderr, "nmsnn %s: error: a size too large to allocate%s%s\n", command.c_str(),
-                 while_doing().c_str(), kMemoryAdvice);
-    return 1;
+    return report("nmsnn " + command + ": error: a size too large to allocate" + while_doing() +
+                      kMemoryAdvice,
+                  1);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "nmsnn %s: internal error: %s\n", command.c_str(), one_line(e.what()).c_str());
-    return 3;
+    return report("nmsnn " + command + ": internal error: " + one_line(e.what()), 3);
   }
 }

@@ -58,7 +58,7 @@ PROGRAMS=(
   "test_cuda_layers test_cuda_layers tests"     "bench_cuda bench_cuda bench"
   "nmsnn nmsnn_cli tools"                      "nmsnn_embed_example nmsnn_embed_example tools"
   "fashion_mnist_tutorial fashion_mnist_tutorial examples"
-  "synthetic_binary synthetic_binary examples"
+  "synthetic_binary synthetic_binary examples"  "test_cuda_reduce test_cuda_reduce tests"
 )
 LIMIT_MIB=56  # of the device call's 64 MiB: room for files added after the check
 
@@ -74,8 +74,11 @@ mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 # ---- 1. prebuild (no GPU needed) ---------------------------------------------------------------
 if [[ "${1:-}" == "--prebuild" ]]; then
   set -e
+  # No MPI or NCCL in the carried binaries: libnccl alone is over 200 MB, and the device may lack
+  # OpenMPI. The NCCL path is checked by run_nccl_check, which builds the command there.
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-        -DNMSNN_NATIVE=OFF -DNMSNN_BUILD_TESTS=ON -DNMSNN_BUILD_BENCH=ON -DNMSNN_BUILD_TOOLS=ON
+        -DNMSNN_NATIVE=OFF -DNMSNN_BUILD_TESTS=ON -DNMSNN_BUILD_BENCH=ON -DNMSNN_BUILD_TOOLS=ON \
+        -DNMSNN_MPI=OFF -DNMSNN_NCCL=OFF
   targets=()
   for p in "${PROGRAMS[@]}"; do read -r _ target _ <<< "$p"; targets+=("$target"); done
   cmake --build build-gpu -j "$(nproc)" --target "${targets[@]}"
@@ -286,7 +289,8 @@ if [[ -d build-gpu-bin ]]; then
   preflight
   for b in "${!BROKEN[@]}"; do note "preflight: $(basename "$b") will not run: ${BROKEN[$b]}"; done
   [[ $PART == --preflight ]] && exit 0
-  TESTS=("${PROG[test_cuda_kernels]}" "${PROG[test_cuda_engine]}" "${PROG[test_cuda_layers]}")
+  TESTS=("${PROG[test_cuda_kernels]}" "${PROG[test_cuda_engine]}" "${PROG[test_cuda_layers]}"
+         "${PROG[test_cuda_reduce]}")
   BENCH=${PROG[bench_cuda]} CLI=${PROG[nmsnn]} EMBED=${PROG[nmsnn_embed_example]}
   FASHION=${PROG[fashion_mnist_tutorial]} SYNTHETIC=${PROG[synthetic_binary]}
   CTEST=no
@@ -301,7 +305,8 @@ else
   stage "configure" 120 "$OUT/build.log" cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release \
         -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_BUILD_TESTS=$tests -DNMSNN_BUILD_BENCH=$bench
   stage "build" 300 "$OUT/build.log" cmake --build build-gpu -j "$(nproc)" || true
-  TESTS=(build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine build-gpu/tests/test_cuda_layers)
+  TESTS=(build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine build-gpu/tests/test_cuda_layers
+         build-gpu/tests/test_cuda_reduce)
   BENCH=build-gpu/bench/bench_cuda CLI=build-gpu/tools/nmsnn EMBED=build-gpu/tools/nmsnn_embed_example
   FASHION=build-gpu/examples/fashion_mnist_tutorial SYNTHETIC=build-gpu/examples/synthetic_binary
   CTEST=no
@@ -363,6 +368,32 @@ run_examples() {  # the CSV examples (issue 4) and the Fashion-MNIST tutorial (i
   grep -E "^test |training throughput|^(spiking|non-spiking) " "$OUT/run.log" | tail -14 | sed 's/^/  /' >> "$SUMMARY"
 }
 
+run_nccl_check() {  # issue 14: the NCCL path with one rank against the plain single-GPU run
+  # NCCL from the CUDA toolkit or PyTorch's wheel (nvidia-nccl); the command is built here with
+  # the nccl component (tests, benchmarks and MPI off), then both runs train the same subset.
+  local home="" py
+  [[ -f /usr/local/cuda/include/nccl.h ]] && home=/usr/local/cuda
+  if [[ -z $home ]]; then
+    py=$(python3 -c 'import nvidia.nccl as m; print(list(m.__path__)[0])' 2>/dev/null || true)
+    [[ -n $py && -f $py/include/nccl.h ]] && home=$py
+    [[ -n $home && ! -e $home/lib/libnccl.so ]] && ln -sf libnccl.so.2 "$home/lib/libnccl.so" 2>/dev/null
+  fi
+  if [[ -z $home ]]; then
+    note "nccl check: skipped (no nccl.h in the CUDA toolkit or PyTorch's nvidia-nccl)"
+    return 0
+  fi
+  stage "nccl: configure" 60 "$OUT/build.log" env NCCL_HOME="$home" cmake -S . -B build-gpu-nccl \
+        -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_NCCL=ON \
+        -DNMSNN_MPI=OFF -DNMSNN_BUILD_TESTS=OFF -DNMSNN_BUILD_BENCH=OFF || return 0
+  stage "nccl: build nmsnn" 240 "$OUT/build.log" cmake --build build-gpu-nccl -j "$(nproc)" \
+        --target nmsnn_cli || return 0
+  local sub=(train --device cuda --data data/mnist --train-limit 10000 --test-limit 2000 --epochs 1)
+  stage "nccl: 1 GPU, no communicator" 60 "$OUT/run.log" build-gpu-nccl/tools/nmsnn "${sub[@]}"
+  stage "nccl: 1 GPU, NCCL, 1 rank" 60 "$OUT/run.log" build-gpu-nccl/tools/nmsnn "${sub[@]}" \
+        --communicator nccl
+  grep -E "^test accuracy|training throughput" "$OUT/run.log" | tail -4 | sed 's/^/  nccl check: /' >> "$SUMMARY"
+}
+
 run_long() {
   mnist "mnist default preset" 150 --quiet
   if [[ -f data/fashion-mnist/t10k-labels-idx1-ubyte.gz ]]; then
@@ -387,6 +418,7 @@ if [[ $PART == all ]]; then
 fi
 run_examples
 run_long
+run_nccl_check
 
 # The tables for bench/RESULTS.md (benchmarks, PyTorch, time loops) and issue 3's targets, with
 # each MNIST run's accuracy, from what this run measured.

@@ -36,7 +36,8 @@
 #   --ours-args "..."   extra arguments for the engine CLI
 #   --python PATH       Python with torch (default /usr/bin/python3, Debian's python3-torch)
 #   --peak-bin PATH     a built cpu_peak (default: build/bench/cpu_peak if up to date, else compiled
-#                       here with g++ -O2 -mavx2 -mfma into the output directory)
+#                       here with g++ -O2 -mavx2 -mfma into the output directory). The % of peak
+#                       columns use the AVX-512 peak when nmsnn ran its avx512 kernel set.
 #   --skip-ours / --skip-pytorch / --skip-peak
 set -uo pipefail
 
@@ -99,7 +100,14 @@ rm -f "$OUT"/ours_*.json "$OUT"/ours_*.log "$OUT"/ours_*.status \
   echo "git_head=$(git rev-parse --short HEAD 2>/dev/null || echo none)"
   echo "compiler=$(g++ --version 2>/dev/null | head -1)"
   echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+  # The BLAS library PyTorch's products run on. Debian's python3-torch uses the system
+  # libblas.so.3: the reference BLAS (blas/libblas.so.3, ~2 GFLOP/s, 10x slower than OpenBLAS)
+  # unless OpenBLAS is installed; LD_LIBRARY_PATH may point to another (see bench/RESULTS.md).
+  echo "torch_blas=$("$PY" -c 'import torch; torch.ones(2, 2) @ torch.ones(2, 2); print(" ".join(sorted({l.split()[-1] for l in open("/proc/self/maps") if "blas" in l})))' 2>/dev/null)"
 } > "$OUT/machine.env"
+if grep -q "^torch_blas=.*/blas/libblas.so" "$OUT/machine.env"; then
+  log "WARNING: PyTorch runs on the reference BLAS (no OpenBLAS): its figures will be ~10x too slow"
+fi
 LOAD1=$(cut -d' ' -f1 /proc/loadavg)
 log "machine: $(sed -n 's/^model_name=//p' "$OUT/machine.env"), $(nproc) CPUs, load average $LOAD1"
 if awk -v l="$LOAD1" 'BEGIN { exit !(l > 0.5) }'; then
@@ -230,6 +238,14 @@ machine = load_env(os.path.join(out, "machine.env"))
 peak = load_json(os.path.join(out, "cpu_peak.json"))
 peak_meas = peak.get("fma_gflops_all_threads") if peak else None
 peak_theo = peak.get("theoretical_gflops_all_cores") if peak else None
+# The engine's kernel set (its report's cpu_kernels): with avx512 the measured peak is AVX-512's.
+ours_sets = sorted({(load_json(os.path.join(out, f"ours_{s}.json")) or {}).get("cpu_kernels")
+                    for s in scales} - {None})
+peak_kind = "AVX2 FMA"
+if ours_sets == ["avx512"] and peak and peak.get("fma512_gflops_all_threads"):
+    peak_meas, peak_kind = peak["fma512_gflops_all_threads"], "AVX-512 FMA"
+    if peak_theo:
+        peak_theo *= 2  # 16 lanes instead of 8 at the same clock
 
 def fmt(v, spec):
     return format(v, spec) if isinstance(v, (int, float)) else "n/a"
@@ -303,6 +319,7 @@ L.append(f"- CPU: {machine.get('model_name', '?')}; {machine.get('cpus', '?')} C
          f"({machine.get('sockets', '?')} socket(s) x {machine.get('cores_per_socket', '?')} cores x "
          f"{machine.get('threads_per_core', '?')} threads); {machine.get('kernel', '?')}")
 L.append(f"- load average at start / end: {machine.get('loadavg_start', '?')} / {machine.get('loadavg_end', '?')}")
+L.append(f"- PyTorch's BLAS: {machine.get('torch_blas') or '?'}")
 if peak:
     L.append(f"- FP32 FMA peak (bench/cpu_peak): {peak['fma_gflops_1thread']:.1f} GFLOP/s on 1 thread, "
              f"{peak['fma_gflops_all_threads']:.1f} GFLOP/s on {peak['threads']} threads (measured); "
@@ -310,6 +327,10 @@ if peak:
              f"FLOP/cycle x {peak['physical_cores']} cores = {peak['theoretical_gflops_all_cores']:.1f} GFLOP/s")
     L.append(f"- memcpy ({peak['memcpy_buffer_mib']} MiB): {peak['memcpy_gbps_1thread']:.1f} GB/s on 1 thread, "
              f"{peak['memcpy_gbps_all_threads']:.1f} GB/s on {peak['threads']} threads (bytes copied per second)")
+    if peak.get("fma512_gflops_all_threads"):
+        L.append(f"- AVX-512 FMA peak: {peak['fma512_gflops_1thread']:.1f} GFLOP/s on 1 thread, "
+                 f"{peak['fma512_gflops_all_threads']:.1f} GFLOP/s on {peak['threads']} threads")
+    L.append(f"- nmsnn kernel set: {', '.join(ours_sets) or 'n/a'}; the % columns are of the {peak_kind} peak")
 else:
     L.append("- CPU peak: not measured")
 reduces = sorted({r.get("reduce") for e in summary["scales"].values() for r in e["pytorch"].values()} - {None})

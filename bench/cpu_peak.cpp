@@ -14,6 +14,12 @@
 //     (each thread copies its own slice). Reported as bytes copied per second; the
 //     memory traffic is at least twice that (read + write).
 //
+//   * The same with AVX-512 (16-wide FMAs) where the CPU has it: the avx512 kernel set's peak.
+//   * Per core, in CPU time (bench/fma_peak.hpp) for each kernel set: FLOP per second of the
+//     thread's own CPU time, which a machine shared with other work does not lower (wall-clock
+//     rates fall with every time slice another process takes). bench_cpu_engine's %peak is
+//     against this figure for the set in use.
+//
 // Human-readable lines go to stdout, or to stderr with --json (then stdout carries a
 // single JSON object). Build: g++ -O2 -mavx2 -mfma -std=c++17 -pthread cpu_peak.cpp
 
@@ -31,6 +37,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "fma_peak.hpp"
 
 #if defined(__AVX__) && defined(__FMA__)
 #include <immintrin.h>
@@ -151,6 +159,33 @@ double measure_fma(int threads, std::uint64_t iterations, int reps) {
         best = std::max(best, gflops);
     }
     return best;
+}
+
+// The AVX-512 peak on `threads` threads, wall clock, best of `reps` (0 without AVX-512).
+double measure_fma512(int threads, double target_seconds, int reps) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (!__builtin_cpu_supports("avx512f")) return 0.0;
+    std::uint64_t it = 1u << 16;
+    for (;;) {  // calibrate on one thread
+        const auto t0 = Clock::now();
+        g_sink = g_sink + fma_peak::run512(it);
+        const double s = seconds_since(t0);
+        if (s > 0.05) {
+            it = std::max<std::uint64_t>(it, static_cast<std::uint64_t>(it * target_seconds / s));
+            break;
+        }
+        it *= 4;
+    }
+    double best = 0.0;
+    for (int r = 0; r < reps; ++r) {
+        const double secs = run_parallel(threads, [&](int) { g_sink = g_sink + fma_peak::run512(it); });
+        best = std::max(best, 2.0 * 16 * fma_peak::kChains * double(it) * threads / secs / 1e9);
+    }
+    return best;
+#else
+    (void)threads, (void)target_seconds, (void)reps;
+    return 0.0;
+#endif
 }
 
 // Iteration count that keeps one single-thread FMA run near `target_seconds`.
@@ -334,6 +369,17 @@ int main(int argc, char** argv) {
                  (mhz > 0 && implied_ghz * 1e3 > mhz * 1.02)
                      ? " (above the nominal clock: turbo/boost; use the measured peak)"
                      : "");
+    const double fma512_1 = measure_fma512(1, target_seconds, 5);
+    const double fma512_N = measure_fma512(threads, target_seconds, 5);
+    if (fma512_1 > 0) {
+        std::fprintf(human, "fp32 FMA peak, AVX-512, 1 thread:   %8.1f GFLOP/s\n", fma512_1);
+        std::fprintf(human, "fp32 FMA peak, AVX-512, %2d threads:  %8.1f GFLOP/s\n", threads, fma512_N);
+    }
+    const double core_baseline = fma_peak::gflops_per_core("baseline");
+    const double core_avx2 = fma_peak::gflops_per_core("avx2");
+    const double core_avx512 = fma_peak::gflops_per_core("avx512");
+    std::fprintf(human, "fp32 peak per core, CPU time: baseline %.1f, avx2 %.1f, avx512 %.1f GFLOP/s\n",
+                 core_baseline, core_avx2, core_avx512);
     std::fflush(human);
 
     // memcpy bandwidth.
@@ -361,6 +407,10 @@ int main(int argc, char** argv) {
           << "  \"fma_kernel\": \"" << json_escape(kKernelName) << "\",\n"
           << "  \"fma_gflops_1thread\": " << fma1 << ",\n"
           << "  \"fma_gflops_all_threads\": " << fmaN << ",\n"
+          << "  \"fma512_gflops_1thread\": " << fma512_1 << ",\n"
+          << "  \"fma512_gflops_all_threads\": " << fma512_N << ",\n"
+          << "  \"core_gflops_cpu_time\": {\"baseline\": " << core_baseline << ", \"avx2\": "
+          << core_avx2 << ", \"avx512\": " << core_avx512 << "},\n"
           << "  \"nominal_mhz\": " << mhz << ",\n"
           << "  \"flops_per_cycle_assumed\": " << flops_per_cycle << ",\n"
           << "  \"theoretical_gflops_1core\": " << theo_core << ",\n"

@@ -47,3 +47,34 @@ if(NMSNN_NATIVE)
                     "this machine without AVX-512 (-march=native -mno-avx512f)")
   endif()
 endif()
+
+# The avx512 kernel set (host/cpu/kernel_set.hpp): its functions carry an AVX-512 target
+# attribute, so it is compiled into every x86-64 build whatever the flags above, and the library
+# offers it at run time (NMSNN_CPU_AVX512) only when this compiler's code for it is right:
+# tests/compiler_soundness.cpp, built with NMSNN_SOUNDNESS_KERNELS, runs the set's product and
+# noise kernels against the avx2 set and the scalar Philox. Where the build machine has no
+# AVX-512 the program cannot run them; the set is then offered unverified here, since the code
+# does not depend on the build machine (no -march), and ctest's compiler_soundness runs the same
+# check on any AVX-512 machine that runs the tests.
+set(NMSNN_CPU_AVX512 OFF)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i.86)$")
+  try_run(avx512_run avx512_compile_ok
+          ${CMAKE_BINARY_DIR}/cpu-avx512-check
+          ${PROJECT_SOURCE_DIR}/tests/compiler_soundness.cpp
+          CMAKE_FLAGS "-DINCLUDE_DIRECTORIES=${PROJECT_SOURCE_DIR}/host;${PROJECT_SOURCE_DIR}/include"
+          COMPILE_DEFINITIONS -O3 -DNMSNN_SOUNDNESS_KERNELS=1 ${NMSNN_CPU_FLAGS}
+          CXX_STANDARD 17
+          COMPILE_OUTPUT_VARIABLE avx512_compile_out
+          RUN_OUTPUT_VARIABLE avx512_run_out)
+  string(STRIP "${avx512_run_out}" avx512_run_out)
+  string(REPLACE "\n" "; " avx512_run_out "${avx512_run_out}")
+  if(NOT avx512_compile_ok)
+    message(STATUS "nmsnn: avx512 kernel set off: the soundness check does not compile")
+  elseif(NOT avx512_run EQUAL 0)
+    message(WARNING "nmsnn: avx512 kernel set off: ${CMAKE_CXX_COMPILER_ID} "
+                    "${CMAKE_CXX_COMPILER_VERSION} miscompiles it: ${avx512_run_out}")
+  else()
+    set(NMSNN_CPU_AVX512 ON)
+    message(STATUS "nmsnn: avx512 kernel set on: ${avx512_run_out}")
+  endif()
+endif()

@@ -1,11 +1,20 @@
 // test_kernel_sets.cpp — the CPU engine's hot kernels in every kernel set this CPU can run
-// (baseline, and AVX2+FMA where present) against plain reference loops.
+// (baseline, AVX2+FMA and AVX-512 where present) against plain reference loops and each other.
 //
-// The whole test suite runs with the set chosen at run time; ctest's cpu_kernels_baseline entry
-// runs the engine tests again with NMSNN_CPU_KERNELS=baseline.
+// Tolerances between the sets: the noise blocks are bit-identical in every set (integer Philox);
+// the avx2 and avx512 products are bit-identical to each other (both fuse every multiply-add and
+// add over j in the same order; only the column tiling differs, and a column's sum does not
+// depend on which tile holds it); the baseline's (a multiply, then an add) differs from them by
+// rounding, each within 4e-6 * (J + 1) of the exact sum of J products of values in [-1, 1).
+//
+// The whole test suite runs with the set chosen at run time; ctest's cpu_kernels_baseline_* and
+// cpu_kernels_avx2_* / cpu_kernels_avx512_* entries run the engine tests again with
+// NMSNN_CPU_KERNELS forced to each set (skipped where the CPU lacks it).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <cstdint>
 #include <vector>
 
@@ -21,13 +30,15 @@ using nmsnn::cpu::RowsOf;
 
 std::vector<KernelSet> supported_sets() {
   std::vector<KernelSet> sets{KernelSet::baseline};
-  if (nmsnn::cpu::kernel_set_supported(KernelSet::avx2)) sets.push_back(KernelSet::avx2);
+  for (KernelSet set : {KernelSet::avx2, KernelSet::avx512})
+    if (nmsnn::cpu::kernel_set_supported(set)) sets.push_back(set);
   return sets;
 }
 
 void blocks_with(KernelSet set, nmsnn::NoiseKey key, uint32_t q, uint32_t b, int T, uint32_t* out) {
 #if defined(NMSNN_CPU_X86)
   if (set == KernelSet::avx2) return nmsnn::cpu::noise_blocks_over_time_avx2(key, q, b, T, out);
+  if (set == KernelSet::avx512) return nmsnn::cpu::noise_blocks_over_time_avx512(key, q, b, T, out);
 #endif
   nmsnn::cpu::noise_blocks_over_time_with<KernelSet::baseline>(key, q, b, T, out);
 }
@@ -37,6 +48,8 @@ void gemm_with(KernelSet set, int rows, int J, int width, const float* A, size_t
 #if defined(NMSNN_CPU_X86)
   if (set == KernelSet::avx2)
     return nmsnn::cpu::gemm_accumulate_avx2<float>(rows, J, width, A, a_r, a_j, B, C);
+  if (set == KernelSet::avx512)
+    return nmsnn::cpu::gemm_accumulate_avx512<float>(rows, J, width, A, a_r, a_j, B, C);
 #endif
   nmsnn::cpu::gemm_accumulate_baseline<float>(rows, J, width, A, a_r, a_j, B, C);
 }
@@ -51,13 +64,25 @@ TEST(KernelSets, ActiveSetIsSupportedAndNamed) {
   const KernelSet set = nmsnn::cpu::active_kernel_set();
   EXPECT_TRUE(nmsnn::cpu::kernel_set_supported(set));
   const std::string name = nmsnn::cpu::to_string(set);
-  EXPECT_TRUE(name == "baseline" || name == "avx2") << name;
+  EXPECT_TRUE(name == "baseline" || name == "avx2" || name == "avx512") << name;
+}
+
+TEST(KernelSets, TheWidestSupportedSetIsChosenUnlessForced) {
+  const char* env = std::getenv("NMSNN_CPU_KERNELS");
+  const std::string forced = env ? env : "";
+  const KernelSet set = nmsnn::cpu::active_kernel_set();
+  if (!forced.empty() && forced != "auto") {
+    EXPECT_EQ(nmsnn::cpu::to_string(set), forced);
+    return;
+  }
+  const std::vector<KernelSet> sets = supported_sets();
+  EXPECT_EQ(set, sets.back()) << nmsnn::cpu::to_string(set);
 }
 
 TEST(KernelSets, NoiseBlocksEqualTheScalarGeneratorInEverySet) {
   const nmsnn::NoiseKey key{0x0123456789abcdefull, 42};
   for (KernelSet set : supported_sets()) {
-    for (int T : {1, 7, 8, 19, 128}) {
+    for (int T : {1, 7, 8, 15, 16, 19, 128}) {
       std::vector<uint32_t> bits(4 * size_t(T));
       blocks_with(set, key, 5, 3, T, bits.data());
       for (int t = 0; t < T; ++t) {
@@ -77,8 +102,13 @@ TEST(KernelSets, TiledProductMatchesAReferenceInEverySet) {
     int rows, J, width;
     bool index;
   };
-  for (const Shape s : {Shape{1, 1, 8, false}, Shape{3, 5, 16, false}, Shape{4, 130, 24, false},
-                        Shape{7, 300, 40, true}, Shape{9, 257, 72, true}, Shape{2, 17, 8, true}}) {
+  // Widths that use every column tile of every set (avx512: 3-vector, 4-vector, 2- and 1-vector
+  // tiles and the 8-float tail), row counts that use short row tiles.
+  for (const Shape s :
+       {Shape{1, 1, 8, false}, Shape{3, 5, 16, false}, Shape{4, 130, 24, false},
+        Shape{7, 300, 40, true}, Shape{9, 257, 72, true}, Shape{2, 17, 8, true},
+        Shape{13, 140, 112, true}, Shape{8, 129, 64, false}, Shape{17, 60, 200, true},
+        Shape{6, 33, 56, false}}) {
     const int B_rows = s.J + 3;
     std::vector<float> A(size_t(s.rows) * s.J), B(size_t(B_rows) * s.width);
     for (size_t i = 0; i < A.size(); ++i) A[i] = value(i + 1);
@@ -108,6 +138,49 @@ TEST(KernelSets, TiledProductMatchesAReferenceInEverySet) {
             << nmsnn::cpu::to_string(set) << " rows=" << s.rows << " J=" << s.J
             << " width=" << s.width << " at " << i;
     }
+  }
+}
+
+// The fused sets agree bit for bit (see the top of the file); the baseline within rounding.
+TEST(KernelSets, FusedSetsAreBitIdenticalAndTheBaselineIsWithinRounding) {
+  const std::vector<KernelSet> sets = supported_sets();
+  for (const int width : {8, 16, 48, 64, 104, 112, 200}) {
+    const int rows = 11, J = 300;
+    std::vector<float> A(size_t(rows) * J), B(size_t(J) * width);
+    for (size_t i = 0; i < A.size(); ++i) A[i] = value(i + 5);
+    for (size_t i = 0; i < B.size(); ++i) B[i] = value(i + 50005);
+    std::vector<std::vector<float>> out;
+    for (KernelSet set : sets) {
+      std::vector<float> C(size_t(rows) * width, 0.0f);
+      gemm_with(set, rows, J, width, A.data(), J, 1, {B.data(), size_t(width), nullptr},
+                {C.data(), size_t(width), nullptr});
+      out.push_back(C);
+    }
+    for (size_t k = 1; k < sets.size(); ++k) {
+      for (size_t i = 0; i < out[k].size(); ++i) {
+        if (sets[k] == KernelSet::avx512 && sets[k - 1] == KernelSet::avx2)
+          ASSERT_EQ(out[k][i], out[k - 1][i]) << "avx512 vs avx2, width " << width << " at " << i;
+        else
+          ASSERT_NEAR(out[k][i], out[0][i], 4e-6 * (J + 1))
+              << nmsnn::cpu::to_string(sets[k]) << " vs baseline, width " << width << " at " << i;
+      }
+    }
+  }
+}
+
+// Within one set, the same product twice gives the same bits.
+TEST(KernelSets, EverySetIsBitIdenticalFromRunToRun) {
+  const int rows = 9, J = 200, width = 112;
+  std::vector<float> A(size_t(rows) * J), B(size_t(J) * width);
+  for (size_t i = 0; i < A.size(); ++i) A[i] = value(i + 3);
+  for (size_t i = 0; i < B.size(); ++i) B[i] = value(i + 30003);
+  for (KernelSet set : supported_sets()) {
+    std::vector<float> C1(size_t(rows) * width, 0.0f), C2 = C1;
+    gemm_with(set, rows, J, width, A.data(), J, 1, {B.data(), size_t(width), nullptr},
+              {C1.data(), size_t(width), nullptr});
+    gemm_with(set, rows, J, width, A.data(), J, 1, {B.data(), size_t(width), nullptr},
+              {C2.data(), size_t(width), nullptr});
+    EXPECT_EQ(C1, C2) << nmsnn::cpu::to_string(set);
   }
 }
 

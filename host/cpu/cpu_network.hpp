@@ -30,7 +30,7 @@ namespace nmsnn::cpu {
 template <class Real>
 struct SavedStates {
   int batch = 0;
-  std::vector<std::vector<Real>> layer;
+  std::vector<Buffer<Real>> layer;
   size_t bytes() const {
     size_t n = 0;
     for (auto& x : layer) n += x.size() * sizeof(Real);
@@ -109,6 +109,7 @@ class CpuNetwork {
     }
     const int blocks = block_count(B);
     std::vector<double> regularization(B, 0.0);
+    for (auto& layer : layers) layer->prepare_pass();
     pool_.parallel_for(blocks, [&](int block, int worker) {
       for (int b = block_begin(B, block); b < block_begin(B, block + 1); ++b)
         regularization[b] = forward_sample(in, b, logits, saved, trace, rates, workers_[worker]);
@@ -127,6 +128,7 @@ class CpuNetwork {
     const int blocks = block_count(B);
     // One gradient accumulator per block, so the sum over samples has a fixed order.
     partial_.resize(blocks);
+    for (auto& layer : layers) layer->prepare_pass();
     pool_.parallel_for(blocks, [&](int block, int worker) {
       auto& part = partial_[block];
       part.resize(L);
@@ -140,7 +142,7 @@ class CpuNetwork {
     });
     for (int l = 0; l < L; ++l)
       for (size_t k = 0; k < layers[l]->params.size(); ++k)
-        reduce_blocks(blocks, layers[l]->params[k].grad, [&](int j) -> const std::vector<Real>& {
+        reduce_blocks(blocks, layers[l]->params[k].grad, [&](int j) -> const Buffer<Real>& {
           return partial_[j][l][k];
         });
   }
@@ -156,8 +158,8 @@ class CpuNetwork {
   // Buffers of one worker thread, reused across samples.
   struct Worker {
     std::vector<LayerScratch<Real>> scratch;  // per layer
-    std::vector<std::vector<Real>> y;         // per layer output [steps, width]
-    std::vector<Real> x0, state, spikes, rates, dy, dx;
+    std::vector<Buffer<Real>> y;         // per layer output [steps, width]
+    Buffer<Real> x0, state, spikes, rates, dy, dx;
   };
 
   // Blocks of about 8 samples, at most 64: enough tasks for any thread count, few partial sums.
@@ -258,7 +260,7 @@ class CpuNetwork {
 
   void backward_sample(const Pass<Real>& in, const SavedStates<Real>& saved, int b,
                        const Real* dlogits, Real* dinput,
-                       std::vector<std::vector<std::vector<Real>>>& grads, Worker& w) {
+                       std::vector<std::vector<Buffer<Real>>>& grads, Worker& w) {
     const int L = int(layers.size());
     w.scratch.resize(L);
     w.y.resize(L);
@@ -326,7 +328,7 @@ class CpuNetwork {
       const size_t lo = n * slice / slices, hi = n * (slice + 1) / slices;
       for (size_t i = lo; i < hi; ++i) out[i] = Real(0);
       for (int k = 0; k < blocks; ++k) {
-        const std::vector<Real>& src = part(k);
+        const Buffer<Real>& src = part(k);
         for (size_t i = lo; i < hi; ++i) out[i] += src[i];
       }
     });
@@ -336,7 +338,7 @@ class CpuNetwork {
   ThreadPool& pool_;
   std::vector<bool> keeps_output_;
   std::vector<Worker> workers_;
-  std::vector<std::vector<std::vector<std::vector<Real>>>> partial_;  // [block][layer][param]
+  std::vector<std::vector<std::vector<Buffer<Real>>>> partial_;  // [block][layer][param]
 };
 
 }  // namespace nmsnn::cpu

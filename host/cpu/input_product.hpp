@@ -9,13 +9,14 @@
 // gathered (a zero stays zero under the mask at every step; on MNIST with inputs in [0, 1] that is
 // 80% of them), and their masks are made here, per sample, and made again in backward rather than
 // stored. Weights are held transposed, WT[i, h] = W[h, i], with h padded to `width` (a multiple of
-// 8), so every product is the row kernel of tile_gemm.hpp.
+// 16), so every product is the row kernel of tile_gemm.hpp.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "cpu/aligned.hpp"
 #include "cpu/noise_blocks.hpp"
 #include "cpu/tile_gemm.hpp"
 #include "nmsnn/philox.hpp"
@@ -37,7 +38,7 @@ struct SampleInput {
 template <class Real>
 struct GatherBuffers {
   std::vector<int> index;      // features with x != 0, ascending
-  std::vector<Real> values;    // [K, T]: values[k*T + t] = m(t, b, index[k]) * x[index[k]]
+  Buffer<Real> values;         // [K, T]: values[k*T + t] = m(t, b, index[k]) * x[index[k]]
   std::vector<uint32_t> bits;  // [4, T]: one Philox block per step
 };
 
@@ -71,16 +72,23 @@ template <class Real, KernelSet S>
 
 #if defined(NMSNN_CPU_X86)
 template <class Real>
-__attribute__((target("avx2,fma"))) int gather_noisy_avx2(const SampleInput<Real>& in,
-                                                          GatherBuffers<Real>& buf) {
+NMSNN_TARGET_AVX2 int gather_noisy_avx2(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
   return gather_noisy_with<Real, KernelSet::avx2>(in, buf);
+}
+template <class Real>
+NMSNN_TARGET_AVX512 int gather_noisy_avx512(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
+  return gather_noisy_with<Real, KernelSet::avx512>(in, buf);
 }
 #endif
 
 template <class Real>
 int gather_noisy(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
 #if defined(NMSNN_CPU_X86)
-  if (active_kernel_set() == KernelSet::avx2) return gather_noisy_avx2(in, buf);
+  switch (active_kernel_set()) {
+    case KernelSet::avx512: return gather_noisy_avx512(in, buf);
+    case KernelSet::avx2: return gather_noisy_avx2(in, buf);
+    default: break;
+  }
 #endif
   return gather_noisy_with<Real, KernelSet::baseline>(in, buf);
 }
@@ -133,7 +141,7 @@ void input_weight_grad(const SampleInput<Real>& in, const Real* du, int width, R
 }
 
 // dx[T, in_pad] = du[T, width] W[width, in_pad]: the gradient of a dense input (hidden layers,
-// given sequences). W is the untransposed weight, rows padded to in_pad (a multiple of 8).
+// given sequences). W is the untransposed weight, rows padded to in_pad (a multiple of 16).
 template <class Real>
 void input_grad(int T, int width, int in_pad, const Real* du, const Real* W, Real* dx) {
   std::fill(dx, dx + size_t(T) * in_pad, Real(0));

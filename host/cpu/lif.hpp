@@ -3,12 +3,15 @@
 // These loops are the reference statement of the neuron model: the CUDA kernels are checked
 // against them. Templated on the number type so the same code runs in float (the engine) and in
 // double (the finite-difference tests), and on the reset rule so the inner loop over neurons has
-// no branches and vectorises.
+// no branches and vectorises. On x86-64 the loops are compiled again for the avx2 and avx512
+// kernel sets (kernel_set.hpp), 8 and 16 neurons per instruction instead of 4, and with
+// fp-contract=off: no fused multiply-add, so every set gives the baseline's bits exactly.
 #pragma once
 
 #include <algorithm>
 #include <vector>
 
+#include "cpu/kernel_set.hpp"
 #include "nmsnn/spec.hpp"
 
 namespace nmsnn::cpu {
@@ -29,8 +32,11 @@ struct LifNeurons {
 namespace detail_lif {
 
 template <class Real, ResetRule Rule>
-void forward(const LifNeurons<Real>& n, int T, const Real* a, Real* u, Real* state,
-             Real* spikes) {
+[[gnu::always_inline]] inline void forward(const LifNeurons<Real>& n, int T, const Real* a, Real* u,
+                                           Real* state, Real* spikes) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   const int H = n.size;
   const Real decay = n.decay, th = n.threshold, p = n.penalty, scale_factor = p / th;
   std::vector<Real> v(H, Real(0));  // v[t-1], zero before the first step
@@ -70,8 +76,11 @@ void forward(const LifNeurons<Real>& n, int T, const Real* a, Real* u, Real* sta
 }
 
 template <class Real, ResetRule Rule>
-void backward(const LifNeurons<Real>& n, int T, const Real* u, const Real* d_state,
-              const Real* d_spikes, Real* du) {
+[[gnu::always_inline]] inline void backward(const LifNeurons<Real>& n, int T, const Real* u,
+                                            const Real* d_state, const Real* d_spikes, Real* du) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   const int H = n.size;
   const Real decay = n.decay, th = n.threshold, scale_factor = n.penalty / n.threshold;
   std::vector<Real> dv_next(H, Real(0));  // decay * dL/du[t+1]
@@ -105,28 +114,9 @@ void backward(const LifNeurons<Real>& n, int T, const Real* u, const Real* d_sta
   }
 }
 
-}  // namespace detail_lif
-
-// Forward through all T steps of one sample.
-//   a      [T, H]  input currents W x[t] + bias
-//   u      [T, H]  out: pre-reset inner state u[t] (all that backward needs)
-//   state  [T, H]  out: the state the layer returns at each step (v[t-1] with delay, else v[t])
-//   spikes [T, H]  out: the spikes it returns (s[t-1] with delay, else s[t])
-// Per step and neuron: u = a + decay * v_prev; s = relu(u - threshold); g = s > 0;
-// v = u - (penalty/threshold) u g (scale) or u - (penalty + s) g (subtract).
 template <class Real>
-void lif_forward(const LifNeurons<Real>& n, int T, const Real* a, Real* u, Real* state,
-                 Real* spikes) {
-  if (n.reset == ResetRule::scale)
-    detail_lif::forward<Real, ResetRule::scale>(n, T, a, u, state, spikes);
-  else
-    detail_lif::forward<Real, ResetRule::subtract>(n, T, a, u, state, spikes);
-}
-
-// The spikes the layer returned, recomputed from the saved u (s = relu(u - threshold), shifted by
-// one step with delay). Backward uses this to get the next layer's input without storing it.
-template <class Real>
-void lif_spikes_from_u(const LifNeurons<Real>& n, int T, const Real* u, Real* spikes) {
+[[gnu::always_inline]] inline void spikes_from_u(const LifNeurons<Real>& n, int T, const Real* u,
+                                                 Real* spikes) {
   const int H = n.size;
   for (int t = 0; t < T; ++t) {
     const int src = n.delay ? t - 1 : t;
@@ -140,6 +130,111 @@ void lif_spikes_from_u(const LifNeurons<Real>& n, int T, const Real* u, Real* sp
   }
 }
 
+// Each loop again for the avx512 and avx2 kernel sets (the entry points' target attributes;
+// the bodies above are inlined into them), without fused multiply-adds:
+#if defined(NMSNN_CPU_X86)
+// GCC: the optimize attribute; clang has no such attribute, and contracts only within one
+// expression (-ffp-contract=on), which the `#pragma clang fp contract(off)` in the loops stops.
+#if defined(__clang__)
+#define NMSNN_LIF_EXACT
+#else
+#define NMSNN_LIF_EXACT __attribute__((optimize("fp-contract=off")))
+#endif
+template <class Real, ResetRule Rule>
+NMSNN_TARGET_AVX512 NMSNN_LIF_EXACT void forward_avx512(const LifNeurons<Real>& n, int T,
+                                                        const Real* a, Real* u, Real* state,
+                                                        Real* spikes) {
+  forward<Real, Rule>(n, T, a, u, state, spikes);
+}
+template <class Real, ResetRule Rule>
+NMSNN_TARGET_AVX2 NMSNN_LIF_EXACT void forward_avx2(const LifNeurons<Real>& n, int T,
+                                                    const Real* a, Real* u, Real* state,
+                                                    Real* spikes) {
+  forward<Real, Rule>(n, T, a, u, state, spikes);
+}
+template <class Real, ResetRule Rule>
+NMSNN_TARGET_AVX512 NMSNN_LIF_EXACT void backward_avx512(const LifNeurons<Real>& n, int T,
+                                                         const Real* u, const Real* d_state,
+                                                         const Real* d_spikes, Real* du) {
+  backward<Real, Rule>(n, T, u, d_state, d_spikes, du);
+}
+template <class Real, ResetRule Rule>
+NMSNN_TARGET_AVX2 NMSNN_LIF_EXACT void backward_avx2(const LifNeurons<Real>& n, int T,
+                                                     const Real* u, const Real* d_state,
+                                                     const Real* d_spikes, Real* du) {
+  backward<Real, Rule>(n, T, u, d_state, d_spikes, du);
+}
+template <class Real>
+NMSNN_TARGET_AVX512 void spikes_from_u_avx512(const LifNeurons<Real>& n, int T, const Real* u,
+                                              Real* spikes) {
+  spikes_from_u<Real>(n, T, u, spikes);
+}
+template <class Real>
+NMSNN_TARGET_AVX2 void spikes_from_u_avx2(const LifNeurons<Real>& n, int T, const Real* u,
+                                          Real* spikes) {
+  spikes_from_u<Real>(n, T, u, spikes);
+}
+#undef NMSNN_LIF_EXACT
+#endif
+
+template <class Real, ResetRule Rule>
+void forward_any(const LifNeurons<Real>& n, int T, const Real* a, Real* u, Real* state,
+                 Real* spikes) {
+#if defined(NMSNN_CPU_X86)
+  switch (active_kernel_set()) {
+    case KernelSet::avx512: return forward_avx512<Real, Rule>(n, T, a, u, state, spikes);
+    case KernelSet::avx2: return forward_avx2<Real, Rule>(n, T, a, u, state, spikes);
+    default: break;
+  }
+#endif
+  forward<Real, Rule>(n, T, a, u, state, spikes);
+}
+
+template <class Real, ResetRule Rule>
+void backward_any(const LifNeurons<Real>& n, int T, const Real* u, const Real* d_state,
+                  const Real* d_spikes, Real* du) {
+#if defined(NMSNN_CPU_X86)
+  switch (active_kernel_set()) {
+    case KernelSet::avx512: return backward_avx512<Real, Rule>(n, T, u, d_state, d_spikes, du);
+    case KernelSet::avx2: return backward_avx2<Real, Rule>(n, T, u, d_state, d_spikes, du);
+    default: break;
+  }
+#endif
+  backward<Real, Rule>(n, T, u, d_state, d_spikes, du);
+}
+
+}  // namespace detail_lif
+
+// Forward through all T steps of one sample.
+//   a      [T, H]  input currents W x[t] + bias
+//   u      [T, H]  out: pre-reset inner state u[t] (all that backward needs)
+//   state  [T, H]  out: the state the layer returns at each step (v[t-1] with delay, else v[t])
+//   spikes [T, H]  out: the spikes it returns (s[t-1] with delay, else s[t])
+// Per step and neuron: u = a + decay * v_prev; s = relu(u - threshold); g = s > 0;
+// v = u - (penalty/threshold) u g (scale) or u - (penalty + s) g (subtract).
+template <class Real>
+void lif_forward(const LifNeurons<Real>& n, int T, const Real* a, Real* u, Real* state,
+                 Real* spikes) {
+  if (n.reset == ResetRule::scale)
+    detail_lif::forward_any<Real, ResetRule::scale>(n, T, a, u, state, spikes);
+  else
+    detail_lif::forward_any<Real, ResetRule::subtract>(n, T, a, u, state, spikes);
+}
+
+// The spikes the layer returned, recomputed from the saved u (s = relu(u - threshold), shifted by
+// one step with delay). Backward uses this to get the next layer's input without storing it.
+template <class Real>
+void lif_spikes_from_u(const LifNeurons<Real>& n, int T, const Real* u, Real* spikes) {
+#if defined(NMSNN_CPU_X86)
+  switch (active_kernel_set()) {
+    case KernelSet::avx512: return detail_lif::spikes_from_u_avx512<Real>(n, T, u, spikes);
+    case KernelSet::avx2: return detail_lif::spikes_from_u_avx2<Real>(n, T, u, spikes);
+    default: break;
+  }
+#endif
+  detail_lif::spikes_from_u<Real>(n, T, u, spikes);
+}
+
 // Backward through all T steps of one sample, BPTT with the gate g held constant.
 //   u        [T, H]  saved pre-reset states
 //   d_state  [T, H]  dL/d(returned state)  (zeros where the state went nowhere)
@@ -151,9 +246,9 @@ template <class Real>
 void lif_backward(const LifNeurons<Real>& n, int T, const Real* u, const Real* d_state,
                   const Real* d_spikes, Real* du) {
   if (n.reset == ResetRule::scale)
-    detail_lif::backward<Real, ResetRule::scale>(n, T, u, d_state, d_spikes, du);
+    detail_lif::backward_any<Real, ResetRule::scale>(n, T, u, d_state, d_spikes, du);
   else
-    detail_lif::backward<Real, ResetRule::subtract>(n, T, u, d_state, d_spikes, du);
+    detail_lif::backward_any<Real, ResetRule::subtract>(n, T, u, d_state, d_spikes, du);
 }
 
 }  // namespace nmsnn::cpu

@@ -57,8 +57,9 @@ class LifLayer final : public LinearLayer<Real> {
                 const LayerGrad<Real>& g, LayerScratch<Real>& s) const override {
     const int T = this->out_steps, W = this->out_width;
     const size_t n = size_t(T) * W;
-    s.a.assign(2 * n, Real(0));
-    Real* du = s.a.data();
+    s.a.resize(2 * n);
+    Real* du = s.a.data();  // written whole by lif_backward
+    std::fill(s.a.data() + n, s.a.data() + 2 * n, Real(0));
     const Real* zeros = s.a.data() + n;
     lif_backward(neurons_, T, saved, returns_state_ ? g.dy : zeros, returns_state_ ? zeros : g.dy,
                  du);

@@ -31,7 +31,14 @@ class LinearLayer : public CpuLayer<Real> {
   }
 
   bool takes_noisy_input() const override { return true; }
-  const Real* WT() const { return Base::params[0].value.data(); }
+  // The passes read WT from an aligned copy made when each pass starts: std::vector's storage is
+  // only 16-byte aligned, and with rows starting mid-line every AVX-512 load of a row straddles
+  // two cache lines (the dense forward product ran ~15% slower). Copying 784 x 112 floats once
+  // per batch costs nothing next to the batch's products.
+  void prepare_pass() override {
+    wt_.assign(Base::params[0].value.begin(), Base::params[0].value.end());
+  }
+  const Real* WT() const { return wt_.data(); }
   const Real* bias() const { return Base::params[1].value.data(); }
 
   void to_public(int k, const Real* engine, float* out) const override {
@@ -48,6 +55,8 @@ class LinearLayer : public CpuLayer<Real> {
   }
 
  protected:
+  Buffer<Real> wt_;  // params[0] as of prepare_pass, 64-byte aligned
+
   // W untransposed, [out_width, roundup8(in_width)], for input gradients; made on demand.
   const Real* weights_untransposed(LayerScratch<Real>& s) const {
     const int in_pad = padded_width(Base::in_width), W = Base::out_width;
@@ -63,7 +72,7 @@ class LinearLayer : public CpuLayer<Real> {
     const int T = Base::in_steps, in_pad = padded_width(Base::in_width);
     const Real* W = weights_untransposed(s);
     if (in_pad == Base::in_width) return input_grad(T, Base::out_width, in_pad, du, W, dx);
-    std::vector<Real> tmp(size_t(T) * in_pad);
+    Buffer<Real> tmp(size_t(T) * in_pad);
     input_grad(T, Base::out_width, in_pad, du, W, tmp.data());
     for (int t = 0; t < T; ++t)
       std::copy_n(tmp.data() + size_t(t) * in_pad, Base::in_width, dx + size_t(t) * Base::in_width);

@@ -4,10 +4,12 @@
 //
 // A is read through two strides (so the same kernel serves A and A transposed), the rows of B and
 // C through optional index lists (so it can gather the rows of nonzero inputs and scatter into
-// the rows of a weight gradient). Four rows of C times up to 24 columns are accumulated in
-// registers across the whole j loop, which is what makes it fast: every B row loaded is used four
-// times and C is touched once per tile. `width` must be a multiple of 8 (layers are padded).
-// The kernel is compiled for the baseline and for AVX2+FMA, and chosen at run time (kernel_set.hpp).
+// the rows of a weight gradient). A tile of rows of C times a few vectors of columns is
+// accumulated in registers across the whole j loop, which is what makes it fast: every B row
+// loaded is used once per tile row and C is touched once per tile. `width` must be a multiple of
+// 8 (layers are padded). The kernel is compiled for the baseline, AVX2+FMA and AVX-512 and chosen
+// at run time (kernel_set.hpp). Every set adds the products over j in the same order, so the sets
+// differ only by the rounding of FMA against a multiply and an add.
 #pragma once
 
 #include <cstddef>
@@ -26,8 +28,8 @@ struct RowsOf {
 };
 
 // A vector of Real in GCC's vector extension: the tile below is written with it so the compiler
-// cannot choose another vectorisation (it once chose gathers). 32 bytes (8 floats) for AVX2, 16
-// bytes for the baseline (SSE2 on x86-64, NEON on aarch64).
+// cannot choose another vectorisation (it once chose gathers). 64 bytes (16 floats) for AVX-512,
+// 32 for AVX2, 16 for the baseline (SSE2 on x86-64, NEON on aarch64).
 template <class Real, int Bytes>
 struct Vec {
   typedef Real type __attribute__((vector_size(Bytes)));
@@ -73,7 +75,17 @@ template <class Real, int Bytes, int R, int W>
     }
 }
 
-template <class Real, int Bytes, int W>
+// gemm_tile with its row count R a constant: the full tile, or one of the shorter last ones.
+template <class Real, int Bytes, int W, int R>
+[[gnu::always_inline]] inline void gemm_tile_rows(int rows, int J, const Real* A, size_t a_r,
+                                                  size_t a_j, RowsOf<const Real> B,
+                                                  Real* const* C, int col) {
+  if constexpr (R > 1)
+    if (rows < R) return gemm_tile_rows<Real, Bytes, W, R - 1>(rows, J, A, a_r, a_j, B, C, col);
+  gemm_tile<Real, Bytes, R, W>(J, A, a_r, a_j, B, C, col);
+}
+
+template <class Real, int Bytes, int W, int RMax>
 [[gnu::always_inline]] inline void gemm_column_tile(int rows, int J, const Real* A, size_t a_r,
                                                     size_t a_j, RowsOf<const Real> B,
                                                     RowsOf<Real> C, int col) {
@@ -87,37 +99,51 @@ template <class Real, int Bytes, int W>
     RowsOf<const Real> Bj = B;
     if (Bj.index) Bj.index += j0;
     else Bj.base += size_t(j0) * Bj.stride;
-    for (int r0 = 0; r0 < rows; r0 += 4) {
-      Real* c[4];
-      const int R = rows - r0 < 4 ? rows - r0 : 4;
+    for (int r0 = 0; r0 < rows; r0 += RMax) {
+      Real* c[RMax];
+      const int R = rows - r0 < RMax ? rows - r0 : RMax;
       for (int r = 0; r < R; ++r) c[r] = C.row(r0 + r);
       const Real* a = A + size_t(r0) * a_r + size_t(j0) * a_j;
-      switch (R) {
-        case 4: gemm_tile<Real, Bytes, 4, W>(jn, a, a_r, a_j, Bj, c, col); break;
-        case 3: gemm_tile<Real, Bytes, 3, W>(jn, a, a_r, a_j, Bj, c, col); break;
-        case 2: gemm_tile<Real, Bytes, 2, W>(jn, a, a_r, a_j, Bj, c, col); break;
-        default: gemm_tile<Real, Bytes, 1, W>(jn, a, a_r, a_j, Bj, c, col); break;
-      }
+      gemm_tile_rows<Real, Bytes, W, RMax>(R, jn, a, a_r, a_j, Bj, c, col);
     }
   }
 }
 
 // Column tiles are the outer loop so the part of B one tile reads (J x W values) stays in the L1
 // cache across all rows. AVX2 has 16 vector registers of 32 bytes: 4 rows x 24 columns is 12
-// accumulators plus 3 loads. The 16-byte baseline (16 registers on x86-64 and more on aarch64)
-// keeps 4 rows x 8 columns, 8 accumulators, so it never spills.
+// accumulators plus 3 loads. AVX-512 has 32 registers of 64 bytes: 8 rows x 3 vectors (48
+// floats) is 24 accumulators plus 3 loads and a broadcast; 8 rows rather than 4 because each j
+// then loads 3 + 8 values for 24 FMAs, within the two loads a cycle that feed two FMA units.
+// Where the vectors do not divide by 3, one tile is 6 rows x 4 vectors (also 24 accumulators),
+// so a lone 1-vector tile (9 loads for 8 FMAs) is rare; a width that is not a multiple of 16
+// floats ends with a 32-byte tile of 8 columns. The 16-byte baseline (16 registers on x86-64 and
+// more on aarch64) keeps 4 rows x 8 columns, 8 accumulators, so it never spills.
 template <class Real, int Bytes>
 [[gnu::always_inline]] inline void gemm_columns(int rows, int J, int width, const Real* A,
                                                 size_t a_r, size_t a_j, RowsOf<const Real> B,
                                                 RowsOf<Real> C) {
   int col = 0;
-  if constexpr (Bytes == 32) {
+  if constexpr (Bytes == 64) {
+    constexpr int L = Vec<Real, 64>::lanes;
+    int vectors = width / L;
+    if (vectors % 3 == 1 && vectors >= 4) {  // e.g. 112 floats = 4 + 3 vectors, no 1-vector tile
+      gemm_column_tile<Real, 64, 4 * L, 6>(rows, J, A, a_r, a_j, B, C, col);
+      col += 4 * L, vectors -= 4;
+    }
+    for (; vectors >= 3; vectors -= 3, col += 3 * L)
+      gemm_column_tile<Real, 64, 3 * L, 8>(rows, J, A, a_r, a_j, B, C, col);
+    if (vectors == 2) gemm_column_tile<Real, 64, 2 * L, 8>(rows, J, A, a_r, a_j, B, C, col);
+    if (vectors == 1) gemm_column_tile<Real, 64, L, 8>(rows, J, A, a_r, a_j, B, C, col);
+    col += vectors * L;
+    if (width - col == 8) gemm_column_tile<Real, 32, 8, 8>(rows, J, A, a_r, a_j, B, C, col);
+  } else if constexpr (Bytes == 32) {
     for (; col + 24 <= width; col += 24)
-      gemm_column_tile<Real, Bytes, 24>(rows, J, A, a_r, a_j, B, C, col);
-    if (width - col == 16) gemm_column_tile<Real, Bytes, 16>(rows, J, A, a_r, a_j, B, C, col);
-    if (width - col == 8) gemm_column_tile<Real, Bytes, 8>(rows, J, A, a_r, a_j, B, C, col);
+      gemm_column_tile<Real, Bytes, 24, 4>(rows, J, A, a_r, a_j, B, C, col);
+    if (width - col == 16) gemm_column_tile<Real, Bytes, 16, 4>(rows, J, A, a_r, a_j, B, C, col);
+    if (width - col == 8) gemm_column_tile<Real, Bytes, 8, 4>(rows, J, A, a_r, a_j, B, C, col);
   } else {
-    for (; col < width; col += 8) gemm_column_tile<Real, Bytes, 8>(rows, J, A, a_r, a_j, B, C, col);
+    for (; col < width; col += 8)
+      gemm_column_tile<Real, Bytes, 8, 4>(rows, J, A, a_r, a_j, B, C, col);
   }
 }
 
@@ -127,13 +153,20 @@ void gemm_accumulate_baseline(int rows, int J, int width, const Real* A, size_t 
   gemm_columns<Real, 16>(rows, J, width, A, a_r, a_j, B, C);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(NMSNN_CPU_X86)
 template <class Real>
-__attribute__((target("avx2,fma"))) void gemm_accumulate_avx2(int rows, int J, int width,
-                                                               const Real* A, size_t a_r,
-                                                               size_t a_j, RowsOf<const Real> B,
-                                                               RowsOf<Real> C) {
+NMSNN_TARGET_AVX2 void gemm_accumulate_avx2(int rows, int J, int width, const Real* A, size_t a_r,
+                                            size_t a_j, RowsOf<const Real> B, RowsOf<Real> C) {
   gemm_columns<Real, 32>(rows, J, width, A, a_r, a_j, B, C);
+}
+
+// Intrinsic-free like the others: GCC's vector extension, no constant vectors (the construct
+// GCC 12.2 miscompiles with AVX-512, tests/compiler_soundness.cpp).
+template <class Real>
+NMSNN_TARGET_AVX512 void gemm_accumulate_avx512(int rows, int J, int width, const Real* A,
+                                                size_t a_r, size_t a_j, RowsOf<const Real> B,
+                                                RowsOf<Real> C) {
+  gemm_columns<Real, 64>(rows, J, width, A, a_r, a_j, B, C);
 }
 #endif
 
@@ -143,9 +176,12 @@ template <class Real>
 void gemm_accumulate(int rows, int J, int width, const Real* A, size_t a_r, size_t a_j,
                      RowsOf<const Real> B, RowsOf<Real> C) {
   if (width % 8 != 0) detail::fail("gemm_accumulate: width ", width, " is not a multiple of 8");
-#if defined(__x86_64__) || defined(__i386__)
-  if (active_kernel_set() == KernelSet::avx2)
-    return gemm_accumulate_avx2<Real>(rows, J, width, A, a_r, a_j, B, C);
+#if defined(NMSNN_CPU_X86)
+  switch (active_kernel_set()) {
+    case KernelSet::avx512: return gemm_accumulate_avx512<Real>(rows, J, width, A, a_r, a_j, B, C);
+    case KernelSet::avx2: return gemm_accumulate_avx2<Real>(rows, J, width, A, a_r, a_j, B, C);
+    default: break;
+  }
 #endif
   gemm_accumulate_baseline<Real>(rows, J, width, A, a_r, a_j, B, C);
 }

@@ -2,10 +2,11 @@
 // and its gradient for NLL, BCE and MSE, the step's record (loss, correct count, batch), and the
 // divergence guard, all in device memory (nmsnn/train_step.hpp says what the guard checks).
 //
-// A step is: forward -> step_loss -> backward -> guarded optimiser update (optimizer_update.cuh).
-// step_loss writes dlogits and a record, or halts the steps: later kernels of the step and of
-// every later step see `halt` and do nothing, so the parameters stay the last good ones (prev
-// holds them when the failing step was an update) until the host reads the records.
+// A step is: forward -> step_partial -> (the sum over the ranks) -> step_guard -> backward ->
+// guarded optimiser update (optimizer_update.cuh). step_partial writes dlogits, step_guard a
+// record, or either halts the steps: later kernels of the step and of every later step see
+// `halt` and do nothing, so the parameters stay the last good ones (prev holds them when the
+// failing step was an update) until the host reads the records.
 //
 // CPU twin: the host path in host/training/train_step.cpp, whose losses are loss_math.hpp's in
 // double; these compute the same expressions in double. The batch's loss is summed in a fixed
@@ -15,6 +16,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "nmsnn/loss.hpp"
@@ -41,18 +43,38 @@ struct StepRecords {
   int batch[kStepRecords];
 };
 
+// A step's statistics as a data-parallel step sums them over the ranks (the host path's StepSums,
+// training/train_step.cpp): [0] the loss (a shard's share of the batch's: loss * rows / batch),
+// [1] the correct count, then per rank r: [2 + 2r] 1 if its outputs were not finite, [3 + 2r]
+// the first such value. Doubles, so that the sum of shares is the host path's.
+__host__ __device__ inline size_t step_sums_count(int ranks) { return 2 + 2 * size_t(ranks); }
+
 struct StepLossArgs {
   Loss loss = Loss::nll;
-  int B = 0, C = 0;
+  int B = 0, C = 0;                      // this process's rows (0: a rank with none) and outputs
   const float* logits = nullptr;         // [B, C]
   const int* labels = nullptr;           // [B]: nll, and bce when targets is null
   const float* targets = nullptr;        // [B, C]: mse; [B]: bce
   const float* regularization = nullptr; // the pass's regularization loss, or null
   float* dlogits = nullptr;              // [B, C] out (zeros when the steps are halted)
   StepRecords* records = nullptr;
+  // The step's batch (the record's) and where these rows sit: one process has all of them
+  // (batch == B, sharded false, its loss entry the loss itself); a shard's loss entry is its share.
+  int batch = 0;
+  bool sharded = false;
+  int rank = 0, ranks = 1;
+  double* sums = nullptr;                // [step_sums_count(ranks)] out, then summed over ranks
 };
 
-// One block. block_size: a power of two in [32, 1024] (the tree reduction halves it).
-void step_loss(const StepLossArgs& args, cudaStream_t stream, int block_size = 256);
+// A step is step_partial, then (data parallelism) the sums added over the ranks in place, then
+// step_guard. step_partial: this process's rows' statistics into `sums` (all zero but its own
+// entries) and dlogits of their mean loss, or zeros when the steps are halted (an update of the
+// previous step left a parameter not finite: it halts them here). One block; block_size a power
+// of two in [32, 1024] (the tree reduction halves it).
+void step_partial(const StepLossArgs& args, cudaStream_t stream, int block_size = 256);
+// step_guard: from the summed statistics, the record (loss, correct, batch) or a halt: outputs
+// not finite (the lowest such rank's value), loss not finite, or the loss grown past the guard's
+// factor; sets the first loss. One thread.
+void step_guard(const StepLossArgs& args, cudaStream_t stream);
 
 }  // namespace nmsnn::kernels

@@ -54,8 +54,8 @@ fi
 "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='-*HarnessOnCpu*:CudaModels.*'
 # The whole training step on the device, and its CUDA graph replay, against the step-by-step API.
 "$OUT/test_train_step" --gtest_brief=1
-# Data parallelism: the gradients weighted and summed through host or device memory, and StepLoop
-# with a communicator (the host path) against StepLoop without.
+# Data parallelism: the gradients weighted and summed through host or device memory, StepLoop
+# with a communicator against StepLoop without, and its device-resident step against its host path.
 "$OUT/test_cuda_reduce" --gtest_brief=1
 # The embedding example, a CUDA program on the device API: it must run and its SGD step must lower
 # the loss.

@@ -1,6 +1,7 @@
 // test_cuda_reduce.cpp — data parallelism on the cuda engine (issue 14): reduce_gradients weights
-// and sums the gradients, the cuda engine runs StepLoop's host path when given a communicator of
-// several ranks, and NetworkOptions::device names the device it runs on.
+// and sums the gradients; StepLoop given a communicator of several ranks runs the host path, or
+// with one that sums device memory the device-resident step, which must compute what the host
+// path does; and NetworkOptions::device names the device it runs on.
 //
 // The ranks are pretended: MirrorCommunicator is rank 0 of N whose other ranks hold exactly what
 // it holds, so a sum over the ranks is its values times N, exact for N a power of two. Its
@@ -15,6 +16,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,11 +46,12 @@ using nmsnn::Loss;
 using nmsnn::Network;
 using nmsnn::NetworkSpec;
 
-// Rank 0 of `ranks`, the others mirroring it. Counts its float sums, the gradients' collective.
+// Rank `rank` of `ranks`, the others mirroring it. Counts its float sums, the gradients'
+// collective.
 class MirrorCommunicator : public nmsnn::Communicator {
  public:
-  explicit MirrorCommunicator(int ranks) : ranks_(ranks) {}
-  int rank() const override { return 0; }
+  explicit MirrorCommunicator(int ranks, int rank = 0) : ranks_(ranks), rank_(rank) {}
+  int rank() const override { return rank_; }
   int size() const override { return ranks_; }
   std::string name() const override { return "mirror"; }
   void allreduce_sum(float* data, size_t n) override {
@@ -57,39 +60,77 @@ class MirrorCommunicator : public nmsnn::Communicator {
     for (size_t i = 0; i < n; ++i) data[i] *= float(ranks_);
   }
   void allreduce_sum(double* data, size_t n) override {
+    ++host_double_sums;
     for (size_t i = 0; i < n; ++i) data[i] *= double(ranks_);
   }
   void broadcast(void*, size_t, int) override {}  // every rank holds rank 0's data already
   void barrier() override {}
 
-  int host_float_sums = 0;
+  int host_float_sums = 0, host_double_sums = 0;
   size_t floats_summed = 0;
 
  private:
-  int ranks_;
+  int ranks_, rank_;
 };
 
 #if NMSNN_WITH_CUDA
 void cuda_ok(cudaError_t status) { ASSERT_EQ(status, cudaSuccess) << cudaGetErrorString(status); }
 
 // The same ranks, able to sum device memory as NCCL does: on the given stream, after the work
-// queued there (here by copying through the host, stream-ordered).
+// queued there. Stream-ordered work only, so that a step captured into a CUDA graph captures the
+// sum too: a copy to pinned memory, a host function that multiplies by N, a copy back (this file
+// is C++, it cannot launch a kernel). The pinned buffer is per device address, made at the first
+// call, which the engine makes uncaptured.
 class MirrorDeviceCommunicator : public MirrorCommunicator, public nmsnn::detail::DeviceReducer {
  public:
   using MirrorCommunicator::MirrorCommunicator;
+  ~MirrorDeviceCommunicator() override {
+    for (auto& s : staging_) cudaFreeHost(s.second.host);
+  }
   void allreduce_sum_device(float* data, size_t n, void* cuda_stream) override {
     ++device_sums;
     floats_summed_on_device = n;
-    auto stream = static_cast<cudaStream_t>(cuda_stream);
-    std::vector<float> host(n);
-    cuda_ok(cudaMemcpyAsync(host.data(), data, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
-    cuda_ok(cudaStreamSynchronize(stream));
-    for (float& v : host) v *= float(size());
-    cuda_ok(cudaMemcpyAsync(data, host.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
-    cuda_ok(cudaStreamSynchronize(stream));
+    sum(data, n, false, cuda_stream);
   }
-  int device_sums = 0;
+  void allreduce_sum_device(double* data, size_t n, void* cuda_stream) override {
+    ++device_double_sums;
+    sum(data, n, true, cuda_stream);
+  }
+  int device_sums = 0, device_double_sums = 0;
   size_t floats_summed_on_device = 0;
+  int sums_run = 0;  // host functions run: every sum, graph replays included
+
+ private:
+  struct Staging {
+    MirrorDeviceCommunicator* self = nullptr;
+    void* host = nullptr;
+    size_t n = 0;
+    bool doubles = false;
+  };
+  static void multiply(void* p) {
+    auto* s = static_cast<Staging*>(p);
+    const int N = s->self->size();
+    if (s->doubles)
+      for (size_t i = 0; i < s->n; ++i) static_cast<double*>(s->host)[i] *= double(N);
+    else
+      for (size_t i = 0; i < s->n; ++i) static_cast<float*>(s->host)[i] *= float(N);
+    ++s->self->sums_run;
+  }
+  void sum(void* data, size_t n, bool doubles, void* cuda_stream) {
+    auto stream = static_cast<cudaStream_t>(cuda_stream);
+    const size_t bytes = n * (doubles ? sizeof(double) : sizeof(float));
+    Staging& s = staging_[data];
+    if (!s.host || s.n != n || s.doubles != doubles) {
+      if (s.host) cuda_ok(cudaFreeHost(s.host));
+      s.host = nullptr;
+      cuda_ok(cudaMallocHost(&s.host, bytes));
+      s = {this, s.host, n, doubles};
+    }
+    cuda_ok(cudaMemcpyAsync(s.host, data, bytes, cudaMemcpyDeviceToHost, stream));
+    cuda_ok(cudaLaunchHostFunc(stream, multiply, &s));
+    cuda_ok(cudaMemcpyAsync(data, s.host, bytes, cudaMemcpyHostToDevice, stream));
+  }
+  std::map<const void*, Staging> staging_;  // nodes stay put: the host functions hold them
 };
 #endif
 
@@ -249,9 +290,10 @@ INSTANTIATE_TEST_SUITE_P(Engines, ReduceGradients, ::testing::ValuesIn(cases()),
 // communicator must follow a StepLoop without one fed rows 0..3: exactly on the cpu engine (the
 // same host arithmetic; halving and doubling are exact); on the cuda engine within the tolerance
 // test_train_step gives its device-resident step, which the run without a communicator takes
-// (its loss is computed on the device), while the run with one must take the host path and call
-// reduce_gradients.
-TEST_P(ReduceGradients, StepLoopWithACommunicatorTakesTheHostPath) {
+// (its loss is computed on the device), while the run with one takes the host path and calls
+// reduce_gradients, or with a device-capable one (cuda_device) the device-resident step, which
+// sums on the device.
+TEST_P(ReduceGradients, StepLoopWithACommunicatorComputesItsShard) {
   const Engine engine = GetParam().engine;
   for (const nmsnn::OptimizerSpec& o : {nmsnn::OptimizerSpec(nmsnn::Sgd{0.2, 0.9}),
                                         nmsnn::OptimizerSpec(nmsnn::Adam{1e-2})}) {
@@ -289,12 +331,150 @@ TEST_P(ReduceGradients, StepLoopWithACommunicatorTakesTheHostPath) {
     else
       EXPECT_LE(relative_error(all_parameters(a), all_parameters(b)), 1e-5);
 
-    // One gradient sum per step, where the engine sums.
+    // One gradient sum and one of the statistics per step, where the engine sums.
     const bool on_device = engine == Engine::cuda && GetParam().path == Path::device;
     EXPECT_EQ(device_sums(*comm), on_device ? 3 : 0);
     EXPECT_EQ(comm->host_float_sums, on_device ? 0 : 3);
+    EXPECT_EQ(comm->host_double_sums, on_device ? 0 : 3);
   }
 }
+
+#if NMSNN_WITH_CUDA
+// ---- the data-parallel step on the device -------------------------------------------------------
+
+struct StepRun {
+  nmsnn::StepReport report;
+  std::vector<float> parameters;
+};
+
+// `steps` steps of StepLoop on the cuda engine with `comm`, each on a fresh batch of B.
+StepRun run_steps(const NetworkSpec& spec, Loss loss, const nmsnn::OptimizerSpec& o,
+              std::shared_ptr<nmsnn::Communicator> comm, bool graphs, int B, int steps) {
+  nmsnn::NetworkOptions no;
+  no.engine = Engine::cuda;
+  no.seed = 5;
+  Network net(spec, no);
+  nmsnn::Optimizer opt(net, o);
+  nmsnn::StepOptions so;
+  so.communicator = std::move(comm);
+  so.graphs = graphs;
+  nmsnn::StepLoop loop(net, opt, loss, so);
+  const int C = spec.outputs();
+  for (int k = 0; k < steps; ++k) {
+    const std::vector<float> x = values(size_t(B) * spec.inputs, uint32_t(20 + k));
+    const std::vector<float> targets = values(size_t(B) * C, uint32_t(40 + k));
+    std::vector<int> labels;
+    for (int i = 0; i < B; ++i) labels.push_back((i * 7 + k) % C);
+    loop.step(Input::noisy(x, B), labels.data(), loss == Loss::mse ? targets.data() : nullptr);
+  }
+  return {loop.read(), all_parameters(net)};
+}
+
+bool same_value(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+
+// The device step against the host path: the same records (the losses to rounding: the device
+// sums a batch's losses in a tree, the host in order) and halt, parameters within 1e-5 (dlogits
+// rounded to float on either side may differ by an ulp).
+void expect_same_run(const StepRun& device, const StepRun& host) {
+  EXPECT_EQ(device.report.halt, host.report.halt) << device.report.reason(1e6) << " vs "
+                                                  << host.report.reason(1e6);
+  EXPECT_EQ(device.report.halt_step, host.report.halt_step);
+  EXPECT_TRUE(same_value(device.report.halt_value, host.report.halt_value))
+      << device.report.halt_value << " vs " << host.report.halt_value;
+  ASSERT_EQ(device.report.steps.size(), host.report.steps.size());
+  for (size_t k = 0; k < host.report.steps.size(); ++k) {
+    const nmsnn::StepRecord &d = device.report.steps[k], &h = host.report.steps[k];
+    EXPECT_EQ(d.batch, h.batch) << "step " << k;
+    EXPECT_EQ(d.correct, h.correct) << "step " << k;
+    EXPECT_NEAR(d.loss, h.loss, 1e-6 * std::max(1.0, std::fabs(h.loss))) << "step " << k;
+  }
+  EXPECT_LE(relative_error(device.parameters, host.parameters), 1e-5);
+}
+
+// Two mirrored ranks: with a device-capable communicator the cuda engine's step runs on the
+// device (two device sums a step, statistics then gradients, and no host sum) and computes what
+// the host path computes with the same ranks summed through the host: nll and mse with Adam, a
+// shard that is not the first (its row keys start past 0), and a rank with no rows (B = 1: rank
+// 0 has none, rank 1 the one row), which still takes part in both sums.
+TEST(DeviceDataParallelStep, MatchesTheHostPath) {
+  REQUIRE_CUDA();
+  const NetworkSpec spec = NetworkSpec::spiking(12, {16}, 4, 7);
+  struct Setting {
+    Loss loss;
+    int rank, B;
+  };
+  const int steps = 4;
+  for (const Setting& c : {Setting{Loss::nll, 0, 8}, Setting{Loss::mse, 0, 7},
+                           Setting{Loss::nll, 1, 9}, Setting{Loss::nll, 0, 1}}) {
+    SCOPED_TRACE(std::string(c.loss == Loss::nll ? "nll" : "mse") + " rank " +
+                 std::to_string(c.rank) + " B " + std::to_string(c.B));
+    auto on_device = std::make_shared<MirrorDeviceCommunicator>(2, c.rank);
+    auto on_host = std::make_shared<MirrorCommunicator>(2, c.rank);
+    const nmsnn::OptimizerSpec adam = nmsnn::Adam{1e-2};
+    const StepRun device = run_steps(spec, c.loss, adam, on_device, false, c.B, steps);
+    const StepRun host = run_steps(spec, c.loss, adam, on_host, false, c.B, steps);
+    ASSERT_EQ(host.report.halt, nmsnn::HaltReason::none) << host.report.reason(1e6);
+    ASSERT_EQ(host.report.steps.size(), size_t(steps));
+    expect_same_run(device, host);
+    EXPECT_EQ(on_device->device_double_sums, steps);
+    EXPECT_EQ(on_device->device_sums, steps);
+    EXPECT_EQ(on_device->sums_run, 2 * steps);
+    EXPECT_EQ(on_device->host_float_sums + on_device->host_double_sums, 0);
+    EXPECT_EQ(on_host->host_double_sums, steps);
+    EXPECT_EQ(on_host->host_float_sums, steps);
+    if (c.B == 1) {
+      for (const nmsnn::StepRecord& r : device.report.steps) {
+        EXPECT_EQ(r.batch, 1);
+        EXPECT_EQ(r.loss, 0.0);  // rank 0 computed nothing, its mirror neither
+      }
+    }
+  }
+}
+
+// Outputs that overflow (the first Adam step of 1e30 makes the weights ~1e30, the second pass's
+// outputs infinite): both paths halt at the second step with the same value and the initial
+// parameters back.
+TEST(DeviceDataParallelStep, HaltsAsTheHostPathDoes) {
+  REQUIRE_CUDA();
+  const NetworkSpec spec = NetworkSpec::mlp(6, {8}, 3);
+  const nmsnn::OptimizerSpec adam = nmsnn::Adam{1e30};
+  auto on_device = std::make_shared<MirrorDeviceCommunicator>(2);
+  const StepRun device = run_steps(spec, Loss::nll, adam, on_device, false, 8, 3);
+  const StepRun host =
+      run_steps(spec, Loss::nll, adam, std::make_shared<MirrorCommunicator>(2), false, 8, 3);
+  ASSERT_EQ(host.report.halt, nmsnn::HaltReason::outputs_not_finite) << host.report.reason(1e6);
+  EXPECT_EQ(host.report.halt_step, 1);
+  expect_same_run(device, host);
+  EXPECT_TRUE(device.parameters == host.parameters);
+  EXPECT_EQ(on_device->device_double_sums, 3);  // the steps after a halt still take part
+}
+
+// The step captured into a CUDA graph (the device sums with it) and replayed gives the bits of
+// the uncaptured one, and its sums run at every replay.
+TEST(DeviceDataParallelStep, GraphsGiveTheSameBits) {
+  REQUIRE_CUDA();
+  const NetworkSpec spec = NetworkSpec::spiking(12, {16}, 4, 7);
+  const nmsnn::OptimizerSpec adam = nmsnn::Adam{1e-2};
+  const int steps = 4;
+  auto plain = std::make_shared<MirrorDeviceCommunicator>(2);
+  auto graphed = std::make_shared<MirrorDeviceCommunicator>(2);
+  const StepRun a = run_steps(spec, Loss::nll, adam, plain, false, 8, steps);
+  const StepRun b = run_steps(spec, Loss::nll, adam, graphed, true, 8, steps);
+  ASSERT_EQ(a.report.halt, nmsnn::HaltReason::none);
+  ASSERT_EQ(b.report.halt, nmsnn::HaltReason::none);
+  ASSERT_EQ(b.report.steps.size(), size_t(steps));
+  for (size_t k = 0; k < size_t(steps); ++k) {
+    EXPECT_EQ(b.report.steps[k].loss, a.report.steps[k].loss) << "step " << k;
+    EXPECT_EQ(b.report.steps[k].correct, a.report.steps[k].correct) << "step " << k;
+    EXPECT_EQ(b.report.steps[k].batch, 8);
+  }
+  EXPECT_TRUE(a.parameters == b.parameters);
+  // The first step runs uncaptured (it warms the shape), the second is captured; every step but
+  // the first is a replay.
+  EXPECT_EQ(graphed->device_sums, 2);
+  EXPECT_EQ(graphed->sums_run, 2 * steps);
+}
+#endif
 
 // ---- the device ---------------------------------------------------------------------------------
 

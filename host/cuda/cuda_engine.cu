@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -30,6 +31,7 @@
 #include "launch.cuh"
 #include "optimizer_update.cuh"
 #include "train_step.cuh"
+#include "nmsnn/communicator.hpp"
 #include "nmsnn/cuda.hpp"
 #include "nmsnn/error.hpp"
 
@@ -143,18 +145,24 @@ struct StepScalars {
   kernels::AdamFloats adam;
 };
 
-// A StepLoop's device memory. The staging block [scalars | y | x] has fixed offsets for a batch
-// capacity, so a captured step reads each step's data from the same addresses.
+// A StepLoop's device memory. The staging block [scalars | y | x | row keys] has fixed offsets
+// for a batch capacity, so a captured step reads each step's data from the same addresses. In a
+// data-parallel step the block holds this rank's rows only, and their row keys.
 struct CudaStepState : StepState {
   Loss loss = Loss::nll;
   bool use_graphs = false;
+  // Data parallelism: the communicator (null: one process) and its device sums.
+  std::shared_ptr<Communicator> comm;
+  DeviceReducer* reducer = nullptr;
+  int rank = 0, ranks = 1;
   int capacity = 0;        // batch capacity of the buffers below (0: none yet)
-  size_t y_offset = 0, x_offset = 0, block_bytes = 0;  // staging block layout, bytes
+  size_t y_offset = 0, x_offset = 0, keys_offset = 0, block_bytes = 0;  // staging block, bytes
   size_t ws_bytes = 0;
   std::unique_ptr<DeviceBuffer> block;    // staging block on the device
   std::unique_ptr<DeviceBuffer> work;     // [logits | dlogits | regularization | workspace]
   std::unique_ptr<DeviceBuffer> prev;     // the parameters before the last update
   std::unique_ptr<DeviceBuffer> records;  // kernels::StepRecords
+  std::unique_ptr<DeviceBuffer> sums;     // the step's statistics (kernels::step_sums_count)
   PinnedBuffer slots[2];                  // host staging, used in turn
   cudaEvent_t copied[2] = {nullptr, nullptr};  // the slot's last copy to the device has run
   bool slot_used[2] = {false, false};
@@ -485,16 +493,28 @@ class CudaEngine final : public EngineImpl {
   }
 
   // ---- the device-resident step ------------------------------------------------------------------
-  // With a communicator (of any size) the step is the host path (EngineImpl's:
-  // training/train_step.cpp), which shards the batch and calls reduce_gradients; its state is
-  // then not a CudaStepState, which train_step and read_steps tell by dynamic_cast.
+  // Without a communicator, or with one that sums device memory (a DeviceReducer: NCCL), the
+  // whole step is queued on the stream. A data-parallel one computes this rank's shard of the
+  // batch and sums its statistics and its weighted gradients with the reducer on the stream, the
+  // host path's arithmetic (training/train_step.cpp) with no wait for the host. With any other
+  // communicator (single process, local group, MPI: sums in host memory) the step is the host
+  // path (EngineImpl's), which calls reduce_gradients; its state is then not a CudaStepState,
+  // which train_step and read_steps tell by dynamic_cast.
 
   std::unique_ptr<StepState> make_step_state(Loss loss, const StepOptions& options) override {
-    if (options.communicator) return EngineImpl::make_step_state(loss, options);
+    auto* reducer = dynamic_cast<DeviceReducer*>(options.communicator.get());
+    if (options.communicator && !reducer) return EngineImpl::make_step_state(loss, options);
     use_device();
     auto s = std::make_unique<CudaStepState>();
     s->loss = loss;
     s->use_graphs = options.graphs;
+    s->comm = options.communicator;
+    s->reducer = reducer;
+    if (s->comm) {
+      s->rank = s->comm->rank();
+      s->ranks = s->comm->size();
+    }
+    s->sums = std::make_unique<DeviceBuffer>(kernels::step_sums_count(s->ranks) * sizeof(double));
     s->records = std::make_unique<DeviceBuffer>(sizeof(kernels::StepRecords));
     s->prev = std::make_unique<DeviceBuffer>(params_->bytes());
     for (cudaEvent_t& e : s->copied)
@@ -523,10 +543,14 @@ class CudaEngine final : public EngineImpl {
     CudaStepState& s = *own;
     auto& opt = dynamic_cast<CudaOptimizerState&>(optimizer);
     const int B = input.batch, C = spec_.outputs();
-    reserve_step(s, B, input.kind);
+    // This rank's rows (all of them in one process); their noise is keyed by their global index.
+    const Shard shard = s.comm ? shard_of(B, s.rank, s.ranks) : Shard{0, B};
+    const int n = shard.count;
+    reserve_step(s, std::max(n, 1), input.kind);  // a rank with no rows still stages scalars
     if (s.since_reset == kernels::kStepRecords) drain_records(s);
 
-    // Stage this step's scalars, targets and input in a pinned slot, then one copy to the device.
+    // Stage this step's scalars, targets and input (and row keys in a data-parallel step) in a
+    // pinned slot, then one copy to the device.
     const int slot = s.next_slot;
     s.next_slot ^= 1;
     if (s.slot_used[slot]) NMSNN_CUDA_CHECK(cudaEventSynchronize(s.copied[slot]));
@@ -537,24 +561,34 @@ class CudaEngine final : public EngineImpl {
     else scalars.adam = kernels::adam_floats(std::get<Adam>(spec), step);
     std::memcpy(host, &scalars, sizeof(scalars));
     // y: labels for nll; targets as floats for bce (labels 0/1 made floats) and mse.
+    const int first = shard.first;
     if (s.loss == Loss::nll) {
-      std::memcpy(host + s.y_offset, labels, size_t(B) * sizeof(int));
+      std::memcpy(host + s.y_offset, labels + first, size_t(n) * sizeof(int));
     } else if (s.loss == Loss::bce && !targets) {
       float* y = reinterpret_cast<float*>(host + s.y_offset);
-      for (int b = 0; b < B; ++b) y[b] = float(labels[b]);
+      for (int b = 0; b < n; ++b) y[b] = float(labels[first + b]);
     } else {
-      const size_t n = s.loss == Loss::bce ? size_t(B) : size_t(B) * C;
-      std::memcpy(host + s.y_offset, targets, n * sizeof(float));
+      const size_t width = s.loss == Loss::bce ? 1 : size_t(C);
+      std::memcpy(host + s.y_offset, targets + size_t(first) * width,
+                  size_t(n) * width * sizeof(float));
     }
-    std::memcpy(host + s.x_offset, input.data, input.count * sizeof(float));
-    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.block->data(), host, s.x_offset + input.count * sizeof(float),
-                                     cudaMemcpyHostToDevice, stream_));
+    const size_t row = input.count / size_t(B);  // floats per row of x
+    std::memcpy(host + s.x_offset, input.data + size_t(first) * row,
+                size_t(n) * row * sizeof(float));
+    size_t bytes = s.x_offset + size_t(n) * row * sizeof(float);
+    if (s.comm) {
+      auto* keys = reinterpret_cast<uint32_t*>(host + s.keys_offset);
+      for (int b = 0; b < n; ++b) keys[b] = uint32_t(first + b);
+      bytes = s.keys_offset + size_t(n) * sizeof(uint32_t);
+    }
+    NMSNN_CUDA_CHECK(
+        cudaMemcpyAsync(s.block->data(), host, bytes, cudaMemcpyHostToDevice, stream_));
     NMSNN_CUDA_CHECK(cudaEventRecord(s.copied[slot], stream_));
     s.slot_used[slot] = true;
 
     const auto key = std::make_tuple(B, int(input.kind), spec.index(), opt.serial);
     if (!s.use_graphs || !s.warmed[key]) {
-      enqueue_step(s, B, input.kind, noise.seed, opt, spec);
+      enqueue_step(s, B, n, input.kind, noise.seed, opt, spec);
       s.warmed[key] = true;
     } else {
       auto found = s.graphs.find(key);
@@ -562,7 +596,7 @@ class CudaEngine final : public EngineImpl {
         cudaGraph_t graph = nullptr;
         NMSNN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
         try {
-          enqueue_step(s, B, input.kind, noise.seed, opt, spec);
+          enqueue_step(s, B, n, input.kind, noise.seed, opt, spec);
         } catch (...) {
           cudaStreamEndCapture(stream_, &graph);
           if (graph) cudaGraphDestroy(graph);
@@ -648,7 +682,8 @@ class CudaEngine final : public EngineImpl {
     auto align = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
     s.y_offset = align(sizeof(StepScalars));
     s.x_offset = s.y_offset + align(cap * size_t(std::max(C, 1)) * sizeof(float));
-    s.block_bytes = s.x_offset + align(cap * size_t(I) * sizeof(float));
+    s.keys_offset = s.x_offset + align(cap * size_t(I) * sizeof(float));
+    s.block_bytes = s.keys_offset + align(cap * sizeof(uint32_t));
     s.ws_bytes = std::max(ws, net_->workspace_bytes(int(cap), kind, true));
     s.block = std::make_unique<DeviceBuffer>(s.block_bytes);
     const size_t logits = align(cap * size_t(C) * sizeof(float));
@@ -669,7 +704,8 @@ class CudaEngine final : public EngineImpl {
   }
 
   // The device work of one step, all on stream_ and nothing that waits: what a graph captures.
-  void enqueue_step(CudaStepState& s, int B, Input::Kind kind, uint64_t seed,
+  // B: the step's batch; n: this rank's rows of it (B in one process), staged in the block.
+  void enqueue_step(CudaStepState& s, int B, int n, Input::Kind kind, uint64_t seed,
                     CudaOptimizerState& opt, const OptimizerSpec& spec) {
     const int C = spec_.outputs();
     char* block = static_cast<char*>(s.block->data());
@@ -685,16 +721,19 @@ class CudaEngine final : public EngineImpl {
     cuda::DeviceInput in;
     in.kind = kind;
     in.data = reinterpret_cast<const float*>(block + s.x_offset);
-    in.batch = B;
+    in.batch = n;
     in.noise.seed = seed;
     in.noise.pass_at = &scalars->noise_pass;
+    if (s.comm) in.noise.rows = reinterpret_cast<const uint32_t*>(block + s.keys_offset);
     cuda::DeviceTrace trace;
     trace.regularization = regularized_ ? regularization : nullptr;
-    net_->forward(param_table_.data(), in, logits, true, {ws, s.ws_bytes}, stream_, &trace);
+    // A rank with no rows computes nothing, but takes part in both sums below.
+    if (n > 0)
+      net_->forward(param_table_.data(), in, logits, true, {ws, s.ws_bytes}, stream_, &trace);
 
     kernels::StepLossArgs a;
     a.loss = s.loss;
-    a.B = B;
+    a.B = n;
     a.C = C;
     a.logits = logits;
     if (s.loss == Loss::nll) a.labels = reinterpret_cast<const int*>(block + s.y_offset);
@@ -702,10 +741,30 @@ class CudaEngine final : public EngineImpl {
     a.regularization = trace.regularization;
     a.dlogits = dlogits;
     a.records = records;
-    kernels::step_loss(a, stream_);
+    a.batch = B;
+    a.sharded = s.comm != nullptr;
+    a.rank = s.rank;
+    a.ranks = s.ranks;
+    a.sums = static_cast<double*>(s.sums->data());
+    kernels::step_partial(a, stream_);
+    // Every rank then decides from the same sums (the host path's order: statistics, gradients).
+    if (s.reducer)
+      s.reducer->allreduce_sum_device(a.sums, kernels::step_sums_count(s.ranks), stream_);
+    kernels::step_guard(a, stream_);
 
-    net_->backward(param_table_.data(), in, dlogits, grad_table_.data(), nullptr,
-                   {ws, s.ws_bytes}, stream_);
+    if (n > 0)
+      net_->backward(param_table_.data(), in, dlogits, grad_table_.data(), nullptr,
+                     {ws, s.ws_bytes}, stream_);
+    if (s.reducer) {
+      // Each rank's gradient is the mean over its rows: weighted by its share, the sum over the
+      // ranks is the batch's mean (reduce_gradients' arithmetic; weight 0: zeros, not 0 * stale).
+      const float weight = float(double(n) / B);
+      if (weight == 0)
+        NMSNN_CUDA_CHECK(cudaMemsetAsync(grads_->data(), 0, grads_->bytes(), stream_));
+      else if (weight != 1)
+        scale(grads_->floats(), total_floats_, weight, stream_);
+      s.reducer->allreduce_sum_device(grads_->floats(), total_floats_, stream_);
+    }
     if (std::holds_alternative<Sgd>(spec))
       kernels::sgd_update_guarded(&scalars->sgd, &records->halt, params_->floats(),
                                   s.prev->floats(), grads_->floats(), opt.m->floats(),

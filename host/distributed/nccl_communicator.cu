@@ -1,5 +1,6 @@
 // distributed/nccl_communicator.cu — the nmsnn::nccl component: a Communicator whose device sums
-// (the cuda engine's gradients) are ncclAllReduce calls, its host collectives the bootstrap's.
+// (the cuda engine's gradients and its data-parallel step's statistics) are ncclAllReduce calls,
+// its host collectives the bootstrap's.
 //
 // NCCL's communicator needs an id that one rank makes and every rank knows before it exists:
 // rank 0 makes it and the bootstrap communicator (MPI, or a local group's threads) broadcasts it.
@@ -102,24 +103,38 @@ class NcclCommunicator final : public Communicator, public detail::DeviceReducer
   }
   void barrier() override { bootstrap_->barrier(); }
 
-  // Queues the sum on `cuda_stream`, then waits for it (and the work queued before it), polling
-  // NCCL for errors, so that a rank that never joins is a timeout here and not a hang.
   void allreduce_sum_device(float* data, size_t n, void* cuda_stream) override {
+    sum_on_device(data, n, ncclFloat, cuda_stream);
+  }
+  void allreduce_sum_device(double* data, size_t n, void* cuda_stream) override {
+    sum_on_device(data, n, ncclDouble, cuda_stream);
+  }
+
+ private:
+  // Queues the sum on `cuda_stream`, then waits for it (and the work queued before it), polling
+  // NCCL for errors, so that a rank that never joins is a timeout here and not a hang. While the
+  // stream is captured into a graph (the cuda engine's step) it only queues the sum: a captured
+  // stream's work does not run, so there is nothing to wait for (a replay's sums are waited for
+  // where the engine synchronises, without this timeout).
+  void sum_on_device(void* data, size_t n, ncclDataType_t type, void* cuda_stream) {
     if (!comm_) fail("NCCL communicator: used after it was aborted (an earlier sum failed)");
     cudaPointerAttributes where{};
     NMSNN_CUDA_CHECK(cudaPointerGetAttributes(&where, data));
     if (where.type != cudaMemoryTypeDevice || where.device != device_)
-      fail("NCCL communicator of CUDA device ", device_, ": the floats to sum are ",
+      fail("NCCL communicator of CUDA device ", device_, ": the values to sum are ",
            where.type == cudaMemoryTypeDevice ? "on device " + std::to_string(where.device)
                                               : std::string("not in device memory"),
            "; run the network on the communicator's device (NetworkOptions::device)");
     if (n == 0) return;
     const auto deadline = deadline_after(timeout_seconds());
     auto stream = static_cast<cudaStream_t>(cuda_stream);
-    const ncclResult_t r = ncclAllReduce(data, data, n, ncclFloat, ncclSum, comm_, stream);
+    const ncclResult_t r = ncclAllReduce(data, data, n, type, ncclSum, comm_, stream);
     if (r != ncclSuccess && r != ncclInProgress)
       abort_and_fail(nccl_error("ncclAllReduce", r));
     wait_for_nccl("ncclAllReduce", deadline);  // until the sum is queued on the stream
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    NMSNN_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
+    if (capturing != cudaStreamCaptureStatusNone) return;
     NMSNN_CUDA_CHECK(cudaEventRecord(done_, stream));
     for (;;) {
       const cudaError_t status = cudaEventQuery(done_);
@@ -133,7 +148,6 @@ class NcclCommunicator final : public Communicator, public detail::DeviceReducer
     }
   }
 
- private:
   // Waits until the non-blocking communicator has finished what the last NCCL call started.
   void wait_for_nccl(const char* what, Clock::time_point deadline) {
     while (check_progress(what) == ncclInProgress) {

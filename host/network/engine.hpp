@@ -97,9 +97,10 @@ class EngineImpl {
   // The defaults are the host path (training/train_step.cpp): this engine's forward, the loss on
   // the host, backward and optimizer_step in sequence, with the checks after each; the cpu engine
   // uses it, the cuda engine runs the step on the device. StepLoop has checked the input, the
-  // labels and targets; `step` counts the optimiser's updates from 1. With a communicator of more
-  // than one rank (options.communicator) the host path is the one that runs: `input` and the
-  // labels or targets are then the global batch, of which this rank computes its shard.
+  // labels and targets; `step` counts the optimiser's updates from 1. With a communicator
+  // (options.communicator) `input` and the labels or targets are the global batch, of which this
+  // rank computes its shard: on the host path, or on the cuda engine's device-resident step when
+  // the communicator sums device memory (distributed/device_reducer.hpp).
   virtual std::unique_ptr<StepState> make_step_state(Loss loss, const StepOptions& options);
   virtual void train_step(StepState& state, const Input& input, NoiseKey noise, const int* labels,
                           const float* targets, OptimizerState& optimizer,

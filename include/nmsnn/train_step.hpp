@@ -52,9 +52,12 @@ struct StepOptions {
   // the same global batch and computes the rows shard_of() gives it; the gradients are summed
   // over the ranks, weighted by each rank's share, so every rank applies the update one process
   // would for the whole batch. The noise masks are keyed by the row's index in the global batch.
-  // Steps then run on the host path on either engine (the cuda engine sums on the device when the
-  // communicator can: NCCL). Null: one process. A communicator of one rank takes the same path
-  // (on the cpu engine with the same bits as none), which checks it on a single machine or GPU.
+  // The loss statistics are summed too, so every rank records the batch's loss and takes the
+  // same guard decision. On the cuda engine with a communicator that sums device memory (NCCL)
+  // the step stays on the device: both sums are queued on the engine's stream, inside the step
+  // (and its graph, with `graphs`). With any other communicator, and on the cpu engine, steps run
+  // on the host path. Null: one process. A communicator of one rank takes the same path as
+  // several (on the cpu engine with the same bits as none), which checks it on one machine or GPU.
   std::shared_ptr<Communicator> communicator;
 };
 

@@ -120,6 +120,12 @@ inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t stream
   emulated::enqueue(stream, [=] { std::memset(d, v, n); });
   return cudaSuccess;
 }
+// A host function run in stream order (captured as a graph's host node, as CUDA does).
+typedef void (*cudaHostFn_t)(void* user_data);
+inline cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* user_data) {
+  emulated::enqueue(stream, [=] { fn(user_data); });
+  return cudaSuccess;
+}
 inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   return s && s->capture ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
 }

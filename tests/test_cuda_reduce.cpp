@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "distributed/device_reducer.hpp"
+#include "engine_compare.hpp"
 #include "network/engine.hpp"
 #include "nmsnn/communicator.hpp"
 #include "nmsnn/loss.hpp"
@@ -30,6 +31,7 @@
 #include "nmsnn/train_step.hpp"
 #include "require_cuda.hpp"
 #include "throws_with.hpp"
+#include "training_fixtures.hpp"  // all_parameters
 
 #if NMSNN_WITH_CUDA
 #include <cuda_runtime.h>
@@ -190,23 +192,7 @@ std::vector<std::vector<float>> all_gradients(const Network& net) {
   return out;
 }
 
-std::vector<float> all_parameters(const Network& net) {
-  std::vector<float> out;
-  for (const auto& p : net.parameters()) {
-    const std::vector<float> v = net.parameter(p.name);
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
-
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, scale = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
-    scale = std::max(scale, std::fabs(double(b[i])));
-  }
-  return diff / scale;
-}
+using engine_compare::relative_error;  // the largest difference over the first's largest value
 
 class ReduceGradients : public ::testing::TestWithParam<Case> {
  protected:

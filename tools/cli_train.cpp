@@ -149,22 +149,11 @@ void check_plot_directory(const std::string& path) {
                  detail::quote(path), ": ", std::strerror(errno));
 }
 
-uint32_t bit_cast_u32(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, sizeof u);
-  return u;
-}
-
-// A 64-bit FNV-1a digest of the training samples (features, labels, targets), so that a resume
-// on data that changed under the same path is refused.
+// The training samples' digest (Dataset::digest) in hex, so that a resume on data that changed
+// under the same path is refused.
 std::string data_digest(const Dataset& d) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](uint32_t word) { h = (h ^ word) * 1099511628211ull; };
-  for (float v : d.x) mix(bit_cast_u32(v));
-  for (int v : d.labels) mix(uint32_t(v));
-  for (float v : d.targets) mix(bit_cast_u32(v));
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)d.digest());
   return buf;
 }
 

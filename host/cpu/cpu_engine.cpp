@@ -26,7 +26,7 @@ struct CpuOptimizerState : OptimizerState {
 class CpuEngine final : public EngineImpl {
  public:
   CpuEngine(const NetworkSpec& spec, int threads)
-      : pool_(threads), net_(spec, pool_), spec_(spec) {
+      : pool_(threads), net_(spec, pool_), spec_(spec), layout_(parameter_layout(spec)) {
     for (auto& layer : net_.layers)
       for (size_t k = 0; k < layer->params.size(); ++k) slots_.push_back({layer.get(), int(k)});
   }
@@ -110,17 +110,16 @@ class CpuEngine final : public EngineImpl {
   void reduce_gradients(Communicator& comm, float weight) override {
     if (!(std::isfinite(weight) && weight >= 0))
       fail("cpu engine: reduce_gradients: weight must be finite and >= 0, got ", weight);
-    const std::vector<ParameterInfo> layout = parameter_layout(spec_);
     size_t total = 0;
-    for (const ParameterInfo& p : layout) total += p.size;
+    for (const ParameterInfo& p : layout_) total += p.size;
     reduce_buffer_.assign(total, 0.0f);  // weight 0: zeros, whatever the gradients held
     size_t at = 0;
     for (size_t i = 0; i < slots_.size(); ++i) {
       if (weight != 0) {
         read_gradient(i, reduce_buffer_.data() + at);
-        for (size_t k = 0; k < layout[i].size; ++k) reduce_buffer_[at + k] *= weight;
+        for (size_t k = 0; k < layout_[i].size; ++k) reduce_buffer_[at + k] *= weight;
       }
-      at += layout[i].size;
+      at += layout_[i].size;
     }
     comm.allreduce_sum(reduce_buffer_.data(), total);
     at = 0;
@@ -130,7 +129,7 @@ class CpuEngine final : public EngineImpl {
       std::vector<float>& grad = s.layer->params[s.k].grad;
       std::fill(grad.begin(), grad.end(), 0.0f);
       s.layer->from_public(s.k, reduce_buffer_.data() + at, grad.data());
-      at += layout[i].size;
+      at += layout_[i].size;
     }
   }
 
@@ -171,6 +170,7 @@ class CpuEngine final : public EngineImpl {
   cpu::ThreadPool pool_;
   cpu::CpuNetwork<float> net_;
   NetworkSpec spec_;
+  std::vector<ParameterInfo> layout_;  // the public layout, which reduce_gradients sums in
   std::vector<Slot> slots_;
   std::vector<float> reduce_buffer_;
 };

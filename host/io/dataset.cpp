@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 
 #include "nmsnn/error.hpp"
@@ -83,6 +84,23 @@ void Dataset::validate() const {
   if (count > 0 && labels.empty() && targets.empty()) {
     fail(what, ": has ", count, " samples but neither labels nor targets");
   }
+}
+
+uint64_t Dataset::digest() const {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint32_t word) { h = (h ^ word) * 1099511628211ull; };
+  for (float v : x) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    mix(bits);
+  }
+  for (int v : labels) mix(uint32_t(v));
+  for (float v : targets) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    mix(bits);
+  }
+  return h;
 }
 
 Dataset Dataset::slice(int first, int n) const {

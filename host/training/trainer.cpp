@@ -217,24 +217,21 @@ uint32_t fnv1a(const void* data, size_t bytes, uint32_t h = 2166136261u) {
   return h;
 }
 
-// Collective: the first rank whose `value` differs from rank 0's, or -1.
-int first_differing_rank(Communicator& comm, uint32_t value) {
-  std::vector<double> values(size_t(comm.size()), 0.0);  // 32-bit values are exact in double
-  values[size_t(comm.rank())] = value;
-  comm.allreduce_sum(values.data(), values.size());
-  for (size_t r = 1; r < values.size(); ++r)
-    if (values[r] != values[0]) return int(r);
+// Collective: the first rank whose `value` differs from rank 0's, or -1. Each rank's value goes in
+// its own slots as two 32-bit halves (exact in a double), zeros elsewhere, so the sum gathers them.
+int first_differing_rank(Communicator& comm, uint64_t value) {
+  std::vector<double> halves(2 * size_t(comm.size()), 0.0);
+  halves[2 * size_t(comm.rank())] = double(value >> 32);
+  halves[2 * size_t(comm.rank()) + 1] = double(value & 0xffffffffu);
+  comm.allreduce_sum(halves.data(), halves.size());
+  for (size_t r = 1; r < size_t(comm.size()); ++r)
+    if (halves[2 * r] != halves[0] || halves[2 * r + 1] != halves[1]) return int(r);
   return -1;
 }
 
 // Collective: every rank holds the same dataset, which each reads itself.
 void check_same_data(Communicator& comm, const Dataset& data, const char* role) {
-  uint32_t h = fnv1a(&data.count, sizeof data.count);
-  h = fnv1a(&data.features, sizeof data.features, h);
-  h = fnv1a(data.x.data(), data.x.size() * sizeof(float), h);
-  h = fnv1a(data.labels.data(), data.labels.size() * sizeof(int), h);
-  h = fnv1a(data.targets.data(), data.targets.size() * sizeof(float), h);
-  const int r = first_differing_rank(comm, h);
+  const int r = first_differing_rank(comm, data.digest());
   if (r >= 0) {
     std::ostringstream out;
     out << "rank " << r << "'s " << role << " dataset " << detail::quote(data.name)

@@ -64,8 +64,11 @@ class CpuNetwork {
         layer = std::make_unique<SpikingActivationLayer<Real>>(width, real, steps, *sa);
       else if (auto* f = std::get_if<Lowpass>(&ls))
         layer = std::make_unique<LowpassLayer<Real>>(width, real, steps, *f);
-      else
+      else if (std::holds_alternative<TemporalAvgPool>(ls))
         layer = std::make_unique<TemporalPoolLayer<Real>>(width, real, steps);
+      else
+        detail::fail("the cpu engine does not run ", layer_kind(ls), " layers yet (layer ", l,
+                     ")");
       layer->index = l;
       width = layer->out_width;
       real = layer->out_real;

@@ -862,6 +862,15 @@ class CudaEngine final : public EngineImpl {
 
 std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul,
                                                   SavedState saved, int device) {
+  // The convolutional layers (issue 17) run on the cpu engine only, for now.
+  for (size_t l = 0; l < spec.layers.size(); ++l) {
+    const LayerSpec& layer = spec.layers[l];
+    if (std::holds_alternative<Conv2d>(layer) || std::holds_alternative<AvgPool2d>(layer) ||
+        std::holds_alternative<MaxPool2d>(layer) || std::holds_alternative<Flatten>(layer) ||
+        std::holds_alternative<Lif>(layer))
+      fail("the cuda engine does not run ", layer_kind(layer), " layers yet (layer ", l,
+           "); use the cpu engine");
+  }
   return std::make_unique<CudaEngine>(spec, matmul, saved, device);
 }
 

@@ -2,6 +2,7 @@
 #include "nmsnn/spec_json.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 #include "nmsnn/error.hpp"
@@ -75,6 +76,21 @@ class Fields {
   int required_integer(const std::string& key, int64_t lo, int64_t hi) {
     if (!json_.contains(key)) fail(where(key), "missing (it is required)");
     return integer(key, 0, lo, hi);
+  }
+  // A [height, width] pair written as one whole number n (meaning [n, n], as PyTorch takes it)
+  // or as an array of two.
+  std::array<int, 2> pair(const std::string& key, std::array<int, 2> fallback, int64_t lo,
+                          int64_t hi) {
+    const Json* v = get(key);
+    if (!v) return fallback;
+    if (v->is_number()) {
+      const int n = integer(key, 0, lo, hi);
+      return {n, n};
+    }
+    if (!v->is_array() || v->size() != 2 || !v->at(0).is_number() || !v->at(1).is_number())
+      fail(where(key), "expected a whole number or [height, width], got ", shown(*v));
+    return {int(detail::checked_integer(name(key) + "[0]", v->at(0).as_number(), lo, hi)),
+            int(detail::checked_integer(name(key) + "[1]", v->at(1).as_number(), lo, hi))};
   }
   bool boolean(const std::string& key, bool fallback) {
     const Json* v = get(key);
@@ -184,10 +200,50 @@ LayerSpec layer_from_json(const Json& json, const std::string& path, const std::
     f.only({"type"});
     return TemporalAvgPool{};
   }
+  if (type == "conv2d") {
+    f.only({"type", "out_channels", "kernel", "stride", "padding"});
+    Conv2d c;
+    c.out_channels = f.required_integer("out_channels", 1, kMaxLayerSize);
+    if (!f.get("kernel")) fail(f.where("kernel"), "missing (it is required)");
+    c.kernel = f.pair("kernel", c.kernel, 1, kMaxLayerSize);
+    c.stride = f.pair("stride", c.stride, 1, kMaxLayerSize);
+    c.padding = f.pair("padding", c.padding, 0, kMaxLayerSize);
+    return c;
+  }
+  if (type == "avg_pool2d" || type == "max_pool2d") {
+    f.only({"type", "kernel", "stride"});
+    if (!f.get("kernel")) fail(f.where("kernel"), "missing (it is required)");
+    const auto kernel = f.pair("kernel", {2, 2}, 1, kMaxLayerSize);
+    const auto stride = f.pair("stride", {0, 0}, 0, kMaxLayerSize);
+    if (type == "avg_pool2d") return AvgPool2d{kernel, stride};
+    return MaxPool2d{kernel, stride};
+  }
+  if (type == "flatten") {
+    f.only({"type"});
+    return Flatten{};
+  }
+  if (type == "lif") {
+    f.only({"type", "decay", "threshold", "penalty", "reset", "delay"});
+    Lif n;
+    n.decay = float(f.number("decay", n.decay));
+    n.threshold = float(f.number("threshold", n.threshold));
+    n.penalty = float(f.number("penalty", n.penalty));
+    const std::string reset = f.string("reset", to_string(n.reset));
+    n.reset = named(f, "reset", [&] { return parse_reset_rule(reset); });
+    n.delay = f.boolean("delay", n.delay);
+    return n;
+  }
   if (type.empty()) fail(f.where("type"), "missing (it is required)");
   fail(f.where("type"), "unknown layer type ", detail::quote(type),
-       " (expected spiking, dense, activation, spiking_activation, lowpass or "
-       "temporal_avg_pool)");
+       " (expected spiking, dense, activation, spiking_activation, lowpass, temporal_avg_pool, "
+       "conv2d, avg_pool2d, max_pool2d, flatten or lif)");
+}
+
+Json pair_json(std::array<int, 2> p) {
+  Json j = Json::array();
+  j.push_back(p[0]);
+  j.push_back(p[1]);
+  return j;
 }
 
 Json layer_to_json(const LayerSpec& layer) {
@@ -210,6 +266,16 @@ Json layer_to_json(const LayerSpec& layer) {
     j.set("tau", l->tau).set("dt", l->dt).set("units", l->units);
     j.set("apply_during_training", l->apply_during_training);
     j.set("return_sequences", l->return_sequences);
+  } else if (auto* c = std::get_if<Conv2d>(&layer)) {
+    j.set("out_channels", c->out_channels).set("kernel", pair_json(c->kernel));
+    j.set("stride", pair_json(c->stride)).set("padding", pair_json(c->padding));
+  } else if (auto* p = std::get_if<AvgPool2d>(&layer)) {
+    j.set("kernel", pair_json(p->kernel)).set("stride", pair_json(p->stride));
+  } else if (auto* p = std::get_if<MaxPool2d>(&layer)) {
+    j.set("kernel", pair_json(p->kernel)).set("stride", pair_json(p->stride));
+  } else if (auto* n = std::get_if<Lif>(&layer)) {
+    j.set("decay", n->decay).set("threshold", n->threshold).set("penalty", n->penalty);
+    j.set("reset", to_string(n->reset)).set("delay", n->delay);
   }
   return j;
 }
@@ -219,8 +285,27 @@ Json layer_to_json(const LayerSpec& layer) {
 NetworkDescription description_from_json(const Json& json, const std::string& source,
                                          int inputs) {
   Fields f(json, "", source);
-  f.only({"inputs", "time_steps", "encoding", "readout", "layers"});
+  f.only({"inputs", "input_shape", "time_steps", "encoding", "readout", "layers"});
   NetworkDescription d;
+  if (const Json* shape = f.get("input_shape")) {
+    if (!shape->is_array() || shape->size() != 3)
+      fail(f.where("input_shape"), "expected [channels, height, width], got ", shown(*shape));
+    int64_t n = 1;
+    for (size_t k = 0; k < 3; ++k) {
+      if (!shape->at(k).is_number())
+        fail(f.where("input_shape"), "expected whole numbers, got ", shown(shape->at(k)));
+      d.spec.input_shape.push_back(int(detail::checked_integer(
+          f.name("input_shape") + "[" + std::to_string(k) + "]", shape->at(k).as_number(), 1,
+          kMaxLayerSize)));
+      n *= d.spec.input_shape.back();
+    }
+    if (n > kMaxLayerSize)
+      fail(f.where("input_shape"), "has ", n, " features, at most ", kMaxLayerSize);
+    if (!f.get("inputs") && inputs <= 0) inputs = int(n);
+    if (inputs > 0 && n != inputs)
+      fail(f.where("input_shape"), "[", d.spec.input_shape[0], ", ", d.spec.input_shape[1], ", ",
+           d.spec.input_shape[2], "] has ", n, " features but the data has ", inputs);
+  }
   d.spec.inputs = f.integer("inputs", inputs, 1, kMaxLayerSize);
   if (inputs > 0 && d.spec.inputs != inputs)
     fail(f.where("inputs"), d.spec.inputs, " does not match the data's ", inputs, " features");
@@ -261,7 +346,13 @@ Json description_to_json(const NetworkDescription& d) {
   readout.set("reduce", to_string(d.spec.readout.reduce));
   readout.set("begin_eval", d.spec.readout.begin_eval);
   Json j = Json::object();
-  j.set("inputs", d.spec.inputs).set("time_steps", d.spec.time_steps);
+  j.set("inputs", d.spec.inputs);
+  if (!d.spec.input_shape.empty()) {
+    Json shape = Json::array();
+    for (int v : d.spec.input_shape) shape.push_back(v);
+    j.set("input_shape", shape);
+  }
+  j.set("time_steps", d.spec.time_steps);
   j.set("encoding", to_string(d.encoding)).set("readout", readout).set("layers", layers);
   return j;
 }

@@ -34,9 +34,12 @@ std::vector<std::vector<float>> initial_parameters(const NetworkSpec& spec, uint
     }
     // Weights [out, in] and biases [out] of SpikingLayer (the seed: Xavier-uniform weights) and
     // Dense (torch.nn.Linear's default: U(+-1/sqrt(fan_in)) for both); biases U(+-1/sqrt(fan_in)).
-    const bool weight = info.shape.size() == 2;
-    const double fan_out = info.shape[0];
-    const double fan_in = weight ? info.shape[1] : layout[p - 1].shape[1];
+    // Conv2d's [O, C, kh, kw] as torch.nn.Conv2d: U(+-1/sqrt(C kh kw)) for both.
+    const bool weight = info.shape.size() >= 2;
+    const std::vector<int>& w_shape = weight ? info.shape : layout[p - 1].shape;
+    const double fan_out = w_shape[0];
+    double fan_in = 1;
+    for (size_t d = 1; d < w_shape.size(); ++d) fan_in *= w_shape[d];
     double bound = 1.0 / std::sqrt(fan_in);
     if (weight && std::holds_alternative<SpikingLayer>(layer))
       bound = std::sqrt(6.0 / (fan_in + fan_out));

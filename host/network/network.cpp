@@ -82,6 +82,18 @@ std::vector<CpuShape> cpu_shapes(const NetworkSpec& spec) {
       s.params = 2 * width;
     } else if (std::holds_alternative<TemporalAvgPool>(layer)) {
       s.steps = 1;
+    } else if (auto* c = std::get_if<Conv2d>(&layer)) {
+      // WT[C kh kw, channels padded] and the bias; the maps [O, H', W'] padded at their end.
+      const std::vector<int> in = spec.layer_shape(int(l) - 1);
+      s.width = cpu::padded_width(spec.layer_width(int(l)));
+      s.weights = double(in[0]) * c->kernel[0] * c->kernel[1] * cpu::padded_width(c->out_channels);
+      s.params = s.weights + cpu::padded_width(c->out_channels);
+    } else if (std::holds_alternative<AvgPool2d>(layer) ||
+               std::holds_alternative<MaxPool2d>(layer)) {
+      s.width = cpu::padded_width(spec.layer_width(int(l)));
+    } else if (std::holds_alternative<Lif>(layer)) {
+      s.saved = steps * s.width;        // u[T, W]
+      s.rebuilds_output = l + 1 < L;    // as SpikingLayer
     }
     if (std::holds_alternative<SpikingLayer>(layer) || std::holds_alternative<Dense>(layer)) {
       s.weights = s.in_width * s.width;

@@ -5,6 +5,7 @@
 // nmsnn::Error naming the first field at fault. The math behind each field is in SPEC.md.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <variant>
@@ -87,11 +88,58 @@ struct Lowpass {
 // The mean over time: [T, B, H] -> [1, B, H].
 struct TemporalAvgPool {};
 
-// One entry of the layer stack.
-using LayerSpec =
-    std::variant<SpikingLayer, Dense, Activation, SpikingActivation, Lowpass, TemporalAvgPool>;
+// ---- convolutional layers (feature maps [C, H, W] at every step) --------------------------------
+//
+// A layer's output is [C, H, W] when it is a convolution or a pooling, or follows one through
+// element-wise layers; the network's input is when `input_shape` is given. Feature maps are
+// stored flat in PyTorch's order (c, y, x), so `flatten` moves nothing and the dense layer after
+// it has PyTorch's weight [H, C*H*W]. Pairs are [height, width].
 
-const char* layer_kind(const LayerSpec& layer);  // "spiking", "dense", "activation", ...
+// y[t] = conv2d(x[t], W) + bias at every step: torch.nn.Conv2d (no dilation, no groups).
+// weight [out_channels, C, kh, kw], bias [out_channels]. Out size (H + 2 pad - k) / stride + 1.
+struct Conv2d {
+  int out_channels = 0;
+  std::array<int, 2> kernel{3, 3};
+  std::array<int, 2> stride{1, 1};
+  std::array<int, 2> padding{0, 0};  // zeros on every side
+};
+
+// The mean or maximum over each window of every channel, at every step: torch.nn.AvgPool2d and
+// MaxPool2d with no padding and floor rounding. Max pooling's gradient goes to the first largest
+// value of its window, in row-major order (PyTorch's rule; spikes tie often).
+struct AvgPool2d {
+  std::array<int, 2> kernel{2, 2};
+  std::array<int, 2> stride{0, 0};  // 0: the kernel size (PyTorch's default)
+};
+struct MaxPool2d {
+  std::array<int, 2> kernel{2, 2};
+  std::array<int, 2> stride{0, 0};  // 0: the kernel size
+};
+
+// [C, H, W] -> [C*H*W] (torch.nn.Flatten): dense and spiking layers need a flat input.
+struct Flatten {};
+
+// The seed's leaky integrate-and-fire neurons on whatever the previous layer returns (a
+// convolution's feature maps, a dense layer's outputs): SpikingLayer without its linear map.
+//   u[t] = x[t] + decay * v[t-1], then as SpikingLayer. No parameters.
+struct Lif {
+  float decay = 0.9f;
+  float threshold = 1.0f;
+  float penalty = 1.5f;
+  ResetRule reset = ResetRule::scale;
+  bool delay = true;
+};
+
+// One entry of the layer stack.
+using LayerSpec = std::variant<SpikingLayer, Dense, Activation, SpikingActivation, Lowpass,
+                               TemporalAvgPool, Conv2d, AvgPool2d, MaxPool2d, Flatten, Lif>;
+
+// "spiking", "dense", "activation", "spiking_activation", "lowpass", "temporal_avg_pool",
+// "conv2d", "avg_pool2d", "max_pool2d", "flatten", "lif"
+const char* layer_kind(const LayerSpec& layer);
+
+// Whether a layer's neurons fire (spiking, spiking_activation, lif): they have firing rates.
+bool fires(const LayerSpec& layer);
 
 // logits[b, c] = reduce over t = begin_eval .. T-1 of the last layer's output[t, b, c]. The
 // output of a last SpikingLayer is its inner state v (the seed takes it as logits); of any
@@ -105,6 +153,7 @@ struct Readout {
 
 struct NetworkSpec {
   int inputs = 0;         // features per sample, I
+  std::vector<int> input_shape;  // [C, H, W] of image inputs (product = inputs), or empty: flat
   int time_steps = 128;   // T
   std::vector<LayerSpec> layers;
   Readout readout;
@@ -117,6 +166,9 @@ struct NetworkSpec {
   // Features and steps each layer returns, and what the readout reduces over.
   int layer_width(int layer) const;
   int layer_steps(int layer) const;
+  // What one step of layer `layer` returns: [C, H, W] feature maps or [width]. layer = -1: the
+  // input's shape.
+  std::vector<int> layer_shape(int layer) const;
 
   // The seed's MNIST network: 784-100-10, T = 128, decay 0.9, threshold 1, penalty 1.5 (scale
   // reset, delay on), readout mean from step 0 (what the seed's average_output=False computes).
@@ -140,7 +192,17 @@ ResetRule parse_reset_rule(const std::string& name);
 Reduce parse_reduce(const std::string& name);
 ActivationKind parse_activation(const std::string& name);
 
-// One trainable tensor, named as PyTorch would: "layers.0.weight" [H, I], "layers.0.bias" [H].
+// The [out_h, out_w] of a window of `kernel` moved by `stride` over [h, w] padded by `padding`
+// on every side: (h + 2 pad - k) / stride + 1 (floor), as torch.nn.Conv2d and the pools.
+std::array<int, 2> window_output(std::array<int, 2> in, std::array<int, 2> kernel,
+                                 std::array<int, 2> stride, std::array<int, 2> padding);
+// A pool's stride, with 0 read as its kernel size.
+inline std::array<int, 2> pool_stride(std::array<int, 2> kernel, std::array<int, 2> stride) {
+  return {stride[0] ? stride[0] : kernel[0], stride[1] ? stride[1] : kernel[1]};
+}
+
+// One trainable tensor, named as PyTorch would: "layers.0.weight" [H, I], "layers.0.bias" [H];
+// a convolution's "layers.0.weight" [O, C, kh, kw].
 struct ParameterInfo {
   std::string name;
   std::vector<int> shape;
@@ -148,8 +210,8 @@ struct ParameterInfo {
   int layer = 0;
 };
 
-// The trainable tensors of a spec, in order: for each layer with weights its weight [H, I] then
-// bias [H]; for each Lowpass its smoothing logits then initial level. Network::parameters() and
+// The trainable tensors of a spec, in order: for each layer with weights its weight [H, I] (or
+// [O, C, kh, kw]) then bias [H]; for each Lowpass its smoothing logits then initial level. Network::parameters() and
 // the model files list them in this order.
 std::vector<ParameterInfo> parameter_layout(const NetworkSpec& spec);
 

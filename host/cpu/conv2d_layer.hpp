@@ -14,8 +14,8 @@
 //     dcol = dY W;  dx = col2im(dcol) (each dcol entry added back to the feature it was read from)
 // A repeated static input (t_stride 0) is the same at every step: it is convolved once and the
 // result copied to every step; backward sums dY over the steps first (one product, not T).
-// Where im2col reads from is fixed by the shapes, so the table of input offsets (-1: padding)
-// is made once, in the constructor.
+// Where im2col reads from is fixed by the shapes: for every output position and kernel row, a
+// run of contiguous input features (runs_), made once in the constructor.
 //
 // Engine layout: params[0] = WT[K, Opad] (Opad = padded_width(O), zero columns past O),
 // params[1] = bias[Opad]. Public layout (PyTorch's): weight [O, C, kh, kw], bias [O].
@@ -34,8 +34,9 @@ class Conv2dLayer final : public CpuLayer<Real> {
  public:
   // in_shape: [C, H, W] of the input maps (NetworkSpec::layer_shape of the layer before).
   Conv2dLayer(int in_width, int steps, const std::vector<int>& in_shape, const Conv2d& spec)
-      : C_(in_shape.at(0)), H_(in_shape.at(1)), W_(in_shape.at(2)), O_(spec.out_channels) {
-    const int kh = spec.kernel[0], kw = spec.kernel[1];
+      : C_(in_shape.at(0)), H_(in_shape.at(1)), W_(in_shape.at(2)), O_(spec.out_channels),
+        kh_(spec.kernel[0]), kw_(spec.kernel[1]) {
+    const int kh = kh_, kw = kw_;
     const auto out = window_output({H_, W_}, spec.kernel, spec.stride, spec.padding);
     P_ = out[0] * out[1];
     K_ = C_ * kh * kw;
@@ -52,20 +53,19 @@ class Conv2dLayer final : public CpuLayer<Real> {
     this->params[1].public_shape = {O_};
     for (auto& p : this->params) p.grad.assign(p.value.size(), Real(0));
 
-    // offset_[p*K + k]: the input feature that window entry k of position p reads, or -1.
-    offset_.assign(size_t(P_) * K_, -1);
+    // runs_[p*kh + ky]: where window row ky of position p reads, the same in every channel.
+    runs_.resize(size_t(P_) * kh);
     for (int oy = 0; oy < out[0]; ++oy)
-      for (int ox = 0; ox < out[1]; ++ox) {
-        int* row = offset_.data() + size_t(oy * out[1] + ox) * K_;
-        for (int c = 0; c < C_; ++c)
-          for (int ky = 0; ky < kh; ++ky)
-            for (int kx = 0; kx < kw; ++kx) {
-              const int iy = oy * spec.stride[0] - spec.padding[0] + ky;
-              const int ix = ox * spec.stride[1] - spec.padding[1] + kx;
-              if (iy >= 0 && iy < H_ && ix >= 0 && ix < W_)
-                row[(c * kh + ky) * kw + kx] = (c * H_ + iy) * W_ + ix;
-            }
-      }
+      for (int ox = 0; ox < out[1]; ++ox)
+        for (int ky = 0; ky < kh; ++ky) {
+          Run& r = runs_[size_t(oy * out[1] + ox) * kh + ky];
+          const int iy = oy * spec.stride[0] - spec.padding[0] + ky;
+          const int ix = ox * spec.stride[1] - spec.padding[1];  // input column of kx = 0
+          r.begin = std::clamp(-ix, 0, kw);
+          r.end = std::clamp(W_ - ix, r.begin, kw);
+          if (iy < 0 || iy >= H_) r.begin = r.end = 0;  // the whole row is in the padding
+          r.offset = r.begin < r.end ? iy * W_ + ix + r.begin : 0;
+        }
   }
 
   const char* kind() const override { return "conv2d"; }
@@ -144,10 +144,14 @@ class Conv2dLayer final : public CpuLayer<Real> {
     for (int t = 0; t < steps; ++t) {
       Real* dxt = g.dx + size_t(t) * this->in_width;
       for (int p = 0; p < P_; ++p) {
-        const int* off = offset_.data() + size_t(p) * K_;
         const Real* d = dcol + (size_t(t) * P_ + p) * Kpad_;
-        for (int k = 0; k < K_; ++k)
-          if (off[k] >= 0) dxt[off[k]] += d[k];
+        for (int c = 0; c < C_; ++c)
+          for (int ky = 0; ky < kh_; ++ky) {
+            const Run& r = runs_[size_t(p) * kh_ + ky];
+            Real* dst = dxt + size_t(c) * H_ * W_ + r.offset;
+            const Real* src = d + (c * kh_ + ky) * kw_ + r.begin;
+            for (int i = 0; i < r.end - r.begin; ++i) dst[i] += src[i];
+          }
       }
     }
   }
@@ -165,19 +169,36 @@ class Conv2dLayer final : public CpuLayer<Real> {
   }
 
  private:
-  // col[steps*P, K] for steps 0 .. steps-1 of x.
+  // Window row ky of output position p reads input row iy, columns ix + begin .. ix + end - 1
+  // (offset: the first of them in a channel's map); its entries before begin and from end on
+  // lie in the zero padding. begin = end = 0 when the whole row does.
+  struct Run {
+    int offset = 0, begin = 0, end = 0;
+  };
+
+  // col[steps*P, K] for steps 0 .. steps-1 of x: per position, channel and kernel row, a run of
+  // contiguous input features between zeros.
   void im2col(const SampleInput<Real>& x, int steps, Real* col) const {
     for (int t = 0; t < steps; ++t) {
       const Real* xt = x.data + t * x.t_stride;
-      Real* ct = col + size_t(t) * P_ * K_;
-      for (size_t i = 0; i < size_t(P_) * K_; ++i)
-        ct[i] = offset_[i] >= 0 ? xt[offset_[i]] : Real(0);
+      for (int p = 0; p < P_; ++p) {
+        Real* row = col + (size_t(t) * P_ + p) * K_;
+        for (int c = 0; c < C_; ++c)
+          for (int ky = 0; ky < kh_; ++ky) {
+            const Run& r = runs_[size_t(p) * kh_ + ky];
+            const Real* src = xt + size_t(c) * H_ * W_ + r.offset;
+            Real* dst = row + (c * kh_ + ky) * kw_;
+            for (int kx = 0; kx < r.begin; ++kx) dst[kx] = 0;
+            for (int kx = r.begin; kx < r.end; ++kx) dst[kx] = src[kx - r.begin];
+            for (int kx = r.end; kx < kw_; ++kx) dst[kx] = 0;
+          }
+      }
     }
   }
 
-  int C_, H_, W_, O_;
+  int C_, H_, W_, O_, kh_, kw_;
   int P_ = 0, K_ = 0, Opad_ = 0, Kpad_ = 0;
-  std::vector<int> offset_;  // [P, K]: input feature of each window entry, -1 in the padding
+  std::vector<Run> runs_;  // [P, kh]
   Buffer<Real> wt_, w_;      // WT aligned, and W [O, Kpad], as of prepare_pass
 };
 

@@ -5,10 +5,11 @@
 // y[T, out_width] holds [O, H', W'] likewise, P = H' W' positions per channel; both are padded
 // at their end with zeros. K = C kh kw is one window in PyTorch's (c, ky, kx) order.
 //
-// The convolution is one product per sample: im2col gathers every position's window into a row
-// of col[T*P, K] (zeros where the window overhangs the padding), then
-//     Y[T*P, Opad] = bias + col WT                   (gemm_accumulate, tile_gemm.hpp)
-// and Y's (position, channel) rows are transposed into y's (channel, position) order.
+// The convolution is one product per step: im2col gathers every position's window into a row
+// of col[P, K] (zeros where the window overhangs the padding), then
+//     Y[P, Opad] = bias + col WT                     (gemm_accumulate, tile_gemm.hpp)
+// and Y's (position, channel) rows are transposed into y's (channel, position) order. Step by
+// step rather than all T at once keeps col (P*K values) small enough for the cache.
 // Backward runs the same product backwards:
 //     dY = dy transposed;  dbias += sum_rows dY;  dWT += col^T dY;
 //     dcol = dY W;  dx = col2im(dcol) (each dcol entry added back to the feature it was read from)
@@ -84,23 +85,22 @@ class Conv2dLayer final : public CpuLayer<Real> {
                LayerScratch<Real>& s) const override {
     const int T = this->out_steps, Wout = this->out_width;
     const int steps = x.t_stride == 0 ? 1 : T;  // a repeated input: one step, copied below
-    const size_t rows = size_t(steps) * P_;
-    s.a.resize(rows * K_);
+    s.a.resize(size_t(P_) * K_);
+    s.b.resize(size_t(P_) * Opad_);
     Real* col = s.a.data();
-    im2col(x, steps, col);
-    // Y[rows, Opad] = bias + col WT
-    s.b.resize(rows * Opad_);
     Real* Y = s.b.data();
     const Real* bias = this->params[1].value.data();
-    for (size_t r = 0; r < rows; ++r) std::copy_n(bias, Opad_, Y + r * Opad_);
-    gemm_accumulate<Real>(int(rows), K_, Opad_, col, size_t(K_), 1,
-                          {wt_.data(), size_t(Opad_), nullptr}, {Y, size_t(Opad_), nullptr});
-    // y[t, o*P + p] = Y[t*P + p, o], zeros past out_real.
+    // One step at a time, so col and Y stay small and in cache whatever T is.
     for (int t = 0; t < steps; ++t) {
+      im2col(x.data + t * x.t_stride, col);
+      // Y[P, Opad] = bias + col WT
+      for (int p = 0; p < P_; ++p) std::copy_n(bias, Opad_, Y + size_t(p) * Opad_);
+      gemm_accumulate<Real>(P_, K_, Opad_, col, size_t(K_), 1,
+                            {wt_.data(), size_t(Opad_), nullptr}, {Y, size_t(Opad_), nullptr});
+      // y[t, o*P + p] = Y[p, o], zeros past out_real.
       Real* yt = out.y + size_t(t) * Wout;
-      const Real* Yt = Y + size_t(t) * P_ * Opad_;
       for (int p = 0; p < P_; ++p)
-        for (int o = 0; o < O_; ++o) yt[size_t(o) * P_ + p] = Yt[size_t(p) * Opad_ + o];
+        for (int o = 0; o < O_; ++o) yt[size_t(o) * P_ + p] = Y[size_t(p) * Opad_ + o];
       std::fill(yt + this->out_real, yt + Wout, Real(0));
     }
     for (int t = steps; t < T; ++t) std::copy_n(out.y, Wout, out.y + size_t(t) * Wout);
@@ -113,46 +113,33 @@ class Conv2dLayer final : public CpuLayer<Real> {
                 const LayerGrad<Real>& g, LayerScratch<Real>& s) const override {
     const int T = this->out_steps, Wout = this->out_width;
     const bool repeated = x.t_stride == 0;
-    const int steps = repeated ? 1 : T;
-    const size_t rows = size_t(steps) * P_;
-    // dY[rows, Opad] = dy transposed (summed over t for a repeated input), zeros past O.
-    s.b.assign(rows * Opad_, Real(0));
-    Real* dY = s.b.data();
-    for (int t = 0; t < T; ++t) {
-      const Real* dyt = g.dy + size_t(t) * Wout;
-      Real* dYt = dY + (repeated ? 0 : size_t(t) * P_ * Opad_);
-      for (int p = 0; p < P_; ++p)
-        for (int o = 0; o < O_; ++o) dYt[size_t(p) * Opad_ + o] += dyt[size_t(o) * P_ + p];
-    }
-    Real* dbias = g.grads[1];
-    for (size_t r = 0; r < rows; ++r)
-      for (int o = 0; o < O_; ++o) dbias[o] += dY[r * Opad_ + o];
-    // dWT[K, Opad] += col^T dY: col read transposed (row k of the product is column k of col).
-    s.a.resize(rows * std::max(K_, Kpad_));
+    s.a.resize(size_t(P_) * std::max(K_, Kpad_));
+    s.b.resize(size_t(P_) * Opad_);
     Real* col = s.a.data();
-    im2col(x, steps, col);
-    gemm_accumulate<Real>(K_, int(rows), Opad_, col, 1, size_t(K_), {dY, size_t(Opad_), nullptr},
-                          {g.grads[0], size_t(Opad_), nullptr});
-    if (!g.dx) return;
-    // dcol[rows, Kpad] = dY W (only the O real channels: the rest of dY is 0), in col's place.
-    Real* dcol = col;
-    std::fill(dcol, dcol + rows * Kpad_, Real(0));
-    gemm_accumulate<Real>(int(rows), O_, Kpad_, dY, size_t(Opad_), 1,
-                          {w_.data(), size_t(Kpad_), nullptr}, {dcol, size_t(Kpad_), nullptr});
-    // col2im: every window entry's gradient back to the input feature it was read from.
-    std::fill(g.dx, g.dx + size_t(this->in_steps) * this->in_width, Real(0));
-    for (int t = 0; t < steps; ++t) {
-      Real* dxt = g.dx + size_t(t) * this->in_width;
-      for (int p = 0; p < P_; ++p) {
-        const Real* d = dcol + (size_t(t) * P_ + p) * Kpad_;
-        for (int c = 0; c < C_; ++c)
-          for (int ky = 0; ky < kh_; ++ky) {
-            const Run& r = runs_[size_t(p) * kh_ + ky];
-            Real* dst = dxt + size_t(c) * H_ * W_ + r.offset;
-            const Real* src = d + (c * kh_ + ky) * kw_ + r.begin;
-            for (int i = 0; i < r.end - r.begin; ++i) dst[i] += src[i];
-          }
+    Real* dY = s.b.data();
+    Real* dbias = g.grads[1];
+    if (g.dx) std::fill(g.dx, g.dx + size_t(this->in_steps) * this->in_width, Real(0));
+    for (int t = 0; t < (repeated ? 1 : T); ++t) {
+      // dY[P, Opad] = dy[t] transposed (a repeated input's summed over every step), zeros past O.
+      std::fill(dY, dY + size_t(P_) * Opad_, Real(0));
+      for (int u = repeated ? 0 : t; u < (repeated ? T : t + 1); ++u) {
+        const Real* dyu = g.dy + size_t(u) * Wout;
+        for (int p = 0; p < P_; ++p)
+          for (int o = 0; o < O_; ++o) dY[size_t(p) * Opad_ + o] += dyu[size_t(o) * P_ + p];
       }
+      for (int p = 0; p < P_; ++p)
+        for (int o = 0; o < O_; ++o) dbias[o] += dY[size_t(p) * Opad_ + o];
+      // dWT[K, Opad] += col^T dY: col read transposed (row k of the product is column k of col).
+      im2col(x.data + t * x.t_stride, col);
+      gemm_accumulate<Real>(K_, P_, Opad_, col, 1, size_t(K_), {dY, size_t(Opad_), nullptr},
+                            {g.grads[0], size_t(Opad_), nullptr});
+      if (!g.dx) continue;
+      // dcol[P, Kpad] = dY W (only the O real channels: the rest of dY is 0), in col's place.
+      Real* dcol = col;
+      std::fill(dcol, dcol + size_t(P_) * Kpad_, Real(0));
+      gemm_accumulate<Real>(P_, O_, Kpad_, dY, size_t(Opad_), 1,
+                            {w_.data(), size_t(Kpad_), nullptr}, {dcol, size_t(Kpad_), nullptr});
+      col2im(dcol, g.dx + size_t(t) * this->in_width);
     }
   }
 
@@ -176,23 +163,35 @@ class Conv2dLayer final : public CpuLayer<Real> {
     int offset = 0, begin = 0, end = 0;
   };
 
-  // col[steps*P, K] for steps 0 .. steps-1 of x: per position, channel and kernel row, a run of
+  // col[P, K] of one step's input maps xt: per position, channel and kernel row, a run of
   // contiguous input features between zeros.
-  void im2col(const SampleInput<Real>& x, int steps, Real* col) const {
-    for (int t = 0; t < steps; ++t) {
-      const Real* xt = x.data + t * x.t_stride;
-      for (int p = 0; p < P_; ++p) {
-        Real* row = col + (size_t(t) * P_ + p) * K_;
-        for (int c = 0; c < C_; ++c)
-          for (int ky = 0; ky < kh_; ++ky) {
-            const Run& r = runs_[size_t(p) * kh_ + ky];
-            const Real* src = xt + size_t(c) * H_ * W_ + r.offset;
-            Real* dst = row + (c * kh_ + ky) * kw_;
-            for (int kx = 0; kx < r.begin; ++kx) dst[kx] = 0;
-            for (int kx = r.begin; kx < r.end; ++kx) dst[kx] = src[kx - r.begin];
-            for (int kx = r.end; kx < kw_; ++kx) dst[kx] = 0;
-          }
-      }
+  void im2col(const Real* xt, Real* col) const {
+    for (int p = 0; p < P_; ++p) {
+      Real* row = col + size_t(p) * K_;
+      for (int c = 0; c < C_; ++c)
+        for (int ky = 0; ky < kh_; ++ky) {
+          const Run& r = runs_[size_t(p) * kh_ + ky];
+          const Real* src = xt + size_t(c) * H_ * W_ + r.offset;
+          Real* dst = row + (c * kh_ + ky) * kw_;
+          for (int kx = 0; kx < r.begin; ++kx) dst[kx] = 0;
+          for (int kx = r.begin; kx < r.end; ++kx) dst[kx] = src[kx - r.begin];
+          for (int kx = r.end; kx < kw_; ++kx) dst[kx] = 0;
+        }
+    }
+  }
+
+  // dxt += col2im(dcol): every window entry's gradient back to the input feature it was read
+  // from. dcol is [P, Kpad].
+  void col2im(const Real* dcol, Real* dxt) const {
+    for (int p = 0; p < P_; ++p) {
+      const Real* d = dcol + size_t(p) * Kpad_;
+      for (int c = 0; c < C_; ++c)
+        for (int ky = 0; ky < kh_; ++ky) {
+          const Run& r = runs_[size_t(p) * kh_ + ky];
+          Real* dst = dxt + size_t(c) * H_ * W_ + r.offset;
+          const Real* src = d + (c * kh_ + ky) * kw_ + r.begin;
+          for (int i = 0; i < r.end - r.begin; ++i) dst[i] += src[i];
+        }
     }
   }
 

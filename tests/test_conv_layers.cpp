@@ -164,7 +164,9 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{2, 5, 7, conv(3, {1, 1})},
                       ConvCase{2, 9, 8, conv(17, {2, 3}, {3, 2}, {2, 1})},
                       ConvCase{4, 4, 4, conv(2, {4, 4})},
-                      ConvCase{3, 5, 5, conv(1, {5, 3}, {1, 1}, {2, 0})}));
+                      ConvCase{3, 5, 5, conv(1, {5, 3}, {1, 1}, {2, 0})},
+                      // every window column in the padding: outputs are the bias alone
+                      ConvCase{2, 4, 3, conv(3, {2, 2}, {1, 5}, {0, 2})}));
 
 struct PoolCase {
   int C, H, W;

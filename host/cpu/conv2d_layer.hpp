@@ -11,8 +11,10 @@
 // a row of colT[K, Ppad] (zeros where the window overhangs the padding), then
 //     Y[O, Ppad] = bias + W colT                    (gemm_accumulate, tile_gemm.hpp)
 // whose rows are y[t]'s channels. A row of colT is, for each output row, a run of contiguous
-// input features (stride 1), which is what makes im2col cheap. Step by step rather than all T at
-// once keeps colT (K*Ppad values) small enough for the cache.
+// input features (stride 1), Wo long (8-24 on MNIST) rather than kw (5) in the [P, K] layout.
+// Step by step rather than all T at once keeps colT (K*Ppad values) small enough for the cache.
+// im2col and col2im still take about a third of a training step of the MNIST CNN in
+// bench_cpu_engine's ConvStep (perf, avx512), about twice the time of the products.
 // Backward runs the same products backwards, per step:
 //     dbias += sum_p dy;  dWT += colT dY (dY: dy transposed to [P, Opad]);
 //     dcolT = W^T dy;  dx = col2im(dcolT) (each entry added back to the feature it was read from)
@@ -21,11 +23,12 @@
 //
 // Engine layout: params[0] = WT[K, Opad] (Opad = padded_width(O), zero columns past O),
 // params[1] = bias[Opad]. Public layout (PyTorch's): weight [O, C, kh, kw], bias [O].
-// The products read W as WT through the kernel's strides, so no transposed copy is made.
+// The products read W out of WT through the kernel's strides: no copy in the other orientation.
 // Saves nothing: backward gathers colT again from x, which the network keeps or rebuilds.
 #pragma once
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "cpu/layer.hpp"

@@ -176,6 +176,19 @@ TEST(Descriptions, ImagesGiveTheirShapeToConvolutions) {
             (std::vector<int>{1, 28, 28}));
 }
 
+TEST(Descriptions, TheExampleCnnsReadMnistImages) {
+  for (const char* name : {"cnn.json", "spiking_cnn.json"}) {
+    SCOPED_TRACE(name);
+    const NetworkDescription d =
+        read_description(std::string(NMSNN_SOURCE_DIR "/examples/cnn/") + name, 784, {1, 28, 28});
+    EXPECT_EQ(d.spec.input_shape, (std::vector<int>{1, 28, 28}));
+    EXPECT_EQ(d.spec.layer_shape(2), (std::vector<int>{8, 14, 14}));
+    EXPECT_EQ(d.spec.layer_shape(5), (std::vector<int>{16, 5, 5}));
+    EXPECT_EQ(d.spec.outputs(), 10);
+    EXPECT_EQ(parameter_layout(d.spec)[2].shape, (std::vector<int>{16, 8, 5, 5}));
+  }
+}
+
 TEST(Descriptions, BadConvolutionalDescriptionsNameThePathAndTheProblem) {
   auto conv = [](const std::string& layer, const std::string& shape = "[1, 8, 8]") {
     return R"({"input_shape": )" + shape + R"(, "layers": [)" + layer +

@@ -68,11 +68,11 @@ def read_safetensors(path):
 
 def reference_from_file(path):
     """The PyTorch model of a model file: its description from the metadata, its tensors loaded
-    by name (strict)."""
+    by name (strict), in float64."""
     tensors, meta = read_safetensors(path)
     ref = nt.reference_module(json.loads(meta["network"]))
     ref.load_state_dict(tensors, strict=True)
-    return ref
+    return ref.double()
 
 
 def neuron_layers(ref):
@@ -295,17 +295,20 @@ def test_torch_network_takes_images():
 
 # ---- estimators on images, model files into PyTorch -------------------------------------------
 
+# conv [4, 12, 12] -> lif -> max pool [4, 6, 6] -> dense 10. Threshold 0.5: at 1, unit-scale pixels
+# through the default initialisation leave most neurons silent, and one short epoch learns little.
 TINY = dict(time_steps=3, encoding="repeated",
-            layers=[conv(4, 5, stride=2), dict(type="lif"), dict(type="max_pool2d", kernel=2),
+            layers=[conv(4, 5, stride=2), dict(type="lif", threshold=0.5),
+                    dict(type="max_pool2d", kernel=2),
                     dict(type="flatten"), dict(type="dense", size=10)])
 
 
 def test_estimator_fits_images_and_its_file_loads_into_pytorch(tmp_path):
     if not _runs(dict(TINY, input_shape=[1, 28, 28])):
         pytest.skip("this build's engine does not run conv layers")
-    X, y = mnist(300, train=True)
-    clf = nmsnn.SpikingClassifier(spec=TINY, standardize=False, epochs=1, batch_size=50,
-                                  lr=2e-3, random_state=0, verbose=0).fit(X, y)
+    X, y = mnist(1000, train=True)
+    clf = nmsnn.SpikingClassifier(spec=TINY, standardize=False, epochs=2, batch_size=20,
+                                  lr=5e-3, random_state=0, verbose=0).fit(X, y)
     assert clf.spec_["input_shape"] == [1, 28, 28]  # from X's images
     assert clf.n_features_in_ == 784
     state = clf.network_.state_dict()
@@ -314,7 +317,7 @@ def test_estimator_fits_images_and_its_file_loads_into_pytorch(tmp_path):
     X_test, y_test = mnist(200)
     # Images and their flat rows predict the same.
     np.testing.assert_array_equal(clf.predict(X_test), clf.predict(X_test.reshape(200, -1)))
-    assert clf.score(X_test, y_test) > 0.3  # 10 classes; one short epoch
+    assert clf.score(X_test, y_test) > 0.5  # 10 classes; 0.79 when written
     with pytest.raises(ValueError, match=r"images of shape \[1, 14, 56\]"):
         clf.predict(X_test.reshape(200, 1, 14, 56))
 

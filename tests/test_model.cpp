@@ -653,3 +653,29 @@ TEST(Models, PredictionsCarryTheNetworksLogits) {
   EXPECT_EQ(units, r.values);
   EXPECT_NE(r.logits, r.values);
 }
+
+TEST(Models, ImagesMustHaveTheNetworksInputShape) {
+  // A 1x4x4 image network; data of 16 features, flat, as 4x4 images and as 2x8 images.
+  const NetworkDescription d = parse(R"({"input_shape": [1, 4, 4], "time_steps": 2,
+      "encoding": "repeated", "layers": [{"type": "conv2d", "out_channels": 2, "kernel": 3},
+      {"type": "flatten"}, {"type": "dense", "size": 2}]})");
+  Dataset data;
+  data.count = 4;
+  data.features = 16;
+  data.classes = 2;
+  data.labels = {0, 1, 0, 1};
+  for (int i = 0; i < 64; ++i) data.x.push_back(float(i % 5) / 4);
+  Model model = Model::make(TaskKind::classification, d, {Engine::cpu, 1});
+  TrainOptions opts;
+  opts.epochs = 1;
+  opts.batch_size = 2;
+  model.fit(data, opts);  // rows without a shape: taken as the network's
+  data.shape = {1, 4, 4};
+  model.fit(data, opts);
+  EXPECT_EQ(model.predict(data).count, 4);
+  data.shape = {1, 2, 8};
+  expect_throws([&] { model.fit(data, opts); },
+                {"training data holds images of shape [1, 2, 8]", "network reads [1, 4, 4]"});
+  expect_throws([&] { model.predict(data); }, {"the data holds images of shape [1, 2, 8]"});
+  expect_throws([&] { model.evaluate(data); }, {"the data holds images of shape [1, 2, 8]"});
+}

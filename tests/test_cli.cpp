@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -215,6 +216,94 @@ TEST(Cli, ModelFilesAndTabularErrors) {
     EXPECT_EQ(r.status, 1) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
   }
+}
+
+// ---- convolutional model files ----------------------------------------------------------------
+namespace {
+// A tiny spiking CNN for 28x28 images: conv [4, 12, 12] -> lif -> max pool [4, 6, 6] -> 10.
+const char* kCnn = R"({"time_steps": 4, "encoding": "repeated", "layers": [
+    {"type": "conv2d", "out_channels": 4, "kernel": 5, "stride": 2},
+    {"type": "lif"},
+    {"type": "max_pool2d", "kernel": 2},
+    {"type": "flatten"},
+    {"type": "dense", "size": 10}]})";
+
+// `rows` rows of 784 pixel columns (p0..p783), plus a "label" column when labels are given.
+std::string pixel_csv(int rows, const std::vector<int>& labels = {}) {
+  std::string csv;
+  for (int c = 0; c < 784; ++c) csv += (c ? ",p" : "p") + std::to_string(c);
+  csv += labels.empty() ? "\n" : ",label\n";
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < 784; ++c) csv += (c ? "," : "") + std::to_string(((r + 1) * c) % 7 / 6.0);
+    csv += labels.empty() ? "\n" : "," + std::to_string(labels[r]) + "\n";
+  }
+  return csv;
+}
+}  // namespace
+
+TEST(Cli, ConvolutionalModelFilesTrainSaveEvaluateAndPredict) {
+  const std::string dir = NMSNN_BINARY_DIR "/cli_conv";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  std::ofstream(dir + "/cnn.json") << kCnn;
+  // The model file has no input_shape: the IDX images give theirs, and the saved model keeps it.
+  CliRun r = nmsnn("train " + kData + " --model-file " + dir + "/cnn.json --train-limit 300"
+                   " --test-limit 100 --epochs 1 --batch 50 --quiet --save " + dir +
+                   "/cnn.nmsnn --report " + dir + "/report.json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("test accuracy"), std::string::npos) << r.output;
+  std::string report = read_file(dir + "/report.json");
+  report.erase(std::remove_if(report.begin(), report.end(), ::isspace), report.end());
+  EXPECT_NE(report.find("\"input_shape\":[1,28,28]"), std::string::npos) << report;
+  EXPECT_NE(report.find("\"test_samples\":100"), std::string::npos) << report;
+
+  r = nmsnn("eval --model " + dir + "/cnn.nmsnn " + kData + " --limit 100");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("eval accuracy"), std::string::npos) << r.output;
+
+  // Later, on a table of pixels in (c, y, x) order: the model's own input_shape shapes them,
+  // with or without a label column.
+  std::ofstream(dir + "/pixels.csv") << pixel_csv(3);
+  r = nmsnn("predict --model " + dir + "/cnn.nmsnn --data " + dir + "/pixels.csv --out " + dir +
+            "/pred.csv");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("wrote 3 predictions"), std::string::npos) << r.output;
+  const std::string pred = read_file(dir + "/pred.csv");
+  EXPECT_EQ(pred.rfind("prediction,p_0,p_1,", 0), 0u) << pred;
+  EXPECT_EQ(std::count(pred.begin(), pred.end(), '\n'), 4) << pred;
+  std::ofstream(dir + "/labelled.csv") << pixel_csv(4, {1, 7, 3, 0});
+  r = nmsnn("eval --model " + dir + "/cnn.nmsnn --data " + dir + "/labelled.csv");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("(4 samples)"), std::string::npos) << r.output;
+}
+
+TEST(Cli, ConvolutionalModelFilesWithoutOrWithAnotherImageShapeAreRefused) {
+  const std::string dir = NMSNN_BINARY_DIR "/cli_conv_errors";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  std::ofstream(dir + "/cnn.json") << kCnn;
+  // A table gives no image shape.
+  std::string args = "train --data " + kIris + " --model-file " + dir + "/cnn.json --quiet";
+  expect_one_line_error(nmsnn_stderr(args), "input_shape: missing: layer 0 (conv2d) needs "
+                        "[channels, height, width] feature maps but the data has 4 flat features",
+                        args);
+  // A model file's input_shape that is not the images'.
+  std::string wide = kCnn;
+  wide.insert(1, R"("input_shape": [1, 14, 56], )");
+  std::ofstream(dir + "/wide.json") << wide;
+  args = "train " + kData + " --model-file " + dir + "/wide.json --train-limit 10 --quiet";
+  expect_one_line_error(nmsnn_stderr(args),
+                        "input_shape: [1, 14, 56] does not match the data's image shape "
+                        "[1, 28, 28]",
+                        args);
+  // A model trained on pixels of another shape, evaluated on the images: the same count of
+  // pixels, refused by name.
+  std::ofstream(dir + "/wide.csv")
+      << pixel_csv(20, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  const CliRun r = nmsnn("train --data " + dir + "/wide.csv --target label --model-file " + dir +
+                         "/wide.json --epochs 1 --quiet --save " + dir + "/wide.nmsnn");
+  ASSERT_EQ(r.status, 0) << r.output;
+  args = "eval --model " + dir + "/wide.nmsnn " + kData + " --limit 10";
+  expect_one_line_error(nmsnn_stderr(args),
+                        "the model's input_shape [1, 14, 56] does not match the images of", args);
 }
 
 // ---- flags out of their meaning, plots, memory: one clear line each --------------------------

@@ -25,6 +25,7 @@
 #include "nmsnn/error.hpp"
 #include "nmsnn/idx.hpp"
 #include "nmsnn/limits.hpp"
+#include "nmsnn/preprocess.hpp"
 
 namespace fs = std::filesystem;
 using nmsnn::Dataset;
@@ -313,6 +314,7 @@ TEST_F(MnistFixtureTest, UnitScale) {
     EXPECT_EQ(d.name, train ? "mnist-train" : "mnist-test");
     EXPECT_EQ(d.count, 5);
     EXPECT_EQ(d.features, 6);
+    EXPECT_EQ(d.shape, (std::vector<int>{1, 2, 3}));  // [channels, rows, cols]
     EXPECT_EQ(d.classes, 10);
     EXPECT_EQ(d.labels, (std::vector<int>{3, 1, 4, 1, 5}));
     EXPECT_TRUE(d.targets.empty());
@@ -442,6 +444,19 @@ TEST(DatasetValidate, AcceptsGoodDatasets) {
   r.targets.assign(8, 0.5f);
   EXPECT_NO_THROW(r.validate());
   EXPECT_NO_THROW(Dataset{}.validate());  // empty is fine
+}
+
+TEST(DatasetValidate, ImageShapesHoldTheirFeatures) {
+  Dataset d = small_dataset();
+  d.shape = {3, 1, 1};
+  EXPECT_NO_THROW(d.validate());
+  // Slices and subsets keep it.
+  EXPECT_EQ(d.slice(1, 2).shape, d.shape);
+  EXPECT_EQ(nmsnn::subset(d, {3, 0}).shape, d.shape);
+  d.shape = {1, 2, 2};
+  EXPECT_TRUE(throws_with([&] { d.validate(); }, {"'small'", "shape [1, 2, 2]", "its 3 features"}));
+  d.shape = {3, 1};
+  EXPECT_TRUE(throws_with([&] { d.validate(); }, {"shape [3, 1]", "[channels, height, width]"}));
 }
 
 TEST(DatasetValidate, NonFiniteFeature) {

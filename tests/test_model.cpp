@@ -99,6 +99,162 @@ TEST(Descriptions, BadDescriptionsNameThePathAndTheProblem) {
               {"inputs", "3", "2 features"});
 }
 
+// ---- convolutional descriptions ---------------------------------------------------------------
+namespace {
+const char* kConv = R"({"layers": [{"type": "conv2d", "out_channels": 2, "kernel": 5},
+                                   {"type": "flatten"}, {"type": "dense", "size": 10}]})";
+}  // namespace
+
+TEST(Descriptions, ConvolutionalLayersParseAndRoundTrip) {
+  const NetworkDescription d = parse(R"({
+    "input_shape": [1, 8, 8], "time_steps": 4,
+    "layers": [
+      {"type": "conv2d", "out_channels": 3, "kernel": 3, "padding": [1, 0]},
+      {"type": "lif", "decay": 0.8, "reset": "subtract", "delay": false},
+      {"type": "max_pool2d", "kernel": [2, 3]},
+      {"type": "avg_pool2d", "kernel": 2, "stride": 1},
+      {"type": "flatten"},
+      {"type": "dense", "size": 5}
+    ]})");
+  EXPECT_EQ(d.spec.inputs, 64);  // from input_shape
+  const auto& c = std::get<Conv2d>(d.spec.layers[0]);
+  EXPECT_EQ(c.kernel, (std::array<int, 2>{3, 3}));
+  EXPECT_EQ(c.stride, (std::array<int, 2>{1, 1}));
+  EXPECT_EQ(c.padding, (std::array<int, 2>{1, 0}));
+  const auto& n = std::get<Lif>(d.spec.layers[1]);
+  EXPECT_FLOAT_EQ(n.decay, 0.8f);
+  EXPECT_FLOAT_EQ(n.threshold, 1.0f);
+  EXPECT_EQ(n.reset, ResetRule::subtract);
+  EXPECT_FALSE(n.delay);
+  // [1, 8, 8] -> conv [3, 8, 6] -> max [3, 4, 2] (stride = kernel) -> avg [3, 3, 1] -> 9 -> 5.
+  EXPECT_EQ(d.spec.layer_shape(0), (std::vector<int>{3, 8, 6}));
+  EXPECT_EQ(d.spec.layer_shape(2), (std::vector<int>{3, 4, 2}));
+  EXPECT_EQ(d.spec.layer_shape(3), (std::vector<int>{3, 3, 1}));
+  EXPECT_EQ(d.spec.layer_shape(4), (std::vector<int>{9}));
+  const std::vector<ParameterInfo> layout = parameter_layout(d.spec);
+  ASSERT_EQ(layout.size(), 4u);
+  EXPECT_EQ(layout[0].name, "layers.0.weight");
+  EXPECT_EQ(layout[0].shape, (std::vector<int>{3, 1, 3, 3}));
+  EXPECT_EQ(layout[1].shape, (std::vector<int>{3}));
+  EXPECT_EQ(layout[2].name, "layers.5.weight");
+  EXPECT_EQ(layout[2].shape, (std::vector<int>{5, 9}));
+  // Written out with every default (pairs as [h, w]) and read back: the same description.
+  const Json json = description_to_json(d);
+  const std::string text = json.dump();
+  EXPECT_NE(text.find("\"input_shape\":[1,8,8]"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"stride\":[0,0]"), std::string::npos) << text;  // the pools' default
+  EXPECT_EQ(description_to_json(parse(text)).dump(), text);
+}
+
+TEST(Descriptions, ImagesGiveTheirShapeToConvolutions) {
+  const NetworkDescription d = description_from_json(parse_json(kConv), "m.json", 784, {1, 28, 28});
+  EXPECT_EQ(d.spec.input_shape, (std::vector<int>{1, 28, 28}));
+  EXPECT_EQ(d.spec.layer_shape(0), (std::vector<int>{2, 24, 24}));
+  // A network of dense layers takes none: it reads the pixels as a flat vector.
+  const NetworkDescription flat = description_from_json(
+      parse_json(R"({"layers": [{"type": "dense", "size": 10}]})"), "m.json", 784, {1, 28, 28});
+  EXPECT_TRUE(flat.spec.input_shape.empty());
+  // A table has no shape to give: the message says what is missing and where.
+  expect_throws([] { parse(kConv, 4); },
+                {"test.json", "input_shape", "missing", "layer 0 (conv2d)", "4 flat features",
+                 "[channels, height, width]"});
+  expect_throws([] { parse(kConv); }, {"test.json: input_shape: missing", "layer 0 (conv2d)"});
+  // A shape of its own must be the data's.
+  expect_throws(
+      [] {
+        description_from_json(parse_json(R"({"input_shape": [1, 14, 56], "layers": [
+            {"type": "conv2d", "out_channels": 2, "kernel": 5}, {"type": "flatten"},
+            {"type": "dense", "size": 10}]})"),
+                              "m.json", 784, {1, 28, 28});
+      },
+      {"m.json: input_shape", "[1, 14, 56]", "does not match", "[1, 28, 28]"});
+  EXPECT_EQ(description_from_json(parse_json(R"({"input_shape": [1, 28, 28], "layers": [
+                {"type": "conv2d", "out_channels": 2, "kernel": 5}, {"type": "flatten"},
+                {"type": "dense", "size": 10}]})"),
+                                  "m.json", 784, {1, 28, 28})
+                .spec.input_shape,
+            (std::vector<int>{1, 28, 28}));
+}
+
+TEST(Descriptions, TheExampleCnnsReadMnistImages) {
+  for (const char* name : {"cnn.json", "spiking_cnn.json"}) {
+    SCOPED_TRACE(name);
+    const NetworkDescription d =
+        read_description(std::string(NMSNN_SOURCE_DIR "/examples/cnn/") + name, 784, {1, 28, 28});
+    EXPECT_EQ(d.spec.input_shape, (std::vector<int>{1, 28, 28}));
+    EXPECT_EQ(d.spec.layer_shape(2), (std::vector<int>{8, 14, 14}));
+    EXPECT_EQ(d.spec.layer_shape(5), (std::vector<int>{16, 5, 5}));
+    EXPECT_EQ(d.spec.outputs(), 10);
+    EXPECT_EQ(parameter_layout(d.spec)[2].shape, (std::vector<int>{16, 8, 5, 5}));
+  }
+}
+
+TEST(Descriptions, BadConvolutionalDescriptionsNameThePathAndTheProblem) {
+  auto conv = [](const std::string& layer, const std::string& shape = "[1, 8, 8]") {
+    return R"({"input_shape": )" + shape + R"(, "layers": [)" + layer +
+           R"(, {"type": "flatten"}, {"type": "dense", "size": 2}]})";
+  };
+  struct Case {
+    std::string text;
+    std::vector<std::string> pieces;
+  } cases[] = {
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": [3]})"),
+       {"layers[0].kernel", "expected a whole number or [height, width]", "an array"}},
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": [3, 3, 3]})"),
+       {"layers[0].kernel", "[height, width]"}},
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": 0})"), {"layers[0].kernel", "0"}},
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": [3, 0]})"),
+       {"layers[0].kernel[1]", "0"}},
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": "3x3"})"),
+       {"layers[0].kernel", "'3x3'"}},
+      {conv(R"({"type": "conv2d", "out_channels": 2})"), {"layers[0].kernel", "missing"}},
+      {conv(R"({"type": "conv2d", "kernel": 3})"), {"layers[0].out_channels", "required"}},
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": 3, "dilation": 2})"),
+       {"layers[0].dilation", "unknown key", "out_channels, kernel, stride, padding"}},
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": 3, "padding": -1})"),
+       {"layers[0].padding", "-1"}},
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": 3, "stride": 0})"),
+       {"layers[0].stride", "0"}},
+      {conv(R"({"type": "max_pool2d", "kernel": 2, "stride": -1})"), {"layers[0].stride", "-1"}},
+      {conv(R"({"type": "avg_pool2d", "kernel": 2, "padding": 1})"),
+       {"layers[0].padding", "unknown key"}},
+      {conv(R"({"type": "max_pool2d"})"), {"layers[0].kernel", "missing"}},
+      {conv(R"({"type": "flatten", "start_dim": 1})"), {"layers[0].start_dim", "unknown key"}},
+      {conv(R"({"type": "lif", "size": 4})"), {"layers[0].size", "unknown key"}},
+      {conv(R"({"type": "lif", "threshold": 0})"), {"layer 0 (lif)", "threshold must be > 0"}},
+      {conv(R"({"type": "lif", "reset": "zero"})"), {"layers[0].reset", "'zero'"}},
+      // Windows that do not fit their input.
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": 9})"),
+       {"layer 0 (conv2d)", "9x9 window", "does not fit its 8x8 input"}},
+      {conv(R"({"type": "conv2d", "out_channels": 2, "kernel": [3, 12], "padding": 1})"),
+       {"layer 0 (conv2d)", "3x12 window with padding 1x1", "8x8"}},
+      {conv(R"({"type": "max_pool2d", "kernel": [2, 9]})"),
+       {"layer 0 (max_pool2d)", "2x9 window", "8x8"}},
+      // Dense layers need a flat input, convolutions feature maps.
+      {R"({"input_shape": [1, 8, 8], "layers": [{"type": "conv2d", "out_channels": 2, "kernel": 3},
+          {"type": "dense", "size": 2}]})",
+       {"layer 1 (dense)", "receives feature maps [2, 6, 6]", "put a flatten layer before it"}},
+      {R"({"input_shape": [1, 8, 8], "layers": [{"type": "conv2d", "out_channels": 2, "kernel": 3},
+          {"type": "spiking", "size": 2}]})",
+       {"layer 1 (spiking)", "put a flatten layer before it"}},
+      {R"({"input_shape": [1, 8, 8], "layers": [{"type": "flatten"},
+          {"type": "max_pool2d", "kernel": 2}, {"type": "dense", "size": 2}]})",
+       {"layer 1 (max_pool2d)", "needs [channels, height, width] feature maps", "[64]"}},
+      // input_shape itself.
+      {conv(R"({"type": "flatten"})", "[1, 28]"), {"input_shape", "[channels, height, width]"}},
+      {conv(R"({"type": "flatten"})", "[1, 0, 8]"), {"input_shape[1]", "0"}},
+      {conv(R"({"type": "flatten"})", "784"), {"input_shape", "[channels, height, width]"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    expect_throws([&] { parse(c.text); }, c.pieces);
+  }
+  // input_shape and inputs must agree.
+  expect_throws([&] { parse(R"({"inputs": 63, "input_shape": [1, 8, 8], "layers": [
+                             {"type": "flatten"}, {"type": "dense", "size": 2}]})"); },
+                {"input_shape", "64 features"});
+}
+
 // ---- models --------------------------------------------------------------------------------
 TEST(Models, TrainSaveLoadPredictIdentically) {
   const Dataset all = iris();
@@ -496,4 +652,30 @@ TEST(Models, PredictionsCarryTheNetworksLogits) {
   reg.target_scaler.inverse_transform(units);
   EXPECT_EQ(units, r.values);
   EXPECT_NE(r.logits, r.values);
+}
+
+TEST(Models, ImagesMustHaveTheNetworksInputShape) {
+  // A 1x4x4 image network; data of 16 features, flat, as 4x4 images and as 2x8 images.
+  const NetworkDescription d = parse(R"({"input_shape": [1, 4, 4], "time_steps": 2,
+      "encoding": "repeated", "layers": [{"type": "conv2d", "out_channels": 2, "kernel": 3},
+      {"type": "flatten"}, {"type": "dense", "size": 2}]})");
+  Dataset data;
+  data.count = 4;
+  data.features = 16;
+  data.classes = 2;
+  data.labels = {0, 1, 0, 1};
+  for (int i = 0; i < 64; ++i) data.x.push_back(float(i % 5) / 4);
+  Model model = Model::make(TaskKind::classification, d, {Engine::cpu, 1});
+  TrainOptions opts;
+  opts.epochs = 1;
+  opts.batch_size = 2;
+  model.fit(data, opts);  // rows without a shape: taken as the network's
+  data.shape = {1, 4, 4};
+  model.fit(data, opts);
+  EXPECT_EQ(model.predict(data).count, 4);
+  data.shape = {1, 2, 8};
+  expect_throws([&] { model.fit(data, opts); },
+                {"training data holds images of shape [1, 2, 8]", "network reads [1, 4, 4]"});
+  expect_throws([&] { model.predict(data); }, {"the data holds images of shape [1, 2, 8]"});
+  expect_throws([&] { model.evaluate(data); }, {"the data holds images of shape [1, 2, 8]"});
 }

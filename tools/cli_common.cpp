@@ -95,7 +95,19 @@ Dataset load_model_data(const std::string& path, const Model& model, const std::
                         bool labelled, int limit) {
   if (is_image_directory(path)) {
     const PixelScale scale = parse_pixel_scale(model.pixel_scale.empty() ? "unit" : model.pixel_scale);
-    return load_mnist(path, false, scale, limit);
+    Dataset d = load_mnist(path, false, scale, limit);
+    // The same number of pixels in another shape would run, and mean nothing.
+    const std::vector<int>& shape = model.description().spec.input_shape;
+    if (!shape.empty() && shape != d.shape) {
+      auto text = [](const std::vector<int>& v) {
+        std::string s = "[";
+        for (size_t k = 0; k < v.size(); ++k) s += (k ? ", " : "") + std::to_string(v[k]);
+        return s + "]";
+      };
+      fail("the model's input_shape ", text(shape), " does not match the images of ",
+           detail::quote(path), ", which are ", text(d.shape));
+    }
+    return d;
   }
   CsvOptions opts;
   opts.task = model.task();

@@ -1,5 +1,7 @@
 // cli_predict.cpp — `nmsnn predict`: a saved model on a CSV file, one prediction per row.
 //
+// A model trained on images (IDX files) reads a CSV file as one column per pixel in (c, y, x)
+// order, the order of its input_shape, and a "label" column as its target (nmsnn train names it).
 // Output columns: for classifiers "prediction" (the class name) then "p_<class>" per class (its
 // probability); for regressors "prediction" (in the data's original units).
 #include <cstdio>
@@ -32,7 +34,9 @@ int run_predict(const std::vector<std::string>& argv) {
   if (args.has("help")) {
     std::printf("usage: nmsnn predict --model FILE --data FILE.csv --out FILE.csv\n\n"
                 "Writes one prediction per input row; classifiers add one probability column per\n"
-                "class. A target column in the input, if any, is ignored.\n\nflags:\n%s",
+                "class. A target column in the input, if any, is ignored. A model trained on\n"
+                "images reads one column per pixel, in (channel, row, column) order, and takes\n"
+                "a \"label\" column as its target.\n\nflags:\n%s",
                 args.help().c_str());
     return 0;
   }

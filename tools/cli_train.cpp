@@ -308,7 +308,8 @@ int run_train(const std::vector<std::string>& argv) {
   NetworkDescription desc;
   std::string model_name = model_kind;
   if (args.has("model-file")) {
-    desc = read_description(args.str("model-file", ""), inputs);
+    // Images give their shape to a model file whose convolutions need one (and must match it).
+    desc = read_description(args.str("model-file", ""), inputs, data.train.shape);
     model_name = args.str("model-file", "");
     if (desc.spec.outputs() != outputs)
       detail::fail(detail::quote(args.str("model-file", "")), ": the network has ",
@@ -328,6 +329,9 @@ int run_train(const std::vector<std::string>& argv) {
   model.standardize_features = !data.images;
   if (data.images) model.pixel_scale = scale_name;
   if (!data.target_column.empty()) model.target_names = {data.target_column};
+  // An image model reads a CSV file later (predict, eval) as its pixels in (c, y, x) order and
+  // an optional "label" column.
+  if (data.images) model.target_names = {"label"};
 
   if (!quiet) {
     std::fprintf(stderr, "nmsnn train: %s\n", data.description.c_str());

@@ -47,6 +47,13 @@ void Dataset::validate() const {
   if (features < 0 || (count > 0 && features == 0)) {
     fail(what, ": features must be > 0, got ", features);
   }
+  if (!shape.empty()) {
+    int64_t n = 1;
+    for (int d : shape) n *= d;
+    if (shape.size() != 3 || n != features)
+      fail(what, ": shape ", dims_string(shape), " does not hold its ", features,
+           " features (expected [channels, height, width])");
+  }
   const size_t n = size_t(count), f = size_t(features);
   if (x.size() != n * f) {
     fail(what, ": x has ", x.size(), " values, expected count * features = ", count, " * ",
@@ -113,6 +120,7 @@ Dataset Dataset::slice(int first, int n) const {
   out.name = name;
   out.count = n;
   out.features = features;
+  out.shape = shape;
   out.classes = classes;
   out.target_size = target_size;
   out.feature_names = feature_names;
@@ -160,6 +168,7 @@ Dataset load_mnist(const std::string& dir, bool train, PixelScale scale, int lim
   d.name = train ? "mnist-train" : "mnist-test";
   d.count = limit > 0 && limit < total ? limit : total;
   d.features = images.dims[1] * images.dims[2];
+  d.shape = {1, images.dims[1], images.dims[2]};
   d.classes = 10;
   d.labels.assign(labels.data.begin(), labels.data.begin() + d.count);
 

@@ -236,6 +236,7 @@ Dataset subset(const Dataset& d, const std::vector<int>& indices) {
   out.name = d.name;
   out.count = int(indices.size());
   out.features = d.features;
+  out.shape = d.shape;
   out.classes = d.classes;
   out.target_size = d.target_size;
   out.feature_names = d.feature_names;

@@ -280,10 +280,22 @@ Json layer_to_json(const LayerSpec& layer) {
   return j;
 }
 
+// Whether a layer reads [C, H, W] feature maps: with none from the input, the spec cannot hold.
+bool reads_feature_maps(const LayerSpec& layer) {
+  return std::holds_alternative<Conv2d>(layer) || std::holds_alternative<AvgPool2d>(layer) ||
+         std::holds_alternative<MaxPool2d>(layer);
+}
+
+std::string shape_text(const std::vector<int>& shape) {
+  std::string s = "[";
+  for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
+  return s + "]";
+}
+
 }  // namespace
 
 NetworkDescription description_from_json(const Json& json, const std::string& source,
-                                         int inputs) {
+                                         int inputs, const std::vector<int>& input_shape) {
   Fields f(json, "", source);
   f.only({"inputs", "input_shape", "time_steps", "encoding", "readout", "layers"});
   NetworkDescription d;
@@ -301,6 +313,9 @@ NetworkDescription description_from_json(const Json& json, const std::string& so
     }
     if (n > kMaxLayerSize)
       fail(f.where("input_shape"), "has ", n, " features, at most ", kMaxLayerSize);
+    if (!input_shape.empty() && d.spec.input_shape != input_shape)
+      fail(f.where("input_shape"), shape_text(d.spec.input_shape),
+           " does not match the data's image shape ", shape_text(input_shape));
     if (!f.get("inputs") && inputs <= 0) inputs = int(n);
     if (inputs > 0 && n != inputs)
       fail(f.where("input_shape"), "[", d.spec.input_shape[0], ", ", d.spec.input_shape[1], ", ",
@@ -327,6 +342,21 @@ NetworkDescription description_from_json(const Json& json, const std::string& so
   for (size_t l = 0; l < layers->size(); ++l)
     d.spec.layers.push_back(layer_from_json(layers->at(l), "layers[" + std::to_string(l) + "]",
                                             source));
+  // A network of convolutions without an input_shape takes the data's image shape, or says
+  // where one is missing (validate's message would name layer 0's flat input only).
+  if (d.spec.input_shape.empty()) {
+    const auto maps = std::find_if(d.spec.layers.begin(), d.spec.layers.end(), reads_feature_maps);
+    if (maps != d.spec.layers.end()) {
+      if (input_shape.empty())
+        fail(f.where("input_shape"), "missing: layer ", maps - d.spec.layers.begin(), " (",
+             layer_kind(*maps), ") needs [channels, height, width] feature maps",
+             inputs > 0 ? " but the data has " + std::to_string(inputs) +
+                              " flat features and no image shape"
+                        : std::string(),
+             "; give \"input_shape\": [channels, height, width]");
+      d.spec.input_shape = input_shape;
+    }
+  }
   try {
     d.spec.validate();
   } catch (const Error& e) {
@@ -335,8 +365,9 @@ NetworkDescription description_from_json(const Json& json, const std::string& so
   return d;
 }
 
-NetworkDescription read_description(const std::string& path, int inputs) {
-  return description_from_json(read_json_file(path), detail::quote(path), inputs);
+NetworkDescription read_description(const std::string& path, int inputs,
+                                    const std::vector<int>& input_shape) {
+  return description_from_json(read_json_file(path), detail::quote(path), inputs, input_shape);
 }
 
 Json description_to_json(const NetworkDescription& d) {

@@ -141,6 +141,23 @@ std::vector<float> checked_vector(const SafetensorsFile& file, const std::string
   return t->data;
 }
 
+// The data fit the network: as many features as it has inputs, and images of its input_shape
+// when both have a shape (the same number of pixels in another shape would run, and mean
+// nothing). `what` starts the message: "training data", "the data".
+void check_features(const Dataset& d, const NetworkSpec& spec, const char* what) {
+  if (d.features != spec.inputs)
+    fail(what, " has ", d.features, " features, the model's network expects ", spec.inputs);
+  if (!d.shape.empty() && !spec.input_shape.empty() && d.shape != spec.input_shape) {
+    auto text = [](const std::vector<int>& v) {
+      std::string s = "[";
+      for (size_t k = 0; k < v.size(); ++k) s += (k ? ", " : "") + std::to_string(v[k]);
+      return s + "]";
+    };
+    fail(what, " holds images of shape ", text(d.shape), ", the model's network reads ",
+         text(spec.input_shape));
+  }
+}
+
 }  // namespace
 
 Model Model::make(TaskKind task, const NetworkDescription& description,
@@ -181,9 +198,8 @@ Dataset Model::prepare(const Dataset& raw) const {
 
 TrainResult Model::fit(const Dataset& train, TrainOptions options, const Dataset* validation) {
   train.validate();
-  if (train.features != description_.spec.inputs)
-    fail("training data has ", train.features, " features, the model's network expects ",
-         description_.spec.inputs);
+  check_features(train, description_.spec, "training data");
+  if (validation) check_features(*validation, description_.spec, "validation data");
   if (standardize_features) feature_scaler.fit(train);
   if (task_ == TaskKind::regression) target_scaler.fit(train);
   if (feature_names.empty()) feature_names = train.feature_names;
@@ -334,21 +350,17 @@ Predictions Model::predictions(std::vector<float> logits, int count) const {
 }
 
 Predictions Model::predict(const Dataset& raw, int batch_size) {
+  check_features(raw, description_.spec, "the data");
   Dataset storage;
   const Dataset& d = prepared(raw, storage);
-  if (d.features != description_.spec.inputs)
-    fail("the data has ", d.features, " features, the model's network expects ",
-         description_.spec.inputs);
   return predictions(run(d, batch_size, false).logits, d.count);
 }
 
 ModelEvaluation Model::evaluate(const Dataset& raw, int batch_size, Communicator* comm) {
   raw.validate();
+  check_features(raw, description_.spec, "the data");
   Dataset storage;
   const Dataset& d = prepared(raw, storage);
-  if (d.features != description_.spec.inputs)
-    fail("the data has ", d.features, " features, the model's network expects ",
-         description_.spec.inputs);
   ModelEvaluation e;
   e.task = task_;
   e.count = raw.count;

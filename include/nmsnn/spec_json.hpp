@@ -2,6 +2,8 @@
 //
 //   {
 //     "inputs": 784,                      optional when a tool takes it from the data
+//     "input_shape": [1, 28, 28],         [C, H, W] for conv2d/avg_pool2d/max_pool2d layers;
+//                                         optional when the data are images (IDX files)
 //     "time_steps": 10,
 //     "encoding": "repeated",             noisy (the seed's noise mask) | repeated | sequence
 //     "readout": {"reduce": "mean", "begin_eval": 0},
@@ -15,7 +17,12 @@
 //       {"type": "temporal_avg_pool"},
 //       {"type": "spiking", "size": 100, "decay": 0.9, "threshold": 1.0, "penalty": 1.5,
 //        "reset": "scale", "delay": true},
-//       {"type": "activation", "function": "relu"}
+//       {"type": "activation", "function": "relu"},
+//       {"type": "conv2d", "out_channels": 8, "kernel": 3, "stride": 1, "padding": [1, 1]},
+//       {"type": "lif", "decay": 0.9, "threshold": 1.0, "penalty": 1.5, "reset": "scale",
+//        "delay": true},
+//       {"type": "max_pool2d", "kernel": 2, "stride": 0},   (and avg_pool2d; stride 0 = kernel)
+//       {"type": "flatten"}
 //     ]
 //   }
 //
@@ -25,6 +32,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "nmsnn/json.hpp"
 #include "nmsnn/network.hpp"
@@ -38,12 +46,17 @@ struct NetworkDescription {
   Input::Kind encoding = Input::Kind::noisy;
 };
 
-// Parses a description. `inputs` > 0 fills in (or must equal) "inputs"; `source` starts every
-// message as given (read_description passes the path through detail::quoted). Sizes are
-// range-checked against limits.hpp before they are converted, and the spec is validated.
+// Parses a description. `inputs` > 0 fills in (or must equal) "inputs"; `input_shape`, the
+// data's [C, H, W] (Dataset::shape; empty for tables), fills in "input_shape" when the layers
+// need feature maps (a convolution or pooling) and the JSON gives none, and must equal it when
+// the JSON gives one. `source` starts every message as given (read_description passes the path
+// through detail::quoted). Sizes are range-checked against limits.hpp before they are
+// converted, and the spec is validated.
 NetworkDescription description_from_json(const Json& json, const std::string& source,
-                                         int inputs = 0);
-NetworkDescription read_description(const std::string& path, int inputs = 0);
+                                         int inputs = 0,
+                                         const std::vector<int>& input_shape = {});
+NetworkDescription read_description(const std::string& path, int inputs = 0,
+                                    const std::vector<int>& input_shape = {});
 Json description_to_json(const NetworkDescription& description);
 
 const char* to_string(Input::Kind kind);  // "noisy", "sequence", "repeated"

@@ -62,6 +62,18 @@ def _validate(est, X, y=None, reset=True, regression=False):
     return validate_data(est, X, y, reset=reset, regression=regression)
 
 
+_MAP_LAYERS = ("conv2d", "avg_pool2d", "max_pool2d")  # the layers that read [C, H, W] maps
+
+
+def _images(X):
+    """Images X [N, C, H, W] as the rows [N, C*H*W] the networks read (flat in (c, y, x) order)
+    and their shape (C, H, W); any other X as it is, and None."""
+    if getattr(X, "ndim", 2) != 4:
+        return X, None
+    X = np.asarray(X)
+    return X.reshape(X.shape[0], -1), tuple(int(d) for d in X.shape[1:])
+
+
 def _seed(random_state):
     """An int seed from random_state as scikit-learn reads it (None: a fresh random seed)."""
     if random_state is None:
@@ -129,10 +141,19 @@ class _SpikingEstimator(BaseEstimator):
         self.verbose = verbose
 
     # -- building and training -------------------------------------------------------------
-    def _description(self, task, inputs, outputs):
+    def _description(self, task, inputs, outputs, input_shape=None):
         if self.spec is not None:
             spec = dict(json.loads(self.spec) if isinstance(self.spec, str) else self.spec)
             spec["inputs"] = inputs
+            # Images [N, C, H, W] give their shape to a spec whose convolutions need one, as
+            # IDX files do on the command line.
+            if input_shape is not None:
+                given = spec.get("input_shape")
+                if given is not None and tuple(given) != input_shape:
+                    raise ValueError(f"spec: input_shape {list(given)} does not match the shape "
+                                     f"of X's images {list(input_shape)}")
+                if given is None and any(l.get("type") in _MAP_LAYERS for l in spec["layers"]):
+                    spec["input_shape"] = list(input_shape)
             text = _core.normalize_spec(json.dumps(spec), inputs)
             n_out = _spec_outputs(json.loads(text))
             if n_out != outputs:
@@ -147,9 +168,9 @@ class _SpikingEstimator(BaseEstimator):
             self.encoding or "", self.readout or "", int(self.begin_eval))
 
     def _train(self, task, X, labels=None, targets=None, classes=0, outputs=1,
-               class_names=(), target_names=()):
+               class_names=(), target_names=(), input_shape=None):
         seed = _seed(self.random_state)
-        desc = self._description(task, X.shape[1], outputs)
+        desc = self._description(task, X.shape[1], outputs, input_shape)
         model = _core.Model.make(task, desc, str(self.device), seed, int(self.threads))
         names = getattr(self, "feature_names_in_", None)
         model.feature_names = [str(n) for n in names] if names is not None else []
@@ -218,6 +239,12 @@ class _SpikingEstimator(BaseEstimator):
         return self._model.trace(self._check_X(x))
 
     def _check_X(self, X):
+        X, shape = _images(X)
+        if shape is not None:
+            want = json.loads(self._model.spec_json).get("input_shape")
+            if want is not None and tuple(want) != shape:
+                raise ValueError(f"X holds images of shape {list(shape)}, the network reads "
+                                 f"{list(want)}")
         return _validate(self, X, reset=False)
 
     def _raw_predict(self, X, logits=False):
@@ -272,7 +299,9 @@ class SpikingClassifier(ClassifierMixin, _SpikingEstimator):
     Parameters are named like `nmsnn train`'s flags: model ("snn" or the non-spiking baseline
     "mlp"), hidden (sizes), time_steps, decay, threshold, penalty, reset ("scale"|"subtract"),
     delay, readout ("mean"|"sum"), begin_eval, encoding (None: the model's own; "noisy" or
-    "repeated"), spec (a model-file dict, in place of model/hidden/...), epochs, batch_size,
+    "repeated"), spec (a model-file dict, in place of model/hidden/...; a convolutional one
+    gives "input_shape": [C, H, W], or takes it from X given as images [N, C, H, W]; X may
+    always be rows [N, C*H*W] in (c, y, x) order), epochs, batch_size,
     standardize (standardise features inside the model, as the CLI does for CSV data; False:
     features as given, as the CLI does for images), optimizer ("adam"|"sgd"), lr (one, or one
     per epoch), lr_step, lr_gamma, momentum,
@@ -283,6 +312,7 @@ class SpikingClassifier(ClassifierMixin, _SpikingEstimator):
 
     def fit(self, X, y):
         target_names = _names(y)
+        X, input_shape = _images(X)
         X, y = _validate(self, X, y, reset=True)
         check_classification_targets(y)
         self.classes_, labels = np.unique(y, return_inverse=True)
@@ -295,7 +325,7 @@ class SpikingClassifier(ClassifierMixin, _SpikingEstimator):
                            outputs=1 if C == 2 else C,
                            class_names=[str(c) for c in self.classes_],
                            target_names=target_names if target_names and len(target_names) == 1
-                           else ["target"])
+                           else ["target"], input_shape=input_shape)
 
     def _eval_target(self, y):
         y = np.asarray(y).ravel()
@@ -340,6 +370,7 @@ class SpikingRegressor(RegressorMixin, _SpikingEstimator):
 
     def fit(self, X, y):
         target_names = _names(y)
+        X, input_shape = _images(X)
         X, y = _validate(self, X, y, reset=True, regression=True)
         y = np.asarray(y, dtype=np.float32)
         self._y_ndim = y.ndim
@@ -347,7 +378,8 @@ class SpikingRegressor(RegressorMixin, _SpikingEstimator):
         K = targets.shape[1]
         if target_names is None or len(target_names) != K:
             target_names = ["target"] if K == 1 else [f"target{k}" for k in range(K)]
-        return self._train("regression", X, targets=targets, outputs=K, target_names=target_names)
+        return self._train("regression", X, targets=targets, outputs=K, target_names=target_names,
+                           input_shape=input_shape)
 
     def _eval_target(self, y):
         y = np.asarray(y, dtype=np.float32)

@@ -10,8 +10,10 @@
     dxi = net.backward(p, dlogits, input_grad=True)
 
 The spec is a dict in the model-file format of the README (plus "inputs"), or its JSON text.
-Parameters are read and written by their PyTorch names ("layers.0.weight" is [H, I]).
+Parameters are read and written by their PyTorch names ("layers.0.weight" is [H, I], a
+convolution's [O, C, kh, kw]). A convolutional network's spec gives "input_shape": [C, H, W].
 """
+import functools
 import json
 
 import numpy as np
@@ -55,6 +57,12 @@ class Network:
         return json.loads(self._net.spec_json)
 
     inputs = property(lambda self: self._net.inputs)
+
+    @functools.cached_property
+    def input_shape(self):
+        """(C, H, W) of a convolutional network's input, or None for a flat one."""
+        return tuple(self.spec.get("input_shape") or ()) or None
+
     outputs = property(lambda self: self._net.outputs)
     time_steps = property(lambda self: self._net.time_steps)
     encoding = property(lambda self: self._net.encoding)
@@ -115,10 +123,15 @@ class Network:
     def forward(self, x, kind=None, training=True, record=False, rates=False, noise_pass=None,
                 noise_by_row=False):
         """One pass: x [B, I] for kind "noisy" or "repeated", [T, B, I] for "sequence" (default:
-        the spec's encoding). training=False makes an inference pass (no backward). record keeps
+        the spec's encoding); a network with an input_shape also takes [B, C, H, W] and
+        [T, B, C, H, W]. training=False makes an inference pass (no backward). record keeps
         every layer's state and spikes (ForwardPass.trace), rates the firing rates. noise_pass
         fixes the noise-mask counter; noise_by_row keys each row's masks by its contents."""
         kind = kind or self.encoding
+        x = np.asarray(x)
+        shape = self.input_shape
+        if shape and x.ndim in (4, 5) and x.shape[-3:] == shape:  # images: flat in (c, y, x) order
+            x = x.reshape(*x.shape[:-3], -1)
         return self._net.forward(_f32(x, "x"), kind, bool(training), bool(record), bool(rates),
                                  None if noise_pass is None else int(noise_pass), bool(noise_by_row))
 

@@ -12,6 +12,13 @@
     layer = nmsnn.torch.SpikingLinear(784, 100)   # one seed spiking layer, to compose
     state, spikes = layer(xi)       # xi [T, B, 784] -> each [T, B, 100]
 
+    ref = nmsnn.torch.reference_module(spec)      # the same network in plain torch modules:
+    ref.load_state_dict(net.state_dict())          # layers.0 = nn.Conv2d, nn.Linear, LIF, ...
+    ref(x)                                         # the library's logits (repeated encoding)
+
+Convolutional networks (a spec with "input_shape": [C, H, W]) take x [B, C, H, W] (or [B, I]
+flat in (c, y, x) order) and sequences [T, B, C, H, W] (or [T, B, I]).
+
 Network runs forward and backward on the library's engine through a torch.autograd.Function;
 SpikingLinear computes its currents W x + b with torch and runs the neurons' time loop (and its
 exact backward) in the CPU engine's C++ loops (host/cpu/lif.hpp). CPU tensors cross to C++
@@ -28,7 +35,9 @@ from torch import nn
 from . import _core
 from .network import Network as _Network
 
-__all__ = ["Network", "SpikingLinear", "lif", "from_seed_names"]
+from ._torch_reference import LIF, Reference, SeedSpiking, reference_module  # noqa: F401
+
+__all__ = ["Network", "SpikingLinear", "lif", "from_seed_names", "reference_module", "Reference"]
 
 
 def _host(t):
@@ -79,6 +88,14 @@ class _NetworkFunction(torch.autograd.Function):
             dx = torch.from_numpy(dx).to(x.device, x.dtype)
         ctx.pass_ = None  # frees what the engine kept for backward
         return (None, None, dx, *grads)
+
+
+def _flat_images(x, input_shape):
+    """Images [B, C, H, W] or [T, B, C, H, W] of the network's input_shape as the flat
+    [B, C*H*W] or [T, B, C*H*W] the engines read ((c, y, x) order: a view, no copy)."""
+    if input_shape and x.dim() in (4, 5) and tuple(x.shape[-3:]) == tuple(input_shape):
+        return x.reshape(*x.shape[:-3], -1)
+    return x
 
 
 def _child(module, name):
@@ -139,6 +156,7 @@ class Network(nn.Module):
     def forward(self, x, encoding=None):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        x = _flat_images(x, self.network.input_shape)
         if encoding is None:
             if x.dim() == 3:
                 encoding = "sequence"

@@ -177,15 +177,24 @@ TEST(Descriptions, ImagesGiveTheirShapeToConvolutions) {
 }
 
 TEST(Descriptions, TheExampleCnnsReadMnistImages) {
-  for (const char* name : {"cnn.json", "spiking_cnn.json"}) {
-    SCOPED_TRACE(name);
-    const NetworkDescription d =
-        read_description(std::string(NMSNN_SOURCE_DIR "/examples/cnn/") + name, 784, {1, 28, 28});
+  // examples/cnn: each spiking CNN beside its non-spiking twin of the same shape.
+  struct Example {
+    const char* name;
+    std::vector<int> pooled1, pooled2;  // the maps after each max pool
+  } examples[] = {{"mnist.json", {16, 12, 12}, {32, 4, 4}},
+                  {"mnist_spiking.json", {16, 12, 12}, {32, 4, 4}},
+                  {"fashion.json", {16, 14, 14}, {32, 7, 7}},
+                  {"fashion_spiking.json", {16, 14, 14}, {32, 7, 7}}};
+  for (const Example& e : examples) {
+    SCOPED_TRACE(e.name);
+    const NetworkDescription d = read_description(
+        std::string(NMSNN_SOURCE_DIR "/examples/cnn/") + e.name, 784, {1, 28, 28});
     EXPECT_EQ(d.spec.input_shape, (std::vector<int>{1, 28, 28}));
-    EXPECT_EQ(d.spec.layer_shape(2), (std::vector<int>{8, 14, 14}));
-    EXPECT_EQ(d.spec.layer_shape(5), (std::vector<int>{16, 5, 5}));
+    EXPECT_EQ(d.spec.layer_shape(2), e.pooled1);
+    EXPECT_EQ(d.spec.layer_shape(5), e.pooled2);
     EXPECT_EQ(d.spec.outputs(), 10);
-    EXPECT_EQ(parameter_layout(d.spec)[2].shape, (std::vector<int>{16, 8, 5, 5}));
+    EXPECT_EQ(parameter_layout(d.spec)[2].shape, (std::vector<int>{32, 16, 5, 5}));
+    EXPECT_EQ(d.encoding, Input::Kind::repeated);
   }
 }
 

@@ -47,6 +47,7 @@ fi
 # The training-curve and model tests run hundreds of passes: minutes under the emulation, and
 # their plumbing is covered by the comparisons. Everything else runs.
 "$OUT/test_cuda_kernels" --gtest_brief=1
+"$OUT/test_cuda_conv" --gtest_brief=1
 # The TF32 and BF16 runs of the random networks skip the 257-sample cases (about a minute and a
 # half each under the emulation; they passed when added): the smaller cases cover the same code.
 "$OUT/test_cuda_engine" --gtest_brief=1 \

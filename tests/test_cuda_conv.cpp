@@ -417,8 +417,8 @@ TEST(LifSeparateInput, SameAsInPlaceWithZeroBias) {
   nmsnn::SpikingLayer layer;
   for (bool delay : {true, false}) {
     layer.delay = delay;
-    Dev da(a), u_in_place(a), zero(size_t(H)), spikes_sep(n), spikes_in(n), u_sep(n), r1(size_t(B) * H),
-        r2(size_t(B) * H);
+    Dev da(a), u_in_place(a), zero{size_t(H)}, spikes_sep(n), spikes_in(n), u_sep(n),
+        r1(size_t(B) * H), r2(size_t(B) * H);
     nmsnn::kernels::LifForwardArgs sep;
     sep.T = T, sep.B = B, sep.H = H;
     sep.a = da.get();

@@ -119,6 +119,49 @@ void Inference(benchmark::State& state) {
 }
 BENCHMARK(Inference)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// A spiking CNN for MNIST on one thread, the same image at every step (repeated input):
+//   [1, 28, 28] -> conv2d(16, 5x5) -> lif -> max_pool2d(2) -> conv2d(32, 5x5) -> lif
+//   -> max_pool2d(2) -> flatten -> dense(10),  T = 8, batch 64
+// Arg 0: an inference pass; arg 1: a training pass and its backward (no optimiser step).
+// FLOPs are 2 x the multiply-adds the engine does per sample: the first convolution once (its
+// input repeats, conv2d_layer.hpp), the second at every step; backward adds both weight
+// gradients and the second convolution's input gradient (the first has none to give).
+void ConvStep(benchmark::State& state) {
+  const nmsnn::Dataset& d = mnist().unit;
+  const bool training = state.range(0) == 1;
+  const int B = 64, T = 8;
+  nmsnn::NetworkSpec spec;
+  spec.inputs = 784;
+  spec.input_shape = {1, 28, 28};
+  spec.time_steps = T;
+  nmsnn::Conv2d c1, c2;
+  c1.out_channels = 16, c1.kernel = {5, 5};
+  c2.out_channels = 32, c2.kernel = {5, 5};
+  spec.layers = {c1, nmsnn::Lif{}, nmsnn::MaxPool2d{}, c2, nmsnn::Lif{}, nmsnn::MaxPool2d{},
+                 nmsnn::Flatten{}, nmsnn::Dense{10}};
+  nmsnn::Network net(spec, {nmsnn::Engine::cpu, 1, 1});
+  nmsnn::ForwardOptions options;
+  options.training = training;
+  const std::vector<float> x(d.x.begin(), d.x.begin() + size_t(B) * 784);
+  const std::vector<float> dlogits(size_t(B) * 10, 0.01f);
+  core_peak();
+  const double cpu0 = fma_peak::process_cpu_seconds();
+  for (auto _ : state) {
+    auto pass = net.forward(nmsnn::Input::repeated(x, B), options);
+    if (training) net.backward(pass, dlogits);
+  }
+  const double conv1 = 24.0 * 24 * 25 * 16, conv2 = T * 8.0 * 8 * 400 * 32, dense = T * 512.0 * 10;
+  const double flops = 2.0 * (training ? 2 * conv1 + 3 * conv2 + 3 * dense : conv1 + conv2 + dense);
+  report_cpu_time(state, double(state.iterations()) * B * flops,
+                  fma_peak::process_cpu_seconds() - cpu0);
+  state.counters["samples/s"] = benchmark::Counter(B, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["us/sample"] = benchmark::Counter(
+      B / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(B * flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(ConvStep)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // The noise encoder's Philox masks alone (one thread): masks per second.
 void NoiseMasks(benchmark::State& state) {
   float sum = 0;

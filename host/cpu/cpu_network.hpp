@@ -13,10 +13,14 @@
 #include <vector>
 
 #include "cpu/activation_layer.hpp"
+#include "cpu/conv2d_layer.hpp"
+#include "cpu/flatten_layer.hpp"
 #include "cpu/layer.hpp"
 #include "cpu/lif_layer.hpp"
+#include "cpu/lif_neuron_layer.hpp"
 #include "cpu/linear_layer.hpp"
 #include "cpu/lowpass_layer.hpp"
+#include "cpu/pool2d_layer.hpp"
 #include "cpu/spiking_activation_layer.hpp"
 #include "cpu/temporal_pool_layer.hpp"
 #include "cpu/thread_pool.hpp"
@@ -66,9 +70,22 @@ class CpuNetwork {
         layer = std::make_unique<LowpassLayer<Real>>(width, real, steps, *f);
       else if (std::holds_alternative<TemporalAvgPool>(ls))
         layer = std::make_unique<TemporalPoolLayer<Real>>(width, real, steps);
+      else if (auto* c = std::get_if<Conv2d>(&ls))
+        layer = std::make_unique<Conv2dLayer<Real>>(width, steps, spec.layer_shape(l - 1), *c);
+      else if (auto* p = std::get_if<AvgPool2d>(&ls))
+        layer = std::make_unique<Pool2dLayer<Real>>(width, steps, spec.layer_shape(l - 1),
+                                                    p->kernel, pool_stride(p->kernel, p->stride),
+                                                    PoolMode::avg);
+      else if (auto* m = std::get_if<MaxPool2d>(&ls))
+        layer = std::make_unique<Pool2dLayer<Real>>(width, steps, spec.layer_shape(l - 1),
+                                                    m->kernel, pool_stride(m->kernel, m->stride),
+                                                    PoolMode::max);
+      else if (std::holds_alternative<Flatten>(ls))
+        layer = std::make_unique<FlattenLayer<Real>>(width, real, steps);
+      else if (auto* n = std::get_if<Lif>(&ls))
+        layer = std::make_unique<LifNeuronLayer<Real>>(width, real, steps, *n, l == L - 1);
       else
-        detail::fail("the cpu engine does not run ", layer_kind(ls), " layers yet (layer ", l,
-                     ")");
+        detail::fail("the cpu engine does not run ", layer_kind(ls), " layers (layer ", l, ")");
       layer->index = l;
       width = layer->out_width;
       real = layer->out_real;
@@ -174,8 +191,9 @@ class CpuNetwork {
     return layers[l]->saved_floats() + (keeps_output_[l] ? out_floats(l) : 0);
   }
 
-  // The input of layer 0 for sample b, as the layer takes it. Layers without weights cannot read
-  // the noise encoder directly: its masked values are made into w.x0 [T, I] for them.
+  // The input of layer 0 for sample b, as the layer takes it. Layers other than dense and spiking
+  // ones cannot read the noise encoder directly: its masked values are made into w.x0 [T, I]
+  // for them, in forward and again (the same masks) in backward.
   SampleInput<Real> first_input(const Pass<Real>& in, int b, Worker& w) const {
     SampleInput<Real> s;
     s.T = spec_.time_steps;

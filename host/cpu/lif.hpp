@@ -27,6 +27,11 @@ struct LifNeurons {
     return {spec.size, Real(spec.decay), Real(spec.threshold), Real(spec.penalty), spec.reset,
             spec.delay};
   }
+  // The lif layer's neurons: the same settings, as many as its input is wide.
+  static LifNeurons from(const Lif& spec, int size) {
+    return {size, Real(spec.decay), Real(spec.threshold), Real(spec.penalty), spec.reset,
+            spec.delay};
+  }
 };
 
 namespace detail_lif {

@@ -56,6 +56,7 @@ namespace {
 // training pass, and whether the network keeps its output for the next layer's backward.
 struct CpuShape {
   double in_width = 0, width = 0, in_steps = 0, steps = 0, saved = 0, params = 0, weights = 0;
+  double scratch = 0;  // per-worker scratch beyond the usual [T, W] arrays (a conv's im2col)
   bool rebuilds_output = false;
 };
 
@@ -88,6 +89,11 @@ std::vector<CpuShape> cpu_shapes(const NetworkSpec& spec) {
       s.width = cpu::padded_width(spec.layer_width(int(l)));
       s.weights = double(in[0]) * c->kernel[0] * c->kernel[1] * cpu::padded_width(c->out_channels);
       s.params = s.weights + cpu::padded_width(c->out_channels);
+      // col[T*P, K] (then dcol[T*P, K padded]) and Y[T*P, channels padded] (conv2d_layer.hpp).
+      const std::vector<int> out = spec.layer_shape(int(l));
+      const double rows = steps * out[1] * out[2];
+      s.scratch = rows * (cpu::padded_width(in[0] * c->kernel[0] * c->kernel[1]) +
+                          cpu::padded_width(c->out_channels));
     } else if (std::holds_alternative<AvgPool2d>(layer) ||
                std::holds_alternative<MaxPool2d>(layer)) {
       s.width = cpu::padded_width(spec.layer_width(int(l)));
@@ -144,9 +150,10 @@ double pass_bytes(const NetworkSpec& spec, int batch, const ForwardOptions& opti
     // rebuild it, its output (the next layer's input).
     saved += s.saved + (l + 1 < shapes.size() && !s.rebuilds_output ? out : 0);
     // Per worker, kept for every layer and reused from sample to sample: the output, up to three
-    // [T, W] scratch arrays and the gathered input. Backward adds one dy and one dx, and the
-    // untransposed weights of a layer, reused from layer to layer (the largest counts).
-    worker += 4 * out + in;
+    // [T, W] scratch arrays, the gathered input and a convolution's im2col buffers. Backward
+    // adds one dy and one dx, and the untransposed weights of a layer, reused from layer to
+    // layer (the largest counts).
+    worker += 4 * out + in + s.scratch;
     largest_io = std::max(largest_io, out + in);
     largest_weights = std::max(largest_weights, s.weights);
     params += s.params;

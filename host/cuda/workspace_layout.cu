@@ -82,6 +82,12 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
 
   // Whether spiking layer l keeps its spikes (compact): some backward reads them as its input.
   auto spikes_read = [&](int l) { return l + 1 < L && backward_reads_input(spec.layers[l + 1]); };
+  // A max pool above picks each window's first largest spike again in backward: from spike16
+  // codes (9 significant bits) two nearly equal spikes could round to a tie and send the
+  // gradient elsewhere than forward's choice, so such a layer keeps u in FP32 even when compact.
+  auto exact_spikes = [&](int l) {
+    return l + 1 < L && std::holds_alternative<MaxPool2d>(spec.layers[l + 1]);
+  };
   const bool compact = saved == SavedState::compact;
 
   size_t offset = 0;
@@ -99,9 +105,10 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
     if (auto* a = std::get_if<SpikingActivation>(&ls))
       if (a->regularized()) p.saved_rates = take(size_t(B) * p.out_width);
     if (!training) continue;
-    if (lif(l) && !compact) p.saved_u = take(floats_out(l));
-    if (lif(l) && compact && spikes_read(l)) p.saved_spikes = take_bytes(floats_out(l) * 2);
-    if (lif(l) && compact && !spikes_read(l)) {
+    const bool fp32_u = !compact || exact_spikes(l);
+    if (lif(l) && fp32_u) p.saved_u = take(floats_out(l));
+    if (lif(l) && !fp32_u && spikes_read(l)) p.saved_spikes = take_bytes(floats_out(l) * 2);
+    if (lif(l) && !fp32_u && !spikes_read(l)) {
       const int per_word = kernels::kGateBits;
       const size_t words = size_t((p.out_steps + per_word - 1) / per_word) * B * p.out_width;
       p.saved_gates = take_bytes(words * sizeof(uint32_t));

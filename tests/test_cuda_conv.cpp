@@ -320,12 +320,11 @@ void host_pool(const Pool2dShape& s, const PoolCase& k, bool max, const std::vec
     for (int oy = 0; oy < s.OH; ++oy)
       for (int ox = 0; ox < s.OW; ++ox) {
         float sum = 0.0f, best = map[size_t(oy * s.sy) * s.W + ox * s.sx];
-        size_t at = size_t(oy * s.sy) * s.W + ox * s.sx;
         for (int ky = 0; ky < s.kh; ++ky)
           for (int kx = 0; kx < s.kw; ++kx) {
             const size_t i = size_t(oy * s.sy + ky) * s.W + ox * s.sx + kx;
             sum += map[i];
-            if (map[i] > best) best = map[i], at = i;
+            best = std::max(best, map[i]);
           }
         y[(nc * s.OH + oy) * s.OW + ox] = max ? best : sum / area;
       }

@@ -12,8 +12,8 @@
 // rows (4 P O), the transpose reads and writes them (8 P O): 8 P CK + 12 P O. With CK >> O the
 // col buffer is most of it (the MNIST net's second conv, P = 64, CK = 400, O = 32: 205 KB of
 // 229 KB per image), so a convolution that builds its tiles of col in shared memory (implicit
-// GEMM) would move under a tenth (x in, y out: 17 KB); this version keeps the product in cuBLAS, in
-// every MatmulPrecision, and each piece simple enough to check against a loop.
+// GEMM) would move under a tenth (x in, y out: 17 KB); this version keeps the product in
+// cuBLAS, in every MatmulPrecision, and each piece simple enough to check against a loop.
 #include <climits>
 
 #include "bias.cuh"

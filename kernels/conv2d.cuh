@@ -66,7 +66,7 @@ void maps_to_rows(const Conv2dShape& s, long long N, const float* dy, float* dyt
 void conv_bias_part(const Conv2dShape& s, int steps, int B, const float* dy, float* part,
                     cudaStream_t stream, int block_size = 256);
 
-// ---- the layer -----------------------------------------------------------------------------------
+// ---- the layer ----------------------------------------------------------------------------------
 
 // y[N, O, OH, OW] = conv2d(x, W) + bias over N = steps*B images. col [N*P, CK] and rows [N*P, O]
 // are scratch. `what` names the layer in error messages. The cuBLAS handle must be bound to

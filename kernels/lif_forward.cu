@@ -42,7 +42,8 @@ __global__ void lif_forward_kernel(LifForwardArgs a, float decay, float threshol
   for (int t0 = 0; t0 < T; t0 += kAhead) {
     float in[kAhead];
 #pragma unroll
-    for (int j = 0; j < kAhead; ++j) in[j] = t0 + j < T ? current[at0 + size_t(t0 + j) * step] : 0.0f;
+    for (int j = 0; j < kAhead; ++j)
+      in[j] = t0 + j < T ? current[at0 + size_t(t0 + j) * step] : 0.0f;
 #pragma unroll
     for (int j = 0; j < kAhead; ++j) {
       const int t = t0 + j;
@@ -88,7 +89,8 @@ void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStre
   if (args.spikes == args.u && args.write_u)
     ::nmsnn::detail::fail("lif_forward: the spikes may share u's buffer only when u is not kept");
   if (args.a && (args.a == args.spikes || args.a == args.u))
-    ::nmsnn::detail::fail("lif_forward: a separate input a must not share u's or the spikes' buffer");
+    ::nmsnn::detail::fail(
+        "lif_forward: a separate input a must not share u's or the spikes' buffer");
   if (args.saved_spikes && args.saved_gates)
     ::nmsnn::detail::fail("lif_forward: keep either spike16 codes or gate bits, not both");
   const long long n = (long long)args.B * args.H;

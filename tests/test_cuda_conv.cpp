@@ -108,7 +108,7 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
   EXPECT_EQ(bad, 0) << what;
 }
 
-// ---- the host loops ------------------------------------------------------------------------------
+// ---- the host loops -----------------------------------------------------------------------------
 
 // x[n, c, iy, ix] or 0 outside the image, for output (oy, ox) and kernel tap (ky, kx).
 float tap(const Conv2dShape& s, const std::vector<float>& x, long long n, int c, int oy, int ox,
@@ -406,7 +406,7 @@ TEST(Pool2d, OtherBlockSizes) {
   }
 }
 
-// ---- the Lif layer's use of lif_forward ----------------------------------------------------------
+// ---- the Lif layer's use of lif_forward ---------------------------------------------------------
 
 TEST(LifSeparateInput, SameAsInPlaceWithZeroBias) {
   REQUIRE_CUDA();

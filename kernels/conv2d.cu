@@ -85,20 +85,35 @@ __global__ void maps_to_rows_kernel(Conv2dShape s, size_t count, const float* dy
   }
 }
 
-// One thread per (b, o); a map's P floats are contiguous, so each thread streams its own rows.
+// One block per (b, o): thread i adds entries p = i, i + blockDim.x, ... of every step's map in
+// order (consecutive threads read consecutive floats), then the partial sums fold onto the
+// largest power of two p <= blockDim.x and a fixed tree adds those, as bias_grad_reduce does:
+// the same bits for the same input and block size. (One thread per (b, o) would leave B*O
+// threads, a warp per SM for the MNIST net, each waiting on steps*P dependent loads.)
 __global__ void conv_bias_part_kernel(Conv2dShape s, int steps, int B, const float* dy,
                                       float* part) {
+  __shared__ float sums[kMaxBlockSize];
   const size_t P = size_t(s.OH) * s.OW, O = size_t(s.O);
-  const size_t count = size_t(B) * O;
-  for (size_t e = blockIdx.x * size_t(blockDim.x) + threadIdx.x; e < count;
-       e += size_t(gridDim.x) * blockDim.x) {
+  const int threads = int(blockDim.x);
+  for (size_t e = blockIdx.x; e < size_t(B) * O; e += gridDim.x) {
     const size_t o = e % O, b = e / O;
     float sum = 0.0f;
     for (int t = 0; t < steps; ++t) {
       const float* map = dy + ((size_t(t) * B + b) * O + o) * P;
-      for (size_t p = 0; p < P; ++p) sum += map[p];
+      for (size_t p = threadIdx.x; p < P; p += threads) sum += map[p];
     }
-    part[e] = sum;
+    sums[threadIdx.x] = sum;
+    __syncthreads();
+    int half = 1;
+    while (2 * half <= threads) half *= 2;
+    if (int(threadIdx.x) + half < threads) sums[threadIdx.x] += sums[threadIdx.x + half];
+    __syncthreads();
+    for (int width = half / 2; width > 0; width /= 2) {
+      if (int(threadIdx.x) < width) sums[threadIdx.x] += sums[threadIdx.x + width];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) part[e] = sums[0];
+    __syncthreads();  // sums is reused by the block's next (b, o)
   }
 }
 
@@ -180,9 +195,9 @@ void conv_bias_part(const Conv2dShape& s, int steps, int B, const float* dy, flo
                     cudaStream_t stream, int block_size) {
   check_block_size("conv_bias_part", block_size);
   check_shape("conv_bias_part", s, (long long)steps * B);
-  const long long count = (long long)B * s.O;
-  conv_bias_part_kernel<<<grid_stride_for(count, block_size), block_size, 0, stream>>>(
-      s, steps, B, dy, part);
+  const long long count = (long long)B * s.O;  // one block each, up to the grid's cap
+  conv_bias_part_kernel<<<grid_stride_for(count, 1), block_size, 0, stream>>>(s, steps, B, dy,
+                                                                             part);
   NMSNN_CHECK_LAUNCH("conv_bias_part", "steps=", steps, ", B=", B, ", O=", s.O, ", P=", s.P());
 }
 

@@ -62,9 +62,10 @@ void rows_to_maps(const Conv2dShape& s, long long N, const float* rows, const fl
 // dyt[n*P + p, o] = dy[n, o, p].
 void maps_to_rows(const Conv2dShape& s, long long N, const float* dy, float* dyt,
                   cudaStream_t stream, int block_size = 256);
-// part[b, o] = sum over t < steps, p < P of dy[t*B + b, o, p] (t outer, p inner, in order).
+// part[b, o] = sum over t < steps, p < P of dy[t*B + b, o, p], in a fixed order for a given
+// block size (deterministic; see conv2d.cu).
 void conv_bias_part(const Conv2dShape& s, int steps, int B, const float* dy, float* part,
-                    cudaStream_t stream, int block_size = 256);
+                    cudaStream_t stream, int block_size = 128);
 
 // ---- the layer ----------------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@
 //
 //   Im2col, Col2im, Transposes   pure data movement, or sums in the same order as the loops:
 //                                bit-identical
+//   ConvBiasPart                 the bias's per-sample sums at several block sizes, within the
+//                                FP32 sum bound (n + 2) 2^-24 sum |terms|
 //   Conv2d                       the whole forward and backward (cuBLAS products) against a
 //                                double-precision sum, within (n + 2) 2^-24 sum |terms|, n the
 //                                terms per output (the FP32 bound the Gemm tests use)
@@ -214,6 +216,32 @@ TEST(Transposes, RowsToMapsAndBack) {
         }
     expect_identical(y.host(), want, "rows_to_maps " + name_of(k));
     expect_identical(back.host(), want_back, "maps_to_rows " + name_of(k));
+  }
+}
+
+// The bias's per-sample sums over steps and windows, at several block sizes (one block per
+// (b, o), a tree across its threads).
+TEST(ConvBiasPart, SumsEveryStepAndWindow) {
+  REQUIRE_CUDA();
+  for (const ConvCase& k : kConvCases) {
+    const Conv2dShape s = shape_of(k);
+    const size_t P = size_t(s.P()), O = size_t(s.O);
+    const auto dy = random_vector(size_t(k.steps) * k.B * O * P, -1, 1, 12);
+    std::vector<double> want(size_t(k.B) * O), scale(want.size());
+    for (int t = 0; t < k.steps; ++t)
+      for (int b = 0; b < k.B; ++b)
+        for (size_t o = 0; o < O; ++o)
+          for (size_t p = 0; p < P; ++p) {
+            const float v = dy[((size_t(t) * k.B + b) * O + o) * P + p];
+            want[size_t(b) * O + o] += v;
+            scale[size_t(b) * O + o] += std::abs(v);
+          }
+    for (int block : {32, 96, 128, 1024}) {
+      Dev ddy(dy), part(want.size());
+      nmsnn::kernels::conv_bias_part(s, k.steps, k.B, ddy.get(), part.get(), nullptr, block);
+      expect_close(part.host(), want, scale, double(k.steps) * P,
+                   "conv_bias_part " + name_of(k) + " block " + std::to_string(block));
+    }
   }
 }
 

@@ -164,7 +164,9 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{2, 5, 7, conv(3, {1, 1})},
                       ConvCase{2, 9, 8, conv(17, {2, 3}, {3, 2}, {2, 1})},
                       ConvCase{4, 4, 4, conv(2, {4, 4})},
-                      ConvCase{3, 5, 5, conv(1, {5, 3}, {1, 1}, {2, 0})}));
+                      ConvCase{3, 5, 5, conv(1, {5, 3}, {1, 1}, {2, 0})},
+                      // every window column in the padding: outputs are the bias alone
+                      ConvCase{2, 4, 3, conv(3, {2, 2}, {1, 5}, {0, 2})}));
 
 struct PoolCase {
   int C, H, W;
@@ -454,6 +456,64 @@ TEST(ConvLayout, PaddingStaysZero) {
   double sum = 0;
   for (double g : layer.params[0].grad) sum += std::abs(g);
   EXPECT_GT(sum, 0);  // the check above is not vacuous
+}
+
+// Traces have every layer's real width (out_real, not the padded one) and rates come from the
+// lif layer: conv -> lif (no delay) -> max_pool -> flatten -> dense on [3, 7, 5].
+TEST(ConvNetwork, TracesAndRates) {
+  nmsnn::NetworkSpec spec = small_cnn();
+  nmsnn::Lif lif;
+  lif.delay = false;
+  lif.threshold = 0.3f;
+  nmsnn::MaxPool2d pool;
+  spec.layers = {conv(5, {3, 2}, {2, 1}, {1, 0}), lif, pool, nmsnn::Flatten{}, nmsnn::Dense{3}};
+  nmsnn::NetworkOptions options;
+  options.threads = 1;
+  options.seed = 4;
+  nmsnn::Network net(spec, options);
+  const int T = spec.time_steps, B = 2;
+  std::mt19937_64 rng(9);
+  const auto xd = uniform(size_t(B) * spec.inputs, rng, 0, 1);
+  const std::vector<float> x(xd.begin(), xd.end());
+  nmsnn::ForwardOptions fo;
+  fo.record = true;
+  fo.rates = true;
+  const auto pass = net.forward(Input::repeated(x, B), fo);
+  const auto& trace = pass.trace();
+  ASSERT_EQ(trace.size(), 5u);
+  const std::vector<int> sizes = {5 * 4 * 4, 5 * 4 * 4, 5 * 2 * 2, 5 * 2 * 2, 3};
+  for (size_t l = 0; l < trace.size(); ++l) {
+    EXPECT_EQ(trace[l].size, sizes[l]) << "layer " << l;
+    EXPECT_EQ(trace[l].steps, T);
+    EXPECT_EQ(trace[l].spikes.size(), size_t(T) * B * sizes[l]);
+  }
+  // The pool's trace is the max pool of the lif layer's spikes, and flatten's is the same.
+  double fired = 0;
+  for (int t = 0; t < T; ++t)
+    for (int b = 0; b < B; ++b) {
+      auto at = [&](const nmsnn::LayerTrace& tr) {
+        return std::vector<double>(tr.spikes.begin() + (size_t(t) * B + b) * tr.size,
+                                   tr.spikes.begin() + (size_t(t) * B + b + 1) * tr.size);
+      };
+      const auto spikes = at(trace[1]);
+      for (double v : spikes) fired += v > 0;
+      EXPECT_EQ(at(trace[2]), naive_pool(spikes, 5, 4, 4, {2, 2}, {2, 2}, true));
+      EXPECT_EQ(at(trace[3]), at(trace[2]));
+    }
+  EXPECT_GT(fired, 0) << "no lif neuron fired: the comparisons above say little";
+  // Rates: the lif layer only, the fraction of steps each neuron fired at (no delay: the trace's
+  // spikes are this step's).
+  ASSERT_EQ(pass.rates().size(), 1u);
+  const nmsnn::LayerRates& r = pass.rates()[0];
+  EXPECT_EQ(r.layer, 1);
+  EXPECT_FALSE(r.hertz);
+  ASSERT_EQ(r.size, 80);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < 80; ++h) {
+      int n = 0;
+      for (int t = 0; t < T; ++t) n += trace[1].spikes[(size_t(t) * B + b) * 80 + h] > 0;
+      EXPECT_FLOAT_EQ(r.rates[size_t(b) * 80 + h], float(n) / T) << "sample " << b << " " << h;
+    }
 }
 
 TEST(ConvSpec, DenseRightAfterConvolutionIsRefused) {

@@ -206,6 +206,14 @@ TEST(MemoryEstimate, TrainingPassEstimateCoversWhatTheEngineSaves) {
                  {"type": "activation", "function": "tanh"},
                  {"type": "temporal_avg_pool"},
                  {"type": "dense", "size": 2}]})").spec,
+      parse(R"({"inputs": 150, "input_shape": [1, 10, 15], "time_steps": 6, "layers": [
+                 {"type": "conv2d", "out_channels": 4, "kernel": [3, 3], "padding": [1, 1]},
+                 {"type": "lif"},
+                 {"type": "max_pool2d", "kernel": [2, 2]},
+                 {"type": "conv2d", "out_channels": 5, "kernel": [3, 2], "stride": [2, 1]},
+                 {"type": "lif"},
+                 {"type": "flatten"},
+                 {"type": "dense", "size": 3}]})").spec,
   };
   for (const NetworkSpec& spec : specs) {
     Network net(spec, {Engine::cpu, 1, 1});

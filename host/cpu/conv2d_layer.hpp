@@ -3,26 +3,32 @@
 //
 // Shapes for one sample: x[T, in_width] holds the maps [C, H, W] flat in (c, y, x) order;
 // y[T, out_width] holds [O, H', W'] likewise, P = H' W' positions per channel; both are padded
-// at their end with zeros. K = C kh kw is one window in PyTorch's (c, ky, kx) order.
+// at their end with zeros. K = C kh kw is one window in PyTorch's (c, ky, kx) order; Ppad, Opad
+// are P and O padded for the product kernel (layer.hpp).
 //
-// The convolution is one product per sample: im2col gathers every position's window into a row
-// of col[T*P, K] (zeros where the window overhangs the padding), then
-//     Y[T*P, Opad] = bias + col WT                   (gemm_accumulate, tile_gemm.hpp)
-// and Y's (position, channel) rows are transposed into y's (channel, position) order.
-// Backward runs the same product backwards:
-//     dY = dy transposed;  dbias += sum_rows dY;  dWT += col^T dY;
-//     dcol = dY W;  dx = col2im(dcol) (each dcol entry added back to the feature it was read from)
+// The convolution is one product per step, in the maps' own (channel, position) order:
+// im2col gathers, for every window entry k, the input feature it reads at every position into
+// a row of colT[K, Ppad] (zeros where the window overhangs the padding), then
+//     Y[O, Ppad] = bias + W colT                    (gemm_accumulate, tile_gemm.hpp)
+// whose rows are y[t]'s channels. A row of colT is, for each output row, a run of contiguous
+// input features (stride 1), Wo long (8-24 on MNIST) rather than kw (5) in the [P, K] layout.
+// Step by step rather than all T at once keeps colT (K*Ppad values) small enough for the cache.
+// im2col and col2im still take about a third of a training step of the MNIST CNN in
+// bench_cpu_engine's ConvStep (perf, avx512), about twice the time of the products.
+// Backward runs the same products backwards, per step:
+//     dbias += sum_p dy;  dWT += colT dY (dY: dy transposed to [P, Opad]);
+//     dcolT = W^T dy;  dx = col2im(dcolT) (each entry added back to the feature it was read from)
 // A repeated static input (t_stride 0) is the same at every step: it is convolved once and the
-// result copied to every step; backward sums dY over the steps first (one product, not T).
-// Where im2col reads from is fixed by the shapes: for every output position and kernel row, a
-// run of contiguous input features (runs_), made once in the constructor.
+// result copied to every step; backward sums dy over the steps first (one product, not T).
 //
 // Engine layout: params[0] = WT[K, Opad] (Opad = padded_width(O), zero columns past O),
 // params[1] = bias[Opad]. Public layout (PyTorch's): weight [O, C, kh, kw], bias [O].
-// Saves nothing: backward gathers col again from x, which the network keeps or rebuilds.
+// The products read W out of WT through the kernel's strides: no copy in the other orientation.
+// Saves nothing: backward gathers colT again from x, which the network keeps or rebuilds.
 #pragma once
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "cpu/layer.hpp"
@@ -35,72 +41,62 @@ class Conv2dLayer final : public CpuLayer<Real> {
   // in_shape: [C, H, W] of the input maps (NetworkSpec::layer_shape of the layer before).
   Conv2dLayer(int in_width, int steps, const std::vector<int>& in_shape, const Conv2d& spec)
       : C_(in_shape.at(0)), H_(in_shape.at(1)), W_(in_shape.at(2)), O_(spec.out_channels),
-        kh_(spec.kernel[0]), kw_(spec.kernel[1]) {
-    const int kh = kh_, kw = kw_;
+        kh_(spec.kernel[0]), kw_(spec.kernel[1]), sy_(spec.stride[0]), sx_(spec.stride[1]),
+        py_(spec.padding[0]), px_(spec.padding[1]) {
     const auto out = window_output({H_, W_}, spec.kernel, spec.stride, spec.padding);
-    P_ = out[0] * out[1];
-    K_ = C_ * kh * kw;
+    Ho_ = out[0], Wo_ = out[1];
+    P_ = Ho_ * Wo_;
+    K_ = C_ * kh_ * kw_;
     Opad_ = padded_width(O_);
-    Kpad_ = padded_width(K_);
+    Ppad_ = padded_width(P_);
     this->in_width = in_width;
     this->in_steps = this->out_steps = steps;
     this->out_real = O_ * P_;
     this->out_width = padded_width(this->out_real);
     this->params.resize(2);
     this->params[0].value.assign(size_t(K_) * Opad_, Real(0));
-    this->params[0].public_shape = {O_, C_, kh, kw};
+    this->params[0].public_shape = {O_, C_, kh_, kw_};
     this->params[1].value.assign(Opad_, Real(0));
     this->params[1].public_shape = {O_};
     for (auto& p : this->params) p.grad.assign(p.value.size(), Real(0));
 
-    // runs_[p*kh + ky]: where window row ky of position p reads, the same in every channel.
-    runs_.resize(size_t(P_) * kh);
-    for (int oy = 0; oy < out[0]; ++oy)
-      for (int ox = 0; ox < out[1]; ++ox)
-        for (int ky = 0; ky < kh; ++ky) {
-          Run& r = runs_[size_t(oy * out[1] + ox) * kh + ky];
-          const int iy = oy * spec.stride[0] - spec.padding[0] + ky;
-          const int ix = ox * spec.stride[1] - spec.padding[1];  // input column of kx = 0
-          r.begin = std::clamp(-ix, 0, kw);
-          r.end = std::clamp(W_ - ix, r.begin, kw);
-          if (iy < 0 || iy >= H_) r.begin = r.end = 0;  // the whole row is in the padding
-          r.offset = r.begin < r.end ? iy * W_ + ix + r.begin : 0;
-        }
+    // Kernel column kx reads input column ox*sx - px + kx, inside the map for ox in
+    // [columns_[kx].first, columns_[kx].second).
+    for (int kx = 0; kx < kw_; ++kx) {
+      int first = 0, last = 0;
+      for (int ox = 0; ox < Wo_; ++ox) {
+        const int ix = ox * sx_ - px_ + kx;
+        if (ix < 0) first = ox + 1;
+        if (ix < W_) last = ox + 1;
+      }
+      columns_.push_back({std::min(first, last), last});
+    }
   }
 
   const char* kind() const override { return "conv2d"; }
 
-  // An aligned copy of WT for the products (see LinearLayer::prepare_pass) and W untransposed,
-  // [O, Kpad], for the input gradient: both made once per pass, not per sample.
+  // An aligned copy of WT for the products (see LinearLayer::prepare_pass).
   void prepare_pass() override {
-    const std::vector<Real>& wt = this->params[0].value;
-    wt_.assign(wt.begin(), wt.end());
-    w_.assign(size_t(O_) * Kpad_, Real(0));
-    for (int k = 0; k < K_; ++k)
-      for (int o = 0; o < O_; ++o) w_[size_t(o) * Kpad_ + k] = wt[size_t(k) * Opad_ + o];
+    wt_.assign(this->params[0].value.begin(), this->params[0].value.end());
   }
 
   void forward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, LayerOutput<Real>& out,
                LayerScratch<Real>& s) const override {
     const int T = this->out_steps, Wout = this->out_width;
     const int steps = x.t_stride == 0 ? 1 : T;  // a repeated input: one step, copied below
-    const size_t rows = size_t(steps) * P_;
-    s.a.resize(rows * K_);
-    Real* col = s.a.data();
-    im2col(x, steps, col);
-    // Y[rows, Opad] = bias + col WT
-    s.b.resize(rows * Opad_);
+    s.a.resize(size_t(K_) * Ppad_);
+    s.b.resize(size_t(O_) * Ppad_);
+    Real* colT = s.a.data();
     Real* Y = s.b.data();
     const Real* bias = this->params[1].value.data();
-    for (size_t r = 0; r < rows; ++r) std::copy_n(bias, Opad_, Y + r * Opad_);
-    gemm_accumulate<Real>(int(rows), K_, Opad_, col, size_t(K_), 1,
-                          {wt_.data(), size_t(Opad_), nullptr}, {Y, size_t(Opad_), nullptr});
-    // y[t, o*P + p] = Y[t*P + p, o], zeros past out_real.
     for (int t = 0; t < steps; ++t) {
+      im2col(x.data + t * x.t_stride, colT);
+      // Y[O, Ppad] = bias + W colT, W read from WT[K, Opad] as A(o, k) = WT[k*Opad + o].
+      for (int o = 0; o < O_; ++o) std::fill_n(Y + size_t(o) * Ppad_, Ppad_, bias[o]);
+      gemm_accumulate<Real>(O_, K_, Ppad_, wt_.data(), 1, size_t(Opad_),
+                            {colT, size_t(Ppad_), nullptr}, {Y, size_t(Ppad_), nullptr});
       Real* yt = out.y + size_t(t) * Wout;
-      const Real* Yt = Y + size_t(t) * P_ * Opad_;
-      for (int p = 0; p < P_; ++p)
-        for (int o = 0; o < O_; ++o) yt[size_t(o) * P_ + p] = Yt[size_t(p) * Opad_ + o];
+      for (int o = 0; o < O_; ++o) std::copy_n(Y + size_t(o) * Ppad_, P_, yt + size_t(o) * P_);
       std::fill(yt + this->out_real, yt + Wout, Real(0));
     }
     for (int t = steps; t < T; ++t) std::copy_n(out.y, Wout, out.y + size_t(t) * Wout);
@@ -113,46 +109,43 @@ class Conv2dLayer final : public CpuLayer<Real> {
                 const LayerGrad<Real>& g, LayerScratch<Real>& s) const override {
     const int T = this->out_steps, Wout = this->out_width;
     const bool repeated = x.t_stride == 0;
-    const int steps = repeated ? 1 : T;
-    const size_t rows = size_t(steps) * P_;
-    // dY[rows, Opad] = dy transposed (summed over t for a repeated input), zeros past O.
-    s.b.assign(rows * Opad_, Real(0));
-    Real* dY = s.b.data();
-    for (int t = 0; t < T; ++t) {
-      const Real* dyt = g.dy + size_t(t) * Wout;
-      Real* dYt = dY + (repeated ? 0 : size_t(t) * P_ * Opad_);
-      for (int p = 0; p < P_; ++p)
-        for (int o = 0; o < O_; ++o) dYt[size_t(p) * Opad_ + o] += dyt[size_t(o) * P_ + p];
-    }
+    s.a.resize(size_t(K_) * Ppad_);
+    s.b.resize(size_t(O_) * Ppad_ + size_t(P_) * Opad_);
+    Real* colT = s.a.data();
+    Real* dyt = s.b.data();                          // [O, Ppad]: dy[t] with padded rows
+    Real* dY = s.b.data() + size_t(O_) * Ppad_;      // [P, Opad]: dy[t] transposed
     Real* dbias = g.grads[1];
-    for (size_t r = 0; r < rows; ++r)
-      for (int o = 0; o < O_; ++o) dbias[o] += dY[r * Opad_ + o];
-    // dWT[K, Opad] += col^T dY: col read transposed (row k of the product is column k of col).
-    s.a.resize(rows * std::max(K_, Kpad_));
-    Real* col = s.a.data();
-    im2col(x, steps, col);
-    gemm_accumulate<Real>(K_, int(rows), Opad_, col, 1, size_t(K_), {dY, size_t(Opad_), nullptr},
-                          {g.grads[0], size_t(Opad_), nullptr});
-    if (!g.dx) return;
-    // dcol[rows, Kpad] = dY W (only the O real channels: the rest of dY is 0), in col's place.
-    Real* dcol = col;
-    std::fill(dcol, dcol + rows * Kpad_, Real(0));
-    gemm_accumulate<Real>(int(rows), O_, Kpad_, dY, size_t(Opad_), 1,
-                          {w_.data(), size_t(Kpad_), nullptr}, {dcol, size_t(Kpad_), nullptr});
-    // col2im: every window entry's gradient back to the input feature it was read from.
-    std::fill(g.dx, g.dx + size_t(this->in_steps) * this->in_width, Real(0));
-    for (int t = 0; t < steps; ++t) {
-      Real* dxt = g.dx + size_t(t) * this->in_width;
-      for (int p = 0; p < P_; ++p) {
-        const Real* d = dcol + (size_t(t) * P_ + p) * Kpad_;
-        for (int c = 0; c < C_; ++c)
-          for (int ky = 0; ky < kh_; ++ky) {
-            const Run& r = runs_[size_t(p) * kh_ + ky];
-            Real* dst = dxt + size_t(c) * H_ * W_ + r.offset;
-            const Real* src = d + (c * kh_ + ky) * kw_ + r.begin;
-            for (int i = 0; i < r.end - r.begin; ++i) dst[i] += src[i];
-          }
+    if (g.dx) std::fill(g.dx, g.dx + size_t(this->in_steps) * this->in_width, Real(0));
+    for (int t = 0; t < (repeated ? 1 : T); ++t) {
+      // dy of this step (a repeated input: summed over every step), in both layouts.
+      std::fill(dyt, dyt + size_t(O_) * Ppad_, Real(0));
+      for (int u = repeated ? 0 : t; u < (repeated ? T : t + 1); ++u)
+        for (int o = 0; o < O_; ++o) {
+          const Real* src = g.dy + size_t(u) * Wout + size_t(o) * P_;
+          Real* dst = dyt + size_t(o) * Ppad_;
+          for (int p = 0; p < P_; ++p) dst[p] += src[p];
+        }
+      std::fill(dY, dY + size_t(P_) * Opad_, Real(0));
+      for (int o = 0; o < O_; ++o) {
+        Real sum = 0;
+        for (int p = 0; p < P_; ++p) {
+          const Real d = dyt[size_t(o) * Ppad_ + p];
+          dY[size_t(p) * Opad_ + o] = d;
+          sum += d;
+        }
+        dbias[o] += sum;
       }
+      // dWT[K, Opad] += colT dY
+      im2col(x.data + t * x.t_stride, colT);
+      gemm_accumulate<Real>(K_, P_, Opad_, colT, size_t(Ppad_), 1, {dY, size_t(Opad_), nullptr},
+                            {g.grads[0], size_t(Opad_), nullptr});
+      if (!g.dx) continue;
+      // dcolT[K, Ppad] = W^T dy[t], W^T read from WT as A(k, o) = WT[k*Opad + o]; in colT's place.
+      Real* dcolT = colT;
+      std::fill(dcolT, dcolT + size_t(K_) * Ppad_, Real(0));
+      gemm_accumulate<Real>(K_, O_, Ppad_, wt_.data(), size_t(Opad_), 1,
+                            {dyt, size_t(Ppad_), nullptr}, {dcolT, size_t(Ppad_), nullptr});
+      col2im(dcolT, g.dx + size_t(t) * this->in_width);
     }
   }
 
@@ -169,37 +162,57 @@ class Conv2dLayer final : public CpuLayer<Real> {
   }
 
  private:
-  // Window row ky of output position p reads input row iy, columns ix + begin .. ix + end - 1
-  // (offset: the first of them in a channel's map); its entries before begin and from end on
-  // lie in the zero padding. begin = end = 0 when the whole row does.
-  struct Run {
-    int offset = 0, begin = 0, end = 0;
-  };
-
-  // col[steps*P, K] for steps 0 .. steps-1 of x: per position, channel and kernel row, a run of
-  // contiguous input features between zeros.
-  void im2col(const SampleInput<Real>& x, int steps, Real* col) const {
-    for (int t = 0; t < steps; ++t) {
-      const Real* xt = x.data + t * x.t_stride;
-      for (int p = 0; p < P_; ++p) {
-        Real* row = col + (size_t(t) * P_ + p) * K_;
-        for (int c = 0; c < C_; ++c)
-          for (int ky = 0; ky < kh_; ++ky) {
-            const Run& r = runs_[size_t(p) * kh_ + ky];
-            const Real* src = xt + size_t(c) * H_ * W_ + r.offset;
-            Real* dst = row + (c * kh_ + ky) * kw_;
-            for (int kx = 0; kx < r.begin; ++kx) dst[kx] = 0;
-            for (int kx = r.begin; kx < r.end; ++kx) dst[kx] = src[kx - r.begin];
-            for (int kx = r.end; kx < kw_; ++kx) dst[kx] = 0;
+  // colT[K, Ppad] of one step's input maps xt: row k = (c, ky, kx) holds, at p = oy*Wo + ox,
+  // the feature (c, oy*sy - py + ky, ox*sx - px + kx), or 0 in the padding (and past P).
+  void im2col(const Real* xt, Real* colT) const {
+    for (int c = 0; c < C_; ++c)
+      for (int ky = 0; ky < kh_; ++ky)
+        for (int kx = 0; kx < kw_; ++kx) {
+          Real* row = colT + size_t((c * kh_ + ky) * kw_ + kx) * Ppad_;
+          const int first = columns_[kx].first, last = columns_[kx].second;
+          for (int oy = 0; oy < Ho_; ++oy) {
+            Real* dst = row + size_t(oy) * Wo_;
+            const int iy = oy * sy_ - py_ + ky;
+            if (iy < 0 || iy >= H_) {
+              std::fill(dst, dst + Wo_, Real(0));
+              continue;
+            }
+            for (int ox = 0; ox < first; ++ox) dst[ox] = 0;
+            if (first < last) {
+              // Input column of ox = first; the run steps by sx.
+              const Real* src = xt + (size_t(c) * H_ + iy) * W_ + (first * sx_ - px_ + kx);
+              if (sx_ == 1)
+                std::copy_n(src, last - first, dst + first);
+              else
+                for (int ox = first; ox < last; ++ox) dst[ox] = src[size_t(ox - first) * sx_];
+            }
+            for (int ox = last; ox < Wo_; ++ox) dst[ox] = 0;
           }
-      }
-    }
+          std::fill(row + P_, row + Ppad_, Real(0));
+        }
   }
 
-  int C_, H_, W_, O_, kh_, kw_;
-  int P_ = 0, K_ = 0, Opad_ = 0, Kpad_ = 0;
-  std::vector<Run> runs_;  // [P, kh]
-  Buffer<Real> wt_, w_;      // WT aligned, and W [O, Kpad], as of prepare_pass
+  // dxt += col2im(dcolT): every entry's gradient back to the input feature it was read from.
+  void col2im(const Real* dcolT, Real* dxt) const {
+    for (int c = 0; c < C_; ++c)
+      for (int ky = 0; ky < kh_; ++ky)
+        for (int kx = 0; kx < kw_; ++kx) {
+          const Real* row = dcolT + size_t((c * kh_ + ky) * kw_ + kx) * Ppad_;
+          const int first = columns_[kx].first, last = columns_[kx].second;
+          for (int oy = 0; oy < Ho_; ++oy) {
+            const int iy = oy * sy_ - py_ + ky;
+            if (iy < 0 || iy >= H_ || first >= last) continue;
+            const Real* src = row + size_t(oy) * Wo_;
+            Real* dst = dxt + (size_t(c) * H_ + iy) * W_ + (first * sx_ - px_ + kx);
+            for (int ox = first; ox < last; ++ox) dst[size_t(ox - first) * sx_] += src[ox];
+          }
+        }
+  }
+
+  int C_, H_, W_, O_, kh_, kw_, sy_, sx_, py_, px_;
+  int Ho_ = 0, Wo_ = 0, P_ = 0, K_ = 0, Opad_ = 0, Ppad_ = 0;
+  std::vector<std::pair<int, int>> columns_;  // [kw]: the ox range inside the map
+  Buffer<Real> wt_;                           // WT aligned, as of prepare_pass
 };
 
 }  // namespace nmsnn::cpu

@@ -89,11 +89,11 @@ std::vector<CpuShape> cpu_shapes(const NetworkSpec& spec) {
       s.width = cpu::padded_width(spec.layer_width(int(l)));
       s.weights = double(in[0]) * c->kernel[0] * c->kernel[1] * cpu::padded_width(c->out_channels);
       s.params = s.weights + cpu::padded_width(c->out_channels);
-      // col[T*P, K] (then dcol[T*P, K padded]) and Y[T*P, channels padded] (conv2d_layer.hpp).
+      // One step's colT[K, P padded], dy[O, P padded] and dY[P, O padded] (conv2d_layer.hpp).
       const std::vector<int> out = spec.layer_shape(int(l));
-      const double rows = steps * out[1] * out[2];
-      s.scratch = rows * (cpu::padded_width(in[0] * c->kernel[0] * c->kernel[1]) +
-                          cpu::padded_width(c->out_channels));
+      const double P = double(out[1]) * out[2], Ppad = cpu::padded_width(out[1] * out[2]);
+      s.scratch = (double(in[0]) * c->kernel[0] * c->kernel[1] + c->out_channels) * Ppad +
+                  P * cpu::padded_width(c->out_channels);
     } else if (std::holds_alternative<AvgPool2d>(layer) ||
                std::holds_alternative<MaxPool2d>(layer)) {
       s.width = cpu::padded_width(spec.layer_width(int(l)));

@@ -54,6 +54,8 @@ set(NMSNN_CUDA_SOURCES
   kernels/cublas_gemm.cu
   kernels/optimizer_update.cu
   kernels/nll_loss.cu
+  kernels/conv2d.cu
+  kernels/pool2d.cu
 )
 
 # The plots (nmsnn::plot), a component of their own so that a program embedding the engine does

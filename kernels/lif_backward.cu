@@ -72,7 +72,7 @@ __global__ void lif_backward_kernel(LifBackwardArgs a, float decay, float thresh
       dbias += du;
     }
   }
-  a.dbias_part[n] = dbias;
+  if (a.dbias_part) a.dbias_part[n] = dbias;  // a Lif layer has no bias
 }
 
 __global__ void spikes_from_u_kernel(const float* u, size_t count, size_t step, float threshold,

@@ -36,7 +36,7 @@ struct LifBackwardArgs {
   int begin_eval = 0;
   float readout_scale = 1.0f;
   float* du = nullptr;          // [T, B, H] out: dL/du = dL/da (must not alias u or d_spikes)
-  float* dbias_part = nullptr;  // [B, H] out: sum over t of du, per sample
+  float* dbias_part = nullptr;  // [B, H] out or null: sum over t of du, per sample
 };
 
 // block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh), here and below.

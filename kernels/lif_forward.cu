@@ -29,7 +29,8 @@ __global__ void lif_forward_kernel(LifForwardArgs a, float decay, float threshol
   const int h = int(n % a.H);
   const size_t step = size_t(a.B) * a.H;  // from (t, b, h) to (t+1, b, h)
   const size_t at0 = size_t(n);           // (0, b, h): n = b*H + h
-  const float bias = a.bias[h];
+  const float bias = a.bias ? a.bias[h] : 0.0f;
+  const float* current = a.a ? a.a : a.u;  // a[t]
   const float scale_factor = penalty / threshold;
   const int T = a.T;
 
@@ -41,7 +42,8 @@ __global__ void lif_forward_kernel(LifForwardArgs a, float decay, float threshol
   for (int t0 = 0; t0 < T; t0 += kAhead) {
     float in[kAhead];
 #pragma unroll
-    for (int j = 0; j < kAhead; ++j) in[j] = t0 + j < T ? a.u[at0 + size_t(t0 + j) * step] : 0.0f;
+    for (int j = 0; j < kAhead; ++j)
+      in[j] = t0 + j < T ? current[at0 + size_t(t0 + j) * step] : 0.0f;
 #pragma unroll
     for (int j = 0; j < kAhead; ++j) {
       const int t = t0 + j;
@@ -86,6 +88,9 @@ void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStre
                           ", ", args.H);
   if (args.spikes == args.u && args.write_u)
     ::nmsnn::detail::fail("lif_forward: the spikes may share u's buffer only when u is not kept");
+  if (args.a && (args.a == args.spikes || args.a == args.u))
+    ::nmsnn::detail::fail(
+        "lif_forward: a separate input a must not share u's or the spikes' buffer");
   if (args.saved_spikes && args.saved_gates)
     ::nmsnn::detail::fail("lif_forward: keep either spike16 codes or gate bits, not both");
   const long long n = (long long)args.B * args.H;

@@ -21,10 +21,13 @@ namespace nmsnn::kernels {
 
 struct LifForwardArgs {
   int T = 0, B = 0, H = 0;
-  const float* bias = nullptr;  // [H]
+  const float* bias = nullptr;  // [H], or null: no bias (a Lif layer)
   // [T, B, H]. In: a = input · W^T without bias. Out, when write_u: the pre-reset state u
   // (overwritten in place; each element is read once, before it is written, by the same thread).
   float* u = nullptr;
+  // [T, B, H] or null: read a from here instead of from u (a Lif layer takes the previous
+  // layer's output as its current, so its a is not a buffer of its own). Must not alias spikes.
+  const float* a = nullptr;
   bool write_u = true;  // false with a compact saved state: a is scratch, u is not kept
   // Compact saved state (lif_saved.cuh), at most one of them: s[t] as spike16 [T, B, H], or the
   // gates g[t] as bits [ceil(T/32), B, H].

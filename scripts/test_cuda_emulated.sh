@@ -33,6 +33,8 @@ if [[ $SANITIZER == thread ]]; then
   # build's job. The masked product's sweep of every width in every precision is left to the
   # ASan build (the same barriers as the per-precision cases, at many sizes: too slow here).
   "$OUT/test_cuda_kernels" --gtest_brief=1 --gtest_filter='-MaskedLinear.EveryWidthInEveryPrecision'
+  # The convolution bias's block reduction (the other conv and pool kernels share no memory).
+  "$OUT/test_cuda_conv" --gtest_brief=1 --gtest_filter='ConvBiasPart.*'
   "$OUT/test_cuda_engine" --gtest_brief=1 \
       --gtest_filter='CudaEngineOptimizer.*:*MatchesCpuEngine/5_7_3_B3_T37*:*MatchesCpuEngine/33_17_B3_T37*'
   "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='*CudaMatchesCpu/spiking_then_dense_noisy:*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass'
@@ -47,6 +49,7 @@ fi
 # The training-curve and model tests run hundreds of passes: minutes under the emulation, and
 # their plumbing is covered by the comparisons. Everything else runs.
 "$OUT/test_cuda_kernels" --gtest_brief=1
+"$OUT/test_cuda_conv" --gtest_brief=1
 # The TF32 and BF16 runs of the random networks skip the 257-sample cases (about a minute and a
 # half each under the emulation; they passed when added): the smaller cases cover the same code.
 "$OUT/test_cuda_engine" --gtest_brief=1 \

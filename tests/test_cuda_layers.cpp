@@ -1,7 +1,9 @@
 // test_cuda_layers.cpp — the cuda engine against the cpu engine for every layer kind: dense,
 // activation, SpikingActivation, Lowpass and TemporalAvgPool, mixed with the seed's spiking
-// layers, under all three input kinds (noise-encoded, given sequence, repeated), in training and
-// inference passes.
+// layers, and the convolutional ones (conv2d, lif, avg/max_pool2d, flatten) on image inputs,
+// under all three input kinds (noise-encoded, given sequence, repeated), in training and
+// inference passes. Max pooling's choice of a window's first largest entry is a discontinuity
+// too: a sample with two nonzero entries of a window within the margin below is left out.
 //
 // Compared, through the public Network API: logits, every parameter's gradient, dL/dinput
 // (sequence and repeated inputs), recorded traces and firing rates, and the rate-regularization
@@ -35,6 +37,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <random>
 #include <string>
@@ -88,9 +91,10 @@ SpikingActivation spiking_activation(ActivationKind f, float dt, bool aware = tr
 }
 
 NetworkSpec stack(int inputs, int steps, std::vector<nmsnn::LayerSpec> layers, int begin = 0,
-                  nmsnn::Reduce reduce = nmsnn::Reduce::mean) {
+                  nmsnn::Reduce reduce = nmsnn::Reduce::mean, std::vector<int> input_shape = {}) {
   NetworkSpec s;
   s.inputs = inputs;
+  s.input_shape = std::move(input_shape);
   s.time_steps = steps;
   s.layers = std::move(layers);
   s.readout.begin_eval = begin;
@@ -188,6 +192,59 @@ std::vector<StackCase> stack_cases() {
   out.push_back(
       {"tanh_spikes_last_step", stack(9, 16, {Dense{12}, tanh_last, Dense{3}}), K::sequence, 6});
   out.push_back({"lowpass_last", stack(9, 6, {Dense{5}, lowpass}, 2), K::sequence, 6});
+
+  // Convolutional stacks on image inputs [C, H, W] (kernels/conv2d.cuh, pool2d.cuh).
+  const auto conv = [](int channels, std::array<int, 2> kernel, std::array<int, 2> stride = {1, 1},
+                       std::array<int, 2> padding = {0, 0}) {
+    nmsnn::Conv2d c;
+    c.out_channels = channels;
+    c.kernel = kernel;
+    c.stride = stride;
+    c.padding = padding;
+    return c;
+  };
+  nmsnn::Lif neurons;
+  neurons.threshold = 0.5f;
+  nmsnn::Lif subtract = neurons;
+  subtract.reset = nmsnn::ResetRule::subtract;
+  subtract.delay = false;
+  nmsnn::MaxPool2d max2;  // 2x2, stride 2
+  nmsnn::AvgPool2d avg2;
+  SpikingLayer out5;
+  out5.size = 5;
+  out5.threshold = 0.5f;
+  const auto image = [&](std::vector<int> shape, int steps, std::vector<nmsnn::LayerSpec> layers) {
+    return stack(shape[0] * shape[1] * shape[2], steps, std::move(layers), 0,
+                 nmsnn::Reduce::mean, shape);
+  };
+  // conv -> lif -> max_pool -> flatten -> spiking under the three input kinds.
+  const auto cnn = image({2, 7, 9}, 6, {conv(4, {3, 3}), neurons, max2, nmsnn::Flatten{}, out5});
+  out.push_back({"conv_lif_maxpool_spiking_repeated", cnn, K::repeated, 5});
+  out.push_back({"conv_lif_maxpool_spiking_noisy", cnn, K::noisy, 5});
+  out.push_back({"conv_lif_maxpool_spiking_sequence", cnn, K::sequence, 5});
+  out.push_back({"conv_lif_maxpool_spiking_inference", cnn, K::repeated, 5, false});
+  // conv with stride 2 and padding 1 -> lif (subtract, no delay) -> avg_pool -> flatten -> dense.
+  out.push_back({"conv_stride_pad_lif_avgpool_dense",
+                 image({1, 8, 8}, 5,
+                       {conv(3, {3, 3}, {2, 2}, {1, 1}), subtract, avg2, nmsnn::Flatten{},
+                        Dense{4}}),
+                 K::repeated, 5});
+  // Odd sizes: a 3x2 kernel with strides and padding that differ per axis, an overlapping 3x3
+  // max pool with stride [1, 2], and a lif layer last (its state v is the logits).
+  nmsnn::MaxPool2d overlapping;
+  overlapping.kernel = {3, 3};
+  overlapping.stride = {1, 2};
+  out.push_back({"conv_odd_sizes_lif_last",
+                 image({3, 9, 7}, 5,
+                       {conv(5, {3, 2}, {2, 1}, {0, 1}), subtract, overlapping, nmsnn::Flatten{},
+                        Dense{6}, neurons}),
+                 K::sequence, 4});
+  // Two convolutions: the second reads the rebuilt spikes of a lif layer and gives it dL/dx.
+  out.push_back({"two_convs_sequence",
+                 image({1, 10, 10}, 4,
+                       {conv(4, {3, 3}), neurons, max2, conv(6, {3, 3}), neurons,
+                        nmsnn::Flatten{}, out5}),
+                 K::sequence, 4});
   return out;
 }
 
@@ -199,15 +256,39 @@ std::vector<double> margins(const NetworkSpec& spec, const std::vector<nmsnn::La
   std::vector<double> out(B, 1e300);
   for (size_t l = 0; l < trace.size(); ++l) {
     const nmsnn::LayerTrace& tr = trace[l];
-    if (auto* s = std::get_if<SpikingLayer>(&spec.layers[l])) {
+    const auto* s = std::get_if<SpikingLayer>(&spec.layers[l]);
+    const auto* n = std::get_if<nmsnn::Lif>(&spec.layers[l]);
+    if (s || n) {
+      const bool delay = s ? s->delay : n->delay;
+      const double threshold = s ? s->threshold : n->threshold;
       // With delay, returned step 0 holds zeros; step t > 0 holds u[t-1] (see test_cuda_engine).
-      for (int t = s->delay ? 1 : 0; t < tr.steps; ++t)
+      for (int t = delay ? 1 : 0; t < tr.steps; ++t)
         for (int b = 0; b < B; ++b)
           for (int h = 0; h < tr.size; ++h) {
             const size_t at = (size_t(t) * B + b) * tr.size + h;
             const double sp = tr.spikes[at], v = tr.state[at];
-            out[b] = std::min(out[b], sp > 0 ? sp : double(s->threshold) - v);
+            out[b] = std::min(out[b], sp > 0 ? sp : threshold - v);
           }
+    } else if (auto* m = std::get_if<nmsnn::MaxPool2d>(&spec.layers[l])) {
+      // Which entry of a window is the first largest: nearly equal nonzero entries may order
+      // differently on the two engines (exact ties of zeros, silent neurons, do not).
+      const nmsnn::LayerTrace& in = trace[l - 1];
+      const std::vector<int> shape = spec.layer_shape(int(l) - 1), o = spec.layer_shape(int(l));
+      const auto stride = nmsnn::pool_stride(m->kernel, m->stride);
+      for (int t = 0; t < in.steps; ++t)
+        for (int b = 0; b < B; ++b)
+          for (int c = 0; c < shape[0]; ++c)
+            for (int oy = 0; oy < o[1]; ++oy)
+              for (int ox = 0; ox < o[2]; ++ox) {
+                std::vector<double> v;
+                for (int ky = 0; ky < m->kernel[0]; ++ky)
+                  for (int kx = 0; kx < m->kernel[1]; ++kx)
+                    v.push_back(in.spikes[(size_t(t) * B + b) * in.size +
+                                          (size_t(c) * shape[1] + oy * stride[0] + ky) * shape[2] +
+                                          ox * stride[1] + kx]);
+                std::sort(v.rbegin(), v.rend());
+                if (v.size() > 1 && v[0] != 0) out[b] = std::min(out[b], v[0] - v[1]);
+              }
     } else if (auto* a = std::get_if<SpikingActivation>(&spec.layers[l])) {
       if (training && !a->spiking_aware_training) continue;  // f(x): continuous
       // The voltage after a step is in [0, 1); near 0 or 1 the floor was nearly an integer.
@@ -249,8 +330,11 @@ void compare(const StackCase& c, Engine tested, int tested_threads,
       std::uniform_real_distribution<float> d(smoothing ? -1.0f : -0.5f, smoothing ? 3.0f : 0.5f);
       for (float& x : v) x = d(rng);
     } else {
-      const bool weight = info.shape.size() == 2;
-      const double fan_in = weight ? info.shape[1] : layout[k - 1].shape[1];
+      // Weights [H, I] or [O, C, kh, kw]: fan-in is the product past the first dimension.
+      const bool weight = info.shape.size() >= 2;
+      const auto& w_shape = weight ? info.shape : layout[k - 1].shape;
+      double fan_in = 1;
+      for (size_t d = 1; d < w_shape.size(); ++d) fan_in *= w_shape[d];
       std::uniform_real_distribution<float> w(float(-2.5 / std::sqrt(fan_in)),
                                               float(2.5 / std::sqrt(fan_in)));
       std::uniform_real_distribution<float> bias(-0.2f, 0.6f);
@@ -301,6 +385,7 @@ void compare(const StackCase& c, Engine tested, int tested_threads,
     for (size_t l = 0; l < spec.layers.size(); ++l) {
       const auto* a = std::get_if<SpikingActivation>(&spec.layers[l]);
       const bool fires = std::holds_alternative<SpikingLayer>(spec.layers[l]) ||
+                         std::holds_alternative<nmsnn::Lif>(spec.layers[l]) ||
                          (a && !(c.training && !a->spiking_aware_training));
       if (!fires) continue;
       const auto& spikes = pass.trace()[l].spikes;

@@ -17,8 +17,18 @@
 //   dense      the same product, add_bias; backward the same products, bias from time_sum.
 //   activation, spiking activation, lowpass, temporal pool: one kernel each way
 //              (activation.cu, spiking_activation.cu, lowpass.cu, time_axis.cu).
-//   repeated inputs: layer 0 with weights multiplies the B rows once and broadcasts over time;
-//              its gradients sum du over time first (time_sum), then multiply B rows.
+//   conv2d     im2col over the N = steps*B images, one cuBLAS product, bias + transpose to
+//              [N, O, OH, OW] (kernels/conv2d.cuh); backward: dy to rows, the bias's sums, dW and
+//              dcol as two products, col2im as a gather. Its input is rebuilt or saved as for a
+//              dense layer. Under the noise encoder at layer 0 it convolves the masked input
+//              made on the device, per step (every step's image differs).
+//   lif        lif_forward with a read from x and no bias (u kept in its own buffer); backward
+//              lif_backward writes dL/da = dL/dx straight into the layer below's dy buffer.
+//   avg/max_pool2d  one kernel each way (kernels/pool2d.cuh); max pooling recomputes each
+//              window's first largest value from its saved input. flatten: a copy.
+//   repeated inputs: layer 0 with weights multiplies the B rows (a convolution: the B images)
+//              once and broadcasts over time; its gradients sum du over time first (time_sum),
+//              then multiply B rows.
 //
 // That is two to three launches per layer forward and about five backward, whatever T is. What
 // survives from forward to backward: u of spiking layers (4 bytes per neuron per step; compact:
@@ -38,6 +48,7 @@
 //
 // Where each buffer lives in the caller's workspace is planned in workspace_layout.hpp.
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -47,6 +58,7 @@
 #include "activation.cuh"
 #include "network/engine.hpp"
 #include "bias.cuh"
+#include "conv2d.cuh"
 #include "cublas_gemm.cuh"
 #include "cublas_scope.hpp"
 #include "cuda_check.cuh"
@@ -60,6 +72,7 @@
 #include "nmsnn/error.hpp"
 #include "noise_mask.cuh"
 #include "optimizer_update.cuh"
+#include "pool2d.cuh"
 #include "spiking_activation.cuh"
 #include "time_axis.cuh"
 #include "workspace_layout.hpp"
@@ -107,6 +120,18 @@ void copy_on_device(float* to, const float* from, size_t floats, cudaStream_t st
 }
 void zero_on_device(float* to, size_t floats, cudaStream_t stream) {
   NMSNN_CUDA_CHECK(cudaMemsetAsync(to, 0, floats * sizeof(float), stream));
+}
+
+// The maps layer l receives, [C, H, W].
+std::array<int, 3> maps_into(const NetworkSpec& spec, int l) {
+  const std::vector<int> in = spec.layer_shape(l - 1);
+  if (in.size() != 3) fail("layer ", l, ": expects feature maps [C, H, W], gets ", in.size(), "-d");
+  return {in[0], in[1], in[2]};
+}
+
+template <class Pool>
+kernels::Pool2dShape pool_shape(const NetworkSpec& spec, int l, const Pool& pool) {
+  return kernels::pool2d_shape(maps_into(spec, l), pool.kernel, pool.stride);
 }
 
 float readout_scale(const NetworkSpec& spec, int steps) {
@@ -186,10 +211,10 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
   // This layer's input [steps, B, width] on the device; null while layer 0 reads the caller's
   // static input through the noise encoder or the repeated-row product.
   const float* x = nullptr;
-  const bool weighted0 = has_weights(spec_.layers[0]);
+  const bool direct0 = reads_static_input(spec_.layers[0], input.kind);
   if (input.kind == Input::Kind::sequence) {
     x = input.data;
-  } else if (!weighted0) {
+  } else if (!direct0) {
     x = at(lay.input);
     if (input.kind == Input::Kind::noisy)
       kernels::masked_input(input.noise, input.data, T, B, I, at(lay.input), stream);
@@ -253,8 +278,58 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       continue;  // its trace is written by the kernel
     }
 
+    if (const Lif* n = std::get_if<Lif>(&ls)) {
+      // The seed's neurons on x as their current: lif_forward reads a from x, with no bias,
+      // and keeps u in its own saved buffer (nothing else to overwrite).
+      const bool keep_u = training && p.saved_u != kNone;
+      kernels::LifForwardArgs args;
+      args.T = p.out_steps;
+      args.B = B;
+      args.H = p.out_width;
+      args.a = x;
+      args.u = keep_u ? at(p.saved_u) : nullptr;
+      args.write_u = keep_u;
+      if (training) {
+        args.saved_spikes = at_codes(p.saved_spikes);
+        args.saved_gates = at_gates(p.saved_gates);
+      }
+      args.spikes = last ? nullptr : y;
+      args.trace_state = traced(&DeviceTrace::state, l);
+      args.trace_spikes = traced(&DeviceTrace::spikes, l);
+      args.rates = traced(&DeviceTrace::rates, l);
+      if (last) {
+        args.logits = logits;
+        args.begin_eval = spec_.readout.begin_eval;
+        args.readout_scale = readout_scale(spec_, p.out_steps);
+      }
+      kernels::lif_forward(neuron_settings(*n), args, stream);
+      x = y;
+      continue;
+    }
+
     float* trace_state = traced(&DeviceTrace::state, l);
-    if (auto* d = std::get_if<Dense>(&ls)) {
+    if (auto* c = std::get_if<Conv2d>(&ls)) {
+      const kernels::Conv2dShape shape = kernels::conv2d_shape(maps_into(spec_, l), *c);
+      const float* W = params[p.param];
+      const float* bias = params[p.param + 1];
+      if (l == 0 && input.kind == Input::Kind::repeated) {
+        // The same B images at every step: convolve them once, then repeat the maps over time.
+        kernels::conv2d_forward(cublas_, matmul, shape, B, input.data, W, bias, at(lay.col),
+                                at(lay.conv_rows), at(lay.rows), stream, name.c_str());
+        kernels::time_broadcast(at(lay.rows), T, (long long)B * p.out_width, 0, 1.0f, y, stream);
+      } else {
+        kernels::conv2d_forward(cublas_, matmul, shape, (long long)p.in_steps * B, x, W, bias,
+                                at(lay.col), at(lay.conv_rows), y, stream, name.c_str());
+      }
+    } else if (auto* ap = std::get_if<AvgPool2d>(&ls)) {
+      kernels::avg_pool2d_forward(pool_shape(spec_, l, *ap), (long long)p.in_steps * B, x, y,
+                                  stream);
+    } else if (auto* mp = std::get_if<MaxPool2d>(&ls)) {
+      kernels::max_pool2d_forward(pool_shape(spec_, l, *mp), (long long)p.in_steps * B, x, y,
+                                  stream);
+    } else if (std::holds_alternative<Flatten>(ls)) {
+      copy_on_device(y, x, rows * p.out_width, stream);  // the same floats, (c, y, x) order
+    } else if (auto* d = std::get_if<Dense>(&ls)) {
       product(y, d->size);
       kernels::add_bias(y, (long long)rows, d->size, params[p.param + 1], stream);
     } else if (auto* a = std::get_if<Activation>(&ls)) {
@@ -299,7 +374,7 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
         args.return_sequences = f->return_sequences;
         kernels::lowpass_forward(args, stream);
       }
-    } else {  // TemporalAvgPool
+    } else if (std::holds_alternative<TemporalAvgPool>(ls)) {
       kernels::time_sum(x, p.in_steps, (long long)B * p.out_width, 0, 1.0f / float(p.in_steps), y,
                         stream);
     }
@@ -346,7 +421,7 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
 
   const MatmulPrecision matmul = options_.matmul;
   CublasScope scope(cublas_, stream);
-  const bool weighted0 = has_weights(spec_.layers[0]);
+  const bool direct0 = reads_static_input(spec_.layers[0], kind);
   float* part = at(lay.part);  // [2, B, widest]: per-sample partial sums
 
   for (int l = L - 1; l >= 0; --l) {
@@ -368,13 +443,15 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
     const float* x = nullptr;
     if (l > 0) {
       const LayerPlan& below = lay.layer[size_t(l - 1)];
-      if (auto* s = std::get_if<SpikingLayer>(&spec_.layers[size_t(l - 1)])) {
+      const LayerSpec& below_spec = spec_.layers[size_t(l - 1)];
+      if (has_neurons(below_spec)) {
         if (backward_reads_input(ls)) {  // else the layer below kept only its gates
+          const SpikingLayer s = neuron_settings(below_spec);
           if (below.saved_u != kNone)
-            kernels::spikes_from_u(*s, below.out_steps, B, below.out_width, at(below.saved_u),
+            kernels::spikes_from_u(s, below.out_steps, B, below.out_width, at(below.saved_u),
                                    at(lay.rebuilt), stream);
           else
-            kernels::spikes_from_spike16(*s, below.out_steps, B, below.out_width,
+            kernels::spikes_from_spike16(s, below.out_steps, B, below.out_width,
                                          at_codes(below.saved_spikes), at(lay.rebuilt), stream);
           x = at(lay.rebuilt);
         }
@@ -383,7 +460,7 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       }
     } else if (kind == Input::Kind::sequence) {
       x = input.data;
-    } else if (!weighted0) {
+    } else if (!direct0) {
       x = at(lay.b_input);
       if (kind == Input::Kind::noisy)
         kernels::masked_input(input.noise, input.data, T, B, I, at(lay.b_input), stream);
@@ -395,6 +472,24 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
     float* dx = p.dx_buffer >= 0 ? at(lay.grad[p.dx_buffer]) : nullptr;
     if (l == 0 && kind == Input::Kind::sequence) dx = dinput;
     if (l == 0 && kind == Input::Kind::repeated && !dinput) dx = nullptr;
+
+    if (auto* c = std::get_if<Conv2d>(&ls)) {
+      const kernels::Conv2dShape shape = kernels::conv2d_shape(maps_into(spec_, l), *c);
+      if (l == 0 && kind == Input::Kind::repeated) {
+        // The same images at every step: sum dy over time, then one backward over B images,
+        // its input gradient straight into dinput.
+        float* dy_sum = at(lay.b_rows);
+        kernels::time_sum(dy, T, (long long)B * p.out_width, 0, 1.0f, dy_sum, stream);
+        kernels::conv2d_backward(cublas_, matmul, shape, 1, B, input.data, params[p.param], dy_sum,
+                                 at(lay.b_dyt), at(lay.b_col), part, grads[p.param],
+                                 grads[p.param + 1], dinput, stream, name.c_str());
+      } else {
+        kernels::conv2d_backward(cublas_, matmul, shape, p.in_steps, B, x, params[p.param], dy,
+                                 at(lay.b_dyt), at(lay.b_col), part, grads[p.param],
+                                 grads[p.param + 1], dx, stream, name.c_str());
+      }
+      continue;
+    }
 
     if (has_weights(ls)) {
       const int H = p.out_width;
@@ -450,7 +545,36 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       continue;
     }
 
-    if (auto* a = std::get_if<Activation>(&ls)) {
+    if (const Lif* n = std::get_if<Lif>(&ls)) {
+      // dL/da of the neurons is dL/dx: lif_backward writes it straight into dx.
+      if (dx) {
+        kernels::LifBackwardArgs args;
+        args.T = p.out_steps;
+        args.B = B;
+        args.H = p.out_width;
+        args.u = at(p.saved_u);
+        args.saved_spikes = at_codes(p.saved_spikes);
+        args.saved_gates = at_gates(p.saved_gates);
+        args.d_spikes = last ? nullptr : dy;
+        if (last) {
+          args.dlogits = dlogits;
+          args.begin_eval = spec_.readout.begin_eval;
+          args.readout_scale = readout_scale(spec_, p.out_steps);
+        }
+        args.du = dx;
+        kernels::lif_backward(neuron_settings(*n), args, stream);
+      }
+    } else if (auto* ap = std::get_if<AvgPool2d>(&ls)) {
+      if (dx)
+        kernels::avg_pool2d_backward(pool_shape(spec_, l, *ap), (long long)p.in_steps * B, dy, dx,
+                                     stream);
+    } else if (auto* mp = std::get_if<MaxPool2d>(&ls)) {
+      if (dx)
+        kernels::max_pool2d_backward(pool_shape(spec_, l, *mp), (long long)p.in_steps * B, x, dy,
+                                     dx, stream);
+    } else if (std::holds_alternative<Flatten>(ls)) {
+      if (dx) copy_on_device(dx, dy, in_n, stream);
+    } else if (auto* a = std::get_if<Activation>(&ls)) {
       if (dx) kernels::activation_backward(a->kind, x, dy, in_n, dx, stream);
     } else if (auto* sa = std::get_if<SpikingActivation>(&ls)) {
       if (dx) {

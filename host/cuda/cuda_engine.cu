@@ -276,10 +276,7 @@ class CudaEngine final : public EngineImpl {
     // Recording: device arrays [steps, B, H] per layer for state and spikes, [B, H] for the
     // rates of spiking layers; the regularization loss goes after the logits.
     const int L = int(spec_.layers.size());
-    auto fires = [&](int l) {
-      return std::holds_alternative<SpikingLayer>(spec_.layers[l]) ||
-             std::holds_alternative<SpikingActivation>(spec_.layers[l]);
-    };
+    auto fires = [&](int l) { return ::nmsnn::fires(spec_.layers[size_t(l)]); };  // have rates
     auto trace_floats = [&](int l) {
       return size_t(spec_.layer_steps(l)) * B * size_t(spec_.layer_width(l));
     };
@@ -862,15 +859,6 @@ class CudaEngine final : public EngineImpl {
 
 std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul,
                                                   SavedState saved, int device) {
-  // The convolutional layers (issue 17) run on the cpu engine only, for now.
-  for (size_t l = 0; l < spec.layers.size(); ++l) {
-    const LayerSpec& layer = spec.layers[l];
-    if (std::holds_alternative<Conv2d>(layer) || std::holds_alternative<AvgPool2d>(layer) ||
-        std::holds_alternative<MaxPool2d>(layer) || std::holds_alternative<Flatten>(layer) ||
-        std::holds_alternative<Lif>(layer))
-      fail("the cuda engine does not run ", layer_kind(layer), " layers yet (layer ", l,
-           "); use the cpu engine");
-  }
   return std::make_unique<CudaEngine>(spec, matmul, saved, device);
 }
 

@@ -4,6 +4,7 @@
 
 #include "network/engine.hpp"
 #include "lif_saved.cuh"
+#include "conv2d.cuh"
 #include "masked_linear.cuh"
 #include "workspace_layout.hpp"
 
@@ -14,7 +15,31 @@ size_t align_up(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
 bool has_weights(const LayerSpec& l) {
-  return std::holds_alternative<SpikingLayer>(l) || std::holds_alternative<Dense>(l);
+  return std::holds_alternative<SpikingLayer>(l) || std::holds_alternative<Dense>(l) ||
+         std::holds_alternative<Conv2d>(l);
+}
+
+bool has_neurons(const LayerSpec& l) {
+  return std::holds_alternative<SpikingLayer>(l) || std::holds_alternative<Lif>(l);
+}
+
+SpikingLayer neuron_settings(const LayerSpec& l) {
+  if (auto* s = std::get_if<SpikingLayer>(&l)) return *s;
+  const Lif& n = std::get<Lif>(l);
+  SpikingLayer s;
+  s.decay = n.decay;
+  s.threshold = n.threshold;
+  s.penalty = n.penalty;
+  s.reset = n.reset;
+  s.delay = n.delay;
+  return s;
+}
+
+bool reads_static_input(const LayerSpec& layer0, Input::Kind kind) {
+  if (kind == Input::Kind::sequence) return false;
+  if (std::holds_alternative<SpikingLayer>(layer0) || std::holds_alternative<Dense>(layer0))
+    return true;
+  return std::holds_alternative<Conv2d>(layer0) && kind == Input::Kind::repeated;
 }
 
 bool bypassed_lowpass(const LayerSpec& l, bool training) {
@@ -23,7 +48,9 @@ bool bypassed_lowpass(const LayerSpec& l, bool training) {
 }
 
 bool backward_reads_input(const LayerSpec& l) {
-  return !std::holds_alternative<TemporalAvgPool>(l) && !bypassed_lowpass(l, true);
+  return !std::holds_alternative<TemporalAvgPool>(l) && !bypassed_lowpass(l, true) &&
+         !std::holds_alternative<AvgPool2d>(l) && !std::holds_alternative<Flatten>(l) &&
+         !std::holds_alternative<Lif>(l);
 }
 
 Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training,
@@ -48,13 +75,19 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
   auto floats_out = [&](int l) {
     return size_t(lay.layer[l].out_steps) * B * lay.layer[l].out_width;
   };
-  auto lif = [&](int l) { return std::holds_alternative<SpikingLayer>(spec.layers[l]); };
-  const bool weighted0 = has_weights(spec.layers[0]);
-  const bool made_input = kind != Input::Kind::sequence && !weighted0;  // layer 0 input on device
-  const bool repeated_rows = kind == Input::Kind::repeated && weighted0;
+  auto lif = [&](int l) { return has_neurons(spec.layers[l]); };
+  const bool direct0 = reads_static_input(spec.layers[0], kind);
+  const bool made_input = kind != Input::Kind::sequence && !direct0;  // layer 0 input on device
+  const bool repeated_rows = kind == Input::Kind::repeated && direct0;
 
   // Whether spiking layer l keeps its spikes (compact): some backward reads them as its input.
   auto spikes_read = [&](int l) { return l + 1 < L && backward_reads_input(spec.layers[l + 1]); };
+  // A max pool above picks each window's first largest spike again in backward: from spike16
+  // codes (9 significant bits) two nearly equal spikes could round to a tie and send the
+  // gradient elsewhere than forward's choice, so such a layer keeps u in FP32 even when compact.
+  auto exact_spikes = [&](int l) {
+    return l + 1 < L && std::holds_alternative<MaxPool2d>(spec.layers[l + 1]);
+  };
   const bool compact = saved == SavedState::compact;
 
   size_t offset = 0;
@@ -72,9 +105,10 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
     if (auto* a = std::get_if<SpikingActivation>(&ls))
       if (a->regularized()) p.saved_rates = take(size_t(B) * p.out_width);
     if (!training) continue;
-    if (lif(l) && !compact) p.saved_u = take(floats_out(l));
-    if (lif(l) && compact && spikes_read(l)) p.saved_spikes = take_bytes(floats_out(l) * 2);
-    if (lif(l) && compact && !spikes_read(l)) {
+    const bool fp32_u = !compact || exact_spikes(l);
+    if (lif(l) && fp32_u) p.saved_u = take(floats_out(l));
+    if (lif(l) && !fp32_u && spikes_read(l)) p.saved_spikes = take_bytes(floats_out(l) * 2);
+    if (lif(l) && !fp32_u && !spikes_read(l)) {
       const int per_word = kernels::kGateBits;
       const size_t words = size_t((p.out_steps + per_word - 1) / per_word) * B * p.out_width;
       p.saved_gates = take_bytes(words * sizeof(uint32_t));
@@ -90,11 +124,27 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
   }
   lay.saved_end = offset;
 
+  // A convolution's col and rows over its N images: N = B for a repeated input at layer 0 (the
+  // same images at every step, convolved once), else steps*B.
+  size_t col_floats = 0, conv_rows_floats = 0;
+  for (int l = 0; l < L; ++l) {
+    const Conv2d* c = std::get_if<Conv2d>(&spec.layers[l]);
+    if (!c) continue;
+    const std::vector<int> in = spec.layer_shape(l - 1);
+    const kernels::Conv2dShape s = kernels::conv2d_shape({in[0], in[1], in[2]}, *c);
+    const long long N = l == 0 && repeated_rows ? B : (long long)lay.layer[l].in_steps * B;
+    col_floats = std::max(col_floats, kernels::conv2d_col_floats(s, N));
+    conv_rows_floats = std::max(conv_rows_floats, size_t(N) * size_t(s.out_width()));
+  }
+
   // Forward scratch.
   size_t out_floats = 0, u_floats = 0;
   for (int l = 0; l < L; ++l) {
-    // a of a spiking layer whose u is not kept is made in its spikes' buffer, except the last's.
-    if (lif(l) && (!training || compact) && l == L - 1) u_floats = floats_out(l);
+    // a of a spiking layer whose u is not kept is made in its spikes' buffer, except the last's
+    // (a Lif layer reads a from its input).
+    if (std::holds_alternative<SpikingLayer>(spec.layers[l]) && (!training || compact) &&
+        l == L - 1)
+      u_floats = floats_out(l);
     const bool writes_logits = lif(l) && l == L - 1;
     if (!writes_logits && lay.layer[l].saved_y == kNone)
       out_floats = std::max(out_floats, floats_out(l));
@@ -103,6 +153,7 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
   if (u_floats) lay.u_scratch = take(u_floats);
   if (made_input) lay.input = take(floats_in(0));
   if (repeated_rows) lay.rows = take(size_t(B) * lay.layer[0].out_width);
+  if (col_floats) lay.col = take(col_floats), lay.conv_rows = take(conv_rows_floats);
   const size_t forward_end = offset;
 
   // Backward scratch, over the same bytes.
@@ -113,7 +164,8 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
     for (int l = 0; l < L; ++l) {
       LayerPlan& p = lay.layer[l];
       widest = std::max({widest, size_t(p.out_width), size_t(p.in_width)});
-      if (lif(l)) du = std::max(du, floats_out(l));
+      // (a Lif layer's du is its dx, written straight into the layer below's dy buffer)
+      if (std::holds_alternative<SpikingLayer>(spec.layers[l])) du = std::max(du, floats_out(l));
       if (l > 0 && lif(l - 1) && backward_reads_input(spec.layers[l]))
         rebuilt = std::max(rebuilt, floats_in(l));
       // dy of layer l lives in buffer l % 2 and its dx goes to (l + 1) % 2, where layer l - 1
@@ -135,7 +187,8 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
     lay.part = take(2 * size_t(B) * widest);
     if (made_input) lay.b_input = take(floats_in(0));
     if (repeated_rows) lay.b_rows = take(size_t(B) * lay.layer[0].out_width);
-    if (kind == Input::Kind::noisy && weighted0) {
+    if (col_floats) lay.b_col = take(col_floats), lay.b_dyt = take(conv_rows_floats);
+    if (kind == Input::Kind::noisy && direct0) {
       lay.wgrad_floats = kernels::masked_linear_wgrad_scratch(spec.time_steps, B,
                                                               lay.layer[0].out_width, spec.inputs);
       if (lay.wgrad_floats > 0) lay.wgrad = take(lay.wgrad_floats);

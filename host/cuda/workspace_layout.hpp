@@ -2,7 +2,7 @@
 // buffer in the caller's workspace, planned from the spec, batch, input kind and pass kind.
 //
 // Layout: [ saved | scratch ], each buffer 256-byte aligned. Saved is what backward reads: u of
-// spiking layers (4 bytes per neuron per step; compact: spike16 codes, 2 bytes, or gate bits,
+// spiking and lif layers (4 bytes per neuron per step; compact: spike16 codes, 2 bytes, or gate bits,
 // 1 bit, see kernels/lif_saved.cuh), Lowpass levels, the rates of regularized spiking
 // activations, and the outputs of other layers that feed a next layer. The scratch region is
 // used by forward as its output buffers (alternating) and the FP32 a = x W^T of a last spiking
@@ -22,9 +22,21 @@ namespace nmsnn::cuda {
 constexpr size_t kAlign = 256;
 constexpr size_t kNone = SIZE_MAX;  // "no such buffer"
 
+// Layers with a weight and a bias: spiking, dense and conv2d.
 bool has_weights(const LayerSpec& l);
+// Layers of the seed's neurons whose pre-reset state u is saved and whose spikes are rebuilt from
+// it: SpikingLayer, and Lif (the same neurons with no linear map of their own).
+bool has_neurons(const LayerSpec& l);
+// The neuron settings of a SpikingLayer or a Lif layer, as the kernels take them.
+SpikingLayer neuron_settings(const LayerSpec& l);
+// Whether layer 0 reads the caller's static input (noisy or repeated) itself: spiking and dense
+// layers fuse the noise into their product and multiply repeated rows once; a convolution
+// convolves the B repeated images once. Any other first layer gets the input made on the device,
+// [T, B, I] (the noise masks applied, or the rows repeated).
+bool reads_static_input(const LayerSpec& layer0, Input::Kind kind);
 bool bypassed_lowpass(const LayerSpec& l, bool training);
-// Whether layer l's backward reads its input x (all but TemporalAvgPool and a bypassed Lowpass):
+// Whether layer l's backward reads its input x (all but TemporalAvgPool, a bypassed Lowpass,
+// AvgPool2d, Flatten and Lif, whose gradients need only dy or their own saved state):
 // then a spiking layer below it must keep its spikes, else its gates are enough.
 bool backward_reads_input(const LayerSpec& l);
 
@@ -55,6 +67,9 @@ struct Layout {
   // backward scratch
   size_t du = kNone, rebuilt = kNone, grad[2] = {kNone, kNone}, part = kNone, wgrad = kNone;
   size_t b_input = kNone, b_rows = kNone;
+  // convolutions (kernels/conv2d.cuh), forward: col [N*P, CK] and the product's rows [N*P, O];
+  // backward: col (then dcol) and dy as rows [N*P, O]. The largest over the conv layers.
+  size_t col = kNone, conv_rows = kNone, b_col = kNone, b_dyt = kNone;
   size_t wgrad_floats = 0;
 };
 

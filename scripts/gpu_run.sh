@@ -41,7 +41,8 @@
 #                    sanitizer summaries, then bench/gpu_verdict.py's RESULTS.md tables and one
 #                    PASS/FAIL/MISSING line per target
 #   build.log        the build (device builds only) or the prebuilt binaries' dependencies
-#   tests.log        test_cuda_kernels, test_cuda_engine, test_cuda_layers (and ctest for device
+#   tests.log        test_cuda_kernels, test_cuda_engine, test_cuda_layers, test_cuda_reduce,
+#                    test_cuda_conv (and ctest for device
 #                    builds)
 #   sanitizer.log    compute-sanitizer memcheck and racecheck on small test cases
 #   bench_cuda.json  Google Benchmark's JSON for W1/W2 vs the cuBLAS floor
@@ -59,6 +60,7 @@ PROGRAMS=(
   "nmsnn nmsnn_cli tools"                      "nmsnn_embed_example nmsnn_embed_example tools"
   "fashion_mnist_tutorial fashion_mnist_tutorial examples"
   "synthetic_binary synthetic_binary examples"  "test_cuda_reduce test_cuda_reduce tests"
+  "test_cuda_conv test_cuda_conv tests"
 )
 LIMIT_MIB=56  # of the device call's 64 MiB: room for files added after the check
 
@@ -290,7 +292,7 @@ if [[ -d build-gpu-bin ]]; then
   for b in "${!BROKEN[@]}"; do note "preflight: $(basename "$b") will not run: ${BROKEN[$b]}"; done
   [[ $PART == --preflight ]] && exit 0
   TESTS=("${PROG[test_cuda_kernels]}" "${PROG[test_cuda_engine]}" "${PROG[test_cuda_layers]}"
-         "${PROG[test_cuda_reduce]}")
+         "${PROG[test_cuda_reduce]}" "${PROG[test_cuda_conv]}")
   BENCH=${PROG[bench_cuda]} CLI=${PROG[nmsnn]} EMBED=${PROG[nmsnn_embed_example]}
   FASHION=${PROG[fashion_mnist_tutorial]} SYNTHETIC=${PROG[synthetic_binary]}
   CTEST=no
@@ -306,7 +308,7 @@ else
         -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_BUILD_TESTS=$tests -DNMSNN_BUILD_BENCH=$bench
   stage "build" 300 "$OUT/build.log" cmake --build build-gpu -j "$(nproc)" || true
   TESTS=(build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine build-gpu/tests/test_cuda_layers
-         build-gpu/tests/test_cuda_reduce)
+         build-gpu/tests/test_cuda_reduce build-gpu/tests/test_cuda_conv)
   BENCH=build-gpu/bench/bench_cuda CLI=build-gpu/tools/nmsnn EMBED=build-gpu/tools/nmsnn_embed_example
   FASHION=build-gpu/examples/fashion_mnist_tutorial SYNTHETIC=build-gpu/examples/synthetic_binary
   CTEST=no

@@ -181,10 +181,10 @@ TEST(Descriptions, TheExampleCnnsReadMnistImages) {
   struct Example {
     const char* name;
     std::vector<int> pooled1, pooled2;  // the maps after each max pool
-  } examples[] = {{"mnist.json", {16, 12, 12}, {32, 4, 4}},
-                  {"mnist_spiking.json", {16, 12, 12}, {32, 4, 4}},
-                  {"fashion.json", {16, 14, 14}, {32, 7, 7}},
-                  {"fashion_spiking.json", {16, 14, 14}, {32, 7, 7}}};
+  } examples[] = {{"mnist.json", {16, 12, 12}, {64, 4, 4}},
+                  {"mnist_spiking.json", {16, 12, 12}, {64, 4, 4}},
+                  {"fashion.json", {16, 12, 12}, {64, 4, 4}},
+                  {"fashion_spiking.json", {16, 12, 12}, {64, 4, 4}}};
   for (const Example& e : examples) {
     SCOPED_TRACE(e.name);
     const NetworkDescription d = read_description(
@@ -193,7 +193,7 @@ TEST(Descriptions, TheExampleCnnsReadMnistImages) {
     EXPECT_EQ(d.spec.layer_shape(2), e.pooled1);
     EXPECT_EQ(d.spec.layer_shape(5), e.pooled2);
     EXPECT_EQ(d.spec.outputs(), 10);
-    EXPECT_EQ(parameter_layout(d.spec)[2].shape, (std::vector<int>{32, 16, 5, 5}));
+    EXPECT_EQ(parameter_layout(d.spec)[2].shape, (std::vector<int>{64, 16, 5, 5}));
     EXPECT_EQ(d.encoding, Input::Kind::repeated);
   }
 }

@@ -516,6 +516,37 @@ TEST(ConvNetwork, TracesAndRates) {
     }
 }
 
+// A training pass keeps a layer's output only where the next layer reads it in backward: not a
+// convolution's maps under a lif layer (its saved u is enough), nor an average pool's under a
+// flatten. conv -> lif -> avg_pool -> flatten -> dense keeps the lif layer's u and the flatten's
+// output (the dense layer's input), nothing else.
+TEST(ConvNetwork, KeepsOnlyWhatBackwardReads) {
+  nmsnn::NetworkSpec spec = small_cnn();
+  nmsnn::AvgPool2d pool;
+  pool.kernel = {2, 2};
+  spec.layers = {conv(4, {2, 2}), nmsnn::Lif{}, pool, nmsnn::Flatten{}, nmsnn::Dense{3}};
+  spec.validate();
+  nmsnn::NetworkOptions options;
+  options.threads = 1;
+  nmsnn::Network net(spec, options);
+  const int T = spec.time_steps, B = 3;
+  std::mt19937_64 rng(5);
+  const auto xd = uniform(size_t(B) * spec.inputs, rng, 0, 1);
+  const std::vector<float> x(xd.begin(), xd.end());
+  const auto pass = net.forward(Input::repeated(x, B));
+  const size_t maps = size_t(nmsnn::cpu::padded_width(4 * 6 * 4));    // conv and lif: [4, 6, 4]
+  const size_t pooled = size_t(nmsnn::cpu::padded_width(4 * 3 * 2));  // pool and flatten
+  EXPECT_EQ(pass.saved_bytes(), size_t(B) * T * (maps + pooled) * sizeof(float));
+  // and backward still has what it needs: the gradients are those of the same network with
+  // every output kept (checked against finite differences in ConvGradients); here, non-zero.
+  const std::vector<float> dlogits(size_t(B) * 3, 1.0f);
+  net.backward(pass, dlogits);
+  double sum = 0;
+  for (const auto& p : net.parameters())
+    for (float v : net.gradient(p.name)) sum += std::abs(v);
+  EXPECT_GT(sum, 0);
+}
+
 TEST(ConvSpec, DenseRightAfterConvolutionIsRefused) {
   nmsnn::NetworkSpec spec = small_cnn();
   spec.layers = {conv(2, {3, 3}), nmsnn::Dense{3}};

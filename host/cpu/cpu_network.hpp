@@ -92,9 +92,11 @@ class CpuNetwork {
       steps = layer->out_steps;
       layers.push_back(std::move(layer));
     }
-    // A layer's output is kept for backward when the next layer needs it as input and the
-    // layer cannot rebuild it from its own saved state.
-    for (int l = 0; l < L; ++l) keeps_output_.push_back(l + 1 < L && !layers[l]->rebuilds_output());
+    // A layer's output is kept for backward when the next layer reads it there and the layer
+    // cannot rebuild it from its own saved state.
+    for (int l = 0; l < L; ++l)
+      keeps_output_.push_back(l + 1 < L && layers[l + 1]->backward_reads_input() &&
+                              !layers[l]->rebuilds_output());
     workers_.resize(pool_.size());
   }
 
@@ -301,6 +303,8 @@ class CpuNetwork {
       SampleInput<Real> x;
       if (l == 0) {
         x = first_input(in, b, w);
+      } else if (!layer.backward_reads_input()) {
+        x = dense(static_cast<const Real*>(nullptr), layer.in_steps, layer.in_width);
       } else {
         const CpuLayer<Real>& prev = *layers[l - 1];
         const Real* prev_block = saved.layer[l - 1].data() + size_t(b) * saved_block(l - 1);

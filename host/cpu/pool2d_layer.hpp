@@ -38,6 +38,8 @@ class Pool2dLayer final : public CpuLayer<Real> {
   }
 
   const char* kind() const override { return mode_ == PoolMode::avg ? "avg_pool2d" : "max_pool2d"; }
+  // Max pooling finds each window's largest entry again; average pooling needs only dy.
+  bool backward_reads_input() const override { return mode_ == PoolMode::max; }
 
   void forward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, LayerOutput<Real>& out,
                LayerScratch<Real>&) const override {
@@ -73,7 +75,7 @@ class Pool2dLayer final : public CpuLayer<Real> {
     const Real area = Real(kh * kw);
     std::fill(g.dx, g.dx + size_t(this->in_steps) * Win, Real(0));
     for (int t = 0; t < this->out_steps; ++t) {
-      const Real* xt = x.data + t * x.t_stride;
+      const Real* xt = mode_ == PoolMode::max ? x.data + t * x.t_stride : nullptr;
       const Real* dyt = g.dy + size_t(t) * this->out_width;
       Real* dxt = g.dx + size_t(t) * Win;
       for (int c = 0; c < C_; ++c)

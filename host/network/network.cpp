@@ -55,9 +55,11 @@ namespace {
 // padded where the layer has weights, the steps it returns, the floats it saves per sample of a
 // training pass, and whether the network keeps its output for the next layer's backward.
 struct CpuShape {
-  double in_width = 0, width = 0, in_steps = 0, steps = 0, saved = 0, params = 0, weights = 0;
+  double in_width = 0, width = 0, in_steps = 0, steps = 0, saved = 0, params = 0;
   double scratch = 0;  // per-worker scratch beyond the usual [T, W] arrays (a conv's im2col)
+  double untransposed = 0;  // the weights' copy a dense layer's backward makes (linear_layer.hpp)
   bool rebuilds_output = false;
+  bool reads_input = true;  // backward reads the layer's input (CpuLayer::backward_reads_input)
 };
 
 std::vector<CpuShape> cpu_shapes(const NetworkSpec& spec) {
@@ -87,8 +89,7 @@ std::vector<CpuShape> cpu_shapes(const NetworkSpec& spec) {
       // WT[C kh kw, channels padded] and the bias; the maps [O, H', W'] padded at their end.
       const std::vector<int> in = spec.layer_shape(int(l) - 1);
       s.width = cpu::padded_width(spec.layer_width(int(l)));
-      s.weights = double(in[0]) * c->kernel[0] * c->kernel[1] * cpu::padded_width(c->out_channels);
-      s.params = s.weights + cpu::padded_width(c->out_channels);
+      s.params = (double(in[0]) * c->kernel[0] * c->kernel[1] + 1) * cpu::padded_width(c->out_channels);
       // One step's colT[K, P padded], dy[O, P padded] and dY[P, O padded] (conv2d_layer.hpp).
       const std::vector<int> out = spec.layer_shape(int(l));
       const double P = double(out[1]) * out[2], Ppad = cpu::padded_width(out[1] * out[2]);
@@ -100,10 +101,13 @@ std::vector<CpuShape> cpu_shapes(const NetworkSpec& spec) {
     } else if (std::holds_alternative<Lif>(layer)) {
       s.saved = steps * s.width;        // u[T, W]
       s.rebuilds_output = l + 1 < L;    // as SpikingLayer
+      s.reads_input = false;
     }
+    if (std::holds_alternative<Flatten>(layer) || std::holds_alternative<AvgPool2d>(layer))
+      s.reads_input = false;
     if (std::holds_alternative<SpikingLayer>(layer) || std::holds_alternative<Dense>(layer)) {
-      s.weights = s.in_width * s.width;
-      s.params = s.weights + s.width;
+      s.untransposed = s.in_width * s.width;
+      s.params = s.untransposed + s.width;
     }
     width = s.width, steps = s.steps;
     out.push_back(s);
@@ -146,16 +150,18 @@ double pass_bytes(const NetworkSpec& spec, int batch, const ForwardOptions& opti
   for (size_t l = 0; l < shapes.size(); ++l) {
     const CpuShape& s = shapes[l];
     const double in = s.in_steps * s.in_width, out = s.steps * s.width;
-    // Saved for backward, per sample: the layer's own floats and, unless the next layer can
-    // rebuild it, its output (the next layer's input).
-    saved += s.saved + (l + 1 < shapes.size() && !s.rebuilds_output ? out : 0);
+    // Saved for backward, per sample: the layer's own floats and its output, where the next
+    // layer reads it in backward and this one cannot rebuild it.
+    const bool keeps_output =
+        l + 1 < shapes.size() && shapes[l + 1].reads_input && !s.rebuilds_output;
+    saved += s.saved + (keeps_output ? out : 0);
     // Per worker, kept for every layer and reused from sample to sample: the output, up to three
     // [T, W] scratch arrays, the gathered input and a convolution's im2col buffers. Backward
     // adds one dy and one dx, and the untransposed weights of a layer, reused from layer to
     // layer (the largest counts).
     worker += 4 * out + in + s.scratch;
     largest_io = std::max(largest_io, out + in);
-    largest_weights = std::max(largest_weights, s.weights);
+    largest_weights = std::max(largest_weights, s.untransposed);
     params += s.params;
     if (options.record) traced += 2 * out;  // state and spikes
     if (options.rates) rated += s.width;

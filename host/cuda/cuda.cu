@@ -246,48 +246,26 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       }
     };
 
-    if (auto* s = std::get_if<SpikingLayer>(&ls)) {
-      // u is kept in place of a for backward (FP32 saved state), or not at all: then a is
-      // made in the spikes' buffer and turned into them in place (the last layer, which
-      // returns no spikes, has a scratch buffer).
-      const bool keep_u = training && p.saved_u != kNone;
-      float* u = keep_u ? at(p.saved_u) : last ? at(lay.u_scratch) : y;
-      product(u, s->size);
-      kernels::LifForwardArgs args;
-      args.T = p.out_steps;
-      args.B = B;
-      args.H = s->size;
-      args.bias = params[p.param + 1];
-      args.u = u;
-      args.write_u = keep_u;
-      if (training) {
-        args.saved_spikes = at_codes(p.saved_spikes);
-        args.saved_gates = at_gates(p.saved_gates);
-      }
-      args.spikes = last ? nullptr : y;
-      args.trace_state = traced(&DeviceTrace::state, l);
-      args.trace_spikes = traced(&DeviceTrace::spikes, l);
-      args.rates = traced(&DeviceTrace::rates, l);
-      if (last) {
-        args.logits = logits;
-        args.begin_eval = spec_.readout.begin_eval;
-        args.readout_scale = readout_scale(spec_, p.out_steps);
-      }
-      kernels::lif_forward(*s, args, stream);
-      x = y;
-      continue;  // its trace is written by the kernel
-    }
-
-    if (const Lif* n = std::get_if<Lif>(&ls)) {
-      // The seed's neurons on x as their current: lif_forward reads a from x, with no bias,
-      // and keeps u in its own saved buffer (nothing else to overwrite).
+    const auto* s = std::get_if<SpikingLayer>(&ls);
+    if (s || std::holds_alternative<Lif>(ls)) {
       const bool keep_u = training && p.saved_u != kNone;
       kernels::LifForwardArgs args;
       args.T = p.out_steps;
       args.B = B;
       args.H = p.out_width;
-      args.a = x;
-      args.u = keep_u ? at(p.saved_u) : nullptr;
+      if (s) {
+        // u is kept in place of a for backward (FP32 saved state), or not at all: then a is
+        // made in the spikes' buffer and turned into them in place (the last layer, which
+        // returns no spikes, has a scratch buffer).
+        args.u = keep_u ? at(p.saved_u) : last ? at(lay.u_scratch) : y;
+        product(args.u, s->size);
+        args.bias = params[p.param + 1];
+      } else {
+        // The seed's neurons on x as their current: lif_forward reads a from x, with no bias,
+        // and keeps u in its own saved buffer (nothing else to overwrite).
+        args.a = x;
+        args.u = keep_u ? at(p.saved_u) : nullptr;
+      }
       args.write_u = keep_u;
       if (training) {
         args.saved_spikes = at_codes(p.saved_spikes);
@@ -302,9 +280,9 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
         args.begin_eval = spec_.readout.begin_eval;
         args.readout_scale = readout_scale(spec_, p.out_steps);
       }
-      kernels::lif_forward(neuron_settings(*n), args, stream);
+      kernels::lif_forward(neuron_settings(ls), args, stream);
       x = y;
-      continue;
+      continue;  // its trace is written by the kernel
     }
 
     float* trace_state = traced(&DeviceTrace::state, l);
@@ -424,6 +402,30 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
   const bool direct0 = reads_static_input(spec_.layers[0], kind);
   float* part = at(lay.part);  // [2, B, widest]: per-sample partial sums
 
+  // The neurons of spiking layer or Lif layer l, backward: dL/da into du, and its sum over time
+  // per sample into dbias_part unless null. dy is dL/d(returned spikes), or null for the last
+  // layer, which takes the readout's dlogits.
+  auto neuron_backward = [&](int l, const float* dy, float* du, float* dbias_part) {
+    const LayerPlan& p = lay.layer[size_t(l)];
+    kernels::LifBackwardArgs args;
+    args.T = p.out_steps;
+    args.B = B;
+    args.H = p.out_width;
+    args.u = at(p.saved_u);
+    args.saved_spikes = at_codes(p.saved_spikes);
+    args.saved_gates = at_gates(p.saved_gates);
+    if (l == L - 1) {
+      args.dlogits = dlogits;
+      args.begin_eval = spec_.readout.begin_eval;
+      args.readout_scale = readout_scale(spec_, p.out_steps);
+    } else {
+      args.d_spikes = dy;
+    }
+    args.du = du;
+    args.dbias_part = dbias_part;
+    kernels::lif_backward(neuron_settings(spec_.layers[size_t(l)]), args, stream);
+  };
+
   for (int l = L - 1; l >= 0; --l) {
     const LayerSpec& ls = spec_.layers[size_t(l)];
     const LayerPlan& p = lay.layer[size_t(l)];
@@ -497,24 +499,9 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       float* dW = grads[p.param];
       float* dbias = grads[p.param + 1];
       float* du = dy;  // dense: dL/da is dL/dy
-      if (auto* s = std::get_if<SpikingLayer>(&ls)) {
-        kernels::LifBackwardArgs args;
-        args.T = p.out_steps;
-        args.B = B;
-        args.H = H;
-        args.u = at(p.saved_u);
-        args.saved_spikes = at_codes(p.saved_spikes);
-        args.saved_gates = at_gates(p.saved_gates);
-        args.d_spikes = last ? nullptr : dy;
-        if (last) {
-          args.dlogits = dlogits;
-          args.begin_eval = spec_.readout.begin_eval;
-          args.readout_scale = readout_scale(spec_, p.out_steps);
-        }
-        args.du = at(lay.du);
-        args.dbias_part = part;
-        kernels::lif_backward(*s, args, stream);
+      if (std::holds_alternative<SpikingLayer>(ls)) {
         du = at(lay.du);
+        neuron_backward(l, dy, du, part);
         if (!(l == 0 && kind == Input::Kind::repeated))
           kernels::bias_grad_reduce(part, B, H, dbias, stream);
       } else if (!(l == 0 && kind == Input::Kind::repeated)) {
@@ -545,25 +532,9 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       continue;
     }
 
-    if (const Lif* n = std::get_if<Lif>(&ls)) {
+    if (std::holds_alternative<Lif>(ls)) {
       // dL/da of the neurons is dL/dx: lif_backward writes it straight into dx.
-      if (dx) {
-        kernels::LifBackwardArgs args;
-        args.T = p.out_steps;
-        args.B = B;
-        args.H = p.out_width;
-        args.u = at(p.saved_u);
-        args.saved_spikes = at_codes(p.saved_spikes);
-        args.saved_gates = at_gates(p.saved_gates);
-        args.d_spikes = last ? nullptr : dy;
-        if (last) {
-          args.dlogits = dlogits;
-          args.begin_eval = spec_.readout.begin_eval;
-          args.readout_scale = readout_scale(spec_, p.out_steps);
-        }
-        args.du = dx;
-        kernels::lif_backward(neuron_settings(*n), args, stream);
-      }
+      if (dx) neuron_backward(l, dy, dx, nullptr);
     } else if (auto* ap = std::get_if<AvgPool2d>(&ls)) {
       if (dx)
         kernels::avg_pool2d_backward(pool_shape(spec_, l, *ap), (long long)p.in_steps * B, dy, dx,

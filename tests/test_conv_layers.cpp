@@ -357,6 +357,13 @@ nmsnn::NetworkSpec small_cnn() {
   return spec;
 }
 
+// B images of `spec`'s input shape, uniform in [0, 1), as a batch of floats.
+std::vector<float> random_images(const nmsnn::NetworkSpec& spec, int B, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const auto xd = uniform(size_t(B) * spec.inputs, rng, 0, 1);
+  return std::vector<float>(xd.begin(), xd.end());
+}
+
 TEST(ConvLayout, PublicNamesShapesAndRoundTrip) {
   nmsnn::NetworkOptions options;
   options.threads = 1;
@@ -472,9 +479,7 @@ TEST(ConvNetwork, TracesAndRates) {
   options.seed = 4;
   nmsnn::Network net(spec, options);
   const int T = spec.time_steps, B = 2;
-  std::mt19937_64 rng(9);
-  const auto xd = uniform(size_t(B) * spec.inputs, rng, 0, 1);
-  const std::vector<float> x(xd.begin(), xd.end());
+  const std::vector<float> x = random_images(spec, B, 9);
   nmsnn::ForwardOptions fo;
   fo.record = true;
   fo.rates = true;
@@ -530,9 +535,7 @@ TEST(ConvNetwork, KeepsOnlyWhatBackwardReads) {
   options.threads = 1;
   nmsnn::Network net(spec, options);
   const int T = spec.time_steps, B = 3;
-  std::mt19937_64 rng(5);
-  const auto xd = uniform(size_t(B) * spec.inputs, rng, 0, 1);
-  const std::vector<float> x(xd.begin(), xd.end());
+  const std::vector<float> x = random_images(spec, B, 5);
   const auto pass = net.forward(Input::repeated(x, B));
   const size_t maps = size_t(nmsnn::cpu::padded_width(4 * 6 * 4));    // conv and lif: [4, 6, 4]
   const size_t pooled = size_t(nmsnn::cpu::padded_width(4 * 3 * 2));  // pool and flatten

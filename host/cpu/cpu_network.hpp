@@ -24,6 +24,7 @@
 #include "cpu/spiking_activation_layer.hpp"
 #include "cpu/temporal_pool_layer.hpp"
 #include "cpu/thread_pool.hpp"
+#include "network/engine.hpp"
 #include "nmsnn/error.hpp"
 #include "nmsnn/network.hpp"
 #include "nmsnn/spec.hpp"
@@ -92,10 +93,10 @@ class CpuNetwork {
       steps = layer->out_steps;
       layers.push_back(std::move(layer));
     }
-    // A layer's output is kept for backward when the next layer reads it there and the layer
-    // cannot rebuild it from its own saved state.
+    // A layer's output is kept for backward when the next layer reads it there
+    // (detail::backward_reads_input) and the layer cannot rebuild it from its own saved state.
     for (int l = 0; l < L; ++l)
-      keeps_output_.push_back(l + 1 < L && layers[l + 1]->backward_reads_input() &&
+      keeps_output_.push_back(l + 1 < L && detail::backward_reads_input(spec.layers[l + 1]) &&
                               !layers[l]->rebuilds_output());
     workers_.resize(pool_.size());
   }
@@ -303,7 +304,7 @@ class CpuNetwork {
       SampleInput<Real> x;
       if (l == 0) {
         x = first_input(in, b, w);
-      } else if (!layer.backward_reads_input()) {
+      } else if (!detail::backward_reads_input(spec_.layers[l])) {  // x.data is then null
         x = dense(static_cast<const Real*>(nullptr), layer.in_steps, layer.in_width);
       } else {
         const CpuLayer<Real>& prev = *layers[l - 1];

@@ -20,7 +20,6 @@ class FlattenLayer final : public CpuLayer<Real> {
     this->in_steps = this->out_steps = steps;
   }
   const char* kind() const override { return "flatten"; }
-  bool backward_reads_input() const override { return false; }
 
   void forward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, LayerOutput<Real>& out,
                LayerScratch<Real>&) const override {

@@ -95,9 +95,6 @@ class CpuLayer {
   // Whether it can rebuild y from `saved` (then the network need not keep y for the next layer).
   virtual bool rebuilds_output() const { return false; }
   virtual void rebuild_output(const Real* /*saved*/, Real* /*y*/) const {}
-  // Whether backward reads the layer's input x. When not, the network neither keeps nor rebuilds
-  // the previous layer's output for it, and backward gets x with a null data pointer.
-  virtual bool backward_reads_input() const { return true; }
   // Whether it fires (has firing rates to report), and whether it writes LayerOutput::spikes.
   virtual bool spiking() const { return false; }
   virtual bool writes_spikes() const { return false; }

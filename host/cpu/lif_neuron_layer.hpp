@@ -28,7 +28,6 @@ class LifNeuronLayer final : public CpuLayer<Real> {
   bool writes_spikes() const override { return true; }
   size_t saved_floats() const override { return stage_.saved_floats(this->out_steps); }
   bool rebuilds_output() const override { return !stage_.returns_state(); }
-  bool backward_reads_input() const override { return false; }  // its saved u is enough
   void rebuild_output(const Real* saved, Real* y) const override {
     stage_.rebuild_output(this->out_steps, saved, y);
   }

@@ -38,8 +38,6 @@ class Pool2dLayer final : public CpuLayer<Real> {
   }
 
   const char* kind() const override { return mode_ == PoolMode::avg ? "avg_pool2d" : "max_pool2d"; }
-  // Max pooling finds each window's largest entry again; average pooling needs only dy.
-  bool backward_reads_input() const override { return mode_ == PoolMode::max; }
 
   void forward(const SampleInput<Real>& x, uint32_t, const Pass<Real>&, LayerOutput<Real>& out,
                LayerScratch<Real>&) const override {

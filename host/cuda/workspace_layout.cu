@@ -42,17 +42,6 @@ bool reads_static_input(const LayerSpec& layer0, Input::Kind kind) {
   return std::holds_alternative<Conv2d>(layer0) && kind == Input::Kind::repeated;
 }
 
-bool bypassed_lowpass(const LayerSpec& l, bool training) {
-  const Lowpass* f = std::get_if<Lowpass>(&l);
-  return f && training && !f->apply_during_training;
-}
-
-bool backward_reads_input(const LayerSpec& l) {
-  return !std::holds_alternative<TemporalAvgPool>(l) && !bypassed_lowpass(l, true) &&
-         !std::holds_alternative<AvgPool2d>(l) && !std::holds_alternative<Flatten>(l) &&
-         !std::holds_alternative<Lif>(l);
-}
-
 Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training,
                    SavedState saved) {
   const int L = int(spec.layers.size());

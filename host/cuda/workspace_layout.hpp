@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "network/engine.hpp"
 #include "nmsnn/network.hpp"
 #include "nmsnn/spec.hpp"
 
@@ -34,11 +35,10 @@ SpikingLayer neuron_settings(const LayerSpec& l);
 // convolves the B repeated images once. Any other first layer gets the input made on the device,
 // [T, B, I] (the noise masks applied, or the rows repeated).
 bool reads_static_input(const LayerSpec& layer0, Input::Kind kind);
-bool bypassed_lowpass(const LayerSpec& l, bool training);
-// Whether layer l's backward reads its input x (all but TemporalAvgPool, a bypassed Lowpass,
-// AvgPool2d, Flatten and Lif, whose gradients need only dy or their own saved state):
-// then a spiking layer below it must keep its spikes, else its gates are enough.
-bool backward_reads_input(const LayerSpec& l);
+// network/engine.hpp: where backward reads a layer's input, a spiking layer below it keeps its
+// spikes, else its gates are enough.
+using detail::backward_reads_input;
+using detail::bypassed_lowpass;
 
 // Shapes, parameters and workspace offsets of one layer in one pass.
 struct LayerPlan {

@@ -114,4 +114,12 @@ std::unique_ptr<EngineImpl> make_cpu_engine(const NetworkSpec& spec, int threads
 std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul,
                                              SavedState saved, int device);
 
+// What both engines' backward passes need to know of a layer, from SPEC.md's gradients:
+// whether a Lowpass is bypassed (apply_during_training false: the identity in training passes),
+// and whether a layer's backward reads its input x. All do but TemporalAvgPool, a bypassed
+// Lowpass, AvgPool2d, Flatten and Lif, whose gradients need only dy or their own saved state;
+// below those, an engine keeps no output for backward (a spiking layer only its gates).
+bool bypassed_lowpass(const LayerSpec& l, bool training);
+bool backward_reads_input(const LayerSpec& l);
+
 }  // namespace nmsnn::detail

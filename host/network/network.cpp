@@ -48,6 +48,22 @@ const std::vector<LayerTrace>& ForwardPass::trace() const { return checked(state
 const std::vector<LayerRates>& ForwardPass::rates() const { return checked(state_).rates; }
 double ForwardPass::regularization_loss() const { return checked(state_).regularization; }
 
+// ---- what backward reads --------------------------------------------------------------------
+namespace detail {
+
+bool bypassed_lowpass(const LayerSpec& l, bool training) {
+  const Lowpass* f = std::get_if<Lowpass>(&l);
+  return f && training && !f->apply_during_training;
+}
+
+bool backward_reads_input(const LayerSpec& l) {
+  return !std::holds_alternative<TemporalAvgPool>(l) && !bypassed_lowpass(l, true) &&
+         !std::holds_alternative<AvgPool2d>(l) && !std::holds_alternative<Flatten>(l) &&
+         !std::holds_alternative<Lif>(l);
+}
+
+}  // namespace detail
+
 // ---- memory estimates ----------------------------------------------------------------------
 namespace {
 
@@ -59,7 +75,6 @@ struct CpuShape {
   double scratch = 0;  // per-worker scratch beyond the usual [T, W] arrays (a conv's im2col)
   double untransposed = 0;  // the weights' copy a dense layer's backward makes (linear_layer.hpp)
   bool rebuilds_output = false;
-  bool reads_input = true;  // backward reads the layer's input (CpuLayer::backward_reads_input)
 };
 
 std::vector<CpuShape> cpu_shapes(const NetworkSpec& spec) {
@@ -101,10 +116,7 @@ std::vector<CpuShape> cpu_shapes(const NetworkSpec& spec) {
     } else if (std::holds_alternative<Lif>(layer)) {
       s.saved = steps * s.width;        // u[T, W]
       s.rebuilds_output = l + 1 < L;    // as SpikingLayer
-      s.reads_input = false;
     }
-    if (std::holds_alternative<Flatten>(layer) || std::holds_alternative<AvgPool2d>(layer))
-      s.reads_input = false;
     if (std::holds_alternative<SpikingLayer>(layer) || std::holds_alternative<Dense>(layer)) {
       s.untransposed = s.in_width * s.width;
       s.params = s.untransposed + s.width;
@@ -152,8 +164,9 @@ double pass_bytes(const NetworkSpec& spec, int batch, const ForwardOptions& opti
     const double in = s.in_steps * s.in_width, out = s.steps * s.width;
     // Saved for backward, per sample: the layer's own floats and its output, where the next
     // layer reads it in backward and this one cannot rebuild it.
-    const bool keeps_output =
-        l + 1 < shapes.size() && shapes[l + 1].reads_input && !s.rebuilds_output;
+    const bool keeps_output = l + 1 < shapes.size() &&
+                              detail::backward_reads_input(spec.layers[l + 1]) &&
+                              !s.rebuilds_output;
     saved += s.saved + (keeps_output ? out : 0);
     // Per worker, kept for every layer and reused from sample to sample: the output, up to three
     // [T, W] scratch arrays, the gathered input and a convolution's im2col buffers. Backward

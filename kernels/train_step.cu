@@ -60,7 +60,7 @@ __global__ void step_partial_kernel(StepLossArgs a) {
   StepRecords* r = a.records;
   const int tid = threadIdx.x, n = blockDim.x;
   const long long BC = (long long)a.B * a.C;
-  const int S = int(step_sums_count(a.ranks));
+  const int S = int(step_sums::count(a.ranks));
   if (tid == 0) {
     // An update of the previous step made a parameter not finite: that step halts the loop.
     if (r->halt == 0 && r->guard && r->bad_index != kNoIndex) {
@@ -112,11 +112,11 @@ __global__ void step_partial_kernel(StepLossArgs a) {
   if (tid != 0 || a.B == 0) return;
   const double total = loss_sum[0] / N + (a.regularization ? double(*a.regularization) : 0.0);
   // A shard's share of the batch's mean, as the host path computes it.
-  a.sums[0] = a.sharded ? total * a.B / a.batch : total;
-  a.sums[1] = a.loss == Loss::mse ? 0 : correct_sum[0];
+  a.sums[step_sums::loss] = a.sharded ? total * a.B / a.batch : total;
+  a.sums[step_sums::correct] = a.loss == Loss::mse ? 0 : correct_sum[0];
   if (r->guard && first_bad[0] < BC) {
-    a.sums[2 + 2 * a.rank] = 1;
-    a.sums[3 + 2 * a.rank] = a.logits[first_bad[0]];
+    a.sums[step_sums::bad_outputs(a.rank)] = 1;
+    a.sums[step_sums::bad_value(a.rank)] = a.logits[first_bad[0]];
   }
 }
 
@@ -129,8 +129,9 @@ __global__ void step_guard_kernel(StepLossArgs a) {
     r->halt_value = value;
   };
   for (int k = 0; k < a.ranks; ++k)  // set only with the guard on
-    if (a.sums[2 + 2 * k] != 0) return halt(kOutputsNotFinite, a.sums[3 + 2 * k]);
-  const double total = a.sums[0];
+    if (a.sums[step_sums::bad_outputs(k)] != 0)
+      return halt(kOutputsNotFinite, a.sums[step_sums::bad_value(k)]);
+  const double total = a.sums[step_sums::loss];
   if (r->guard) {
     if (!isfinite(total)) return halt(kLossNotFinite, total);
     if (isfinite(r->first_loss) && total > r->factor * fmax(r->first_loss, 1.0))
@@ -140,7 +141,7 @@ __global__ void step_guard_kernel(StepLossArgs a) {
   const int k = r->count;
   if (k < kStepRecords) {  // the host reads before this fills; the check keeps memory safe
     r->loss[k] = total;
-    r->correct[k] = int(a.sums[1]);
+    r->correct[k] = int(a.sums[step_sums::correct]);
     r->batch[k] = a.batch;
     r->count = k + 1;
   }

@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "nmsnn/loss.hpp"
+#include "step_sums.cuh"
 
 namespace nmsnn::kernels {
 
@@ -43,11 +44,6 @@ struct StepRecords {
   int batch[kStepRecords];
 };
 
-// A step's statistics as a data-parallel step sums them over the ranks (the host path's StepSums,
-// training/train_step.cpp): [0] the loss (a shard's share of the batch's: loss * rows / batch),
-// [1] the correct count, then per rank r: [2 + 2r] 1 if its outputs were not finite, [3 + 2r]
-// the first such value. Doubles, so that the sum of shares is the host path's.
-__host__ __device__ inline size_t step_sums_count(int ranks) { return 2 + 2 * size_t(ranks); }
 
 struct StepLossArgs {
   Loss loss = Loss::nll;
@@ -63,7 +59,7 @@ struct StepLossArgs {
   int batch = 0;
   bool sharded = false;
   int rank = 0, ranks = 1;
-  double* sums = nullptr;                // [step_sums_count(ranks)] out, then summed over ranks
+  double* sums = nullptr;                // [step_sums::count(ranks)] out, then summed over ranks
 };
 
 // A step is step_partial, then (data parallelism) the sums added over the ranks in place, then

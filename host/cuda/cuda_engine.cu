@@ -162,7 +162,7 @@ struct CudaStepState : StepState {
   std::unique_ptr<DeviceBuffer> work;     // [logits | dlogits | regularization | workspace]
   std::unique_ptr<DeviceBuffer> prev;     // the parameters before the last update
   std::unique_ptr<DeviceBuffer> records;  // kernels::StepRecords
-  std::unique_ptr<DeviceBuffer> sums;     // the step's statistics (kernels::step_sums_count)
+  std::unique_ptr<DeviceBuffer> sums;     // the step's statistics (kernels::step_sums::count)
   PinnedBuffer slots[2];                  // host staging, used in turn
   cudaEvent_t copied[2] = {nullptr, nullptr};  // the slot's last copy to the device has run
   bool slot_used[2] = {false, false};
@@ -511,7 +511,7 @@ class CudaEngine final : public EngineImpl {
       s->rank = s->comm->rank();
       s->ranks = s->comm->size();
     }
-    s->sums = std::make_unique<DeviceBuffer>(kernels::step_sums_count(s->ranks) * sizeof(double));
+    s->sums = std::make_unique<DeviceBuffer>(kernels::step_sums::count(s->ranks) * sizeof(double));
     s->records = std::make_unique<DeviceBuffer>(sizeof(kernels::StepRecords));
     s->prev = std::make_unique<DeviceBuffer>(params_->bytes());
     for (cudaEvent_t& e : s->copied)
@@ -746,7 +746,7 @@ class CudaEngine final : public EngineImpl {
     kernels::step_partial(a, stream_);
     // Every rank then decides from the same sums (the host path's order: statistics, gradients).
     if (s.reducer)
-      s.reducer->allreduce_sum_device(a.sums, kernels::step_sums_count(s.ranks), stream_);
+      s.reducer->allreduce_sum_device(a.sums, kernels::step_sums::count(s.ranks), stream_);
     kernels::step_guard(a, stream_);
 
     if (n > 0)

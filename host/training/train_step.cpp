@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "network/engine.hpp"
+#include "step_sums.cuh"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn {
@@ -87,14 +88,15 @@ Input rows_of(const Input& input, int first, int count) {
 
 // What this rank's rows of a step came to, to be summed over the ranks: its share of the loss
 // and of the correct count, and per rank whether its outputs were finite (with the first value
-// that was not), so that every rank takes the same decision from the same sums.
+// that was not), so that every rank takes the same decision from the same sums. The layout is
+// the device step's (step_sums.cuh).
 struct StepSums {
-  explicit StepSums(int ranks) : values(2 + 2 * size_t(ranks), 0.0) {}
+  explicit StepSums(int ranks) : values(kernels::step_sums::count(ranks), 0.0) {}
   std::vector<double> values;
-  double& loss() { return values[0]; }
-  double& correct() { return values[1]; }
-  double& bad_outputs(int rank) { return values[2 + 2 * size_t(rank)]; }
-  double& bad_value(int rank) { return values[3 + 2 * size_t(rank)]; }
+  double& loss() { return values[kernels::step_sums::loss]; }
+  double& correct() { return values[kernels::step_sums::correct]; }
+  double& bad_outputs(int rank) { return values[kernels::step_sums::bad_outputs(rank)]; }
+  double& bad_value(int rank) { return values[kernels::step_sums::bad_value(rank)]; }
 };
 
 }  // namespace

@@ -59,14 +59,28 @@ template <class Real, int Bytes, int R, int W>
   typename V::type acc[R][N];
   for (int r = 0; r < R; ++r)
     for (int n = 0; n < N; ++n) load_into<V>(acc[r][n], C[r] + col + n * V::lanes);
-  for (int j = 0; j < J; ++j) {
-    const Real* b = B.row(j) + col;
+  // One j: a row of B (its W columns) times one value of A per tile row.
+  auto step = [&](const Real* b, const Real* a) __attribute__((always_inline)) {
     typename V::type bv[N];
     for (int n = 0; n < N; ++n) load_into<V>(bv[n], b + n * V::lanes);
     for (int r = 0; r < R; ++r) {
-      const Real x = A[r * a_r + j * a_j];
+      const Real x = a[r * a_r];
       for (int n = 0; n < N; ++n) acc[r][n] += x * bv[n];
     }
+  };
+  // Two loops rather than B.row(j) in one: GCC kept the test for an index list inside the loop,
+  // and the loop is short (12 FMAs a j on AVX2), so the test and the row arithmetic cost; unrolled
+  // twice for the same reason. Measured on the seed's dense step (AVX2, Zen 3): 37% -> 44% of the
+  // FMA peak. No tile spills a register in any set (checked in the disassembly).
+  if (B.index) {
+    const Real* b = B.base + col;
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j) step(b + size_t(B.index[j]) * B.stride, A + j * a_j);
+  } else {
+    const Real* b = B.base + col;
+    const Real* a = A;
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j, b += B.stride, a += a_j) step(b, a);
   }
   for (int r = 0; r < R; ++r)
     for (int n = 0; n < N; ++n) {

@@ -7,8 +7,8 @@
 // x(t, i) is either a dense sequence (the caller's xi, or the previous layer's spikes; t_stride 0
 // for a static input repeated at every step) or the noise encoder's m(t, b, i) * x[i] (SPEC.md 1). For the encoder only the features with x[i] != 0 are
 // gathered (a zero stays zero under the mask at every step; on MNIST with inputs in [0, 1] that is
-// 80% of them), and their masks are made here, per sample, and made again in backward rather than
-// stored. Weights are held transposed, WT[i, h] = W[h, i], with h padded to `width` (a multiple of
+// 80% of them), and their masks are made here, per sample and a chunk of features at a time, and
+// made again in backward rather than stored. Weights are held transposed, WT[i, h] = W[h, i], with h padded to `width` (a multiple of
 // 16), so every product is the row kernel of tile_gemm.hpp.
 #pragma once
 
@@ -38,59 +38,73 @@ struct SampleInput {
 template <class Real>
 struct GatherBuffers {
   std::vector<int> index;      // features with x != 0, ascending
-  Buffer<Real> values;         // [K, T]: values[k*T + t] = m(t, b, index[k]) * x[index[k]]
+  Buffer<Real> values;         // [chunk, T]: values[k*T + t] = m(t, b, index[k0 + k]) * x[...]
   std::vector<uint32_t> bits;  // [4, T]: one Philox block per step
+  int block = -1;              // the group of 4 features whose masks `bits` holds
 };
 
-// Fills buf for a noisy input and returns K, the number of nonzero features. The body is compiled
-// once per kernel set (kernel_set.hpp): the masks' Philox rounds and the scaling loop are most of
-// a sparse step's time.
-template <class Real, KernelSet S>
-[[gnu::always_inline]] inline int gather_noisy_with(const SampleInput<Real>& in,
-                                                    GatherBuffers<Real>& buf) {
-  const int T = in.T;
+// The masked inputs are made and multiplied a chunk of features at a time, so a chunk (128 x T
+// values, 64 KB at T = 128) is still in the L2 cache when the product reads it; made whole, the
+// seed's 784 x 128 values (401 KB) and its weights (326 KB) did not fit in a 512 KB L2 together.
+// 128 is also the product's block of j (tile_gemm.hpp), so the sums keep their order.
+constexpr int kGatherChunk = 128;
+
+// Lists the features with x != 0 (a zero stays zero under the mask at every step) and returns
+// their count K.
+template <class Real>
+int gather_index(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
   buf.index.clear();
   for (int i = 0; i < in.I; ++i)
     if (in.data[i] != Real(0)) buf.index.push_back(i);
-  const int K = int(buf.index.size());
-  buf.values.resize(size_t(K) * T);
-  buf.bits.resize(size_t(4) * T);
-  int block = -1;
-  for (int k = 0; k < K; ++k) {
+  buf.values.resize(size_t(std::min(int(buf.index.size()), kGatherChunk)) * in.T);
+  buf.bits.resize(size_t(4) * in.T);
+  buf.block = -1;
+  return int(buf.index.size());
+}
+
+// Fills buf.values with the masked inputs of gathered features k0..k1-1. The body is compiled
+// once per kernel set (kernel_set.hpp): the masks' Philox rounds and the scaling loop are most
+// of a sparse step's time.
+template <class Real, KernelSet S>
+[[gnu::always_inline]] inline void gather_values_with(const SampleInput<Real>& in,
+                                                      GatherBuffers<Real>& buf, int k0, int k1) {
+  const int T = in.T;
+  for (int k = k0; k < k1; ++k) {
     const int i = buf.index[k];
-    if (i / 4 != block) {  // the index is sorted, so each Philox block is made once
-      block = i / 4;
-      noise_blocks_over_time_with<S>(in.key, uint32_t(block), in.b, T, buf.bits.data());
+    if (i / 4 != buf.block) {  // the index is sorted, so each Philox block is made once
+      buf.block = i / 4;
+      noise_blocks_over_time_with<S>(in.key, uint32_t(buf.block), in.b, T, buf.bits.data());
     }
     const uint32_t* bits = buf.bits.data() + size_t(i & 3) * T;
     const Real x = in.data[i];
-    Real* v = buf.values.data() + size_t(k) * T;
+    Real* v = buf.values.data() + size_t(k - k0) * T;
     for (int t = 0; t < T; ++t) v[t] = Real(uniform_from_bits(bits[t])) * x;
   }
-  return K;
 }
 
 #if defined(NMSNN_CPU_X86)
 template <class Real>
-NMSNN_TARGET_AVX2 int gather_noisy_avx2(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
-  return gather_noisy_with<Real, KernelSet::avx2>(in, buf);
+NMSNN_TARGET_AVX2 void gather_values_avx2(const SampleInput<Real>& in, GatherBuffers<Real>& buf,
+                                          int k0, int k1) {
+  gather_values_with<Real, KernelSet::avx2>(in, buf, k0, k1);
 }
 template <class Real>
-NMSNN_TARGET_AVX512 int gather_noisy_avx512(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
-  return gather_noisy_with<Real, KernelSet::avx512>(in, buf);
+NMSNN_TARGET_AVX512 void gather_values_avx512(const SampleInput<Real>& in,
+                                              GatherBuffers<Real>& buf, int k0, int k1) {
+  gather_values_with<Real, KernelSet::avx512>(in, buf, k0, k1);
 }
 #endif
 
 template <class Real>
-int gather_noisy(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
+void gather_values(const SampleInput<Real>& in, GatherBuffers<Real>& buf, int k0, int k1) {
 #if defined(NMSNN_CPU_X86)
   switch (active_kernel_set()) {
-    case KernelSet::avx512: return gather_noisy_avx512(in, buf);
-    case KernelSet::avx2: return gather_noisy_avx2(in, buf);
+    case KernelSet::avx512: return gather_values_avx512(in, buf, k0, k1);
+    case KernelSet::avx2: return gather_values_avx2(in, buf, k0, k1);
     default: break;
   }
 #endif
-  return gather_noisy_with<Real, KernelSet::baseline>(in, buf);
+  gather_values_with<Real, KernelSet::baseline>(in, buf, k0, k1);
 }
 
 // a[T, width] = bias + x(t, :) W^T for every step.
@@ -102,9 +116,13 @@ void input_forward(const SampleInput<Real>& in, const Real* WT, const Real* bias
     for (int h = 0; h < width; ++h) a[size_t(t) * width + h] = bias[h];
   const RowsOf<Real> out{a, size_t(width), nullptr};
   if (in.noisy) {
-    const int K = gather_noisy(in, buf);
-    gemm_accumulate<Real>(T, K, width, buf.values.data(), 1, size_t(T),
-                          {WT, size_t(width), buf.index.data()}, out);
+    const int K = gather_index(in, buf);
+    for (int k0 = 0; k0 < K; k0 += kGatherChunk) {
+      const int k1 = std::min(K, k0 + kGatherChunk);
+      gather_values(in, buf, k0, k1);
+      gemm_accumulate<Real>(T, k1 - k0, width, buf.values.data(), 1, size_t(T),
+                            {WT, size_t(width), buf.index.data() + k0}, out);
+    }
   } else if (in.t_stride == 0) {
     // The same input at every step (a repeated static input): one product, copied to each step.
     gemm_accumulate<Real>(1, in.I, width, in.data, 0, 1, {WT, size_t(width), nullptr}, out);
@@ -124,9 +142,13 @@ void input_weight_grad(const SampleInput<Real>& in, const Real* du, int width, R
     for (int h = 0; h < width; ++h) dbias[h] += du[size_t(t) * width + h];
   const RowsOf<const Real> du_rows{du, size_t(width), nullptr};
   if (in.noisy) {
-    const int K = gather_noisy(in, buf);  // the forward pass's masks, made again
-    gemm_accumulate<Real>(K, T, width, buf.values.data(), size_t(T), 1, du_rows,
-                          {dWT, size_t(width), buf.index.data()});
+    const int K = gather_index(in, buf);  // the forward pass's masks, made again
+    for (int k0 = 0; k0 < K; k0 += kGatherChunk) {
+      const int k1 = std::min(K, k0 + kGatherChunk);
+      gather_values(in, buf, k0, k1);
+      gemm_accumulate<Real>(k1 - k0, T, width, buf.values.data(), size_t(T), 1, du_rows,
+                            {dWT, size_t(width), buf.index.data() + k0});
+    }
   } else if (in.t_stride == 0) {
     // A repeated input: sum_t x du[t] = x (sum_t du[t]), one outer product.
     buf.values.assign(width, Real(0));

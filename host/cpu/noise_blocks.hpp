@@ -175,7 +175,7 @@ NMSNN_TARGET_AVX512 inline void blocks_over_time_avx512(NoiseKey key, uint32_t q
 }  // namespace detail_noise
 
 // The blocks with kernel set S; inlined into a caller compiled for S (an avx2 entry point has
-// NMSNN_TARGET_AVX2, see input_product.hpp's gather_noisy; likewise avx512).
+// NMSNN_TARGET_AVX2, see input_product.hpp's gather_values; likewise avx512).
 template <KernelSet S>
 [[gnu::always_inline]] inline void noise_blocks_over_time_with(NoiseKey key, uint32_t q, uint32_t b,
                                                                int T, uint32_t* out) {

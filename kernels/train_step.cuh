@@ -44,7 +44,6 @@ struct StepRecords {
   int batch[kStepRecords];
 };
 
-
 struct StepLossArgs {
   Loss loss = Loss::nll;
   int B = 0, C = 0;                      // this process's rows (0: a rank with none) and outputs

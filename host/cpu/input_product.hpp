@@ -5,10 +5,11 @@
 //   input grad:   dx[t, i]  = sum_h du[t, h] W[h, i]
 //
 // x(t, i) is either a dense sequence (the caller's xi, or the previous layer's spikes; t_stride 0
-// for a static input repeated at every step) or the noise encoder's m(t, b, i) * x[i] (SPEC.md 1). For the encoder only the features with x[i] != 0 are
-// gathered (a zero stays zero under the mask at every step; on MNIST with inputs in [0, 1] that is
-// 80% of them), and their masks are made here, per sample and a chunk of features at a time, and
-// made again in backward rather than stored. Weights are held transposed, WT[i, h] = W[h, i], with h padded to `width` (a multiple of
+// for a static input repeated at every step) or the noise encoder's m(t, b, i) * x[i] (SPEC.md 1).
+// For the encoder only the features with x[i] != 0 are gathered (a zero stays zero under the mask
+// at every step; on MNIST with inputs in [0, 1] that is 80% of them), and their masks are made
+// here, per sample and a chunk of features at a time, and made again in backward rather than
+// stored. Weights are held transposed, WT[i, h] = W[h, i], with h padded to `width` (a multiple of
 // 16), so every product is the row kernel of tile_gemm.hpp.
 #pragma once
 
@@ -46,7 +47,8 @@ struct GatherBuffers {
 // The masked inputs are made and multiplied a chunk of features at a time, so a chunk (128 x T
 // values, 64 KB at T = 128) is still in the L2 cache when the product reads it; made whole, the
 // seed's 784 x 128 values (401 KB) and its weights (326 KB) did not fit in a 512 KB L2 together.
-// 128 is also the product's block of j (tile_gemm.hpp), so the sums keep their order.
+// The sums keep their order whatever the chunk: each output adds the chunks' products in turn,
+// through C in float, as the product's own blocks of j do (tile_gemm.hpp).
 constexpr int kGatherChunk = 128;
 
 // Lists the features with x != 0 (a zero stays zero under the mask at every step) and returns

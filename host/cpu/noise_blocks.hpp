@@ -85,7 +85,8 @@ inline void blocks8_portable(NoiseKey key, uint32_t q, uint32_t b, uint32_t t0, 
 // Counters {q, b, t0..t0+7, pass}, ten rounds, in two groups of four blocks whose rounds
 // interleave, so one group's products overlap the other's XORs. Compiled for AVX2 whatever the
 // build's baseline, and only called from the avx2 kernel set.
-NMSNN_TARGET_AVX2 inline void blocks8_avx2(NoiseKey key, uint32_t q, uint32_t b, uint32_t t0, uint32_t out[4][8]) {
+NMSNN_TARGET_AVX2 inline void blocks8_avx2(NoiseKey key, uint32_t q, uint32_t b, uint32_t t0,
+                                           uint32_t out[4][8]) {
   const __m256i ta = _mm256_add_epi64(_mm256_set1_epi64x(t0), _mm256_setr_epi64x(0, 1, 2, 3));
   __m256i a0 = _mm256_set1_epi64x(q), a1 = _mm256_set1_epi64x(b), a2 = ta,
           a3 = _mm256_set1_epi64x(int64_t(uint32_t(key.pass)));

@@ -112,15 +112,16 @@ template <class Real, int Bytes, int W, int RMax>
   }
 }
 
-// Within a block, column tiles are the outer loop so the part of B one tile reads (at most 128 x W
-// values) stays in the L1 cache across the block's rows. AVX2 has 16 vector registers of 32 bytes: 4 rows x 24 columns is 12
-// accumulators plus 3 loads. AVX-512 has 32 registers of 64 bytes: 8 rows x 3 vectors (48
-// floats) is 24 accumulators plus 3 loads and a broadcast; 8 rows rather than 4 because each j
-// then loads 3 + 8 values for 24 FMAs, within the two loads a cycle that feed two FMA units.
-// Where the vectors do not divide by 3, one tile is 6 rows x 4 vectors (also 24 accumulators),
-// so a lone 1-vector tile (9 loads for 8 FMAs) is rare; a width that is not a multiple of 16
-// floats ends with a 32-byte tile of 8 columns. The 16-byte baseline (16 registers on x86-64 and
-// more on aarch64) keeps 4 rows x 8 columns, 8 accumulators, so it never spills.
+// Within a block, column tiles are the outer loop so the part of B one tile reads (at most
+// 128 x W values) stays in the L1 cache across the block's rows. AVX2 has 16 vector registers of
+// 32 bytes: 4 rows x 24 columns is 12 accumulators plus 3 loads. AVX-512 has 32 registers of 64
+// bytes: 8 rows x 3 vectors (48 floats) is 24 accumulators plus 3 loads and a broadcast; 8 rows
+// rather than 4 because each j then loads 3 + 8 values for 24 FMAs, within the two loads a cycle
+// that feed two FMA units. Where the vectors do not divide by 3, one tile is 6 rows x 4 vectors
+// (also 24 accumulators), so a lone 1-vector tile (9 loads for 8 FMAs) is rare; a width that is
+// not a multiple of 16 floats ends with a 32-byte tile of 8 columns. The 16-byte baseline (16
+// registers on x86-64 and more on aarch64) keeps 4 rows x 8 columns, 8 accumulators, so it never
+// spills.
 template <class Real, int Bytes>
 [[gnu::always_inline]] inline void gemm_column_tiles(int rows, int J, int width, const Real* A,
                                                      size_t a_r, size_t a_j, RowsOf<const Real> B,

@@ -246,6 +246,75 @@ TEST_P(StepLoopOn, RejectsBadArguments) {
 INSTANTIATE_TEST_SUITE_P(Engines, StepLoopOn, ::testing::Values(Engine::cpu, Engine::cuda),
                          [](const auto& info) { return name(info.param); });
 
+// ---- cpu only ----------------------------------------------------------------------------------
+
+// The cpu engine's step runs each sample's backward straight after its forward and keeps the
+// first layer's input between them (CpuNetwork::train_pass): the masked inputs of a layer with
+// weights, or the materialised input of a layer without. Every kind of first layer, every input
+// kind a step takes, batches that split into several blocks, inputs too large to keep (their
+// masks are made again), with several worker threads: the parameters and records must be those
+// of the step-by-step API, bit for bit.
+TEST(StepLoopCpu, EveryFirstLayerMatchesTheStepByStepApi) {
+  using namespace nmsnn;
+  struct Case {
+    std::string name;
+    NetworkSpec spec;
+    Input::Kind kind;
+    int B;
+  };
+  auto image = [](std::vector<LayerSpec> layers) {
+    NetworkSpec spec;
+    spec.inputs = 60;
+    spec.input_shape = {2, 6, 5};
+    spec.time_steps = 5;
+    spec.layers = std::move(layers);
+    return spec;
+  };
+  Conv2d conv;
+  conv.out_channels = 3;
+  conv.kernel = {3, 2};
+  NetworkSpec dense_first;
+  dense_first.inputs = 20;
+  dense_first.time_steps = 6;
+  dense_first.layers = {Dense{8}, Activation{ActivationKind::tanh}, SpikingLayer{4}};
+  // 33,000 inputs x 128 steps: more masked values than a worker keeps (kMaxKeptValues).
+  const std::vector<Case> cases = {
+      {"spiking_noisy", NetworkSpec::spiking(300, {16, 8}, 4, 7), Input::Kind::noisy, 37},
+      {"spiking_repeated", NetworkSpec::spiking(30, {16}, 4, 7), Input::Kind::repeated, 21},
+      {"dense_first_noisy", dense_first, Input::Kind::noisy, 19},
+      {"conv_first_noisy", image({conv, Lif{}, Flatten{}, SpikingLayer{4}}), Input::Kind::noisy,
+       17},
+      {"lif_first_noisy", image({Lif{}, conv, Flatten{}, Dense{4}}), Input::Kind::noisy, 11},
+      {"too_large_to_keep", NetworkSpec::spiking(33000, {4}, 4, 128), Input::Kind::noisy, 3},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const int C = c.spec.outputs();
+    NetworkOptions options{Engine::cpu, 9, 3};
+    Network a(c.spec, options), b(c.spec, options);
+    Optimizer oa(a, Sgd{0.1, 0.5}), ob(b, Sgd{0.1, 0.5});
+    StepLoop loop(a, oa, Loss::nll);
+    std::vector<double> losses;
+    for (int k = 0; k < 3; ++k) {
+      const Batch batch = make_batch(c.spec, Loss::nll, c.B - k, uint32_t(k + 11));
+      const Input input = c.kind == Input::Kind::noisy ? Input::noisy(batch.x, batch.B)
+                                                       : Input::repeated(batch.x, batch.B);
+      loop.step(input, batch.labels.data());
+      ForwardPass pass = b.forward(input);
+      const LossValue v = host_loss(Loss::nll, pass.logits(), batch, C);
+      losses.push_back(v.value + pass.regularization_loss());
+      b.backward(pass, v.grad);
+      ob.step();
+    }
+    const StepReport r = loop.read();
+    ASSERT_EQ(r.halt, HaltReason::none) << r.reason(1e6);
+    ASSERT_EQ(r.steps.size(), 3u);
+    for (size_t k = 0; k < 3; ++k) EXPECT_EQ(r.steps[k].loss, losses[k]) << "step " << k;
+    EXPECT_TRUE(all_parameters(a) == all_parameters(b));
+    for (const auto& p : a.parameters()) EXPECT_TRUE(a.gradient(p.name) == b.gradient(p.name));
+  }
+}
+
 // ---- cuda only ---------------------------------------------------------------------------------
 
 // The step captured into a CUDA graph (a shape runs once uncaptured, then is captured, then

@@ -76,6 +76,16 @@ class CpuEngine final : public EngineImpl {
     net_.backward(pass(s), s.saved, dlogits, dinput);
   }
 
+  std::shared_ptr<ForwardState> forward_backward(const Input& input, NoiseKey noise,
+                                                 std::vector<uint32_t> row_keys,
+                                                 const RowGrad& row_grad) override {
+    auto state = std::make_shared<CpuForwardState>(this, input, noise, std::move(row_keys),
+                                                   true, spec_.outputs());
+    state->logits.resize(size_t(input.batch) * state->outputs);
+    state->regularization = net_.train_pass(pass(*state), state->logits.data(), row_grad);
+    return state;
+  }
+
   void set_dt(int layer, float dt) override {
     auto* a = dynamic_cast<cpu::SpikingActivationLayer<float>*>(net_.layers[layer].get());
     if (!a) fail("set_dt: layer ", layer, " is not a spiking activation");

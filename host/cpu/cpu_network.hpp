@@ -134,8 +134,10 @@ class CpuNetwork {
     std::vector<double> regularization(B, 0.0);
     for (auto& layer : layers) layer->prepare_pass();
     pool_.parallel_for(blocks, [&](int block, int worker) {
+      Worker& w = workers_[worker];
+      set_keep_inputs(w, false);
       for (int b = block_begin(B, block); b < block_begin(B, block + 1); ++b)
-        regularization[b] = forward_sample(in, b, logits, saved, trace, rates, workers_[worker]);
+        regularization[b] = forward_sample(in, b, b, logits, saved, trace, rates, w);
     });
     if (record) {
       record->regularization = 0;
@@ -147,27 +149,55 @@ class CpuNetwork {
   // ([B, I]) inputs when given.
   void backward(const Pass<Real>& in, const SavedStates<Real>& saved, const Real* dlogits,
                 Real* dinput) {
-    const int B = in.batch, L = int(layers.size());
+    const int B = in.batch;
     const int blocks = block_count(B);
     // One gradient accumulator per block, so the sum over samples has a fixed order.
     partial_.resize(blocks);
     for (auto& layer : layers) layer->prepare_pass();
     pool_.parallel_for(blocks, [&](int block, int worker) {
-      auto& part = partial_[block];
-      part.resize(L);
-      for (int l = 0; l < L; ++l) {
-        part[l].resize(layers[l]->params.size());
-        for (size_t k = 0; k < part[l].size(); ++k)
-          part[l][k].assign(layers[l]->params[k].value.size(), Real(0));
-      }
+      Worker& w = workers_[worker];
+      set_keep_inputs(w, false);
+      auto& part = zeroed_partial(block);
+      const int C = layers.back()->out_real;
       for (int b = block_begin(B, block); b < block_begin(B, block + 1); ++b)
-        backward_sample(in, saved, b, dlogits, dinput, part, workers_[worker]);
+        backward_sample(in, saved, b, b, dlogits + size_t(b) * C, dinput, part, w);
     });
-    for (int l = 0; l < L; ++l)
-      for (size_t k = 0; k < layers[l]->params.size(); ++k)
-        reduce_blocks(blocks, layers[l]->params[k].grad, [&](int j) -> const Buffer<Real>& {
-          return partial_[j][l][k];
-        });
+    reduce_partials(blocks);
+  }
+
+  // A training pass whose backward runs sample by sample straight after the forward: forward of
+  // sample b, row_grad(b, logits of b, dlogits of b) (RowGrad: void(int, const Real*, Real*),
+  // the loss's gradient for that row alone), then backward of b, while its saved state, and the
+  // masked inputs of the noise encoder, are still in the worker's buffers. So the masks are made
+  // once rather than twice (input_product.hpp), and no [B, ...] saved state is allocated. The
+  // samples run in forward()'s blocks and each block's gradient in backward()'s order, so the
+  // logits and gradients are those of forward() then backward(), bit for bit. Returns the
+  // regularization summed over the batch.
+  template <class RowGrad>
+  double train_pass(const Pass<Real>& in, Real* logits, const RowGrad& row_grad) {
+    const int B = in.batch, L = int(layers.size()), C = layers.back()->out_real;
+    const int blocks = block_count(B);
+    std::vector<double> regularization(B, 0.0);
+    partial_.resize(blocks);
+    for (auto& layer : layers) layer->prepare_pass();
+    pool_.parallel_for(blocks, [&](int block, int worker) {
+      Worker& w = workers_[worker];
+      set_keep_inputs(w, true);
+      w.own.batch = 1;
+      w.own.layer.resize(L);
+      for (int l = 0; l < L; ++l) w.own.layer[l].resize(saved_block(l));
+      w.dlogits.resize(size_t(C));
+      auto& part = zeroed_partial(block);
+      for (int b = block_begin(B, block); b < block_begin(B, block + 1); ++b) {
+        regularization[b] = forward_sample(in, b, 0, logits, &w.own, nullptr, nullptr, w);
+        row_grad(b, static_cast<const Real*>(logits + size_t(b) * C), w.dlogits.data());
+        backward_sample(in, w.own, b, 0, w.dlogits.data(), nullptr, part, w);
+      }
+    });
+    reduce_partials(blocks);
+    double total = 0;
+    for (double r : regularization) total += r;
+    return total;
   }
 
   const NetworkSpec& spec() const { return spec_; }
@@ -182,8 +212,41 @@ class CpuNetwork {
   struct Worker {
     std::vector<LayerScratch<Real>> scratch;  // per layer
     std::vector<Buffer<Real>> y;         // per layer output [steps, width]
-    Buffer<Real> x0, state, spikes, rates, dy, dx;
+    Buffer<Real> x0, state, spikes, rates, dy, dx, dlogits;
+    SavedStates<Real> own;               // train_pass: the current sample's saved state
+    bool keep_inputs = false;            // train_pass: backward reuses forward's layer-0 input
   };
+
+  // In train_pass a sample's backward follows its forward on the same worker, so layer 0's input
+  // (its masked noise, or the materialised w.x0) can be kept from one to the other.
+  void set_keep_inputs(Worker& w, bool keep) {
+    w.keep_inputs = keep;
+    w.scratch.resize(layers.size());
+    w.scratch[0].gather.keep = keep;
+    w.scratch[0].gather.holds_all = false;  // nothing kept from an earlier pass counts
+  }
+
+  // Block `block`'s gradient accumulators, one per parameter, zeroed.
+  std::vector<std::vector<Buffer<Real>>>& zeroed_partial(int block) {
+    auto& part = partial_[block];
+    const int L = int(layers.size());
+    part.resize(L);
+    for (int l = 0; l < L; ++l) {
+      part[l].resize(layers[l]->params.size());
+      for (size_t k = 0; k < part[l].size(); ++k)
+        part[l][k].assign(layers[l]->params[k].value.size(), Real(0));
+    }
+    return part;
+  }
+
+  // Every parameter's gradient: the blocks' partial sums added in block order.
+  void reduce_partials(int blocks) {
+    for (size_t l = 0; l < layers.size(); ++l)
+      for (size_t k = 0; k < layers[l]->params.size(); ++k)
+        reduce_blocks(blocks, layers[l]->params[k].grad, [&](int j) -> const Buffer<Real>& {
+          return partial_[j][l][k];
+        });
+  }
 
   // Blocks of about 8 samples, at most 64: enough tasks for any thread count, few partial sums.
   static int block_count(int B) { return std::max(1, std::min(64, (B + 7) / 8)); }
@@ -197,7 +260,8 @@ class CpuNetwork {
   // The input of layer 0 for sample b, as the layer takes it. Layers other than dense and spiking
   // ones cannot read the noise encoder directly: its masked values are made into w.x0 [T, I]
   // for them, in forward and again (the same masks) in backward.
-  SampleInput<Real> first_input(const Pass<Real>& in, int b, Worker& w) const {
+  // `again` (backward): in train_pass w.x0 still holds this sample's values from its forward.
+  SampleInput<Real> first_input(const Pass<Real>& in, int b, Worker& w, bool again = false) const {
     SampleInput<Real> s;
     s.T = spec_.time_steps;
     s.I = spec_.inputs;
@@ -208,6 +272,7 @@ class CpuNetwork {
         s.key = in.key;
         s.b = uint32_t(b);
         if (!layers[0]->takes_noisy_input()) {
+          if (again && w.keep_inputs) return dense(w.x0.data(), s.T, s.I);
           w.x0.resize(size_t(s.T) * s.I);
           for (int t = 0; t < s.T; ++t)
             for (int i = 0; i < s.I; ++i)
@@ -230,9 +295,10 @@ class CpuNetwork {
     return s;
   }
 
-  double forward_sample(const Pass<Real>& in, int b, Real* logits, SavedStates<Real>* saved,
-                        std::vector<LayerTrace>* trace, std::vector<std::vector<float>>* rates,
-                        Worker& w) {
+  // Sample b, whose saved state goes to row `row` of `saved` (b, or 0 for a worker's own).
+  double forward_sample(const Pass<Real>& in, int b, int row, Real* logits,
+                        SavedStates<Real>* saved, std::vector<LayerTrace>* trace,
+                        std::vector<std::vector<float>>* rates, Worker& w) {
     const int L = int(layers.size());
     w.scratch.resize(L);
     w.y.resize(L);
@@ -244,7 +310,7 @@ class CpuNetwork {
       w.y[l].resize(n);
       LayerOutput<Real> out;
       out.y = w.y[l].data();
-      Real* block = saved ? saved->layer[l].data() + size_t(b) * saved_block(l) : nullptr;
+      Real* block = saved ? saved->layer[l].data() + size_t(row) * saved_block(l) : nullptr;
       out.saved = block && layer.saved_floats() ? block : nullptr;
       if (trace) out.state = (w.state.resize(n), w.state.data());
       if (trace) out.spikes = (w.spikes.resize(n), w.spikes.data());
@@ -282,7 +348,8 @@ class CpuNetwork {
       }
   }
 
-  void backward_sample(const Pass<Real>& in, const SavedStates<Real>& saved, int b,
+  // Sample b, saved at row `row` of `saved`; dlogits is its row [C].
+  void backward_sample(const Pass<Real>& in, const SavedStates<Real>& saved, int b, int row,
                        const Real* dlogits, Real* dinput,
                        std::vector<std::vector<Buffer<Real>>>& grads, Worker& w) {
     const int L = int(layers.size());
@@ -295,20 +362,20 @@ class CpuNetwork {
     w.dy.assign(out_floats(L - 1), Real(0));
     for (int t = begin; t < T; ++t)
       for (int c = 0; c < last.out_real; ++c)
-        w.dy[size_t(t) * W + c] = dlogits[size_t(b) * last.out_real + c] * scale;
+        w.dy[size_t(t) * W + c] = dlogits[c] * scale;
 
     for (int l = L - 1; l >= 0; --l) {
       const CpuLayer<Real>& layer = *layers[l];
-      const Real* block = saved.layer[l].data() + size_t(b) * saved_block(l);
+      const Real* block = saved.layer[l].data() + size_t(row) * saved_block(l);
       // This layer's input: the sample's input, or the previous layer's kept or rebuilt output.
       SampleInput<Real> x;
       if (l == 0) {
-        x = first_input(in, b, w);
+        x = first_input(in, b, w, true);
       } else if (!detail::backward_reads_input(spec_.layers[l])) {  // x.data is then null
         x = dense(static_cast<const Real*>(nullptr), layer.in_steps, layer.in_width);
       } else {
         const CpuLayer<Real>& prev = *layers[l - 1];
-        const Real* prev_block = saved.layer[l - 1].data() + size_t(b) * saved_block(l - 1);
+        const Real* prev_block = saved.layer[l - 1].data() + size_t(row) * saved_block(l - 1);
         const Real* y = prev_block + prev.saved_floats();
         if (!keeps_output_[l - 1]) {
           w.y[l - 1].resize(out_floats(l - 1));

@@ -35,6 +35,23 @@ struct SampleInput {
   uint32_t b = 0;              // noisy only: the sample's row in the batch
 };
 
+// Which sample's masked inputs a GatherBuffers holds whole (`keep`).
+template <class Real>
+struct GatheredSample {
+  const Real* data = nullptr;
+  uint64_t seed = 0, pass = 0;
+  const uint32_t* rows = nullptr;
+  uint32_t b = 0;
+  int T = 0, I = 0;
+  static GatheredSample of(const SampleInput<Real>& in) {
+    return {in.data, in.key.seed, in.key.pass, in.key.rows, in.b, in.T, in.I};
+  }
+  bool operator==(const GatheredSample& o) const {
+    return data == o.data && seed == o.seed && pass == o.pass && rows == o.rows && b == o.b &&
+           T == o.T && I == o.I;
+  }
+};
+
 // Per-thread buffers, reused from sample to sample.
 template <class Real>
 struct GatherBuffers {
@@ -42,7 +59,17 @@ struct GatherBuffers {
   Buffer<Real> values;         // [chunk, T]: values[k*T + t] = m(t, b, index[k0 + k]) * x[...]
   std::vector<uint32_t> bits;  // [4, T]: one Philox block per step
   int block = -1;              // the group of 4 features whose masks `bits` holds
+  // Set by the network when a sample's backward follows its forward on this thread
+  // (CpuNetwork::train_pass): the forward then keeps every chunk, values [K, T], and the weight
+  // gradient of the same sample multiplies those instead of making the masks again.
+  bool keep = false;
+  bool holds_all = false;      // values hold all K features of `held`
+  GatheredSample<Real> held;
 };
+
+// Inputs with more gathered values than this are not kept whole (a worker's buffer stays under
+// 16 MB); their masks are made again in backward.
+constexpr size_t kMaxKeptValues = size_t(1) << 22;
 
 // The masked inputs are made and multiplied a chunk of features at a time, so a chunk (128 x T
 // values, 64 KB at T = 128) is still in the L2 cache when the product reads it; made whole, the
@@ -58,10 +85,20 @@ int gather_index(const SampleInput<Real>& in, GatherBuffers<Real>& buf) {
   buf.index.clear();
   for (int i = 0; i < in.I; ++i)
     if (in.data[i] != Real(0)) buf.index.push_back(i);
-  buf.values.resize(size_t(std::min(int(buf.index.size()), kGatherChunk)) * in.T);
+  const size_t K = buf.index.size();
+  buf.holds_all = buf.keep && K * size_t(in.T) <= kMaxKeptValues;
+  buf.values.resize((buf.holds_all ? K : std::min(K, size_t(kGatherChunk))) * in.T);
   buf.bits.resize(size_t(4) * in.T);
   buf.block = -1;
-  return int(buf.index.size());
+  buf.held = GatheredSample<Real>::of(in);
+  return int(K);
+}
+
+// Where gathered feature k0's values start in buf.values: chunk by chunk in one place, or, when
+// they are all kept, each chunk at its own place.
+template <class Real>
+Real* chunk_values(GatherBuffers<Real>& buf, int k0, int T) {
+  return buf.values.data() + (buf.holds_all ? size_t(k0) * T : 0);
 }
 
 // Fills buf.values with the masked inputs of gathered features k0..k1-1. The body is compiled
@@ -79,7 +116,7 @@ template <class Real, KernelSet S>
     }
     const uint32_t* bits = buf.bits.data() + size_t(i & 3) * T;
     const Real x = in.data[i];
-    Real* v = buf.values.data() + size_t(k - k0) * T;
+    Real* v = chunk_values(buf, k0, T) + size_t(k - k0) * T;
     for (int t = 0; t < T; ++t) v[t] = Real(uniform_from_bits(bits[t])) * x;
   }
 }
@@ -122,7 +159,7 @@ void input_forward(const SampleInput<Real>& in, const Real* WT, const Real* bias
     for (int k0 = 0; k0 < K; k0 += kGatherChunk) {
       const int k1 = std::min(K, k0 + kGatherChunk);
       gather_values(in, buf, k0, k1);
-      gemm_accumulate<Real>(T, k1 - k0, width, buf.values.data(), 1, size_t(T),
+      gemm_accumulate<Real>(T, k1 - k0, width, chunk_values(buf, k0, T), 1, size_t(T),
                             {WT, size_t(width), buf.index.data() + k0}, out);
     }
   } else if (in.t_stride == 0) {
@@ -144,15 +181,18 @@ void input_weight_grad(const SampleInput<Real>& in, const Real* du, int width, R
     for (int h = 0; h < width; ++h) dbias[h] += du[size_t(t) * width + h];
   const RowsOf<const Real> du_rows{du, size_t(width), nullptr};
   if (in.noisy) {
-    const int K = gather_index(in, buf);  // the forward pass's masks, made again
+    // The forward pass's masked inputs: still here when kept whole, else made again.
+    const bool kept = buf.holds_all && buf.held == GatheredSample<Real>::of(in);
+    const int K = kept ? int(buf.index.size()) : gather_index(in, buf);
     for (int k0 = 0; k0 < K; k0 += kGatherChunk) {
       const int k1 = std::min(K, k0 + kGatherChunk);
-      gather_values(in, buf, k0, k1);
-      gemm_accumulate<Real>(k1 - k0, T, width, buf.values.data(), size_t(T), 1, du_rows,
+      if (!kept) gather_values(in, buf, k0, k1);
+      gemm_accumulate<Real>(k1 - k0, T, width, chunk_values(buf, k0, T), size_t(T), 1, du_rows,
                             {dWT, size_t(width), buf.index.data() + k0});
     }
   } else if (in.t_stride == 0) {
     // A repeated input: sum_t x du[t] = x (sum_t du[t]), one outer product.
+    buf.holds_all = false;
     buf.values.assign(width, Real(0));
     for (int t = 0; t < T; ++t)
       for (int h = 0; h < width; ++h) buf.values[h] += du[size_t(t) * width + h];

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -72,6 +73,17 @@ class EngineImpl {
                                                 const ForwardOptions& options) = 0;
   // dinput: [T, B, I] or null.
   virtual void backward(ForwardState& state, const float* dlogits, float* dinput) = 0;
+
+  // A training pass with its backward, for the host training step: row_grad(b, logits, dlogits)
+  // writes row b's dL/dlogits from row b's logits alone (each loss is a mean of per-row terms),
+  // is called once per row, maybe from several threads at once, and must not throw. The default
+  // is forward, every row's gradient, then backward; the cpu engine runs each sample's backward
+  // straight after its forward (cpu_network.hpp). The returned state has the logits and the
+  // regularization; it is not for backward().
+  using RowGrad = std::function<void(int b, const float* logits, float* dlogits)>;
+  virtual std::shared_ptr<ForwardState> forward_backward(const Input& input, NoiseKey noise,
+                                                         std::vector<uint32_t> row_keys,
+                                                         const RowGrad& row_grad);
 
   // Network::set_dt has checked that `layer` is a SpikingActivation and dt > 0. Updates the
   // engine's layers and its spec().

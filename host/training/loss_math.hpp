@@ -7,22 +7,48 @@
 
 namespace nmsnn::detail {
 
+// Each batch loss is the mean of per-row terms, and a row's gradient needs only that row: the
+// *_row functions return row b's term and write its gradient, divided by `count` (the number of
+// terms the mean is over). The batch functions are loops over them, so a caller that takes the
+// rows one at a time (the cpu engine's training pass, cpu_network.hpp) gets the same bits.
+
+// One row of nll_log_softmax: returns -log_softmax(z)[label]; grad = (softmax(z) - onehot) / count.
+template <class Real>
+Real nll_row(const Real* z, int C, int label, Real count, Real* grad) {
+  const Real m = *std::max_element(z, z + C);
+  Real sum = 0;
+  for (int c = 0; c < C; ++c) sum += std::exp(z[c] - m);
+  const Real log_sum = m + std::log(sum);
+  for (int c = 0; c < C; ++c) {
+    const Real p = std::exp(z[c] - log_sum);
+    grad[c] = (p - (c == label ? Real(1) : Real(0))) / count;
+  }
+  return -(z[label] - log_sum);
+}
+
+// One logit of bce_with_logits.
+template <class Real>
+Real bce_row(Real z, Real y, Real count, Real* grad) {
+  const Real sigmoid = z >= 0 ? Real(1) / (Real(1) + std::exp(-z))
+                              : std::exp(z) / (Real(1) + std::exp(z));
+  *grad = (sigmoid - y) / count;
+  return std::max(z, Real(0)) - z * y + std::log1p(std::exp(-std::abs(z)));
+}
+
+// One value of mse.
+template <class Real>
+Real mse_row(Real p, Real y, Real count, Real* grad) {
+  const Real d = p - y;
+  *grad = Real(2) * d / count;
+  return d * d;
+}
+
 // z[B, C], labels[B]: -mean_b log_softmax(z[b])[label], computed from the max for stability.
 template <class Real>
 Real nll_log_softmax(const Real* z, int B, int C, const int* labels, Real* grad) {
   Real total = 0;
-  for (int b = 0; b < B; ++b) {
-    const Real* zb = z + size_t(b) * C;
-    const Real m = *std::max_element(zb, zb + C);
-    Real sum = 0;
-    for (int c = 0; c < C; ++c) sum += std::exp(zb[c] - m);
-    const Real log_sum = m + std::log(sum);
-    total -= zb[labels[b]] - log_sum;
-    for (int c = 0; c < C; ++c) {
-      const Real p = std::exp(zb[c] - log_sum);
-      grad[size_t(b) * C + c] = (p - (c == labels[b] ? Real(1) : Real(0))) / Real(B);
-    }
-  }
+  for (int b = 0; b < B; ++b)
+    total += nll_row(z + size_t(b) * C, C, labels[b], Real(B), grad + size_t(b) * C);
   return total / Real(B);
 }
 
@@ -30,12 +56,7 @@ Real nll_log_softmax(const Real* z, int B, int C, const int* labels, Real* grad)
 template <class Real>
 Real bce_with_logits(const Real* z, const Real* y, int N, Real* grad) {
   Real total = 0;
-  for (int n = 0; n < N; ++n) {
-    total += std::max(z[n], Real(0)) - z[n] * y[n] + std::log1p(std::exp(-std::abs(z[n])));
-    const Real sigmoid = z[n] >= 0 ? Real(1) / (Real(1) + std::exp(-z[n]))
-                                   : std::exp(z[n]) / (Real(1) + std::exp(z[n]));
-    grad[n] = (sigmoid - y[n]) / Real(N);
-  }
+  for (int n = 0; n < N; ++n) total += bce_row(z[n], y[n], Real(N), grad + n);
   return total / Real(N);
 }
 
@@ -43,11 +64,7 @@ Real bce_with_logits(const Real* z, const Real* y, int N, Real* grad) {
 template <class Real>
 Real mse(const Real* p, const Real* y, int N, Real* grad) {
   Real total = 0;
-  for (int n = 0; n < N; ++n) {
-    const Real d = p[n] - y[n];
-    total += d * d;
-    grad[n] = Real(2) * d / Real(N);
-  }
+  for (int n = 0; n < N; ++n) total += mse_row(p[n], y[n], Real(N), grad + n);
   return total / Real(N);
 }
 

@@ -9,6 +9,7 @@
 
 #include "network/engine.hpp"
 #include "step_sums.cuh"
+#include "training/loss_math.hpp"
 #include "nmsnn/error.hpp"
 
 namespace nmsnn {
@@ -99,7 +100,24 @@ struct StepSums {
   double& bad_value(int rank) { return values[kernels::step_sums::bad_value(rank)]; }
 };
 
+// Rows with up to this many outputs take their gradient in stack arrays.
+constexpr int kMaxRowOutputs = 64;
+
 }  // namespace
+
+std::shared_ptr<ForwardState> EngineImpl::forward_backward(const Input& input, NoiseKey noise,
+                                                           std::vector<uint32_t> row_keys,
+                                                           const RowGrad& row_grad) {
+  ForwardOptions options;
+  options.training = true;
+  std::shared_ptr<ForwardState> pass = forward(input, noise, std::move(row_keys), options);
+  const int C = pass->outputs;
+  std::vector<float> dlogits(pass->logits.size());
+  for (int b = 0; b < input.batch; ++b)
+    row_grad(b, pass->logits.data() + size_t(b) * C, dlogits.data() + size_t(b) * C);
+  backward(*pass, dlogits.data(), nullptr);
+  return pass;
+}
 
 std::unique_ptr<StepState> EngineImpl::make_step_state(Loss loss, const StepOptions& options) {
   auto s = std::make_unique<HostStepState>();
@@ -141,11 +159,36 @@ void EngineImpl::train_step(StepState& base, const Input& input, NoiseKey noise,
   StepSums sums(ranks);
   LossValue value;
   if (shard.count > 0) {
-    ForwardOptions options;
-    options.training = true;
-    pass = forward(rows_of(input, shard.first, shard.count), noise, std::move(row_keys), options);
-    const std::vector<float>& logits = pass->logits;
     const int n = shard.count;
+    // Row b's dL/dlogits, as the batch losses below compute it (loss_math.hpp's rows, in double,
+    // over the mean's n or n*C terms). Non-finite logits give non-finite gradients here and a
+    // halt (or the loss function's error) below, before any update.
+    auto row_grad = [&, n, C](int b, const float* z, float* g) {
+      double zd[kMaxRowOutputs], gd[kMaxRowOutputs];
+      std::vector<double> zv, gv;
+      double* zp = zd;
+      double* gp = gd;
+      if (C > kMaxRowOutputs) {
+        zv.resize(size_t(C));
+        gv.resize(size_t(C));
+        zp = zv.data();
+        gp = gv.data();
+      }
+      for (int c = 0; c < C; ++c) zp[c] = z[c];
+      if (s.loss == Loss::nll) {
+        nll_row(zp, C, my_labels[b], double(n), gp);
+      } else if (s.loss == Loss::bce) {
+        const double y = my_targets ? double(my_targets[b]) : double(float(my_labels[b]));
+        bce_row(zp[0], y, double(n), gp);
+      } else {
+        const float* y = my_targets + size_t(b) * C;
+        for (int c = 0; c < C; ++c) mse_row(zp[c], double(y[c]), double(n) * C, gp + c);
+      }
+      for (int c = 0; c < C; ++c) g[c] = float(gp[c]);
+    };
+    pass = forward_backward(rows_of(input, shard.first, shard.count), noise, std::move(row_keys),
+                            row_grad);
+    const std::vector<float>& logits = pass->logits;
     if (s.guard.enabled)
       for (float z : logits)
         if (!std::isfinite(z)) {
@@ -157,7 +200,7 @@ void EngineImpl::train_step(StepState& base, const Input& input, NoiseKey noise,
       int correct = 0;
       if (s.loss == Loss::nll) {
         const std::vector<int> y(my_labels, my_labels + n);
-        value = nll_log_softmax(logits, n, C, y);
+        value = nmsnn::nll_log_softmax(logits, n, C, y);
         for (int b = 0; b < n; ++b) {
           const float* z = logits.data() + size_t(b) * C;
           correct += int(std::max_element(z, z + C) - z) == y[size_t(b)];
@@ -165,10 +208,10 @@ void EngineImpl::train_step(StepState& base, const Input& input, NoiseKey noise,
       } else if (s.loss == Loss::bce) {
         std::vector<float> y = my_targets ? std::vector<float>(my_targets, my_targets + n)
                                           : std::vector<float>(my_labels, my_labels + n);
-        value = bce_with_logits(logits, y);
+        value = nmsnn::bce_with_logits(logits, y);
         for (int b = 0; b < n; ++b) correct += (logits[size_t(b)] > 0) == (y[size_t(b)] > 0.5f);
       } else {
-        value = mse(logits, std::vector<float>(my_targets, my_targets + size_t(n) * C));
+        value = nmsnn::mse(logits, std::vector<float>(my_targets, my_targets + size_t(n) * C));
       }
       // One process: the loss as it is. Several: this rank's rows' share of the batch mean.
       const double loss = value.value + pass->regularization;
@@ -193,7 +236,6 @@ void EngineImpl::train_step(StepState& base, const Input& input, NoiseKey noise,
   if (!std::isfinite(s.guard.first_loss)) s.guard.first_loss = record.loss;
   std::swap(s.good, s.current);  // these parameters passed
 
-  if (pass) backward(*pass, value.grad.data(), nullptr);
   // Each rank's gradient is the mean over its rows: weighted by its share, the sum over the
   // ranks is the mean over the batch, as one process would compute it.
   if (s.comm) reduce_gradients(*s.comm, float(double(shard.count) / B));

@@ -1,7 +1,8 @@
 // cpu/cpu_network.hpp — the CPU engine: a stack of layers run sample by sample.
 //
 // Each sample goes through the whole time loop of every layer while its data is in cache, then
-// the readout (SPEC.md 3). Samples are split into a fixed number of blocks that depends on the
+// the readout (SPEC.md 3); in a training step (train_pass) its backward follows at once, on the
+// same thread, so nothing of it leaves the cache in between. Samples are split into a fixed number of blocks that depends on the
 // batch size only; each block sums its own weight gradients and the blocks are added in order,
 // so a result never depends on the number of threads. Templated on the number type: the engine
 // runs in float, the gradient tests in double.
@@ -259,7 +260,7 @@ class CpuNetwork {
 
   // The input of layer 0 for sample b, as the layer takes it. Layers other than dense and spiking
   // ones cannot read the noise encoder directly: its masked values are made into w.x0 [T, I]
-  // for them, in forward and again (the same masks) in backward.
+  // for them, in forward and again (the same masks) in backward, unless train_pass kept them.
   // `again` (backward): in train_pass w.x0 still holds this sample's values from its forward.
   SampleInput<Real> first_input(const Pass<Real>& in, int b, Worker& w, bool again = false) const {
     SampleInput<Real> s;

@@ -106,8 +106,8 @@ class EngineImpl {
   virtual void reduce_gradients(Communicator& comm, float weight) = 0;
 
   // ---- the whole training step (StepLoop, train_step.hpp) ---------------------------------------
-  // The defaults are the host path (training/train_step.cpp): this engine's forward, the loss on
-  // the host, backward and optimizer_step in sequence, with the checks after each; the cpu engine
+  // The defaults are the host path (training/train_step.cpp): this engine's forward_backward,
+  // the loss on the host and optimizer_step in sequence, with the checks after each; the cpu engine
   // uses it, the cuda engine runs the step on the device. StepLoop has checked the input, the
   // labels and targets; `step` counts the optimiser's updates from 1. With a communicator
   // (options.communicator) `input` and the labels or targets are the global batch, of which this

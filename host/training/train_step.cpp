@@ -1,6 +1,8 @@
 // training/train_step.cpp — StepLoop, and the host path of the training step (EngineImpl's
-// defaults, which the cpu engine runs): forward, the loss on the host, backward and the update,
-// with the trainer's divergence checks after each, exactly as the step-by-step API would do them.
+// defaults, which the cpu engine runs): forward and backward (EngineImpl::forward_backward, the
+// loss's gradient taken row by row), the loss on the host, the update, with the trainer's
+// divergence checks, giving exactly the step-by-step API's parameters. A step that halts has
+// computed its gradients but applies none of them.
 #include "nmsnn/train_step.hpp"
 
 #include <algorithm>

@@ -1,11 +1,11 @@
 // cpu/cpu_network.hpp — the CPU engine: a stack of layers run sample by sample.
 //
-// Each sample goes through the whole time loop of every layer while its data is in cache, then
-// the readout (SPEC.md 3); in a training step (train_pass) its backward follows at once, on the
-// same thread, so nothing of it leaves the cache in between. Samples are split into a fixed number of blocks that depends on the
-// batch size only; each block sums its own weight gradients and the blocks are added in order,
-// so a result never depends on the number of threads. Templated on the number type: the engine
-// runs in float, the gradient tests in double.
+// Each sample goes through the whole time loop of every layer while its data is in cache, then the
+// readout (SPEC.md 3); in a training step (train_pass) its backward follows at once, on the same
+// thread, so nothing of it leaves the cache in between. Samples are split into a fixed number of
+// blocks that depends on the batch size only; each block sums its own weight gradients and the
+// blocks are added in order, so a result never depends on the number of threads. Templated on the
+// number type: the engine runs in float, the gradient tests in double.
 #pragma once
 
 #include <algorithm>

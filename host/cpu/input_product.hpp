@@ -8,11 +8,11 @@
 // for a static input repeated at every step) or the noise encoder's m(t, b, i) * x[i] (SPEC.md 1).
 // For the encoder only the features with x[i] != 0 are gathered (a zero stays zero under the mask
 // at every step; on MNIST with inputs in [0, 1] that is 80% of them), and their masks are made
-// here, per sample and a chunk of features at a time, and made again in backward rather than
-// stored for the batch (SPEC.md 1): only a training step that runs a sample's backward straight
-// after its forward (CpuNetwork::train_pass) keeps that one sample's [K, T] values in between, so
-// its masks are made once. Weights are held transposed, WT[i, h] = W[h, i], with h padded to `width` (a multiple of
-// 16), so every product is the row kernel of tile_gemm.hpp.
+// here, per sample and a chunk of features at a time, and made again in backward rather than stored
+// for the batch (SPEC.md 1): only a training step that runs a sample's backward straight after its
+// forward (CpuNetwork::train_pass) keeps that one sample's [K, T] values in between, so its masks
+// are made once. Weights are held transposed, WT[i, h] = W[h, i], with h padded to `width` (a
+// multiple of 16), so every product is the row kernel of tile_gemm.hpp.
 #pragma once
 
 #include <algorithm>

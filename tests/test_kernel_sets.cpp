@@ -146,49 +146,56 @@ TEST(KernelSets, TiledProductMatchesAReferenceInEverySet) {
 // The noise encoder's product and weight gradient for one sample, in the set chosen at run time,
 // against SPEC.md 1's formula with the scalar noise_mask: 300 features, one of them zero, so the
 // masked inputs are made in three chunks (kGatherChunk) and a Philox block (features 128..131)
-// spans two of them. Tolerance: float sums of up to 300 products of magnitude <= 2.
+// spans two of them; with the masks made again for the weight gradient, and kept from the
+// forward (GatherBuffers::keep, the training step's way). Tolerance: float sums of up to 300
+// products of magnitude <= 2.
 TEST(KernelSets, NoisyInputProductMatchesTheMaskFormula) {
-  const int T = 5, I = 300, H = 20, width = 24;
-  const nmsnn::NoiseKey key{77, 3};
-  const uint32_t b = 4;
-  std::vector<float> x(I), WT(size_t(I) * width, 0.0f), bias(width, 0.0f);
-  for (int i = 0; i < I; ++i) x[i] = value(uint64_t(i) + 17) + 1.0f;  // in [0, 2)
-  x[1] = 0.0f;
-  for (int i = 0; i < I; ++i)
-    for (int h = 0; h < H; ++h) WT[size_t(i) * width + h] = value(uint64_t(i) * 131 + h + 5);
-  for (int h = 0; h < H; ++h) bias[h] = value(uint64_t(h) + 999);
-  std::vector<float> du(size_t(T) * width, 0.0f);
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < H; ++h) du[size_t(t) * width + h] = value(uint64_t(t) * 61 + h + 7);
+  for (const bool keep : {false, true}) {
+    SCOPED_TRACE(keep ? "masks kept" : "masks made again");
+    const int T = 5, I = 300, H = 20, width = 24;
+    const nmsnn::NoiseKey key{77, 3};
+    const uint32_t b = 4;
+    std::vector<float> x(I), WT(size_t(I) * width, 0.0f), bias(width, 0.0f);
+    for (int i = 0; i < I; ++i) x[i] = value(uint64_t(i) + 17) + 1.0f;  // in [0, 2)
+    x[1] = 0.0f;
+    for (int i = 0; i < I; ++i)
+      for (int h = 0; h < H; ++h) WT[size_t(i) * width + h] = value(uint64_t(i) * 131 + h + 5);
+    for (int h = 0; h < H; ++h) bias[h] = value(uint64_t(h) + 999);
+    std::vector<float> du(size_t(T) * width, 0.0f);
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < H; ++h) du[size_t(t) * width + h] = value(uint64_t(t) * 61 + h + 7);
 
-  nmsnn::cpu::SampleInput<float> in;
-  in.noisy = true;
-  in.T = T;
-  in.I = I;
-  in.data = x.data();
-  in.key = key;
-  in.b = b;
-  nmsnn::cpu::GatherBuffers<float> buf;
-  std::vector<float> a(size_t(T) * width), dWT(size_t(I) * width, 0.0f), dbias(width, 0.0f);
-  nmsnn::cpu::input_forward(in, WT.data(), bias.data(), width, a.data(), buf);
-  nmsnn::cpu::input_weight_grad(in, du.data(), width, dWT.data(), dbias.data(), buf);
+    nmsnn::cpu::SampleInput<float> in;
+    in.noisy = true;
+    in.T = T;
+    in.I = I;
+    in.data = x.data();
+    in.key = key;
+    in.b = b;
+    nmsnn::cpu::GatherBuffers<float> buf;
+    buf.keep = keep;
+    std::vector<float> a(size_t(T) * width), dWT(size_t(I) * width, 0.0f), dbias(width, 0.0f);
+    nmsnn::cpu::input_forward(in, WT.data(), bias.data(), width, a.data(), buf);
+    nmsnn::cpu::input_weight_grad(in, du.data(), width, dWT.data(), dbias.data(), buf);
 
-  const double tol = 4e-6 * (I + 1) * 2;
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < H; ++h) {
-      double want = bias[h];
-      for (int i = 0; i < I; ++i)
-        want += double(WT[size_t(i) * width + h]) * nmsnn::noise_mask(key, t, b, i) * x[i];
-      ASSERT_NEAR(a[size_t(t) * width + h], want, tol) << "a at t=" << t << " h=" << h;
-    }
-  for (int i = 0; i < I; ++i)
-    for (int h = 0; h < H; ++h) {
-      double want = 0;
-      for (int t = 0; t < T; ++t)
-        want += double(nmsnn::noise_mask(key, t, b, i)) * x[i] * du[size_t(t) * width + h];
-      ASSERT_NEAR(dWT[size_t(i) * width + h], want, 4e-6 * (T + 1) * 2)
-          << "dW at i=" << i << " h=" << h;
-    }
+    const double tol = 4e-6 * (I + 1) * 2;
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < H; ++h) {
+        double want = bias[h];
+        for (int i = 0; i < I; ++i)
+          want += double(WT[size_t(i) * width + h]) * nmsnn::noise_mask(key, t, b, i) * x[i];
+        ASSERT_NEAR(a[size_t(t) * width + h], want, tol) << "a at t=" << t << " h=" << h;
+      }
+    for (int i = 0; i < I; ++i)
+      for (int h = 0; h < H; ++h) {
+        double want = 0;
+        for (int t = 0; t < T; ++t)
+          want += double(nmsnn::noise_mask(key, t, b, i)) * x[i] * du[size_t(t) * width + h];
+        ASSERT_NEAR(dWT[size_t(i) * width + h], want, 4e-6 * (T + 1) * 2)
+            << "dW at i=" << i << " h=" << h;
+      }
+    EXPECT_EQ(buf.holds_all, keep);  // the kept values were the ones multiplied
+  }
 }
 
 // The fused sets agree bit for bit (see the top of the file); the baseline within rounding.

@@ -102,9 +102,6 @@ struct StepSums {
   double& bad_value(int rank) { return values[kernels::step_sums::bad_value(rank)]; }
 };
 
-// Rows with up to this many outputs take their gradient in stack arrays.
-constexpr int kMaxRowOutputs = 64;
-
 }  // namespace
 
 std::shared_ptr<ForwardState> EngineImpl::forward_backward(const Input& input, NoiseKey noise,
@@ -166,17 +163,10 @@ void EngineImpl::train_step(StepState& base, const Input& input, NoiseKey noise,
     // over the mean's n or n*C terms). Non-finite logits give non-finite gradients here and a
     // halt (or the loss function's error) below, before any update.
     auto row_grad = [&, n, C](int b, const float* z, float* g) {
-      double zd[kMaxRowOutputs], gd[kMaxRowOutputs];
-      std::vector<double> zv, gv;
-      double* zp = zd;
-      double* gp = gd;
-      if (C > kMaxRowOutputs) {
-        zv.resize(size_t(C));
-        gv.resize(size_t(C));
-        zp = zv.data();
-        gp = gv.data();
-      }
-      for (int c = 0; c < C; ++c) zp[c] = z[c];
+      const std::vector<double> zv(z, z + C);
+      std::vector<double> gv(static_cast<size_t>(C));
+      const double* zp = zv.data();
+      double* gp = gv.data();
       if (s.loss == Loss::nll) {
         nll_row(zp, C, my_labels[b], double(n), gp);
       } else if (s.loss == Loss::bce) {

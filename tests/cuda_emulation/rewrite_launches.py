@@ -4,13 +4,18 @@
 Every launch `kernel<<<grid, block[, shared, stream]>>>(args);` becomes
 `::emulated::launch_on(stream, dim3(grid), dim3(block), [=]() { kernel(args); });` (the arguments
 copied, as a launch copies them, so a launch recorded into a graph runs later with the values it
-was given), and the file starts by
+was given). A kernel's dynamic shared memory, `extern __shared__ [__align__(n)] TYPE name[];`,
+becomes `TYPE* const name = reinterpret_cast<TYPE*>(::emulated::dynamic_shared);` (the running
+block's buffer; emulated_kernel.hpp). The file starts by
 including emulated_kernel.hpp (CUDA's keywords as macros). A #line directive keeps compiler
 messages and sanitizer reports pointing at the original file.
 """
 import re
 import sys
 
+DYNAMIC_SHARED = re.compile(
+    r'extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w:]*(?:\s+[A-Za-z_][\w:]*)*?)'
+    r'\s+([A-Za-z_]\w*)\s*\[\s*\]\s*;')
 LAUNCH = re.compile(r'([A-Za-z_][\w:]*(?:<[^<>;]*>)?)\s*<<<(.*?)>>>\s*\((.*?)\);', re.S)
 
 
@@ -39,6 +44,8 @@ def rewrite(match):
 def main():
     source, output = sys.argv[1], sys.argv[2]
     text, launches = LAUNCH.subn(rewrite, open(source).read())
+    text = DYNAMIC_SHARED.sub(
+        r'\1* const \2 = reinterpret_cast<\1*>(::emulated::dynamic_shared);', text)
     if '<<<' in text:
         sys.exit('%s: a kernel launch was not recognised' % source)
     with open(output, 'w') as f:

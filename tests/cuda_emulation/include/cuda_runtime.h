@@ -15,7 +15,9 @@
 #include <cstring>
 typedef enum cudaError {
   cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
   cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
 } cudaError_t;
@@ -83,6 +85,23 @@ inline cudaError_t cudaGetDevice(int* d) {
   return cudaSuccess;
 }
 inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+// The emulated device is an sm_90 (thread-block clusters and 227 KB of shared memory a block),
+// so every kernel's cluster path runs in the emulation.
+enum cudaDeviceAttr {
+  cudaDevAttrComputeCapabilityMajor = 75,
+  cudaDevAttrComputeCapabilityMinor = 76,
+  cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+  cudaDevAttrMultiProcessorCount = 16,
+};
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
+  switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 232448; break;
+    case cudaDevAttrMultiProcessorCount: *value = 132; break;
+  }
+  return cudaSuccess;
+}
 template <class T>
 cudaError_t cudaMalloc(T** p, size_t n) {
   if (emulated::captures_active()) return cudaErrorStreamCaptureUnsupported;
@@ -140,6 +159,46 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
   delete s;
   return cudaSuccess;
 }
+// ---- launches with attributes: thread-block clusters and dynamic shared memory ------------------
+// cudaLaunchKernelEx itself is in emulated_kernel.hpp, beside the launch it calls.
+enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+};
+namespace emulated {
+// Dynamic shared memory a kernel may take beyond the default 48 KB (cudaFuncSetAttribute), by
+// kernel address: a launch asking for more fails, as on the device.
+int& max_dynamic_shared(const void* kernel);
+constexpr int kDefaultDynamicShared = 48 * 1024;
+constexpr int kMaxDynamicShared = 232448;  // sm_90: 227 KB a block, opted in
+}  // namespace emulated
+template <class Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel* kernel, cudaFuncAttribute attr, int value) {
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+      value > emulated::kMaxDynamicShared)
+    return cudaErrorInvalidValue;
+  emulated::max_dynamic_shared(reinterpret_cast<const void*>(kernel)) = value;
+  return cudaSuccess;
+}
+enum cudaLaunchAttributeID { cudaLaunchAttributeClusterDimension = 4 };
+union cudaLaunchAttributeValue {
+  char pad[64];
+  struct {
+    unsigned int x, y, z;
+  } clusterDim;
+};
+struct cudaLaunchAttribute {
+  cudaLaunchAttributeID id;
+  char pad[8 - sizeof(cudaLaunchAttributeID)];
+  cudaLaunchAttributeValue val;
+};
+struct cudaLaunchConfig_t {
+  dim3 gridDim;
+  dim3 blockDim;
+  size_t dynamicSmemBytes;
+  cudaStream_t stream;
+  cudaLaunchAttribute* attrs;
+  unsigned int numAttrs;
+};
 // ---- stream capture and graphs -----------------------------------------------------------------
 enum cudaStreamCaptureMode {
   cudaStreamCaptureModeGlobal,

@@ -4,6 +4,12 @@
 // A launch runs the grid's blocks one after another (or is recorded, on a stream being captured); the threads of a block are real threads,
 // and __syncthreads is a barrier among them. __shared__ variables become function statics,
 // shared by the threads of the running block (blocks never overlap, so that is exact).
+// A cluster launch (cudaLaunchKernelEx with a cluster dimension) runs the blocks of one cluster
+// at once, each block's threads real threads, and the clusters one after another. Its kernels
+// use dynamic shared memory only (`extern __shared__`, which rewrite_launches.py turns into a
+// pointer to the running block's own buffer): a static __shared__ variable would be one for the
+// whole cluster, which ThreadSanitizer reports as a race. Dynamic shared memory starts filled
+// with 0xFF bytes (NaN as floats), so a read before any write shows in the results.
 // Warp-synchronous code without __syncthreads is not emulated faithfully; the kernels here use
 // none.
 #pragma once
@@ -13,6 +19,8 @@
 #include <atomic>
 #include <barrier>
 #include <functional>
+#include <tuple>
+#include <utility>
 
 #include "cuda_runtime.h"
 
@@ -37,7 +45,53 @@ inline void launch_on(cudaStream_t stream, dim3 grid, dim3 block, std::function<
   enqueue(stream, [=] { launch(grid, block, body); });
 }
 inline void syncthreads() { block_barrier->arrive_and_wait(); }
+
+// The cluster of the running block (null outside a cluster launch): its blocks run at once.
+struct Cluster {
+  dim3 dim;                             // blocks per cluster
+  std::barrier<>* barrier;              // every thread of every block of the cluster
+  std::vector<unsigned char*> shared;   // each block's dynamic shared memory, by rank
+  size_t shared_bytes;
+};
+extern thread_local Cluster* cluster;
+extern thread_local unsigned cluster_rank;
+extern thread_local unsigned char* dynamic_shared;  // the running block's, or null
+// Runs body() once per thread of every block of `grid`, the blocks of each `cluster` at once.
+void launch_cluster(dim3 grid, dim3 block, dim3 cluster, size_t shared_bytes,
+                    const std::function<void()>& body);
 }  // namespace emulated
+
+// The launch with attributes, as the runtime's C++ template declares it: the arguments are
+// converted to the kernel's parameter types and copied (a recorded launch keeps its values).
+// It fails as the device would on a grid that is not a whole number of clusters, a cluster of
+// more than the portable 8 blocks, or more dynamic shared memory than the kernel was allowed.
+template <class... Expected, class... Actual>
+cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*kernel)(Expected...),
+                               Actual&&... args) {
+  dim3 cluster(1, 1, 1);
+  for (unsigned i = 0; i < config->numAttrs; ++i)
+    if (config->attrs[i].id == cudaLaunchAttributeClusterDimension) {
+      const auto& d = config->attrs[i].val.clusterDim;
+      cluster = dim3(d.x, d.y, d.z);
+    }
+  const dim3 grid = config->gridDim, block = config->blockDim;
+  const unsigned threads = block.x * block.y * block.z;
+  const unsigned blocks = cluster.x * cluster.y * cluster.z;
+  if (threads == 0 || threads > 1024 || grid.x * grid.y * grid.z == 0 || blocks == 0 ||
+      blocks > 8 || grid.x % cluster.x || grid.y % cluster.y || grid.z % cluster.z)
+    return cudaErrorInvalidConfiguration;
+  const int allowed = std::max(emulated::kDefaultDynamicShared,
+                               emulated::max_dynamic_shared(reinterpret_cast<const void*>(kernel)));
+  if (config->dynamicSmemBytes > size_t(allowed)) return cudaErrorInvalidValue;
+  std::function<void()> body = [kernel, copied = std::tuple<Expected...>(
+                                            std::forward<Actual>(args)...)] {
+    std::apply(kernel, copied);
+  };
+  const size_t bytes = config->dynamicSmemBytes;
+  emulated::enqueue(config->stream,
+                    [=] { emulated::launch_cluster(grid, block, cluster, bytes, body); });
+  return cudaSuccess;
+}
 
 #define threadIdx ::emulated::thread_index
 #define blockIdx ::emulated::block_index

@@ -43,6 +43,7 @@ set(NMSNN_CUDA_SOURCES
   host/cuda/workspace_layout.cu
   kernels/noise_mask.cu
   kernels/masked_linear.cu
+  kernels/cluster_forward.cu
   kernels/lif_forward.cu
   kernels/lif_backward.cu
   kernels/bias.cu

@@ -8,7 +8,8 @@
 // What is compared, for random networks of awkward sizes (not multiples of the 64-wide tiles),
 // B in {1, 3, 257}, T in {1, 2, 37}, both reset rules, delay on and off, sum and mean readouts
 // with begin_eval > 0, noise-encoded and given-sequence inputs, one to three layers:
-//   logits, the gradient of every parameter, and dL/dinput for sequences.
+//   logits, the gradient of every parameter, and dL/dinput for sequences; then the logits of an
+//   inference pass.
 // Error measure, per tensor: max |cpu - cuda| / max |cpu|, required <= 1e-5 (FP32 products on
 // both engines; they differ only in summation order, ~1e-7 relative for these sizes).
 //
@@ -276,6 +277,16 @@ void compare_engines(const Case& c, Engine reference_engine, Engine tested_engin
   for (size_t k = 0; k < layout.size(); ++k)
     EXPECT_EQ(first[k], test.gradient(layout[k].name))
         << c.name() << ": " << layout[k].name << " gradient changed on a second backward";
+
+  // An inference pass of the same input and masks: the kernels keep nothing for backward (the
+  // layer loops write no u). (DeviceOptions::sample_clusters, off in the engine, would run it by
+  // sample clusters instead; test_cuda_kernels' ClusterForward tests that kernel.)
+  opts.training = false;
+  opts.record = opts.rates = false;
+  auto infer_ref = ref.forward(input, opts);
+  auto infer_test = test.forward(input, opts);
+  report("inference logits (safe samples)", safe_rows(infer_ref.logits(), p.safe, C),
+         safe_rows(infer_test.logits(), p.safe, C));
 }
 
 std::vector<Case> engine_cases() {

@@ -29,6 +29,10 @@
 //   Bias              add_bias bit-identical, bias_grad_reduce within the FP32 sum bound
 //   BlockSizes        every kernel with a block-size argument at 32 .. 1024 threads against its
 //                     twin, and bad block sizes (0, 48, 2048) refused with the kernel's name
+//   ClusterForward    the two-layer spiking pass by sample clusters against a double-precision
+//                     loop of SPEC.md 1-3 with the same masks (samples within 1e-4 of a spiking
+//                     decision left out), at shapes that leave blocks without features or
+//                     neurons; when DeviceNetwork chooses it; shapes it cannot hold refused
 // The tolerance of each is stated, with its reason, over its checks.
 #include <gtest/gtest.h>
 
@@ -45,6 +49,7 @@
 
 #include "activation.cuh"
 #include "bias.cuh"
+#include "cluster_forward.cuh"
 #include "cpu/activation_layer.hpp"
 #include "cpu/activations.hpp"
 #include "cpu/lif.hpp"
@@ -59,6 +64,7 @@
 #include "training/loss_math.hpp"
 #include "masked_linear.cuh"
 #include "nll_loss.cuh"
+#include "nmsnn/cuda.hpp"
 #include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
 #include "nmsnn/philox.hpp"
@@ -1388,6 +1394,183 @@ TEST(BlockSizes, BadSizesAreRefusedByName) {
     refused("nll_log_softmax",
             [&] { k::nll_log_softmax(nullptr, nullptr, 1, 1, nullptr, nullptr, nullptr, bad); });
   }
+}
+
+// ---- ClusterForward ----------------------------------------------------------------------------
+
+struct PairCase {
+  int T, B, I, H, C;
+  ResetRule reset;
+  bool delay;
+  int begin_eval;
+  float readout_scale;
+};
+
+// SPEC.md 1-3 for a pair of spiking layers, in double from the FP32 masked inputs the kernels
+// multiply, and per sample the smallest |u - threshold| over both layers (how close a spiking
+// decision came to going the other way).
+void pair_reference(const PairCase& c, NoiseKey key, const std::vector<float>& x,
+                    const std::vector<float>& W0, const std::vector<float>& b0,
+                    const std::vector<float>& W1, const std::vector<float>& b1,
+                    const SpikingLayer& n0, const SpikingLayer& n1, std::vector<double>& logits,
+                    std::vector<double>& margin, size_t& spikes) {
+  logits.assign(size_t(c.B) * c.C, 0.0);
+  margin.assign(size_t(c.B), 1e300);
+  spikes = 0;
+  // One step of a layer: u from the current, the spike, the new state; returns what it returns.
+  auto step = [&](const SpikingLayer& n, double a, double& v, double& s_last, double& m,
+                  double& returned_v) {
+    const double u = a + n.decay * v;
+    m = std::min(m, std::abs(u - n.threshold));
+    const double s = std::max(u - n.threshold, 0.0), g = s > 0 ? 1.0 : 0.0;
+    spikes += s > 0;
+    const double next = n.reset == ResetRule::scale ? u - n.penalty / n.threshold * u * g
+                                                    : u - (n.penalty + s) * g;
+    const double returned_s = n.delay ? s_last : s;
+    returned_v = n.delay ? v : next;
+    v = next;
+    s_last = s;
+    return returned_s;
+  };
+  for (int b = 0; b < c.B; ++b) {
+    std::vector<double> v0(c.H, 0), s0(c.H, 0), v1(c.C, 0), s1(c.C, 0), out0(c.H);
+    for (int t = 0; t < c.T; ++t) {
+      for (int h = 0; h < c.H; ++h) {
+        double a = b0[h];
+        for (int i = 0; i < c.I; ++i) {
+          const float xi = nmsnn::noise_mask(key, t, b, i) * x[size_t(b) * c.I + i];
+          a += double(W0[size_t(h) * c.I + i]) * xi;
+        }
+        double unused;
+        out0[h] = step(n0, a, v0[h], s0[h], margin[b], unused);
+      }
+      for (int k = 0; k < c.C; ++k) {
+        double a = b1[k];
+        for (int h = 0; h < c.H; ++h) a += double(W1[size_t(k) * c.H + h]) * out0[h];
+        double returned_v;
+        step(n1, a, v1[k], s1[k], margin[b], returned_v);
+        if (t >= c.begin_eval) logits[size_t(b) * c.C + k] += returned_v;
+      }
+    }
+    for (int k = 0; k < c.C; ++k) logits[size_t(b) * c.C + k] *= c.readout_scale;
+  }
+}
+
+// FP32 sums in another order than the double loop: about 1e-6 of the currents. Samples whose
+// decisions all stay 1e-4 away from the threshold spike the same way in both, and their logits
+// then agree to 1e-4 of (1 + |logit|); a wrong index or a lost partial shows as errors of order 1.
+TEST(ClusterForward, MatchesDoubleLoop) {
+  REQUIRE_CUDA();
+  const std::vector<PairCase> cases = {
+      {16, 5, 784, 100, 10, ResetRule::scale, true, 0, 1.0f / 16},  // the seed's shape, T = 16
+      {7, 8, 9, 130, 33, ResetRule::subtract, false, 2, 1.0f},        // 3 blocks without features
+      {1, 3, 33, 5, 3, ResetRule::scale, false, 0, 1.0f},             // 3 blocks without neurons
+      {37, 3, 70, 17, 1, ResetRule::subtract, true, 5, 1.0f / 32},
+  };
+  int seed = 0;
+  for (const PairCase& c : cases) {
+    SCOPED_TRACE("T=" + std::to_string(c.T) + " B=" + std::to_string(c.B) + " I=" +
+                 std::to_string(c.I) + " H=" + std::to_string(c.H) + " C=" + std::to_string(c.C));
+    ++seed;
+    const float w0 = 2.5f / std::sqrt(float(c.I)), w1 = 2.5f / std::sqrt(float(c.H));
+    const auto x = random_vector(size_t(c.B) * c.I, 0.0f, 2.0f, 10 + seed, 0.2f);
+    const auto W0 = random_vector(size_t(c.H) * c.I, -w0, w0, 20 + seed);
+    const auto b0 = random_vector(size_t(c.H), -0.2f, 0.6f, 30 + seed);
+    const auto W1 = random_vector(size_t(c.C) * c.H, -w1, w1, 40 + seed);
+    const auto b1 = random_vector(size_t(c.C), -0.2f, 0.6f, 50 + seed);
+    SpikingLayer n0, n1;
+    n0.size = c.H;
+    n1.size = c.C;
+    n0.reset = n1.reset = c.reset;
+    n0.delay = n1.delay = c.delay;
+    n1.decay = 0.8f;  // the layers' settings differ, so a mix-up would show
+    n1.threshold = 0.75f;
+    const NoiseKey key{77, uint64_t(seed)};
+
+    Dev<float> dx(x), dW0(W0), db0(b0), dW1(W1), db1(b1), dlogits(size_t(c.B) * c.C);
+    nmsnn::kernels::ClusterForwardArgs a;
+    a.T = c.T, a.B = c.B, a.I = c.I, a.H = c.H, a.C = c.C;
+    a.key = key;
+    a.x = dx.get(), a.W0 = dW0.get(), a.b0 = db0.get(), a.W1 = dW1.get(), a.b1 = db1.get();
+    a.hidden = n0, a.output = n1;
+    a.begin_eval = c.begin_eval;
+    a.readout_scale = c.readout_scale;
+    a.logits = dlogits.get();
+    nmsnn::kernels::cluster_forward(a, nullptr);
+    const std::vector<float> got = dlogits.host();
+
+    std::vector<double> want, margin;
+    size_t spikes = 0;
+    pair_reference(c, key, x, W0, b0, W1, b1, n0, n1, want, margin, spikes);
+    EXPECT_GT(spikes, 0u) << "nothing fired: the comparison would not see the spiking path";
+    int compared = 0;
+    for (int b = 0; b < c.B; ++b) {
+      if (margin[b] < 1e-4) continue;
+      ++compared;
+      for (int k = 0; k < c.C; ++k) {
+        const double w = want[size_t(b) * c.C + k];
+        EXPECT_NEAR(got[size_t(b) * c.C + k], w, 1e-4 * (1 + std::abs(w)))
+            << "sample " << b << ", output " << k;
+      }
+    }
+    EXPECT_GE(compared, 1) << "every sample came within 1e-4 of a spiking decision";
+  }
+}
+
+TEST(ClusterForward, DeviceNetworkChoosesItOnlyWhereItApplies) {
+  REQUIRE_CUDA();
+  using nmsnn::Input;
+  using nmsnn::NetworkSpec;
+  using nmsnn::cuda::DeviceNetwork;
+  cublasHandle_t handle;
+  ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
+  nmsnn::cuda::DeviceInput noisy;
+  noisy.kind = Input::Kind::noisy;
+  noisy.batch = 4;
+  nmsnn::cuda::DeviceOptions on;
+  on.sample_clusters = true;
+  EXPECT_FALSE(DeviceNetwork(NetworkSpec::seed_mnist(), handle).runs_by_sample(noisy, false))
+      << "off by default";
+  const DeviceNetwork pair(NetworkSpec::seed_mnist(), handle, on);
+  EXPECT_TRUE(pair.runs_by_sample(noisy, false));
+  EXPECT_FALSE(pair.runs_by_sample(noisy, true)) << "a training pass keeps state for backward";
+  nmsnn::cuda::DeviceInput sequence = noisy;
+  sequence.kind = Input::Kind::sequence;
+  EXPECT_FALSE(pair.runs_by_sample(sequence, false));
+  nmsnn::cuda::DeviceTrace trace;
+  EXPECT_TRUE(pair.runs_by_sample(noisy, false, &trace)) << "an empty trace records nothing";
+  float anything = 0;
+  trace.rates = {nullptr, &anything};
+  EXPECT_FALSE(pair.runs_by_sample(noisy, false, &trace)) << "the kernel records no rates";
+
+  nmsnn::cuda::DeviceOptions tf32 = on;
+  tf32.matmul = nmsnn::MatmulPrecision::tf32;
+  EXPECT_FALSE(DeviceNetwork(NetworkSpec::seed_mnist(), handle, tf32).runs_by_sample(noisy, false));
+  EXPECT_FALSE(DeviceNetwork(NetworkSpec::spiking(784, {100, 50}, 10), handle, on)
+                   .runs_by_sample(noisy, false));
+  // 2,000 steps: a block's masked input alone would be 800 KB.
+  const NetworkSpec long_pair = NetworkSpec::spiking(784, {100}, 10, 2000);
+  EXPECT_FALSE(DeviceNetwork(long_pair, handle, on).runs_by_sample(noisy, false));
+  cublasDestroy(handle);
+}
+
+TEST(ClusterForward, RefusesWhatItCannotRun) {
+  REQUIRE_CUDA();
+  namespace k = nmsnn::kernels;
+  const char* why = nullptr;
+  EXPECT_FALSE(k::cluster_forward_fits(2000, 784, 100, 10, 0, &why));
+  ASSERT_NE(why, nullptr);
+  EXPECT_NE(std::string(why).find("shared memory"), std::string::npos) << why;
+  k::ClusterForwardArgs a;
+  a.T = 2000, a.B = 1, a.I = 784, a.H = 100, a.C = 10;
+  EXPECT_TRUE(throws_with([&] { k::cluster_forward(a, nullptr); },
+                          {"cluster_forward", "T=2000", "shared memory"}));
+  a.T = 8;
+  a.begin_eval = 8;
+  EXPECT_TRUE(throws_with([&] { k::cluster_forward(a, nullptr); }, {"begin_eval", "T = 8"}));
+  a.begin_eval = 0;
+  a.C = 0;
+  EXPECT_TRUE(throws_with([&] { k::cluster_forward(a, nullptr); }, {"cluster_forward", ">= 1"}));
 }
 
 }  // namespace

@@ -46,6 +46,9 @@
 // passes no longer write u back (4 fewer). The rebuilt FP32 spikes exist because cuBLAS reads
 // FP32; a weight-gradient kernel that decodes spike16 in its tile loader would save 8 more.
 //
+// With DeviceOptions::sample_clusters, an inference pass of a noisy pair of spiking layers is one
+// kernel instead (kernels/cluster_forward.cuh: one sample per thread-block cluster, on chip).
+//
 // Where each buffer lives in the caller's workspace is planned in workspace_layout.hpp.
 #include <algorithm>
 #include <array>
@@ -58,6 +61,7 @@
 #include "activation.cuh"
 #include "network/engine.hpp"
 #include "bias.cuh"
+#include "cluster_forward.cuh"
 #include "conv2d.cuh"
 #include "cublas_gemm.cuh"
 #include "cublas_scope.hpp"
@@ -170,6 +174,25 @@ size_t DeviceNetwork::saved_bytes(int batch) const {
   return make_layout(spec_, batch, Input::Kind::sequence, true, options_.saved).saved_end;
 }
 
+bool DeviceNetwork::runs_by_sample(const DeviceInput& input, bool training,
+                                   const DeviceTrace* trace) const {
+  auto recorded = [](const std::vector<float*>& v) {
+    return std::any_of(v.begin(), v.end(), [](const float* p) { return p != nullptr; });
+  };
+  if (!options_.sample_clusters || training || input.kind != Input::Kind::noisy) return false;
+  // The cluster kernel multiplies in FP32 on CUDA cores; TF32 and BF16 stay layer by layer.
+  if (options_.matmul != MatmulPrecision::fp32) return false;
+  if (trace && (recorded(trace->state) || recorded(trace->spikes) || recorded(trace->rates)))
+    return false;
+  if (spec_.layers.size() != 2 || !std::holds_alternative<SpikingLayer>(spec_.layers[0]) ||
+      !std::holds_alternative<SpikingLayer>(spec_.layers[1]))
+    return false;
+  int device = 0;
+  NMSNN_CUDA_CHECK(cudaGetDevice(&device));
+  return kernels::cluster_forward_fits(spec_.time_steps, spec_.inputs, spec_.layer_width(0),
+                                       spec_.layer_width(1), device);
+}
+
 void DeviceNetwork::forward(const float* const* params, const DeviceInput& input, float* logits,
                             bool training, Workspace workspace, cudaStream_t stream,
                             const DeviceTrace* trace) const {
@@ -202,6 +225,31 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     if (!trace || (trace->*field).empty()) return nullptr;
     return (trace->*field)[size_t(l)];
   };
+
+  if (runs_by_sample(input, training, trace)) {
+    const auto& hidden = std::get<SpikingLayer>(spec_.layers[0]);
+    const auto& output = std::get<SpikingLayer>(spec_.layers[1]);
+    kernels::ClusterForwardArgs a;
+    a.T = T;
+    a.B = B;
+    a.I = I;
+    a.H = hidden.size;
+    a.C = output.size;
+    a.key = input.noise;
+    a.x = input.data;
+    a.W0 = params[0];
+    a.b0 = params[1];
+    a.W1 = params[2];
+    a.b1 = params[3];
+    a.hidden = hidden;
+    a.output = output;
+    a.begin_eval = spec_.readout.begin_eval;
+    a.readout_scale = readout_scale(spec_, T);
+    a.logits = logits;
+    kernels::cluster_forward(a, stream);
+    if (trace && trace->regularization) zero_on_device(trace->regularization, 1, stream);
+    return;
+  }
 
   const MatmulPrecision matmul = options_.matmul;
   CublasScope scope(cublas_, stream);

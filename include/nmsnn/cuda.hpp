@@ -43,6 +43,14 @@ struct DeviceOptions {
   // per neuron per step), or compact: the spike in 16 bits where a layer above reads it in its
   // backward, the gate bit alone elsewhere (at most 2 bytes per neuron per step).
   SavedState saved = SavedState::fp32;
+  // true: inference passes (training = false, no trace) of a noise-encoded network of two
+  // spiking layers run one sample per thread-block cluster, the whole pass on chip, where the
+  // device can (compute capability 9.0; FP32 products): see DeviceNetwork::runs_by_sample.
+  // Off by default: the kernel runs a cluster's samples and their phases one after another, so
+  // it is predicted faster than the layers only for small batches (bench/RESULTS.md, "Predicted";
+  // not yet measured on a GPU). It is the first half of a training step that keeps each
+  // sample's masks on chip from its forward to its weight gradient.
+  bool sample_clusters = false;
 };
 
 // The input of one pass, in device memory.
@@ -110,6 +118,11 @@ class DeviceNetwork {
   // time.
   void forward(const float* const* params, const DeviceInput& input, float* logits, bool training,
                Workspace workspace, cudaStream_t stream, const DeviceTrace* trace = nullptr) const;
+  // Whether that forward runs the network one sample per thread-block cluster (the option
+  // sample_clusters above) rather than layer by layer. Both compute the same function; their sums
+  // differ in order only.
+  bool runs_by_sample(const DeviceInput& input, bool training,
+                      const DeviceTrace* trace = nullptr) const;
 
   // Gradients of every parameter from dlogits[B, C] (device); overwrites grads (a table like
   // params). `dinput` (may be null) receives dL/dxi [T, B, I] for a sequence input, dL/dx [B, I]

@@ -17,6 +17,7 @@
 //   0 = the FP32 saved state, 1 = the compact one (nmsnn::SavedState, DeviceOptions::saved).
 //   PhiloxRate: Philox4x32-10 alone on W1's mask counters (no DRAM traffic), the rate that
 //   napkin_math.hpp's integer count predicts; it decides how much W1 pays for its masks.
+//   W1_Inference/<0 layered, 1 sample clusters>/<B>: W1's network in inference, FP32.
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
 // x_floor = our time / the floor's time on the same GPU and math; device_MB = the memory this
@@ -37,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -304,6 +306,66 @@ void W1_NetworkApi(benchmark::State& state) {
   }
 }
 
+// W1's network in inference (a forward pass that keeps nothing, FP32), B samples: layer by layer
+// (first arg 0) or one sample per thread-block cluster (1: DeviceOptions::sample_clusters;
+// kernels/cluster_forward.cuh). The napkin model predicts the clusters faster for small batches
+// only (bench/RESULTS.md, "Predicted"); these rows measure both.
+void W1_Inference(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  try {
+    const bool clusters = state.range(0) == 1;
+    const int B = int(state.range(1));
+    Gpu gpu;
+    Arena arena;
+    nmsnn::cuda::DeviceOptions options;
+    options.sample_clusters = clusters;
+    const nmsnn::NetworkSpec spec = nmsnn::NetworkSpec::seed_mnist();
+    nmsnn::cuda::DeviceNetwork net(spec, gpu.cublas, options);
+    const int C = spec.outputs(), I = spec.inputs;
+    std::vector<float*> ptable;
+    int seed = 10;
+    for (const auto& p : net.parameters())
+      ptable.push_back(arena.floats(p.size, -0.05f, 0.05f, ++seed));
+    float* x = arena.floats(size_t(B) * I, -0.5f, 0.5f, 5);
+    float* logits = arena.floats(size_t(B) * C);
+    const size_t ws_bytes = net.workspace_bytes(B, nmsnn::Input::Kind::noisy, false);
+    void* ws = arena.bytes(ws_bytes);
+    nmsnn::cuda::DeviceInput input;
+    input.data = x;
+    input.batch = B;
+    if (net.runs_by_sample(input, false) != clusters)
+      throw std::runtime_error(clusters ? "this device cannot run the sample clusters"
+                                        : "the layered path was not chosen");
+    int64_t pass = 0;
+    const double ms = timed_loop(state, gpu.stream, [&] {
+      input.noise = {1, uint64_t(++pass)};
+      net.forward(ptable.data(), input, logits, false, {ws, ws_bytes}, gpu.stream);
+    });
+    napkin::StepShape shape = napkin::w1();
+    shape.B = B;
+    shape.update = false;
+    const double flop =
+        napkin::product_flop(128.0 * B, 100, 784) + napkin::product_flop(128.0 * B, 10, 100);
+    state.counters["ms"] = ms;
+    state.counters["samples/s"] = B / (ms / 1e3);
+    state.counters["TFLOP/s"] = flop / (ms / 1e3) / 1e12;
+    if (clusters) {
+      const double pred = napkin::cluster_forward_prediction(shape, napkin::h200()).seconds * 1e3;
+      state.counters["model_GFLOP"] = flop / 1e9;
+      state.counters["model_Gint"] =
+          napkin::philox_blocks(128, B, 784) * napkin::kPhiloxIntOpsPerBlock / 1e9;
+      state.counters["pred_ms"] = pred;
+      state.counters["x_pred"] = ms / pred;
+    } else {
+      napkin_counters(state, napkin::inference_kernels(shape), nmsnn::MatmulPrecision::fp32, ms);
+    }
+    state.SetLabel(std::string("W1 inference fp32, B ") + std::to_string(B) +
+                   (clusters ? ", sample clusters" : ", layer by layer"));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
 // Philox4x32-10 blocks for W1's masks (T x B x ceil(I/4) counters), nothing else: each thread
 // folds its blocks' uniforms into one float so the compiler keeps every round and conversion,
 // and writes it once (2 MB in all, against ~2.7 G integer operations).
@@ -368,6 +430,7 @@ BENCHMARK_CAPTURE(Floor, W1, w1())->Apply(all_precisions)->UseManualTime()->Unit
 BENCHMARK_CAPTURE(Engine, W1, w1())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(PhiloxRate)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_NetworkApi)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

@@ -61,6 +61,12 @@ def ours(bench):
             rows[("W1", "Philox alone, one pass", "int32")] = r
         elif r["name"].startswith("W1_NetworkApi"):
             rows[("W1", "nmsnn Network API", "fp32")] = r
+        elif r["name"].startswith("W1_Inference/"):
+            # W1_Inference/<0 layer by layer, 1 sample clusters>/<B>/...
+            m = re.match(r"W1_Inference/([01])/(\d+)", r["name"])
+            if m:
+                how = "sample clusters" if m.group(1) == "1" else "layer by layer"
+                rows[("W1", f"nmsnn inference B {m.group(2)}, {how}", "fp32")] = r
     return rows, loops
 
 

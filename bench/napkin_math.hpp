@@ -277,4 +277,72 @@ inline double step_floor_seconds(const StepShape& s, const Device& d, Math m) {
   return step_product_flop(s) / peak;
 }
 
+// ---- an inference pass -----------------------------------------------------------------------
+
+// A pass that keeps nothing for backward, layer by layer: each layer's product, then its time
+// loop reading a and writing the spikes (the last layer only its logits).
+inline std::vector<Kernel> inference_kernels(const StepShape& s) {
+  std::vector<Kernel> ks;
+  const double T = s.T, B = s.B, M = T * B;
+  const int L = int(s.layers.size());
+  const double chain = std::ceil(T / kTimeLoopAhead);
+  double K = s.I;
+  for (int l = 0; l < L; ++l) {
+    const double H = s.layers[size_t(l)], n = M * H;
+    const std::string tag = " L" + std::to_string(l);
+    if (l == 0 && s.noisy)
+      ks.push_back({"masked_linear_forward" + tag, "one block per 128 neurons: masks once",
+                    kFloat * (B * K + H * K + M * H), product_flop(M, H, K),
+                    philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
+                    0, true});
+    else
+      ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
+                    product_flop(M, H, K), 0, 0, true});
+    const bool last = l == L - 1;
+    ks.push_back({"lif_forward" + tag, last ? "readout, nothing kept" : "spikes out, nothing kept",
+                  n * kFloat + (last ? kFloat * B * H : n * kFloat), 7 * n, 0, chain, false});
+    K = H;
+  }
+  return ks;
+}
+
+// The same pass of a noisy pair of spiking layers by sample clusters, as built
+// (kernels/cluster_forward.cuh): one kernel, whose DRAM traffic (input rows, parameters, logits)
+// is negligible. Each cluster of 8 blocks (one block per SM: the seed network's blocks take
+// 166 KB of shared memory) runs its samples one after another, and a sample's phases one after
+// another with barriers between them, so nothing overlaps across phases: the time is the samples
+// per cluster times the sum of one sample's phases on one SM, at the efficiencies above:
+//   masks     T x ceil(I / 32) Philox blocks (a block's share) at 64 integer slots a clock;
+//   products  T x H x I / 8 + T x C x H / 8 FMAs at 128 a clock (FP32, CUDA cores);
+//   loops     the two layers' time loops, T dependent steps each at kOnChipStepCycles (a shared
+//             memory load and four dependent floating-point operations);
+//   reduces   the partial currents read from the other blocks: T x (H + C) / 8 x 8 loads of
+//             distributed shared memory, kDsmemLoadsPerClock a clock.
+constexpr double kClusterBlocks = 8;
+constexpr double kOnChipStepCycles = 25;
+constexpr double kDsmemLoadsPerClock = 8;  // 32 bytes a clock per SM, assumed
+
+struct ClusterPrediction {
+  double samples_per_cluster, cycles_per_sample;
+  double masks, products, loops, reduces;  // cycles of one sample on one SM
+  double seconds;
+};
+
+inline ClusterPrediction cluster_forward_prediction(const StepShape& s, const Device& d,
+                                                    double sms = 132) {
+  ClusterPrediction p{};
+  const double T = s.T, I = s.I, H = s.layers[0], C = s.layers[1];
+  const double clock = d.int32 / (64 * sms);
+  const double clusters = std::floor(sms / kClusterBlocks);
+  p.samples_per_cluster = std::ceil(s.B / clusters);
+  p.masks =
+      T * std::ceil(std::ceil(I / 4) / kClusterBlocks) * kPhiloxIntOpsPerBlock / (64 * d.e_int);
+  p.products = T * (H * I + C * H) / kClusterBlocks / (128 * d.e_math);
+  p.loops = 2 * T * kOnChipStepCycles;
+  p.reduces = T * (H + C) / kClusterBlocks * kClusterBlocks / kDsmemLoadsPerClock;
+  p.cycles_per_sample = p.masks + p.products + p.loops + p.reduces;
+  p.seconds = p.samples_per_cluster * p.cycles_per_sample / clock + d.launch;
+  return p;
+}
+
 }  // namespace napkin

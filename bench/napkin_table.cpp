@@ -86,5 +86,24 @@ int main() {
   row("Philox at 40 slots per block (its pipes fully overlapped)", napkin::w1(), fast_philox);
   row("forward stores the BF16 masked input for the weight gradient", stored, d);
   row("both", stored, fast_philox);
+
+  // Inference passes of the seed network (FP32): the layered kernels against the sample-cluster
+  // kernel as built (DeviceOptions::sample_clusters), by batch size.
+  std::printf("\nInference passes of W1's network (784-100-10, T = 128, FP32, nothing kept), "
+              "layer by layer against by sample clusters:\n\n");
+  std::printf("| B | layered us | clusters us | samples per cluster | cycles per sample (masks + "
+              "products + loops + reduces) |\n| ---: | ---: | ---: | ---: | --- |\n");
+  for (int B : {1, 16, 64, 256, 1000}) {
+    napkin::StepShape s = napkin::w1();
+    s.B = B;
+    s.update = false;
+    double layered = 0;
+    for (const napkin::Kernel& k : napkin::inference_kernels(s))
+      layered += napkin::predict(k, d, Math::fp32).total;
+    const napkin::ClusterPrediction c = napkin::cluster_forward_prediction(s, d);
+    std::printf("| %d | %.1f | %.1f | %.0f | %.0f (%.0f + %.0f + %.0f + %.0f) |\n", B,
+                layered * 1e6, c.seconds * 1e6, c.samples_per_cluster, c.cycles_per_sample,
+                c.masks, c.products, c.loops, c.reduces);
+  }
   return 0;
 }

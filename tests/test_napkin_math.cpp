@@ -74,6 +74,29 @@ TEST(napkin, Workloads) {
   EXPECT_EQ(napkin::step_kernels(napkin::w2()).size(), 5u);
 }
 
+TEST(napkin, ClusterForwardByHand) {
+  const napkin::Device d = napkin::h200();
+  // 16 clusters of 8 on 132 SMs; 17 samples: two rounds. T = 4, I = 64 (16 Philox blocks a
+  // step, 2 per block of the cluster), H = 8, C = 8.
+  napkin::StepShape s{"small", 4, 17, 64, {8, 8}, true, false};
+  const napkin::ClusterPrediction p = napkin::cluster_forward_prediction(s, d);
+  EXPECT_EQ(p.samples_per_cluster, 2);
+  EXPECT_DOUBLE_EQ(p.masks, 4 * 2 * 80 / (64 * 0.8));
+  EXPECT_DOUBLE_EQ(p.products, 4 * (8 * 64 + 8 * 8) / 8.0 / (128 * 0.8));
+  EXPECT_DOUBLE_EQ(p.loops, 2 * 4 * 25.0);
+  EXPECT_DOUBLE_EQ(p.reduces, 4 * 16 / 8.0);
+  const double clock = 1.98e9;
+  EXPECT_NEAR(p.seconds, 2 * (p.masks + p.products + p.loops + p.reduces) / clock + d.launch,
+              1e-15);
+  // The inference pass layer by layer: a product and a loop per layer, the loops latency bound.
+  const auto ks = napkin::inference_kernels(s);
+  ASSERT_EQ(ks.size(), 4u);
+  EXPECT_EQ(ks[0].name, "masked_linear_forward L0");
+  EXPECT_EQ(ks[3].name, "lif_forward L1");
+  EXPECT_DOUBLE_EQ(ks[1].bytes, 4.0 * (4 * 17 * 8) * 2);    // reads a, writes the spikes
+  EXPECT_DOUBLE_EQ(ks[3].bytes, 4.0 * (4 * 17 * 8 + 17 * 8));  // reads a, writes the logits
+}
+
 TEST(napkin, Prediction) {
   const napkin::Device d = napkin::h200();
   // 4.32 GB at 0.9 x 4.8 TB/s is 1 ms, memory bound.

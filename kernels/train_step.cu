@@ -4,6 +4,7 @@
 // writes the record. One block is enough: the work is O(B*C) with C the outputs.
 #include "cuda_check.cuh"
 #include "launch.cuh"
+#include "loss_rows.cuh"
 #include "train_step.cuh"
 
 namespace nmsnn::kernels {
@@ -12,44 +13,6 @@ namespace {
 
 // HaltReason's values (nmsnn/train_step.hpp), which the host reads back.
 constexpr int kOutputsNotFinite = 1, kLossNotFinite = 2, kLossGrew = 3, kParameterNotFinite = 4;
-
-// loss_math.hpp's expressions, in double. Returns sample b's loss; writes its dlogits row.
-__device__ double nll_sample(const float* z, int C, int label, double B, float* grad,
-                             int* correct) {
-  double m = z[0];
-  int arg = 0;
-  for (int c = 1; c < C; ++c)
-    if (z[c] > z[arg]) arg = c;  // the first maximum, as std::max_element
-  m = z[arg];
-  double sum = 0;
-  for (int c = 0; c < C; ++c) sum += exp(double(z[c]) - m);
-  const double log_sum = m + log(sum);
-  for (int c = 0; c < C; ++c) {
-    const double p = exp(double(z[c]) - log_sum);
-    grad[c] = float((p - (c == label ? 1.0 : 0.0)) / B);
-  }
-  *correct = arg == label;
-  return -(double(z[label]) - log_sum);
-}
-
-__device__ double bce_sample(float zf, double y, double N, float* grad, int* correct) {
-  const double z = zf;
-  const double loss = fmax(z, 0.0) - z * y + log1p(exp(-fabs(z)));
-  const double sigmoid = z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
-  *grad = float((sigmoid - y) / N);
-  *correct = (zf > 0) == (y > 0.5);
-  return loss;
-}
-
-__device__ double mse_sample(const float* p, const float* y, int C, double N, float* grad) {
-  double total = 0;
-  for (int c = 0; c < C; ++c) {
-    const double d = double(p[c]) - double(y[c]);
-    total += d * d;
-    grad[c] = float(2.0 * d / N);
-  }
-  return total;
-}
 
 __global__ void step_partial_kernel(StepLossArgs a) {
   // Sized for the largest block; only the first blockDim.x entries are used.

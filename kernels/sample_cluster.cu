@@ -1,0 +1,525 @@
+// sample_cluster.cu — the two-layer spiking network one sample per thread-block cluster: the
+// forward pass and the training step (see sample_cluster.cuh for the math and the split).
+//
+// Per sample, in each block of the cluster (R = kClusterBlocks blocks, 256 threads each):
+//   1. masks   xi[t, f] for the block's features (whole Philox blocks), into shared memory,
+//              where they stay until the sample's weight gradient (9);
+//   2. product p[t, h] = sum over those features of xi[t, f] W0[h, f]: 4 x 4 register tiles,
+//              one FMA chain per element in order of f (W0's columns are staged once a launch);
+//   -- cluster.sync(): every block's partials are complete --
+//   3. reduce  a0[t, h] = sum_r p_r[t, h] for the block's own neurons, read from the other
+//              blocks' shared memory in rank order (deterministic);
+//   4. loop    their time loop, what each step returns kept (s0), u kept in a0 for training;
+//   5. partial p1[t, c] = sum over the block's neurons of W1[c, h] s0[t, h];
+//   -- cluster.sync() --
+//   6. rank 0  a1[t, c] = sum_r p1_r[t, c], the output layer's time loop and the readout.
+// The training step goes on (rank 0: the loss's gradient dz and the output layer's backward
+// loop, du1 in place of u1 in a1):
+//   -- cluster.sync() --
+//   7. each    du1 copied from rank 0; dW1 += du1^T s0 for its neurons' columns; their
+//              dL/dspikes ds0 = W1^T du1 (over s0), their backward loop (du0 in place of u0);
+//   -- cluster.sync() --
+//   8. gather  du0[t, h] of every neuron from its owner, into p;
+//   9. wgrad   dW0[h, f] += sum_t du0[t, h] xi[t, f] for the block's features (4 x 4 tiles).
+// Gradients accumulate in shared memory over the cluster's samples; at the end each block writes
+// its share of the cluster's partial gradient, and sum_partials adds the clusters in order.
+// A block reads another's shared memory only between a cluster.sync() and the next one after
+// which the owner writes it again, and the kernel ends with a cluster.sync() so that no block
+// leaves while another may still read its memory.
+//
+// Shared memory per block (floats; F = the block's features, rounded up to whole Philox blocks,
+// G = ceil(H / R) neurons): xi T F, W0 columns H F, p T H, a0 and s0 T G each, W1 columns C G,
+// p1 and a1 T C each; training adds the accumulators H F + G + C G + C and z, dz (C each). The
+// seed network (T = 128, I = 784, H = 100, C = 10): 166 KB forward, 207 KB training.
+#include <cooperative_groups.h>
+
+#include <algorithm>
+
+#include "cuda_check.cuh"
+#include "launch.cuh"
+#include "loss_rows.cuh"
+#include "sample_cluster.cuh"
+
+namespace nmsnn::kernels {
+
+namespace {
+
+namespace cg = cooperative_groups;
+
+// Where each array lives in a block's shared memory, in floats from its start (each a multiple
+// of 4 floats, 16 bytes), and the split of features and neurons over the cluster.
+struct Plan {
+  int quads;  // Philox blocks (4 features) per block
+  int F;      // features per block, 4 * quads
+  int G;      // hidden neurons per block
+  int xi, w0, p, a0, s0, w1, p1, a1;
+  int dw0, db0, dw1, db1, z, dz;  // training only
+  int total;
+};
+
+__host__ __device__ inline int round4(int n) { return (n + 3) / 4 * 4; }
+
+__host__ __device__ inline Plan plan_for(int T, int I, int H, int C, bool train) {
+  Plan s{};
+  s.quads = ((I + 3) / 4 + kClusterBlocks - 1) / kClusterBlocks;
+  s.F = 4 * s.quads;
+  s.G = (H + kClusterBlocks - 1) / kClusterBlocks;
+  int at = 0;
+  auto take = [&at](int floats) {
+    const int start = at;
+    at += round4(floats);
+    return start;
+  };
+  s.xi = take(T * s.F);
+  s.w0 = take(H * s.F);
+  s.p = take(T * H);
+  s.a0 = take(T * s.G);
+  s.s0 = take(T * s.G);
+  s.w1 = take(C * s.G);
+  s.p1 = take(T * C);
+  s.a1 = take(T * C);
+  if (train) {
+    s.dw0 = take(H * s.F);
+    s.db0 = take(s.G);
+    s.dw1 = take(C * s.G);
+    s.db1 = take(C);
+    s.z = take(C);
+    s.dz = take(C);
+  }
+  s.total = at;
+  return s;
+}
+
+// Floats of one cluster's partial gradient: dW0, db0, dW1, db1 in the parameters' layout.
+__host__ __device__ inline size_t partial_floats(int I, int H, int C) {
+  return size_t(H) * I + H + size_t(C) * H + C;
+}
+
+// One neuron's forward step (lif_forward.cuh): returns the new state v[t]; sets u and the spike.
+template <ResetRule Rule>
+__device__ inline float lif_step(float a, float bias, float v, const SpikingLayer& n, float& u,
+                                 float& s) {
+  u = (a + bias) + n.decay * v;
+  s = fmaxf(u - n.threshold, 0.0f);
+  const float g = s > 0.0f ? 1.0f : 0.0f;
+  return Rule == ResetRule::scale ? u - (n.penalty / n.threshold) * u * g
+                                  : u - (n.penalty + s) * g;
+}
+
+// One neuron's backward step (lif_backward.cuh) at step t from its u[t]: returns du[t] and
+// updates dv_next. d_state: dL/d(returned state) at the step `out` that returned step t's values
+// (the readout's, for the output layer); d_spike: dL/d(returned spike) there.
+template <ResetRule Rule>
+__device__ inline float lif_back_step(float u, bool returned, float d_state, float d_spike,
+                                      const SpikingLayer& n, float& dv_next) {
+  const float g = u - n.threshold > 0.0f ? 1.0f : 0.0f;
+  const float dv_du = Rule == ResetRule::scale ? 1.0f - (n.penalty / n.threshold) * g : 1.0f - g;
+  const float du = returned ? (dv_next + d_state) * dv_du + d_spike * g : dv_next * dv_du;
+  dv_next = n.decay * du;
+  return du;
+}
+
+// acc[p, q] (+)= sum over r < depth of P[r][p] Q[r][q], with P rows of stride sp and Q rows of
+// stride sq, for p < np, q < nq; 4 x 4 tiles per thread, one FMA chain per element in order of r.
+// `into` true adds to acc (stride sa), else overwrites it.
+__device__ inline void tile_product(const float* P, int sp, int np, const float* Q, int sq,
+                                    int nq, int depth, float* acc, int sa, bool into) {
+  const int tiles_q = (nq + 3) / 4, tiles = (np + 3) / 4 * tiles_q;
+  for (int k = int(threadIdx.x); k < tiles; k += int(blockDim.x)) {
+    const int p0 = k / tiles_q * 4, q0 = (k - k / tiles_q * tiles_q) * 4;
+    int pc[4], qc[4];  // clamped columns: rows past np or nq are read but not stored
+#pragma unroll
+    for (int i = 0; i < 4; ++i) pc[i] = std::min(p0 + i, np - 1), qc[i] = std::min(q0 + i, nq - 1);
+    float sum[4][4] = {};
+    for (int r = 0; r < depth; ++r) {
+      float pv[4], qv[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) pv[i] = P[r * sp + pc[i]], qv[i] = Q[r * sq + qc[i]];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) sum[i][j] += pv[i] * qv[j];
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (p0 + i < np && q0 + j < nq) {
+          float& out = acc[(p0 + i) * sa + q0 + j];
+          out = into ? out + sum[i][j] : sum[i][j];
+        }
+  }
+}
+
+template <ResetRule Hidden, ResetRule Output, bool Train>
+__global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleClusterArgs a) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+  extern __shared__ __align__(16) float shared[];
+  cg::cluster_group cluster = cg::this_cluster();
+  const int R = kClusterBlocks;
+  const int rank = int(cluster.block_rank());
+  const int tid = int(threadIdx.x), threads = int(blockDim.x);
+  const int T = a.T, I = a.I, H = a.H, C = a.C;
+  const Plan s = plan_for(T, I, H, C, Train);
+  float* xi = shared + s.xi;
+  float* w0 = shared + s.w0;
+  float* p = shared + s.p;
+  float* a0 = shared + s.a0;
+  float* s0 = shared + s.s0;
+  float* w1 = shared + s.w1;
+  float* p1 = shared + s.p1;
+  float* a1 = shared + s.a1;
+
+  // This block's features [f0, f0 + nf) and hidden neurons [h0, h0 + nh); either may be empty.
+  const int q0 = rank * s.quads;
+  const int f0 = 4 * q0;
+  const int nf = std::max(0, std::min(I - f0, s.F));
+  const int nq = (nf + 3) / 4;
+  const int h0 = rank * s.G;
+  const int nh = std::max(0, std::min(H - h0, s.G));
+
+  // The weights this block multiplies, once per launch: W0's columns of its features (zero past
+  // I, so padded features add nothing) and W1's columns of its neurons; zero accumulators.
+  for (int k = tid; k < H * s.F; k += threads) {
+    const int h = k / s.F, f = k - h * s.F;
+    w0[k] = f < nf ? a.W0[size_t(h) * I + f0 + f] : 0.0f;
+  }
+  for (int k = tid; k < C * s.G; k += threads) {
+    const int c = k / s.G, j = k - c * s.G;
+    w1[k] = j < nh ? a.W1[size_t(c) * H + h0 + j] : 0.0f;
+  }
+  if (Train)
+    for (int k = s.dw0 + tid; k < s.z; k += threads) shared[k] = 0.0f;  // dw0, db0, dw1, db1
+
+  const int clusters = int(gridDim.x) / R;
+  // The mean's divisor: every output for mse, every sample otherwise (step_partial's rule).
+  const double N = a.loss == Loss::mse ? double(a.B) * C : double(a.B);
+  for (int b = int(blockIdx.x) / R; b < a.B; b += clusters) {
+    // 1. The masks of this block's Philox blocks: four features of one step each.
+    const float* xb = a.x + size_t(b) * I;
+    for (int k = tid; k < T * nq; k += threads) {
+      const int t = k / nq, q = k - t * nq;
+      const Philox4x32 r = noise_block(a.key, uint32_t(q0 + q), uint32_t(b), uint32_t(t));
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int f = 4 * q + j;
+        xi[t * s.F + f] = f < nf ? uniform_from_bits(r.v[j]) * xb[f0 + f] : 0.0f;
+      }
+    }
+    __syncthreads();
+
+    // 2. Partial currents over this block's features: p[t, h] = sum_f xi[t, f] w0[h, f], both
+    // operands read along their rows (f), 4 steps x 4 neurons per thread.
+    {
+      const int tiles_h = (H + 3) / 4, tiles = (T + 3) / 4 * tiles_h;
+      for (int k = tid; k < tiles; k += threads) {
+        const int t0 = k / tiles_h * 4, n0 = (k - k / tiles_h * tiles_h) * 4;
+        const float* xr[4];
+        const float* wr[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          xr[i] = xi + std::min(t0 + i, T - 1) * s.F;
+          wr[i] = w0 + std::min(n0 + i, H - 1) * s.F;
+        }
+        float acc[4][4] = {};
+        for (int f = 0; f < nf; ++f) {
+          float xv[4], wv[4];
+#pragma unroll
+          for (int i = 0; i < 4; ++i) xv[i] = xr[i][f], wv[i] = wr[i][f];
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) acc[i][j] += xv[i] * wv[j];
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            if (t0 + i < T && n0 + j < H) p[(t0 + i) * H + n0 + j] = acc[i][j];
+      }
+    }
+    cluster.sync();
+
+    // 3. This block's neurons' currents: the cluster's partials added in rank order.
+    for (int k = tid; k < T * nh; k += threads) {
+      const int t = k / nh, j = k - t * nh;
+      float sum = 0.0f;
+      for (int r = 0; r < R; ++r) sum += cluster.map_shared_rank(p, r)[t * H + h0 + j];
+      a0[t * s.G + j] = sum;
+    }
+    __syncthreads();
+
+    // 4. Their time loop; s0 holds what each step returns (the spikes the next layer reads),
+    // a0 the pre-reset state u for backward.
+    if (tid < nh) {
+      const float bias = a.b0[h0 + tid];
+      float v = 0.0f, s_last = 0.0f;
+      for (int t = 0; t < T; ++t) {
+        float u, spike;
+        v = lif_step<Hidden>(a0[t * s.G + tid], bias, v, a.hidden, u, spike);
+        if (Train) a0[t * s.G + tid] = u;
+        s0[t * s.G + tid] = a.hidden.delay ? s_last : spike;
+        s_last = spike;
+      }
+    }
+    __syncthreads();
+
+    // 5. The output layer's partial currents over this block's neurons.
+    for (int k = tid; k < T * C; k += threads) {
+      const int t = k / C, c = k - t * C;
+      float sum = 0.0f;
+      for (int j = 0; j < nh; ++j) sum += w1[c * s.G + j] * s0[t * s.G + j];
+      p1[k] = sum;
+    }
+    cluster.sync();
+
+    // 6. Rank 0: the output layer's currents, its time loop and the readout of its state v;
+    // training: the loss's gradient and the output layer's backward loop.
+    if (rank == 0) {
+      for (int k = tid; k < T * C; k += threads) {
+        float sum = 0.0f;
+        for (int r = 0; r < R; ++r) sum += cluster.map_shared_rank(p1, r)[k];
+        a1[k] = sum;
+      }
+      __syncthreads();
+      if (tid < C) {
+        const float bias = a.b1[tid];
+        float v = 0.0f, readout = 0.0f;
+        for (int t = 0; t < T; ++t) {
+          float u, spike;
+          const float next = lif_step<Output>(a1[t * C + tid], bias, v, a.output, u, spike);
+          if (Train) a1[t * C + tid] = u;
+          // With delay step t returns v[t-1] (0 at step 0), else v[t].
+          if (t >= a.begin_eval) readout += a.output.delay ? v : next;
+          v = next;
+        }
+        const float logit = readout * a.readout_scale;
+        a.logits[size_t(b) * C + tid] = logit;
+        if (Train) shared[s.z + tid] = logit;
+      }
+      if (Train) {
+        __syncthreads();
+        if (tid == 0) {
+          const float* z = shared + s.z;
+          float* dz = shared + s.dz;
+          int right = 0;
+          if (a.loss == Loss::nll)
+            nll_sample(z, C, a.labels[b], N, dz, &right);
+          else if (a.loss == Loss::bce)
+            bce_sample(z[0], a.targets ? double(a.targets[b]) : double(a.labels[b]), N, dz,
+                       &right);
+          else
+            mse_sample(z, a.targets + size_t(b) * C, C, N, dz);
+        }
+        __syncthreads();
+        if (tid < C) {
+          // The readout's gradient reaches the state returned at every counted step.
+          const float d_readout = shared[s.dz + tid] * a.readout_scale;
+          float dv_next = 0.0f, db = 0.0f;
+          for (int t = T - 1; t >= 0; --t) {
+            const int out = a.output.delay ? t + 1 : t;
+            const float d_state = out >= a.begin_eval ? d_readout : 0.0f;
+            const float du = lif_back_step<Output>(a1[t * C + tid], out < T, d_state, 0.0f,
+                                                   a.output, dv_next);
+            a1[t * C + tid] = du;
+            db += du;
+          }
+          shared[s.db1 + tid] += db;
+        }
+      }
+    }
+    if (!Train) continue;
+    cluster.sync();
+
+    // 7. du1 from rank 0; this block's neurons' columns of dW1 and their dL/dspikes (over s0,
+    // once dW1 has read it); their backward loop, du0 over u0 in a0.
+    {
+      const float* du1 = cluster.map_shared_rank(a1, 0);
+      for (int k = tid; k < T * C; k += threads) p1[k] = du1[k];
+      __syncthreads();
+      float* dw1 = shared + s.dw1;
+      for (int k = tid; k < C * nh; k += threads) {
+        const int c = k / nh, j = k - c * nh;
+        float sum = 0.0f;
+        for (int t = 0; t < T; ++t) sum += p1[t * C + c] * s0[t * s.G + j];
+        dw1[c * s.G + j] += sum;
+      }
+      __syncthreads();
+      for (int k = tid; k < T * nh; k += threads) {
+        const int t = k / nh, j = k - t * nh;
+        float sum = 0.0f;
+        for (int c = 0; c < C; ++c) sum += w1[c * s.G + j] * p1[t * C + c];
+        s0[t * s.G + j] = sum;
+      }
+      __syncthreads();
+      if (tid < nh) {
+        float dv_next = 0.0f, db = 0.0f;
+        for (int t = T - 1; t >= 0; --t) {
+          const int out = a.hidden.delay ? t + 1 : t;
+          const float d_spike = out < T ? s0[out * s.G + tid] : 0.0f;
+          const float du = lif_back_step<Hidden>(a0[t * s.G + tid], out < T, 0.0f, d_spike,
+                                                 a.hidden, dv_next);
+          a0[t * s.G + tid] = du;
+          db += du;
+        }
+        shared[s.db0 + tid] += db;
+      }
+    }
+    cluster.sync();
+
+    // 8. Every neuron's du0 from its owner, into p ([T, H]; the partial currents are spent).
+    for (int k = tid; k < T * H; k += threads) {
+      const int t = k / H, h = k - t * H, r = h / s.G;
+      p[k] = cluster.map_shared_rank(a0, r)[t * s.G + (h - r * s.G)];
+    }
+    __syncthreads();
+
+    // 9. This block's columns of dW0: dw0[h, f] += sum_t du0[t, h] xi[t, f], the masks of step
+    // 1 used a second time.
+    if (nf > 0) tile_product(p, H, H, xi, s.F, nf, T, shared + s.dw0, s.F, true);
+    __syncthreads();  // the next sample's masks overwrite xi
+  }
+
+  if (Train) {
+    // This block's share of the cluster's partial gradient: its features' columns of dW0, its
+    // neurons' entries of db0 and columns of dW1, and (rank 0) db1.
+    float* out = a.scratch + size_t(blockIdx.x / R) * partial_floats(I, H, C);
+    float* dW0 = out;
+    float* db0 = dW0 + size_t(H) * I;
+    float* dW1 = db0 + H;
+    float* db1 = dW1 + size_t(C) * H;
+    for (int k = tid; k < H * nf; k += threads) {
+      const int h = k / nf, f = k - h * nf;
+      dW0[size_t(h) * I + f0 + f] = shared[s.dw0 + h * s.F + f];
+    }
+    for (int j = tid; j < nh; j += threads) db0[h0 + j] = shared[s.db0 + j];
+    for (int k = tid; k < C * nh; k += threads) {
+      const int c = k / nh, j = k - c * nh;
+      dW1[size_t(c) * H + h0 + j] = shared[s.dw1 + c * s.G + j];
+    }
+    if (rank == 0)
+      for (int c = tid; c < C; c += threads) db1[c] = shared[s.db1 + c];
+  }
+  cluster.sync();  // others may still read this block's memory until here
+#else
+  __trap();  // sample_cluster_fits sends devices below sm_90 to the layered kernels
+#endif
+}
+
+// The clusters' partial gradients added in cluster order, into the four gradient arrays.
+__global__ void sum_partials_kernel(const float* partials, int clusters, int I, int H, int C,
+                                    float* dW0, float* db0, float* dW1, float* db1) {
+  const size_t n = partial_floats(I, H, C);
+  for (size_t e = blockIdx.x * size_t(blockDim.x) + threadIdx.x; e < n;
+       e += size_t(gridDim.x) * blockDim.x) {
+    float sum = 0.0f;
+    for (int k = 0; k < clusters; ++k) sum += partials[size_t(k) * n + e];
+    const size_t w0 = size_t(H) * I, w1 = size_t(C) * H;
+    if (e < w0) dW0[e] = sum;
+    else if (e < w0 + H) db0[e - w0] = sum;
+    else if (e < w0 + H + w1) dW1[e - w0 - H] = sum;
+    else db1[e - w0 - H - w1] = sum;
+  }
+}
+
+// Clusters for a batch of B samples: one block per SM (the shared memory allows no more), so
+// the SMs / R clusters that fit at once; more would only wait.
+int clusters_for(int B) {
+  int device = 0, sms = 0;
+  NMSNN_CUDA_CHECK(cudaGetDevice(&device));
+  NMSNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return std::max(1, std::min(B, sms / kClusterBlocks));
+}
+
+void check_args(const char* what, const SampleClusterArgs& a, bool train) {
+  if (a.T < 1 || a.B < 1 || a.I < 1 || a.H < 1 || a.C < 1)
+    ::nmsnn::detail::fail(what, ": T, B, I, H and C must be >= 1, got ", a.T, ", ", a.B, ", ",
+                          a.I, ", ", a.H, ", ", a.C);
+  if (a.begin_eval < 0 || a.begin_eval >= a.T)
+    ::nmsnn::detail::fail(what, ": begin_eval must be in [0, T = ", a.T, "), got ", a.begin_eval);
+  if (train) {
+    if (!a.dW0 || !a.db0 || !a.dW1 || !a.db1 || !a.scratch)
+      ::nmsnn::detail::fail(what, ": the gradient and scratch pointers must be set");
+    const bool labelled = a.loss == Loss::nll || (a.loss == Loss::bce && !a.targets);
+    if (labelled ? !a.labels : !a.targets)
+      ::nmsnn::detail::fail(what, ": the ", to_string(a.loss), " loss needs its ",
+                            labelled ? "labels" : "targets");
+    if (a.loss == Loss::bce && a.C != 1)
+      ::nmsnn::detail::fail(what, ": bce needs one output, the network has ", a.C);
+  }
+  int device = 0;
+  NMSNN_CUDA_CHECK(cudaGetDevice(&device));
+  const char* why = nullptr;
+  if (!sample_cluster_fits(a.T, a.I, a.H, a.C, train, device, &why))
+    ::nmsnn::detail::fail(what, " (T=", a.T, ", I=", a.I, ", H=", a.H, ", C=", a.C, "): ", why);
+}
+
+template <bool Train>
+void launch(const SampleClusterArgs& a, cudaStream_t stream) {
+  const size_t bytes = sample_cluster_shared_bytes(a.T, a.I, a.H, a.C, Train);
+  const int clusters = clusters_for(a.B);
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeClusterDimension;
+  attribute[0].val.clusterDim.x = kClusterBlocks;
+  attribute[0].val.clusterDim.y = 1;
+  attribute[0].val.clusterDim.z = 1;
+  // Grid, block, shared bytes, stream, attributes (by position: the CUDA emulation defines the
+  // names gridDim and blockDim as macros).
+  const cudaLaunchConfig_t config = {dim3(unsigned(clusters * kClusterBlocks)),
+                                     dim3(kClusterThreads), bytes, stream, attribute, 1};
+  auto go = [&](auto kernel) {
+    NMSNN_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+    NMSNN_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a));
+  };
+  constexpr ResetRule sc = ResetRule::scale, su = ResetRule::subtract;
+  const bool hidden_scale = a.hidden.reset == sc, output_scale = a.output.reset == sc;
+  if (hidden_scale && output_scale) go(sample_cluster_kernel<sc, sc, Train>);
+  else if (hidden_scale) go(sample_cluster_kernel<sc, su, Train>);
+  else if (output_scale) go(sample_cluster_kernel<su, sc, Train>);
+  else go(sample_cluster_kernel<su, su, Train>);
+  NMSNN_CHECK_LAUNCH(Train ? "sample_cluster_step" : "sample_cluster_forward", "T=", a.T,
+                     ", B=", a.B, ", I=", a.I, ", H=", a.H, ", C=", a.C, ", ", bytes,
+                     " bytes of shared memory a block");
+  if (Train) {
+    const size_t n = partial_floats(a.I, a.H, a.C);
+    sum_partials_kernel<<<grid_stride_for((long long)n, 256), 256, 0, stream>>>(
+        a.scratch, clusters, a.I, a.H, a.C, a.dW0, a.db0, a.dW1, a.db1);
+    NMSNN_CHECK_LAUNCH("sum_partials", "clusters=", clusters, ", floats=", n);
+  }
+}
+
+}  // namespace
+
+size_t sample_cluster_shared_bytes(int T, int I, int H, int C, bool train) {
+  return size_t(plan_for(T, I, H, C, train).total) * sizeof(float);
+}
+
+bool sample_cluster_fits(int T, int I, int H, int C, bool train, int device, const char** why) {
+  int major = 0, optin = 0;
+  NMSNN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  NMSNN_CUDA_CHECK(
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const char* reason = nullptr;
+  if (major < 9) reason = "thread-block clusters need compute capability 9.0";
+  else if (sample_cluster_shared_bytes(T, I, H, C, train) > size_t(optin))
+    reason = "a block's shared memory would exceed what the device allows";
+  if (why) *why = reason;
+  return reason == nullptr;
+}
+
+size_t sample_cluster_scratch_floats(int B, int I, int H, int C) {
+  return size_t(clusters_for(std::max(B, 1))) * partial_floats(I, H, C);
+}
+
+void sample_cluster_forward(const SampleClusterArgs& a, cudaStream_t stream) {
+  check_args("sample_cluster_forward", a, false);
+  launch<false>(a, stream);
+}
+
+void sample_cluster_step(const SampleClusterArgs& a, cudaStream_t stream) {
+  check_args("sample_cluster_step", a, true);
+  launch<true>(a, stream);
+}
+
+}  // namespace nmsnn::kernels

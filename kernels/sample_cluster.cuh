@@ -1,0 +1,90 @@
+// sample_cluster.cuh — a noise-encoded network of two spiking layers (the seed's MNIST shape,
+// I-H-C) one sample at a time per thread-block cluster: its forward pass, and its training step
+// (forward, the loss's gradient, backpropagation through time, the gradients), with the sample's
+// masked input kept in the cluster's shared memory from the forward to the weight gradient
+// (SPEC.md 1-4).
+//
+// Why: the layered path (cuda.cu) sends every [T, B, H] tensor through global memory several
+// times per pass and makes every Philox mask twice per training step (SPEC.md 1 forbids storing
+// them across the batch). Here nothing of a sample but its input row, label and logits leaves the
+// chip, and its masks are made once per step: the change that can bring the predicted W1 step
+// within 3x of the TF32 floor (bench/RESULTS.md, "Predicted"). As built, a cluster takes its
+// samples, and each sample's phases, one after another, with FP32 products on the CUDA cores:
+// predicted faster than the layered kernels for small batches only, so DeviceOptions and
+// NetworkOptions::sample_clusters make it opt-in.
+//
+// A cluster of kClusterBlocks blocks (sm_90 thread-block clusters, distributed shared memory)
+// splits the features: block r owns a run of whole Philox blocks (4 features each), makes their
+// masks xi[t, i] = m(t, b, i) x[b, i] into its shared memory and multiplies them with its columns
+// of W0: partial currents p_r[t, h] over its features. Block r also owns a run of hidden neurons:
+// it adds their partials over the cluster in rank order, a0[t, h] = sum_r p_r[t, h], and runs
+// their time loop (lif_forward.cuh's arithmetic). The output layer's currents are reduced the
+// same way (each block's partial over its own neurons' spikes) and rank 0 runs its time loop and
+// the readout. Training continues on the same split: rank 0 the loss's gradient (loss_rows.cuh)
+// and the output layer's backward loop (lif_backward.cuh's arithmetic); each block its neurons'
+// columns of dW1, their dL/dspikes and backward loop; then every block gathers all du0[t, h] and
+// multiplies them with its kept masked input: its columns of dW0. Gradients accumulate in shared
+// memory over a cluster's samples and leave as one partial per cluster, added in cluster order
+// (deterministic). CPU twin: the cpu engine; the sums differ from it only in order.
+//
+// Needs compute capability 9.0 (clusters); sample_cluster_fits says whether a network and device
+// can take it (DeviceNetwork::runs_by_sample; the layered kernels run otherwise).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "nmsnn/loss.hpp"
+#include "nmsnn/philox.hpp"
+#include "nmsnn/spec.hpp"
+
+namespace nmsnn::kernels {
+
+constexpr int kClusterBlocks = 8;     // blocks per cluster: the portable maximum
+constexpr int kClusterThreads = 256;  // threads per block
+
+struct SampleClusterArgs {
+  int T = 0, B = 0, I = 0, H = 0, C = 0;
+  NoiseKey key;                 // the pass's masks (key.rows / key.pass_at device memory)
+  const float* x = nullptr;     // [B, I]
+  const float* W0 = nullptr;    // [H, I]
+  const float* b0 = nullptr;    // [H]
+  const float* W1 = nullptr;    // [C, H]
+  const float* b1 = nullptr;    // [C]
+  SpikingLayer hidden, output;  // neuron settings (sizes H and C)
+  int begin_eval = 0;
+  float readout_scale = 1.0f;   // 1 (sum) or 1 / (T - begin_eval) (mean)
+  float* logits = nullptr;      // [B, C] out
+
+  // The training step only. The loss of each sample is its share of the mean over the B rows
+  // (over B x C values for mse), as step_partial computes it.
+  Loss loss = Loss::nll;
+  const int* labels = nullptr;     // [B]: nll, and bce when targets is null
+  const float* targets = nullptr;  // [B, C]: mse; [B]: bce
+  // Gradients out (overwritten), the parameters' layout: dW0 [H, I], db0 [H], dW1 [C, H],
+  // db1 [C]; and scratch of sample_cluster_scratch_floats(B, I, H, C) floats for the clusters'
+  // partial sums.
+  float *dW0 = nullptr, *db0 = nullptr, *dW1 = nullptr, *db1 = nullptr;
+  float* scratch = nullptr;
+};
+
+// Dynamic shared memory a block of the cluster needs for these shapes, in bytes.
+size_t sample_cluster_shared_bytes(int T, int I, int H, int C, bool train);
+
+// Whether `device` can run the kernels for these shapes: compute capability >= 9.0 and the
+// shared memory above within what a block may opt into. `why`, when not null, says what is
+// missing.
+bool sample_cluster_fits(int T, int I, int H, int C, bool train, int device,
+                         const char** why = nullptr);
+
+// Scratch floats the training step needs for B samples: one partial gradient per cluster.
+size_t sample_cluster_scratch_floats(int B, int I, int H, int C);
+
+// logits for every sample of the batch. Every pointer is device memory.
+void sample_cluster_forward(const SampleClusterArgs& args, cudaStream_t stream);
+
+// logits and the gradients of the batch's mean loss. Every pointer is device memory.
+void sample_cluster_step(const SampleClusterArgs& args, cudaStream_t stream);
+
+}  // namespace nmsnn::kernels

@@ -43,7 +43,7 @@ set(NMSNN_CUDA_SOURCES
   host/cuda/workspace_layout.cu
   kernels/noise_mask.cu
   kernels/masked_linear.cu
-  kernels/cluster_forward.cu
+  kernels/sample_cluster.cu
   kernels/lif_forward.cu
   kernels/lif_backward.cu
   kernels/bias.cu

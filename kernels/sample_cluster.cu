@@ -46,6 +46,13 @@ namespace {
 
 namespace cg = cooperative_groups;
 
+// Not inlined on the device; the CUDA emulation (plain C++) has no such keyword and needs none.
+#ifdef __CUDACC__
+#define NMSNN_NOINLINE __noinline__
+#else
+#define NMSNN_NOINLINE
+#endif
+
 // Where each array lives in a block's shared memory, in floats from its start (each a multiple
 // of 4 floats, 16 bytes), and the split of features and neurons over the cluster.
 struct Plan {
@@ -119,11 +126,20 @@ __device__ inline float lif_back_step(float u, bool returned, float d_state, flo
   return du;
 }
 
-// acc[p, q] (+)= sum over r < depth of P[r][p] Q[r][q], with P rows of stride sp and Q rows of
-// stride sq, for p < np, q < nq; 4 x 4 tiles per thread, one FMA chain per element in order of r.
-// `into` true adds to acc (stride sa), else overwrites it.
-__device__ inline void tile_product(const float* P, int sp, int np, const float* Q, int sq,
-                                    int nq, int depth, float* acc, int sa, bool into) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900  // used by the cluster kernel only
+// Strided views of shared-memory matrices: element (r, c) at data[r * rs + c * cs].
+struct View {
+  const float* data;
+  int rs, cs;
+  __device__ float at(int r, int c) const { return data[r * rs + c * cs]; }
+};
+
+// acc[p, q] (+)= sum over r < depth of P(r, p) Q(r, q) for p < np, q < nq; 4 x 4 tiles per
+// thread, one FMA chain per element in order of r. `into` true adds to acc (row stride sa),
+// else overwrites it. Not inlined: its registers are its own, not the kernel's (the training
+// kernel would spill).
+__device__ NMSNN_NOINLINE void tile_product(View P, int np, View Q, int nq, int depth, float* acc,
+                                          int sa, bool into) {
   const int tiles_q = (nq + 3) / 4, tiles = (np + 3) / 4 * tiles_q;
   for (int k = int(threadIdx.x); k < tiles; k += int(blockDim.x)) {
     const int p0 = k / tiles_q * 4, q0 = (k - k / tiles_q * tiles_q) * 4;
@@ -134,7 +150,7 @@ __device__ inline void tile_product(const float* P, int sp, int np, const float*
     for (int r = 0; r < depth; ++r) {
       float pv[4], qv[4];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) pv[i] = P[r * sp + pc[i]], qv[i] = Q[r * sq + qc[i]];
+      for (int i = 0; i < 4; ++i) pv[i] = P.at(r, pc[i]), qv[i] = Q.at(r, qc[i]);
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -150,6 +166,7 @@ __device__ inline void tile_product(const float* P, int sp, int np, const float*
         }
   }
 }
+#endif
 
 template <ResetRule Hidden, ResetRule Output, bool Train>
 __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleClusterArgs a) {
@@ -208,36 +225,9 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
     }
     __syncthreads();
 
-    // 2. Partial currents over this block's features: p[t, h] = sum_f xi[t, f] w0[h, f], both
-    // operands read along their rows (f), 4 steps x 4 neurons per thread.
-    {
-      const int tiles_h = (H + 3) / 4, tiles = (T + 3) / 4 * tiles_h;
-      for (int k = tid; k < tiles; k += threads) {
-        const int t0 = k / tiles_h * 4, n0 = (k - k / tiles_h * tiles_h) * 4;
-        const float* xr[4];
-        const float* wr[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          xr[i] = xi + std::min(t0 + i, T - 1) * s.F;
-          wr[i] = w0 + std::min(n0 + i, H - 1) * s.F;
-        }
-        float acc[4][4] = {};
-        for (int f = 0; f < nf; ++f) {
-          float xv[4], wv[4];
-#pragma unroll
-          for (int i = 0; i < 4; ++i) xv[i] = xr[i][f], wv[i] = wr[i][f];
-#pragma unroll
-          for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < 4; ++j) acc[i][j] += xv[i] * wv[j];
-        }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            if (t0 + i < T && n0 + j < H) p[(t0 + i) * H + n0 + j] = acc[i][j];
-      }
-    }
+    // 2. Partial currents over this block's features: p[t, h] = sum_f xi[t, f] w0[h, f] (a
+    // block without features writes zeros).
+    tile_product(View{xi, 1, s.F}, T, View{w0, 1, s.F}, H, nf, p, H, false);
     cluster.sync();
 
     // 3. This block's neurons' currents: the cluster's partials added in rank order.
@@ -376,7 +366,8 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
 
     // 9. This block's columns of dW0: dw0[h, f] += sum_t du0[t, h] xi[t, f], the masks of step
     // 1 used a second time.
-    if (nf > 0) tile_product(p, H, H, xi, s.F, nf, T, shared + s.dw0, s.F, true);
+    if (nf > 0)
+      tile_product(View{p, H, 1}, H, View{xi, s.F, 1}, nf, T, shared + s.dw0, s.F, true);
     __syncthreads();  // the next sample's masks overwrite xi
   }
 

@@ -11,10 +11,12 @@
 #            the threads of a block are real threads, so a shared-memory access that no
 #            __syncthreads orders is reported, as racecheck would (ctest: `cuda_emulation_races`).
 #
-# Each CUDA thread is a host thread and blocks run one after another, so this checks the kernels'
-# arithmetic and indexing, the engine's buffer planning and the host code around them (every
-# out-of-bounds access aborts), not timing, warp-level behaviour or races between blocks: those
-# need the real device (scripts/gpu_run.sh). ctest runs it as the test `cuda_emulation`.
+# Each CUDA thread is a host thread and blocks run one after another (the blocks of a thread-block
+# cluster at once, so a read of another block's shared memory is checked too), so this checks the
+# kernels' arithmetic and indexing, the engine's buffer planning and the host code around them
+# (every out-of-bounds access aborts), not timing, warp-level behaviour or races between blocks
+# through global memory: those need the real device (scripts/gpu_run.sh). ctest runs it as the
+# test `cuda_emulation`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$ROOT/build-emu}
@@ -38,8 +40,9 @@ if [[ $SANITIZER == thread ]]; then
   "$OUT/test_cuda_engine" --gtest_brief=1 \
       --gtest_filter='CudaEngineOptimizer.*:*MatchesCpuEngine/5_7_3_B3_T37*:*MatchesCpuEngine/33_17_B3_T37*'
   "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='*CudaMatchesCpu/spiking_then_dense_noisy:*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass'
-  # The device-resident step: its loss kernel's reduction and the guarded updates' atomics.
-  "$OUT/test_train_step" --gtest_brief=1 --gtest_filter='*StepLoopOn.MatchesTheStepByStepApi/cuda:*HaltsWhenAnUpdateOverflows/cuda'
+  # The device-resident step: its loss kernel's reduction and the guarded updates' atomics, and
+  # the step by sample clusters (distributed shared memory between a cluster's blocks).
+  "$OUT/test_train_step" --gtest_brief=1 --gtest_filter='*StepLoopOn.MatchesTheStepByStepApi/cuda:*HaltsWhenAnUpdateOverflows/cuda:StepLoopCuda.BySampleClusters*'
   # The gradients' scale kernel (data parallelism).
   "$OUT/test_cuda_reduce" --gtest_brief=1 --gtest_filter='*cuda_device*'
   echo "cuda emulation (ThreadSanitizer): no data races"
@@ -72,17 +75,18 @@ PY
 # The command line on the cuda engine: a few epochs of the iris example (spiking) and of the
 # house-price regression (MLP) give the same test metrics as on the cpu engine (the same
 # arithmetic up to rounding, and no spike flips here), with the device-resident step and with it
-# replayed from CUDA graphs.
-for run in cpu cuda cuda-graphs; do
+# replayed from CUDA graphs, and (iris: a noisy pair of spiking layers) by sample clusters.
+for run in cpu cuda cuda-graphs cuda-clusters; do
   flags=(--device "${run%%-*}")
   [[ $run == cuda-graphs ]] && flags+=(--cuda-graphs)
+  [[ $run == cuda-clusters ]] && flags+=(--sample-clusters)
   "$OUT/nmsnn" train "${flags[@]}" --quiet --data "$ROOT/data/csv/iris_data.csv" \
       --target target --epochs 3 | grep -E "^test" > "$OUT/cli_$run.txt"
   "$OUT/nmsnn" train "${flags[@]}" --quiet --data "$ROOT/data/csv/house_price_data.csv" \
       --task regression --model mlp --epochs 3 | grep -E "^test" >> "$OUT/cli_$run.txt"
 done
 cat "$OUT/cli_cuda.txt"
-for run in cuda cuda-graphs; do
+for run in cuda cuda-graphs cuda-clusters; do
   diff "$OUT/cli_cpu.txt" "$OUT/cli_$run.txt" ||
     { echo "nmsnn train ($run) differs from --device cpu" >&2; exit 1; }
 done

@@ -33,6 +33,8 @@
 //                     loop of SPEC.md 1-3 with the same masks (samples within 1e-4 of a spiking
 //                     decision left out), at shapes that leave blocks without features or
 //                     neurons; when DeviceNetwork chooses it; shapes it cannot hold refused
+//   SampleClusterStep the training step by sample clusters: logits and the four gradients
+//                     against a double-precision backpropagation through time, NLL, BCE, MSE
 // The tolerance of each is stated, with its reason, over its checks.
 #include <gtest/gtest.h>
 
@@ -49,7 +51,6 @@
 
 #include "activation.cuh"
 #include "bias.cuh"
-#include "cluster_forward.cuh"
 #include "cpu/activation_layer.hpp"
 #include "cpu/activations.hpp"
 #include "cpu/lif.hpp"
@@ -70,6 +71,7 @@
 #include "nmsnn/philox.hpp"
 #include "noise_mask.cuh"
 #include "optimizer_update.cuh"
+#include "sample_cluster.cuh"
 #include "spiking_activation.cuh"
 #include "throws_with.hpp"
 #include "time_axis.cuh"
@@ -1488,7 +1490,7 @@ TEST(ClusterForward, MatchesDoubleLoop) {
     const NoiseKey key{77, uint64_t(seed)};
 
     Dev<float> dx(x), dW0(W0), db0(b0), dW1(W1), db1(b1), dlogits(size_t(c.B) * c.C);
-    nmsnn::kernels::ClusterForwardArgs a;
+    nmsnn::kernels::SampleClusterArgs a;
     a.T = c.T, a.B = c.B, a.I = c.I, a.H = c.H, a.C = c.C;
     a.key = key;
     a.x = dx.get(), a.W0 = dW0.get(), a.b0 = db0.get(), a.W1 = dW1.get(), a.b1 = db1.get();
@@ -1496,7 +1498,7 @@ TEST(ClusterForward, MatchesDoubleLoop) {
     a.begin_eval = c.begin_eval;
     a.readout_scale = c.readout_scale;
     a.logits = dlogits.get();
-    nmsnn::kernels::cluster_forward(a, nullptr);
+    nmsnn::kernels::sample_cluster_forward(a, nullptr);
     const std::vector<float> got = dlogits.host();
 
     std::vector<double> want, margin;
@@ -1514,6 +1516,210 @@ TEST(ClusterForward, MatchesDoubleLoop) {
       }
     }
     EXPECT_GE(compared, 1) << "every sample came within 1e-4 of a spiking decision";
+  }
+}
+
+// The training step of a pair of spiking layers in double (SPEC.md 1-4): the forward of
+// pair_reference keeping u and the returned spikes, the loss's gradient (loss_math.hpp's
+// expressions, each row's share of the batch mean), and backpropagation through time.
+struct PairGradients {
+  std::vector<double> logits, dW0, db0, dW1, db1, margin;
+};
+
+PairGradients pair_step_reference(const PairCase& c, NoiseKey key, nmsnn::Loss loss,
+                                  const std::vector<float>& x, const std::vector<int>& labels,
+                                  const std::vector<float>& targets, const std::vector<float>& W0,
+                                  const std::vector<float>& b0, const std::vector<float>& W1,
+                                  const std::vector<float>& b1, const SpikingLayer& n0,
+                                  const SpikingLayer& n1) {
+  const int T = c.T, B = c.B, I = c.I, H = c.H, C = c.C;
+  PairGradients g;
+  g.logits.assign(size_t(B) * C, 0);
+  g.dW0.assign(size_t(H) * I, 0);
+  g.db0.assign(H, 0);
+  g.dW1.assign(size_t(C) * H, 0);
+  g.db1.assign(C, 0);
+  g.margin.assign(B, 1e300);
+  const double N = loss == nmsnn::Loss::mse ? double(B) * C : double(B);
+  auto forward = [&](const SpikingLayer& n, double a, double& v, double& s_last, double& margin,
+                     double& u, double& ret_s, double& ret_v) {
+    u = a + n.decay * v;
+    margin = std::min(margin, std::abs(u - n.threshold));
+    const double s = std::max(u - n.threshold, 0.0), gate = s > 0 ? 1.0 : 0.0;
+    const double next = n.reset == ResetRule::scale ? u - n.penalty / n.threshold * u * gate
+                                                    : u - (n.penalty + s) * gate;
+    ret_s = n.delay ? s_last : s;
+    ret_v = n.delay ? v : next;
+    v = next;
+    s_last = s;
+  };
+  // du[t] from dL/d(returned state) and dL/d(returned spike) at each step (lif_backward.cuh).
+  auto backward = [&](const SpikingLayer& n, const std::vector<double>& u,
+                      const std::vector<double>& d_state, const std::vector<double>& d_spike) {
+    std::vector<double> du(T);
+    double dv_next = 0;
+    for (int t = T - 1; t >= 0; --t) {
+      const int out = n.delay ? t + 1 : t;
+      const double gate = u[t] - n.threshold > 0 ? 1.0 : 0.0;
+      const double dv_du = n.reset == ResetRule::scale ? 1 - n.penalty / n.threshold * gate
+                                                       : 1 - gate;
+      du[t] = out < T ? (dv_next + d_state[out]) * dv_du + d_spike[out] * gate : dv_next * dv_du;
+      dv_next = n.decay * du[t];
+    }
+    return du;
+  };
+  for (int b = 0; b < B; ++b) {
+    std::vector<double> xi(size_t(T) * I), u0(size_t(T) * H), s0(size_t(T) * H),
+        u1(size_t(T) * C), v0(H, 0), l0(H, 0), v1(C, 0), l1(C, 0);
+    for (int t = 0; t < T; ++t) {
+      for (int i = 0; i < I; ++i)
+        xi[size_t(t) * I + i] = nmsnn::noise_mask(key, t, b, i) * x[size_t(b) * I + i];
+      for (int h = 0; h < H; ++h) {
+        double a = b0[h], ret_v;
+        for (int i = 0; i < I; ++i) a += double(W0[size_t(h) * I + i]) * xi[size_t(t) * I + i];
+        forward(n0, a, v0[h], l0[h], g.margin[b], u0[size_t(t) * H + h], s0[size_t(t) * H + h],
+                ret_v);
+      }
+      for (int k = 0; k < C; ++k) {
+        double a = b1[k], ret_s, ret_v;
+        for (int h = 0; h < H; ++h) a += double(W1[size_t(k) * H + h]) * s0[size_t(t) * H + h];
+        forward(n1, a, v1[k], l1[k], g.margin[b], u1[size_t(t) * C + k], ret_s, ret_v);
+        if (t >= c.begin_eval) g.logits[size_t(b) * C + k] += ret_v * c.readout_scale;
+      }
+    }
+    // The loss's gradient for this row.
+    const double* z = g.logits.data() + size_t(b) * C;
+    std::vector<double> dz(C);
+    if (loss == nmsnn::Loss::nll) {
+      double m = z[0], sum = 0;
+      for (int k = 1; k < C; ++k) m = std::max(m, z[k]);
+      for (int k = 0; k < C; ++k) sum += std::exp(z[k] - m);
+      for (int k = 0; k < C; ++k)
+        dz[k] = (std::exp(z[k] - m) / sum - (k == labels[b] ? 1.0 : 0.0)) / N;
+    } else if (loss == nmsnn::Loss::bce) {
+      dz[0] = (1 / (1 + std::exp(-z[0])) - labels[b]) / N;
+    } else {
+      for (int k = 0; k < C; ++k) dz[k] = 2 * (z[k] - targets[size_t(b) * C + k]) / N;
+    }
+    // Backward through the output layer, then the hidden one.
+    std::vector<std::vector<double>> du1(C);
+    for (int k = 0; k < C; ++k) {
+      std::vector<double> u(T), d_state(T), none(T, 0.0);
+      for (int t = 0; t < T; ++t) {
+        u[t] = u1[size_t(t) * C + k];
+        d_state[t] = t >= c.begin_eval ? dz[k] * c.readout_scale : 0;
+      }
+      du1[k] = backward(n1, u, d_state, none);
+      for (int t = 0; t < T; ++t) {
+        g.db1[k] += du1[k][t];
+        for (int h = 0; h < H; ++h) g.dW1[size_t(k) * H + h] += du1[k][t] * s0[size_t(t) * H + h];
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      std::vector<double> u(T), none(T, 0.0), d_spike(T, 0.0);
+      for (int t = 0; t < T; ++t) {
+        u[t] = u0[size_t(t) * H + h];
+        for (int k = 0; k < C; ++k) d_spike[t] += double(W1[size_t(k) * H + h]) * du1[k][t];
+      }
+      const std::vector<double> du = backward(n0, u, none, d_spike);
+      for (int t = 0; t < T; ++t) {
+        g.db0[h] += du[t];
+        for (int i = 0; i < I; ++i) g.dW0[size_t(h) * I + i] += du[t] * xi[size_t(t) * I + i];
+      }
+    }
+  }
+  return g;
+}
+
+// max |got - want| / max |want| over a tensor; infinite where a value is not finite.
+double relative_difference(const std::vector<float>& got, const std::vector<double>& want) {
+  double diff = 0, scale = 1e-30;
+  for (size_t k = 0; k < want.size(); ++k) {
+    if (!std::isfinite(got[k])) return INFINITY;
+    diff = std::max(diff, std::abs(double(got[k]) - want[k]));
+    scale = std::max(scale, std::abs(want[k]));
+  }
+  return diff / scale;
+}
+
+// The step's logits and the four gradients against the double loop, every sample at least 1e-4
+// from every spiking decision (inputs redrawn until so): FP32 sums in other orders, over up to
+// T x B terms, stay within 1e-4 of each tensor's largest value; a wrong index, a lost sample or a
+// wrong derivative shows as an error of order one. B = 20 gives some clusters two samples, whose
+// gradients must add up in shared memory.
+TEST(SampleClusterStep, GradientsMatchDoubleBptt) {
+  REQUIRE_CUDA();
+  using nmsnn::Loss;
+  struct StepCase {
+    PairCase shape;
+    Loss loss;
+  };
+  const std::vector<StepCase> cases = {
+      {{16, 5, 784, 100, 10, ResetRule::scale, true, 0, 1.0f / 16}, Loss::nll},
+      {{7, 4, 9, 130, 1, ResetRule::subtract, false, 2, 1.0f}, Loss::bce},
+      {{5, 3, 33, 5, 3, ResetRule::scale, false, 0, 1.0f}, Loss::mse},
+      {{9, 20, 70, 17, 4, ResetRule::subtract, true, 3, 1.0f / 6}, Loss::nll},
+  };
+  int seed = 100;
+  for (const StepCase& sc : cases) {
+    const PairCase& c = sc.shape;
+    SCOPED_TRACE(std::string(nmsnn::to_string(sc.loss)) + " T=" + std::to_string(c.T) +
+                 " B=" + std::to_string(c.B) + " I=" + std::to_string(c.I) +
+                 " H=" + std::to_string(c.H) + " C=" + std::to_string(c.C));
+    ++seed;
+    const float w0 = 2.5f / std::sqrt(float(c.I)), w1 = 2.5f / std::sqrt(float(c.H));
+    const auto W0 = random_vector(size_t(c.H) * c.I, -w0, w0, 20 + seed);
+    const auto b0 = random_vector(size_t(c.H), -0.2f, 0.6f, 30 + seed);
+    const auto W1 = random_vector(size_t(c.C) * c.H, -w1, w1, 40 + seed);
+    const auto b1 = random_vector(size_t(c.C), -0.2f, 0.6f, 50 + seed);
+    SpikingLayer n0, n1;
+    n0.size = c.H;
+    n1.size = c.C;
+    n0.reset = n1.reset = c.reset;
+    n0.delay = n1.delay = c.delay;
+    n1.decay = 0.8f;
+    n1.threshold = 0.75f;
+    std::vector<int> labels(c.B);
+    std::mt19937 rng(seed);
+    for (int& l : labels) l = int(rng() % unsigned(sc.loss == Loss::bce ? 2 : c.C));
+    const auto targets = random_vector(size_t(c.B) * c.C, -1.0f, 2.0f, 60 + seed);
+    const NoiseKey key{91, uint64_t(seed)};
+
+    std::vector<float> x;
+    PairGradients want;
+    bool safe = false;
+    for (int attempt = 0; attempt < 20 && !safe; ++attempt) {
+      x = random_vector(size_t(c.B) * c.I, 0.0f, 2.0f, 1000 * seed + attempt, 0.2f);
+      want = pair_step_reference(c, key, sc.loss, x, labels, targets, W0, b0, W1, b1, n0, n1);
+      safe = *std::min_element(want.margin.begin(), want.margin.end()) > 1e-4;
+    }
+    ASSERT_TRUE(safe) << "no input kept every sample 1e-4 away from the threshold";
+
+    Dev<float> dx(x), dW0(W0), db0(b0), dW1(W1), db1(b1), dlogits(size_t(c.B) * c.C);
+    Dev<int> dlabels(labels);
+    Dev<float> dtargets(targets);
+    Dev<float> gW0(W0.size()), gb0(b0.size()), gW1(W1.size()), gb1(b1.size());
+    Dev<float> scratch(nmsnn::kernels::sample_cluster_scratch_floats(c.B, c.I, c.H, c.C));
+    nmsnn::kernels::SampleClusterArgs a;
+    a.T = c.T, a.B = c.B, a.I = c.I, a.H = c.H, a.C = c.C;
+    a.key = key;
+    a.x = dx.get(), a.W0 = dW0.get(), a.b0 = db0.get(), a.W1 = dW1.get(), a.b1 = db1.get();
+    a.hidden = n0, a.output = n1;
+    a.begin_eval = c.begin_eval;
+    a.readout_scale = c.readout_scale;
+    a.logits = dlogits.get();
+    a.loss = sc.loss;
+    if (sc.loss == Loss::mse) a.targets = dtargets.get();
+    else a.labels = dlabels.get();
+    a.dW0 = gW0.get(), a.db0 = gb0.get(), a.dW1 = gW1.get(), a.db1 = gb1.get();
+    a.scratch = scratch.get();
+    nmsnn::kernels::sample_cluster_step(a, nullptr);
+
+    EXPECT_LE(relative_difference(dlogits.host(), want.logits), 1e-5) << "logits";
+    EXPECT_LE(relative_difference(gW0.host(), want.dW0), 1e-4) << "dW0";
+    EXPECT_LE(relative_difference(gb0.host(), want.db0), 1e-4) << "db0";
+    EXPECT_LE(relative_difference(gW1.host(), want.dW1), 1e-4) << "dW1";
+    EXPECT_LE(relative_difference(gb1.host(), want.db1), 1e-4) << "db1";
   }
 }
 
@@ -1558,19 +1764,21 @@ TEST(ClusterForward, RefusesWhatItCannotRun) {
   REQUIRE_CUDA();
   namespace k = nmsnn::kernels;
   const char* why = nullptr;
-  EXPECT_FALSE(k::cluster_forward_fits(2000, 784, 100, 10, 0, &why));
+  EXPECT_FALSE(k::sample_cluster_fits(2000, 784, 100, 10, false, 0, &why));
   ASSERT_NE(why, nullptr);
   EXPECT_NE(std::string(why).find("shared memory"), std::string::npos) << why;
-  k::ClusterForwardArgs a;
+  k::SampleClusterArgs a;
   a.T = 2000, a.B = 1, a.I = 784, a.H = 100, a.C = 10;
-  EXPECT_TRUE(throws_with([&] { k::cluster_forward(a, nullptr); },
-                          {"cluster_forward", "T=2000", "shared memory"}));
+  EXPECT_TRUE(throws_with([&] { k::sample_cluster_forward(a, nullptr); },
+                          {"sample_cluster_forward", "T=2000", "shared memory"}));
   a.T = 8;
   a.begin_eval = 8;
-  EXPECT_TRUE(throws_with([&] { k::cluster_forward(a, nullptr); }, {"begin_eval", "T = 8"}));
+  EXPECT_TRUE(
+      throws_with([&] { k::sample_cluster_forward(a, nullptr); }, {"begin_eval", "T = 8"}));
   a.begin_eval = 0;
   a.C = 0;
-  EXPECT_TRUE(throws_with([&] { k::cluster_forward(a, nullptr); }, {"cluster_forward", ">= 1"}));
+  EXPECT_TRUE(throws_with([&] { k::sample_cluster_forward(a, nullptr); },
+                          {"sample_cluster_forward", ">= 1"}));
 }
 
 }  // namespace

@@ -103,7 +103,12 @@ class StepLoopOn : public ::testing::TestWithParam<Engine> {
 // The cuda engine computes the loss on the device in double, summed in another order, and its
 // dlogits are the same doubles rounded to float; a last-ulp difference there is within 1e-6 of
 // each gradient, so 1e-5 of the largest parameter after four updates.
-TEST_P(StepLoopOn, MatchesTheStepByStepApi) {
+// The comparison below, for `engine`; `clusters`: the StepLoop's network runs its steps by sample
+// clusters (NetworkOptions::sample_clusters, kernels/sample_cluster.cuh), the step-by-step one
+// layer by layer. Their sums then differ in order (~1e-7 of the logits), so the loss is compared
+// to 1e-6 and the parameters to 1e-5; a spiking decision that rounding could flip is unlikely at
+// these sizes (a flip would show as a difference of order one).
+void check_step_matches_api(Engine engine, bool clusters) {
   const NetworkSpec spiking = NetworkSpec::spiking(12, {16}, 4, 7);
   const NetworkSpec binary = NetworkSpec::spiking(12, {16}, 1, 7);
   const std::vector<nmsnn::OptimizerSpec> optimizers = {nmsnn::Sgd{0.2, 0.9},
@@ -113,8 +118,10 @@ TEST_P(StepLoopOn, MatchesTheStepByStepApi) {
     const int C = spec.outputs();
     for (const auto& o : optimizers) {
       SCOPED_TRACE(std::string(nmsnn::to_string(loss)) + " " + nmsnn::describe(o) + " on " +
-                   name(GetParam()));
-      Network a(spec, options(5)), b(spec, options(5));
+                   name(engine) + (clusters ? " by sample clusters" : ""));
+      nmsnn::NetworkOptions stepped{engine, 5, 1};
+      stepped.sample_clusters = clusters;
+      Network a(spec, stepped), b(spec, {engine, 5, 1});
       nmsnn::Optimizer oa(a, o), ob(b, o);
       nmsnn::StepLoop loop(a, oa, loss);
       std::vector<double> losses;
@@ -135,23 +142,33 @@ TEST_P(StepLoopOn, MatchesTheStepByStepApi) {
       const nmsnn::StepReport r = loop.read();
       EXPECT_EQ(r.halt, nmsnn::HaltReason::none);
       ASSERT_EQ(r.steps.size(), 4u);
+      const double loss_tolerance = clusters ? 1e-6 : 1e-9;
       for (size_t k = 0; k < 4; ++k) {
         EXPECT_EQ(r.steps[k].batch, sizes[k]);
         EXPECT_EQ(r.steps[k].correct, corrects[k]) << "step " << k;
-        if (GetParam() == Engine::cpu)
+        if (engine == Engine::cpu)
           EXPECT_EQ(r.steps[k].loss, losses[k]) << "step " << k;
         else
-          EXPECT_NEAR(r.steps[k].loss, losses[k], 1e-9 * std::max(1.0, losses[k])) << k;
+          EXPECT_NEAR(r.steps[k].loss, losses[k], loss_tolerance * std::max(1.0, losses[k]))
+              << k;
       }
       EXPECT_EQ(r.first_loss, r.steps[0].loss);
       EXPECT_EQ(a.noise_passes(), b.noise_passes());
       EXPECT_EQ(oa.steps(), ob.steps());
-      if (GetParam() == Engine::cpu)
+      if (engine == Engine::cpu)
         EXPECT_TRUE(all_parameters(a) == all_parameters(b));
       else
         EXPECT_LE(relative_error(all_parameters(a), all_parameters(b)), 1e-5);
     }
   }
+}
+
+TEST_P(StepLoopOn, MatchesTheStepByStepApi) { check_step_matches_api(GetParam(), false); }
+
+// The cuda engine's step by sample clusters (compute capability 9.0; the emulation is one).
+TEST(StepLoopCuda, BySampleClustersMatchesTheStepByStepApi) {
+  REQUIRE_CUDA();
+  check_step_matches_api(Engine::cuda, true);
 }
 
 // Training a network whose outputs explode: the second step's loss is not finite, so the loop

@@ -47,7 +47,7 @@
 // FP32; a weight-gradient kernel that decodes spike16 in its tile loader would save 8 more.
 //
 // With DeviceOptions::sample_clusters, an inference pass of a noisy pair of spiking layers is one
-// kernel instead (kernels/cluster_forward.cuh: one sample per thread-block cluster, on chip).
+// kernel instead (kernels/sample_cluster.cuh: one sample per thread-block cluster, on chip).
 //
 // Where each buffer lives in the caller's workspace is planned in workspace_layout.hpp.
 #include <algorithm>
@@ -61,7 +61,6 @@
 #include "activation.cuh"
 #include "network/engine.hpp"
 #include "bias.cuh"
-#include "cluster_forward.cuh"
 #include "conv2d.cuh"
 #include "cublas_gemm.cuh"
 #include "cublas_scope.hpp"
@@ -77,6 +76,7 @@
 #include "noise_mask.cuh"
 #include "optimizer_update.cuh"
 #include "pool2d.cuh"
+#include "sample_cluster.cuh"
 #include "spiking_activation.cuh"
 #include "time_axis.cuh"
 #include "workspace_layout.hpp"
@@ -189,8 +189,8 @@ bool DeviceNetwork::runs_by_sample(const DeviceInput& input, bool training,
     return false;
   int device = 0;
   NMSNN_CUDA_CHECK(cudaGetDevice(&device));
-  return kernels::cluster_forward_fits(spec_.time_steps, spec_.inputs, spec_.layer_width(0),
-                                       spec_.layer_width(1), device);
+  return kernels::sample_cluster_fits(spec_.time_steps, spec_.inputs, spec_.layer_width(0),
+                                      spec_.layer_width(1), false, device);
 }
 
 void DeviceNetwork::forward(const float* const* params, const DeviceInput& input, float* logits,
@@ -229,7 +229,7 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
   if (runs_by_sample(input, training, trace)) {
     const auto& hidden = std::get<SpikingLayer>(spec_.layers[0]);
     const auto& output = std::get<SpikingLayer>(spec_.layers[1]);
-    kernels::ClusterForwardArgs a;
+    kernels::SampleClusterArgs a;
     a.T = T;
     a.B = B;
     a.I = I;
@@ -246,7 +246,7 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     a.begin_eval = spec_.readout.begin_eval;
     a.readout_scale = readout_scale(spec_, T);
     a.logits = logits;
-    kernels::cluster_forward(a, stream);
+    kernels::sample_cluster_forward(a, stream);
     if (trace && trace->regularization) zero_on_device(trace->regularization, 1, stream);
     return;
   }

@@ -24,10 +24,11 @@ bool cuda_available(std::string* why) {
 namespace detail {
 std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec,
                                                 MatmulPrecision matmul,
-                                                SavedState saved, int device);  // cuda_engine.cu
+                                                SavedState saved, bool sample_clusters,
+                                                int device);  // cuda_engine.cu
 
 std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul,
-                                             SavedState saved, int device) {
+                                             SavedState saved, bool sample_clusters, int device) {
   if (device < 0) fail("cannot use the cuda engine: the CUDA device must be >= 0, got ", device);
   std::string why;
   if (!cuda_available(&why)) fail("cannot use the cuda engine: ", why);
@@ -37,7 +38,7 @@ std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrec
     fail("cannot use the cuda engine: CUDA device ", device, " requested, this machine has ", count,
          count == 1 ? " (device 0)" : " (devices 0 to " + std::to_string(count - 1) + ")",
          "; CUDA_VISIBLE_DEVICES, when set, limits which ones this process sees");
-  return make_cuda_engine_impl(spec, matmul, saved, device);
+  return make_cuda_engine_impl(spec, matmul, saved, sample_clusters, device);
 }
 }  // namespace detail
 }  // namespace nmsnn

@@ -30,6 +30,7 @@
 #include "cuda_check.cuh"
 #include "launch.cuh"
 #include "optimizer_update.cuh"
+#include "sample_cluster.cuh"
 #include "train_step.cuh"
 #include "nmsnn/communicator.hpp"
 #include "nmsnn/cuda.hpp"
@@ -38,7 +39,8 @@
 namespace nmsnn::detail {
 
 std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul,
-                                                  SavedState saved, int device);
+                                                  SavedState saved, bool sample_clusters,
+                                                  int device);
 
 namespace {
 
@@ -158,8 +160,13 @@ struct CudaStepState : StepState {
   int capacity = 0;        // batch capacity of the buffers below (0: none yet)
   size_t y_offset = 0, x_offset = 0, keys_offset = 0, block_bytes = 0;  // staging block, bytes
   size_t ws_bytes = 0;
+  // The step runs by sample clusters (kernels/sample_cluster.cuh), whose partial gradients take
+  // cluster_bytes after the workspace.
+  bool by_sample = false;
+  size_t cluster_bytes = 0;
   std::unique_ptr<DeviceBuffer> block;    // staging block on the device
-  std::unique_ptr<DeviceBuffer> work;     // [logits | dlogits | regularization | workspace]
+  // [logits | dlogits | regularization | workspace | cluster partials]
+  std::unique_ptr<DeviceBuffer> work;
   std::unique_ptr<DeviceBuffer> prev;     // the parameters before the last update
   std::unique_ptr<DeviceBuffer> records;  // kernels::StepRecords
   std::unique_ptr<DeviceBuffer> sums;     // the step's statistics (kernels::step_sums::count)
@@ -186,7 +193,8 @@ struct CudaStepState : StepState {
 class CudaEngine final : public EngineImpl {
  public:
   // `device` has been checked against the device count (make_cuda_engine).
-  CudaEngine(const NetworkSpec& spec, MatmulPrecision matmul, SavedState saved, int device)
+  CudaEngine(const NetworkSpec& spec, MatmulPrecision matmul, SavedState saved,
+             bool sample_clusters, int device)
       : spec_(spec), device_(device) {
     use_device();  // the stream, the cuBLAS handle and every buffer belong to this device
     NMSNN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -200,6 +208,7 @@ class CudaEngine final : public EngineImpl {
       cuda::DeviceOptions options;
       options.matmul = matmul;
       options.saved = saved;
+      options.sample_clusters = sample_clusters;
       net_ = std::make_unique<cuda::DeviceNetwork>(spec_, cublas_, options);
       layout_ = parameter_layout(spec_);
       size_t total = 0;
@@ -511,6 +520,7 @@ class CudaEngine final : public EngineImpl {
       s->rank = s->comm->rank();
       s->ranks = s->comm->size();
     }
+    s->by_sample = steps_by_sample();
     s->sums = std::make_unique<DeviceBuffer>(kernels::step_sums::count(s->ranks) * sizeof(double));
     s->records = std::make_unique<DeviceBuffer>(sizeof(kernels::StepRecords));
     s->prev = std::make_unique<DeviceBuffer>(params_->bytes());
@@ -684,7 +694,10 @@ class CudaEngine final : public EngineImpl {
     s.ws_bytes = std::max(ws, net_->workspace_bytes(int(cap), kind, true));
     s.block = std::make_unique<DeviceBuffer>(s.block_bytes);
     const size_t logits = align(cap * size_t(C) * sizeof(float));
-    s.work = std::make_unique<DeviceBuffer>(2 * logits + 256 + s.ws_bytes);
+    s.cluster_bytes = s.by_sample ? kernels::sample_cluster_scratch_floats(
+                                        int(cap), I, spec_.layer_width(0), C) * sizeof(float)
+                                  : 0;
+    s.work = std::make_unique<DeviceBuffer>(2 * logits + 256 + s.ws_bytes + s.cluster_bytes);
   }
 
   // The device's records are full: move them to the host and empty them (not after a halt,
@@ -724,9 +737,40 @@ class CudaEngine final : public EngineImpl {
     if (s.comm) in.noise.rows = reinterpret_cast<const uint32_t*>(block + s.keys_offset);
     cuda::DeviceTrace trace;
     trace.regularization = regularized_ ? regularization : nullptr;
-    // A rank with no rows computes nothing, but takes part in both sums below.
-    if (n > 0)
+    // A rank with no rows computes nothing, but takes part in both sums below. By sample
+    // clusters, one kernel computes the logits and the gradients (of each row's share of the
+    // mean loss, as step_partial's dlogits give them); step_partial then only takes the
+    // statistics, and a halted step's gradients, like any, reach no parameter (the guarded update
+    // does nothing).
+    const bool by_sample = s.by_sample && kind == Input::Kind::noisy;
+    if (n > 0 && by_sample) {
+      kernels::SampleClusterArgs c;
+      c.T = spec_.time_steps;
+      c.B = n;
+      c.I = spec_.inputs;
+      c.hidden = std::get<SpikingLayer>(spec_.layers[0]);
+      c.output = std::get<SpikingLayer>(spec_.layers[1]);
+      c.H = c.hidden.size;
+      c.C = C;
+      c.key = in.noise;
+      c.x = in.data;
+      c.W0 = param_table_[0], c.b0 = param_table_[1];
+      c.W1 = param_table_[2], c.b1 = param_table_[3];
+      c.begin_eval = spec_.readout.begin_eval;
+      c.readout_scale = spec_.readout.reduce == Reduce::mean
+                            ? 1.0f / float(spec_.time_steps - spec_.readout.begin_eval)
+                            : 1.0f;
+      c.logits = logits;
+      c.loss = s.loss;
+      if (s.loss == Loss::nll) c.labels = reinterpret_cast<const int*>(block + s.y_offset);
+      else c.targets = reinterpret_cast<const float*>(block + s.y_offset);
+      c.dW0 = grad_table_[0], c.db0 = grad_table_[1];
+      c.dW1 = grad_table_[2], c.db1 = grad_table_[3];
+      c.scratch = reinterpret_cast<float*>(static_cast<char*>(ws) + s.ws_bytes);
+      kernels::sample_cluster_step(c, stream_);
+    } else if (n > 0) {
       net_->forward(param_table_.data(), in, logits, true, {ws, s.ws_bytes}, stream_, &trace);
+    }
 
     kernels::StepLossArgs a;
     a.loss = s.loss;
@@ -749,7 +793,7 @@ class CudaEngine final : public EngineImpl {
       s.reducer->allreduce_sum_device(a.sums, kernels::step_sums::count(s.ranks), stream_);
     kernels::step_guard(a, stream_);
 
-    if (n > 0)
+    if (n > 0 && !by_sample)
       net_->backward(param_table_.data(), in, dlogits, grad_table_.data(), nullptr,
                      {ws, s.ws_bytes}, stream_);
     if (s.reducer) {
@@ -770,6 +814,18 @@ class CudaEngine final : public EngineImpl {
       kernels::adam_update_guarded(&scalars->adam, &records->halt, params_->floats(),
                                    s.prev->floats(), grads_->floats(), opt.m->floats(),
                                    opt.v->floats(), total_floats_, &records->bad_index, stream_);
+  }
+
+  // Whether training steps run by sample clusters (NetworkOptions::sample_clusters): a noisy
+  // pair of spiking layers in FP32 that fits the device (kernels/sample_cluster.cuh).
+  bool steps_by_sample() const {
+    const cuda::DeviceOptions& o = net_->options();
+    if (!o.sample_clusters || o.matmul != MatmulPrecision::fp32 || spec_.layers.size() != 2 ||
+        !std::holds_alternative<SpikingLayer>(spec_.layers[0]) ||
+        !std::holds_alternative<SpikingLayer>(spec_.layers[1]))
+      return false;
+    return kernels::sample_cluster_fits(spec_.time_steps, spec_.inputs, spec_.layer_width(0),
+                                        spec_.outputs(), true, device_);
   }
 
   // Where a pass's row keys sit in its device buffer, after the input, and the floats both take.
@@ -858,8 +914,9 @@ class CudaEngine final : public EngineImpl {
 }  // namespace
 
 std::unique_ptr<EngineImpl> make_cuda_engine_impl(const NetworkSpec& spec, MatmulPrecision matmul,
-                                                  SavedState saved, int device) {
-  return std::make_unique<CudaEngine>(spec, matmul, saved, device);
+                                                  SavedState saved, bool sample_clusters,
+                                                  int device) {
+  return std::make_unique<CudaEngine>(spec, matmul, saved, sample_clusters, device);
 }
 
 }  // namespace nmsnn::detail

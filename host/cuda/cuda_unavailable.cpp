@@ -12,7 +12,7 @@ bool cuda_available(std::string* why) {
 
 namespace detail {
 std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec&, MatmulPrecision, SavedState,
-                                             int /*device*/) {
+                                             bool /*sample_clusters*/, int /*device*/) {
   std::string why;
   cuda_available(&why);
   fail("cannot use the cuda engine: ", why);

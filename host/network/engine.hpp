@@ -124,7 +124,7 @@ class EngineImpl {
 std::unique_ptr<EngineImpl> make_cpu_engine(const NetworkSpec& spec, int threads);
 // Throws nmsnn::Error saying why when the build has no CUDA engine or no device is usable.
 std::unique_ptr<EngineImpl> make_cuda_engine(const NetworkSpec& spec, MatmulPrecision matmul,
-                                             SavedState saved, int device);
+                                             SavedState saved, bool sample_clusters, int device);
 
 // What both engines' backward passes need to know of a layer, from SPEC.md's gradients:
 // whether a Lowpass is bypassed (apply_during_training false: the identity in training passes),

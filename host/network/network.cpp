@@ -192,7 +192,7 @@ double pass_bytes(const NetworkSpec& spec, int batch, const ForwardOptions& opti
 namespace {
 std::unique_ptr<detail::EngineImpl> make_engine(const NetworkSpec& spec, const NetworkOptions& o) {
   if (o.threads < 0) fail("network options: threads must be >= 0, got ", o.threads);
-  if (o.engine == Engine::cuda) return detail::make_cuda_engine(spec, o.matmul, o.saved, o.device);
+  if (o.engine == Engine::cuda) return detail::make_cuda_engine(spec, o.matmul, o.saved, o.sample_clusters, o.device);
   return detail::make_cpu_engine(spec, o.threads);
 }
 

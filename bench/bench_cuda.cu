@@ -17,7 +17,8 @@
 //   0 = the FP32 saved state, 1 = the compact one (nmsnn::SavedState, DeviceOptions::saved).
 //   PhiloxRate: Philox4x32-10 alone on W1's mask counters (no DRAM traffic), the rate that
 //   napkin_math.hpp's integer count predicts; it decides how much W1 pays for its masks.
-//   W1_Inference/<0 layered, 1 sample clusters>/<B>: W1's network in inference, FP32.
+//   W1_Inference/<0 layered, 1 sample clusters>/<B>: W1's network in inference, FP32;
+//   W1_StepLoop/<0 layered, 1 sample clusters>/<B>: its training step as `nmsnn train` runs it.
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
 // x_floor = our time / the floor's time on the same GPU and math; device_MB = the memory this
@@ -308,7 +309,7 @@ void W1_NetworkApi(benchmark::State& state) {
 
 // W1's network in inference (a forward pass that keeps nothing, FP32), B samples: layer by layer
 // (first arg 0) or one sample per thread-block cluster (1: DeviceOptions::sample_clusters;
-// kernels/cluster_forward.cuh). The napkin model predicts the clusters faster for small batches
+// kernels/sample_cluster.cuh). The napkin model predicts the clusters faster for small batches
 // only (bench/RESULTS.md, "Predicted"); these rows measure both.
 void W1_Inference(benchmark::State& state) {
   if (!have_gpu(state)) return;
@@ -350,7 +351,7 @@ void W1_Inference(benchmark::State& state) {
     state.counters["samples/s"] = B / (ms / 1e3);
     state.counters["TFLOP/s"] = flop / (ms / 1e3) / 1e12;
     if (clusters) {
-      const double pred = napkin::cluster_forward_prediction(shape, napkin::h200()).seconds * 1e3;
+      const double pred = napkin::sample_cluster_prediction(shape, napkin::h200(), false).seconds * 1e3;
       state.counters["model_GFLOP"] = flop / 1e9;
       state.counters["model_Gint"] =
           napkin::philox_blocks(128, B, 784) * napkin::kPhiloxIntOpsPerBlock / 1e9;
@@ -360,6 +361,55 @@ void W1_Inference(benchmark::State& state) {
       napkin_counters(state, napkin::inference_kernels(shape), nmsnn::MatmulPrecision::fp32, ms);
     }
     state.SetLabel(std::string("W1 inference fp32, B ") + std::to_string(B) +
+                   (clusters ? ", sample clusters" : ", layer by layer"));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// W1's training step through StepLoop (what `nmsnn train --device cuda` runs: the input up, then
+// forward, loss, backward and update on the device with no wait), B samples, FP32: layer by layer
+// (first arg 0) or by sample clusters (1: NetworkOptions::sample_clusters). Wall-clock time per
+// step over many queued steps, read back once.
+void W1_StepLoop(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  try {
+    const bool clusters = state.range(0) == 1;
+    const int B = int(state.range(1)), C = 10, I = 784;
+    nmsnn::NetworkOptions options{nmsnn::Engine::cuda, 1, 0};
+    options.sample_clusters = clusters;
+    nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), options);
+    nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
+    nmsnn::StepLoop loop(net, opt, nmsnn::Loss::nll);
+    std::vector<float> x(size_t(B) * I);
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> d(-0.5f, 0.5f);
+    for (float& v : x) v = d(rng);
+    std::vector<int> labels(B);
+    for (int b = 0; b < B; ++b) labels[b] = b % C;
+    const nmsnn::Input input = nmsnn::Input::noisy(x, B);
+    loop.step(input, labels.data());  // warm-up
+    loop.read();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) loop.step(input, labels.data());
+    loop.read();  // waits for the last step
+    const double ms = std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - t0).count() /
+                      double(std::max<benchmark::IterationCount>(1, state.iterations()));
+    napkin::StepShape shape = napkin::w1();
+    shape.B = B;
+    shape.compact = false;
+    state.counters["ms"] = ms;
+    state.counters["samples/s"] = B / (ms / 1e3);
+    if (clusters) {
+      const double pred =
+          napkin::sample_cluster_prediction(shape, napkin::h200(), true).seconds * 1e3;
+      state.counters["pred_ms"] = pred;  // the kernel alone
+      state.counters["x_pred"] = ms / pred;
+    } else {
+      napkin_counters(state, napkin::step_kernels(shape), nmsnn::MatmulPrecision::fp32, ms);
+    }
+    state.SetLabel(std::string("W1 step fp32 via StepLoop, B ") + std::to_string(B) +
                    (clusters ? ", sample clusters" : ", layer by layer"));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
@@ -431,6 +481,7 @@ BENCHMARK_CAPTURE(Engine, W1, w1())->Apply(all_precisions_and_saved)->UseManualT
 BENCHMARK(PhiloxRate)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_NetworkApi)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

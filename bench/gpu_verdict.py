@@ -67,6 +67,11 @@ def ours(bench):
             if m:
                 how = "sample clusters" if m.group(1) == "1" else "layer by layer"
                 rows[("W1", f"nmsnn inference B {m.group(2)}, {how}", "fp32")] = r
+        elif r["name"].startswith("W1_StepLoop/"):
+            m = re.match(r"W1_StepLoop/([01])/(\d+)", r["name"])
+            if m:
+                how = "sample clusters" if m.group(1) == "1" else "layer by layer"
+                rows[("W1", f"nmsnn StepLoop B {m.group(2)}, {how}", "fp32")] = r
     return rows, loops
 
 

@@ -307,17 +307,20 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
 }
 
 // The same pass of a noisy pair of spiking layers by sample clusters, as built
-// (kernels/cluster_forward.cuh): one kernel, whose DRAM traffic (input rows, parameters, logits)
-// is negligible. Each cluster of 8 blocks (one block per SM: the seed network's blocks take
-// 166 KB of shared memory) runs its samples one after another, and a sample's phases one after
-// another with barriers between them, so nothing overlaps across phases: the time is the samples
-// per cluster times the sum of one sample's phases on one SM, at the efficiencies above:
+// (kernels/sample_cluster.cuh), and its training step: one kernel, whose DRAM traffic (input
+// rows, parameters, logits; the step's partial gradients) is negligible. Each cluster of 8 blocks
+// (one block per SM: the seed network's blocks take 166 KB of shared memory, 207 KB training)
+// runs its samples one after another, and a sample's phases one after another with barriers
+// between them, so nothing overlaps across phases: the time is the samples per cluster times the
+// sum of one sample's phases on one SM, at the efficiencies above:
 //   masks     T x ceil(I / 32) Philox blocks (a block's share) at 64 integer slots a clock;
-//   products  T x H x I / 8 + T x C x H / 8 FMAs at 128 a clock (FP32, CUDA cores);
+//   products  T x H x I / 8 + T x C x H / 8 FMAs at 128 a clock (FP32, CUDA cores); training
+//             adds the weight gradient's T x H x I / 8 (dW1 and dL/dspikes are small);
 //   loops     the two layers' time loops, T dependent steps each at kOnChipStepCycles (a shared
-//             memory load and four dependent floating-point operations);
+//             memory load and four dependent floating-point operations); training: twice;
 //   reduces   the partial currents read from the other blocks: T x (H + C) / 8 x 8 loads of
-//             distributed shared memory, kDsmemLoadsPerClock a clock.
+//             distributed shared memory, kDsmemLoadsPerClock a clock; training also gathers
+//             du1 (T x C) and every du0 (T x H).
 constexpr double kClusterBlocks = 8;
 constexpr double kOnChipStepCycles = 25;
 constexpr double kDsmemLoadsPerClock = 8;  // 32 bytes a clock per SM, assumed
@@ -328,8 +331,8 @@ struct ClusterPrediction {
   double seconds;
 };
 
-inline ClusterPrediction cluster_forward_prediction(const StepShape& s, const Device& d,
-                                                    double sms = 132) {
+inline ClusterPrediction sample_cluster_prediction(const StepShape& s, const Device& d,
+                                                   bool train, double sms = 132) {
   ClusterPrediction p{};
   const double T = s.T, I = s.I, H = s.layers[0], C = s.layers[1];
   const double clock = d.int32 / (64 * sms);
@@ -337,9 +340,10 @@ inline ClusterPrediction cluster_forward_prediction(const StepShape& s, const De
   p.samples_per_cluster = std::ceil(s.B / clusters);
   p.masks =
       T * std::ceil(std::ceil(I / 4) / kClusterBlocks) * kPhiloxIntOpsPerBlock / (64 * d.e_int);
-  p.products = T * (H * I + C * H) / kClusterBlocks / (128 * d.e_math);
-  p.loops = 2 * T * kOnChipStepCycles;
-  p.reduces = T * (H + C) / kClusterBlocks * kClusterBlocks / kDsmemLoadsPerClock;
+  p.products = T * ((train ? 2 : 1) * H * I + C * H) / kClusterBlocks / (128 * d.e_math);
+  p.loops = (train ? 4 : 2) * T * kOnChipStepCycles;
+  p.reduces = T * (H + C) / kClusterBlocks * kClusterBlocks / kDsmemLoadsPerClock +
+              (train ? T * (C + H) / kDsmemLoadsPerClock : 0);
   p.cycles_per_sample = p.masks + p.products + p.loops + p.reduces;
   p.seconds = p.samples_per_cluster * p.cycles_per_sample / clock + d.launch;
   return p;

@@ -100,10 +100,38 @@ int main() {
     double layered = 0;
     for (const napkin::Kernel& k : napkin::inference_kernels(s))
       layered += napkin::predict(k, d, Math::fp32).total;
-    const napkin::ClusterPrediction c = napkin::cluster_forward_prediction(s, d);
+    const napkin::ClusterPrediction c = napkin::sample_cluster_prediction(s, d, false);
     std::printf("| %d | %.1f | %.1f | %.0f | %.0f (%.0f + %.0f + %.0f + %.0f) |\n", B,
                 layered * 1e6, c.seconds * 1e6, c.samples_per_cluster, c.cycles_per_sample,
                 c.masks, c.products, c.loops, c.reduces);
+  }
+
+  // Training steps of the same network (FP32, NLL, SGD): the layered step against the step by
+  // sample clusters (NetworkOptions::sample_clusters), by batch size.
+  std::printf("\nTraining steps of W1's network (FP32, forward + loss + backward + SGD), layer by "
+              "layer (FP32 u kept) against by sample clusters (the sum of the partial gradients "
+              "and the update added):\n\n");
+  std::printf("| B | layered us | clusters us | samples per cluster | cycles per sample (masks + "
+              "products + loops + reduces) |\n| ---: | ---: | ---: | ---: | --- |\n");
+  for (int B : {1, 16, 64, 256, 1000}) {
+    napkin::StepShape s = napkin::w1();
+    s.B = B;
+    s.compact = false;
+    const double layered = napkin::step_seconds(s, d, Math::fp32);
+    const napkin::ClusterPrediction c = napkin::sample_cluster_prediction(s, d, true);
+    // The clusters' partial gradients summed (clusters x parameters read, one write), the
+    // step's statistics and the update, as separate kernels.
+    const double params = 784.0 * 100 + 100 + 100 * 10 + 10;
+    const double clusters = std::min<double>(B, 16);
+    const napkin::Kernel sum{"sum_partials", "", 4 * (clusters + 1) * params, clusters * params,
+                             0, 0, false};
+    double rest = napkin::predict(sum, d, Math::fp32).total;
+    for (const napkin::Kernel& k : napkin::step_kernels(s))
+      if (k.name == "nll_log_softmax" || k.name == "sgd_update")
+        rest += napkin::predict(k, d, Math::fp32).total;
+    std::printf("| %d | %.1f | %.1f | %.0f | %.0f (%.0f + %.0f + %.0f + %.0f) |\n", B,
+                layered * 1e6, (c.seconds + rest) * 1e6, c.samples_per_cluster,
+                c.cycles_per_sample, c.masks, c.products, c.loops, c.reduces);
   }
   return 0;
 }

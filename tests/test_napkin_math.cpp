@@ -79,7 +79,7 @@ TEST(napkin, ClusterForwardByHand) {
   // 16 clusters of 8 on 132 SMs; 17 samples: two rounds. T = 4, I = 64 (16 Philox blocks a
   // step, 2 per block of the cluster), H = 8, C = 8.
   napkin::StepShape s{"small", 4, 17, 64, {8, 8}, true, false};
-  const napkin::ClusterPrediction p = napkin::cluster_forward_prediction(s, d);
+  const napkin::ClusterPrediction p = napkin::sample_cluster_prediction(s, d, false);
   EXPECT_EQ(p.samples_per_cluster, 2);
   EXPECT_DOUBLE_EQ(p.masks, 4 * 2 * 80 / (64 * 0.8));
   EXPECT_DOUBLE_EQ(p.products, 4 * (8 * 64 + 8 * 8) / 8.0 / (128 * 0.8));
@@ -88,6 +88,12 @@ TEST(napkin, ClusterForwardByHand) {
   const double clock = 1.98e9;
   EXPECT_NEAR(p.seconds, 2 * (p.masks + p.products + p.loops + p.reduces) / clock + d.launch,
               1e-15);
+  // The training step: the weight gradient's product, the backward loops, du1 and du0 gathered.
+  const napkin::ClusterPrediction q = napkin::sample_cluster_prediction(s, d, true);
+  EXPECT_DOUBLE_EQ(q.masks, p.masks);
+  EXPECT_DOUBLE_EQ(q.products, 4 * (2 * 8 * 64 + 8 * 8) / 8.0 / (128 * 0.8));
+  EXPECT_DOUBLE_EQ(q.loops, 4 * 4 * 25.0);
+  EXPECT_DOUBLE_EQ(q.reduces, 4 * 16 / 8.0 + 4 * 16 / 8.0);
   // The inference pass layer by layer: a product and a loop per layer, the loops latency bound.
   const auto ks = napkin::inference_kernels(s);
   ASSERT_EQ(ks.size(), 4u);

@@ -266,21 +266,33 @@ void Floor(benchmark::State& state, const Workload& w) {
   }
 }
 
+// A host batch of W1: B rows of centred inputs (no zeros) and labels b % 10.
+struct W1Batch {
+  std::vector<float> x;
+  std::vector<int> labels;
+};
+W1Batch w1_batch(int B) {
+  W1Batch batch;
+  batch.x.resize(size_t(B) * 784);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> d(-0.5f, 0.5f);
+  for (float& v : batch.x) v = d(rng);
+  for (int b = 0; b < B; ++b) batch.labels.push_back(b % 10);
+  return batch;
+}
+
 // W1 through the public Network API, as `nmsnn train --device cuda` runs it: the input goes up,
 // the logits come down, the loss is computed on the host, dlogits go up, and the update runs on
 // the device. Wall-clock time (host work included).
 void W1_NetworkApi(benchmark::State& state) {
   if (!have_gpu(state)) return;
   try {
-    const int B = 1000, C = 10, I = 784;
+    const int B = 1000, C = 10;
     nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), {nmsnn::Engine::cuda, 1, 0});
     nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
-    std::vector<float> x(size_t(B) * I);
-    std::mt19937 rng(1);
-    std::uniform_real_distribution<float> d(-0.5f, 0.5f);
-    for (float& v : x) v = d(rng);
-    std::vector<int> labels(B);
-    for (int b = 0; b < B; ++b) labels[b] = b % C;
+    const W1Batch batch = w1_batch(B);
+    const std::vector<float>& x = batch.x;
+    const std::vector<int>& labels = batch.labels;
     auto step = [&] {
       auto pass = net.forward(nmsnn::Input::noisy(x, B));
       const auto loss = nmsnn::nll_log_softmax(pass.logits(), B, C, labels);
@@ -375,19 +387,15 @@ void W1_StepLoop(benchmark::State& state) {
   if (!have_gpu(state)) return;
   try {
     const bool clusters = state.range(0) == 1;
-    const int B = int(state.range(1)), C = 10, I = 784;
+    const int B = int(state.range(1));
     nmsnn::NetworkOptions options{nmsnn::Engine::cuda, 1, 0};
     options.sample_clusters = clusters;
     nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), options);
     nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
     nmsnn::StepLoop loop(net, opt, nmsnn::Loss::nll);
-    std::vector<float> x(size_t(B) * I);
-    std::mt19937 rng(1);
-    std::uniform_real_distribution<float> d(-0.5f, 0.5f);
-    for (float& v : x) v = d(rng);
-    std::vector<int> labels(B);
-    for (int b = 0; b < B; ++b) labels[b] = b % C;
-    const nmsnn::Input input = nmsnn::Input::noisy(x, B);
+    const W1Batch batch = w1_batch(B);
+    const std::vector<int>& labels = batch.labels;
+    const nmsnn::Input input = nmsnn::Input::noisy(batch.x, B);
     loop.step(input, labels.data());  // warm-up
     loop.read();
     const auto t0 = std::chrono::steady_clock::now();

@@ -1408,14 +1408,61 @@ struct PairCase {
   float readout_scale;
 };
 
+// Random parameters for a PairCase (strong enough that a good share of neurons spike, both
+// signs) and neuron settings that differ between the layers, so a mix-up would show.
+struct PairNet {
+  std::vector<float> W0, b0, W1, b1;
+  SpikingLayer n0, n1;
+};
+
+PairNet random_pair(const PairCase& c, int seed) {
+  PairNet n;
+  const float w0 = 2.5f / std::sqrt(float(c.I)), w1 = 2.5f / std::sqrt(float(c.H));
+  n.W0 = random_vector(size_t(c.H) * c.I, -w0, w0, 20 + seed);
+  n.b0 = random_vector(size_t(c.H), -0.2f, 0.6f, 30 + seed);
+  n.W1 = random_vector(size_t(c.C) * c.H, -w1, w1, 40 + seed);
+  n.b1 = random_vector(size_t(c.C), -0.2f, 0.6f, 50 + seed);
+  n.n0.size = c.H;
+  n.n1.size = c.C;
+  n.n0.reset = n.n1.reset = c.reset;
+  n.n0.delay = n.n1.delay = c.delay;
+  n.n1.decay = 0.8f;
+  n.n1.threshold = 0.75f;
+  return n;
+}
+
+// The kernels' arguments for a PairCase, its net on the device and the input x (device memory).
+struct DevicePair {
+  Dev<float> W0, b0, W1, b1, logits;
+  DevicePair(const PairCase& c, const PairNet& n)
+      : W0(n.W0), b0(n.b0), W1(n.W1), b1(n.b1), logits(size_t(c.B) * c.C) {}
+  nmsnn::kernels::SampleClusterArgs args(const PairCase& c, const PairNet& n, NoiseKey key,
+                                         const float* x) const {
+    nmsnn::kernels::SampleClusterArgs a;
+    a.T = c.T, a.B = c.B, a.I = c.I, a.H = c.H, a.C = c.C;
+    a.key = key;
+    a.x = x, a.W0 = W0.get(), a.b0 = b0.get(), a.W1 = W1.get(), a.b1 = b1.get();
+    a.hidden = n.n0, a.output = n.n1;
+    a.begin_eval = c.begin_eval;
+    a.readout_scale = c.readout_scale;
+    a.logits = logits.get();
+    return a;
+  }
+};
+
+std::string describe(const PairCase& c) {
+  return "T=" + std::to_string(c.T) + " B=" + std::to_string(c.B) + " I=" + std::to_string(c.I) +
+         " H=" + std::to_string(c.H) + " C=" + std::to_string(c.C);
+}
+
 // SPEC.md 1-3 for a pair of spiking layers, in double from the FP32 masked inputs the kernels
 // multiply, and per sample the smallest |u - threshold| over both layers (how close a spiking
 // decision came to going the other way).
 void pair_reference(const PairCase& c, NoiseKey key, const std::vector<float>& x,
-                    const std::vector<float>& W0, const std::vector<float>& b0,
-                    const std::vector<float>& W1, const std::vector<float>& b1,
-                    const SpikingLayer& n0, const SpikingLayer& n1, std::vector<double>& logits,
-                    std::vector<double>& margin, size_t& spikes) {
+                    const PairNet& net, std::vector<double>& logits, std::vector<double>& margin,
+                    size_t& spikes) {
+  const std::vector<float> &W0 = net.W0, &b0 = net.b0, &W1 = net.W1, &b1 = net.b1;
+  const SpikingLayer &n0 = net.n0, &n1 = net.n1;
   logits.assign(size_t(c.B) * c.C, 0.0);
   margin.assign(size_t(c.B), 1e300);
   spikes = 0;
@@ -1471,39 +1518,19 @@ TEST(ClusterForward, MatchesDoubleLoop) {
   };
   int seed = 0;
   for (const PairCase& c : cases) {
-    SCOPED_TRACE("T=" + std::to_string(c.T) + " B=" + std::to_string(c.B) + " I=" +
-                 std::to_string(c.I) + " H=" + std::to_string(c.H) + " C=" + std::to_string(c.C));
+    SCOPED_TRACE(describe(c));
     ++seed;
-    const float w0 = 2.5f / std::sqrt(float(c.I)), w1 = 2.5f / std::sqrt(float(c.H));
+    const PairNet n = random_pair(c, seed);
     const auto x = random_vector(size_t(c.B) * c.I, 0.0f, 2.0f, 10 + seed, 0.2f);
-    const auto W0 = random_vector(size_t(c.H) * c.I, -w0, w0, 20 + seed);
-    const auto b0 = random_vector(size_t(c.H), -0.2f, 0.6f, 30 + seed);
-    const auto W1 = random_vector(size_t(c.C) * c.H, -w1, w1, 40 + seed);
-    const auto b1 = random_vector(size_t(c.C), -0.2f, 0.6f, 50 + seed);
-    SpikingLayer n0, n1;
-    n0.size = c.H;
-    n1.size = c.C;
-    n0.reset = n1.reset = c.reset;
-    n0.delay = n1.delay = c.delay;
-    n1.decay = 0.8f;  // the layers' settings differ, so a mix-up would show
-    n1.threshold = 0.75f;
     const NoiseKey key{77, uint64_t(seed)};
-
-    Dev<float> dx(x), dW0(W0), db0(b0), dW1(W1), db1(b1), dlogits(size_t(c.B) * c.C);
-    nmsnn::kernels::SampleClusterArgs a;
-    a.T = c.T, a.B = c.B, a.I = c.I, a.H = c.H, a.C = c.C;
-    a.key = key;
-    a.x = dx.get(), a.W0 = dW0.get(), a.b0 = db0.get(), a.W1 = dW1.get(), a.b1 = db1.get();
-    a.hidden = n0, a.output = n1;
-    a.begin_eval = c.begin_eval;
-    a.readout_scale = c.readout_scale;
-    a.logits = dlogits.get();
-    nmsnn::kernels::sample_cluster_forward(a, nullptr);
-    const std::vector<float> got = dlogits.host();
+    Dev<float> dx(x);
+    const DevicePair d(c, n);
+    nmsnn::kernels::sample_cluster_forward(d.args(c, n, key, dx.get()), nullptr);
+    const std::vector<float> got = d.logits.host();
 
     std::vector<double> want, margin;
     size_t spikes = 0;
-    pair_reference(c, key, x, W0, b0, W1, b1, n0, n1, want, margin, spikes);
+    pair_reference(c, key, x, n, want, margin, spikes);
     EXPECT_GT(spikes, 0u) << "nothing fired: the comparison would not see the spiking path";
     int compared = 0;
     for (int b = 0; b < c.B; ++b) {
@@ -1528,11 +1555,10 @@ struct PairGradients {
 
 PairGradients pair_step_reference(const PairCase& c, NoiseKey key, nmsnn::Loss loss,
                                   const std::vector<float>& x, const std::vector<int>& labels,
-                                  const std::vector<float>& targets, const std::vector<float>& W0,
-                                  const std::vector<float>& b0, const std::vector<float>& W1,
-                                  const std::vector<float>& b1, const SpikingLayer& n0,
-                                  const SpikingLayer& n1) {
+                                  const std::vector<float>& targets, const PairNet& net) {
   const int T = c.T, B = c.B, I = c.I, H = c.H, C = c.C;
+  const std::vector<float> &W0 = net.W0, &b0 = net.b0, &W1 = net.W1, &b1 = net.b1;
+  const SpikingLayer &n0 = net.n0, &n1 = net.n1;
   PairGradients g;
   g.logits.assign(size_t(B) * C, 0);
   g.dW0.assign(size_t(H) * I, 0);
@@ -1663,22 +1689,9 @@ TEST(SampleClusterStep, GradientsMatchDoubleBptt) {
   int seed = 100;
   for (const StepCase& sc : cases) {
     const PairCase& c = sc.shape;
-    SCOPED_TRACE(std::string(nmsnn::to_string(sc.loss)) + " T=" + std::to_string(c.T) +
-                 " B=" + std::to_string(c.B) + " I=" + std::to_string(c.I) +
-                 " H=" + std::to_string(c.H) + " C=" + std::to_string(c.C));
+    SCOPED_TRACE(std::string(nmsnn::to_string(sc.loss)) + " " + describe(c));
     ++seed;
-    const float w0 = 2.5f / std::sqrt(float(c.I)), w1 = 2.5f / std::sqrt(float(c.H));
-    const auto W0 = random_vector(size_t(c.H) * c.I, -w0, w0, 20 + seed);
-    const auto b0 = random_vector(size_t(c.H), -0.2f, 0.6f, 30 + seed);
-    const auto W1 = random_vector(size_t(c.C) * c.H, -w1, w1, 40 + seed);
-    const auto b1 = random_vector(size_t(c.C), -0.2f, 0.6f, 50 + seed);
-    SpikingLayer n0, n1;
-    n0.size = c.H;
-    n1.size = c.C;
-    n0.reset = n1.reset = c.reset;
-    n0.delay = n1.delay = c.delay;
-    n1.decay = 0.8f;
-    n1.threshold = 0.75f;
+    const PairNet n = random_pair(c, seed);
     std::vector<int> labels(c.B);
     std::mt19937 rng(seed);
     for (int& l : labels) l = int(rng() % unsigned(sc.loss == Loss::bce ? 2 : c.C));
@@ -1690,24 +1703,17 @@ TEST(SampleClusterStep, GradientsMatchDoubleBptt) {
     bool safe = false;
     for (int attempt = 0; attempt < 20 && !safe; ++attempt) {
       x = random_vector(size_t(c.B) * c.I, 0.0f, 2.0f, 1000 * seed + attempt, 0.2f);
-      want = pair_step_reference(c, key, sc.loss, x, labels, targets, W0, b0, W1, b1, n0, n1);
+      want = pair_step_reference(c, key, sc.loss, x, labels, targets, n);
       safe = *std::min_element(want.margin.begin(), want.margin.end()) > 1e-4;
     }
     ASSERT_TRUE(safe) << "no input kept every sample 1e-4 away from the threshold";
 
-    Dev<float> dx(x), dW0(W0), db0(b0), dW1(W1), db1(b1), dlogits(size_t(c.B) * c.C);
+    Dev<float> dx(x), dtargets(targets);
     Dev<int> dlabels(labels);
-    Dev<float> dtargets(targets);
-    Dev<float> gW0(W0.size()), gb0(b0.size()), gW1(W1.size()), gb1(b1.size());
+    Dev<float> gW0(n.W0.size()), gb0(n.b0.size()), gW1(n.W1.size()), gb1(n.b1.size());
     Dev<float> scratch(nmsnn::kernels::sample_cluster_scratch_floats(c.B, c.I, c.H, c.C));
-    nmsnn::kernels::SampleClusterArgs a;
-    a.T = c.T, a.B = c.B, a.I = c.I, a.H = c.H, a.C = c.C;
-    a.key = key;
-    a.x = dx.get(), a.W0 = dW0.get(), a.b0 = db0.get(), a.W1 = dW1.get(), a.b1 = db1.get();
-    a.hidden = n0, a.output = n1;
-    a.begin_eval = c.begin_eval;
-    a.readout_scale = c.readout_scale;
-    a.logits = dlogits.get();
+    const DevicePair d(c, n);
+    nmsnn::kernels::SampleClusterArgs a = d.args(c, n, key, dx.get());
     a.loss = sc.loss;
     if (sc.loss == Loss::mse) a.targets = dtargets.get();
     else a.labels = dlabels.get();
@@ -1715,7 +1721,7 @@ TEST(SampleClusterStep, GradientsMatchDoubleBptt) {
     a.scratch = scratch.get();
     nmsnn::kernels::sample_cluster_step(a, nullptr);
 
-    EXPECT_LE(relative_difference(dlogits.host(), want.logits), 1e-5) << "logits";
+    EXPECT_LE(relative_difference(d.logits.host(), want.logits), 1e-5) << "logits";
     EXPECT_LE(relative_difference(gW0.host(), want.dW0), 1e-4) << "dW0";
     EXPECT_LE(relative_difference(gb0.host(), want.db0), 1e-4) << "db0";
     EXPECT_LE(relative_difference(gW1.host(), want.dW1), 1e-4) << "dW1";

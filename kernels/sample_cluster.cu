@@ -102,31 +102,32 @@ __host__ __device__ inline size_t partial_floats(int I, int H, int C) {
   return size_t(H) * I + H + size_t(C) * H + C;
 }
 
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900  // used by the cluster kernel only
 // One neuron's forward step (lif_forward.cuh): returns the new state v[t]; sets u and the spike.
-template <ResetRule Rule>
+// The reset rule is read at run time (one kernel for all rules: the loops are latency bound, and
+// every template instance would add its whole code to every program that links the library).
 __device__ inline float lif_step(float a, float bias, float v, const SpikingLayer& n, float& u,
                                  float& s) {
   u = (a + bias) + n.decay * v;
   s = fmaxf(u - n.threshold, 0.0f);
   const float g = s > 0.0f ? 1.0f : 0.0f;
-  return Rule == ResetRule::scale ? u - (n.penalty / n.threshold) * u * g
-                                  : u - (n.penalty + s) * g;
+  return n.reset == ResetRule::scale ? u - (n.penalty / n.threshold) * u * g
+                                     : u - (n.penalty + s) * g;
 }
 
 // One neuron's backward step (lif_backward.cuh) at step t from its u[t]: returns du[t] and
 // updates dv_next. d_state: dL/d(returned state) at the step `out` that returned step t's values
 // (the readout's, for the output layer); d_spike: dL/d(returned spike) there.
-template <ResetRule Rule>
 __device__ inline float lif_back_step(float u, bool returned, float d_state, float d_spike,
                                       const SpikingLayer& n, float& dv_next) {
   const float g = u - n.threshold > 0.0f ? 1.0f : 0.0f;
-  const float dv_du = Rule == ResetRule::scale ? 1.0f - (n.penalty / n.threshold) * g : 1.0f - g;
+  const float dv_du =
+      n.reset == ResetRule::scale ? 1.0f - (n.penalty / n.threshold) * g : 1.0f - g;
   const float du = returned ? (dv_next + d_state) * dv_du + d_spike * g : dv_next * dv_du;
   dv_next = n.decay * du;
   return du;
 }
 
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900  // used by the cluster kernel only
 // Strided views of shared-memory matrices: element (r, c) at data[r * rs + c * cs].
 struct View {
   const float* data;
@@ -168,8 +169,10 @@ __device__ NMSNN_NOINLINE void tile_product(View P, int np, View Q, int nq, int 
 }
 #endif
 
-template <ResetRule Hidden, ResetRule Output, bool Train>
-__global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleClusterArgs a) {
+// train: the training step, else the forward pass alone (a run-time flag for the code size's sake,
+// as the reset rules).
+__global__ void __launch_bounds__(kClusterThreads)
+    sample_cluster_kernel(SampleClusterArgs a, bool train) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
   extern __shared__ __align__(16) float shared[];
   cg::cluster_group cluster = cg::this_cluster();
@@ -177,7 +180,7 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
   const int rank = int(cluster.block_rank());
   const int tid = int(threadIdx.x), threads = int(blockDim.x);
   const int T = a.T, I = a.I, H = a.H, C = a.C;
-  const Plan s = plan_for(T, I, H, C, Train);
+  const Plan s = plan_for(T, I, H, C, train);
   float* xi = shared + s.xi;
   float* w0 = shared + s.w0;
   float* p = shared + s.p;
@@ -205,7 +208,7 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
     const int c = k / s.G, j = k - c * s.G;
     w1[k] = j < nh ? a.W1[size_t(c) * H + h0 + j] : 0.0f;
   }
-  if (Train)
+  if (train)
     for (int k = s.dw0 + tid; k < s.z; k += threads) shared[k] = 0.0f;  // dw0, db0, dw1, db1
 
   const int clusters = int(gridDim.x) / R;
@@ -246,8 +249,8 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
       float v = 0.0f, s_last = 0.0f;
       for (int t = 0; t < T; ++t) {
         float u, spike;
-        v = lif_step<Hidden>(a0[t * s.G + tid], bias, v, a.hidden, u, spike);
-        if (Train) a0[t * s.G + tid] = u;
+        v = lif_step(a0[t * s.G + tid], bias, v, a.hidden, u, spike);
+        if (train) a0[t * s.G + tid] = u;
         s0[t * s.G + tid] = a.hidden.delay ? s_last : spike;
         s_last = spike;
       }
@@ -277,17 +280,17 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
         float v = 0.0f, readout = 0.0f;
         for (int t = 0; t < T; ++t) {
           float u, spike;
-          const float next = lif_step<Output>(a1[t * C + tid], bias, v, a.output, u, spike);
-          if (Train) a1[t * C + tid] = u;
+          const float next = lif_step(a1[t * C + tid], bias, v, a.output, u, spike);
+          if (train) a1[t * C + tid] = u;
           // With delay step t returns v[t-1] (0 at step 0), else v[t].
           if (t >= a.begin_eval) readout += a.output.delay ? v : next;
           v = next;
         }
         const float logit = readout * a.readout_scale;
         a.logits[size_t(b) * C + tid] = logit;
-        if (Train) shared[s.z + tid] = logit;
+        if (train) shared[s.z + tid] = logit;
       }
-      if (Train) {
+      if (train) {
         __syncthreads();
         if (tid == 0) {
           const float* z = shared + s.z;
@@ -309,8 +312,8 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
           for (int t = T - 1; t >= 0; --t) {
             const int out = a.output.delay ? t + 1 : t;
             const float d_state = out >= a.begin_eval ? d_readout : 0.0f;
-            const float du = lif_back_step<Output>(a1[t * C + tid], out < T, d_state, 0.0f,
-                                                   a.output, dv_next);
+            const float du =
+                lif_back_step(a1[t * C + tid], out < T, d_state, 0.0f, a.output, dv_next);
             a1[t * C + tid] = du;
             db += du;
           }
@@ -318,7 +321,7 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
         }
       }
     }
-    if (!Train) continue;
+    if (!train) continue;
     cluster.sync();
 
     // 7. du1 from rank 0; this block's neurons' columns of dW1 and their dL/dspikes (over s0,
@@ -347,8 +350,8 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
         for (int t = T - 1; t >= 0; --t) {
           const int out = a.hidden.delay ? t + 1 : t;
           const float d_spike = out < T ? s0[out * s.G + tid] : 0.0f;
-          const float du = lif_back_step<Hidden>(a0[t * s.G + tid], out < T, 0.0f, d_spike,
-                                                 a.hidden, dv_next);
+          const float du =
+              lif_back_step(a0[t * s.G + tid], out < T, 0.0f, d_spike, a.hidden, dv_next);
           a0[t * s.G + tid] = du;
           db += du;
         }
@@ -371,7 +374,7 @@ __global__ void __launch_bounds__(kClusterThreads) sample_cluster_kernel(SampleC
     __syncthreads();  // the next sample's masks overwrite xi
   }
 
-  if (Train) {
+  if (train) {
     // This block's share of the cluster's partial gradient: its features' columns of dW0, its
     // neurons' entries of db0 and columns of dW1, and (rank 0) db1.
     float* out = a.scratch + size_t(blockIdx.x / R) * partial_floats(I, H, C);
@@ -458,17 +461,9 @@ void launch(const SampleClusterArgs& a, cudaStream_t stream) {
   // names gridDim and blockDim as macros).
   const cudaLaunchConfig_t config = {dim3(unsigned(clusters * kClusterBlocks)),
                                      dim3(kClusterThreads), bytes, stream, attribute, 1};
-  auto go = [&](auto kernel) {
-    NMSNN_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-    NMSNN_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a));
-  };
-  constexpr ResetRule sc = ResetRule::scale, su = ResetRule::subtract;
-  const bool hidden_scale = a.hidden.reset == sc, output_scale = a.output.reset == sc;
-  if (hidden_scale && output_scale) go(sample_cluster_kernel<sc, sc, Train>);
-  else if (hidden_scale) go(sample_cluster_kernel<sc, su, Train>);
-  else if (output_scale) go(sample_cluster_kernel<su, sc, Train>);
-  else go(sample_cluster_kernel<su, su, Train>);
+  NMSNN_CUDA_CHECK(cudaFuncSetAttribute(sample_cluster_kernel,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  NMSNN_CUDA_CHECK(cudaLaunchKernelEx(&config, sample_cluster_kernel, a, Train));
   NMSNN_CHECK_LAUNCH(Train ? "sample_cluster_step" : "sample_cluster_forward", "T=", a.T,
                      ", B=", a.B, ", I=", a.I, ", H=", a.H, ", C=", a.C, ", ", bytes,
                      " bytes of shared memory a block");

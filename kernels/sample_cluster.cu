@@ -34,6 +34,7 @@
 #include <cooperative_groups.h>
 
 #include <algorithm>
+#include <variant>
 
 #include "cuda_check.cuh"
 #include "launch.cuh"
@@ -492,6 +493,34 @@ bool sample_cluster_fits(int T, int I, int H, int C, bool train, int device, con
     reason = "a block's shared memory would exceed what the device allows";
   if (why) *why = reason;
   return reason == nullptr;
+}
+
+bool sample_cluster_supports(const NetworkSpec& spec, bool train, int device) {
+  if (spec.layers.size() != 2 || !std::holds_alternative<SpikingLayer>(spec.layers[0]) ||
+      !std::holds_alternative<SpikingLayer>(spec.layers[1]))
+    return false;
+  return sample_cluster_fits(spec.time_steps, spec.inputs, spec.layer_width(0), spec.outputs(),
+                             train, device);
+}
+
+SampleClusterArgs sample_cluster_args(const NetworkSpec& spec, const float* const* params,
+                                      NoiseKey key, const float* x, int B, float* logits) {
+  SampleClusterArgs a;
+  a.hidden = std::get<SpikingLayer>(spec.layers[0]);
+  a.output = std::get<SpikingLayer>(spec.layers[1]);
+  a.T = spec.time_steps;
+  a.B = B;
+  a.I = spec.inputs;
+  a.H = a.hidden.size;
+  a.C = a.output.size;
+  a.key = key;
+  a.x = x;
+  a.W0 = params[0], a.b0 = params[1], a.W1 = params[2], a.b1 = params[3];
+  a.begin_eval = spec.readout.begin_eval;
+  a.readout_scale =
+      spec.readout.reduce == Reduce::mean ? 1.0f / float(a.T - spec.readout.begin_eval) : 1.0f;
+  a.logits = logits;
+  return a;
 }
 
 size_t sample_cluster_scratch_floats(int B, int I, int H, int C) {

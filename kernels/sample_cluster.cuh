@@ -78,6 +78,16 @@ size_t sample_cluster_shared_bytes(int T, int I, int H, int C, bool train);
 bool sample_cluster_fits(int T, int I, int H, int C, bool train, int device,
                          const char** why = nullptr);
 
+// Whether `spec` is what the kernels compute (a pair of spiking layers) and fits `device`
+// (sample_cluster_fits). The callers also require a noise-encoded input and FP32 products.
+bool sample_cluster_supports(const NetworkSpec& spec, bool train, int device);
+
+// The arguments for B samples of `spec` (sample_cluster_supports) from its parameter table
+// (W0, b0, W1, b1, device memory), the pass's noise key and input x [B, I], into logits [B, C].
+// The training step's fields (loss, labels or targets, gradients, scratch) are left to the caller.
+SampleClusterArgs sample_cluster_args(const NetworkSpec& spec, const float* const* params,
+                                      NoiseKey key, const float* x, int B, float* logits);
+
 // Scratch floats the training step needs for B samples: one partial gradient per cluster.
 size_t sample_cluster_scratch_floats(int B, int I, int H, int C);
 

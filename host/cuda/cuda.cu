@@ -184,13 +184,9 @@ bool DeviceNetwork::runs_by_sample(const DeviceInput& input, bool training,
   if (options_.matmul != MatmulPrecision::fp32) return false;
   if (trace && (recorded(trace->state) || recorded(trace->spikes) || recorded(trace->rates)))
     return false;
-  if (spec_.layers.size() != 2 || !std::holds_alternative<SpikingLayer>(spec_.layers[0]) ||
-      !std::holds_alternative<SpikingLayer>(spec_.layers[1]))
-    return false;
   int device = 0;
   NMSNN_CUDA_CHECK(cudaGetDevice(&device));
-  return kernels::sample_cluster_fits(spec_.time_steps, spec_.inputs, spec_.layer_width(0),
-                                      spec_.layer_width(1), false, device);
+  return kernels::sample_cluster_supports(spec_, false, device);
 }
 
 void DeviceNetwork::forward(const float* const* params, const DeviceInput& input, float* logits,
@@ -227,26 +223,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
   };
 
   if (runs_by_sample(input, training, trace)) {
-    const auto& hidden = std::get<SpikingLayer>(spec_.layers[0]);
-    const auto& output = std::get<SpikingLayer>(spec_.layers[1]);
-    kernels::SampleClusterArgs a;
-    a.T = T;
-    a.B = B;
-    a.I = I;
-    a.H = hidden.size;
-    a.C = output.size;
-    a.key = input.noise;
-    a.x = input.data;
-    a.W0 = params[0];
-    a.b0 = params[1];
-    a.W1 = params[2];
-    a.b1 = params[3];
-    a.hidden = hidden;
-    a.output = output;
-    a.begin_eval = spec_.readout.begin_eval;
-    a.readout_scale = readout_scale(spec_, T);
-    a.logits = logits;
-    kernels::sample_cluster_forward(a, stream);
+    kernels::sample_cluster_forward(
+        kernels::sample_cluster_args(spec_, params, input.noise, input.data, B, logits), stream);
     if (trace && trace->regularization) zero_on_device(trace->regularization, 1, stream);
     return;
   }

@@ -744,23 +744,8 @@ class CudaEngine final : public EngineImpl {
     // does nothing).
     const bool by_sample = s.by_sample && kind == Input::Kind::noisy;
     if (n > 0 && by_sample) {
-      kernels::SampleClusterArgs c;
-      c.T = spec_.time_steps;
-      c.B = n;
-      c.I = spec_.inputs;
-      c.hidden = std::get<SpikingLayer>(spec_.layers[0]);
-      c.output = std::get<SpikingLayer>(spec_.layers[1]);
-      c.H = c.hidden.size;
-      c.C = C;
-      c.key = in.noise;
-      c.x = in.data;
-      c.W0 = param_table_[0], c.b0 = param_table_[1];
-      c.W1 = param_table_[2], c.b1 = param_table_[3];
-      c.begin_eval = spec_.readout.begin_eval;
-      c.readout_scale = spec_.readout.reduce == Reduce::mean
-                            ? 1.0f / float(spec_.time_steps - spec_.readout.begin_eval)
-                            : 1.0f;
-      c.logits = logits;
+      kernels::SampleClusterArgs c =
+          kernels::sample_cluster_args(spec_, param_table_.data(), in.noise, in.data, n, logits);
       c.loss = s.loss;
       if (s.loss == Loss::nll) c.labels = reinterpret_cast<const int*>(block + s.y_offset);
       else c.targets = reinterpret_cast<const float*>(block + s.y_offset);
@@ -820,12 +805,8 @@ class CudaEngine final : public EngineImpl {
   // pair of spiking layers in FP32 that fits the device (kernels/sample_cluster.cuh).
   bool steps_by_sample() const {
     const cuda::DeviceOptions& o = net_->options();
-    if (!o.sample_clusters || o.matmul != MatmulPrecision::fp32 || spec_.layers.size() != 2 ||
-        !std::holds_alternative<SpikingLayer>(spec_.layers[0]) ||
-        !std::holds_alternative<SpikingLayer>(spec_.layers[1]))
-      return false;
-    return kernels::sample_cluster_fits(spec_.time_steps, spec_.inputs, spec_.layer_width(0),
-                                        spec_.outputs(), true, device_);
+    return o.sample_clusters && o.matmul == MatmulPrecision::fp32 &&
+           kernels::sample_cluster_supports(spec_, true, device_);
   }
 
   // Where a pass's row keys sit in its device buffer, after the input, and the floats both take.

@@ -1,8 +1,8 @@
 // mma.h (emulated) — the WMMA subset of the tile products: TF32 (m16n16k8) and BF16 (m16n16k16)
 // operands with FP32 accumulators. Every thread holds the whole fragment (the real distribution
 // across a warp is opaque, and the code only uses the documented whole-fragment operations and
-// element-wise access on operand fragments; accumulators are only filled, multiplied into and
-// stored). A store is the warp's: one lane writes the whole tile, so under
+// element-wise access on operand fragments; accumulators are only filled or loaded, multiplied
+// into and stored). A store is the warp's: one lane writes the whole tile, so under
 // ThreadSanitizer a read of it that no barrier orders after the store is reported, as it would be
 // wrong on the device, where each lane writes its own part.
 //
@@ -74,6 +74,22 @@ void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const typename storage<T>
     for (int c = 0; c < F::cols; ++c)
       f.x[r * F::cols + c] =
           std::is_same<L, row_major>::value ? p[size_t(r) * ldm + c] : p[size_t(c) * ldm + r];
+}
+// An accumulator from memory (to add a product to sums kept there); the same checks as above.
+// Only the warp's first lane loads it, as only that lane multiplies into it and stores it (see
+// mma_sync): on the device each lane loads and stores its own elements, so a warp's load and its
+// later store of the same tile never race, but here a lane that loaded the whole tile would race
+// with the first lane's store (the lanes of a warp are not in step).
+template <int M, int N, int K>
+void load_matrix_sync(fragment<accumulator, M, N, K, float, void>& f, const float* p,
+                      unsigned ldm, layout_t l) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || ldm % 4 != 0) std::abort();
+  const uint3 t = ::emulated::thread_index;
+  const dim3 b = ::emulated::block_dim;
+  if ((t.x + b.x * (t.y + b.y * t.z)) % 32 != 0) return;
+  for (int r = 0; r < M; ++r)
+    for (int c = 0; c < N; ++c)
+      f.x[r * N + c] = l == mem_row_major ? p[size_t(r) * ldm + c] : p[size_t(c) * ldm + r];
 }
 // Only the warp's first lane computes the product: a store is that lane's (see the top), so
 // the other lanes' accumulators are never observed, and computing them would make the emulated

@@ -309,42 +309,113 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
 // The same pass of a noisy pair of spiking layers by sample clusters, as built
 // (kernels/sample_cluster.cuh), and its training step: one kernel, whose DRAM traffic (input
 // rows, parameters, logits; the step's partial gradients) is negligible. Each cluster of 8 blocks
-// (one block per SM: the seed network's blocks take 166 KB of shared memory, 207 KB training)
-// runs its samples one after another, and a sample's phases one after another with barriers
-// between them, so nothing overlaps across phases: the time is the samples per cluster times the
-// sum of one sample's phases on one SM, at the efficiencies above:
+// (one block per SM: the seed network's blocks take 166-225 KB of shared memory) runs its samples
+// one after another, and a sample's phases one after another with barriers between them, so
+// nothing overlaps across phases: the time is the samples per cluster times the sum of one
+// sample's phases on one SM, at the efficiencies above:
 //   masks     T x ceil(I / 32) Philox blocks (a block's share) at 64 integer slots a clock;
-//   products  T x H x I / 8 + T x C x H / 8 FMAs at 128 a clock (FP32, CUDA cores); training
-//             adds the weight gradient's T x H x I / 8 (dW1 and dL/dspikes are small);
+//   products  the two products with W0's shape (forward currents; training: the weight gradient)
+//             over a block's F = 4 ceil(I / 32) features, and the small ones with W1's (FP32):
+//             the slower of their arithmetic and their shared-memory reads, one 128-byte
+//             wavefront a clock per SM (e_mem of it). FP32: T x H x F FMAs each at 128 a clock;
+//             the 4 x 4 register tiles load 8 floats per 16 FMAs, one wavefront per warp-wide
+//             load, T H F / 64 wavefronts (conflict-free at best). TF32: m16n16k8 tiles over the
+//             padded shapes (T and H to 16, F to 8 as depth and 16 as width) at the TF32 rate;
+//             each warp's 2 x 2 tile blocks load every A fragment (16 x 8 floats, 4 wavefronts)
+//             once per pair of column tiles and every B fragment once per pair of row tiles,
+//             plus the tiles stored (and, for dW0, loaded) once per time chunk;
 //   loops     the two layers' time loops, T dependent steps each at kOnChipStepCycles (a shared
 //             memory load and four dependent floating-point operations); training: twice;
 //   reduces   the partial currents read from the other blocks: T x (H + C) / 8 x 8 loads of
 //             distributed shared memory, kDsmemLoadsPerClock a clock; training also gathers
-//             du1 (T x C) and every du0 (T x H).
+//             du1 (T x C) and every du0 (T x H);
+//   barriers  the cluster barriers, kClusterSyncCycles each: 2 per time chunk (forward), and 2
+//             more in training.
 constexpr double kClusterBlocks = 8;
 constexpr double kOnChipStepCycles = 25;
-constexpr double kDsmemLoadsPerClock = 8;  // 32 bytes a clock per SM, assumed
+constexpr double kDsmemLoadsPerClock = 8;   // 32 bytes a clock per SM, assumed
+constexpr double kSharedBytesPerClock = 128;  // 32 banks x 4 bytes per SM
+constexpr double kClusterSyncCycles = 400;  // assumed: never measured here
+constexpr double kSharedOptinFloats = 232448 / 4;  // sm_90: 227 KB a block
 
 struct ClusterPrediction {
   double samples_per_cluster, cycles_per_sample;
-  double masks, products, loops, reduces;  // cycles of one sample on one SM
+  double masks, products, loops, reduces, barriers;  // cycles of one sample on one SM
+  int time_chunk;                                    // steps per chunk of partial currents
   double seconds;
 };
 
+inline double round_up(double n, double k) { return std::ceil(n / k) * k; }
+
+// The kernel's time chunk (sample_cluster.cu's Plan, the same rule): the most steps (whole tiles
+// of 16 in TF32) whose partial currents fit beside the rest of a block's 227 KB.
+inline int cluster_time_chunk(int T, int I, int H, int C, bool train, bool tensor) {
+  const double F = 4 * std::ceil(std::ceil(I / 4.0) / kClusterBlocks);
+  const double G = std::ceil(H / kClusterBlocks);
+  auto stride = [](double n) { return n + double((12 - int(n) % 8) % 8); };
+  const double xs = tensor ? stride(round_up(F, 16)) : F;
+  const double Tp = tensor ? round_up(T, 16) : T, Hp = tensor ? round_up(H, 16) : H;
+  const double ps = tensor ? stride(Hp) : H;
+  double fixed = round_up(Tp * xs, 8) + round_up(Hp * xs, 8) + 2 * round_up(T * G, 8) +
+                 round_up(C * G, 8) + 2 * round_up(T * C, 8);
+  if (train)
+    fixed += round_up(Hp * xs, 8) + round_up(G, 8) + round_up(C * G, 8) + 3 * round_up(C, 8);
+  const int step = tensor ? 16 : 1;
+  const int room = int(kSharedOptinFloats - fixed - 7);
+  const int chunk = std::max(step, std::min(int(Tp), room / int(ps) / step * step));
+  return std::min(chunk, T);
+}
+
 inline ClusterPrediction sample_cluster_prediction(const StepShape& s, const Device& d,
-                                                   bool train, double sms = 132) {
+                                                   bool train, Math m = Math::fp32,
+                                                   double sms = 132) {
   ClusterPrediction p{};
   const double T = s.T, I = s.I, H = s.layers[0], C = s.layers[1];
+  const bool tensor = m != Math::fp32;  // tf32 (the kernels have no BF16 path)
   const double clock = d.int32 / (64 * sms);
   const double clusters = std::floor(sms / kClusterBlocks);
+  const double F = 4 * std::ceil(std::ceil(I / 4) / kClusterBlocks);
   p.samples_per_cluster = std::ceil(s.B / clusters);
+  p.time_chunk = cluster_time_chunk(s.T, s.I, s.layers[0], s.layers[1], train, tensor);
+  const double chunks = std::ceil(T / p.time_chunk);
   p.masks =
       T * std::ceil(std::ceil(I / 4) / kClusterBlocks) * kPhiloxIntOpsPerBlock / (64 * d.e_int);
-  p.products = T * ((train ? 2 : 1) * H * I + C * H) / kClusterBlocks / (128 * d.e_math);
+  const double small_fma = T * C * H / kClusterBlocks;  // the output layer's partial currents
+  const double wave = kSharedBytesPerClock * d.e_mem;   // bytes a clock
+  if (!tensor) {
+    const double fma = (train ? 2 : 1) * T * H * F;
+    const double waves = (train ? 2 : 1) * T * H * F / 64;
+    p.products =
+        std::max((fma + small_fma) / (128 * d.e_math), waves * kSharedBytesPerClock / wave);
+  } else {
+    const double tf32_per_clock = d.tf32 / (sms * clock);  // FLOP a clock per SM
+    const double frag = 16 * 8 * kFloat;                   // bytes of an operand fragment
+    // Row tiles of the forward over the chunks (the last chunk's partial tile counts whole).
+    double mt = 0, mpairs = 0, ksteps_w = 0;
+    for (double t0 = 0; t0 < T; t0 += p.time_chunk) {
+      const double rows = std::min<double>(p.time_chunk, T - t0);
+      mt += std::ceil(rows / 16);
+      mpairs += std::ceil(std::ceil(rows / 16) / 2);
+      ksteps_w += std::ceil(rows / 8);
+    }
+    const double nt = round_up(H, 16) / 16, ks = std::ceil(F / 8);
+    double flop = 2 * 16 * 16 * 8 * mt * nt * ks;
+    double bytes = frag * ks * (mt * std::ceil(nt / 2) + nt * mpairs) +
+                   kFloat * mt * 16 * nt * 16;  // the partial currents stored
+    if (train) {
+      const double mw = nt, nw = std::ceil(F / 16);  // dW0: rows are neurons, columns features
+      flop += 2 * 16 * 16 * 8 * mw * nw * ksteps_w;
+      bytes += frag * ksteps_w * (mw * std::ceil(nw / 2) + nw * std::ceil(mw / 2)) +
+               2 * chunks * kFloat * mw * 16 * nw * 16;  // dW0 loaded and stored per chunk
+    }
+    p.products = std::max(flop / (tf32_per_clock * d.e_math) + small_fma / (128 * d.e_math),
+                          bytes / wave);
+  }
   p.loops = (train ? 4 : 2) * T * kOnChipStepCycles;
   p.reduces = T * (H + C) / kClusterBlocks * kClusterBlocks / kDsmemLoadsPerClock +
               (train ? T * (C + H) / kDsmemLoadsPerClock : 0);
-  p.cycles_per_sample = p.masks + p.products + p.loops + p.reduces;
+  p.barriers = (2 * chunks + (train ? 2 : 0)) * kClusterSyncCycles;
+  p.cycles_per_sample = p.masks + p.products + p.loops + p.reduces + p.barriers;
   p.seconds = p.samples_per_cluster * p.cycles_per_sample / clock + d.launch;
   return p;
 }

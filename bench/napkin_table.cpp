@@ -87,51 +87,59 @@ int main() {
   row("forward stores the BF16 masked input for the weight gradient", stored, d);
   row("both", stored, fast_philox);
 
-  // Inference passes of the seed network (FP32): the layered kernels against the sample-cluster
-  // kernel as built (DeviceOptions::sample_clusters), by batch size.
-  std::printf("\nInference passes of W1's network (784-100-10, T = 128, FP32, nothing kept), "
-              "layer by layer against by sample clusters:\n\n");
-  std::printf("| B | layered us | clusters us | samples per cluster | cycles per sample (masks + "
-              "products + loops + reduces) |\n| ---: | ---: | ---: | ---: | --- |\n");
-  for (int B : {1, 16, 64, 256, 1000}) {
-    napkin::StepShape s = napkin::w1();
-    s.B = B;
-    s.update = false;
-    double layered = 0;
-    for (const napkin::Kernel& k : napkin::inference_kernels(s))
-      layered += napkin::predict(k, d, Math::fp32).total;
-    const napkin::ClusterPrediction c = napkin::sample_cluster_prediction(s, d, false);
-    std::printf("| %d | %.1f | %.1f | %.0f | %.0f (%.0f + %.0f + %.0f + %.0f) |\n", B,
-                layered * 1e6, c.seconds * 1e6, c.samples_per_cluster, c.cycles_per_sample,
-                c.masks, c.products, c.loops, c.reduces);
-  }
-
-  // Training steps of the same network (FP32, NLL, SGD): the layered step against the step by
-  // sample clusters (NetworkOptions::sample_clusters), by batch size.
-  std::printf("\nTraining steps of W1's network (FP32, forward + loss + backward + SGD), layer by "
-              "layer (FP32 u kept) against by sample clusters (the sum of the partial gradients "
-              "and the update added):\n\n");
-  std::printf("| B | layered us | clusters us | samples per cluster | cycles per sample (masks + "
-              "products + loops + reduces) |\n| ---: | ---: | ---: | ---: | --- |\n");
-  for (int B : {1, 16, 64, 256, 1000}) {
-    napkin::StepShape s = napkin::w1();
-    s.B = B;
-    s.compact = false;
-    const double layered = napkin::step_seconds(s, d, Math::fp32);
-    const napkin::ClusterPrediction c = napkin::sample_cluster_prediction(s, d, true);
-    // The clusters' partial gradients summed (clusters x parameters read, one write), the
-    // step's statistics and the update, as separate kernels.
-    const double params = 784.0 * 100 + 100 + 100 * 10 + 10;
-    const double clusters = std::min<double>(B, 16);
-    const napkin::Kernel sum{"sum_partials", "", 4 * (clusters + 1) * params, clusters * params,
-                             0, 0, false};
-    double rest = napkin::predict(sum, d, Math::fp32).total;
-    for (const napkin::Kernel& k : napkin::step_kernels(s))
-      if (k.name == "nll_log_softmax" || k.name == "sgd_update")
-        rest += napkin::predict(k, d, Math::fp32).total;
-    std::printf("| %d | %.1f | %.1f | %.0f | %.0f (%.0f + %.0f + %.0f + %.0f) |\n", B,
-                layered * 1e6, (c.seconds + rest) * 1e6, c.samples_per_cluster,
-                c.cycles_per_sample, c.masks, c.products, c.loops, c.reduces);
+  // Inference passes and training steps of the seed network, the layered kernels against the
+  // sample-cluster kernel as built (DeviceOptions / NetworkOptions::sample_clusters), by batch
+  // size, with FP32 and TF32 products.
+  const double params = 784.0 * 100 + 100 + 100 * 10 + 10;
+  for (const bool train : {false, true}) {
+    if (train)
+      std::printf("\nTraining steps of W1's network (forward + loss + backward + SGD), layer by "
+                  "layer (FP32 u kept) against by sample clusters (the sum of the partial "
+                  "gradients and the update added):\n\n");
+    else
+      std::printf("\nInference passes of W1's network (784-100-10, T = 128, nothing kept), layer "
+                  "by layer against by sample clusters:\n\n");
+    std::printf("| B | layered fp32 us | clusters fp32 us | layered tf32 us | clusters tf32 us | "
+                "samples per cluster | cycles per sample, fp32 / tf32 (masks + products + loops + "
+                "reduces + barriers) |\n| ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    for (int B : {1, 16, 64, 256, 1000}) {
+      napkin::StepShape s = napkin::w1();
+      s.B = B;
+      s.update = train;
+      s.compact = false;
+      double layered[2] = {0, 0}, clusters[2] = {0, 0};
+      napkin::ClusterPrediction c[2];
+      const Math maths[2] = {Math::fp32, Math::tf32};
+      for (int i = 0; i < 2; ++i) {
+        if (train) {
+          layered[i] = napkin::step_seconds(s, d, maths[i]);
+        } else {
+          for (const napkin::Kernel& k : napkin::inference_kernels(s))
+            layered[i] += napkin::predict(k, d, maths[i]).total;
+        }
+        c[i] = napkin::sample_cluster_prediction(s, d, train, maths[i]);
+        clusters[i] = c[i].seconds;
+        if (train) {
+          // The clusters' partial gradients summed (clusters x parameters read, one write), the
+          // step's statistics and the update, as separate kernels.
+          const double n = std::min<double>(B, 16);
+          const napkin::Kernel sum{"sum_partials", "", 4 * (n + 1) * params, n * params,
+                                   0, 0, false};
+          clusters[i] += napkin::predict(sum, d, Math::fp32).total;
+          for (const napkin::Kernel& k : napkin::step_kernels(s))
+            if (k.name == "nll_log_softmax" || k.name == "sgd_update")
+              clusters[i] += napkin::predict(k, d, Math::fp32).total;
+        }
+      }
+      std::printf("| %d | %.1f | %.1f | %.1f | %.1f | %.0f |", B, layered[0] * 1e6,
+                  clusters[0] * 1e6, layered[1] * 1e6, clusters[1] * 1e6,
+                  c[0].samples_per_cluster);
+      for (int i = 0; i < 2; ++i)
+        std::printf(" %s%.0f (%.0f + %.0f + %.0f + %.0f + %.0f)", i ? "/ " : "",
+                    c[i].cycles_per_sample, c[i].masks, c[i].products, c[i].loops, c[i].reduces,
+                    c[i].barriers);
+      std::printf(" |\n");
+    }
   }
   return 0;
 }

@@ -82,18 +82,25 @@ TEST(napkin, ClusterForwardByHand) {
   const napkin::ClusterPrediction p = napkin::sample_cluster_prediction(s, d, false);
   EXPECT_EQ(p.samples_per_cluster, 2);
   EXPECT_DOUBLE_EQ(p.masks, 4 * 2 * 80 / (64 * 0.8));
-  EXPECT_DOUBLE_EQ(p.products, 4 * (8 * 64 + 8 * 8) / 8.0 / (128 * 0.8));
+  // FMAs 4 x 8 x 8 + 4 x 8 x 8 / 8 at 128 x 0.8 a clock: 2.8 clocks; the register tiles' loads,
+  // 4 x 8 x 8 / 64 wavefronts of 128 bytes at 128 x 0.9 bytes a clock: 4.4, the bound.
+  ASSERT_LT(4 * (8 * 64 + 8 * 8) / 8.0 / (128 * 0.8), 4 * 8 * 8 / 64.0 / 0.9);
+  EXPECT_DOUBLE_EQ(p.products, 4 * 8 * 8 / 64.0 * 128 / (128 * 0.9));
   EXPECT_DOUBLE_EQ(p.loops, 2 * 4 * 25.0);
   EXPECT_DOUBLE_EQ(p.reduces, 4 * 16 / 8.0);
+  EXPECT_EQ(p.time_chunk, 4);
+  EXPECT_DOUBLE_EQ(p.barriers, 2 * 400.0);  // after the partial currents and the output partial
   const double clock = 1.98e9;
-  EXPECT_NEAR(p.seconds, 2 * (p.masks + p.products + p.loops + p.reduces) / clock + d.launch,
+  EXPECT_NEAR(p.seconds,
+              2 * (p.masks + p.products + p.loops + p.reduces + p.barriers) / clock + d.launch,
               1e-15);
   // The training step: the weight gradient's product, the backward loops, du1 and du0 gathered.
   const napkin::ClusterPrediction q = napkin::sample_cluster_prediction(s, d, true);
   EXPECT_DOUBLE_EQ(q.masks, p.masks);
-  EXPECT_DOUBLE_EQ(q.products, 4 * (2 * 8 * 64 + 8 * 8) / 8.0 / (128 * 0.8));
+  EXPECT_DOUBLE_EQ(q.products, 2 * p.products);
   EXPECT_DOUBLE_EQ(q.loops, 4 * 4 * 25.0);
   EXPECT_DOUBLE_EQ(q.reduces, 4 * 16 / 8.0 + 4 * 16 / 8.0);
+  EXPECT_DOUBLE_EQ(q.barriers, 4 * 400.0);
   // The inference pass layer by layer: a product and a loop per layer, the loops latency bound.
   const auto ks = napkin::inference_kernels(s);
   ASSERT_EQ(ks.size(), 4u);
@@ -101,6 +108,34 @@ TEST(napkin, ClusterForwardByHand) {
   EXPECT_EQ(ks[3].name, "lif_forward L1");
   EXPECT_DOUBLE_EQ(ks[1].bytes, 4.0 * (4 * 17 * 8) * 2);    // reads a, writes the spikes
   EXPECT_DOUBLE_EQ(ks[3].bytes, 4.0 * (4 * 17 * 8 + 17 * 8));  // reads a, writes the logits
+}
+
+// The seed network by clusters: FP32 products bound by their shared-memory loads (8 per 16 FMAs
+// a thread, a wavefront per warp-wide load); TF32 training in two time chunks (80 + 48 steps, as
+// sample_cluster.cu's plan: tests/test_cuda_kernels.cpp SeedNetworkPlans), its fragments' loads
+// counted tile by tile.
+TEST(napkin, ClusterSeedNetworkByHand) {
+  const napkin::Device d = napkin::h200();
+  const napkin::StepShape w1 = napkin::w1();  // T = 128, I = 784 (F = 100 a block), 100, 10
+  const double shared = 128 * 0.9;            // bytes a clock an SM reads from shared memory
+  const auto fp32 = napkin::sample_cluster_prediction(w1, d, false);
+  EXPECT_EQ(fp32.time_chunk, 128);
+  EXPECT_DOUBLE_EQ(fp32.products, 128.0 * 100 * 100 / 64 * 128 / shared);
+  EXPECT_DOUBLE_EQ(fp32.samples_per_cluster, 63);  // 1000 samples on 16 clusters
+
+  const auto tf32 = napkin::sample_cluster_prediction(w1, d, true, napkin::Math::tf32);
+  EXPECT_EQ(tf32.time_chunk, 80);
+  // Forward: 8 + ... row tiles (5 for 80 steps, 3 for 48), 7 column tiles (H 100 -> 112), 13
+  // steps of 8 features; dW0: 7 x 7 tiles (F 100 -> 112), 10 + 6 steps of 8 time steps.
+  const double frag = 16 * 8 * 4;
+  const double bytes = frag * 13 * (8 * 4 + 7 * (3 + 2)) + 4.0 * 128 * 112 +  // forward
+                       frag * 16 * (7 * 4 + 7 * 4) + 2 * 2 * 4.0 * 112 * 112;  // dW0
+  const double flop = 2.0 * 16 * 16 * 8 * (8 * 7 * 13 + 7 * 7 * 16);
+  const double tf32_clock = 494e12 / (132 * 1.98e9);
+  ASSERT_GT(bytes / shared, flop / (tf32_clock * 0.8) + 128.0 * 10 * 100 / 8 / (128 * 0.8))
+      << "by these counts the products wait on shared memory";
+  EXPECT_NEAR(tf32.products, bytes / shared, 1e-9);
+  EXPECT_DOUBLE_EQ(tf32.barriers, (2 * 2 + 2) * 400.0);
 }
 
 TEST(napkin, Prediction) {

@@ -4,11 +4,14 @@
 // Per sample, in each block of the cluster (R = kClusterBlocks blocks, 256 threads each):
 //   1. masks   xi[t, f] for the block's features (whole Philox blocks), into shared memory,
 //              where they stay until the sample's weight gradient (9);
-//   2. product p[t, h] = sum over those features of xi[t, f] W0[h, f]: 4 x 4 register tiles,
-//              one FMA chain per element in order of f (W0's columns are staged once a launch);
-//   -- cluster.sync(): every block's partials are complete --
-//   3. reduce  a0[t, h] = sum_r p_r[t, h] for the block's own neurons, read from the other
-//              blocks' shared memory in rank order (deterministic);
+//   for each chunk of Tc time steps (Tc = T when the plan fits, see Plan):
+//     2. product p[t, h] = sum over those features of xi[t, f] W0[h, f] (W0's columns are
+//                staged once a launch): FP32, 4 x 4 register tiles, one FMA chain per element
+//                in order of f; or TF32 on tensor cores (tensor_product);
+//     -- cluster.sync(): every block's partials of the chunk are complete --
+//     3. reduce  a0[t, h] = sum_r p_r[t, h] for the block's own neurons, read from the other
+//                blocks' shared memory in rank order (deterministic);
+//     -- cluster.sync() before the next chunk overwrites p --
 //   4. loop    their time loop, what each step returns kept (s0), u kept in a0 for training;
 //   5. partial p1[t, c] = sum over the block's neurons of W1[c, h] s0[t, h];
 //   -- cluster.sync() --
@@ -19,21 +22,38 @@
 //   7. each    du1 copied from rank 0; dW1 += du1^T s0 for its neurons' columns; their
 //              dL/dspikes ds0 = W1^T du1 (over s0), their backward loop (du0 in place of u0);
 //   -- cluster.sync() --
-//   8. gather  du0[t, h] of every neuron from its owner, into p;
-//   9. wgrad   dW0[h, f] += sum_t du0[t, h] xi[t, f] for the block's features (4 x 4 tiles).
+//   for each chunk of Tc time steps:
+//     8. gather  du0[t, h] of every neuron from its owner, into p;
+//     9. wgrad   dW0[h, f] += sum_t du0[t, h] xi[t, f] for the block's features (FP32 4 x 4
+//                tiles or TF32 tensor cores, as 2).
 // Gradients accumulate in shared memory over the cluster's samples; at the end each block writes
 // its share of the cluster's partial gradient, and sum_partials adds the clusters in order.
 // A block reads another's shared memory only between a cluster.sync() and the next one after
 // which the owner writes it again, and the kernel ends with a cluster.sync() so that no block
 // leaves while another may still read its memory.
 //
+// TF32 (MatmulPrecision::tf32): the two products with W0's shape (2 and 9) run as WMMA m16n16k8
+// with operands rounded to TF32 and FP32 accumulation, as masked_linear.cu's tf32 path; the small
+// products with W1 (5, 7) stay FP32. Tiles are 16 x 16, so the arrays they read and write are
+// padded with zeros to whole tiles (T, H and the block's features to multiples of 16), and their
+// row strides are 4 (mod 8) floats. In the forward, a fragment load's lane (g, k) = (lane / 4,
+// lane % 4) reads xi[t = g][f = k] or W0's column stored as w0[h = g][f = k]: bank
+// (g * stride + k) mod 32, where g * stride takes 8 distinct multiples of 4, so the 32 lanes hit
+// 32 banks. The weight gradient reads both its operands the other way (lane (g, k) at
+// k * stride + g: du0[t = k][h = g], xi[t = k][f = g]); with the seed network's stride of
+// 116 = 20 (mod 32) a quarter of the lanes meet another's bank, a 2-way conflict, accepted.
+//
 // Shared memory per block (floats; F = the block's features, rounded up to whole Philox blocks,
-// G = ceil(H / R) neurons): xi T F, W0 columns H F, p T H, a0 and s0 T G each, W1 columns C G,
-// p1 and a1 T C each; training adds the accumulators H F + G + C G + C and z, dz (C each). The
-// seed network (T = 128, I = 784, H = 100, C = 10): 166 KB forward, 207 KB training.
+// G = ceil(H / R) neurons; FP32: no padding): xi T F, W0 columns H F, p Tc H, a0 and s0 T G each,
+// W1 columns C G, p1 and a1 T C each; training adds the accumulators H F + G + C G + C and z, dz
+// (C each). The seed network (T = 128, I = 784, H = 100, C = 10) in FP32: 166 KB forward, 207 KB
+// training, Tc = T; in TF32 (F 100 -> row stride 116, H 100 -> 112 rows): 195 KB forward with
+// Tc = T, and training in two chunks (Tc = 80): 225 KB.
 #include <cooperative_groups.h>
+#include <mma.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <variant>
 
 #include "cuda_check.cuh"
@@ -54,47 +74,79 @@ namespace cg = cooperative_groups;
 #define NMSNN_NOINLINE
 #endif
 
+// The most dynamic shared memory a block may opt into on compute capability 9.0 (227 KB); the
+// plan chunks the partial currents over time to stay within it.
+constexpr int kSharedOptinBytes = 232448;
+
 // Where each array lives in a block's shared memory, in floats from its start (each a multiple
-// of 4 floats, 16 bytes), and the split of features and neurons over the cluster.
+// of 8 floats, 32 bytes, as WMMA pointers must be), the split of features and neurons over the
+// cluster, and the padding and time chunks of the products.
 struct Plan {
-  int quads;  // Philox blocks (4 features) per block
-  int F;      // features per block, 4 * quads
-  int G;      // hidden neurons per block
+  int quads;   // Philox blocks (4 features) per block
+  int F;       // features per block, 4 * quads
+  int G;       // hidden neurons per block
+  int xs;      // row stride of xi, W0's columns and dW0 (>= F)
+  int ps;      // row stride of p (>= H)
+  int Tp;      // rows of xi (T, or T rounded up to a tile: the rows past T are zero)
+  int Hp;      // rows of W0's columns and dW0 (H, or H rounded up to a tile)
+  int Tc;      // time steps per chunk of partial currents: p holds Tc rows
+  int chunks;  // ceil(T / Tc)
   int xi, w0, p, a0, s0, w1, p1, a1;
   int dw0, db0, dw1, db1, z, dz;  // training only
   int total;
 };
 
-__host__ __device__ inline int round4(int n) { return (n + 3) / 4 * 4; }
+__host__ __device__ inline int round_up(int n, int k) { return (n + k - 1) / k * k; }
+// The least stride >= n that is 4 (mod 8) floats (see the top: conflict-free fragment loads).
+__host__ __device__ inline int tile_stride(int n) { return n + (12 - n % 8) % 8; }
 
-__host__ __device__ inline Plan plan_for(int T, int I, int H, int C, bool train) {
+// max_chunk: at most this many steps per chunk (rounded down to a tile), 0: no limit.
+__host__ __device__ inline Plan plan_for(int T, int I, int H, int C, bool train, bool tensor,
+                                         int max_chunk) {
   Plan s{};
   s.quads = ((I + 3) / 4 + kClusterBlocks - 1) / kClusterBlocks;
   s.F = 4 * s.quads;
   s.G = (H + kClusterBlocks - 1) / kClusterBlocks;
-  int at = 0;
-  auto take = [&at](int floats) {
-    const int start = at;
-    at += round4(floats);
-    return start;
+  s.xs = tensor ? tile_stride(round_up(s.F, 16)) : s.F;
+  s.Tp = tensor ? round_up(T, 16) : T;
+  s.Hp = tensor ? round_up(H, 16) : H;
+  s.ps = tensor ? tile_stride(s.Hp) : H;
+  // Lay the arrays out with p holding `rows` time steps.
+  auto layout = [&](int rows) {
+    int at = 0;
+    auto take = [&at](int floats) {
+      const int start = at;
+      at += round_up(floats, 8);
+      return start;
+    };
+    s.xi = take(s.Tp * s.xs);
+    s.w0 = take(s.Hp * s.xs);
+    s.p = take(rows * s.ps);
+    s.a0 = take(T * s.G);
+    s.s0 = take(T * s.G);
+    s.w1 = take(C * s.G);
+    s.p1 = take(T * C);
+    s.a1 = take(T * C);
+    if (train) {
+      s.dw0 = take(s.Hp * s.xs);
+      s.db0 = take(s.G);
+      s.dw1 = take(C * s.G);
+      s.db1 = take(C);
+      s.z = take(C);
+      s.dz = take(C);
+    }
+    s.total = at;
   };
-  s.xi = take(T * s.F);
-  s.w0 = take(H * s.F);
-  s.p = take(T * H);
-  s.a0 = take(T * s.G);
-  s.s0 = take(T * s.G);
-  s.w1 = take(C * s.G);
-  s.p1 = take(T * C);
-  s.a1 = take(T * C);
-  if (train) {
-    s.dw0 = take(H * s.F);
-    s.db0 = take(s.G);
-    s.dw1 = take(C * s.G);
-    s.db1 = take(C);
-    s.z = take(C);
-    s.dz = take(C);
-  }
-  s.total = at;
+  // The largest chunk (whole tiles with tensor cores) that fits beside the rest; the smallest if
+  // none does (sample_cluster_fits then refuses the shape).
+  const int step = tensor ? 16 : 1;
+  const int cap = max_chunk > 0 ? std::min(s.Tp, std::max(step, max_chunk / step * step)) : s.Tp;
+  layout(0);
+  const int room = kSharedOptinBytes / int(sizeof(float)) - s.total - 7;
+  s.Tc = std::max(step, std::min(cap, room / s.ps / step * step));
+  layout(s.Tc);
+  s.Tc = std::min(s.Tc, T);  // p keeps its whole tiles (rows up to Tp)
+  s.chunks = (T + s.Tc - 1) / s.Tc;
   return s;
 }
 
@@ -168,20 +220,94 @@ __device__ NMSNN_NOINLINE void tile_product(View P, int np, View Q, int nq, int 
         }
   }
 }
+
+namespace wmma = nvcuda::wmma;
+
+// Where the 16 x 16 (or 16 x 8) tile starting at element (row, col) of a matrix begins, for a
+// WMMA memory layout L with leading dimension ld.
+template <class L>
+__device__ inline int origin(int row, int col, int ld) {
+  return std::is_same<L, wmma::row_major>::value ? row * ld + col : col * ld + row;
+}
+
+// acc[m, n] (+)= sum over k < 8 ksteps of A(m, k) B(k, n), for mtiles x ntiles tiles of 16 x 16,
+// on tensor cores in TF32: operands rounded as loaded, FP32 accumulation. A(m, k) sits at
+// a[m * lda + k] (LA row_major) or a[k * lda + m] (col_major), B(k, n) likewise with ldb; acc is
+// row-major with stride ldc. `into` adds to the sums kept in acc, else overwrites them. Each warp
+// takes blocks of 2 x 2 tiles: each operand fragment it loads serves two products, halving the
+// shared-memory reads of tile-by-tile work. Every pointer must be 32-byte aligned and every
+// stride a multiple of 4 floats (Plan sees to both). Not inlined, as tile_product.
+template <class LA, class LB>
+__device__ NMSNN_NOINLINE void tensor_product(const float* a, int lda, const float* b, int ldb,
+                                            int mtiles, int ntiles, int ksteps, float* acc,
+                                            int ldc, bool into) {
+  const int warp = int(threadIdx.x) / 32, warps = int(blockDim.x) / 32;
+  const int mpairs = (mtiles + 1) / 2, npairs = (ntiles + 1) / 2;
+  for (int job = warp; job < mpairs * npairs; job += warps) {
+    const int m0 = job / npairs * 2, n0 = (job - job / npairs * npairs) * 2;
+    const int mi = std::min(2, mtiles - m0), nj = std::min(2, ntiles - n0);
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> c[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        if (i < mi && j < nj) {
+          if (into)
+            wmma::load_matrix_sync(c[i][j], acc + (m0 + i) * 16 * ldc + (n0 + j) * 16, ldc,
+                                   wmma::mem_row_major);
+          else
+            wmma::fill_fragment(c[i][j], 0.0f);
+        }
+    for (int k = 0; k < ksteps; ++k) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LA> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LB> fb[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+        if (i < mi) {
+          wmma::load_matrix_sync(fa[i], a + origin<LA>((m0 + i) * 16, k * 8, lda), lda);
+#pragma unroll
+          for (int e = 0; e < fa[i].num_elements; ++e)
+            fa[i].x[e] = wmma::__float_to_tf32(fa[i].x[e]);
+        }
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        if (j < nj) {
+          wmma::load_matrix_sync(fb[j], b + origin<LB>(k * 8, (n0 + j) * 16, ldb), ldb);
+#pragma unroll
+          for (int e = 0; e < fb[j].num_elements; ++e)
+            fb[j].x[e] = wmma::__float_to_tf32(fb[j].x[e]);
+        }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+          if (i < mi && j < nj) wmma::mma_sync(c[i][j], fa[i], fb[j], c[i][j]);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        if (i < mi && j < nj)
+          wmma::store_matrix_sync(acc + (m0 + i) * 16 * ldc + (n0 + j) * 16, c[i][j], ldc,
+                                  wmma::mem_row_major);
+  }
+}
 #endif
 
 // train: the training step, else the forward pass alone (a run-time flag for the code size's sake,
 // as the reset rules).
+// The plan comes from the host as a kernel parameter, read from the constant bank where used, so
+// that its fields take no registers (the training kernel is at the register limit).
 __global__ void __launch_bounds__(kClusterThreads)
-    sample_cluster_kernel(SampleClusterArgs a, bool train) {
+    sample_cluster_kernel(SampleClusterArgs a, Plan s, bool train) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
-  extern __shared__ __align__(16) float shared[];
+  extern __shared__ __align__(128) float shared[];
   cg::cluster_group cluster = cg::this_cluster();
   const int R = kClusterBlocks;
   const int rank = int(cluster.block_rank());
   const int tid = int(threadIdx.x), threads = int(blockDim.x);
   const int T = a.T, I = a.I, H = a.H, C = a.C;
-  const Plan s = plan_for(T, I, H, C, train);
+  const bool tensor = a.math == MatmulPrecision::tf32;
   float* xi = shared + s.xi;
   float* w0 = shared + s.w0;
   float* p = shared + s.p;
@@ -200,17 +326,20 @@ __global__ void __launch_bounds__(kClusterThreads)
   const int nh = std::max(0, std::min(H - h0, s.G));
 
   // The weights this block multiplies, once per launch: W0's columns of its features (zero past
-  // I, so padded features add nothing) and W1's columns of its neurons; zero accumulators.
-  for (int k = tid; k < H * s.F; k += threads) {
-    const int h = k / s.F, f = k - h * s.F;
-    w0[k] = f < nf ? a.W0[size_t(h) * I + f0 + f] : 0.0f;
+  // I and in the padding, so padded features and rows add nothing) and W1's columns of its
+  // neurons; zero accumulators, and zero xi, whose padding the masks never write.
+  for (int k = tid; k < s.Hp * s.xs; k += threads) {
+    const int h = k / s.xs, f = k - h * s.xs;
+    w0[k] = h < H && f < nf ? a.W0[size_t(h) * I + f0 + f] : 0.0f;
   }
+  for (int k = tid; k < s.Tp * s.xs; k += threads) xi[k] = 0.0f;
   for (int k = tid; k < C * s.G; k += threads) {
     const int c = k / s.G, j = k - c * s.G;
     w1[k] = j < nh ? a.W1[size_t(c) * H + h0 + j] : 0.0f;
   }
   if (train)
     for (int k = s.dw0 + tid; k < s.z; k += threads) shared[k] = 0.0f;  // dw0, db0, dw1, db1
+  __syncthreads();  // xi's zeros before the masks
 
   const int clusters = int(gridDim.x) / R;
   // The mean's divisor: every output for mse, every sample otherwise (step_partial's rule).
@@ -224,22 +353,32 @@ __global__ void __launch_bounds__(kClusterThreads)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int f = 4 * q + j;
-        xi[t * s.F + f] = f < nf ? uniform_from_bits(r.v[j]) * xb[f0 + f] : 0.0f;
+        xi[t * s.xs + f] = f < nf ? uniform_from_bits(r.v[j]) * xb[f0 + f] : 0.0f;
       }
     }
     __syncthreads();
 
-    // 2. Partial currents over this block's features: p[t, h] = sum_f xi[t, f] w0[h, f] (a
-    // block without features writes zeros).
-    tile_product(View{xi, 1, s.F}, T, View{w0, 1, s.F}, H, nf, p, H, false);
-    cluster.sync();
+    for (int chunk = 0; chunk < s.chunks; ++chunk) {
+      const int t0 = chunk * s.Tc, rows = std::min(s.Tc, T - t0);
+      // 2. Partial currents over this block's features: p[t, h] = sum_f xi[t0 + t, f] w0[h, f]
+      // (a block without features writes zeros).
+      if (tensor)
+        tensor_product<wmma::row_major, wmma::col_major>(xi + t0 * s.xs, s.xs, w0, s.xs,
+                                                         (rows + 15) / 16, s.Hp / 16,
+                                                         (nf + 7) / 8, p, s.ps, false);
+      else
+        tile_product(View{xi + t0 * s.xs, 1, s.xs}, rows, View{w0, 1, s.xs}, H, nf, p, s.ps,
+                     false);
+      cluster.sync();
 
-    // 3. This block's neurons' currents: the cluster's partials added in rank order.
-    for (int k = tid; k < T * nh; k += threads) {
-      const int t = k / nh, j = k - t * nh;
-      float sum = 0.0f;
-      for (int r = 0; r < R; ++r) sum += cluster.map_shared_rank(p, r)[t * H + h0 + j];
-      a0[t * s.G + j] = sum;
+      // 3. This block's neurons' currents: the cluster's partials added in rank order.
+      for (int k = tid; k < rows * nh; k += threads) {
+        const int t = k / nh, j = k - t * nh;
+        float sum = 0.0f;
+        for (int r = 0; r < R; ++r) sum += cluster.map_shared_rank(p, r)[t * s.ps + h0 + j];
+        a0[(t0 + t) * s.G + j] = sum;
+      }
+      if (chunk + 1 < s.chunks) cluster.sync();  // read everywhere before it is overwritten
     }
     __syncthreads();
 
@@ -361,18 +500,33 @@ __global__ void __launch_bounds__(kClusterThreads)
     }
     cluster.sync();
 
-    // 8. Every neuron's du0 from its owner, into p ([T, H]; the partial currents are spent).
-    for (int k = tid; k < T * H; k += threads) {
-      const int t = k / H, h = k - t * H, r = h / s.G;
-      p[k] = cluster.map_shared_rank(a0, r)[t * s.G + (h - r * s.G)];
-    }
-    __syncthreads();
+    for (int chunk = 0; chunk < s.chunks; ++chunk) {
+      const int t0 = chunk * s.Tc, rows = std::min(s.Tc, T - t0);
+      // 8. The chunk's du0 of every neuron from its owner, into p (the partial currents are
+      // spent); zeros in the padding the tensor cores read (steps to a multiple of 8, rows of
+      // W0 to a tile), where xi is zero: garbage there could be NaN, and 0 * NaN is not 0.
+      const int depth = tensor ? round_up(rows, 8) : rows;
+      for (int k = tid; k < depth * s.Hp; k += threads) {
+        const int t = k / s.Hp, h = k - t * s.Hp, r = h / s.G;
+        p[t * s.ps + h] =
+            t < rows && h < H ? cluster.map_shared_rank(a0, r)[(t0 + t) * s.G + (h - r * s.G)]
+                              : 0.0f;
+      }
+      __syncthreads();
 
-    // 9. This block's columns of dW0: dw0[h, f] += sum_t du0[t, h] xi[t, f], the masks of step
-    // 1 used a second time.
-    if (nf > 0)
-      tile_product(View{p, H, 1}, H, View{xi, s.F, 1}, nf, T, shared + s.dw0, s.F, true);
-    __syncthreads();  // the next sample's masks overwrite xi
+      // 9. This block's columns of dW0: dw0[h, f] += sum_t du0[t, h] xi[t, f], the masks of
+      // step 1 used a second time.
+      if (nf > 0) {
+        if (tensor)
+          tensor_product<wmma::col_major, wmma::row_major>(p, s.ps, xi + t0 * s.xs, s.xs,
+                                                           s.Hp / 16, (nf + 15) / 16, depth / 8,
+                                                           shared + s.dw0, s.xs, true);
+        else
+          tile_product(View{p, s.ps, 1}, H, View{xi + t0 * s.xs, s.xs, 1}, nf, rows,
+                       shared + s.dw0, s.xs, true);
+      }
+      __syncthreads();  // the next chunk's du0 overwrites p, the next sample's masks xi
+    }
   }
 
   if (train) {
@@ -385,7 +539,7 @@ __global__ void __launch_bounds__(kClusterThreads)
     float* db1 = dW1 + size_t(C) * H;
     for (int k = tid; k < H * nf; k += threads) {
       const int h = k / nf, f = k - h * nf;
-      dW0[size_t(h) * I + f0 + f] = shared[s.dw0 + h * s.F + f];
+      dW0[size_t(h) * I + f0 + f] = shared[s.dw0 + h * s.xs + f];
     }
     for (int j = tid; j < nh; j += threads) db0[h0 + j] = shared[s.db0 + j];
     for (int k = tid; k < C * nh; k += threads) {
@@ -432,6 +586,11 @@ void check_args(const char* what, const SampleClusterArgs& a, bool train) {
                           a.I, ", ", a.H, ", ", a.C);
   if (a.begin_eval < 0 || a.begin_eval >= a.T)
     ::nmsnn::detail::fail(what, ": begin_eval must be in [0, T = ", a.T, "), got ", a.begin_eval);
+  if (a.max_time_chunk < 0)
+    ::nmsnn::detail::fail(what, ": max_time_chunk must be >= 0 (0: no limit), got ",
+                          a.max_time_chunk);
+  if (a.math == MatmulPrecision::bf16)
+    ::nmsnn::detail::fail(what, ": the cluster kernels multiply in fp32 or tf32, not bf16");
   if (train) {
     if (!a.dW0 || !a.db0 || !a.dW1 || !a.db1 || !a.scratch)
       ::nmsnn::detail::fail(what, ": the gradient and scratch pointers must be set");
@@ -445,13 +604,14 @@ void check_args(const char* what, const SampleClusterArgs& a, bool train) {
   int device = 0;
   NMSNN_CUDA_CHECK(cudaGetDevice(&device));
   const char* why = nullptr;
-  if (!sample_cluster_fits(a.T, a.I, a.H, a.C, train, device, &why))
-    ::nmsnn::detail::fail(what, " (T=", a.T, ", I=", a.I, ", H=", a.H, ", C=", a.C, "): ", why);
+  if (!sample_cluster_fits(a.T, a.I, a.H, a.C, train, a.math, device, &why))
+    ::nmsnn::detail::fail(what, " (T=", a.T, ", I=", a.I, ", H=", a.H, ", C=", a.C, ", ",
+                          to_string(a.math), "): ", why);
 }
 
 template <bool Train>
 void launch(const SampleClusterArgs& a, cudaStream_t stream) {
-  const size_t bytes = sample_cluster_shared_bytes(a.T, a.I, a.H, a.C, Train);
+  const size_t bytes = sample_cluster_shared_bytes(a.T, a.I, a.H, a.C, Train, a.math);
   const int clusters = clusters_for(a.B);
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeClusterDimension;
@@ -464,10 +624,12 @@ void launch(const SampleClusterArgs& a, cudaStream_t stream) {
                                      dim3(kClusterThreads), bytes, stream, attribute, 1};
   NMSNN_CUDA_CHECK(cudaFuncSetAttribute(sample_cluster_kernel,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  NMSNN_CUDA_CHECK(cudaLaunchKernelEx(&config, sample_cluster_kernel, a, Train));
+  const Plan plan =
+      plan_for(a.T, a.I, a.H, a.C, Train, a.math == MatmulPrecision::tf32, a.max_time_chunk);
+  NMSNN_CUDA_CHECK(cudaLaunchKernelEx(&config, sample_cluster_kernel, a, plan, Train));
   NMSNN_CHECK_LAUNCH(Train ? "sample_cluster_step" : "sample_cluster_forward", "T=", a.T,
-                     ", B=", a.B, ", I=", a.I, ", H=", a.H, ", C=", a.C, ", ", bytes,
-                     " bytes of shared memory a block");
+                     ", B=", a.B, ", I=", a.I, ", H=", a.H, ", C=", a.C, ", ", to_string(a.math),
+                     ", ", bytes, " bytes of shared memory a block");
   if (Train) {
     const size_t n = partial_floats(a.I, a.H, a.C);
     sum_partials_kernel<<<grid_stride_for((long long)n, 256), 256, 0, stream>>>(
@@ -478,34 +640,45 @@ void launch(const SampleClusterArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
-size_t sample_cluster_shared_bytes(int T, int I, int H, int C, bool train) {
-  return size_t(plan_for(T, I, H, C, train).total) * sizeof(float);
+size_t sample_cluster_shared_bytes(int T, int I, int H, int C, bool train, MatmulPrecision math) {
+  return size_t(plan_for(T, I, H, C, train, math == MatmulPrecision::tf32, 0).total) *
+         sizeof(float);
 }
 
-bool sample_cluster_fits(int T, int I, int H, int C, bool train, int device, const char** why) {
+int sample_cluster_time_chunk(int T, int I, int H, int C, bool train, MatmulPrecision math,
+                              int max_time_chunk) {
+  return plan_for(T, I, H, C, train, math == MatmulPrecision::tf32, max_time_chunk).Tc;
+}
+
+bool sample_cluster_fits(int T, int I, int H, int C, bool train, MatmulPrecision math, int device,
+                         const char** why) {
   int major = 0, optin = 0;
   NMSNN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   NMSNN_CUDA_CHECK(
       cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const char* reason = nullptr;
-  if (major < 9) reason = "thread-block clusters need compute capability 9.0";
-  else if (sample_cluster_shared_bytes(T, I, H, C, train) > size_t(optin))
+  if (math == MatmulPrecision::bf16) reason = "the cluster kernels multiply in fp32 or tf32";
+  else if (major < 9) reason = "thread-block clusters need compute capability 9.0";
+  else if (sample_cluster_shared_bytes(T, I, H, C, train, math) > size_t(optin))
     reason = "a block's shared memory would exceed what the device allows";
   if (why) *why = reason;
   return reason == nullptr;
 }
 
-bool sample_cluster_supports(const NetworkSpec& spec, bool train, int device) {
+bool sample_cluster_supports(const NetworkSpec& spec, bool train, MatmulPrecision math,
+                             int device) {
   if (spec.layers.size() != 2 || !std::holds_alternative<SpikingLayer>(spec.layers[0]) ||
       !std::holds_alternative<SpikingLayer>(spec.layers[1]))
     return false;
   return sample_cluster_fits(spec.time_steps, spec.inputs, spec.layer_width(0), spec.outputs(),
-                             train, device);
+                             train, math, device);
 }
 
-SampleClusterArgs sample_cluster_args(const NetworkSpec& spec, const float* const* params,
-                                      NoiseKey key, const float* x, int B, float* logits) {
+SampleClusterArgs sample_cluster_args(const NetworkSpec& spec, MatmulPrecision math,
+                                      const float* const* params, NoiseKey key, const float* x,
+                                      int B, float* logits) {
   SampleClusterArgs a;
+  a.math = math;
   a.hidden = std::get<SpikingLayer>(spec.layers[0]);
   a.output = std::get<SpikingLayer>(spec.layers[1]);
   a.T = spec.time_steps;

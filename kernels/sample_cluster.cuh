@@ -9,8 +9,9 @@
 // them across the batch). Here nothing of a sample but its input row, label and logits leaves the
 // chip, and its masks are made once per step: the change that can bring the predicted W1 step
 // within 3x of the TF32 floor (bench/RESULTS.md, "Predicted"). As built, a cluster takes its
-// samples, and each sample's phases, one after another, with FP32 products on the CUDA cores:
-// predicted faster than the layered kernels for small batches only, so DeviceOptions and
+// samples, and each sample's phases, one after another; the two large products run in FP32 on
+// the CUDA cores or in TF32 on the tensor cores (MatmulPrecision; not BF16 yet). Predicted faster
+// than the layered kernels for small batches only, so DeviceOptions and
 // NetworkOptions::sample_clusters make it opt-in.
 //
 // A cluster of kClusterBlocks blocks (sm_90 thread-block clusters, distributed shared memory)
@@ -36,6 +37,7 @@
 #include <cstddef>
 
 #include "nmsnn/loss.hpp"
+#include "nmsnn/matmul_precision.hpp"
 #include "nmsnn/philox.hpp"
 #include "nmsnn/spec.hpp"
 
@@ -56,6 +58,12 @@ struct SampleClusterArgs {
   int begin_eval = 0;
   float readout_scale = 1.0f;   // 1 (sum) or 1 / (T - begin_eval) (mean)
   float* logits = nullptr;      // [B, C] out
+  // The arithmetic of the products with W0's shape (the currents and dW0): fp32 or tf32.
+  MatmulPrecision math = MatmulPrecision::fp32;
+  // At most this many time steps per chunk of partial currents (rounded down to a whole tile of
+  // 16 in tf32); 0: as many as fit (sample_cluster_time_chunk). Smaller chunks only add cluster
+  // barriers: the tests set it to run the chunked path on small shapes.
+  int max_time_chunk = 0;
 
   // The training step only. The loss of each sample is its share of the mean over the B rows
   // (over B x C values for mse), as step_partial computes it.
@@ -70,23 +78,31 @@ struct SampleClusterArgs {
 };
 
 // Dynamic shared memory a block of the cluster needs for these shapes, in bytes.
-size_t sample_cluster_shared_bytes(int T, int I, int H, int C, bool train);
+size_t sample_cluster_shared_bytes(int T, int I, int H, int C, bool train, MatmulPrecision math);
 
-// Whether `device` can run the kernels for these shapes: compute capability >= 9.0 and the
-// shared memory above within what a block may opt into. `why`, when not null, says what is
-// missing.
-bool sample_cluster_fits(int T, int I, int H, int C, bool train, int device,
+// Time steps per chunk of the partial currents (T when the whole sample's currents fit beside
+// the kept masks; fewer chunks, fewer cluster barriers), for SampleClusterArgs::max_time_chunk.
+int sample_cluster_time_chunk(int T, int I, int H, int C, bool train, MatmulPrecision math,
+                              int max_time_chunk = 0);
+
+// Whether `device` can run the kernels for these shapes: fp32 or tf32, compute capability >= 9.0
+// and the shared memory above within what a block may opt into. `why`, when not null, says what
+// is missing.
+bool sample_cluster_fits(int T, int I, int H, int C, bool train, MatmulPrecision math, int device,
                          const char** why = nullptr);
 
 // Whether `spec` is what the kernels compute (a pair of spiking layers) and fits `device`
-// (sample_cluster_fits). The callers also require a noise-encoded input and FP32 products.
-bool sample_cluster_supports(const NetworkSpec& spec, bool train, int device);
+// (sample_cluster_fits). The callers also require a noise-encoded input.
+bool sample_cluster_supports(const NetworkSpec& spec, bool train, MatmulPrecision math,
+                             int device);
 
-// The arguments for B samples of `spec` (sample_cluster_supports) from its parameter table
-// (W0, b0, W1, b1, device memory), the pass's noise key and input x [B, I], into logits [B, C].
-// The training step's fields (loss, labels or targets, gradients, scratch) are left to the caller.
-SampleClusterArgs sample_cluster_args(const NetworkSpec& spec, const float* const* params,
-                                      NoiseKey key, const float* x, int B, float* logits);
+// The arguments for B samples of `spec` (sample_cluster_supports) in arithmetic `math` from its
+// parameter table (W0, b0, W1, b1, device memory), the pass's noise key and input x [B, I], into
+// logits [B, C]. The training step's fields (loss, labels or targets, gradients, scratch) are
+// left to the caller.
+SampleClusterArgs sample_cluster_args(const NetworkSpec& spec, MatmulPrecision math,
+                                      const float* const* params, NoiseKey key, const float* x,
+                                      int B, float* logits);
 
 // Scratch floats the training step needs for B samples: one partial gradient per cluster.
 size_t sample_cluster_scratch_floats(int B, int I, int H, int C);

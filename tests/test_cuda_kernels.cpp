@@ -1455,12 +1455,24 @@ std::string describe(const PairCase& c) {
          " H=" + std::to_string(c.H) + " C=" + std::to_string(c.C);
 }
 
+// v rounded to TF32 (10 mantissa bits, to nearest, ties away from zero) as the tensor cores'
+// operands are (cvt.rna.tf32.f32); the identity for FP32 products.
+float operand(float v, nmsnn::MatmulPrecision math) {
+  if (math != nmsnn::MatmulPrecision::tf32) return v;
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  u = (u + 0x1000u) & ~0x1FFFu;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
 // SPEC.md 1-3 for a pair of spiking layers, in double from the FP32 masked inputs the kernels
-// multiply, and per sample the smallest |u - threshold| over both layers (how close a spiking
-// decision came to going the other way).
+// multiply (rounded as their first layer's product rounds them in `math`), and per sample the
+// smallest |u - threshold| over both layers (how close a spiking decision came to going the
+// other way).
 void pair_reference(const PairCase& c, NoiseKey key, const std::vector<float>& x,
-                    const PairNet& net, std::vector<double>& logits, std::vector<double>& margin,
-                    size_t& spikes) {
+                    const PairNet& net, nmsnn::MatmulPrecision math, std::vector<double>& logits,
+                    std::vector<double>& margin, size_t& spikes) {
   const std::vector<float> &W0 = net.W0, &b0 = net.b0, &W1 = net.W1, &b1 = net.b1;
   const SpikingLayer &n0 = net.n0, &n1 = net.n1;
   logits.assign(size_t(c.B) * c.C, 0.0);
@@ -1488,7 +1500,7 @@ void pair_reference(const PairCase& c, NoiseKey key, const std::vector<float>& x
         double a = b0[h];
         for (int i = 0; i < c.I; ++i) {
           const float xi = nmsnn::noise_mask(key, t, b, i) * x[size_t(b) * c.I + i];
-          a += double(W0[size_t(h) * c.I + i]) * xi;
+          a += double(operand(W0[size_t(h) * c.I + i], math)) * operand(xi, math);
         }
         double unused;
         out0[h] = step(n0, a, v0[h], s0[h], margin[b], unused);
@@ -1505,32 +1517,69 @@ void pair_reference(const PairCase& c, NoiseKey key, const std::vector<float>& x
   }
 }
 
-// FP32 sums in another order than the double loop: about 1e-6 of the currents. Samples whose
-// decisions all stay 1e-4 away from the threshold spike the same way in both, and their logits
-// then agree to 1e-4 of (1 + |logit|); a wrong index or a lost partial shows as errors of order 1.
-TEST(ClusterForward, MatchesDoubleLoop) {
+// A pair long enough for several chunks of 16 steps (the tile, the least chunk in TF32).
+const PairCase kLongPair = {40, 4, 33, 20, 3, ResetRule::subtract, true, 4, 1.0f / 36};
+
+// The products' precisions the cluster kernels have.
+const nmsnn::MatmulPrecision kClusterMaths[] = {nmsnn::MatmulPrecision::fp32,
+                                                nmsnn::MatmulPrecision::tf32};
+
+// How the cluster tests run the kernels: a precision, and a chunk limit (max_time_chunk) of none
+// (the seed network's chunks are whole samples but in TF32 training, see SeedNetworkPlans) or a
+// small one, so the chunked path runs on every shape long enough: 3 steps in FP32, one tile of
+// 16 in TF32. (The race check runs the TF32 chunks alone: their barriers are a superset.)
+struct ClusterMode {
+  nmsnn::MatmulPrecision math;
+  int max_chunk;
+  const char* name;
+};
+const ClusterMode kClusterModes[] = {{nmsnn::MatmulPrecision::fp32, 0, "fp32_whole"},
+                                     {nmsnn::MatmulPrecision::fp32, 3, "fp32_chunks_of_3"},
+                                     {nmsnn::MatmulPrecision::tf32, 0, "tf32_whole"},
+                                     {nmsnn::MatmulPrecision::tf32, 16, "tf32_chunks_of_16"}};
+std::string mode_name(const ::testing::TestParamInfo<ClusterMode>& info) {
+  return info.param.name;
+}
+
+// FP32 sums in another order than the double loop: about 1e-6 of the currents (in TF32 too: the
+// reference rounds the operands as the tensor cores do). Samples whose decisions all stay 1e-4
+// away from the threshold spike the same way in both, and their logits then agree to 1e-4 of
+// (1 + |logit|); a wrong index or a lost partial shows as errors of order 1.
+class ClusterForwardIn : public ::testing::TestWithParam<ClusterMode> {};
+
+TEST_P(ClusterForwardIn, MatchesDoubleLoop) {
   REQUIRE_CUDA();
+  const nmsnn::MatmulPrecision math = GetParam().math;
+  const int chunk = GetParam().max_chunk;
   const std::vector<PairCase> cases = {
       {16, 5, 784, 100, 10, ResetRule::scale, true, 0, 1.0f / 16},  // the seed's shape, T = 16
       {7, 8, 9, 130, 33, ResetRule::subtract, false, 2, 1.0f},        // 3 blocks without features
       {1, 3, 33, 5, 3, ResetRule::scale, false, 0, 1.0f},             // 3 blocks without neurons
       {37, 3, 70, 17, 1, ResetRule::subtract, true, 5, 1.0f / 32},
+      kLongPair,
   };
-  int seed = 0;
-  for (const PairCase& c : cases) {
+  const PairCase& k = kLongPair;
+  ASSERT_EQ(nmsnn::kernels::sample_cluster_time_chunk(k.T, k.I, k.H, k.C, false, math, chunk),
+            chunk ? chunk : k.T)
+      << "the long case is taken in the chunks this mode means";
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const PairCase& c = cases[ci];
     SCOPED_TRACE(describe(c));
-    ++seed;
+    const int seed = int(ci) + 1 + (math == nmsnn::MatmulPrecision::tf32 ? 10 : 0);
     const PairNet n = random_pair(c, seed);
     const auto x = random_vector(size_t(c.B) * c.I, 0.0f, 2.0f, 10 + seed, 0.2f);
     const NoiseKey key{77, uint64_t(seed)};
     Dev<float> dx(x);
     const DevicePair d(c, n);
-    nmsnn::kernels::sample_cluster_forward(d.args(c, n, key, dx.get()), nullptr);
+    nmsnn::kernels::SampleClusterArgs a = d.args(c, n, key, dx.get());
+    a.math = math;
+    a.max_time_chunk = chunk;
+    nmsnn::kernels::sample_cluster_forward(a, nullptr);
     const std::vector<float> got = d.logits.host();
 
     std::vector<double> want, margin;
     size_t spikes = 0;
-    pair_reference(c, key, x, n, want, margin, spikes);
+    pair_reference(c, key, x, n, math, want, margin, spikes);
     EXPECT_GT(spikes, 0u) << "nothing fired: the comparison would not see the spiking path";
     int compared = 0;
     for (int b = 0; b < c.B; ++b) {
@@ -1554,7 +1603,8 @@ struct PairGradients {
 };
 
 PairGradients pair_step_reference(const PairCase& c, NoiseKey key, nmsnn::Loss loss,
-                                  const std::vector<float>& x, const std::vector<int>& labels,
+                                  nmsnn::MatmulPrecision math, const std::vector<float>& x,
+                                  const std::vector<int>& labels,
                                   const std::vector<float>& targets, const PairNet& net) {
   const int T = c.T, B = c.B, I = c.I, H = c.H, C = c.C;
   const std::vector<float> &W0 = net.W0, &b0 = net.b0, &W1 = net.W1, &b1 = net.b1;
@@ -1599,10 +1649,12 @@ PairGradients pair_step_reference(const PairCase& c, NoiseKey key, nmsnn::Loss l
         u1(size_t(T) * C), v0(H, 0), l0(H, 0), v1(C, 0), l1(C, 0);
     for (int t = 0; t < T; ++t) {
       for (int i = 0; i < I; ++i)
-        xi[size_t(t) * I + i] = nmsnn::noise_mask(key, t, b, i) * x[size_t(b) * I + i];
+        xi[size_t(t) * I + i] =
+            operand(nmsnn::noise_mask(key, t, b, i) * x[size_t(b) * I + i], math);
       for (int h = 0; h < H; ++h) {
         double a = b0[h], ret_v;
-        for (int i = 0; i < I; ++i) a += double(W0[size_t(h) * I + i]) * xi[size_t(t) * I + i];
+        for (int i = 0; i < I; ++i)
+          a += double(operand(W0[size_t(h) * I + i], math)) * xi[size_t(t) * I + i];
         forward(n0, a, v0[h], l0[h], g.margin[b], u0[size_t(t) * H + h], s0[size_t(t) * H + h],
                 ret_v);
       }
@@ -1650,7 +1702,9 @@ PairGradients pair_step_reference(const PairCase& c, NoiseKey key, nmsnn::Loss l
       const std::vector<double> du = backward(n0, u, none, d_spike);
       for (int t = 0; t < T; ++t) {
         g.db0[h] += du[t];
-        for (int i = 0; i < I; ++i) g.dW0[size_t(h) * I + i] += du[t] * xi[size_t(t) * I + i];
+        const double du_operand = operand(float(du[t]), math);
+        for (int i = 0; i < I; ++i)
+          g.dW0[size_t(h) * I + i] += du_operand * xi[size_t(t) * I + i];
       }
     }
   }
@@ -1672,9 +1726,16 @@ double relative_difference(const std::vector<float>& got, const std::vector<doub
 // from every spiking decision (inputs redrawn until so): FP32 sums in other orders, over up to
 // T x B terms, stay within 1e-4 of each tensor's largest value; a wrong index, a lost sample or a
 // wrong derivative shows as an error of order one. B = 20 gives some clusters two samples, whose
-// gradients must add up in shared memory.
-TEST(SampleClusterStep, GradientsMatchDoubleBptt) {
+// gradients must add up in shared memory. In TF32 the reference rounds the operands as the
+// tensor cores do, but it rounds its double du0 where the kernel rounds its FP32 one: a term
+// whose two du0 fall either side of a TF32 rounding tie differs by 2^-10 of itself, so dW0 is
+// held to 1e-3 there.
+class SampleClusterStep : public ::testing::TestWithParam<ClusterMode> {};
+
+TEST_P(SampleClusterStep, GradientsMatchDoubleBptt) {
   REQUIRE_CUDA();
+  const nmsnn::MatmulPrecision math = GetParam().math;
+  const int chunk = GetParam().max_chunk;
   using nmsnn::Loss;
   struct StepCase {
     PairCase shape;
@@ -1685,12 +1746,17 @@ TEST(SampleClusterStep, GradientsMatchDoubleBptt) {
       {{7, 4, 9, 130, 1, ResetRule::subtract, false, 2, 1.0f}, Loss::bce},
       {{5, 3, 33, 5, 3, ResetRule::scale, false, 0, 1.0f}, Loss::mse},
       {{9, 20, 70, 17, 4, ResetRule::subtract, true, 3, 1.0f / 6}, Loss::nll},
+      {kLongPair, Loss::mse},
   };
-  int seed = 100;
-  for (const StepCase& sc : cases) {
+  const PairCase& k = kLongPair;
+  ASSERT_EQ(nmsnn::kernels::sample_cluster_time_chunk(k.T, k.I, k.H, k.C, true, math, chunk),
+            chunk ? chunk : k.T)
+      << "the long case is taken in the chunks this mode means";
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const StepCase& sc = cases[ci];
     const PairCase& c = sc.shape;
     SCOPED_TRACE(std::string(nmsnn::to_string(sc.loss)) + " " + describe(c));
-    ++seed;
+    const int seed = 101 + int(ci) + (math == nmsnn::MatmulPrecision::tf32 ? 10 : 0);
     const PairNet n = random_pair(c, seed);
     std::vector<int> labels(c.B);
     std::mt19937 rng(seed);
@@ -1703,7 +1769,7 @@ TEST(SampleClusterStep, GradientsMatchDoubleBptt) {
     bool safe = false;
     for (int attempt = 0; attempt < 20 && !safe; ++attempt) {
       x = random_vector(size_t(c.B) * c.I, 0.0f, 2.0f, 1000 * seed + attempt, 0.2f);
-      want = pair_step_reference(c, key, sc.loss, x, labels, targets, n);
+      want = pair_step_reference(c, key, sc.loss, math, x, labels, targets, n);
       safe = *std::min_element(want.margin.begin(), want.margin.end()) > 1e-4;
     }
     ASSERT_TRUE(safe) << "no input kept every sample 1e-4 away from the threshold";
@@ -1714,6 +1780,8 @@ TEST(SampleClusterStep, GradientsMatchDoubleBptt) {
     Dev<float> scratch(nmsnn::kernels::sample_cluster_scratch_floats(c.B, c.I, c.H, c.C));
     const DevicePair d(c, n);
     nmsnn::kernels::SampleClusterArgs a = d.args(c, n, key, dx.get());
+    a.math = math;
+    a.max_time_chunk = chunk;
     a.loss = sc.loss;
     if (sc.loss == Loss::mse) a.targets = dtargets.get();
     else a.labels = dlabels.get();
@@ -1722,12 +1790,17 @@ TEST(SampleClusterStep, GradientsMatchDoubleBptt) {
     nmsnn::kernels::sample_cluster_step(a, nullptr);
 
     EXPECT_LE(relative_difference(d.logits.host(), want.logits), 1e-5) << "logits";
-    EXPECT_LE(relative_difference(gW0.host(), want.dW0), 1e-4) << "dW0";
+    EXPECT_LE(relative_difference(gW0.host(), want.dW0),
+              math == nmsnn::MatmulPrecision::tf32 ? 1e-3 : 1e-4)
+        << "dW0";
     EXPECT_LE(relative_difference(gb0.host(), want.db0), 1e-4) << "db0";
     EXPECT_LE(relative_difference(gW1.host(), want.dW1), 1e-4) << "dW1";
     EXPECT_LE(relative_difference(gb1.host(), want.db1), 1e-4) << "db1";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, ClusterForwardIn, ::testing::ValuesIn(kClusterModes), mode_name);
+INSTANTIATE_TEST_SUITE_P(Modes, SampleClusterStep, ::testing::ValuesIn(kClusterModes), mode_name);
 
 TEST(ClusterForward, DeviceNetworkChoosesItOnlyWhereItApplies) {
   REQUIRE_CUDA();
@@ -1757,7 +1830,11 @@ TEST(ClusterForward, DeviceNetworkChoosesItOnlyWhereItApplies) {
 
   nmsnn::cuda::DeviceOptions tf32 = on;
   tf32.matmul = nmsnn::MatmulPrecision::tf32;
-  EXPECT_FALSE(DeviceNetwork(NetworkSpec::seed_mnist(), handle, tf32).runs_by_sample(noisy, false));
+  EXPECT_TRUE(DeviceNetwork(NetworkSpec::seed_mnist(), handle, tf32).runs_by_sample(noisy, false));
+  nmsnn::cuda::DeviceOptions bf16 = on;
+  bf16.matmul = nmsnn::MatmulPrecision::bf16;
+  EXPECT_FALSE(DeviceNetwork(NetworkSpec::seed_mnist(), handle, bf16).runs_by_sample(noisy, false))
+      << "the kernels have no BF16 products";
   EXPECT_FALSE(DeviceNetwork(NetworkSpec::spiking(784, {100, 50}, 10), handle, on)
                    .runs_by_sample(noisy, false));
   // 2,000 steps: a block's masked input alone would be 800 KB.
@@ -1770,9 +1847,12 @@ TEST(ClusterForward, RefusesWhatItCannotRun) {
   REQUIRE_CUDA();
   namespace k = nmsnn::kernels;
   const char* why = nullptr;
-  EXPECT_FALSE(k::sample_cluster_fits(2000, 784, 100, 10, false, 0, &why));
+  using nmsnn::MatmulPrecision;
+  EXPECT_FALSE(k::sample_cluster_fits(2000, 784, 100, 10, false, MatmulPrecision::fp32, 0, &why));
   ASSERT_NE(why, nullptr);
   EXPECT_NE(std::string(why).find("shared memory"), std::string::npos) << why;
+  EXPECT_FALSE(k::sample_cluster_fits(16, 784, 100, 10, false, MatmulPrecision::bf16, 0, &why));
+  EXPECT_NE(std::string(why).find("fp32 or tf32"), std::string::npos) << why;
   k::SampleClusterArgs a;
   a.T = 2000, a.B = 1, a.I = 784, a.H = 100, a.C = 10;
   EXPECT_TRUE(throws_with([&] { k::sample_cluster_forward(a, nullptr); },
@@ -1782,9 +1862,28 @@ TEST(ClusterForward, RefusesWhatItCannotRun) {
   EXPECT_TRUE(
       throws_with([&] { k::sample_cluster_forward(a, nullptr); }, {"begin_eval", "T = 8"}));
   a.begin_eval = 0;
+  a.math = MatmulPrecision::bf16;
+  EXPECT_TRUE(
+      throws_with([&] { k::sample_cluster_forward(a, nullptr); }, {"fp32 or tf32, not bf16"}));
+  a.math = MatmulPrecision::fp32;
   a.C = 0;
   EXPECT_TRUE(throws_with([&] { k::sample_cluster_forward(a, nullptr); },
                           {"sample_cluster_forward", ">= 1"}));
+}
+
+// The seed network's plans, as sample_cluster.cu's header states them: every pass fits a block's
+// 227 KB; FP32 keeps a whole sample's partial currents, TF32 training (its arrays padded to whole
+// tiles) takes them in two chunks, of 80 steps and 48.
+TEST(ClusterForward, SeedNetworkPlans) {
+  namespace k = nmsnn::kernels;
+  using nmsnn::MatmulPrecision;
+  for (const bool train : {false, true})
+    for (const MatmulPrecision math : kClusterMaths) {
+      SCOPED_TRACE(std::string(train ? "training " : "forward ") + to_string(math));
+      EXPECT_LE(k::sample_cluster_shared_bytes(128, 784, 100, 10, train, math), 232448u);
+      const bool chunked = train && math == MatmulPrecision::tf32;
+      EXPECT_EQ(k::sample_cluster_time_chunk(128, 784, 100, 10, train, math), chunked ? 80 : 128);
+    }
 }
 
 }  // namespace

@@ -180,13 +180,11 @@ bool DeviceNetwork::runs_by_sample(const DeviceInput& input, bool training,
     return std::any_of(v.begin(), v.end(), [](const float* p) { return p != nullptr; });
   };
   if (!options_.sample_clusters || training || input.kind != Input::Kind::noisy) return false;
-  // The cluster kernel multiplies in FP32 on CUDA cores; TF32 and BF16 stay layer by layer.
-  if (options_.matmul != MatmulPrecision::fp32) return false;
   if (trace && (recorded(trace->state) || recorded(trace->spikes) || recorded(trace->rates)))
     return false;
   int device = 0;
   NMSNN_CUDA_CHECK(cudaGetDevice(&device));
-  return kernels::sample_cluster_supports(spec_, false, device);
+  return kernels::sample_cluster_supports(spec_, false, options_.matmul, device);
 }
 
 void DeviceNetwork::forward(const float* const* params, const DeviceInput& input, float* logits,
@@ -224,7 +222,9 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
 
   if (runs_by_sample(input, training, trace)) {
     kernels::sample_cluster_forward(
-        kernels::sample_cluster_args(spec_, params, input.noise, input.data, B, logits), stream);
+        kernels::sample_cluster_args(spec_, options_.matmul, params, input.noise, input.data, B,
+                                     logits),
+        stream);
     if (trace && trace->regularization) zero_on_device(trace->regularization, 1, stream);
     return;
   }

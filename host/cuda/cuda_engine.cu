@@ -745,7 +745,8 @@ class CudaEngine final : public EngineImpl {
     const bool by_sample = s.by_sample && kind == Input::Kind::noisy;
     if (n > 0 && by_sample) {
       kernels::SampleClusterArgs c =
-          kernels::sample_cluster_args(spec_, param_table_.data(), in.noise, in.data, n, logits);
+          kernels::sample_cluster_args(spec_, net_->options().matmul, param_table_.data(),
+                                       in.noise, in.data, n, logits);
       c.loss = s.loss;
       if (s.loss == Loss::nll) c.labels = reinterpret_cast<const int*>(block + s.y_offset);
       else c.targets = reinterpret_cast<const float*>(block + s.y_offset);
@@ -802,11 +803,10 @@ class CudaEngine final : public EngineImpl {
   }
 
   // Whether training steps run by sample clusters (NetworkOptions::sample_clusters): a noisy
-  // pair of spiking layers in FP32 that fits the device (kernels/sample_cluster.cuh).
+  // pair of spiking layers in FP32 or TF32 that fits the device (kernels/sample_cluster.cuh).
   bool steps_by_sample() const {
     const cuda::DeviceOptions& o = net_->options();
-    return o.sample_clusters && o.matmul == MatmulPrecision::fp32 &&
-           kernels::sample_cluster_supports(spec_, true, device_);
+    return o.sample_clusters && kernels::sample_cluster_supports(spec_, true, o.matmul, device_);
   }
 
   // Where a pass's row keys sit in its device buffer, after the input, and the floats both take.

@@ -17,8 +17,8 @@
 //   0 = the FP32 saved state, 1 = the compact one (nmsnn::SavedState, DeviceOptions::saved).
 //   PhiloxRate: Philox4x32-10 alone on W1's mask counters (no DRAM traffic), the rate that
 //   napkin_math.hpp's integer count predicts; it decides how much W1 pays for its masks.
-//   W1_Inference/<0 layered, 1 sample clusters>/<B>: W1's network in inference, FP32;
-//   W1_StepLoop/<0 layered, 1 sample clusters>/<B>: its training step as `nmsnn train` runs it.
+//   W1_Inference/<0 layered, 1 sample clusters>/<B>/<0 FP32, 1 TF32>: W1's network in
+//   inference; W1_StepLoop/<same>: its training step as `nmsnn train` runs it.
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
 // x_floor = our time / the floor's time on the same GPU and math; device_MB = the memory this
@@ -319,19 +319,26 @@ void W1_NetworkApi(benchmark::State& state) {
   }
 }
 
-// W1's network in inference (a forward pass that keeps nothing, FP32), B samples: layer by layer
-// (first arg 0) or one sample per thread-block cluster (1: DeviceOptions::sample_clusters;
-// kernels/sample_cluster.cuh). The napkin model predicts the clusters faster for small batches
-// only (bench/RESULTS.md, "Predicted"); these rows measure both.
+// The W1 rows' precisions (their third arg): the sample-cluster kernels have FP32 and TF32.
+const nmsnn::MatmulPrecision kW1Maths[] = {nmsnn::MatmulPrecision::fp32,
+                                           nmsnn::MatmulPrecision::tf32};
+const napkin::Math kW1NapkinMaths[] = {napkin::Math::fp32, napkin::Math::tf32};
+
+// W1's network in inference (a forward pass that keeps nothing), B samples, in FP32 or TF32:
+// layer by layer (first arg 0) or one sample per thread-block cluster (1:
+// DeviceOptions::sample_clusters; kernels/sample_cluster.cuh). The napkin model predicts the
+// clusters faster for small batches only (bench/RESULTS.md, "Predicted"); these rows measure both.
 void W1_Inference(benchmark::State& state) {
   if (!have_gpu(state)) return;
   try {
     const bool clusters = state.range(0) == 1;
     const int B = int(state.range(1));
+    const nmsnn::MatmulPrecision math = kW1Maths[state.range(2)];
     Gpu gpu;
     Arena arena;
     nmsnn::cuda::DeviceOptions options;
     options.sample_clusters = clusters;
+    options.matmul = math;
     const nmsnn::NetworkSpec spec = nmsnn::NetworkSpec::seed_mnist();
     nmsnn::cuda::DeviceNetwork net(spec, gpu.cublas, options);
     const int C = spec.outputs(), I = spec.inputs;
@@ -363,16 +370,20 @@ void W1_Inference(benchmark::State& state) {
     state.counters["samples/s"] = B / (ms / 1e3);
     state.counters["TFLOP/s"] = flop / (ms / 1e3) / 1e12;
     if (clusters) {
-      const double pred = napkin::sample_cluster_prediction(shape, napkin::h200(), false).seconds * 1e3;
+      const double pred = napkin::sample_cluster_prediction(shape, napkin::h200(), false,
+                                                            kW1NapkinMaths[state.range(2)])
+                              .seconds *
+                          1e3;
       state.counters["model_GFLOP"] = flop / 1e9;
       state.counters["model_Gint"] =
           napkin::philox_blocks(128, B, 784) * napkin::kPhiloxIntOpsPerBlock / 1e9;
       state.counters["pred_ms"] = pred;
       state.counters["x_pred"] = ms / pred;
     } else {
-      napkin_counters(state, napkin::inference_kernels(shape), nmsnn::MatmulPrecision::fp32, ms);
+      napkin_counters(state, napkin::inference_kernels(shape), math, ms);
     }
-    state.SetLabel(std::string("W1 inference fp32, B ") + std::to_string(B) +
+    state.SetLabel(std::string("W1 inference ") + nmsnn::to_string(math) + ", B " +
+                   std::to_string(B) +
                    (clusters ? ", sample clusters" : ", layer by layer"));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
@@ -380,16 +391,19 @@ void W1_Inference(benchmark::State& state) {
 }
 
 // W1's training step through StepLoop (what `nmsnn train --device cuda` runs: the input up, then
-// forward, loss, backward and update on the device with no wait), B samples, FP32: layer by layer
-// (first arg 0) or by sample clusters (1: NetworkOptions::sample_clusters). Wall-clock time per
-// step over many queued steps, read back once.
+// forward, loss, backward and update on the device with no wait), B samples, in FP32 or TF32
+// (third arg): layer by layer (first arg 0) or by sample clusters (1:
+// NetworkOptions::sample_clusters). Wall-clock time per step over many queued steps, read back
+// once.
 void W1_StepLoop(benchmark::State& state) {
   if (!have_gpu(state)) return;
   try {
     const bool clusters = state.range(0) == 1;
     const int B = int(state.range(1));
+    const nmsnn::MatmulPrecision math = kW1Maths[state.range(2)];
     nmsnn::NetworkOptions options{nmsnn::Engine::cuda, 1, 0};
     options.sample_clusters = clusters;
+    options.matmul = math;
     nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), options);
     nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
     nmsnn::StepLoop loop(net, opt, nmsnn::Loss::nll);
@@ -411,13 +425,17 @@ void W1_StepLoop(benchmark::State& state) {
     state.counters["samples/s"] = B / (ms / 1e3);
     if (clusters) {
       const double pred =
-          napkin::sample_cluster_prediction(shape, napkin::h200(), true).seconds * 1e3;
+          napkin::sample_cluster_prediction(shape, napkin::h200(), true,
+                                            kW1NapkinMaths[state.range(2)])
+              .seconds *
+          1e3;
       state.counters["pred_ms"] = pred;  // the kernel alone
       state.counters["x_pred"] = ms / pred;
     } else {
-      napkin_counters(state, napkin::step_kernels(shape), nmsnn::MatmulPrecision::fp32, ms);
+      napkin_counters(state, napkin::step_kernels(shape), math, ms);
     }
-    state.SetLabel(std::string("W1 step fp32 via StepLoop, B ") + std::to_string(B) +
+    state.SetLabel(std::string("W1 step ") + nmsnn::to_string(math) + " via StepLoop, B " +
+                   std::to_string(B) +
                    (clusters ? ", sample clusters" : ", layer by layer"));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
@@ -488,8 +506,8 @@ BENCHMARK_CAPTURE(Floor, W1, w1())->Apply(all_precisions)->UseManualTime()->Unit
 BENCHMARK_CAPTURE(Engine, W1, w1())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(PhiloxRate)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_NetworkApi)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}})->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1}})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

@@ -1541,6 +1541,14 @@ std::string mode_name(const ::testing::TestParamInfo<ClusterMode>& info) {
   return info.param.name;
 }
 
+// The long pair is taken in the chunks `mode` means (whole: one chunk of T).
+void expect_long_pair_chunks(const ClusterMode& mode, bool train) {
+  const PairCase& k = kLongPair;
+  EXPECT_EQ(nmsnn::kernels::sample_cluster_time_chunk(k.T, k.I, k.H, k.C, train, mode.math,
+                                                      mode.max_chunk),
+            mode.max_chunk ? mode.max_chunk : k.T);
+}
+
 // FP32 sums in another order than the double loop: about 1e-6 of the currents (in TF32 too: the
 // reference rounds the operands as the tensor cores do). Samples whose decisions all stay 1e-4
 // away from the threshold spike the same way in both, and their logits then agree to 1e-4 of
@@ -1558,10 +1566,7 @@ TEST_P(ClusterForwardIn, MatchesDoubleLoop) {
       {37, 3, 70, 17, 1, ResetRule::subtract, true, 5, 1.0f / 32},
       kLongPair,
   };
-  const PairCase& k = kLongPair;
-  ASSERT_EQ(nmsnn::kernels::sample_cluster_time_chunk(k.T, k.I, k.H, k.C, false, math, chunk),
-            chunk ? chunk : k.T)
-      << "the long case is taken in the chunks this mode means";
+  expect_long_pair_chunks(GetParam(), false);
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     const PairCase& c = cases[ci];
     SCOPED_TRACE(describe(c));
@@ -1748,10 +1753,7 @@ TEST_P(SampleClusterStep, GradientsMatchDoubleBptt) {
       {{9, 20, 70, 17, 4, ResetRule::subtract, true, 3, 1.0f / 6}, Loss::nll},
       {kLongPair, Loss::mse},
   };
-  const PairCase& k = kLongPair;
-  ASSERT_EQ(nmsnn::kernels::sample_cluster_time_chunk(k.T, k.I, k.H, k.C, true, math, chunk),
-            chunk ? chunk : k.T)
-      << "the long case is taken in the chunks this mode means";
+  expect_long_pair_chunks(GetParam(), true);
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     const StepCase& sc = cases[ci];
     const PairCase& c = sc.shape;

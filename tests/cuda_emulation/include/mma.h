@@ -75,21 +75,29 @@ void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const typename storage<T>
       f.x[r * F::cols + c] =
           std::is_same<L, row_major>::value ? p[size_t(r) * ldm + c] : p[size_t(c) * ldm + r];
 }
-// An accumulator from memory (to add a product to sums kept there); the same checks as above.
-// Only the warp's first lane loads it, as only that lane multiplies into it and stores it (see
-// mma_sync): on the device each lane loads and stores its own elements, so a warp's load and its
-// later store of the same tile never race, but here a lane that loaded the whole tile would race
-// with the first lane's store (the lanes of a warp are not in step).
+// Whether the running thread is its warp's first lane, the one that holds accumulators.
+inline bool first_lane() {
+  const uint3 t = ::emulated::thread_index;
+  const dim3 b = ::emulated::block_dim;
+  return (t.x + b.x * (t.y + b.y * t.z)) % 32 == 0;
+}
+// Where an accumulator tile's element (r, c) is in memory; the same checks as above.
+template <class P>
+P& tile_element(P* p, int r, int c, unsigned ldm, layout_t l) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || ldm % 4 != 0) std::abort();
+  return l == mem_row_major ? p[size_t(r) * ldm + c] : p[size_t(c) * ldm + r];
+}
+// An accumulator from memory (to add a product to sums kept there). Only the warp's first lane
+// loads it, as only that lane multiplies into it and stores it (see mma_sync): on the device each
+// lane loads and stores its own elements, so a warp's load and its later store of the same tile
+// never race, but here a lane that loaded the whole tile would race with the first lane's store
+// (the lanes of a warp are not in step).
 template <int M, int N, int K>
 void load_matrix_sync(fragment<accumulator, M, N, K, float, void>& f, const float* p,
                       unsigned ldm, layout_t l) {
-  if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || ldm % 4 != 0) std::abort();
-  const uint3 t = ::emulated::thread_index;
-  const dim3 b = ::emulated::block_dim;
-  if ((t.x + b.x * (t.y + b.y * t.z)) % 32 != 0) return;
+  if (!first_lane()) return;
   for (int r = 0; r < M; ++r)
-    for (int c = 0; c < N; ++c)
-      f.x[r * N + c] = l == mem_row_major ? p[size_t(r) * ldm + c] : p[size_t(c) * ldm + r];
+    for (int c = 0; c < N; ++c) f.x[r * N + c] = tile_element(p, r, c, ldm, l);
 }
 // Only the warp's first lane computes the product: a store is that lane's (see the top), so
 // the other lanes' accumulators are never observed, and computing them would make the emulated
@@ -99,9 +107,7 @@ void mma_sync(fragment<accumulator, M, N, K, float, void>& d,
               const fragment<matrix_a, M, N, K, T, LA>& a,
               const fragment<matrix_b, M, N, K, T, LB>& b,
               const fragment<accumulator, M, N, K, float, void>& c) {
-  const uint3 t = ::emulated::thread_index;
-  const dim3 bd = ::emulated::block_dim;
-  if ((t.x + bd.x * (t.y + bd.y * t.z)) % 32 != 0) {
+  if (!first_lane()) {
     if (&d != &c) d = c;
     return;
   }
@@ -117,13 +123,9 @@ void mma_sync(fragment<accumulator, M, N, K, float, void>& d,
 template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float, void>& f, unsigned ldm,
                        layout_t l) {
-  if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || ldm % 4 != 0) std::abort();
-  const uint3 t = ::emulated::thread_index;
-  const dim3 b = ::emulated::block_dim;
-  if ((t.x + b.x * (t.y + b.y * t.z)) % 32 != 0) return;
+  if (!first_lane()) return;
   for (int r = 0; r < M; ++r)
-    for (int c = 0; c < N; ++c)
-      (l == mem_row_major ? p[size_t(r) * ldm + c] : p[size_t(c) * ldm + r]) = f.x[r * N + c];
+    for (int c = 0; c < N; ++c) tile_element(p, r, c, ldm, l) = f.x[r * N + c];
 }
 inline float __float_to_tf32(float v) {  // round to 10 mantissa bits
   unsigned u;

@@ -32,24 +32,29 @@
 // which the owner writes it again, and the kernel ends with a cluster.sync() so that no block
 // leaves while another may still read its memory.
 //
-// TF32 (MatmulPrecision::tf32): the two products with W0's shape (2 and 9) run as WMMA m16n16k8
-// with operands rounded to TF32 and FP32 accumulation, as masked_linear.cu's tf32 path; the small
-// products with W1 (5, 7) stay FP32. Tiles are 16 x 16, so the arrays they read and write are
-// padded with zeros to whole tiles (T, H and the block's features to multiples of 16), and their
-// row strides are 4 (mod 8) floats. In the forward, a fragment load's lane (g, k) = (lane / 4,
-// lane % 4) reads xi[t = g][f = k] or W0's column stored as w0[h = g][f = k]: bank
-// (g * stride + k) mod 32, where g * stride takes 8 distinct multiples of 4, so the 32 lanes hit
-// 32 banks. The weight gradient reads both its operands the other way (lane (g, k) at
-// k * stride + g: du0[t = k][h = g], xi[t = k][f = g]); with the seed network's stride of
-// 116 = 20 (mod 32) a quarter of the lanes meet another's bank, a 2-way conflict, accepted.
+// TF32 and BF16 (MatmulPrecision): the two products with W0's shape (2 and 9) run as WMMA, with
+// FP32 accumulation, as masked_linear.cu's paths: m16n16k8 with operands rounded to TF32 as they
+// are loaded, or m16n16k16 on BF16 operands, which xi, W0's columns and the gathered du0 then hold
+// (rounded to nearest even when stored: half the bytes). The small products with W1 (5, 7) stay
+// FP32. Tiles are 16 x 16, so the arrays they read and write are padded with zeros to whole tiles
+// (T, H and the block's features to multiples of 16), and their row strides are 4 (mod 8) floats
+// (BF16: an odd number of 16-byte groups, so the 8 rows a fragment load reads at a time start in 8
+// distinct groups of 4 banks). In the forward, a TF32 fragment load's lane (g, k) = (lane/4,
+// lane%4) reads xi[t = g][f = k] or W0's column stored as w0[h = g][f = k]: bank (g*stride + k) mod
+// 32, where g * stride takes 8 distinct multiples of 4, so the 32 lanes hit 32 banks. The weight
+// gradient reads both its operands the other way (lane (g, k) at k * stride + g: du0[t = k][h = g],
+// xi[t = k][f = g]); with the seed network's stride of 116 = 20 (mod 32) a quarter of the lanes
+// meet another's bank, a 2-way conflict, accepted.
 //
 // Shared memory per block (floats; F = the block's features, rounded up to whole Philox blocks,
 // G = ceil(H / R) neurons; FP32: no padding): xi T F, W0 columns H F, p Tc H, a0 and s0 T G each,
 // W1 columns C G, p1 and a1 T C each; training adds the accumulators H F + G + C G + C and z, dz
 // (C each). The seed network (T = 128, I = 784, H = 100, C = 10) in FP32: 166 KB forward, 207 KB
 // training, Tc = T; in TF32 (F 100 -> row stride 116, H 100 -> 112 rows): 195 KB forward with
-// Tc = T, and training in two chunks (Tc = 80): 225 KB.
+// Tc = T, and training in two chunks (Tc = 80): 225 KB; in BF16 (operand rows of 120 values,
+// 240 bytes): 141 KB forward, 194 KB training, Tc = T.
 #include <cooperative_groups.h>
+#include <cuda_bf16.h>
 #include <mma.h>
 
 #include <algorithm>
@@ -85,8 +90,12 @@ struct Plan {
   int quads;   // Philox blocks (4 features) per block
   int F;       // features per block, 4 * quads
   int G;       // hidden neurons per block
-  int xs;      // row stride of xi, W0's columns and dW0 (>= F)
-  int ps;      // row stride of p (>= H)
+  int es;      // bytes of an operand element of the products: 4, or 2 for BF16
+  int xs;      // row stride of xi and W0's columns, in operand elements (>= F)
+  int ds;      // row stride of dW0, floats (>= F)
+  int ps;      // row stride of p, floats (>= H)
+  int us;      // row stride of du0, operand elements, where the weight gradient gathers it
+               // (in p's bytes: the partial currents are spent by then)
   int Tp;      // rows of xi (T, or T rounded up to a tile: the rows past T are zero)
   int Hp;      // rows of W0's columns and dW0 (H, or H rounded up to a tile)
   int Tc;      // time steps per chunk of partial currents: p holds Tc rows
@@ -99,18 +108,28 @@ struct Plan {
 __host__ __device__ inline int round_up(int n, int k) { return (n + k - 1) / k * k; }
 // The least stride >= n that is 4 (mod 8) floats (see the top: conflict-free fragment loads).
 __host__ __device__ inline int tile_stride(int n) { return n + (12 - n % 8) % 8; }
+// The same for BF16 elements: rows 16 bytes apart (mod 128), an odd number of 8-element groups
+// (BF16 fragments load as 16-byte row pieces, 8 rows at a time: 8 distinct bank groups).
+__host__ __device__ inline int tile_stride_bf16(int n) {
+  const int m = round_up(n, 8);
+  return m / 8 % 2 ? m : m + 8;
+}
 
 // max_chunk: at most this many steps per chunk (rounded down to a tile), 0: no limit.
-__host__ __device__ inline Plan plan_for(int T, int I, int H, int C, bool train, bool tensor,
-                                         int max_chunk) {
+__host__ __device__ inline Plan plan_for(int T, int I, int H, int C, bool train,
+                                         MatmulPrecision math, int max_chunk) {
+  const bool tensor = math != MatmulPrecision::fp32, half = math == MatmulPrecision::bf16;
   Plan s{};
   s.quads = ((I + 3) / 4 + kClusterBlocks - 1) / kClusterBlocks;
   s.F = 4 * s.quads;
   s.G = (H + kClusterBlocks - 1) / kClusterBlocks;
-  s.xs = tensor ? tile_stride(round_up(s.F, 16)) : s.F;
+  s.es = half ? 2 : 4;
+  s.ds = tensor ? tile_stride(round_up(s.F, 16)) : s.F;
+  s.xs = half ? tile_stride_bf16(round_up(s.F, 16)) : s.ds;
   s.Tp = tensor ? round_up(T, 16) : T;
   s.Hp = tensor ? round_up(H, 16) : H;
   s.ps = tensor ? tile_stride(s.Hp) : H;
+  s.us = half ? tile_stride_bf16(s.Hp) : s.ps;
   // Lay the arrays out with p holding `rows` time steps.
   auto layout = [&](int rows) {
     int at = 0;
@@ -119,16 +138,17 @@ __host__ __device__ inline Plan plan_for(int T, int I, int H, int C, bool train,
       at += round_up(floats, 8);
       return start;
     };
-    s.xi = take(s.Tp * s.xs);
-    s.w0 = take(s.Hp * s.xs);
-    s.p = take(rows * s.ps);
+    // Operand arrays in floats' room (a BF16 pair per float).
+    s.xi = take((s.Tp * s.xs * s.es + 3) / 4);
+    s.w0 = take((s.Hp * s.xs * s.es + 3) / 4);
+    s.p = take(std::max(rows * s.ps, (rows * s.us * s.es + 3) / 4));
     s.a0 = take(T * s.G);
     s.s0 = take(T * s.G);
     s.w1 = take(C * s.G);
     s.p1 = take(T * C);
     s.a1 = take(T * C);
     if (train) {
-      s.dw0 = take(s.Hp * s.xs);
+      s.dw0 = take(s.Hp * s.ds);
       s.db0 = take(s.G);
       s.dw1 = take(C * s.G);
       s.db1 = take(C);
@@ -230,23 +250,63 @@ __device__ inline int origin(int row, int col, int ld) {
   return std::is_same<L, wmma::row_major>::value ? row * ld + col : col * ld + row;
 }
 
-// acc[m, n] (+)= sum over k < 8 ksteps of A(m, k) B(k, n), for mtiles x ntiles tiles of 16 x 16,
-// on tensor cores in TF32: operands rounded as loaded, FP32 accumulation. A(m, k) sits at
-// a[m * lda + k] (LA row_major) or a[k * lda + m] (col_major), B(k, n) likewise with ldb; acc is
-// row-major with stride ldc. `into` adds to the sums kept in acc, else overwrites them. Each warp
-// takes blocks of 2 x 2 tiles: each operand fragment it loads serves two products, halving the
-// shared-memory reads of tile-by-tile work. Every pointer must be 32-byte aligned and every
-// stride a multiple of 4 floats (Plan sees to both). Not inlined, as tile_product.
-template <class LA, class LB>
-__device__ NMSNN_NOINLINE void tensor_product(const float* a, int lda, const float* b, int ldb,
+// An operand element into an array of floats, or of BF16 values (rounded to nearest even, as the
+// layered kernels' BF16 path rounds its operands) in the same bytes.
+__device__ inline void store_operand(float* base, int i, float v, bool half) {
+  if (half) reinterpret_cast<__nv_bfloat16*>(base)[i] = __float2bfloat16(v);
+  else base[i] = v;
+}
+
+__device__ inline const __nv_bfloat16* as_bf16(const float* p) {
+  return reinterpret_cast<const __nv_bfloat16*>(p);
+}
+
+// TF32 fragments are loaded from floats and rounded here; BF16 ones were rounded when stored.
+template <class F>
+__device__ inline void round_tf32(F& f) {
+  using Element = std::remove_cv_t<std::remove_reference_t<decltype(f.x[0])>>;
+  if constexpr (std::is_same<Element, float>::value) {
+#pragma unroll
+    for (int e = 0; e < f.num_elements; ++e) f.x[e] = wmma::__float_to_tf32(f.x[e]);
+  }
+}
+
+// The WMMA shape of each operand element: TF32 from floats (m16n16k8, rounded as loaded) or
+// BF16 (m16n16k16, rounded when stored).
+template <class E>
+struct TensorOperand;
+template <>
+struct TensorOperand<float> {
+  static constexpr int k = 8;
+  using Precision = wmma::precision::tf32;
+};
+template <>
+struct TensorOperand<__nv_bfloat16> {
+  static constexpr int k = 16;
+  using Precision = __nv_bfloat16;
+};
+
+// acc[m, n] (+)= sum over k < K ksteps of A(m, k) B(k, n), for mtiles x ntiles tiles of 16 x 16,
+// on tensor cores with FP32 accumulation: TF32 operands (E float, K = 8, rounded as loaded) or
+// BF16 (K = 16). A(m, k) sits at a[m * lda + k] (LA row_major) or a[k * lda + m] (col_major),
+// B(k, n) likewise with ldb; acc is row-major with stride ldc. `into` adds to the sums kept in
+// acc, else overwrites them. Each warp takes blocks of 2 x 2 tiles: each operand fragment it
+// loads serves two products, halving the shared-memory reads of tile-by-tile work. Every pointer
+// must be 32-byte aligned and every stride a multiple of 16 bytes (Plan sees to both). Inlined,
+// unlike tile_product: out of line, the kernel spilled around its calls (the calling convention
+// keeps the caller's live values), inline it needs 231 registers and no spills.
+template <class E, class LA, class LB>
+__device__ inline void tensor_product(const E* a, int lda, const E* b, int ldb,
                                             int mtiles, int ntiles, int ksteps, float* acc,
                                             int ldc, bool into) {
+  constexpr int K = TensorOperand<E>::k;
+  using Precision = typename TensorOperand<E>::Precision;
   const int warp = int(threadIdx.x) / 32, warps = int(blockDim.x) / 32;
   const int mpairs = (mtiles + 1) / 2, npairs = (ntiles + 1) / 2;
   for (int job = warp; job < mpairs * npairs; job += warps) {
     const int m0 = job / npairs * 2, n0 = (job - job / npairs * npairs) * 2;
     const int mi = std::min(2, mtiles - m0), nj = std::min(2, ntiles - n0);
-    wmma::fragment<wmma::accumulator, 16, 16, 8, float> c[2][2];
+    wmma::fragment<wmma::accumulator, 16, 16, K, float> c[2][2];
 #pragma unroll
     for (int i = 0; i < 2; ++i)
 #pragma unroll
@@ -259,23 +319,19 @@ __device__ NMSNN_NOINLINE void tensor_product(const float* a, int lda, const flo
             wmma::fill_fragment(c[i][j], 0.0f);
         }
     for (int k = 0; k < ksteps; ++k) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LA> fa[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LB> fb[2];
+      wmma::fragment<wmma::matrix_a, 16, 16, K, Precision, LA> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, K, Precision, LB> fb[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i)
         if (i < mi) {
-          wmma::load_matrix_sync(fa[i], a + origin<LA>((m0 + i) * 16, k * 8, lda), lda);
-#pragma unroll
-          for (int e = 0; e < fa[i].num_elements; ++e)
-            fa[i].x[e] = wmma::__float_to_tf32(fa[i].x[e]);
+          wmma::load_matrix_sync(fa[i], a + origin<LA>((m0 + i) * 16, k * K, lda), lda);
+          round_tf32(fa[i]);
         }
 #pragma unroll
       for (int j = 0; j < 2; ++j)
         if (j < nj) {
-          wmma::load_matrix_sync(fb[j], b + origin<LB>(k * 8, (n0 + j) * 16, ldb), ldb);
-#pragma unroll
-          for (int e = 0; e < fb[j].num_elements; ++e)
-            fb[j].x[e] = wmma::__float_to_tf32(fb[j].x[e]);
+          wmma::load_matrix_sync(fb[j], b + origin<LB>(k * K, (n0 + j) * 16, ldb), ldb);
+          round_tf32(fb[j]);
         }
 #pragma unroll
       for (int i = 0; i < 2; ++i)
@@ -307,7 +363,8 @@ __global__ void __launch_bounds__(kClusterThreads)
   const int rank = int(cluster.block_rank());
   const int tid = int(threadIdx.x), threads = int(blockDim.x);
   const int T = a.T, I = a.I, H = a.H, C = a.C;
-  const bool tensor = a.math == MatmulPrecision::tf32;
+  const bool tensor = a.math != MatmulPrecision::fp32, half = a.math == MatmulPrecision::bf16;
+  // xi, W0's columns and the gathered du0 hold floats, or BF16 values (as_bf16).
   float* xi = shared + s.xi;
   float* w0 = shared + s.w0;
   float* p = shared + s.p;
@@ -330,9 +387,9 @@ __global__ void __launch_bounds__(kClusterThreads)
   // neurons; zero accumulators, and zero xi, whose padding the masks never write.
   for (int k = tid; k < s.Hp * s.xs; k += threads) {
     const int h = k / s.xs, f = k - h * s.xs;
-    w0[k] = h < H && f < nf ? a.W0[size_t(h) * I + f0 + f] : 0.0f;
+    store_operand(w0, k, h < H && f < nf ? a.W0[size_t(h) * I + f0 + f] : 0.0f, half);
   }
-  for (int k = tid; k < s.Tp * s.xs; k += threads) xi[k] = 0.0f;
+  for (int k = tid; k < s.Tp * s.xs; k += threads) store_operand(xi, k, 0.0f, half);
   for (int k = tid; k < C * s.G; k += threads) {
     const int c = k / s.G, j = k - c * s.G;
     w1[k] = j < nh ? a.W1[size_t(c) * H + h0 + j] : 0.0f;
@@ -353,7 +410,8 @@ __global__ void __launch_bounds__(kClusterThreads)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int f = 4 * q + j;
-        xi[t * s.xs + f] = f < nf ? uniform_from_bits(r.v[j]) * xb[f0 + f] : 0.0f;
+        store_operand(xi, t * s.xs + f, f < nf ? uniform_from_bits(r.v[j]) * xb[f0 + f] : 0.0f,
+                      half);
       }
     }
     __syncthreads();
@@ -362,10 +420,14 @@ __global__ void __launch_bounds__(kClusterThreads)
       const int t0 = chunk * s.Tc, rows = std::min(s.Tc, T - t0);
       // 2. Partial currents over this block's features: p[t, h] = sum_f xi[t0 + t, f] w0[h, f]
       // (a block without features writes zeros).
-      if (tensor)
-        tensor_product<wmma::row_major, wmma::col_major>(xi + t0 * s.xs, s.xs, w0, s.xs,
-                                                         (rows + 15) / 16, s.Hp / 16,
-                                                         (nf + 7) / 8, p, s.ps, false);
+      if (half)
+        tensor_product<__nv_bfloat16, wmma::row_major, wmma::col_major>(
+            as_bf16(xi) + t0 * s.xs, s.xs, as_bf16(w0), s.xs, (rows + 15) / 16, s.Hp / 16,
+            (nf + 15) / 16, p, s.ps, false);
+      else if (tensor)
+        tensor_product<float, wmma::row_major, wmma::col_major>(
+            xi + t0 * s.xs, s.xs, w0, s.xs, (rows + 15) / 16, s.Hp / 16, (nf + 7) / 8, p, s.ps,
+            false);
       else
         tile_product(View{xi + t0 * s.xs, 1, s.xs}, rows, View{w0, 1, s.xs}, H, nf, p, s.ps,
                      false);
@@ -502,28 +564,35 @@ __global__ void __launch_bounds__(kClusterThreads)
 
     for (int chunk = 0; chunk < s.chunks; ++chunk) {
       const int t0 = chunk * s.Tc, rows = std::min(s.Tc, T - t0);
-      // 8. The chunk's du0 of every neuron from its owner, into p (the partial currents are
-      // spent); zeros in the padding the tensor cores read (steps to a multiple of 8, rows of
-      // W0 to a tile), where xi is zero: garbage there could be NaN, and 0 * NaN is not 0.
-      const int depth = tensor ? round_up(rows, 8) : rows;
+      // 8. The chunk's du0 of every neuron from its owner, into p's bytes (the partial
+      // currents are spent), as operands; zeros in the padding the tensor cores read (steps to a
+      // whole k of 8 or 16, rows of W0 to a tile), where xi is zero: garbage there could be NaN,
+      // and 0 * NaN is not 0.
+      const int depth = half ? round_up(rows, 16) : tensor ? round_up(rows, 8) : rows;
       for (int k = tid; k < depth * s.Hp; k += threads) {
         const int t = k / s.Hp, h = k - t * s.Hp, r = h / s.G;
-        p[t * s.ps + h] =
+        store_operand(
+            p, t * s.us + h,
             t < rows && h < H ? cluster.map_shared_rank(a0, r)[(t0 + t) * s.G + (h - r * s.G)]
-                              : 0.0f;
+                              : 0.0f,
+            half);
       }
       __syncthreads();
 
       // 9. This block's columns of dW0: dw0[h, f] += sum_t du0[t, h] xi[t, f], the masks of
       // step 1 used a second time.
       if (nf > 0) {
-        if (tensor)
-          tensor_product<wmma::col_major, wmma::row_major>(p, s.ps, xi + t0 * s.xs, s.xs,
-                                                           s.Hp / 16, (nf + 15) / 16, depth / 8,
-                                                           shared + s.dw0, s.xs, true);
+        if (half)
+          tensor_product<__nv_bfloat16, wmma::col_major, wmma::row_major>(
+              as_bf16(p), s.us, as_bf16(xi) + t0 * s.xs, s.xs, s.Hp / 16, (nf + 15) / 16,
+              depth / 16, shared + s.dw0, s.ds, true);
+        else if (tensor)
+          tensor_product<float, wmma::col_major, wmma::row_major>(
+              p, s.us, xi + t0 * s.xs, s.xs, s.Hp / 16, (nf + 15) / 16, depth / 8,
+              shared + s.dw0, s.ds, true);
         else
-          tile_product(View{p, s.ps, 1}, H, View{xi + t0 * s.xs, s.xs, 1}, nf, rows,
-                       shared + s.dw0, s.xs, true);
+          tile_product(View{p, s.us, 1}, H, View{xi + t0 * s.xs, s.xs, 1}, nf, rows,
+                       shared + s.dw0, s.ds, true);
       }
       __syncthreads();  // the next chunk's du0 overwrites p, the next sample's masks xi
     }
@@ -539,7 +608,7 @@ __global__ void __launch_bounds__(kClusterThreads)
     float* db1 = dW1 + size_t(C) * H;
     for (int k = tid; k < H * nf; k += threads) {
       const int h = k / nf, f = k - h * nf;
-      dW0[size_t(h) * I + f0 + f] = shared[s.dw0 + h * s.xs + f];
+      dW0[size_t(h) * I + f0 + f] = shared[s.dw0 + h * s.ds + f];
     }
     for (int j = tid; j < nh; j += threads) db0[h0 + j] = shared[s.db0 + j];
     for (int k = tid; k < C * nh; k += threads) {
@@ -589,8 +658,6 @@ void check_args(const char* what, const SampleClusterArgs& a, bool train) {
   if (a.max_time_chunk < 0)
     ::nmsnn::detail::fail(what, ": max_time_chunk must be >= 0 (0: no limit), got ",
                           a.max_time_chunk);
-  if (a.math == MatmulPrecision::bf16)
-    ::nmsnn::detail::fail(what, ": the cluster kernels multiply in fp32 or tf32, not bf16");
   if (train) {
     if (!a.dW0 || !a.db0 || !a.dW1 || !a.db1 || !a.scratch)
       ::nmsnn::detail::fail(what, ": the gradient and scratch pointers must be set");
@@ -625,7 +692,7 @@ void launch(const SampleClusterArgs& a, cudaStream_t stream) {
   NMSNN_CUDA_CHECK(cudaFuncSetAttribute(sample_cluster_kernel,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
   const Plan plan =
-      plan_for(a.T, a.I, a.H, a.C, Train, a.math == MatmulPrecision::tf32, a.max_time_chunk);
+      plan_for(a.T, a.I, a.H, a.C, Train, a.math, a.max_time_chunk);
   NMSNN_CUDA_CHECK(cudaLaunchKernelEx(&config, sample_cluster_kernel, a, plan, Train));
   NMSNN_CHECK_LAUNCH(Train ? "sample_cluster_step" : "sample_cluster_forward", "T=", a.T,
                      ", B=", a.B, ", I=", a.I, ", H=", a.H, ", C=", a.C, ", ", to_string(a.math),
@@ -641,13 +708,12 @@ void launch(const SampleClusterArgs& a, cudaStream_t stream) {
 }  // namespace
 
 size_t sample_cluster_shared_bytes(int T, int I, int H, int C, bool train, MatmulPrecision math) {
-  return size_t(plan_for(T, I, H, C, train, math == MatmulPrecision::tf32, 0).total) *
-         sizeof(float);
+  return size_t(plan_for(T, I, H, C, train, math, 0).total) * sizeof(float);
 }
 
 int sample_cluster_time_chunk(int T, int I, int H, int C, bool train, MatmulPrecision math,
                               int max_time_chunk) {
-  return plan_for(T, I, H, C, train, math == MatmulPrecision::tf32, max_time_chunk).Tc;
+  return plan_for(T, I, H, C, train, math, max_time_chunk).Tc;
 }
 
 bool sample_cluster_fits(int T, int I, int H, int C, bool train, MatmulPrecision math, int device,
@@ -657,8 +723,7 @@ bool sample_cluster_fits(int T, int I, int H, int C, bool train, MatmulPrecision
   NMSNN_CUDA_CHECK(
       cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const char* reason = nullptr;
-  if (math == MatmulPrecision::bf16) reason = "the cluster kernels multiply in fp32 or tf32";
-  else if (major < 9) reason = "thread-block clusters need compute capability 9.0";
+  if (major < 9) reason = "thread-block clusters need compute capability 9.0";
   else if (sample_cluster_shared_bytes(T, I, H, C, train, math) > size_t(optin))
     reason = "a block's shared memory would exceed what the device allows";
   if (why) *why = reason;

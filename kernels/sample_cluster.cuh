@@ -10,7 +10,7 @@
 // chip, and its masks are made once per step: the change that can bring the predicted W1 step
 // within 3x of the TF32 floor (bench/RESULTS.md, "Predicted"). As built, a cluster takes its
 // samples, and each sample's phases, one after another; the two large products run in FP32 on
-// the CUDA cores or in TF32 on the tensor cores (MatmulPrecision; not BF16 yet). Predicted faster
+// the CUDA cores or in TF32 or BF16 on the tensor cores (MatmulPrecision). Predicted faster
 // than the layered kernels for small batches only, so DeviceOptions and
 // NetworkOptions::sample_clusters make it opt-in.
 //
@@ -58,7 +58,7 @@ struct SampleClusterArgs {
   int begin_eval = 0;
   float readout_scale = 1.0f;   // 1 (sum) or 1 / (T - begin_eval) (mean)
   float* logits = nullptr;      // [B, C] out
-  // The arithmetic of the products with W0's shape (the currents and dW0): fp32 or tf32.
+  // The arithmetic of the products with W0's shape (the currents and dW0).
   MatmulPrecision math = MatmulPrecision::fp32;
   // At most this many time steps per chunk of partial currents (rounded down to a whole tile of
   // 16 in tf32); 0: as many as fit (sample_cluster_time_chunk). Smaller chunks only add cluster
@@ -85,8 +85,8 @@ size_t sample_cluster_shared_bytes(int T, int I, int H, int C, bool train, Matmu
 int sample_cluster_time_chunk(int T, int I, int H, int C, bool train, MatmulPrecision math,
                               int max_time_chunk = 0);
 
-// Whether `device` can run the kernels for these shapes: fp32 or tf32, compute capability >= 9.0
-// and the shared memory above within what a block may opt into. `why`, when not null, says what
+// Whether `device` can run the kernels for these shapes: compute capability >= 9.0 and the
+// shared memory above within what a block may opt into. `why`, when not null, says what
 // is missing.
 bool sample_cluster_fits(int T, int I, int H, int C, bool train, MatmulPrecision math, int device,
                          const char** why = nullptr);

@@ -72,8 +72,8 @@ Args train_flags() {
          "neuron-step, weight gradients within ~2^-9)");
   a.sw("cuda-graphs", "cuda: replay each training step from a captured CUDA graph");
   a.sw("sample-clusters",
-       "cuda, fp32 or tf32, a noisy pair of spiking layers on sm_90: one sample per thread-block "
-       "cluster, masks made once per step (predicted faster for small batches only)");
+       "cuda, a noisy pair of spiking layers on sm_90: one sample per thread-block cluster, "
+       "masks made once per step (predicted faster for small batches only)");
   a.flag("threads", "N", "CPU worker threads, at most 1024 (default 0: all cores)");
   a.flag("communicator", "KIND",
          "data parallelism under mpirun: auto (default: MPI, or NCCL for --device cuda, when a "
@@ -238,10 +238,8 @@ int run_train(const std::vector<std::string>& argv) {
     detail::fail("flag --saved ", to_string(opts.saved), " needs --device cuda (the cpu engine "
                  "always keeps fp32 state)");
   opts.sample_clusters = args.has("sample-clusters");
-  if (opts.sample_clusters &&
-      (opts.engine != Engine::cuda || opts.matmul == MatmulPrecision::bf16))
-    detail::fail("flag --sample-clusters needs --device cuda and --matmul fp32 or tf32 (its "
-                 "products have no BF16 path)");
+  if (opts.sample_clusters && opts.engine != Engine::cuda)
+    detail::fail("flag --sample-clusters needs --device cuda");
   opts.seed = uint64_t(args.int64("seed", 1));
   opts.threads = args.integer("threads", 0, 0, 1024);
   // Under mpirun: one rank of several, each training on its share of every batch. Only rank 0

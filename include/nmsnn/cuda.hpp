@@ -45,7 +45,7 @@ struct DeviceOptions {
   SavedState saved = SavedState::fp32;
   // true: inference passes (training = false, no trace) of a noise-encoded network of two
   // spiking layers run one sample per thread-block cluster, the whole pass on chip, where the
-  // device can (compute capability 9.0; fp32 or tf32 products): see
+  // device can (compute capability 9.0; products in any MatmulPrecision): see
   // DeviceNetwork::runs_by_sample. (The cuda engine's training step, StepLoop, then runs by sample
   // clusters too, each mask made once per step: NetworkOptions::sample_clusters.) Off by default:
   // the kernel runs a cluster's samples and their phases one after another, so it is predicted

@@ -52,8 +52,8 @@ struct NetworkOptions {
   SavedState saved = SavedState::fp32;  // cuda engine only; the cpu engine always keeps fp32
   // cuda engine only: run inference passes and training steps of a noise-encoded pair of spiking
   // layers one sample per thread-block cluster, each sample's masks made once per step and kept
-  // on chip (fp32 or tf32 products, compute capability 9.0; nmsnn/cuda.hpp DeviceOptions has
-  // the details). Off by default: predicted faster than the layered kernels for small batches only.
+  // on chip (compute capability 9.0; nmsnn/cuda.hpp DeviceOptions has the details). Off by
+  // default: predicted faster than the layered kernels for small batches only.
   bool sample_clusters = false;
   // cuda engine only: the CUDA device ordinal it runs on (a data-parallel run gives each rank on
   // a machine its own: the rank's local index modulo the device count).

@@ -319,11 +319,12 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
 //             the slower of their arithmetic and their shared-memory reads, one 128-byte
 //             wavefront a clock per SM (e_mem of it). FP32: T x H x F FMAs each at 128 a clock;
 //             the 4 x 4 register tiles load 8 floats per 16 FMAs, one wavefront per warp-wide
-//             load, T H F / 64 wavefronts (conflict-free at best). TF32: m16n16k8 tiles over the
-//             padded shapes (T and H to 16, F to 8 as depth and 16 as width) at the TF32 rate;
-//             each warp's 2 x 2 tile blocks load every A fragment (16 x 8 floats, 4 wavefronts)
-//             once per pair of column tiles and every B fragment once per pair of row tiles,
-//             plus the tiles stored (and, for dW0, loaded) once per time chunk;
+//             load, T H F / 64 wavefronts (conflict-free at best). TF32 (BF16): m16n16k8
+//             (m16n16k16) tiles over the padded shapes (T and H to 16, F to 8 (16) as depth and
+//             16 as width) at the TF32 (BF16) rate; each warp's 2 x 2 tile blocks load every A
+//             fragment (512 bytes: 16 x 8 floats or 16 x 16 BF16 values) once per pair of column
+//             tiles and every B fragment once per pair of row tiles, plus the FP32 tiles stored
+//             (and, for dW0, loaded) once per time chunk;
 //   loops     the two layers' time loops, T dependent steps each at kOnChipStepCycles (a shared
 //             memory load and four dependent floating-point operations); training: twice;
 //   reduces   the partial currents read from the other blocks: T x (H + C) / 8 x 8 loads of
@@ -348,18 +349,27 @@ struct ClusterPrediction {
 inline double round_up(double n, double k) { return std::ceil(n / k) * k; }
 
 // The kernel's time chunk (sample_cluster.cu's Plan, the same rule): the most steps (whole tiles
-// of 16 in TF32) whose partial currents fit beside the rest of a block's 227 KB.
-inline int cluster_time_chunk(int T, int I, int H, int C, bool train, bool tensor) {
+// of 16 with tensor cores) whose partial currents fit beside the rest of a block's 227 KB. The
+// operands (xi, W0's columns) take 2 bytes in BF16, 4 otherwise.
+inline int cluster_time_chunk(int T, int I, int H, int C, bool train, Math m) {
+  const bool tensor = m != Math::fp32, half = m == Math::bf16;
   const double F = 4 * std::ceil(std::ceil(I / 4.0) / kClusterBlocks);
   const double G = std::ceil(H / kClusterBlocks);
   auto stride = [](double n) { return n + double((12 - int(n) % 8) % 8); };
-  const double xs = tensor ? stride(round_up(F, 16)) : F;
+  auto stride_bf16 = [](double n) {
+    const int k = int(round_up(n, 8)) / 8;
+    return 8.0 * (k % 2 ? k : k + 1);
+  };
+  const double es = half ? 2 : 4;  // operand bytes
+  const double ds = tensor ? stride(round_up(F, 16)) : F;
+  const double xs = half ? stride_bf16(round_up(F, 16)) : ds;
   const double Tp = tensor ? round_up(T, 16) : T, Hp = tensor ? round_up(H, 16) : H;
   const double ps = tensor ? stride(Hp) : H;
-  double fixed = round_up(Tp * xs, 8) + round_up(Hp * xs, 8) + 2 * round_up(T * G, 8) +
+  double fixed = round_up(std::ceil(Tp * xs * es / 4), 8) +
+                 round_up(std::ceil(Hp * xs * es / 4), 8) + 2 * round_up(T * G, 8) +
                  round_up(C * G, 8) + 2 * round_up(T * C, 8);
   if (train)
-    fixed += round_up(Hp * xs, 8) + round_up(G, 8) + round_up(C * G, 8) + 3 * round_up(C, 8);
+    fixed += round_up(Hp * ds, 8) + round_up(G, 8) + round_up(C * G, 8) + 3 * round_up(C, 8);
   const int step = tensor ? 16 : 1;
   const int room = int(kSharedOptinFloats - fixed - 7);
   const int chunk = std::max(step, std::min(int(Tp), room / int(ps) / step * step));
@@ -371,12 +381,12 @@ inline ClusterPrediction sample_cluster_prediction(const StepShape& s, const Dev
                                                    double sms = 132) {
   ClusterPrediction p{};
   const double T = s.T, I = s.I, H = s.layers[0], C = s.layers[1];
-  const bool tensor = m != Math::fp32;  // tf32 (the kernels have no BF16 path)
+  const bool tensor = m != Math::fp32, half = m == Math::bf16;
   const double clock = d.int32 / (64 * sms);
   const double clusters = std::floor(sms / kClusterBlocks);
   const double F = 4 * std::ceil(std::ceil(I / 4) / kClusterBlocks);
   p.samples_per_cluster = std::ceil(s.B / clusters);
-  p.time_chunk = cluster_time_chunk(s.T, s.I, s.layers[0], s.layers[1], train, tensor);
+  p.time_chunk = cluster_time_chunk(s.T, s.I, s.layers[0], s.layers[1], train, m);
   const double chunks = std::ceil(T / p.time_chunk);
   p.masks =
       T * std::ceil(std::ceil(I / 4) / kClusterBlocks) * kPhiloxIntOpsPerBlock / (64 * d.e_int);
@@ -388,27 +398,28 @@ inline ClusterPrediction sample_cluster_prediction(const StepShape& s, const Dev
     p.products =
         std::max((fma + small_fma) / (128 * d.e_math), waves * kSharedBytesPerClock / wave);
   } else {
-    const double tf32_per_clock = d.tf32 / (sms * clock);  // FLOP a clock per SM
-    const double frag = 16 * 8 * kFloat;                   // bytes of an operand fragment
+    const double per_clock = (half ? d.bf16 : d.tf32) / (sms * clock);  // FLOP a clock per SM
+    const double K = half ? 16 : 8;  // depth of a tile product
+    const double frag = 512;         // bytes of an operand fragment: 16 x K operands
     // Row tiles of the forward over the chunks (the last chunk's partial tile counts whole).
     double mt = 0, mpairs = 0, ksteps_w = 0;
     for (double t0 = 0; t0 < T; t0 += p.time_chunk) {
       const double rows = std::min<double>(p.time_chunk, T - t0);
       mt += std::ceil(rows / 16);
       mpairs += std::ceil(std::ceil(rows / 16) / 2);
-      ksteps_w += std::ceil(rows / 8);
+      ksteps_w += std::ceil(rows / K);
     }
-    const double nt = round_up(H, 16) / 16, ks = std::ceil(F / 8);
-    double flop = 2 * 16 * 16 * 8 * mt * nt * ks;
+    const double nt = round_up(H, 16) / 16, ks = std::ceil(F / K);
+    double flop = 2 * 16 * 16 * K * mt * nt * ks;
     double bytes = frag * ks * (mt * std::ceil(nt / 2) + nt * mpairs) +
                    kFloat * mt * 16 * nt * 16;  // the partial currents stored
     if (train) {
       const double mw = nt, nw = std::ceil(F / 16);  // dW0: rows are neurons, columns features
-      flop += 2 * 16 * 16 * 8 * mw * nw * ksteps_w;
+      flop += 2 * 16 * 16 * K * mw * nw * ksteps_w;
       bytes += frag * ksteps_w * (mw * std::ceil(nw / 2) + nw * std::ceil(mw / 2)) +
                2 * chunks * kFloat * mw * 16 * nw * 16;  // dW0 loaded and stored per chunk
     }
-    p.products = std::max(flop / (tf32_per_clock * d.e_math) + small_fma / (128 * d.e_math),
+    p.products = std::max(flop / (per_clock * d.e_math) + small_fma / (128 * d.e_math),
                           bytes / wave);
   }
   p.loops = (train ? 4 : 2) * T * kOnChipStepCycles;

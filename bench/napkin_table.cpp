@@ -89,7 +89,7 @@ int main() {
 
   // Inference passes and training steps of the seed network, the layered kernels against the
   // sample-cluster kernel as built (DeviceOptions / NetworkOptions::sample_clusters), by batch
-  // size, with FP32 and TF32 products.
+  // size, with FP32, TF32 and BF16 products.
   const double params = 784.0 * 100 + 100 + 100 * 10 + 10;
   for (const bool train : {false, true}) {
     if (train)
@@ -100,17 +100,18 @@ int main() {
       std::printf("\nInference passes of W1's network (784-100-10, T = 128, nothing kept), layer "
                   "by layer against by sample clusters:\n\n");
     std::printf("| B | layered fp32 us | clusters fp32 us | layered tf32 us | clusters tf32 us | "
-                "samples per cluster | cycles per sample, fp32 / tf32 (masks + products + loops + "
-                "reduces + barriers) |\n| ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+                "layered bf16 us | clusters bf16 us | samples per cluster | cycles per sample, "
+                "fp32 / tf32 / bf16 (masks + products + loops + reduces + barriers) |\n"
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     for (int B : {1, 16, 64, 256, 1000}) {
       napkin::StepShape s = napkin::w1();
       s.B = B;
       s.update = train;
       s.compact = false;
-      double layered[2] = {0, 0}, clusters[2] = {0, 0};
-      napkin::ClusterPrediction c[2];
-      const Math maths[2] = {Math::fp32, Math::tf32};
-      for (int i = 0; i < 2; ++i) {
+      double layered[3] = {0, 0, 0}, clusters[3] = {0, 0, 0};
+      napkin::ClusterPrediction c[3];
+      const Math maths[3] = {Math::fp32, Math::tf32, Math::bf16};
+      for (int i = 0; i < 3; ++i) {
         if (train) {
           layered[i] = napkin::step_seconds(s, d, maths[i]);
         } else {
@@ -131,10 +132,10 @@ int main() {
               clusters[i] += napkin::predict(k, d, Math::fp32).total;
         }
       }
-      std::printf("| %d | %.1f | %.1f | %.1f | %.1f | %.0f |", B, layered[0] * 1e6,
-                  clusters[0] * 1e6, layered[1] * 1e6, clusters[1] * 1e6,
-                  c[0].samples_per_cluster);
-      for (int i = 0; i < 2; ++i)
+      std::printf("| %d |", B);
+      for (int i = 0; i < 3; ++i) std::printf(" %.1f | %.1f |", layered[i] * 1e6, clusters[i] * 1e6);
+      std::printf(" %.0f |", c[0].samples_per_cluster);
+      for (int i = 0; i < 3; ++i)
         std::printf(" %s%.0f (%.0f + %.0f + %.0f + %.0f + %.0f)", i ? "/ " : "",
                     c[i].cycles_per_sample, c[i].masks, c[i].products, c[i].loops, c[i].reduces,
                     c[i].barriers);

@@ -136,6 +136,16 @@ TEST(napkin, ClusterSeedNetworkByHand) {
       << "by these counts the products wait on shared memory";
   EXPECT_NEAR(tf32.products, bytes / shared, 1e-9);
   EXPECT_DOUBLE_EQ(tf32.barriers, (2 * 2 + 2) * 400.0);
+
+  // BF16: 2-byte operands, so the whole sample's currents fit (one chunk); m16n16k16 tiles: 13
+  // -> 7 steps of 16 features, 8 steps of 16 time steps for dW0, fragments of 16 x 16 values.
+  const auto bf16 = napkin::sample_cluster_prediction(w1, d, true, napkin::Math::bf16);
+  EXPECT_EQ(bf16.time_chunk, 128);
+  const double bf16_bytes = frag * 7 * (8 * 4 + 7 * 4) + 4.0 * 128 * 112 +  // forward
+                            frag * 8 * (7 * 4 + 7 * 4) + 2 * 4.0 * 112 * 112;  // dW0
+  EXPECT_NEAR(bf16.products, bf16_bytes / shared, 1e-9);
+  EXPECT_DOUBLE_EQ(bf16.barriers, (2 + 2) * 400.0);
+  EXPECT_LT(bf16.seconds, tf32.seconds);
 }
 
 TEST(napkin, Prediction) {

@@ -17,7 +17,7 @@
 //   0 = the FP32 saved state, 1 = the compact one (nmsnn::SavedState, DeviceOptions::saved).
 //   PhiloxRate: Philox4x32-10 alone on W1's mask counters (no DRAM traffic), the rate that
 //   napkin_math.hpp's integer count predicts; it decides how much W1 pays for its masks.
-//   W1_Inference/<0 layered, 1 sample clusters>/<B>/<0 FP32, 1 TF32>: W1's network in
+//   W1_Inference/<0 layered, 1 sample clusters>/<B>/<0 FP32, 1 TF32, 2 BF16>: W1's network in
 //   inference; W1_StepLoop/<same>: its training step as `nmsnn train` runs it.
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
@@ -319,12 +319,13 @@ void W1_NetworkApi(benchmark::State& state) {
   }
 }
 
-// The W1 rows' precisions (their third arg): the sample-cluster kernels have FP32 and TF32.
-const nmsnn::MatmulPrecision kW1Maths[] = {nmsnn::MatmulPrecision::fp32,
-                                           nmsnn::MatmulPrecision::tf32};
-const napkin::Math kW1NapkinMaths[] = {napkin::Math::fp32, napkin::Math::tf32};
+// The W1 rows' precisions (their third arg).
+const nmsnn::MatmulPrecision kW1Maths[] = {
+    nmsnn::MatmulPrecision::fp32, nmsnn::MatmulPrecision::tf32, nmsnn::MatmulPrecision::bf16};
+const napkin::Math kW1NapkinMaths[] = {napkin::Math::fp32, napkin::Math::tf32,
+                                       napkin::Math::bf16};
 
-// W1's network in inference (a forward pass that keeps nothing), B samples, in FP32 or TF32:
+// W1's network in inference (a forward pass that keeps nothing), B samples, in each precision:
 // layer by layer (first arg 0) or one sample per thread-block cluster (1:
 // DeviceOptions::sample_clusters; kernels/sample_cluster.cuh). The napkin model predicts the
 // clusters faster for small batches only (bench/RESULTS.md, "Predicted"); these rows measure both.
@@ -391,7 +392,7 @@ void W1_Inference(benchmark::State& state) {
 }
 
 // W1's training step through StepLoop (what `nmsnn train --device cuda` runs: the input up, then
-// forward, loss, backward and update on the device with no wait), B samples, in FP32 or TF32
+// forward, loss, backward and update on the device with no wait), B samples, in each precision
 // (third arg): layer by layer (first arg 0) or by sample clusters (1:
 // NetworkOptions::sample_clusters). Wall-clock time per step over many queued steps, read back
 // once.
@@ -506,8 +507,8 @@ BENCHMARK_CAPTURE(Floor, W1, w1())->Apply(all_precisions)->UseManualTime()->Unit
 BENCHMARK_CAPTURE(Engine, W1, w1())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(PhiloxRate)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_NetworkApi)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1}})->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

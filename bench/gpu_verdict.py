@@ -62,14 +62,14 @@ def ours(bench):
         elif r["name"].startswith("W1_NetworkApi"):
             rows[("W1", "nmsnn Network API", "fp32")] = r
         elif r["name"].startswith("W1_Inference/"):
-            # W1_Inference/<0 layer by layer, 1 sample clusters>/<B>/<0 fp32, 1 tf32>/...
-            m = re.match(r"W1_Inference/([01])/(\d+)(?:/([01]))?", r["name"])
+            # W1_Inference/<0 layer by layer, 1 sample clusters>/<B>/<0 fp32, 1 tf32, 2 bf16>/...
+            m = re.match(r"W1_Inference/([01])/(\d+)(?:/([012]))?", r["name"])
             if m:
                 how = "sample clusters" if m.group(1) == "1" else "layer by layer"
                 math = MATHS[int(m.group(3) or 0)]
                 rows[("W1", f"nmsnn inference B {m.group(2)}, {how}", math)] = r
         elif r["name"].startswith("W1_StepLoop/"):
-            m = re.match(r"W1_StepLoop/([01])/(\d+)(?:/([01]))?", r["name"])
+            m = re.match(r"W1_StepLoop/([01])/(\d+)(?:/([012]))?", r["name"])
             if m:
                 how = "sample clusters" if m.group(1) == "1" else "layer by layer"
                 math = MATHS[int(m.group(3) or 0)]

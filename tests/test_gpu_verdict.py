@@ -43,6 +43,7 @@ class GpuVerdict(unittest.TestCase):
             engine_row("Engine/W1/2/1/manual_time", "W1 bf16, saved compact", 1.5, w1_floor),
             engine_row("W1_StepLoop/1/16/1/real_time", "W1 step tf32 via StepLoop", 0.025, w1_floor),
             engine_row("W1_Inference/0/1000/real_time", "W1 inference fp32", 0.4, w1_floor),
+            engine_row("W1_Inference/1/16/2/manual_time", "W1 inference bf16", 0.011, w1_floor),
             {"name": "TimeLoop/0/manual_time", "label": "lif forward", "ms": 0.5, "GB/s": 3000.0,
              "of_copy": 0.7},
         ]}
@@ -79,6 +80,7 @@ class GpuVerdict(unittest.TestCase):
         # The W1 rows: clusters or layers, the batch, then the precision (fp32 when left out).
         self.assertIn("| nmsnn StepLoop B 16, sample clusters | tf32 | 0.025 |", out)
         self.assertIn("| nmsnn inference B 1000, layer by layer | fp32 | 0.400 |", out)
+        self.assertIn("| nmsnn inference B 16, sample clusters | bf16 | 0.011 |", out)
 
     def test_targets_missed(self):
         out = self.run_on(**{**GOOD, "w1_ms": 8.0, "w2_ms": 90.0, "seed_accuracy": 0.5})

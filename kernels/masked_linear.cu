@@ -73,6 +73,7 @@
 #include "cuda_check.cuh"
 #include "launch.cuh"
 #include "masked_linear.cuh"
+#include "wmma_shape.cuh"
 
 namespace nmsnn::kernels {
 
@@ -292,20 +293,6 @@ struct SimtMath {
 // accumulators. WMMA with TF32 or BF16 needs sm_80 or newer; the library is built for 80 and 90.
 namespace wmma = nvcuda::wmma;
 
-// The fragment shapes of each operand precision: k = 8 for TF32, 16 for BF16.
-template <class T>
-struct WmmaShape;
-template <>
-struct WmmaShape<float> {
-  static constexpr int k = 8;
-  using Precision = wmma::precision::tf32;
-};
-template <>
-struct WmmaShape<__nv_bfloat16> {
-  static constexpr int k = 16;
-  using Precision = __nv_bfloat16;
-};
-
 template <class T, bool kLanesAlongP>
 struct WmmaMath {
   using Element = T;
@@ -335,7 +322,7 @@ struct WmmaMath {
       for (int i = 0; i < 2; ++i) {
         wmma::load_matrix_sync(a[i], &s.p[r][wp + 16 * i], kStrideP);
         wmma::load_matrix_sync(b[i], &s.q[r][wq + 16 * i], kStrideQ);
-        round_tf32(a[i]);
+        round_tf32(a[i]);  // TF32 fragments are rounded here, BF16 ones were when staged
         round_tf32(b[i]);
       }
 #pragma unroll
@@ -346,14 +333,6 @@ struct WmmaMath {
 #else
     __trap();  // not built for this architecture
 #endif
-  }
-  // TF32 fragments are loaded from FP32 and rounded here; BF16 ones were rounded when staged.
-  template <class F>
-  __device__ static void round_tf32(F& f) {
-    if constexpr (kK == 8) {
-#pragma unroll
-      for (int e = 0; e < f.num_elements; ++e) f.x[e] = wmma::__float_to_tf32(f.x[e]);
-    }
   }
   // The mainloop ended with __syncthreads, so no thread still reads the stages whose bytes the
   // tile C reuses.

@@ -54,8 +54,6 @@
 // Tc = T, and training in two chunks (Tc = 80): 225 KB; in BF16 (operand rows of 120 values,
 // 240 bytes): 141 KB forward, 194 KB training, Tc = T.
 #include <cooperative_groups.h>
-#include <cuda_bf16.h>
-#include <mma.h>
 
 #include <algorithm>
 #include <type_traits>
@@ -65,6 +63,7 @@
 #include "launch.cuh"
 #include "loss_rows.cuh"
 #include "sample_cluster.cuh"
+#include "wmma_shape.cuh"
 
 namespace nmsnn::kernels {
 
@@ -261,31 +260,6 @@ __device__ inline const __nv_bfloat16* as_bf16(const float* p) {
   return reinterpret_cast<const __nv_bfloat16*>(p);
 }
 
-// TF32 fragments are loaded from floats and rounded here; BF16 ones were rounded when stored.
-template <class F>
-__device__ inline void round_tf32(F& f) {
-  using Element = std::remove_cv_t<std::remove_reference_t<decltype(f.x[0])>>;
-  if constexpr (std::is_same<Element, float>::value) {
-#pragma unroll
-    for (int e = 0; e < f.num_elements; ++e) f.x[e] = wmma::__float_to_tf32(f.x[e]);
-  }
-}
-
-// The WMMA shape of each operand element: TF32 from floats (m16n16k8, rounded as loaded) or
-// BF16 (m16n16k16, rounded when stored).
-template <class E>
-struct TensorOperand;
-template <>
-struct TensorOperand<float> {
-  static constexpr int k = 8;
-  using Precision = wmma::precision::tf32;
-};
-template <>
-struct TensorOperand<__nv_bfloat16> {
-  static constexpr int k = 16;
-  using Precision = __nv_bfloat16;
-};
-
 // acc[m, n] (+)= sum over k < K ksteps of A(m, k) B(k, n), for mtiles x ntiles tiles of 16 x 16,
 // on tensor cores with FP32 accumulation: TF32 operands (E float, K = 8, rounded as loaded) or
 // BF16 (K = 16). A(m, k) sits at a[m * lda + k] (LA row_major) or a[k * lda + m] (col_major),
@@ -299,8 +273,8 @@ template <class E, class LA, class LB>
 __device__ inline void tensor_product(const E* a, int lda, const E* b, int ldb,
                                             int mtiles, int ntiles, int ksteps, float* acc,
                                             int ldc, bool into) {
-  constexpr int K = TensorOperand<E>::k;
-  using Precision = typename TensorOperand<E>::Precision;
+  constexpr int K = WmmaShape<E>::k;
+  using Precision = typename WmmaShape<E>::Precision;
   const int warp = int(threadIdx.x) / 32, warps = int(blockDim.x) / 32;
   const int mpairs = (mtiles + 1) / 2, npairs = (ntiles + 1) / 2;
   for (int job = warp; job < mpairs * npairs; job += warps) {

@@ -652,7 +652,9 @@ void check_args(const char* what, const SampleClusterArgs& a, bool train) {
 
 template <bool Train>
 void launch(const SampleClusterArgs& a, cudaStream_t stream) {
-  const size_t bytes = sample_cluster_shared_bytes(a.T, a.I, a.H, a.C, Train, a.math);
+  // The plan the kernel runs, and exactly the bytes it lays out (a capped chunk needs fewer).
+  const Plan plan = plan_for(a.T, a.I, a.H, a.C, Train, a.math, a.max_time_chunk);
+  const size_t bytes = size_t(plan.total) * sizeof(float);
   const int clusters = clusters_for(a.B);
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeClusterDimension;
@@ -665,8 +667,6 @@ void launch(const SampleClusterArgs& a, cudaStream_t stream) {
                                      dim3(kClusterThreads), bytes, stream, attribute, 1};
   NMSNN_CUDA_CHECK(cudaFuncSetAttribute(sample_cluster_kernel,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  const Plan plan =
-      plan_for(a.T, a.I, a.H, a.C, Train, a.math, a.max_time_chunk);
   NMSNN_CUDA_CHECK(cudaLaunchKernelEx(&config, sample_cluster_kernel, a, plan, Train));
   NMSNN_CHECK_LAUNCH(Train ? "sample_cluster_step" : "sample_cluster_forward", "T=", a.T,
                      ", B=", a.B, ", I=", a.I, ", H=", a.H, ", C=", a.C, ", ", to_string(a.math),

@@ -26,7 +26,8 @@
 //         three float4s from shared memory per 32 FMAs; one FMA chain per element in order of r,
 //         so the result is within the rigorous FP32 bound the exactness tests use.
 //   tf32  warp w owns C[32*(w%4) .., 32*(w/4) ..] as 2 x 2 WMMA m16n16k8 accumulators; operands
-//         rounded to TF32 when loaded into fragments; FP32 accumulation.
+//         rounded to TF32 when staged (12 roundings per thread per stage, not the 32 of its
+//         fragments); FP32 accumulation.
 //   bf16  the same with WMMA m16n16k16 and BF16 fragments; operands rounded (to nearest even)
 //         when staged, which also halves the stages' bytes; FP32 accumulation.
 // Tensor-core accumulators have no documented element order, so they leave through shared
@@ -59,9 +60,18 @@
 // Budget per block (static shared memory, under the 48 KB that needs no cudaFuncSetAttribute):
 //   fp32 2 stages x 16 x (136 + 72) x 4 B = 26,624 B;  tf32 max(26,624, C 64 x 132 x 4 =
 //   33,792) = 33,792 B;  bf16 max(13,312, 33,792) = 33,792 B. Registers per thread (nvcc 13
-//   ptxas, sm_80, no spills), forward / wgrad: fp32 79 / 87, tf32 112 / 114, bf16 74 / 80 (32
-//   accumulators, 12 staged values and 2 + 2 fragments each); all under 128, so two blocks of
-//   256 threads share an SM's 64K registers (and 2 x 33.8 KB its shared memory).
+//   ptxas, sm_80, no spills), forward / wgrad: fp32 96 / 108, tf32 128 / 128, bf16 87 / 88 (32
+//   accumulators, 12 staged values, 2 + 2 fragments and the mask loader's row); the launch
+//   bounds ask for two blocks of 256 threads per SM, so ptxas keeps them at <= 128 and two
+//   blocks share an SM's 64K registers (and 2 x 33.8 KB its shared memory). Without that bound
+//   the TF32 forward took 130 and one block per SM.
+//
+// Instructions per thread per stage (the main loop of the sm_90 SASS, nvcc 13; counted by
+// scripts/sass_loop_counts.sh), forward / wgrad: fp32 714 / 860, tf32 337 / 484, bf16 234 /
+// 383. A block-stage is 8 warps x that many warp instructions on 4 schedulers, each issuing one
+// per clock: 2x clocks. That is more than the Philox or tensor-core work of a stage (its 256
+// Philox blocks are about 50 instructions per thread; its 131K TF32 MACs take ~140 tensor-core
+// clocks on an H200 SM), so these loops are issue-bound; bench/napkin_math.hpp counts them so.
 //
 // The weight gradient splits its sum over r = m across gridDim.z blocks that write partial
 // tiles; reduce_partials adds them in split order (deterministic; no atomics).
@@ -69,6 +79,7 @@
 #include <mma.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda_check.cuh"
 #include "launch.cuh"
@@ -98,27 +109,43 @@ struct Stage {
 static_assert(sizeof(Stage<float>) % 32 == 0 && sizeof(Stage<__nv_bfloat16>) % 32 == 0,
               "stages must keep fragment pointers 32-byte aligned");
 
-template <class T>
-__device__ inline T to_stage(float v);
+// What a stage holds of an operand value v, by precision: fp32 v itself; tf32 v rounded to TF32
+// (10 mantissa bits, to nearest, ties away, as cvt.rna does), so the fragments loaded from the
+// stage need no rounding (that took 3 instructions per fragment element, 32 per thread per
+// stage, against 12 here); bf16 v rounded to nearest even. The tensor cores read only the top
+// 19 bits of a TF32 operand, so a value rounded here is the operand exactly.
+enum class Staged { fp32, tf32, bf16 };
+template <Staged S>
+struct StagedAs {
+  using Element = float;
+};
 template <>
-__device__ inline float to_stage<float>(float v) {
-  return v;
-}
-template <>
-__device__ inline __nv_bfloat16 to_stage<__nv_bfloat16>(float v) {
-  return __float2bfloat16(v);  // round to nearest even
+struct StagedAs<Staged::bf16> {
+  using Element = __nv_bfloat16;
+};
+
+template <Staged S>
+__device__ inline typename StagedAs<S>::Element to_stage(float v) {
+  if constexpr (S == Staged::bf16) return __float2bfloat16(v);  // round to nearest even
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+  else if constexpr (S == Staged::tf32) return nvcuda::wmma::__float_to_tf32(v);
+#endif
+  else return v;
 }
 // Four consecutive staged values as one 16-byte (FP32) or 8-byte (BF16) store.
+template <Staged S>
 __device__ inline void put4(float* dst, const float v[4]) {
-  *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+  *reinterpret_cast<float4*>(dst) =
+      make_float4(to_stage<S>(v[0]), to_stage<S>(v[1]), to_stage<S>(v[2]), to_stage<S>(v[3]));
 }
 struct __align__(8) Bf16x4 {
   __nv_bfloat16 v[4];
 };
+template <Staged S>
 __device__ inline void put4(__nv_bfloat16* dst, const float v[4]) {
   Bf16x4 b;
 #pragma unroll
-  for (int j = 0; j < 4; ++j) b.v[j] = __float2bfloat16(v[j]);
+  for (int j = 0; j < 4; ++j) b.v[j] = to_stage<S>(v[j]);
   *reinterpret_cast<Bf16x4*>(dst) = b;
 }
 
@@ -126,15 +153,40 @@ __device__ inline void put4(__nv_bfloat16* dst, const float v[4]) {
 // fetch(r0) reads global memory (and makes masks) into registers; put() writes shared memory.
 // Out-of-range elements are 0, so edge tiles need no special case in the arithmetic.
 
-// The masked inputs xi[m, k..k+3] = m(t, b, k+j) * x[b, k+j] of row m = t*B + b: one Philox
-// block, four features (k is a multiple of 4); features past K are 0.
-__device__ inline void masked_quad(NoiseKey key, const float* x, int B, int K, long long m, int k,
-                                   float v[4]) {
-  const int t = int(m / B), b = int(m - (long long)t * B);
-  const Philox4x32 r = noise_block(key, uint32_t(k >> 2), uint32_t(b), uint32_t(t));
-  const float* xb = x + (size_t)b * K;
+// Row m = t*B + b of the masked input, as the mask loaders need it: the Philox counter words
+// of (t, b) and the row of x. Finding it takes a 64-bit division, and with keyed rows or a
+// captured pass counter two global loads, so each loader finds it once per thread (forward: the
+// thread's row is fixed) or steps it along (wgrad: the row advances by kDepth per stage).
+struct MaskRow {
+  uint32_t t = 0, b = 0, row = 0, pass = 0;
+  const float* xb = nullptr;
+
+  __device__ void set(NoiseKey key, const float* x, int B, int K, long long m) {
+    const long long tt = m / B;
+    t = uint32_t(tt);
+    b = uint32_t(m - tt * B);
+    row = noise_row(key, b);
+    pass = noise_pass(key);
+    xb = x + (size_t)b * K;
+  }
+  // To row m + step (step >= 0) without a division.
+  __device__ void advance(NoiseKey key, const float* x, int B, int K, int step) {
+    b += uint32_t(step);
+    while (b >= uint32_t(B)) {
+      b -= uint32_t(B);
+      ++t;
+    }
+    row = noise_row(key, b);
+    xb = x + (size_t)b * K;
+  }
+};
+
+// The masked inputs xi[m, k..k+3] = m(t, b, k+j) * x[b, k+j] of that row: one Philox block,
+// four features (k is a multiple of 4); features past K are 0.
+__device__ inline void masked_quad(NoiseKey key, const MaskRow& at, int K, int k, float v[4]) {
+  const Philox4x32 r = noise_block_words(key, uint32_t(k >> 2), at.row, at.t, at.pass);
 #pragma unroll
-  for (int j = 0; j < 4; ++j) v[j] = k + j < K ? uniform_from_bits(r.v[j]) * xb[k + j] : 0.0f;
+  for (int j = 0; j < 4; ++j) v[j] = k + j < K ? uniform_from_bits(r.v[j]) * at.xb[k + j] : 0.0f;
 }
 
 // Forward P: W[n, k] with n = p, k = r. Thread: p = tid % 128, r = 8 * (tid / 128) + j.
@@ -151,11 +203,11 @@ struct WeightAlongR {
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = (n < N && k + j < K) ? row[k + j] : 0.0f;
   }
-  template <class T>
-  __device__ void put(Stage<T>& s) const {
+  template <Staged S>
+  __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
     const int p = threadIdx.x & (kTileP - 1), r = 8 * (threadIdx.x >> 7);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) s.p[r + j][p] = to_stage<T>(v[j]);
+    for (int j = 0; j < 8; ++j) s.p[r + j][p] = to_stage<S>(v[j]);
   }
 };
 
@@ -174,57 +226,73 @@ struct GradAlongR {
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = (m + j < m_end && n < N) ? dU[(size_t)(m + j) * N + n] : 0.0f;
   }
-  template <class T>
-  __device__ void put(Stage<T>& s) const {
+  template <Staged S>
+  __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
     const int p = threadIdx.x & (kTileP - 1), r = 8 * (threadIdx.x >> 7);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) s.p[r + j][p] = to_stage<T>(v[j]);
+    for (int j = 0; j < 8; ++j) s.p[r + j][p] = to_stage<S>(v[j]);
   }
 };
 
 // Forward Q: X(m, k) with m = q, k = r. Thread: q = tid % 64, r = 4 * (tid / 64) + j: one
-// Philox block per thread.
+// Philox block per thread, always of the same row m.
 struct MaskedAlongQ {
   NoiseKey key;
-  const float* x;
-  int B, K;
-  long long M;
-  long long m0;  // first row of this tile
+  int K;
+  bool in_range;  // m < M
+  MaskRow at;
   float v[4];
 
-  __device__ void fetch(int k0) {
+  __device__ MaskedAlongQ(NoiseKey key_, const float* x, int B, int K_, long long M, long long m0)
+      : key(key_), K(K_) {
     const long long m = m0 + (threadIdx.x & (kTileQ - 1));
+    in_range = m < M;
+    if (in_range) at.set(key, x, B, K, m);
+  }
+  __device__ void fetch(int k0) {
     const int k = k0 + 4 * (threadIdx.x >> 6);  // a multiple of 4: one Philox block holds k..k+3
     v[0] = v[1] = v[2] = v[3] = 0.0f;
-    if (m < M && k < K) masked_quad(key, x, B, K, m, k, v);
+    if (in_range && k < K) masked_quad(key, at, K, k, v);
   }
-  template <class T>
-  __device__ void put(Stage<T>& s) const {
+  template <Staged S>
+  __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
     const int q = threadIdx.x & (kTileQ - 1), r = 4 * (threadIdx.x >> 6);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) s.q[r + j][q] = to_stage<T>(v[j]);
+    for (int j = 0; j < 4; ++j) s.q[r + j][q] = to_stage<S>(v[j]);
   }
 };
 
 // Wgrad Q: X(m, k) with m = r, k = q. Thread: r = tid / 16, q = 4 * (tid % 16) + j: one Philox
-// block per thread again, stored as one vector.
+// block per thread again, stored as one vector. The thread's row starts at r_begin + tid / 16
+// and mainloop fetches r0 = r_begin, r_begin + kDepth, ... in order, so from one fetch to the
+// next the row steps by kDepth (no division in the loop).
 struct MaskedAlongR {
   NoiseKey key;
   const float* x;
   int B, K;
   long long m_end;
-  int k0;  // first feature of this tile (a multiple of 64)
+  int k0;           // first feature of this tile (a multiple of 64)
+  long long m;      // the row at hand
+  MaskRow at;
   float v[4];
 
+  __device__ MaskedAlongR(NoiseKey key_, const float* x_, int B_, int K_, long long r_begin,
+                          long long m_end_, int k0_)
+      : key(key_), x(x_), B(B_), K(K_), m_end(m_end_), k0(k0_),
+        m(r_begin + (threadIdx.x >> 4)) {
+    at.set(key, x, B, K, m);
+  }
   __device__ void fetch(long long r0) {
-    const long long m = r0 + (threadIdx.x >> 4);
+    const long long next = r0 + (threadIdx.x >> 4);
+    if (next != m) at.advance(key, x, B, K, int(next - m));
+    m = next;
     const int k = k0 + 4 * (threadIdx.x & 15);
     v[0] = v[1] = v[2] = v[3] = 0.0f;
-    if (m < m_end && k < K) masked_quad(key, x, B, K, m, k, v);
+    if (m < m_end && k < K) masked_quad(key, at, K, k, v);
   }
-  template <class T>
-  __device__ void put(Stage<T>& s) const {
-    put4(&s.q[threadIdx.x >> 4][4 * (threadIdx.x & 15)], v);
+  template <Staged S>
+  __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
+    put4<S>(&s.q[threadIdx.x >> 4][4 * (threadIdx.x & 15)], v);
   }
 };
 
@@ -251,6 +319,7 @@ __device__ inline void tile_position(int e, int& p, int& q) {
 template <bool kLanesAlongP>
 struct SimtMath {
   using Element = float;
+  static constexpr Staged kStaged = Staged::fp32;
   static constexpr int kSharedBytes = 2 * sizeof(Stage<float>);
   float acc[8][4];
 
@@ -296,6 +365,7 @@ namespace wmma = nvcuda::wmma;
 template <class T, bool kLanesAlongP>
 struct WmmaMath {
   using Element = T;
+  static constexpr Staged kStaged = std::is_same<T, float>::value ? Staged::tf32 : Staged::bf16;
   static constexpr int kK = WmmaShape<T>::k;
   using Precision = typename WmmaShape<T>::Precision;
   static constexpr int kStageBytes = 2 * sizeof(Stage<T>);
@@ -322,8 +392,6 @@ struct WmmaMath {
       for (int i = 0; i < 2; ++i) {
         wmma::load_matrix_sync(a[i], &s.p[r][wp + 16 * i], kStrideP);
         wmma::load_matrix_sync(b[i], &s.q[r][wq + 16 * i], kStrideQ);
-        round_tf32(a[i]);  // TF32 fragments are rounded here, BF16 ones were when staged
-        round_tf32(b[i]);
       }
 #pragma unroll
       for (int i = 0; i < 2; ++i)
@@ -376,8 +444,8 @@ __device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end,
   if (stages_total <= 0) return;
   lp.fetch(r_begin);
   lq.fetch(r_begin);
-  lp.put(stages[0]);
-  lq.put(stages[0]);
+  lp.template put<Math::kStaged>(stages[0]);
+  lq.template put<Math::kStaged>(stages[0]);
   __syncthreads();
   for (Index s = 0; s < stages_total; ++s) {
     auto& cur = stages[s & 1];
@@ -389,8 +457,8 @@ __device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end,
     }
     math.multiply(cur);
     if (more) {
-      lp.put(next);
-      lq.put(next);
+      lp.template put<Math::kStaged>(next);
+      lq.template put<Math::kStaged>(next);
     }
     __syncthreads();
   }
@@ -400,7 +468,7 @@ __device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end,
 
 // grid (ceil(M/64), ceil(N/128)): block (x, y) computes out[64x .., 128y ..].
 template <class Math>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 2)
 masked_linear_forward_kernel(NoiseKey key, const float* x, int B, int K, long long M,
                              const float* W, int N, float* out) {
   __shared__ __align__(128) unsigned char shared[Math::kSharedBytes];
@@ -408,7 +476,7 @@ masked_linear_forward_kernel(NoiseKey key, const float* x, int B, int K, long lo
   const long long m0 = (long long)blockIdx.x * kTileQ;
   const int n0 = blockIdx.y * kTileP;
   WeightAlongR lp{W, N, K, n0, {}};
-  MaskedAlongQ lq{key, x, B, K, M, m0, {}};
+  MaskedAlongQ lq(key, x, B, K, M, m0);
   Math math;
   mainloop<Math>(lp, lq, 0, K, stages, math);
   math.store(shared, [&](int p, int q, float value) {
@@ -421,7 +489,7 @@ masked_linear_forward_kernel(NoiseKey key, const float* x, int B, int K, long lo
 // grid (ceil(K/64), ceil(N/128), splits): block (x, y, z) computes the partial sum of
 // dW[128y .., 64x ..] over rows [z*rows, (z+1)*rows) into partial[z].
 template <class Math>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 2)
 masked_linear_wgrad_kernel(NoiseKey key, const float* x, int B, int K, long long M,
                            long long rows, const float* dU, int N, float* partial) {
   __shared__ __align__(128) unsigned char shared[Math::kSharedBytes];
@@ -431,7 +499,7 @@ masked_linear_wgrad_kernel(NoiseKey key, const float* x, int B, int K, long long
   const long long r_begin = (long long)blockIdx.z * rows;
   const long long r_end = r_begin + rows < M ? r_begin + rows : M;
   GradAlongR lp{dU, N, r_end, n0, {}};
-  MaskedAlongR lq{key, x, B, K, r_end, k0, {}};
+  MaskedAlongR lq(key, x, B, K, r_begin, r_end, k0);
   Math math;
   mainloop<Math>(lp, lq, r_begin, r_end, stages, math);
   float* part = partial + (size_t)blockIdx.z * N * K;

@@ -76,11 +76,22 @@ NMSNN_HOST_DEVICE inline uint32_t noise_row(NoiseKey key, uint32_t b) {
   return key.rows ? key.rows[b] : b;
 }
 
+// The pass counter's word (read from device memory when key.pass_at is set).
+NMSNN_HOST_DEVICE inline uint32_t noise_pass(NoiseKey key) {
+  return uint32_t(key.pass_at ? *key.pass_at : key.pass);
+}
+
+// noise_block with the counter's row and pass words already looked up: a kernel that makes many
+// blocks of one row (or one pass) finds them once instead of per block.
+NMSNN_HOST_DEVICE inline Philox4x32 noise_block_words(NoiseKey key, uint32_t q, uint32_t row,
+                                                     uint32_t t, uint32_t pass) {
+  return philox4x32_10(Philox4x32{{q, row, t, pass}}, uint32_t(key.seed),
+                       uint32_t(key.seed >> 32));
+}
+
 // The four masks of the Philox block that holds features 4q .. 4q+3 of row b at step t.
 NMSNN_HOST_DEVICE inline Philox4x32 noise_block(NoiseKey key, uint32_t q, uint32_t b, uint32_t t) {
-  const uint64_t pass = key.pass_at ? *key.pass_at : key.pass;
-  return philox4x32_10(Philox4x32{{q, noise_row(key, b), t, uint32_t(pass)}},
-                       uint32_t(key.seed), uint32_t(key.seed >> 32));
+  return noise_block_words(key, q, noise_row(key, b), t, noise_pass(key));
 }
 
 // The mask m[t, b, i] of SPEC.md section 1.

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""sass_loop_mix.py — the instruction mix of each kernel's main loop in a cuobjdump -sass listing.
+
+For every function in the listing it takes the longest backward branch (the outermost loop),
+counts the instructions between its target and the branch, and prints them by opcode. Those
+counts are static: a loop body that holds a rarely taken path (an edge check's slow branch)
+counts it too, so the figure is an upper bound on what one iteration issues when the loop has
+no inner loops.
+
+    python3 bench/sass_loop_mix.py listing.sass [name-filter]
+"""
+import collections
+import re
+import subprocess
+import sys
+
+
+def functions(text):
+    """Yields (name, [(address, instruction)]) for each function of a cuobjdump -sass listing."""
+    for chunk in re.split(r"\n\s*Function : ", text)[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        body = []
+        for line in chunk.split("\n"):
+            m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;", line)
+            if m:
+                # Drop the predicate guard: "@!P0 BRA ..." counts as a BRA.
+                body.append((int(m.group(1), 16), re.sub(r"^@!?U?P[0-9T]\s+", "", m.group(2))))
+        yield name, body
+
+
+def main_loop(body):
+    """The instructions of the longest backward branch's span, or None without a loop."""
+    spans = []
+    for address, ins in body:
+        m = re.match(r"BRA\s+(?:`\(\.L_x_\d+\)\s*)?0x([0-9a-f]+)", ins)
+        if m and int(m.group(1), 16) < address:
+            spans.append((address - int(m.group(1), 16), int(m.group(1), 16), address))
+    if not spans:
+        return None
+    _, lo, hi = max(spans)
+    return [ins for address, ins in body if lo <= address <= hi]
+
+
+def short_name(name):
+    """The demangled kernel name (c++filt, when there is one), without its namespaces."""
+    try:
+        name = subprocess.run(["c++filt", name], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return name
+    name = re.sub(r"\(anonymous namespace\)::|nmsnn::kernels::", "", name)
+    return name.split("(", 1)[0]
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: sass_loop_mix.py listing.sass [name-filter]")
+    text = open(sys.argv[1]).read()
+    pattern = sys.argv[2] if len(sys.argv) > 2 else ""
+    found = False
+    for name, body in functions(text):
+        if pattern not in name:
+            continue
+        loop = main_loop(body)
+        if loop is None:
+            continue
+        found = True
+        ops = collections.Counter(ins.split()[0] for ins in loop)
+        print(f"{short_name(name)}: {len(loop)} instructions in the main loop")
+        print("    " + ", ".join(f"{op} {n}" for op, n in ops.most_common()))
+    if not found:
+        sys.exit(f"no function with a loop matches '{pattern}' in {sys.argv[1]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -60,15 +60,15 @@
 // Budget per block (static shared memory, under the 48 KB that needs no cudaFuncSetAttribute):
 //   fp32 2 stages x 16 x (136 + 72) x 4 B = 26,624 B;  tf32 max(26,624, C 64 x 132 x 4 =
 //   33,792) = 33,792 B;  bf16 max(13,312, 33,792) = 33,792 B. Registers per thread (nvcc 13
-//   ptxas, sm_80, no spills), forward / wgrad: fp32 96 / 108, tf32 128 / 128, bf16 87 / 88 (32
-//   accumulators, 12 staged values, 2 + 2 fragments and the mask loader's row); the launch
+//   ptxas, sm_80, no spills), forward / wgrad: fp32 97 / 104, tf32 124 / 128, bf16 84 / 88 (32
+//   accumulators, 12 staged values, 2 + 2 fragments and the loaders' positions); the launch
 //   bounds ask for two blocks of 256 threads per SM, so ptxas keeps them at <= 128 and two
 //   blocks share an SM's 64K registers (and 2 x 33.8 KB its shared memory). Without that bound
 //   the TF32 forward took 130 and one block per SM.
 //
 // Instructions per thread per stage (the main loop of the sm_90 SASS, nvcc 13; counted by
-// scripts/sass_loop_counts.sh), forward / wgrad: fp32 714 / 860, tf32 337 / 484, bf16 234 /
-// 383. A block-stage is 8 warps x that many warp instructions on 4 schedulers, each issuing one
+// scripts/sass_loop_counts.sh), forward / wgrad: fp32 706 / 780, tf32 325 / 402, bf16 223 /
+// 295. A block-stage is 8 warps x that many warp instructions on 4 schedulers, each issuing one
 // per clock: 2x clocks. That is more than the Philox or tensor-core work of a stage (its 256
 // Philox blocks are about 50 instructions per thread; its 131K TF32 MACs take ~140 tensor-core
 // clocks on an H200 SM), so these loops are issue-bound; bench/napkin_math.hpp counts them so.
@@ -150,8 +150,12 @@ __device__ inline void put4(__nv_bfloat16* dst, const float v[4]) {
 }
 
 // ---- loaders: each thread fetches its values of one stage, then stores them ------------------
-// fetch(r0) reads global memory (and makes masks) into registers; put() writes shared memory.
-// Out-of-range elements are 0, so edge tiles need no special case in the arithmetic.
+// A loader is made at the first stage of its block's share of r and walks r in stages of kDepth:
+// fetch() reads global memory (and makes masks) for the stage at hand into registers and moves
+// on to the next; put() writes what was fetched into shared memory. Keeping the position in the
+// loader (pointers and the mask's counter words stepped along, no index arithmetic from r per
+// stage) takes instructions out of the issue-bound main loop. Out-of-range elements are 0, so
+// edge tiles need no special case in the arithmetic.
 
 // Row m = t*B + b of the masked input, as the mask loaders need it: the Philox counter words
 // of (t, b) and the row of x. Finding it takes a 64-bit division, and with keyed rows or a
@@ -191,17 +195,20 @@ __device__ inline void masked_quad(NoiseKey key, const MaskRow& at, int K, int k
 
 // Forward P: W[n, k] with n = p, k = r. Thread: p = tid % 128, r = 8 * (tid / 128) + j.
 struct WeightAlongR {
-  const float* W;
-  int N, K;
-  int n0;
+  const float* row;  // W[n, :], null when n >= N
+  int K;
+  int k;             // the thread's first feature of the stage at hand
   float v[8];
 
-  __device__ void fetch(int k0) {
+  __device__ WeightAlongR(const float* W, int N, int K_, int n0) : K(K_) {
     const int n = n0 + (threadIdx.x & (kTileP - 1));
-    const int k = k0 + 8 * (threadIdx.x >> 7);
-    const float* row = W + (size_t)n * K;
+    row = n < N ? W + (size_t)n * K : nullptr;
+    k = 8 * (threadIdx.x >> 7);
+  }
+  __device__ void fetch() {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = (n < N && k + j < K) ? row[k + j] : 0.0f;
+    for (int j = 0; j < 8; ++j) v[j] = (row && k + j < K) ? row[k + j] : 0.0f;
+    k += kDepth;
   }
   template <Staged S>
   __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
@@ -214,17 +221,23 @@ struct WeightAlongR {
 // Wgrad P: dU[m, n] with m = r, n = p. Thread: p = tid % 128, r = 8 * (tid / 128) + j: a warp
 // reads 32 consecutive floats of a row of dU.
 struct GradAlongR {
-  const float* dU;
-  int N;
-  long long m_end;  // end of this block's share of rows (<= M)
-  int n0;
+  const float* at;     // dU[m, n] of the thread's first row of the stage at hand; null if n >= N
+  size_t N;
+  long long left;      // rows of the block's share from that row on (<= 0: none)
   float v[8];
 
-  __device__ void fetch(long long r0) {
+  __device__ GradAlongR(const float* dU, int N_, long long r_begin, long long m_end, int n0)
+      : N(size_t(N_)) {
     const int n = n0 + (threadIdx.x & (kTileP - 1));
-    const long long m = r0 + 8 * (threadIdx.x >> 7);
+    const long long m = r_begin + 8 * (threadIdx.x >> 7);
+    at = n < N_ ? dU + size_t(m) * N + n : nullptr;
+    left = m_end - m;
+  }
+  __device__ void fetch() {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = (m + j < m_end && n < N) ? dU[(size_t)(m + j) * N + n] : 0.0f;
+    for (int j = 0; j < 8; ++j) v[j] = (at && j < left) ? at[j * N] : 0.0f;
+    if (at) at += kDepth * N;
+    left -= kDepth;
   }
   template <Staged S>
   __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
@@ -240,6 +253,7 @@ struct MaskedAlongQ {
   NoiseKey key;
   int K;
   bool in_range;  // m < M
+  int k;          // the thread's first feature of the stage at hand (a multiple of 4)
   MaskRow at;
   float v[4];
 
@@ -248,11 +262,12 @@ struct MaskedAlongQ {
     const long long m = m0 + (threadIdx.x & (kTileQ - 1));
     in_range = m < M;
     if (in_range) at.set(key, x, B, K, m);
+    k = 4 * (threadIdx.x >> 6);
   }
-  __device__ void fetch(int k0) {
-    const int k = k0 + 4 * (threadIdx.x >> 6);  // a multiple of 4: one Philox block holds k..k+3
+  __device__ void fetch() {
     v[0] = v[1] = v[2] = v[3] = 0.0f;
-    if (in_range && k < K) masked_quad(key, at, K, k, v);
+    if (in_range && k < K) masked_quad(key, at, K, k, v);  // one Philox block holds k..k+3
+    k += kDepth;
   }
   template <Staged S>
   __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
@@ -264,31 +279,28 @@ struct MaskedAlongQ {
 
 // Wgrad Q: X(m, k) with m = r, k = q. Thread: r = tid / 16, q = 4 * (tid % 16) + j: one Philox
 // block per thread again, stored as one vector. The thread's row starts at r_begin + tid / 16
-// and mainloop fetches r0 = r_begin, r_begin + kDepth, ... in order, so from one fetch to the
-// next the row steps by kDepth (no division in the loop).
+// and steps by kDepth per stage (no division in the loop).
 struct MaskedAlongR {
   NoiseKey key;
   const float* x;
   int B, K;
-  long long m_end;
-  int k0;           // first feature of this tile (a multiple of 64)
-  long long m;      // the row at hand
+  int k;           // the thread's first feature (fixed)
+  long long left;  // rows of the block's share from the row at hand on (<= 0: none)
   MaskRow at;
   float v[4];
 
   __device__ MaskedAlongR(NoiseKey key_, const float* x_, int B_, int K_, long long r_begin,
-                          long long m_end_, int k0_)
-      : key(key_), x(x_), B(B_), K(K_), m_end(m_end_), k0(k0_),
-        m(r_begin + (threadIdx.x >> 4)) {
+                          long long m_end, int k0)
+      : key(key_), x(x_), B(B_), K(K_), k(k0 + 4 * (threadIdx.x & 15)) {
+    const long long m = r_begin + (threadIdx.x >> 4);
+    left = m_end - m;
     at.set(key, x, B, K, m);
   }
-  __device__ void fetch(long long r0) {
-    const long long next = r0 + (threadIdx.x >> 4);
-    if (next != m) at.advance(key, x, B, K, int(next - m));
-    m = next;
-    const int k = k0 + 4 * (threadIdx.x & 15);
+  __device__ void fetch() {
     v[0] = v[1] = v[2] = v[3] = 0.0f;
-    if (m < m_end && k < K) masked_quad(key, at, K, k, v);
+    if (left > 0 && k < K) masked_quad(key, at, K, k, v);
+    left -= kDepth;
+    at.advance(key, x, B, K, kDepth);
   }
   template <Staged S>
   __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
@@ -442,8 +454,8 @@ __device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end,
   math.zero();
   const Index stages_total = (r_end - r_begin + kDepth - 1) / kDepth;
   if (stages_total <= 0) return;
-  lp.fetch(r_begin);
-  lq.fetch(r_begin);
+  lp.fetch();
+  lq.fetch();
   lp.template put<Math::kStaged>(stages[0]);
   lq.template put<Math::kStaged>(stages[0]);
   __syncthreads();
@@ -452,8 +464,8 @@ __device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end,
     auto& next = stages[(s + 1) & 1];
     const bool more = s + 1 < stages_total;
     if (more) {
-      lp.fetch(r_begin + (s + 1) * kDepth);
-      lq.fetch(r_begin + (s + 1) * kDepth);
+      lp.fetch();
+      lq.fetch();
     }
     math.multiply(cur);
     if (more) {
@@ -475,7 +487,7 @@ masked_linear_forward_kernel(NoiseKey key, const float* x, int B, int K, long lo
   auto* stages = reinterpret_cast<Stage<typename Math::Element>*>(shared);
   const long long m0 = (long long)blockIdx.x * kTileQ;
   const int n0 = blockIdx.y * kTileP;
-  WeightAlongR lp{W, N, K, n0, {}};
+  WeightAlongR lp(W, N, K, n0);
   MaskedAlongQ lq(key, x, B, K, M, m0);
   Math math;
   mainloop<Math>(lp, lq, 0, K, stages, math);
@@ -498,7 +510,7 @@ masked_linear_wgrad_kernel(NoiseKey key, const float* x, int B, int K, long long
   const int n0 = blockIdx.y * kTileP;
   const long long r_begin = (long long)blockIdx.z * rows;
   const long long r_end = r_begin + rows < M ? r_begin + rows : M;
-  GradAlongR lp{dU, N, r_end, n0, {}};
+  GradAlongR lp(dU, N, r_begin, r_end, n0);
   MaskedAlongR lq(key, x, B, K, r_begin, r_end, k0);
   Math math;
   mainloop<Math>(lp, lq, r_begin, r_end, stages, math);

@@ -133,7 +133,8 @@ std::vector<napkin::Kernel> product_kernels(const Workload& w) {
   std::vector<napkin::Kernel> products;
   for (napkin::Kernel k : napkin::step_kernels(napkin_shape(w))) {
     if (!k.tensor) continue;
-    k.int_ops = 0;  // the floor multiplies a masked input already in memory
+    k.int_ops = 0;  // the floor multiplies a masked input already in memory, with cuBLAS
+    for (double& w : k.warp_instructions) w = 0;
     products.push_back(k);
   }
   return products;

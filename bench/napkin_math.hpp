@@ -4,8 +4,12 @@
 // measured times, and bench/napkin_table.cpp prints the table of bench/RESULTS.md.
 //
 // Predicted time of a kernel = max(bytes / (bandwidth * e_mem), FLOP / (peak * e_math),
-//                                  integer ops / (int peak * e_int), serial chain, launch)
-// where the serial chain is a time loop's dependent memory round trips (one thread runs all T
+//                                  integer ops / (int peak * e_int),
+//                                  warp instructions / (issue rate * e_issue), serial chain,
+//                                  launch)
+// where the warp instructions are counted, for loops whose SASS issues more than their
+// arithmetic needs (the masked products: scripts/sass_loop_counts.sh), from that SASS; the
+// serial chain is a time loop's dependent memory round trips (one thread runs all T
 // steps of a neuron, loading kTimeLoopAhead steps at a time) and launch is the least a kernel
 // costs. Bytes are DRAM bytes of the data each kernel must touch once (re-reads are assumed to
 // hit L2); FLOP are 2*M*N*K per product and a few per element elsewhere.
@@ -46,6 +50,8 @@ struct Device {
   double e_mem, e_math, e_int;  // fraction of each peak a good kernel reaches
   double latency;        // seconds per dependent DRAM round trip
   double launch;         // seconds: the least a kernel costs in a stream of launches
+  double issue;          // warp instructions/s the schedulers issue
+  double e_issue;        // fraction of that a busy loop reaches
 };
 
 // H200 SXM, datasheet figures: 4.8 TB/s HBM3e; dense 989 TFLOP/s BF16, 494 TF32, 67 FP32.
@@ -54,10 +60,12 @@ struct Device {
 // Efficiencies from what this workplace measured on an H200 (KINDS.md): a device copy at
 // 4.3 TB/s (0.9 of 4.8), an 8192^3 BF16 product at ~790 TFLOP/s (0.8 of 989); 0.8 assumed for
 // the CUDA-core and integer rates. Latency: ~600 ns per HBM round trip under load. Launch: 2 us
-// per kernel (back-to-back launches from one host thread, no CUDA graph).
+// per kernel (back-to-back launches from one host thread, no CUDA graph). Issue: 4 schedulers per
+// SM, one warp instruction each per clock, x 132 SMs x 1.98 GHz = 1.05 T warp instructions/s;
+// 0.8 of it assumed for a loop with two blocks (16 warps) per SM to hide its latencies.
 inline Device h200() {
   return {"H200 SXM", 4.8e12, 67e12, 494e12, 989e12, 132 * 64 * 1.98e9,
-          0.9, 0.8, 0.8, 600e-9, 2e-6};
+          0.9, 0.8, 0.8, 600e-9, 2e-6, 132 * 4 * 1.98e9, 0.8};
 }
 
 // ---- one kernel ------------------------------------------------------------------------------
@@ -70,6 +78,9 @@ struct Kernel {
   double int_ops = 0;       // 32-bit integer operations (Philox)
   double serial_steps = 0;  // dependent DRAM round trips of one thread (time loops)
   bool tensor = false;      // FLOP on tensor cores when the precision is tf32 or bf16
+  // Warp instructions the kernel's loops issue, by precision (Math: fp32, tf32, bf16); 0 where
+  // the other bounds are assumed to cover it.
+  double warp_instructions[3] = {0, 0, 0};
 };
 
 inline double math_peak(const Device& d, const Kernel& k, Math m) {
@@ -79,7 +90,7 @@ inline double math_peak(const Device& d, const Kernel& k, Math m) {
 
 // The parts of a kernel's predicted time, seconds.
 struct Prediction {
-  double memory, math, integer, serial, total;
+  double memory, math, integer, issue, serial, total;
   const char* bound;  // which part sets the total
 };
 
@@ -88,11 +99,15 @@ inline Prediction predict(const Kernel& k, const Device& d, Math m) {
   p.memory = k.bytes / (d.bandwidth * d.e_mem);
   p.math = k.flop / (math_peak(d, k, m) * d.e_math);
   p.integer = k.int_ops / (d.int32 * d.e_int);
+  p.issue = k.warp_instructions[int(m)] / (d.issue * d.e_issue);
   p.serial = k.serial_steps * d.latency;
   p.total = d.launch;
   p.bound = "launch";
-  const std::pair<double, const char*> parts[] = {
-      {p.memory, "memory"}, {p.math, "math"}, {p.integer, "int (Philox)"}, {p.serial, "latency"}};
+  const std::pair<double, const char*> parts[] = {{p.memory, "memory"},
+                                                  {p.math, "math"},
+                                                  {p.integer, "int (Philox)"},
+                                                  {p.issue, "issue"},
+                                                  {p.serial, "latency"}};
   for (const auto& [t, why] : parts)
     if (t > p.total) p.total = t, p.bound = why;
   return p;
@@ -128,6 +143,18 @@ inline double philox_blocks(double T, double B, double K) {
 }
 
 constexpr int kLayerPerBlock = 128;  // neurons one masked-linear block covers (masks made once)
+
+// The masked products' main loops (kernels/masked_linear.cu): a block of 8 warps computes a
+// 128 (neurons) x 64 (rows, or features in the weight gradient) tile, kDepth = 16 values of the
+// sum per stage, and each stage issues, per thread, the instructions counted in the loop of the
+// sm_90 SASS (nvcc 13, scripts/sass_loop_counts.sh, at the commit that last changed the
+// kernel). By Math (fp32, tf32, bf16):
+constexpr double kMaskedForwardLoop[3] = {706, 325, 223};
+constexpr double kMaskedWgradLoop[3] = {780, 402, 295};
+constexpr double kMaskedWarps = 8, kMaskedTileQ = 64, kMaskedDepth = 16;
+// Of those, one Philox block per thread per stage: 20 IMAD.WIDE.U32, 20 LOP3, 4 SHF, 4 I2FP and
+// the 4 FMULs by x (the same SASS).
+constexpr double kPhiloxLoopInstructions = 52;
 constexpr int kTimeLoopAhead = 4;    // steps a time-loop thread loads at once (lif_*.cu kAhead)
 
 // Rows of partial weight gradients of the masked product: about 1024 blocks of 128 neurons x 64
@@ -135,6 +162,27 @@ constexpr int kTimeLoopAhead = 4;    // steps a time-loop thread loads at once (
 inline double wgrad_splits(double M, double N, double K) {
   const double tiles = std::ceil(N / kLayerPerBlock) * std::ceil(K / 64);
   return std::max(1.0, std::min({std::floor(1024 / tiles), 64.0, std::floor(M / 256)}));
+}
+
+// Block-stages of the masked forward: ceil(M / 64) x ceil(N / 128) tiles, ceil(K / 16) stages.
+inline double masked_forward_block_stages(double M, double N, double K) {
+  return std::ceil(M / kMaskedTileQ) * std::ceil(N / kLayerPerBlock) * std::ceil(K / kMaskedDepth);
+}
+// Of the weight gradient: ceil(K / 64) x ceil(N / 128) tiles, each in `splits` shares of
+// ceil(M / splits) rows, 16 rows a stage.
+inline double masked_wgrad_block_stages(double M, double N, double K) {
+  const double splits = wgrad_splits(M, N, K);
+  return std::ceil(K / kMaskedTileQ) * std::ceil(N / kLayerPerBlock) * splits *
+         std::ceil(std::ceil(M / splits) / kMaskedDepth);
+}
+// Sets k's warp instructions: block-stages x 8 warps x the loop's instructions per stage, or,
+// for TF32 and BF16, `tensor_loop` per stage when that is > 0 (a what-if).
+inline void set_loop_instructions(Kernel& k, double block_stages, const double (&loop)[3],
+                                  double tensor_loop = 0) {
+  for (int m = 0; m < 3; ++m) {
+    const double per_stage = tensor_loop > 0 && m != int(Math::fp32) ? tensor_loop : loop[m];
+    k.warp_instructions[m] = block_stages * kMaskedWarps * per_stage;
+  }
 }
 
 // ---- a training step -------------------------------------------------------------------------
@@ -151,6 +199,9 @@ struct StepShape {
   // A what-if, not the design: the forward also writes the masked input in BF16 (2 bytes per
   // value) and the weight gradient reads it back instead of making the masks again.
   bool store_masked_input = false;
+  // A what-if: the TF32 and BF16 masked loops issue this many instructions per thread per stage
+  // instead of the counted ones (0: as counted).
+  double tensor_loop = 0;
 };
 
 // W1: the seed's MNIST training step (bench/bench_cuda.cu).
@@ -194,6 +245,8 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
                     kFloat * (B * K + H * K + M * H) + stored, product_flop(M, H, K),
                     philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
                     0, true});
+      set_loop_instructions(ks.back(), masked_forward_block_stages(M, H, K), kMaskedForwardLoop,
+                            s.tensor_loop);
     } else {
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});
@@ -236,6 +289,14 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
                       kFloat * (M * H + B * K + splits * H * K), product_flop(M, H, K),
                       philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
                       0, true});
+      // The loop as counted; reading the masked input instead of making it saves the stage's
+      // Philox block and its 4 conversions and products (about 50 instructions per thread).
+      const double stored_saves = s.store_masked_input ? kPhiloxLoopInstructions : 0;
+      const double loop[3] = {kMaskedWgradLoop[0] - stored_saves,
+                              kMaskedWgradLoop[1] - stored_saves,
+                              kMaskedWgradLoop[2] - stored_saves};
+      set_loop_instructions(ks.back(), masked_wgrad_block_stages(M, H, K), loop,
+                            s.tensor_loop > 0 ? s.tensor_loop - stored_saves : 0);
       if (splits > 1)
         ks.push_back({"reduce_partials" + tag, "adds the row splits in order",
                       kFloat * (splits + 1) * H * K, splits * H * K, 0, 0, false});
@@ -291,11 +352,14 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
     const double H = s.layers[size_t(l)], n = M * H;
     const std::string tag = " L" + std::to_string(l);
     if (l == 0 && s.noisy)
+    {
       ks.push_back({"masked_linear_forward" + tag, "one block per 128 neurons: masks once",
                     kFloat * (B * K + H * K + M * H), product_flop(M, H, K),
                     philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
                     0, true});
-    else
+      set_loop_instructions(ks.back(), masked_forward_block_stages(M, H, K), kMaskedForwardLoop,
+                            s.tensor_loop);
+    } else
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});
     const bool last = l == L - 1;

@@ -1,6 +1,7 @@
 // napkin_table.cpp — prints bench/RESULTS.md's "Predicted (napkin math, not measured)" tables:
-// every kernel of a W1 and a W2 step with its bytes, FLOP and Philox integer work, and its
-// predicted time on an H200 per precision (bench/napkin_math.hpp holds the model).
+// every kernel of a W1 and a W2 step with its bytes, FLOP, Philox integer work and (where
+// counted from the SASS) the warp instructions its loops issue, and its predicted time on an
+// H200 per precision (bench/napkin_math.hpp holds the model).
 //
 //   build/bench/napkin_table > predicted.md
 #include <cstdio>
@@ -18,13 +19,16 @@ void kernel_table(const napkin::StepShape& s, const napkin::Device& d) {
   for (int h : s.layers) std::printf(" %d", h);
   std::printf(", %s input, %s\n\n", s.noisy ? "noise-encoded" : "sequence",
               s.update ? "forward + loss + backward + SGD" : "forward + backward");
-  std::printf("| kernel | design assumed | MB | GFLOP | G int ops | fp32 us | tf32 us | bf16 us "
-              "| bound (tf32) |\n");
-  std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+  std::printf("| kernel | design assumed | MB | GFLOP | G int ops | M warp instr fp32 / tf32 / "
+              "bf16 | fp32 us | tf32 us | bf16 us | bound (tf32) |\n");
+  std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
   double total[3] = {0, 0, 0}, bytes = 0, flop = 0, ints = 0;
   for (const napkin::Kernel& k : napkin::step_kernels(s)) {
-    std::printf("| %s | %s | %.1f | %.3f | %.2f", k.name.c_str(), k.design.c_str(), k.bytes / 1e6,
-                k.flop / 1e9, k.int_ops / 1e9);
+    std::printf("| %s | %s | %.1f | %.3f | %.2f | ", k.name.c_str(), k.design.c_str(),
+                k.bytes / 1e6, k.flop / 1e9, k.int_ops / 1e9);
+    if (k.warp_instructions[1] > 0)
+      std::printf("%.0f / %.0f / %.0f", k.warp_instructions[0] / 1e6,
+                  k.warp_instructions[1] / 1e6, k.warp_instructions[2] / 1e6);
     for (int i = 0; i < 3; ++i) {
       const double t = napkin::predict(k, d, kMaths[i]).total;
       total[i] += t;
@@ -33,7 +37,7 @@ void kernel_table(const napkin::StepShape& s, const napkin::Device& d) {
     std::printf(" | %s |\n", napkin::predict(k, d, Math::tf32).bound);
     bytes += k.bytes, flop += k.flop, ints += k.int_ops;
   }
-  std::printf("| **step** | | **%.0f** | **%.1f** | **%.2f** | **%.0f** | **%.0f** | **%.0f** | |\n",
+  std::printf("| **step** | | **%.0f** | **%.1f** | **%.2f** | | **%.0f** | **%.0f** | **%.0f** | |\n",
               bytes / 1e6, flop / 1e9, ints / 1e9, total[0] * 1e6, total[1] * 1e6, total[2] * 1e6);
 }
 
@@ -42,12 +46,17 @@ void kernel_table(const napkin::StepShape& s, const napkin::Device& d) {
 int main() {
   const napkin::Device d = napkin::h200();
   std::printf("Device: %s: %.1f TB/s, %.0f TFLOP/s FP32, %.0f TF32, %.0f BF16 (dense), %.1f T "
-              "int32 ops/s; efficiencies: memory %.1f, math %.1f, integer %.1f; %.0f ns per "
-              "dependent DRAM round trip; %.0f us least per kernel. Philox4x32-10: %.0f integer "
-              "ops per block of 4 uniforms.\n",
+              "int32 ops/s, %.2f T warp instructions/s issued; efficiencies: memory %.1f, math %.1f, "
+              "integer %.1f, issue %.1f; %.0f ns per dependent DRAM round trip; %.0f us least per "
+              "kernel. Philox4x32-10: %.0f integer ops per block of 4 uniforms. Masked products' "
+              "loops, instructions per thread per stage (sm_90 SASS), forward %.0f / %.0f / %.0f, "
+              "weight gradient %.0f / %.0f / %.0f (fp32 / tf32 / bf16).\n",
               d.name, d.bandwidth / 1e12, d.fp32 / 1e12, d.tf32 / 1e12, d.bf16 / 1e12,
-              d.int32 / 1e12, d.e_mem, d.e_math, d.e_int, d.latency * 1e9, d.launch * 1e6,
-              napkin::kPhiloxIntOpsPerBlock);
+              d.int32 / 1e12, d.issue / 1e12, d.e_mem, d.e_math, d.e_int, d.e_issue,
+              d.latency * 1e9, d.launch * 1e6, napkin::kPhiloxIntOpsPerBlock,
+              napkin::kMaskedForwardLoop[0], napkin::kMaskedForwardLoop[1],
+              napkin::kMaskedForwardLoop[2], napkin::kMaskedWgradLoop[0],
+              napkin::kMaskedWgradLoop[1], napkin::kMaskedWgradLoop[2]);
   const napkin::StepShape shapes[] = {napkin::w1(), napkin::w2()};
   for (const auto& s : shapes) kernel_table(s, d);
 
@@ -74,6 +83,12 @@ int main() {
   fp32_saved.compact = false;
   napkin::Device fast_philox = d;
   fast_philox.int32 *= 2;  // 40 slots: the FMA pipe alone (see kPhiloxIntOpsPerBlock)
+  napkin::StepShape mma_sync = napkin::w1();
+  mma_sync.tensor_loop = 240;
+  napkin::StepShape resident = napkin::w1();
+  resident.tensor_loop = 100;
+  napkin::StepShape resident_stored = resident;
+  resident_stored.store_masked_input = true;
   const double floor = napkin::step_floor_seconds(napkin::w1(), d, Math::tf32);
   std::printf("\nWhat-ifs for W1 (not the design; TF32 floor %.3f ms):\n\n", floor * 1e3);
   std::printf("| change | tf32 ms | / floor | bf16 ms | / TF32 floor |\n| --- | ---: | ---: | ---: | ---: |\n");
@@ -85,7 +100,12 @@ int main() {
   row("FP32 u kept for backward (SavedState::fp32, the default) instead of compact", fp32_saved, d);
   row("Philox at 40 slots per block (its pipes fully overlapped)", napkin::w1(), fast_philox);
   row("forward stores the BF16 masked input for the weight gradient", stored, d);
-  row("both", stored, fast_philox);
+  row("masked loops at 240 instructions per stage (mma.sync m16n8k8 + ldmatrix for WMMA's "
+      "generic fragment loads)", mma_sync, d);
+  row("masked loops at 100 instructions per stage (also W or dU resident in shared memory: a "
+      "stage issues its Philox block, its masked input's staging, 16 HMMA, 8 LDSM)", resident, d);
+  row("that, and the BF16 masked input stored", resident_stored, d);
+  row("that, and Philox at 40 slots per block", resident_stored, fast_philox);
 
   // Inference passes and training steps of the seed network, the layered kernels against the
   // sample-cluster kernel as built (DeviceOptions / NetworkOptions::sample_clusters), by batch

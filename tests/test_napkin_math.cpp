@@ -45,6 +45,15 @@ TEST(napkin, SmallStepByHand) {
   EXPECT_DOUBLE_EQ(fwd.bytes, 4 * (12 + 20 + 30));
   EXPECT_DOUBLE_EQ(fwd.flop, 2 * 6 * 5 * 4);
   EXPECT_DOUBLE_EQ(fwd.int_ops, 6 * 80);
+  // Its loop: one tile of 128 x 64, one stage of 16 features: 8 warps x the counted
+  // instructions per stage, by precision; the weight gradient likewise (one split of 6 rows).
+  EXPECT_DOUBLE_EQ(fwd.warp_instructions[0], 8 * napkin::kMaskedForwardLoop[0]);
+  EXPECT_DOUBLE_EQ(fwd.warp_instructions[1], 8 * napkin::kMaskedForwardLoop[1]);
+  EXPECT_DOUBLE_EQ(fwd.warp_instructions[2], 8 * napkin::kMaskedForwardLoop[2]);
+  EXPECT_DOUBLE_EQ(find(ks, "masked_linear_wgrad L0").warp_instructions[1],
+                   8 * napkin::kMaskedWgradLoop[1]);
+  // Kernels whose other bounds cover their issue count none.
+  EXPECT_DOUBLE_EQ(find(ks, "lif_forward L0").warp_instructions[1], 0);
   // Second layer's products: M = 6 rows, 6 neurons, 5 inputs.
   EXPECT_DOUBLE_EQ(find(ks, "cuBLAS forward L1").flop, 2 * 6 * 6 * 5);
   EXPECT_DOUBLE_EQ(find(ks, "cuBLAS input grad L1").bytes, 4 * (6 * 6 + 5 * 6 + 6 * 5));
@@ -69,6 +78,21 @@ TEST(napkin, Workloads) {
   EXPECT_DOUBLE_EQ(find(w1, "masked_linear_forward L0").int_ops, 128.0 * 1000 * 196 * 80);
   EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").int_ops, 128.0 * 1000 * 196 * 80);
   EXPECT_EQ(napkin::wgrad_splits(128000, 100, 784), 64);
+  // Block-stages: forward 2000 row tiles x 49 stages of 16 features; weight gradient 13 feature
+  // tiles x 64 splits x 125 stages of 16 rows (2000 rows each).
+  EXPECT_DOUBLE_EQ(napkin::masked_forward_block_stages(128000, 100, 784), 2000.0 * 49);
+  EXPECT_DOUBLE_EQ(napkin::masked_wgrad_block_stages(128000, 100, 784), 13.0 * 64 * 125);
+  EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").warp_instructions[2],
+                   13.0 * 64 * 125 * 8 * napkin::kMaskedWgradLoop[2]);
+  // Issue-bound, in every precision: the TF32 forward's 98,000 x 8 x 325 warp instructions at
+  // 0.8 x 4 a clock x 132 SMs x 1.98 GHz (305 us, against 150 us for its Philox work).
+  const napkin::Device d = napkin::h200();
+  for (napkin::Math m : {napkin::Math::fp32, napkin::Math::tf32, napkin::Math::bf16}) {
+    EXPECT_STREQ(napkin::predict(find(w1, "masked_linear_forward L0"), d, m).bound, "issue");
+    EXPECT_STREQ(napkin::predict(find(w1, "masked_linear_wgrad L0"), d, m).bound, "issue");
+  }
+  EXPECT_NEAR(napkin::predict(find(w1, "masked_linear_forward L0"), d, napkin::Math::tf32).total,
+              98000.0 * 8 * napkin::kMaskedForwardLoop[1] / (0.8 * 4 * 132 * 1.98e9), 1e-12);
   // W2: forward and weight gradient of Linear(16384, 16384) over 500 * 16 rows.
   EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w2()), 2 * 2 * 8000.0 * 16384 * 16384);
   EXPECT_EQ(napkin::step_kernels(napkin::w2()).size(), 5u);
@@ -167,6 +191,13 @@ TEST(napkin, Prediction) {
   const napkin::Kernel masks{"masks", "", 0, 0, napkin::philox_blocks(128, 1000, 784) * 80, 0, false};
   EXPECT_NEAR(napkin::predict(masks, d, napkin::Math::tf32).total,
               25'088'000.0 * 80 / (132 * 64 * 1.98e9 * 0.8), 1e-12);
+  // 1 G warp instructions at 0.8 x 4 a clock x 132 SMs x 1.98 GHz.
+  napkin::Kernel loop{"loop", "", 0, 0, 0, 0, false};
+  loop.warp_instructions[1] = 1e9;
+  EXPECT_NEAR(napkin::predict(loop, d, napkin::Math::tf32).total, 1e9 / (0.8 * 4 * 132 * 1.98e9),
+              1e-12);
+  EXPECT_STREQ(napkin::predict(loop, d, napkin::Math::tf32).bound, "issue");
+  EXPECT_EQ(napkin::predict(loop, d, napkin::Math::bf16).total, d.launch);  // none counted there
   // The W1 step is slower than its TF32 floor, and W2 in BF16 faster than in TF32.
   EXPECT_GT(napkin::step_seconds(napkin::w1(), d, napkin::Math::tf32),
             napkin::step_floor_seconds(napkin::w1(), d, napkin::Math::tf32));

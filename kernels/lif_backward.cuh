@@ -5,6 +5,8 @@
 // gradient.
 //
 // Layout: time-major [T, B, H], element (t, b, h) at (t*B + b)*H + h.
+// With a small spiking layer above, its two backward products can be taken in too (the fused
+// fields of LifBackwardArgs): one pass over the [T, B, H] arrays instead of four kernels.
 // Only u was saved (or the compact state of lif_saved.cuh). From it:  g = (u - threshold > 0);
 // ds/du = g;
 //   dv/du = 1 - (penalty/threshold) g  (scale)   or   1 - g  (subtract)
@@ -37,7 +39,23 @@ struct LifBackwardArgs {
   float readout_scale = 1.0f;
   float* du = nullptr;          // [T, B, H] out: dL/du = dL/da (must not alias u or d_spikes)
   float* dbias_part = nullptr;  // [B, H] out or null: sum over t of du, per sample
+
+  // Fused with the backward products of the spiking layer above (A of at most
+  // kMaxFusedAbove neurons, reading this layer's returned spikes x as its input), instead of
+  // d_spikes, cuBLAS and a rebuild of x in FP32:
+  //   d_spikes[t, b, h]      = sum_j du_above[t, b, j] * w_above[j, h]       (A's dx = du W)
+  //   dw_above_part[b, j, h] = sum_t du_above[t, b, j] * x[t, b, h]          (A's dW, per sample)
+  // with x rebuilt in registers from the saved u or spike16 codes as spikes_from_u and
+  // spikes_from_spike16 do (so gate bits will not do). bias_grad_reduce over b gives dW.
+  const float* du_above = nullptr;  // [T, B, above]: A's dL/da
+  const float* w_above = nullptr;   // [above, H]: A's weights
+  int above = 0;
+  float* dw_above_part = nullptr;   // [B, above, H] out
 };
+
+// The widest layer above whose backward products lif_backward takes in (its du and weights per
+// neuron are held in registers).
+constexpr int kMaxFusedAbove = 16;
 
 // block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh), here and below.
 void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaStream_t stream,

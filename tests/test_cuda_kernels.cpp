@@ -677,6 +677,162 @@ TEST(Lif, ForwardAndBackwardBitIdenticalToCpu) {
         for (int begin : {0, s.T / 2}) check_lif(s, reset, delay, begin, kDefaultBlock);
 }
 
+// lif_backward fused with a small spiking layer above (LifBackwardArgs::du_above): its d_spikes
+// and the layer above's per-sample weight gradient, against the unfused kernel fed d_spikes
+// made in double on the host, and dW in double. The saved state is u (FP32) or spike16 codes
+// (their decoded values are the spikes x); T crosses the 4-step prefetch; A up to the limit.
+void check_fused_backward(bool spike16, ResetRule reset, bool delay, int T, int A) {
+  namespace k = nmsnn::kernels;
+  const int B = 3, H = 33;
+  const std::string name = std::string(spike16 ? "spike16" : "u") + " " +
+                           nmsnn::to_string(reset) + (delay ? " delay" : " no delay") +
+                           " T=" + std::to_string(T) + " A=" + std::to_string(A);
+  SpikingLayer layer = exact_layer(reset, delay);
+  layer.threshold = 0.7f;
+  const size_t n = size_t(T) * B * H;
+  const auto u = random_vector(n, -0.5f, 2.0f, 31);
+  const auto du_above = random_vector(size_t(T) * B * A, -1.0f, 1.0f, 32);
+  const auto w_above = random_vector(size_t(A) * H, -0.5f, 0.5f, 33);
+  // The spike made at (t, b, h), as backward sees it. spike16 codes are a positive float's bits
+  // 30..15 (kernels/lif_saved.cuh; truncated here: any code will do, its decoded value is x).
+  std::vector<uint16_t> codes(n);
+  std::vector<double> made(n);
+  for (size_t e = 0; e < n; ++e) {
+    const float s = std::max(u[e] - layer.threshold, 0.0f);
+    codes[e] = uint16_t(bits(s) >> 15);
+    const uint32_t decoded_bits = uint32_t(codes[e]) << 15;
+    float decoded;
+    std::memcpy(&decoded, &decoded_bits, sizeof decoded);
+    made[e] = spike16 ? double(decoded) : double(s);
+  }
+  // Unfused reference: d_spikes[t', b, h] = sum_j du_above[t', b, j] w[j, h] (t' the step the
+  // layer above read), dW[b, j, h] = sum over t of du_above[out(t), b, j] x made at t.
+  std::vector<float> d_spikes(n);
+  std::vector<double> dw_want(size_t(B) * A * H, 0.0), dw_scale(dw_want.size(), 0.0);
+  for (int t = 0; t < T; ++t)
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < H; ++h) {
+        double sum = 0;
+        for (int j = 0; j < A; ++j)
+          sum += double(du_above[(size_t(t) * B + b) * A + j]) * w_above[size_t(j) * H + h];
+        d_spikes[(size_t(t) * B + b) * H + h] = float(sum);
+        const int out = delay ? t + 1 : t;
+        if (out >= T) continue;
+        const double x = made[(size_t(t) * B + b) * H + h];
+        for (int j = 0; j < A; ++j) {
+          const double term = double(du_above[(size_t(out) * B + b) * A + j]) * x;
+          dw_want[(size_t(b) * A + j) * H + h] += term;
+          dw_scale[(size_t(b) * A + j) * H + h] += std::abs(term);
+        }
+      }
+  Dev<float> du_saved(u), dds(d_spikes), ddua(du_above), dwa(w_above), du_ref(n), du_got(n),
+      part_ref(size_t(B) * H), part_got(size_t(B) * H), dw_part(size_t(B) * A * H);
+  Dev<uint16_t> dcodes(codes);
+  k::LifBackwardArgs ref;
+  ref.T = T, ref.B = B, ref.H = H;
+  if (spike16)
+    ref.saved_spikes = dcodes.get();
+  else
+    ref.u = du_saved.get();
+  k::LifBackwardArgs fused = ref;
+  ref.d_spikes = dds.get();
+  ref.du = du_ref.get();
+  ref.dbias_part = part_ref.get();
+  k::lif_backward(layer, ref, nullptr);
+  fused.du_above = ddua.get();
+  fused.w_above = dwa.get();
+  fused.above = A;
+  fused.dw_above_part = dw_part.get();
+  fused.du = du_got.get();
+  fused.dbias_part = part_got.get();
+  k::lif_backward(layer, fused, nullptr);
+  // du is linear in d_spikes, which the fused loop sums in FP32 (A terms) and the reference
+  // rounds once from double: a few units of 2^-24 of the terms, grown by the recurrence's
+  // factors (decay <= 1, dv/du <= 1) over at most T steps.
+  const auto want_du = du_ref.host(), got_du = du_got.host();
+  std::vector<double> du_want(want_du.begin(), want_du.end()), du_scale(n);
+  double biggest = 0;
+  for (float v : want_du) biggest = std::max(biggest, double(std::abs(v)));
+  for (size_t e = 0; e < n; ++e) du_scale[e] = biggest;
+  expect_close(got_du, du_want, du_scale, (A + 2.0) * T * kUnit, name + " du",
+               [&](size_t e) { return "element " + std::to_string(e); });
+  const auto want_part = part_ref.host(), got_part = part_got.host();
+  expect_close(got_part, std::vector<double>(want_part.begin(), want_part.end()),
+               std::vector<double>(want_part.size(), biggest * T), (A + 2.0) * T * kUnit,
+               name + " dbias partials", [&](size_t e) { return "element " + std::to_string(e); });
+  expect_close(dw_part.host(), dw_want, dw_scale, (T + 2.0) * kUnit, name + " dW above",
+               [&](size_t e) { return "element " + std::to_string(e); });
+}
+
+TEST(LifBackwardFused, MatchesTheUnfusedKernelAndDoubleWeightGradient) {
+  REQUIRE_CUDA();
+  for (bool spike16 : {false, true})
+    for (ResetRule reset : {ResetRule::scale, ResetRule::subtract})
+      for (bool delay : {true, false})
+        for (auto [T, A] : {std::pair{1, 1}, std::pair{5, 10}, std::pair{37, 16}})
+          check_fused_backward(spike16, reset, delay, T, A);
+}
+
+// The seed network fused (the default) needs neither the rebuilt FP32 spikes of its hidden layer
+// nor the dL/dspikes buffer between the layers in a training workspace; what forward keeps for
+// backward is the same.
+TEST(LifBackwardFused, DeviceNetworkWorkspaceShrinks) {
+  REQUIRE_CUDA();
+  using nmsnn::Input;
+  using nmsnn::NetworkSpec;
+  using nmsnn::cuda::DeviceNetwork;
+  cublasHandle_t handle;
+  ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
+  nmsnn::cuda::DeviceOptions fused, layered;
+  layered.fuse_small_layers = false;
+  const NetworkSpec spec = NetworkSpec::seed_mnist();
+  const DeviceNetwork a(spec, handle, fused), b(spec, handle, layered);
+  const int B = 64;
+  // Two [T, B, 100] arrays fewer; the output's du [T, B, 10] kept aside and its per-sample
+  // weight gradients [B, 10, 100] more (each buffer 256-byte aligned).
+  const size_t array = size_t(spec.time_steps) * B * 100 * sizeof(float);
+  const size_t more = array / 10 + size_t(B) * 10 * 100 * sizeof(float);
+  const size_t wa = a.workspace_bytes(B, Input::Kind::noisy, true);
+  const size_t wb = b.workspace_bytes(B, Input::Kind::noisy, true);
+  ASSERT_GT(wb, wa) << "fused " << wa << " bytes, layered " << wb;
+  EXPECT_NEAR(double(wb - wa), double(2 * array - more), 4 * 256.0)
+      << "fused " << wa << " bytes, layered " << wb;
+  EXPECT_EQ(a.saved_bytes(B), b.saved_bytes(B));
+  // A 17-neuron output is one too many: no change.
+  const NetworkSpec wide = NetworkSpec::spiking(784, {100}, 17);
+  EXPECT_EQ(DeviceNetwork(wide, handle, fused).workspace_bytes(B, Input::Kind::noisy, true),
+            DeviceNetwork(wide, handle, layered).workspace_bytes(B, Input::Kind::noisy, true));
+  cublasDestroy(handle);
+}
+
+TEST(LifBackwardFused, RefusesWhatItCannotRun) {
+  REQUIRE_CUDA();
+  namespace k = nmsnn::kernels;
+  const SpikingLayer layer = exact_layer(ResetRule::scale, true);
+  Dev<float> u(8), du(8), d_above(8), w(64), part(64), ds(8);
+  Dev<uint32_t> gates(8);
+  k::LifBackwardArgs a;
+  a.T = 2, a.B = 2, a.H = 2;
+  a.u = u.get();
+  a.du = du.get();
+  a.du_above = d_above.get();
+  a.w_above = w.get();
+  a.dw_above_part = part.get();
+  a.above = 17;
+  EXPECT_TRUE(throws_with([&] { k::lif_backward(layer, a, nullptr); },
+                          {"lif_backward", "17 neurons", "1 to 16"}));
+  a.above = 2;
+  a.dw_above_part = nullptr;
+  EXPECT_TRUE(throws_with([&] { k::lif_backward(layer, a, nullptr); }, {"dw_above_part"}));
+  a.dw_above_part = part.get();
+  a.d_spikes = ds.get();
+  EXPECT_TRUE(throws_with([&] { k::lif_backward(layer, a, nullptr); }, {"d_spikes must be null"}));
+  a.d_spikes = nullptr;
+  a.u = nullptr;
+  a.saved_gates = gates.get();
+  EXPECT_TRUE(throws_with([&] { k::lif_backward(layer, a, nullptr); }, {"not gate bits"}));
+}
+
 void check_spikes_from_u(int block) {
   for (bool delay : {true, false}) {
     const int T = 9, B = 7, H = 33;

@@ -13,7 +13,10 @@
 //              backward: lif_backward, bias_grad_reduce, cuBLAS dW = du^T x and dx = du W (or
 //              masked_linear_wgrad for noisy inputs); x is rebuilt from u (or the spike16 codes)
 //              of the layer below when that layer is a spiking one (spikes_from_u,
-//              spikes_from_spike16), so FP32 spikes are never kept.
+//              spikes_from_spike16), so FP32 spikes are never kept. A spiking layer of at most
+//              16 neurons over a spiking layer (the seed's output) stops after its lif_backward:
+//              the layer below's lif_backward makes its dx and per-sample dW in its own loop
+//              (DeviceOptions::fuse_small_layers; workspace_layout.hpp, fused_with_above).
 //   dense      the same product, add_bias; backward the same products, bias from time_sum.
 //   activation, spiking activation, lowpass, temporal pool: one kernel each way
 //              (activation.cu, spiking_activation.cu, lowpass.cu, time_axis.cu).
@@ -166,12 +169,14 @@ void DeviceNetwork::set_dt(int layer, float dt) {
 size_t DeviceNetwork::workspace_bytes(int batch, Input::Kind kind, bool training) const {
   check_batch(spec_, batch, "DeviceNetwork::workspace_bytes");
   check_kind(kind, "DeviceNetwork::workspace_bytes");
-  return make_layout(spec_, batch, kind, training, options_.saved).total;
+  return make_layout(spec_, batch, kind, training, options_.saved, options_.fuse_small_layers)
+      .total;
 }
 
 size_t DeviceNetwork::saved_bytes(int batch) const {
   check_batch(spec_, batch, "DeviceNetwork::saved_bytes");
-  return make_layout(spec_, batch, Input::Kind::sequence, true, options_.saved).saved_end;
+  return make_layout(spec_, batch, Input::Kind::sequence, true, options_.saved,
+                     options_.fuse_small_layers).saved_end;
 }
 
 bool DeviceNetwork::runs_by_sample(const DeviceInput& input, bool training,
@@ -202,7 +207,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
                 (!trace->rates.empty() && trace->rates.size() != size_t(L))))
     fail(what, ": a trace needs one pointer per layer (", L, "), got ", trace->state.size(),
          " state, ", trace->spikes.size(), " spike and ", trace->rates.size(), " rate pointers");
-  const Layout lay = make_layout(spec_, B, input.kind, training, options_.saved);
+  const Layout lay =
+      make_layout(spec_, B, input.kind, training, options_.saved, options_.fuse_small_layers);
   check_workspace(workspace, lay.total, what, B, training);
   char* ws = static_cast<char*>(workspace.data);
   auto at = [ws](size_t offset) {
@@ -410,7 +416,7 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
     fail(what,
          ": input gradients exist only for sequence and repeated inputs (the noise mask of "
          "a static input has no gradient)");
-  const Layout lay = make_layout(spec_, B, kind, true, options_.saved);
+  const Layout lay = make_layout(spec_, B, kind, true, options_.saved, options_.fuse_small_layers);
   check_workspace(workspace, lay.total, what, B, true);
   char* ws = static_cast<char*>(workspace.data);
   auto at = [ws](size_t offset) {
@@ -431,9 +437,19 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
   // The neurons of spiking layer or Lif layer l, backward: dL/da into du, and its sum over time
   // per sample into dbias_part unless null. dy is dL/d(returned spikes), or null for the last
   // layer, which takes the readout's dlogits.
+  const bool fuse = lay.fuse_small_layers;
   auto neuron_backward = [&](int l, const float* dy, float* du, float* dbias_part) {
     const LayerPlan& p = lay.layer[size_t(l)];
     kernels::LifBackwardArgs args;
+    if (fuse && fused_with_above(spec_, l)) {
+      // The layer above left its du here; its dx (this layer's dy) and dW are made in the loop.
+      const LayerPlan& above = lay.layer[size_t(l + 1)];
+      args.du_above = at(lay.du_above);
+      args.w_above = params[above.param];
+      args.above = above.out_width;
+      args.dw_above_part = at(lay.above_part);
+      dy = nullptr;
+    }
     args.T = p.out_steps;
     args.B = B;
     args.H = p.out_width;
@@ -473,7 +489,8 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       const LayerPlan& below = lay.layer[size_t(l - 1)];
       const LayerSpec& below_spec = spec_.layers[size_t(l - 1)];
       if (has_neurons(below_spec)) {
-        if (backward_reads_input(ls)) {  // else the layer below kept only its gates
+        // (not when the layer below takes this layer's backward in: it rebuilds x in registers)
+        if (backward_reads_input(ls) && !(fuse && fused_with_above(spec_, l - 1))) {
           const SpikingLayer s = neuron_settings(below_spec);
           if (below.saved_u != kNone)
             kernels::spikes_from_u(s, below.out_steps, B, below.out_width, at(below.saved_u),
@@ -526,10 +543,18 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       float* dbias = grads[p.param + 1];
       float* du = dy;  // dense: dL/da is dL/dy
       if (std::holds_alternative<SpikingLayer>(ls)) {
-        du = at(lay.du);
+        const bool taken_in = fuse && fused_with_above(spec_, l - 1);  // by the layer below
+        du = at(taken_in ? lay.du_above : lay.du);
         neuron_backward(l, dy, du, part);
         if (!(l == 0 && kind == Input::Kind::repeated))
           kernels::bias_grad_reduce(part, B, H, dbias, stream);
+        // The layer below makes this layer's dW (and its own dy) in its backward loop.
+        if (taken_in) continue;
+        if (fuse && fused_with_above(spec_, l)) {
+          const LayerPlan& above = lay.layer[size_t(l + 1)];
+          kernels::bias_grad_reduce(at(lay.above_part), B, above.out_width * H,
+                                    grads[above.param], stream);
+        }
       } else if (!(l == 0 && kind == Input::Kind::repeated)) {
         kernels::time_sum(du, p.out_steps, (long long)B * H, 0, 1.0f, part, stream);
         kernels::bias_grad_reduce(part, B, H, dbias, stream);

@@ -5,6 +5,7 @@
 #include "network/engine.hpp"
 #include "lif_saved.cuh"
 #include "conv2d.cuh"
+#include "lif_backward.cuh"
 #include "masked_linear.cuh"
 #include "workspace_layout.hpp"
 
@@ -42,11 +43,32 @@ bool reads_static_input(const LayerSpec& layer0, Input::Kind kind) {
   return std::holds_alternative<Conv2d>(layer0) && kind == Input::Kind::repeated;
 }
 
+namespace {
+// Spiking layer l + 1 is small enough for spiking layer l's backward to take it in.
+bool small_above(const NetworkSpec& spec, int l) {
+  const int L = int(spec.layers.size());
+  if (l < 0 || l + 1 >= L) return false;
+  if (!std::holds_alternative<SpikingLayer>(spec.layers[size_t(l)]) ||
+      !std::holds_alternative<SpikingLayer>(spec.layers[size_t(l + 1)]))
+    return false;
+  return spec.layer_width(l + 1) <= kernels::kMaxFusedAbove &&
+         spec.layer_steps(l + 1) == spec.layer_steps(l);
+}
+}  // namespace
+
+bool fused_with_above(const NetworkSpec& spec, int l) {
+  // Not when l + 1 takes in l + 2 itself: one layer is not both ends of two fused pairs (its du
+  // would wait in du_above while it reads l + 2's from there).
+  return small_above(spec, l) && !small_above(spec, l + 1);
+}
+
 Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training,
-                   SavedState saved) {
+                   SavedState saved, bool fuse_small_layers) {
   const int L = int(spec.layers.size());
   const std::vector<ParameterInfo> params = ::nmsnn::parameter_layout(spec);
   Layout lay;
+  lay.fuse_small_layers = fuse_small_layers;
+  auto fused = [&](int l) { return fuse_small_layers && fused_with_above(spec, l); };
   lay.layer.resize(L);
   for (int l = 0; l < L; ++l) {
     LayerPlan& p = lay.layer[l];
@@ -149,27 +171,35 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
   size_t backward_end = 0;
   if (training) {
     offset = lay.saved_end;
-    size_t du = 0, rebuilt = 0, grad[2] = {0, 0}, widest = 0;
+    size_t du = 0, rebuilt = 0, grad[2] = {0, 0}, widest = 0, du_above = 0, above_part = 0;
     for (int l = 0; l < L; ++l) {
       LayerPlan& p = lay.layer[l];
       widest = std::max({widest, size_t(p.out_width), size_t(p.in_width)});
       // (a Lif layer's du is its dx, written straight into the layer below's dy buffer)
       if (std::holds_alternative<SpikingLayer>(spec.layers[l])) du = std::max(du, floats_out(l));
-      if (l > 0 && lif(l - 1) && backward_reads_input(spec.layers[l]))
+      // A fused pair (l, l + 1): l + 1's du waits in du_above for l's backward, which makes l's
+      // dy itself and needs no rebuilt spikes, and l + 1 sends no dx down.
+      if (fused(l)) {
+        du_above = std::max(du_above, floats_out(l + 1));
+        above_part = std::max(above_part, size_t(B) * lay.layer[l + 1].out_width * p.out_width);
+      }
+      if (l > 0 && lif(l - 1) && backward_reads_input(spec.layers[l]) && !fused(l - 1))
         rebuilt = std::max(rebuilt, floats_in(l));
       // dy of layer l lives in buffer l % 2 and its dx goes to (l + 1) % 2, where layer l - 1
       // finds it as its dy. The last spiking layer takes dlogits directly.
-      if (!(l == L - 1 && lif(l))) {
+      if (!(l == L - 1 && lif(l)) && !fused(l)) {
         p.dy_buffer = l % 2;
         grad[l % 2] = std::max(grad[l % 2], floats_out(l));
       }
-      const bool dx_to_buffer = l > 0 || (l == 0 && made_input && kind == Input::Kind::repeated);
+      const bool dx_to_buffer =
+          (l > 0 && !fused(l - 1)) || (l == 0 && made_input && kind == Input::Kind::repeated);
       if (dx_to_buffer) {
         p.dx_buffer = (l + 1) % 2;
         grad[(l + 1) % 2] = std::max(grad[(l + 1) % 2], floats_in(l));
       }
     }
     if (du) lay.du = take(du);
+    if (du_above) lay.du_above = take(du_above), lay.above_part = take(above_part);
     if (rebuilt) lay.rebuilt = take(rebuilt);
     for (int k = 0; k < 2; ++k)
       if (grad[k]) lay.grad[k] = take(grad[k]);

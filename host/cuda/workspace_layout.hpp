@@ -40,6 +40,12 @@ bool reads_static_input(const LayerSpec& layer0, Input::Kind kind);
 using detail::backward_reads_input;
 using detail::bypassed_lowpass;
 
+// Whether spiking layer l's backward takes in the backward products of spiking layer l + 1, which
+// then has at most kernels::kMaxFusedAbove neurons (DeviceOptions::fuse_small_layers): l + 1
+// writes its du to Layout::du_above and stops there; l's lif_backward makes its own d_spikes and
+// l + 1's per-sample weight gradients (Layout::above_part) from it.
+bool fused_with_above(const NetworkSpec& spec, int l);
+
 // Shapes, parameters and workspace offsets of one layer in one pass.
 struct LayerPlan {
   int in_width = 0, in_steps = 0, out_width = 0, out_steps = 0;
@@ -66,6 +72,10 @@ struct Layout {
   size_t rows = kNone;             // repeated input into layer 0 with weights: [B, H0]
   // backward scratch
   size_t du = kNone, rebuilt = kNone, grad[2] = {kNone, kNone}, part = kNone, wgrad = kNone;
+  // fused_with_above: the upper layer's du [steps, B, above] and its weight gradient per sample
+  // [B, above, width below]
+  size_t du_above = kNone, above_part = kNone;
+  bool fuse_small_layers = false;  // whether fused_with_above pairs are fused in this layout
   size_t b_input = kNone, b_rows = kNone;
   // convolutions (kernels/conv2d.cuh), forward: col [N*P, CK] and the product's rows [N*P, O];
   // backward: col (then dcol) and dy as rows [N*P, O]. The largest over the conv layers.
@@ -74,6 +84,6 @@ struct Layout {
 };
 
 Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training,
-                   SavedState saved);
+                   SavedState saved, bool fuse_small_layers);
 
 }  // namespace nmsnn::cuda

@@ -52,6 +52,12 @@ struct DeviceOptions {
   // faster than the layers only for small batches (bench/RESULTS.md, 2026-12-03; not yet
   // measured on a GPU).
   bool sample_clusters = false;
+  // true: the backward of a spiking layer of at most 16 neurons over a spiking layer (the seed's
+  // 10-neuron output over its 100) runs inside the lower layer's backward time loop: its input and
+  // weight gradients without cuBLAS and without rebuilding the lower layer's spikes in FP32
+  // (kernels/lif_backward.cuh; those small products then run in FP32 whatever `matmul` says).
+  // false: layer by layer, as every other pair.
+  bool fuse_small_layers = true;
 };
 
 // The input of one pass, in device memory.

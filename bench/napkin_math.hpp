@@ -155,7 +155,8 @@ constexpr double kMaskedWarps = 8, kMaskedTileQ = 64, kMaskedDepth = 16;
 // Of those, one Philox block per thread per stage: 20 IMAD.WIDE.U32, 20 LOP3, 4 SHF, 4 I2FP and
 // the 4 FMULs by x (the same SASS).
 constexpr double kPhiloxLoopInstructions = 52;
-constexpr int kTimeLoopAhead = 4;    // steps a time-loop thread loads at once (lif_*.cu kAhead)
+constexpr int kTimeLoopAhead = 16;   // steps a time-loop thread loads at once (lif_*.cu kAhead)
+constexpr int kFusedLoopAhead = 8;   // the same in lif_backward fused with the layer above
 
 // Rows of partial weight gradients of the masked product: about 1024 blocks of 128 neurons x 64
 // features, at most 64 partials, at least 256 rows each (masked_linear.cu's rule).
@@ -176,11 +177,12 @@ inline double masked_wgrad_block_stages(double M, double N, double K) {
          std::ceil(std::ceil(M / splits) / kMaskedDepth);
 }
 // Sets k's warp instructions: block-stages x 8 warps x the loop's instructions per stage, or,
-// for TF32 and BF16, `tensor_loop` per stage when that is > 0 (a what-if).
+// for TF32 and BF16, at most `tensor_loop` per stage when that is > 0 (a what-if).
 inline void set_loop_instructions(Kernel& k, double block_stages, const double (&loop)[3],
                                   double tensor_loop = 0) {
   for (int m = 0; m < 3; ++m) {
-    const double per_stage = tensor_loop > 0 && m != int(Math::fp32) ? tensor_loop : loop[m];
+    const double per_stage =
+        tensor_loop > 0 && m != int(Math::fp32) ? std::min(tensor_loop, loop[m]) : loop[m];
     k.warp_instructions[m] = block_stages * kMaskedWarps * per_stage;
   }
 }
@@ -202,6 +204,9 @@ struct StepShape {
   // A what-if: the TF32 and BF16 masked loops issue this many instructions per thread per stage
   // instead of the counted ones (0: as counted).
   double tensor_loop = 0;
+  // A layer of at most 16 neurons over a spiking layer has its backward products taken into the
+  // lower layer's lif_backward (DeviceOptions::fuse_small_layers, the default); false: cuBLAS.
+  bool fuse_small = true;
 };
 
 // W1: the seed's MNIST training step (bench/bench_cuda.cu).
@@ -265,18 +270,39 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
                   0, false});
   }
   // backward
+  // Layer l takes in layer l + 1's backward products (kernels/lif_backward.cuh; never both ends
+  // of two pairs, as host/cuda/workspace_layout.cu decides).
+  auto small_above = [&](int l) { return s.fuse_small && l + 1 < L && s.layers[size_t(l + 1)] <= 16; };
+  auto fused_above = [&](int l) { return small_above(l) && !small_above(l + 1); };
   for (int l = L - 1; l >= 0; --l) {
     const double K = width(l), H = s.layers[size_t(l)], n = M * H;
     const std::string tag = " L" + std::to_string(l);
     const bool last = l == L - 1;
-    // reads the saved state and dL/dspikes (from the layer above); writes du and B x H
-    // per-sample bias partials.
-    ks.push_back({"lif_backward" + tag,
-                  !s.compact ? "reads FP32 u" : last ? "gate bits, dlogits" : "spike16 gates",
-                  n * (saved(l) + (last ? 0 : kFloat) + kFloat) + kFloat * B * H, 6 * n, 0, chain,
-                  false});
-    ks.push_back({"bias_grad_reduce" + tag, "sum of B partials", kFloat * (B * H + H), B * H, 0,
-                  0, false});
+    if (fused_above(l)) {
+      // Reads the saved state (the gates and the spikes' values) and the layer above's du
+      // (M x A, once from DRAM; its other H - 1 reads hit the cache) and weights; writes du,
+      // the bias partials and the layer above's per-sample weight gradients (B x A x H).
+      const double A = s.layers[size_t(l + 1)];
+      ks.push_back({"lif_backward" + tag,
+                    std::string(!s.compact ? "reads FP32 u" : "spike16 gates and spikes") +
+                        ", L" + std::to_string(l + 1) + "'s dx and dW fused in",
+                    n * (saved(l) + kFloat) + kFloat * (M * A + A * H + B * A * H + B * H),
+                    (6 + 4 * A) * n, 0, std::ceil(T / kFusedLoopAhead), false});
+      ks.push_back({"bias_grad_reduce" + tag, "sum of B partials", kFloat * (B * H + H), B * H, 0,
+                    0, false});
+      ks.push_back({"bias_grad_reduce L" + std::to_string(l + 1) + " weights",
+                    "dW: sum of B partials", kFloat * (B * A * H + A * H), B * A * H, 0, 0, false});
+    } else {
+      // reads the saved state and dL/dspikes (from the layer above); writes du and B x H
+      // per-sample bias partials.
+      ks.push_back({"lif_backward" + tag,
+                    !s.compact ? "reads FP32 u" : last ? "gate bits, dlogits" : "spike16 gates",
+                    n * (saved(l) + (last ? 0 : kFloat) + kFloat) + kFloat * B * H, 6 * n, 0,
+                    chain, false});
+      ks.push_back({"bias_grad_reduce" + tag, "sum of B partials", kFloat * (B * H + H), B * H,
+                    0, 0, false});
+    }
+    if (l > 0 && fused_above(l - 1)) continue;  // its products run in the layer below's loop
     if (l == 0 && s.noisy) {
       const double splits = wgrad_splits(M, H, K);
       const std::string split_note = "; " + std::to_string(int(splits)) + " row splits";

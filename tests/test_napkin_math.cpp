@@ -38,8 +38,21 @@ TEST(napkin, SmallStepByHand) {
   EXPECT_DOUBLE_EQ(find(ks, "lif_forward L0").bytes, 30 * (4 + 4 + 2));
   // Last layer: reads a, keeps 1 bit per neuron-step (2*3*6 = 36), writes 3 x 6 logits.
   EXPECT_DOUBLE_EQ(find(ks, "lif_forward L1").bytes, 36 * (4 + 1.0 / 8) + 4 * 3 * 6);
-  // Backward of the hidden layer: saved spike16, dL/dspikes and du per neuron-step, B*H partials.
-  EXPECT_DOUBLE_EQ(find(ks, "lif_backward L0").bytes, 30 * (2 + 4 + 4) + 4 * 3 * 5);
+  // Backward of the hidden layer, the 6-neuron layer's products fused in: saved spike16 and du
+  // per neuron-step (30), the layer above's du (6 rows x 6), weights (6 x 5) and per-sample
+  // weight gradients (3 x 6 x 5), B*H bias partials; 6 FLOP a neuron-step and 4 per du above.
+  const auto& back0 = find(ks, "lif_backward L0");
+  EXPECT_DOUBLE_EQ(back0.bytes, 30 * (2 + 4) + 4 * (36 + 30 + 90 + 15));
+  EXPECT_DOUBLE_EQ(back0.flop, 30 * (6 + 4 * 6));
+  EXPECT_DOUBLE_EQ(find(ks, "bias_grad_reduce L1 weights").bytes, 4 * (90 + 30));
+  for (const auto& k : ks)
+    for (const char* gone : {"cuBLAS input grad L1", "cuBLAS weight grad L1", "spikes_from_saved L0"})
+      EXPECT_NE(k.name, gone) << "fused into lif_backward L0";
+  // Unfused: saved spike16, dL/dspikes and du per neuron-step, B*H partials.
+  napkin::StepShape unfused = s;
+  unfused.fuse_small = false;
+  const auto ku = napkin::step_kernels(unfused);
+  EXPECT_DOUBLE_EQ(find(ku, "lif_backward L0").bytes, 30 * (2 + 4 + 4) + 4 * 3 * 5);
   // Masked forward: x[3, 4] and W[5, 4] read, a[6, 5] written; 6 rows x 1 Philox block.
   const auto& fwd = find(ks, "masked_linear_forward L0");
   EXPECT_DOUBLE_EQ(fwd.bytes, 4 * (12 + 20 + 30));
@@ -56,11 +69,11 @@ TEST(napkin, SmallStepByHand) {
   EXPECT_DOUBLE_EQ(find(ks, "lif_forward L0").warp_instructions[1], 0);
   // Second layer's products: M = 6 rows, 6 neurons, 5 inputs.
   EXPECT_DOUBLE_EQ(find(ks, "cuBLAS forward L1").flop, 2 * 6 * 6 * 5);
-  EXPECT_DOUBLE_EQ(find(ks, "cuBLAS input grad L1").bytes, 4 * (6 * 6 + 5 * 6 + 6 * 5));
+  EXPECT_DOUBLE_EQ(find(ku, "cuBLAS input grad L1").bytes, 4 * (6 * 6 + 5 * 6 + 6 * 5));
   // SGD: (5*4 + 5) + (6*5 + 6) = 61 parameters; param and momentum read and written, grad read.
   EXPECT_DOUBLE_EQ(find(ks, "sgd_update").bytes, 4 * 5 * 61);
   // With the FP32 u kept instead: 4 bytes saved per neuron-step, read back in backward.
-  napkin::StepShape fp32 = s;
+  napkin::StepShape fp32 = unfused;
   fp32.compact = false;
   const auto kf = napkin::step_kernels(fp32);
   EXPECT_DOUBLE_EQ(find(kf, "lif_forward L0").bytes, 30 * (4 + 4 + 4));

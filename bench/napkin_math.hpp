@@ -272,7 +272,9 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
   // backward
   // Layer l takes in layer l + 1's backward products (kernels/lif_backward.cuh; never both ends
   // of two pairs, as host/cuda/workspace_layout.cu decides).
-  auto small_above = [&](int l) { return s.fuse_small && l + 1 < L && s.layers[size_t(l + 1)] <= 16; };
+  auto small_above = [&](int l) {
+    return s.fuse_small && l + 1 < L && s.layers[size_t(l + 1)] <= 16;
+  };
   auto fused_above = [&](int l) { return small_above(l) && !small_above(l + 1); };
   for (int l = L - 1; l >= 0; --l) {
     const double K = width(l), H = s.layers[size_t(l)], n = M * H;

@@ -37,7 +37,8 @@ void kernel_table(const napkin::StepShape& s, const napkin::Device& d) {
     std::printf(" | %s |\n", napkin::predict(k, d, Math::tf32).bound);
     bytes += k.bytes, flop += k.flop, ints += k.int_ops;
   }
-  std::printf("| **step** | | **%.0f** | **%.1f** | **%.2f** | | **%.0f** | **%.0f** | **%.0f** | |\n",
+  std::printf("| **step** | | **%.0f** | **%.1f** | **%.2f** | | **%.0f** | **%.0f** | **%.0f** "
+              "| |\n",
               bytes / 1e6, flop / 1e9, ints / 1e9, total[0] * 1e6, total[1] * 1e6, total[2] * 1e6);
 }
 
@@ -46,8 +47,8 @@ void kernel_table(const napkin::StepShape& s, const napkin::Device& d) {
 int main() {
   const napkin::Device d = napkin::h200();
   std::printf("Device: %s: %.1f TB/s, %.0f TFLOP/s FP32, %.0f TF32, %.0f BF16 (dense), %.1f T "
-              "int32 ops/s, %.2f T warp instructions/s issued; efficiencies: memory %.1f, math %.1f, "
-              "integer %.1f, issue %.1f; %.0f ns per dependent DRAM round trip; %.0f us least per "
+              "int32 ops/s, %.2f T warp instructions/s issued; efficiencies: memory %.1f, math "
+              "%.1f, integer %.1f, issue %.1f; %.0f ns per dependent DRAM round trip; %.0f us least per "
               "kernel. Philox4x32-10: %.0f integer ops per block of 4 uniforms. Masked products' "
               "loops, instructions per thread per stage (sm_90 SASS), forward %.0f / %.0f / %.0f, "
               "weight gradient %.0f / %.0f / %.0f (fp32 / tf32 / bf16).\n",

@@ -4,8 +4,9 @@
 // consecutive floats at every step. The inputs a[t] do not depend on the state, so the loop
 // loads 16 steps ahead before it runs them: 16 loads in flight per thread instead of one
 // dependent load per step (a small layer, the seed's 10-neuron output with 10,000 threads, waits
-// one DRAM round trip per 16 steps; it took 4 until 2026-12-03). Reads of a[t] all happen before the writes of u[t] and of what step t
-// returns, so the returned spikes may overwrite a (lif_forward.cuh).
+// one DRAM round trip per 16 steps; it took 4 until 2026-12-03). Reads of a[t] all happen
+// before the writes of u[t] and of what step t returns, so the returned spikes may overwrite a
+// (lif_forward.cuh).
 //
 // Bytes moved per neuron-step (hidden layer, training): read a (4), write the returned spike
 // (4), and keep u in place of a (4): 12 with the FP32 saved state; with the compact one the

@@ -45,6 +45,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -677,6 +678,22 @@ TEST(Lif, ForwardAndBackwardBitIdenticalToCpu) {
         for (int begin : {0, s.T / 2}) check_lif(s, reset, delay, begin, kDefaultBlock);
 }
 
+using nmsnn::Input;
+using nmsnn::NetworkSpec;
+using nmsnn::cuda::DeviceNetwork;
+
+// A cuBLAS handle for the tests that build a DeviceNetwork, destroyed at the end of the scope.
+struct CublasHandle {
+  cublasHandle_t handle = nullptr;
+  CublasHandle() {
+    if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS)
+      throw std::runtime_error("cublasCreate failed");
+  }
+  ~CublasHandle() { cublasDestroy(handle); }
+  CublasHandle(const CublasHandle&) = delete;
+  CublasHandle& operator=(const CublasHandle&) = delete;
+};
+
 // lif_backward fused with a small spiking layer above (LifBackwardArgs::du_above): its d_spikes
 // and the layer above's per-sample weight gradient, against the unfused kernel fed d_spikes
 // made in double on the host, and dW in double. The saved state is u (FP32) or spike16 codes
@@ -778,11 +795,8 @@ TEST(LifBackwardFused, MatchesTheUnfusedKernelAndDoubleWeightGradient) {
 // backward is the same.
 TEST(LifBackwardFused, DeviceNetworkWorkspaceShrinks) {
   REQUIRE_CUDA();
-  using nmsnn::Input;
-  using nmsnn::NetworkSpec;
-  using nmsnn::cuda::DeviceNetwork;
-  cublasHandle_t handle;
-  ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
+  const CublasHandle cublas;
+  const cublasHandle_t handle = cublas.handle;
   nmsnn::cuda::DeviceOptions fused, layered;
   layered.fuse_small_layers = false;
   const NetworkSpec spec = NetworkSpec::seed_mnist();
@@ -802,7 +816,6 @@ TEST(LifBackwardFused, DeviceNetworkWorkspaceShrinks) {
   const NetworkSpec wide = NetworkSpec::spiking(784, {100}, 17);
   EXPECT_EQ(DeviceNetwork(wide, handle, fused).workspace_bytes(B, Input::Kind::noisy, true),
             DeviceNetwork(wide, handle, layered).workspace_bytes(B, Input::Kind::noisy, true));
-  cublasDestroy(handle);
 }
 
 TEST(LifBackwardFused, RefusesWhatItCannotRun) {
@@ -1969,11 +1982,8 @@ INSTANTIATE_TEST_SUITE_P(Modes, SampleClusterStep, ::testing::ValuesIn(kClusterM
 
 TEST(ClusterForward, DeviceNetworkChoosesItOnlyWhereItApplies) {
   REQUIRE_CUDA();
-  using nmsnn::Input;
-  using nmsnn::NetworkSpec;
-  using nmsnn::cuda::DeviceNetwork;
-  cublasHandle_t handle;
-  ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
+  const CublasHandle cublas;
+  const cublasHandle_t handle = cublas.handle;
   nmsnn::cuda::DeviceInput noisy;
   noisy.kind = Input::Kind::noisy;
   noisy.batch = 4;
@@ -2004,7 +2014,6 @@ TEST(ClusterForward, DeviceNetworkChoosesItOnlyWhereItApplies) {
   // 2,000 steps: a block's masked input alone would be 800 KB.
   const NetworkSpec long_pair = NetworkSpec::spiking(784, {100}, 10, 2000);
   EXPECT_FALSE(DeviceNetwork(long_pair, handle, on).runs_by_sample(noisy, false));
-  cublasDestroy(handle);
 }
 
 TEST(ClusterForward, RefusesWhatItCannotRun) {

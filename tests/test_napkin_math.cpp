@@ -46,7 +46,8 @@ TEST(napkin, SmallStepByHand) {
   EXPECT_DOUBLE_EQ(back0.flop, 30 * (6 + 4 * 6));
   EXPECT_DOUBLE_EQ(find(ks, "bias_grad_reduce L1 weights").bytes, 4 * (90 + 30));
   for (const auto& k : ks)
-    for (const char* gone : {"cuBLAS input grad L1", "cuBLAS weight grad L1", "spikes_from_saved L0"})
+    for (const char* gone :
+         {"cuBLAS input grad L1", "cuBLAS weight grad L1", "spikes_from_saved L0"})
       EXPECT_NE(k.name, gone) << "fused into lif_backward L0";
   // Unfused: saved spike16, dL/dspikes and du per neuron-step, B*H partials.
   napkin::StepShape unfused = s;

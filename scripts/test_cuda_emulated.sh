@@ -80,19 +80,24 @@ PY
 # The command line on the cuda engine: a few epochs of the iris example (spiking) and of the
 # house-price regression (MLP) give the same test metrics as on the cpu engine (the same
 # arithmetic up to rounding, and no spike flips here), with the device-resident step and with it
-# replayed from CUDA graphs, and (iris: a noisy pair of spiking layers) by sample clusters.
+# replayed from CUDA graphs, and (iris: a noisy pair of spiking layers) by sample clusters; the
+# MLP has no such pair, so it does not run again for the clusters.
 for run in cpu cuda cuda-graphs cuda-clusters; do
   flags=(--device "${run%%-*}")
   [[ $run == cuda-graphs ]] && flags+=(--cuda-graphs)
   [[ $run == cuda-clusters ]] && flags+=(--sample-clusters)
   "$OUT/nmsnn" train "${flags[@]}" --quiet --data "$ROOT/data/csv/iris_data.csv" \
       --target target --epochs 3 | grep -E "^test" > "$OUT/cli_$run.txt"
+  [[ $run == cuda-clusters ]] && continue
   "$OUT/nmsnn" train "${flags[@]}" --quiet --data "$ROOT/data/csv/house_price_data.csv" \
       --task regression --model mlp --epochs 3 | grep -E "^test" >> "$OUT/cli_$run.txt"
 done
 cat "$OUT/cli_cuda.txt"
+head -n 1 "$OUT/cli_cpu.txt" > "$OUT/cli_cpu_iris.txt"
 for run in cuda cuda-graphs cuda-clusters; do
-  diff "$OUT/cli_cpu.txt" "$OUT/cli_$run.txt" ||
+  want="$OUT/cli_cpu.txt"
+  [[ $run == cuda-clusters ]] && want="$OUT/cli_cpu_iris.txt"
+  diff "$want" "$OUT/cli_$run.txt" ||
     { echo "nmsnn train ($run) differs from --device cpu" >&2; exit 1; }
 done
 # TF32 products: iris by sample clusters (tensor cores for the products with W0's shape) against

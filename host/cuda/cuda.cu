@@ -416,7 +416,8 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
     fail(what,
          ": input gradients exist only for sequence and repeated inputs (the noise mask of "
          "a static input has no gradient)");
-  const Layout lay = make_layout(spec_, B, kind, true, options_.saved, options_.fuse_small_layers);
+  const Layout lay =
+      make_layout(spec_, B, kind, true, options_.saved, options_.fuse_small_layers);
   check_workspace(workspace, lay.total, what, B, true);
   char* ws = static_cast<char*>(workspace.data);
   auto at = [ws](size_t offset) {
@@ -437,11 +438,10 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
   // The neurons of spiking layer or Lif layer l, backward: dL/da into du, and its sum over time
   // per sample into dbias_part unless null. dy is dL/d(returned spikes), or null for the last
   // layer, which takes the readout's dlogits.
-  const bool fuse = lay.fuse_small_layers;
   auto neuron_backward = [&](int l, const float* dy, float* du, float* dbias_part) {
     const LayerPlan& p = lay.layer[size_t(l)];
     kernels::LifBackwardArgs args;
-    if (fuse && fused_with_above(spec_, l)) {
+    if (p.takes_in_above) {
       // The layer above left its du here; its dx (this layer's dy) and dW are made in the loop.
       const LayerPlan& above = lay.layer[size_t(l + 1)];
       args.du_above = at(lay.du_above);
@@ -490,7 +490,7 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       const LayerSpec& below_spec = spec_.layers[size_t(l - 1)];
       if (has_neurons(below_spec)) {
         // (not when the layer below takes this layer's backward in: it rebuilds x in registers)
-        if (backward_reads_input(ls) && !(fuse && fused_with_above(spec_, l - 1))) {
+        if (backward_reads_input(ls) && !p.taken_in_below) {
           const SpikingLayer s = neuron_settings(below_spec);
           if (below.saved_u != kNone)
             kernels::spikes_from_u(s, below.out_steps, B, below.out_width, at(below.saved_u),
@@ -543,14 +543,13 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       float* dbias = grads[p.param + 1];
       float* du = dy;  // dense: dL/da is dL/dy
       if (std::holds_alternative<SpikingLayer>(ls)) {
-        const bool taken_in = fuse && fused_with_above(spec_, l - 1);  // by the layer below
-        du = at(taken_in ? lay.du_above : lay.du);
+        du = at(p.taken_in_below ? lay.du_above : lay.du);
         neuron_backward(l, dy, du, part);
         if (!(l == 0 && kind == Input::Kind::repeated))
           kernels::bias_grad_reduce(part, B, H, dbias, stream);
         // The layer below makes this layer's dW (and its own dy) in its backward loop.
-        if (taken_in) continue;
-        if (fuse && fused_with_above(spec_, l)) {
+        if (p.taken_in_below) continue;
+        if (p.takes_in_above) {
           const LayerPlan& above = lay.layer[size_t(l + 1)];
           kernels::bias_grad_reduce(at(lay.above_part), B, above.out_width * H,
                                     grads[above.param], stream);

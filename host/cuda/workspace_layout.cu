@@ -67,11 +67,12 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
   const int L = int(spec.layers.size());
   const std::vector<ParameterInfo> params = ::nmsnn::parameter_layout(spec);
   Layout lay;
-  lay.fuse_small_layers = fuse_small_layers;
   auto fused = [&](int l) { return fuse_small_layers && fused_with_above(spec, l); };
   lay.layer.resize(L);
   for (int l = 0; l < L; ++l) {
     LayerPlan& p = lay.layer[l];
+    p.takes_in_above = fused(l);
+    p.taken_in_below = l > 0 && fused(l - 1);
     p.in_width = l == 0 ? spec.inputs : spec.layer_width(l - 1);
     p.in_steps = l == 0 ? spec.time_steps : spec.layer_steps(l - 1);
     p.out_width = spec.layer_width(l);

@@ -57,6 +57,10 @@ struct LayerPlan {
   size_t saved_rates = kNone;  // regularized spiking activation: rates [B, H]
   size_t saved_y = kNone;      // output kept for the next layer's backward (training)
   int dy_buffer = -1, dx_buffer = -1;  // backward: which grad buffer holds dy, receives dx
+  // DeviceOptions::fuse_small_layers and fused_with_above: this layer's backward makes the
+  // layer above's dx and dW (takes_in_above), or the layer below's makes this layer's
+  // (taken_in_below)
+  bool takes_in_above = false, taken_in_below = false;
 };
 
 // Byte offsets into the workspace.
@@ -75,7 +79,6 @@ struct Layout {
   // fused_with_above: the upper layer's du [steps, B, above] and its weight gradient per sample
   // [B, above, width below]
   size_t du_above = kNone, above_part = kNone;
-  bool fuse_small_layers = false;  // whether fused_with_above pairs are fused in this layout
   size_t b_input = kNone, b_rows = kNone;
   // convolutions (kernels/conv2d.cuh), forward: col [N*P, CK] and the product's rows [N*P, O];
   // backward: col (then dcol) and dy as rows [N*P, O]. The largest over the conv layers.

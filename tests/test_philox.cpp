@@ -95,3 +95,16 @@ TEST(Philox, BlocksOverTimeMatchTheScalarGenerator) {
     for (int j = 0; j < 4; ++j) EXPECT_EQ(bits[j * T + t], r.v[j]) << "t=" << t << " j=" << j;
   }
 }
+
+// Kernels compute a seed's round keys once and make every block from them: the same blocks.
+TEST(Philox, RoundKeysComputedOnceGiveTheSameBlocks) {
+  const nmsnn::NoiseKey key{0x0123456789abcdefull, 77};
+  const nmsnn::PhiloxRoundKeys keys = nmsnn::noise_round_keys(key);
+  for (uint32_t q : {0u, 1u, 195u})
+    for (uint32_t b : {0u, 999u})
+      for (uint32_t t : {0u, 127u}) {
+        const Philox4x32 want = nmsnn::noise_block(key, q, b, t);
+        const Philox4x32 got = nmsnn::noise_block_words(keys, q, b, t, uint32_t(key.pass));
+        for (int j = 0; j < 4; ++j) EXPECT_EQ(got.v[j], want.v[j]) << q << " " << b << " " << t;
+      }
+}

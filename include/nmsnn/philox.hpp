@@ -29,28 +29,54 @@ struct Philox4x32 {
   uint32_t v[4];
 };
 
-// One Philox4x32-10 block: 10 rounds of the multiply-xor bijection with a Weyl key schedule.
-NMSNN_HOST_DEVICE inline Philox4x32 philox4x32_10(Philox4x32 ctr, uint32_t k0, uint32_t k1) {
-  const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;  // round multipliers
+// The key of each of Philox4x32-10's ten rounds: a Weyl sequence from the seed's two words. A
+// kernel that makes many blocks with one key computes these once (philox_round_keys) instead of
+// once per block.
+struct PhiloxRoundKeys {
+  uint32_t k0[10], k1[10];
+};
+NMSNN_HOST_DEVICE inline PhiloxRoundKeys philox_round_keys(uint32_t k0, uint32_t k1) {
   const uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;  // key increments (golden ratio, sqrt(3)-1)
+  PhiloxRoundKeys k{};
+  for (int round = 0; round < 10; ++round) {
+    k.k0[round] = k0;
+    k.k1[round] = k1;
+    k0 += W0;
+    k1 += W1;
+  }
+  return k;
+}
+
+// One Philox4x32-10 block with its round keys: 10 rounds of the multiply-xor bijection.
+NMSNN_HOST_DEVICE inline Philox4x32 philox4x32_10(Philox4x32 ctr, const PhiloxRoundKeys& k) {
+  const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;  // round multipliers
   for (int round = 0; round < 10; ++round) {
 #if defined(__CUDA_ARCH__)
-    // The same products, said so that nvcc makes one IMAD.WIDE each: from the 64-bit form it also
-    // emitted an add of a known zero per product (sm_90 SASS: 19 IADDs per block, ~30% of the
-    // integer work), and Philox bounds the masked products (bench/RESULTS.md).
-    const uint32_t hi0 = __umulhi(M0, ctr.v[0]), lo0 = M0 * ctr.v[0];
-    const uint32_t hi1 = __umulhi(M1, ctr.v[2]), lo1 = M1 * ctr.v[2];
+    // The same products as one 32 x 32 -> 64-bit multiply each (IMAD.WIDE.U32: hi and lo in one
+    // instruction). From the 64-bit C++ form nvcc also added a known zero per product, and from
+    // __umulhi plus a low multiply, in kernels that make several blocks at once, it issued an
+    // IMAD.HI and an IMAD per product (sm_90 SASS); the masked products are bound by issue.
+    uint32_t hi0, lo0, hi1, lo1;
+    asm("{\n\t.reg .u64 p;\n\tmul.wide.u32 p, %2, %3;\n\tmov.b64 {%0, %1}, p;\n\t}"
+        : "=r"(lo0), "=r"(hi0)
+        : "r"(ctr.v[0]), "r"(M0));
+    asm("{\n\t.reg .u64 p;\n\tmul.wide.u32 p, %2, %3;\n\tmov.b64 {%0, %1}, p;\n\t}"
+        : "=r"(lo1), "=r"(hi1)
+        : "r"(ctr.v[2]), "r"(M1));
 #else
     const uint64_t p0 = uint64_t(M0) * ctr.v[0];
     const uint64_t p1 = uint64_t(M1) * ctr.v[2];
     const uint32_t hi0 = uint32_t(p0 >> 32), lo0 = uint32_t(p0);
     const uint32_t hi1 = uint32_t(p1 >> 32), lo1 = uint32_t(p1);
 #endif
-    ctr = Philox4x32{{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
-    k0 += W0;
-    k1 += W1;
+    ctr = Philox4x32{{hi1 ^ ctr.v[1] ^ k.k0[round], lo1, hi0 ^ ctr.v[3] ^ k.k1[round], lo0}};
   }
   return ctr;
+}
+
+// One Philox4x32-10 block: its round keys from the key (k0, k1), then the rounds.
+NMSNN_HOST_DEVICE inline Philox4x32 philox4x32_10(Philox4x32 ctr, uint32_t k0, uint32_t k1) {
+  return philox4x32_10(ctr, philox_round_keys(k0, k1));
 }
 
 // 24 high bits of r as a float in [0, 1); every value is exact in float and double.
@@ -87,6 +113,15 @@ NMSNN_HOST_DEVICE inline Philox4x32 noise_block_words(NoiseKey key, uint32_t q, 
                                                      uint32_t t, uint32_t pass) {
   return philox4x32_10(Philox4x32{{q, row, t, pass}}, uint32_t(key.seed),
                        uint32_t(key.seed >> 32));
+}
+
+// The same with the seed's round keys computed once (philox_round_keys of its two words).
+NMSNN_HOST_DEVICE inline Philox4x32 noise_block_words(const PhiloxRoundKeys& keys, uint32_t q,
+                                                     uint32_t row, uint32_t t, uint32_t pass) {
+  return philox4x32_10(Philox4x32{{q, row, t, pass}}, keys);
+}
+NMSNN_HOST_DEVICE inline PhiloxRoundKeys noise_round_keys(NoiseKey key) {
+  return philox_round_keys(uint32_t(key.seed), uint32_t(key.seed >> 32));
 }
 
 // The four masks of the Philox block that holds features 4q .. 4q+3 of row b at step t.

@@ -3,6 +3,7 @@
 // Device memory is host memory, 256-byte aligned like cudaMalloc's. Every allocation is recorded
 // so that the emulated cuBLAS can check that a product stays inside its operands; kernels' own
 // accesses are checked by AddressSanitizer, which the emulated build always uses.
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -20,6 +21,16 @@ thread_local std::barrier<>* block_barrier;
 thread_local Cluster* cluster;
 thread_local unsigned cluster_rank;
 thread_local unsigned char* dynamic_shared;
+thread_local Warp* warp;
+thread_local unsigned lane;
+thread_local unsigned barriers;
+
+std::vector<std::unique_ptr<Warp>> make_warps(unsigned threads) {
+  std::vector<std::unique_ptr<Warp>> warps;
+  for (unsigned first = 0; first < threads; first += 32)
+    warps.push_back(std::make_unique<Warp>(std::min(32u, threads - first)));
+  return warps;
+}
 
 namespace {
 std::mutex mutex;
@@ -73,11 +84,14 @@ void check_range(const void* p, size_t bytes, const char* what) {
 void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
   const unsigned threads = block.x * block.y * block.z;
   std::barrier<> barrier(threads);
+  const auto warps = make_warps(threads);
   std::vector<std::thread> pool;
   pool.reserve(threads);
   for (unsigned t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
       block_barrier = &barrier;
+      warp = warps[t / 32].get();
+      lane = t % 32;
       block_dim = block;
       grid_dim = grid;
       thread_index = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
@@ -86,6 +100,7 @@ void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
           for (unsigned x = 0; x < grid.x; ++x) {
             block_index = {x, y, z};
             body();
+            check_no_pending_mma();
             barrier.arrive_and_wait();  // the block ends together: its statics are free again
           }
     });
@@ -98,10 +113,12 @@ void launch_cluster(dim3 grid, dim3 block, dim3 dims, size_t shared_bytes,
   const unsigned blocks = dims.x * dims.y * dims.z;
   std::barrier<> whole(threads * blocks);
   std::vector<std::unique_ptr<std::barrier<>>> barriers;
+  std::vector<std::vector<std::unique_ptr<Warp>>> warps;  // by rank
   std::vector<std::unique_ptr<unsigned char, void (*)(void*)>> memory;
   Cluster c{dims, &whole, {}, shared_bytes};
   for (unsigned r = 0; r < blocks; ++r) {
     barriers.push_back(std::make_unique<std::barrier<>>(threads));
+    warps.push_back(make_warps(threads));
     const size_t rounded = (shared_bytes + 127) / 128 * 128;
     auto* bytes = static_cast<unsigned char*>(std::aligned_alloc(128, rounded ? rounded : 128));
     memory.emplace_back(bytes, std::free);
@@ -113,6 +130,8 @@ void launch_cluster(dim3 grid, dim3 block, dim3 dims, size_t shared_bytes,
     for (unsigned t = 0; t < threads; ++t)
       pool.emplace_back([&, r, t] {
         block_barrier = barriers[r].get();
+        warp = warps[r][t / 32].get();
+        lane = t % 32;
         block_dim = block;
         grid_dim = grid;
         thread_index = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
@@ -127,6 +146,7 @@ void launch_cluster(dim3 grid, dim3 block, dim3 dims, size_t shared_bytes,
               if (t == 0) std::memset(dynamic_shared, 0xFF, shared_bytes);  // undefined: NaNs
               block_barrier->arrive_and_wait();
               body();
+              check_no_pending_mma();
               whole.arrive_and_wait();  // the cluster ends together: its memory is free again
             }
         cluster = nullptr;

@@ -57,6 +57,16 @@ struct float4 {
   float x, y, z, w;
 };
 inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+struct alignas(8) float2 {
+  float x, y;
+};
+inline float2 make_float2(float a, float b) { return {a, b}; }
+struct alignas(8) uint2 {
+  unsigned x, y;
+};
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
 namespace emulated {
 // Runs `work` at once, or appends it to the graph that `stream` is being captured into.
 inline void enqueue(cudaStream_t stream, std::function<void()> work) {

@@ -11,16 +11,22 @@
 // whole cluster, which ThreadSanitizer reports as a race. Dynamic shared memory starts filled
 // with 0xFF bytes (NaN as floats), so a read before any write shows in the results.
 // Warp-synchronous code without __syncthreads is not emulated faithfully; the kernels here use
-// none.
+// none, but for mma.sync (kernels/mma_sync.cuh), which the emulation implements lane by lane:
+// the 32 lanes of a warp meet at a barrier of their own and read each other's registers.
 #pragma once
+
+#define NMSNN_EMULATED_CUDA 1
 
 #include <math.h>
 
 #include <atomic>
 #include <barrier>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "cuda_runtime.h"
 
@@ -44,7 +50,11 @@ void launch(dim3 grid, dim3 block, const std::function<void()>& body);
 inline void launch_on(cudaStream_t stream, dim3 grid, dim3 block, std::function<void()> body) {
   enqueue(stream, [=] { launch(grid, block, body); });
 }
-inline void syncthreads() { block_barrier->arrive_and_wait(); }
+void apply_pending_mma();  // mma.sync's results, applied after a barrier (see Warp below)
+inline void syncthreads() {
+  block_barrier->arrive_and_wait();
+  apply_pending_mma();
+}
 
 // The cluster of the running block (null outside a cluster launch): its blocks run at once.
 struct Cluster {
@@ -56,6 +66,39 @@ struct Cluster {
 extern thread_local Cluster* cluster;
 extern thread_local unsigned cluster_rank;
 extern thread_local unsigned char* dynamic_shared;  // the running block's, or null
+// The lanes of one warp, for mma.sync (warp_mma.cpp). A lane cannot compute its accumulators
+// alone (they need every lane's operands), and making all 32 threads meet at every mma.sync took
+// 30 minutes of futex waits in the test suite, so an mma.sync only records the lane's operands
+// and where its accumulators are, and the block's next __syncthreads applies them: once every
+// thread has arrived, each lane reads the others' records of the same instructions and updates
+// its own accumulators, in order. So an mma.sync's result can be read after the next
+// __syncthreads, not before (the kernels here read their accumulators only after their loops'
+// last barrier); a block that ends with results pending aborts. Records alternate between two
+// lists by the parity of the lane's barriers: a list is cleared only after the barrier that
+// follows everyone's reading of it.
+struct Warp {
+  struct Mma {
+    float* d;  // the lane's four accumulators
+    uint32_t a[4], b[2];
+    bool bf16;  // m16n8k16 BF16, else m16n8k8 TF32
+  };
+  explicit Warp(unsigned n) : lanes(n) {}
+  unsigned lanes;  // 32, or fewer in a block whose size is not a multiple of 32
+  std::vector<Mma> pending[2][32];  // [parity][lane]
+};
+extern thread_local Warp* warp;       // the running thread's warp
+extern thread_local unsigned lane;    // and its lane
+extern thread_local unsigned barriers;  // __syncthreads this thread has passed
+// One Warp per 32 threads of a block of `threads`.
+std::vector<std::unique_ptr<Warp>> make_warps(unsigned threads);
+// d += A B as mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 and
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (layouts in kernels/mma_sync.cuh), applied
+// at the next __syncthreads.
+void mma_tf32_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
+void mma_bf16_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
+// At the end of a block: aborts if mma.sync results are pending.
+void check_no_pending_mma();
+
 // Runs body() once per thread of every block of `grid`, the blocks of each `cluster` at once.
 void launch_cluster(dim3 grid, dim3 block, dim3 cluster, size_t shared_bytes,
                     const std::function<void()>& body);

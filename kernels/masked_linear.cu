@@ -1,82 +1,64 @@
-// masked_linear.cu — tiled matrix products whose X operand is the noise-encoded input, made from
-// Philox while the tile is loaded (see masked_linear.cuh for the math).
+// masked_linear.cu — matrix products whose X operand is the noise-encoded input, made from
+// Philox inside the product (see masked_linear.cuh for the math). Each mask of a pass is made
+// once (per slice of 128 neurons), in registers, and never stored in global memory.
 //
-// Both products have the form   C[p, q] = sum_r P[r, p] * Q[r, q]   over a 128 x 64 output tile,
-// with p always a neuron, so one block covers a whole layer of up to 128 neurons:
-//
-//   forward  out[m, n]:  p = n (neuron),  q = m (row t*B+b),  r = k (feature)
-//                        P[r, p] = W[n, k],   Q[r, q] = X(m, k) (masks made here)
-//   wgrad    dW[n, k]:   p = n (neuron),  q = k (feature),    r = m (row t*B+b)
-//                        P[r, p] = dU[m, n],  Q[r, q] = X(m, k) (masks made here)
-//
-// For N <= 128 the forward grid has one block along N, so each mask of a pass is made once, in
-// registers, and never stored in global memory (a 64-wide tile made every mask twice for the
-// seed network's N = 100). The weight gradient likewise makes each mask once per split.
-//
-// A block of 256 threads (8 warps) owns one tile of C and walks r in stages of 16. Each stage
+// FP32 (CUDA cores, the exactness tests' path). Both products have the form
+//     C[p, q] = sum_r P[r, p] * Q[r, q]   over a 128 x 64 output tile, p always a neuron:
+//   forward  out[m, n]:  p = n,  q = m (row t*B+b),  r = k (feature);  P = W, Q = X (masks here)
+//   wgrad    dW[n, k]:   p = n,  q = k,              r = m;             P = dU, Q = X
+// A block of 256 threads (8 warps) owns one tile of C and walks r in stages of 16: each stage
 // loads a 16 x 128 slice of P (8 values per thread) and a 16 x 64 slice of Q (4 per thread: for
 // X exactly one Philox block, the four masks of features 4j..4j+3 at one (t, b)) into shared
-// memory. Shared memory holds two stages: while the block multiplies stage s, each thread has
-// already fetched stage s+1 into registers (global loads and Philox overlap the arithmetic), and
-// writes it into the other buffer. One __syncthreads per stage separates "everyone finished
-// reading buffer j" from "someone writes buffer j" (see mainloop).
+// memory, double-buffered (while the block multiplies stage s, each thread has fetched stage s+1
+// into registers and then writes it into the other buffer; one __syncthreads per stage, see
+// mainloop). Each thread keeps 8 x 4 of C (p = 4g+i and 64+4g+i, q = 4h+j) and reads three
+// float4s per 32 FMAs; one FMA chain per element in order of r, so the result is within the
+// rigorous FP32 bound the exactness tests use. Shared rows are padded by 8 floats (P rows 136,
+// Q rows 72): the scalar stores of a warp go to 32 consecutive elements of one row, the float4
+// reads of a quarter-warp to 8 consecutive float4s or one (a broadcast): no bank conflicts.
 //
-// Arithmetic, selected by MatmulPrecision (stages hold FP32, or BF16 converted as staged):
-//   fp32  each thread keeps 8 x 4 of C in registers (p = 4g+i and 64+4g+i, q = 4h+j) and reads
-//         three float4s from shared memory per 32 FMAs; one FMA chain per element in order of r,
-//         so the result is within the rigorous FP32 bound the exactness tests use.
-//   tf32  warp w owns C[32*(w%4) .., 32*(w/4) ..] as 2 x 2 WMMA m16n16k8 accumulators; operands
-//         rounded to TF32 when staged (12 roundings per thread per stage, not the 32 of its
-//         fragments); FP32 accumulation.
-//   bf16  the same with WMMA m16n16k16 and BF16 fragments; operands rounded (to nearest even)
-//         when staged, which also halves the stages' bytes; FP32 accumulation.
-// Tensor-core accumulators have no documented element order, so they leave through shared
-// memory (the tile C, which reuses the stages' bytes once the mainloop is done).
+// TF32 and BF16 (tensor cores, mma.sync m16n8k8 / m16n8k16, FP32 accumulation; mma_sync.cuh has
+// the fragment layouts). WMMA's fragments are opaque, so the masked input had to go through
+// shared memory and its loads compiled to generic LD.E with 64-bit address math: those loops
+// issued 325 (TF32 forward) to 402 (TF32 weight gradient) instructions per thread per stage for
+// 8 warps' 131K MACs, issue-bound at ~6x the tensor cores' time. With mma.sync each lane makes
+// exactly the masked inputs its fragments hold: the order of a product's sum is free, so the
+// columns of a 16-deep stage are permuted to give lane (g, t) = (lane / 4, lane % 4) four
+// consecutive features of a row, one Philox block (see the two kernels). Only the other operand
+// is staged in shared memory, as ready operands: W in the forward (cooperatively, shared by a
+// block's 4 warps), dU in the weight gradient. TF32 operands are rounded to nearest (ties away,
+// as cvt.rna) by tf32_operand, BF16 ones to nearest even by pack_bf16x2, where they are made or
+// staged.
+//   forward  block = 4 warps x 32 rows (two m16 tiles each) x all 8 NT neurons of a slice (NT =
+//            8, 13 or 16 n8 tiles: N = 100 pads to 104); a stage is 16 features; W staged as
+//            [neuron][16] words (TF32) or [neuron][8] BF16 pairs, read by lane (g, t) as one
+//            16- or 8-byte load of W[8j + g, q .. q+3] per n8 tile: 8 lanes of a read phase
+//            cover 2 rows x 64 bytes (TF32) or 16 lanes 4 rows x 32 bytes: conflict-free.
+//            The accumulators go straight to out (8-byte stores of (n, n+1) pairs).
+//   wgrad    block = 4 warps, each a strip of 32 features (four n8 tiles), x all 16 MT neurons
+//            (MT = 4, 7 or 8 m16 tiles: N = 100 pads to 112) over a split's rows, 16 a stage;
+//            dU staged as the lanes' A registers (see Tf32Wgrad), read as one 16-byte load per
+//            m16 tile and step. Partial dW straight from registers, four consecutive features
+//            per 16-byte store.
+// Neither loop branches but on its trip count: rows past M (or the split), features past K and
+// neurons past N are zeros multiplied like any other value (their Philox blocks are made
+// anyway), and the last stage's prefetch of the next one loads nothing. Budget per block: 128
+// threads, 2 blocks per SM (__launch_bounds__): registers (nvcc 13 ptxas, no spills), sm_90 /
+// sm_80, at N = 100: forward TF32 240 / 238, BF16 208 / 216; weight gradient TF32 242 / 242,
+// BF16 212 / 220 (the widest classes: up to 255); shared memory 2 stages of W (at most 16 KB)
+// or dU (at most 18 KB).
 //
-// Bank conflicts (32 banks of 4 bytes; a row's stride decides which bank its start falls in).
-// Shared rows are padded by 8 elements: P rows 136 elements, Q rows 72, so the stride is
-// 8 (mod 32) banks in FP32 and 4 (mod 32) banks = 16 bytes (mod 128) in BF16; the tile C is
-// stored column-major, C(p, q) at c[q][p], with rows of 132 floats, 4 (mod 32) banks.
-//   fragment loads  The WMMA layout is opaque; it follows mma.sync's documented one. TF32 A
-//         (col-major: element (p, r) at [r][p]) and B (row-major, (r, q) at [r][q]): lane
-//         (g, t) = (lane / 4, lane % 4) reads row r = t, column g: bank 8t + g, 32 distinct
-//         (an unpadded 64- or 128-float row gives bank g: 4-way). BF16 fragments load as
-//         ldmatrix rows of 16 bytes, 8 rows per phase: row r starts at byte 16r (mod 128), 8
-//         distinct 16-byte groups (unpadded: all in the same group, 8-way).
-//   fragment stores The accumulator (g, 2t), (g, 2t+1) goes to c[2t][g], c[2t+1][g]: bank 8t + g
-//         (+4), 32 distinct per instruction (with 72-float rows row-major it is 8g + 2t: 2-way).
-//   scalar stores   P slices: thread p = tid % 128 writes rows 8 * (tid / 128) + j: a warp
-//         writes 32 consecutive elements of one row. Forward Q: q = tid % 64, rows 4 * (tid / 64)
-//         + j: the same. Wgrad Q: one float4 (or 8 bytes of BF16) per thread, 16 threads per row:
-//         each quarter- (half-) warp writes 128 consecutive bytes. All conflict-free.
-//   fp32 reads      float4s of P at 4g and of Q at 4h: in each quarter-warp the threads read 8
-//         consecutive float4s or the same one (a broadcast).
-//   C reads         forward: 32 consecutive p of one q (consecutive n of one output row, coalesced
-//         in global memory); wgrad: lane -> (q = lane % 8, p = lane / 8): bank 4q + p, 32
-//         distinct, and in global memory 4 rows of dW x 8 consecutive k (whole 32-byte sectors).
-// Global loads of W in the forward are per-lane rows (8 consecutive k each, one sector reused
-// from L1 across the 8 loads); dU and the Q of the forward are coalesced along their rows.
-//
-// Budget per block (static shared memory, under the 48 KB that needs no cudaFuncSetAttribute):
-//   fp32 2 stages x 16 x (136 + 72) x 4 B = 26,624 B;  tf32 max(26,624, C 64 x 132 x 4 =
-//   33,792) = 33,792 B;  bf16 max(13,312, 33,792) = 33,792 B. Registers per thread (nvcc 13
-//   ptxas, sm_80, no spills), forward / wgrad: fp32 97 / 104, tf32 124 / 128, bf16 84 / 88 (32
-//   accumulators, 12 staged values, 2 + 2 fragments and the loaders' positions); the launch
-//   bounds ask for two blocks of 256 threads per SM, so ptxas keeps them at <= 128 and two
-//   blocks share an SM's 64K registers (and 2 x 33.8 KB its shared memory). Without that bound
-//   the TF32 forward took 130 and one block per SM.
-//
-// Instructions per thread per stage (the main loop of the sm_90 SASS, nvcc 13; counted by
-// scripts/sass_loop_counts.sh), forward / wgrad: fp32 706 / 780, tf32 325 / 402, bf16 223 /
-// 295. A block-stage is 8 warps x that many warp instructions on 4 schedulers, each issuing one
-// per clock: 2x clocks. That is more than the Philox or tensor-core work of a stage (its 256
-// Philox blocks are about 50 instructions per thread; its 131K TF32 MACs take ~140 tensor-core
-// clocks on an H200 SM), so these loops are issue-bound; bench/napkin_math.hpp counts them so.
+// Instructions per warp per stage (the main loop of the sm_90 SASS, nvcc 13; counted by
+// scripts/sass_loop_counts.sh; K % 4 == 0), at N = 100: forward TF32 521, BF16 430 for a warp's
+// 32 x 104 x 16 MACs (fp32: 706 per thread for 8 warps' 64 x 128 x 16); weight gradient TF32
+// 735, BF16 610 for 112 x 32 x 16 (fp32 777 per thread, 8 warps). Per MAC the TF32 forward
+// issues 0.49x what its WMMA loop did and the weight gradient 0.52x. About 230 of each count are
+// the stage's 4 Philox blocks and the masks' conversions; bench/napkin_math.hpp counts these
+// loops for the predicted times.
 //
 // The weight gradient splits its sum over r = m across gridDim.z blocks that write partial
 // tiles; reduce_partials adds them in split order (deterministic; no atomics).
 #include <cuda_bf16.h>
-#include <mma.h>
 
 #include <algorithm>
 #include <type_traits>
@@ -84,7 +66,7 @@
 #include "cuda_check.cuh"
 #include "launch.cuh"
 #include "masked_linear.cuh"
-#include "wmma_shape.cuh"
+#include "mma_sync.cuh"
 
 namespace nmsnn::kernels {
 
@@ -97,57 +79,12 @@ constexpr int kThreads = 256;
 constexpr int kPad = 8;                      // elements added to each staged row (see top)
 constexpr int kStrideP = kTileP + kPad;      // 136
 constexpr int kStrideQ = kTileQ + kPad;      // 72
-constexpr int kStrideC = kTileP + 4;         // 132: the tile C, column-major (see top)
 
-// One shared-memory stage: P[r][p] and Q[r][q] for 16 consecutive r, in FP32 or BF16. Every
-// size and offset is a multiple of 32 bytes, so each WMMA fragment pointer below is aligned.
-template <class T>
+// One shared-memory stage of the FP32 path: P[r][p] and Q[r][q] for 16 consecutive r.
 struct Stage {
-  T p[kDepth][kStrideP];
-  T q[kDepth][kStrideQ];
+  float p[kDepth][kStrideP];
+  float q[kDepth][kStrideQ];
 };
-static_assert(sizeof(Stage<float>) % 32 == 0 && sizeof(Stage<__nv_bfloat16>) % 32 == 0,
-              "stages must keep fragment pointers 32-byte aligned");
-
-// What a stage holds of an operand value v, by precision: fp32 v itself; tf32 v rounded to TF32
-// (10 mantissa bits, to nearest, ties away, as cvt.rna does), so the fragments loaded from the
-// stage need no rounding (that took 3 instructions per fragment element, 32 per thread per
-// stage, against 12 here); bf16 v rounded to nearest even. The tensor cores read only the top
-// 19 bits of a TF32 operand, so a value rounded here is the operand exactly.
-enum class Staged { fp32, tf32, bf16 };
-template <Staged S>
-struct StagedAs {
-  using Element = float;
-};
-template <>
-struct StagedAs<Staged::bf16> {
-  using Element = __nv_bfloat16;
-};
-
-template <Staged S>
-__device__ inline typename StagedAs<S>::Element to_stage(float v) {
-  if constexpr (S == Staged::bf16) return __float2bfloat16(v);  // round to nearest even
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-  else if constexpr (S == Staged::tf32) return nvcuda::wmma::__float_to_tf32(v);
-#endif
-  else return v;
-}
-// Four consecutive staged values as one 16-byte (FP32) or 8-byte (BF16) store.
-template <Staged S>
-__device__ inline void put4(float* dst, const float v[4]) {
-  *reinterpret_cast<float4*>(dst) =
-      make_float4(to_stage<S>(v[0]), to_stage<S>(v[1]), to_stage<S>(v[2]), to_stage<S>(v[3]));
-}
-struct __align__(8) Bf16x4 {
-  __nv_bfloat16 v[4];
-};
-template <Staged S>
-__device__ inline void put4(__nv_bfloat16* dst, const float v[4]) {
-  Bf16x4 b;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) b.v[j] = to_stage<S>(v[j]);
-  *reinterpret_cast<Bf16x4*>(dst) = b;
-}
 
 // ---- loaders: each thread fetches its values of one stage, then stores them ------------------
 // A loader is made at the first stage of its block's share of r and walks r in stages of kDepth:
@@ -183,6 +120,21 @@ struct MaskRow {
     row = noise_row(key, b);
     xb = x + (size_t)b * K;
   }
+  // The same for a step given as whole steps of t and the rest (step.t = s / B, step.b = s % B):
+  // no loop, so the compiler keeps one copy of the code around it.
+  struct Step {
+    uint32_t t, b;
+  };
+  __device__ void advance(NoiseKey key, const float* x, int B, int K, Step step) {
+    b += step.b;
+    t += step.t;
+    if (b >= uint32_t(B)) {
+      b -= uint32_t(B);
+      ++t;
+    }
+    row = noise_row(key, b);
+    xb = x + (size_t)b * K;
+  }
 };
 
 // The masked inputs xi[m, k..k+3] = m(t, b, k+j) * x[b, k+j] of that row: one Philox block,
@@ -210,11 +162,10 @@ struct WeightAlongR {
     for (int j = 0; j < 8; ++j) v[j] = (row && k + j < K) ? row[k + j] : 0.0f;
     k += kDepth;
   }
-  template <Staged S>
-  __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
+  __device__ void put(Stage& s) const {
     const int p = threadIdx.x & (kTileP - 1), r = 8 * (threadIdx.x >> 7);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) s.p[r + j][p] = to_stage<S>(v[j]);
+    for (int j = 0; j < 8; ++j) s.p[r + j][p] = v[j];
   }
 };
 
@@ -239,11 +190,10 @@ struct GradAlongR {
     if (at) at += kDepth * N;
     left -= kDepth;
   }
-  template <Staged S>
-  __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
+  __device__ void put(Stage& s) const {
     const int p = threadIdx.x & (kTileP - 1), r = 8 * (threadIdx.x >> 7);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) s.p[r + j][p] = to_stage<S>(v[j]);
+    for (int j = 0; j < 8; ++j) s.p[r + j][p] = v[j];
   }
 };
 
@@ -269,11 +219,10 @@ struct MaskedAlongQ {
     if (in_range && k < K) masked_quad(key, at, K, k, v);  // one Philox block holds k..k+3
     k += kDepth;
   }
-  template <Staged S>
-  __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
+  __device__ void put(Stage& s) const {
     const int q = threadIdx.x & (kTileQ - 1), r = 4 * (threadIdx.x >> 6);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) s.q[r + j][q] = to_stage<S>(v[j]);
+    for (int j = 0; j < 4; ++j) s.q[r + j][q] = v[j];
   }
 };
 
@@ -302,37 +251,20 @@ struct MaskedAlongR {
     left -= kDepth;
     at.advance(key, x, B, K, kDepth);
   }
-  template <Staged S>
-  __device__ void put(Stage<typename StagedAs<S>::Element>& s) const {
-    put4<S>(&s.q[threadIdx.x >> 4][4 * (threadIdx.x & 15)], v);
+  __device__ void put(Stage& s) const {
+    *reinterpret_cast<float4*>(&s.q[threadIdx.x >> 4][4 * (threadIdx.x & 15)]) =
+        make_float4(v[0], v[1], v[2], v[3]);
   }
 };
 
 // ---- arithmetic on one stage ----------------------------------------------------------------
-
-// The epilogue's order over the tile. Forward (kLanesAlongP): consecutive threads take
-// consecutive p, i.e. consecutive neurons of one output row. Wgrad: lane -> (q % 8, p), so a
-// warp writes 4 rows of dW x 8 consecutive features. Both read the column-major C without
-// conflicts and write whole sectors (see the top of the file).
-template <bool kLanesAlongP>
-__device__ inline void tile_position(int e, int& p, int& q) {
-  if (kLanesAlongP) {
-    p = e & (kTileP - 1);
-    q = e >> 7;
-  } else {
-    p = (e >> 3) & (kTileP - 1);
-    q = (e & 7) | ((e >> 10) << 3);
-  }
-}
 
 // fp32: thread (hi, lo) = (tid / 16, tid % 16); the lo index runs along p when kLanesAlongP (so
 // the forward's direct stores go along a row of out) and along q otherwise (along a row of dW).
 // The thread owns p = 4g + i and 64 + 4g + i (i < 4), q = 4h + j (j < 4).
 template <bool kLanesAlongP>
 struct SimtMath {
-  using Element = float;
-  static constexpr Staged kStaged = Staged::fp32;
-  static constexpr int kSharedBytes = 2 * sizeof(Stage<float>);
+  static constexpr int kSharedBytes = 2 * sizeof(Stage);
   float acc[8][4];
 
   __device__ int g() const { return kLanesAlongP ? threadIdx.x & 15 : threadIdx.x >> 4; }
@@ -343,7 +275,7 @@ struct SimtMath {
 #pragma unroll
       for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
   }
-  __device__ void multiply(const Stage<float>& s) {
+  __device__ void multiply(const Stage& s) {
     const int gp = 4 * g(), hq = 4 * h();
 #pragma unroll
     for (int r = 0; r < kDepth; ++r) {
@@ -370,78 +302,433 @@ struct SimtMath {
   }
 };
 
-// tf32 / bf16: warp w owns C[32*(w % 4) + 16i .., 32*(w / 4) + 16j ..], i, j < 2, as four 16 x 16
-// accumulators. WMMA with TF32 or BF16 needs sm_80 or newer; the library is built for 80 and 90.
-namespace wmma = nvcuda::wmma;
+// The launched instantiations (named, so each launch names one type).
+using ForwardFp32 = SimtMath<true>;
+using WgradFp32 = SimtMath<false>;
 
-template <class T, bool kLanesAlongP>
-struct WmmaMath {
-  using Element = T;
-  static constexpr Staged kStaged = std::is_same<T, float>::value ? Staged::tf32 : Staged::bf16;
-  static constexpr int kK = WmmaShape<T>::k;
-  using Precision = typename WmmaShape<T>::Precision;
-  static constexpr int kStageBytes = 2 * sizeof(Stage<T>);
-  static constexpr int kTileBytes = kTileQ * kStrideC * sizeof(float);
-  static constexpr int kSharedBytes = kStageBytes > kTileBytes ? kStageBytes : kTileBytes;
-  wmma::fragment<wmma::accumulator, 16, 16, kK, float> acc[2][2];
+// ---- the forward in TF32 and BF16: mma.sync with the masked input made in registers -----------
+// A block of 4 warps covers 128 rows (each warp 32: two m16 tiles) and all 8 * NT neurons of its
+// slice of the layer (NT n8 tiles: 8, 13 or 16, so N = 100 pads to 104, not 128). Each lane
+// makes exactly the masked inputs its A fragments hold, so the masked input never touches shared
+// memory and each mask is made once per pass; only W is staged (see the top of the file).
+//
+// The order of the sum over features inside a 16-deep stage is the product's own business, so
+// the stage's logical columns are permuted to suit Philox: lane (g, t) holds, for each of its
+// rows, features q .. q+3 with q = k0 + 4t, one Philox block. TF32 (two m16n8k8 per stage, h = 0,
+// 1): logical column t of step h is feature q + 2h, column t + 4 is q + 2h + 1. BF16 (one
+// m16n8k16): columns 2t, 2t+1 are q, q+1 and 2t+8, 2t+9 are q+2, q+3. B's rows follow the same
+// map, so lane (g, t)'s B values for neuron n are W[n, q .. q+3]: one 16-byte (TF32) or 8-byte
+// (BF16) shared-memory load per n8 tile and stage.
+constexpr int kMmaWarps = 4;
+constexpr int kMmaThreads = 32 * kMmaWarps;
+constexpr int kMmaRowTiles = 2;                        // m16 tiles per warp
+constexpr int kMmaRows = 16 * kMmaRowTiles * kMmaWarps;  // 128 rows per block
 
-  __device__ void zero() {
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+// A TF32 operand: v rounded to nearest, ties away (as cvt.rna), in three instructions instead of
+// cvt.rna's four: half a TF32 ulp added to the bits, whose 13 low bits the tensor cores ignore
+// (so they need no clearing); infinities and NaN stay as they are.
+__device__ inline uint32_t tf32_operand(float v) {
+  const uint32_t u = float_bits(v);
+  return fabsf(v) < INFINITY ? u + 0x1000u : u;
+}
+
+// What the forward needs of its precision: how a stage holds W (32-bit words per neuron per
+// stage) and the instruction.
+struct Tf32Forward {
+  static constexpr int kRowWords = 16;  // 16 TF32 values
+  // Stores W[n, 4c .. 4c+3] of the stage as operands.
+  __device__ static void put(uint32_t* row, int c, float4 w) {
+    *reinterpret_cast<uint4*>(row + 4 * c) =
+        uint4{tf32_operand(w.x), tf32_operand(w.y), tf32_operand(w.z), tf32_operand(w.w)};
   }
-  __device__ void multiply(const Stage<T>& s) {
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-    const int warp = threadIdx.x >> 5, wp = 32 * (warp & 3), wq = 32 * (warp >> 2);
+  // acc(i, j) += the stage's product for row tile i, n8 tile j; v[r][e]: the masked inputs of
+  // this lane's rows (r = 2i: row g of tile i, 2i + 1: row g + 8) at features q + e.
+  template <int NT>
+  __device__ static void multiply(float (&acc)[kMmaRowTiles][NT][4], const float (&v)[4][4],
+                                  const uint32_t (*ws)[kRowWords]) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    uint32_t a[kMmaRowTiles][2][4];  // [row tile][step h]
 #pragma unroll
-    for (int r = 0; r < kDepth; r += kK) {
-      // A = P^T slice: element (p, r) at s.p[r][p], column-major with leading dimension 136.
-      // B = Q slice: element (r, q) at s.q[r][q], row-major with leading dimension 72.
-      wmma::fragment<wmma::matrix_a, 16, 16, kK, Precision, wmma::col_major> a[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, kK, Precision, wmma::row_major> b[2];
+    for (int i = 0; i < kMmaRowTiles; ++i)
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        wmma::load_matrix_sync(a[i], &s.p[r][wp + 16 * i], kStrideP);
-        wmma::load_matrix_sync(b[i], &s.q[r][wq + 16 * i], kStrideQ);
+      for (int h = 0; h < 2; ++h) {
+        a[i][h][0] = tf32_operand(v[2 * i][2 * h]);
+        a[i][h][1] = tf32_operand(v[2 * i + 1][2 * h]);
+        a[i][h][2] = tf32_operand(v[2 * i][2 * h + 1]);
+        a[i][h][3] = tf32_operand(v[2 * i + 1][2 * h + 1]);
       }
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < NT; ++j) {
+      const uint4 w = *reinterpret_cast<const uint4*>(&ws[8 * j + g][4 * t]);
+      const uint32_t b[2][2] = {{w.x, w.y}, {w.z, w.w}};
 #pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
-    }
-#else
-    __trap();  // not built for this architecture
-#endif
-  }
-  // The mainloop ended with __syncthreads, so no thread still reads the stages whose bytes the
-  // tile C reuses.
-  template <class Out>
-  __device__ void store(unsigned char* shared, Out&& out) const {
-    float(*c)[kStrideC] = reinterpret_cast<float(*)[kStrideC]>(shared);
-    const int warp = threadIdx.x >> 5, wp = 32 * (warp & 3), wq = 32 * (warp >> 2);
+      for (int i = 0; i < kMmaRowTiles; ++i)
 #pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int j = 0; j < 2; ++j)
-        wmma::store_matrix_sync(&c[wq + 16 * j][wp + 16 * i], acc[i][j], kStrideC,
-                                wmma::mem_col_major);
-    __syncthreads();
-    for (int e = threadIdx.x; e < kTileP * kTileQ; e += kThreads) {
-      int p, q;
-      tile_position<kLanesAlongP>(e, p, q);
-      out(p, q, c[q][p]);
+        for (int h = 0; h < 2; ++h) mma_tf32_m16n8k8(acc[i][j], a[i][h], b[h]);
     }
   }
 };
 
-// The launched instantiations (named, so each launch names one type).
-using ForwardFp32 = SimtMath<true>;
-using ForwardTf32 = WmmaMath<float, true>;
-using ForwardBf16 = WmmaMath<__nv_bfloat16, true>;
-using WgradFp32 = SimtMath<false>;
-using WgradTf32 = WmmaMath<float, false>;
-using WgradBf16 = WmmaMath<__nv_bfloat16, false>;
+struct Bf16Forward {
+  static constexpr int kRowWords = 8;  // 16 BF16 values, two to a word
+  __device__ static void put(uint32_t* row, int c, float4 w) {
+    *reinterpret_cast<uint2*>(row + 2 * c) = uint2{pack_bf16x2(w.x, w.y), pack_bf16x2(w.z, w.w)};
+  }
+  template <int NT>
+  __device__ static void multiply(float (&acc)[kMmaRowTiles][NT][4], const float (&v)[4][4],
+                                  const uint32_t (*ws)[kRowWords]) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    uint32_t a[kMmaRowTiles][4];
+#pragma unroll
+    for (int i = 0; i < kMmaRowTiles; ++i) {
+      a[i][0] = pack_bf16x2(v[2 * i][0], v[2 * i][1]);
+      a[i][1] = pack_bf16x2(v[2 * i + 1][0], v[2 * i + 1][1]);
+      a[i][2] = pack_bf16x2(v[2 * i][2], v[2 * i][3]);
+      a[i][3] = pack_bf16x2(v[2 * i + 1][2], v[2 * i + 1][3]);
+    }
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      const uint2 w = *reinterpret_cast<const uint2*>(&ws[8 * j + g][2 * t]);
+      const uint32_t b[2] = {w.x, w.y};
+#pragma unroll
+      for (int i = 0; i < kMmaRowTiles; ++i) mma_bf16_m16n8k16(acc[i][j], a[i], b);
+    }
+  }
+};
+
+// Four consecutive floats p[k .. k+3] of a row of K, 0 when `ok` is false and past K. kVec: K
+// is a multiple of 4 and the array 16-byte aligned, so a quad is whole or past K and is one
+// 16-byte load.
+template <bool kVec>
+__device__ inline float4 load_quad(const float* p, int k, int K, bool ok) {
+  if (kVec) return ok && k < K ? *reinterpret_cast<const float4*>(p + k) : make_float4(0, 0, 0, 0);
+  return make_float4(ok && k < K ? p[k] : 0.0f, ok && k + 1 < K ? p[k + 1] : 0.0f,
+                     ok && k + 2 < K ? p[k + 2] : 0.0f, ok && k + 3 < K ? p[k + 3] : 0.0f);
+}
+
+// grid (ceil(M / 128), ceil(N / (8 NT))): block (x, y) computes out[128x .., 8 NT y ..]. The
+// loop has no branch but its trip count: rows past M and features past K make their Philox
+// blocks anyway (at most one partial stage and one partial block) and multiply them by 0, and
+// neurons past N are multiplied as zero weights, which keeps the issue count per stage the
+// counted one (scripts/sass_loop_counts.sh).
+template <class Op, int NT, bool kVec>
+__global__ void __launch_bounds__(kMmaThreads, 2)
+masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int B, int K, long long M,
+                                 const float* W, int N, float* out) {
+  constexpr int kNeurons = 8 * NT;
+  constexpr int kQuads = kNeurons * 4;  // of a stage of W
+  constexpr int kQuadsPerThread = (kQuads + kMmaThreads - 1) / kMmaThreads;
+  __shared__ __align__(16) uint32_t ws[2][kNeurons][Op::kRowWords];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int n0 = blockIdx.y * kNeurons;
+  const PhiloxRoundKeys keys = noise_round_keys(key);
+
+  // This lane's four rows: r = 2i + h is row g + 8h of row tile i. A row past M still gets a
+  // place (its t is past T, its b and x row real), so its loads stay in bounds.
+  const long long m_warp = (long long)blockIdx.x * kMmaRows + 32 * warp;
+  MaskRow rows[4];
+  bool in_range[4];
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const long long m = m_warp + 16 * (r >> 1) + 8 * (r & 1) + g;
+    in_range[r] = m < M;
+    rows[r].set(key, x, B, K, m);
+  }
+
+  // The stage's W quads this thread stages: quad e = tid + 128 u is W[n0 + e / 4, k0 + 4 (e % 4)].
+  float4 w_next[kQuadsPerThread];
+  auto fetch_w = [&](int k0) {
+#pragma unroll
+    for (int u = 0; u < kQuadsPerThread; ++u) {
+      const int e = threadIdx.x + kMmaThreads * u, n = n0 + e / 4;
+      w_next[u] = load_quad<kVec>(W + (size_t)(n < N ? n : 0) * K, k0 + 4 * (e & 3), K,
+                                  e < kQuads && n < N);
+    }
+  };
+  auto put_w = [&](uint32_t (*stage)[Op::kRowWords]) {
+#pragma unroll
+    for (int u = 0; u < kQuadsPerThread; ++u) {
+      const int e = threadIdx.x + kMmaThreads * u;
+      if (e < kQuads) Op::put(stage[e / 4], e & 3, w_next[u]);
+    }
+  };
+
+  float acc[kMmaRowTiles][NT][4];
+#pragma unroll
+  for (int i = 0; i < kMmaRowTiles; ++i)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
+
+  // Double-buffered as mainloop: stage s multiplies from ws[s % 2] while W of stage s + 1 is
+  // fetched, then written to the other buffer; one barrier per stage.
+  const int stages = (K + kDepth - 1) / kDepth;
+  fetch_w(0);
+  put_w(ws[0]);
+  __syncthreads();
+  for (int s = 0; s < stages; ++s) {
+    const int q = s * kDepth + 4 * t;
+    fetch_w((s + 1) * kDepth);  // past K (the last stage) it loads nothing and makes zeros
+    float v[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const Philox4x32 p = noise_block_words(keys, uint32_t(q >> 2), rows[r].row, rows[r].t,
+                                             rows[r].pass);
+      const float4 xq = load_quad<kVec>(rows[r].xb, q, K, in_range[r]);
+      v[r][0] = uniform_from_bits(p.v[0]) * xq.x;
+      v[r][1] = uniform_from_bits(p.v[1]) * xq.y;
+      v[r][2] = uniform_from_bits(p.v[2]) * xq.z;
+      v[r][3] = uniform_from_bits(p.v[3]) * xq.w;
+    }
+    Op::template multiply<NT>(acc, v, ws[s & 1]);
+    put_w(ws[(s + 1) & 1]);  // that buffer was last read in stage s - 1, before the barrier
+    __syncthreads();
+  }
+
+  // c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1) of each tile, straight to out.
+  const bool pairs = N % 2 == 0;  // then out[m, n .. n+1] is one 8-byte store
+#pragma unroll
+  for (int i = 0; i < kMmaRowTiles; ++i)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const long long m = m_warp + 16 * i + 8 * h + g;
+      if (m >= M) continue;
+      float* row = out + (size_t)m * N;
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const int n = n0 + 8 * j + 2 * t;
+        const float lo = acc[i][j][2 * h], hi = acc[i][j][2 * h + 1];
+        if (pairs && n + 1 < N)
+          *reinterpret_cast<float2*>(row + n) = make_float2(lo, hi);
+        else {
+          if (n < N) row[n] = lo;
+          if (n + 1 < N) row[n + 1] = hi;
+        }
+      }
+    }
+}
+
+// ---- the weight gradient in TF32 and BF16: mma.sync, the masked input made in registers --------
+// mma's M is the neurons (MT m16 tiles: 4, 7 or 8, so N = 100 pads to 112), its N the features,
+// its K the rows m of the sum. A block of 4 warps covers all 16 MT neurons of its slice and 128
+// features, each warp a strip of 32 (four n8 tiles), over its split's rows in stages of 16. dU
+// is staged in shared memory as ready A operands, shared by the 4 warps; each lane makes exactly
+// the masked inputs its B fragments hold.
+//
+// The permutations that suit Philox: the features of a strip are mapped to its columns so that
+// column g of n8 tile j is feature k_w + 4g + j; lane (g, t) then holds, for each of its rows,
+// the features k_w + 4g .. +3 (one Philox block). The rows of a stage: TF32 logical row t of step
+// h is row 4t + 2h, row t + 4 is 4t + 2h + 1; BF16 rows 2t, 2t+1 are 4t, 4t+1 and 2t+8, 2t+9 are
+// 4t+2, 4t+3. So lane (g, t) holds rows 4t .. 4t+3 of its B fragments: four Philox blocks per
+// stage.
+//
+// The staged dU: for each m16 tile i and g, "units" of four words that are exactly the four A
+// registers of a lane (g, .): TF32 unit p = 2t + h holds dU at (row 2p, neuron g), (2p, g + 8),
+// (2p + 1, g), (2p + 1, g + 8) (a0 .. a3 of step h), BF16 unit t the pairs of rows 4t, 4t+1 and
+// 4t+2, 4t+3 of neurons g and g + 8. A lane's operands are then one 16-byte load each, already in
+// the registers mma wants (with dU^T rows the compiler moved ~4 registers per operand into
+// place). Rows of a g: 36 words in TF32 (8 units + 4, so g and g + 1 start 4 banks apart), 16 in
+// BF16; a read phase of 8 lanes (2 g x 4 t) and a staging phase of 8 threads (8 g, or 2 g x 4
+// units) then touch 8 distinct 16-byte bank groups.
+struct Tf32Wgrad {
+  static constexpr int kUnits = 8, kGWords = 36, kValues = 4;
+  // Item e of a stage's staging: unit u of (tile i, g), g fastest (coalesced along neurons).
+  __device__ static void item(int e, int& i, int& g, int& u) {
+    g = e & 7;
+    u = (e >> 3) & 7;
+    i = e >> 6;
+  }
+  // Value v of unit u: its row in the stage and whether it is neuron g + 8.
+  __device__ static int row(int u, int v) { return 2 * u + (v >> 1); }
+  __device__ static int upper(int v) { return v & 1; }
+  __device__ static uint4 operands(const float (&d)[kValues]) {
+    return uint4{tf32_operand(d[0]), tf32_operand(d[1]), tf32_operand(d[2]), tf32_operand(d[3])};
+  }
+  // acc(i, j) += the stage's product: A from the staged units, B from v[e][j], the masked input
+  // at row 4t + e and feature k_w + 4g + j.
+  template <int MT>
+  __device__ static void multiply(float (&acc)[MT][4][4], const float (&v)[4][4],
+                                  const uint32_t* du) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    uint32_t b[4][2][2];  // [tile j][step h]
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        b[j][h][0] = tf32_operand(v[2 * h][j]);
+        b[j][h][1] = tf32_operand(v[2 * h + 1][j]);
+      }
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+      const uint32_t* units = du + (8 * i + g) * kGWords + 8 * t;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint4 q = *reinterpret_cast<const uint4*>(units + 4 * h);
+        const uint32_t a[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) mma_tf32_m16n8k8(acc[i][j], a, b[j][h]);
+      }
+    }
+  }
+};
+
+struct Bf16Wgrad {
+  static constexpr int kUnits = 4, kGWords = 16, kValues = 8;
+  // Unit fastest, then g: a staging phase of 8 threads writes 2 g x 4 units, 128 distinct bytes.
+  __device__ static void item(int e, int& i, int& g, int& u) {
+    u = e & 3;
+    g = (e >> 2) & 7;
+    i = e >> 5;
+  }
+  // Values in register order: (4u, g), (4u+1, g), (4u, g+8), (4u+1, g+8), then rows 4u+2, 4u+3.
+  __device__ static int row(int u, int v) { return 4 * u + (v & 1) + 2 * (v >> 2); }
+  __device__ static int upper(int v) { return (v >> 1) & 1; }
+  __device__ static uint4 operands(const float (&d)[kValues]) {
+    return uint4{pack_bf16x2(d[0], d[1]), pack_bf16x2(d[2], d[3]), pack_bf16x2(d[4], d[5]),
+                 pack_bf16x2(d[6], d[7])};
+  }
+  template <int MT>
+  __device__ static void multiply(float (&acc)[MT][4][4], const float (&v)[4][4],
+                                  const uint32_t* du) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    uint32_t b[4][2];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      b[j][0] = pack_bf16x2(v[0][j], v[1][j]);
+      b[j][1] = pack_bf16x2(v[2][j], v[3][j]);
+    }
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+      const uint4 q = *reinterpret_cast<const uint4*>(du + (8 * i + g) * kGWords + 4 * t);
+      const uint32_t a[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) mma_bf16_m16n8k16(acc[i][j], a, b[j]);
+    }
+  }
+};
+
+// grid (ceil(K / 128), ceil(N / (16 MT)), splits): block (x, y, z) computes the partial sum of
+// dW[16 MT y .., 128x ..] over rows [z rows, (z+1) rows) into partial[z]. As in the forward, the
+// loop has no branch but its trip count (and a warp whose whole strip is past K skips its part).
+template <class Op, int MT, bool kVec>
+__global__ void __launch_bounds__(kMmaThreads, 2)
+masked_linear_wgrad_mma_kernel(NoiseKey key, const float* x, int B, int K, long long M,
+                               long long rows, const float* dU, int N, float* partial) {
+  constexpr int kNeurons = 16 * MT;
+  constexpr int kStageWords = MT * 8 * Op::kGWords;
+  constexpr int kItems = MT * 8 * Op::kUnits;
+  constexpr int kItemsPerThread = (kItems + kMmaThreads - 1) / kMmaThreads;
+  __shared__ __align__(16) uint32_t du[2][kStageWords];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int n0 = blockIdx.y * kNeurons;
+  const int k_w = blockIdx.x * 128 + 32 * warp;  // the warp's strip
+  const int k_lane = k_w + 4 * g;                // the lane's features k_lane .. +3
+  const bool strip_live = k_w < K;               // the same for the whole warp
+  const long long r_begin = (long long)blockIdx.z * rows;
+  const long long r_end = r_begin + rows < M ? r_begin + rows : M;
+  const PhiloxRoundKeys keys = noise_round_keys(key);
+
+  // Staging: each thread's items, their neurons' columns of dU (or -1 past N) and their values.
+  float staged[kItemsPerThread][Op::kValues];
+  auto fetch_du = [&](long long m0) {
+    const long long left64 = r_end - m0;
+    const int left = left64 < kDepth ? int(left64) : kDepth;  // rows of this stage (<= 0: none)
+    const float* rows_at = dU + (size_t)(m0 < r_end ? m0 : r_begin) * N;
+#pragma unroll
+    for (int k = 0; k < kItemsPerThread; ++k) {
+      const int e = threadIdx.x + kMmaThreads * k;
+      int i, gi, u;
+      Op::item(e, i, gi, u);
+      const int n = n0 + 16 * i + gi;
+#pragma unroll
+      for (int v = 0; v < Op::kValues; ++v) {
+        const int r = Op::row(u, v), nv = n + 8 * Op::upper(v);
+        staged[k][v] = e < kItems && r < left && nv < N ? rows_at[(size_t)r * N + nv] : 0.0f;
+      }
+    }
+  };
+  auto put_du = [&](uint32_t* stage) {
+#pragma unroll
+    for (int k = 0; k < kItemsPerThread; ++k) {
+      const int e = threadIdx.x + kMmaThreads * k;
+      int i, gi, u;
+      Op::item(e, i, gi, u);
+      if (e < kItems)
+        *reinterpret_cast<uint4*>(stage + (8 * i + gi) * Op::kGWords + 4 * u) =
+            Op::operands(staged[k]);
+    }
+  };
+
+  // The lane's rows of the stage at hand: r_begin + 16 s + 4t + e, e < 4, stepped along.
+  MaskRow at[4];
+#pragma unroll
+  for (int e = 0; e < 4; ++e) at[e].set(key, x, B, K, r_begin + 4 * t + e);
+  const MaskRow::Step step{uint32_t(kDepth / B), uint32_t(kDepth % B)};
+
+  float acc[MT][4][4];
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
+
+  const long long stages = (r_end - r_begin + kDepth - 1) / kDepth;
+  fetch_du(r_begin);
+  put_du(du[0]);
+  __syncthreads();
+  for (long long s = 0; s < stages; ++s) {
+    const long long m0 = r_begin + s * kDepth;
+    fetch_du(m0 + kDepth);  // past r_end (the last stage) it loads nothing and makes zeros
+    if (strip_live) {
+      const long long left = r_end - m0;
+      float v[4][4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const Philox4x32 p = noise_block_words(keys, uint32_t(k_lane >> 2), at[e].row, at[e].t,
+                                               at[e].pass);
+        const float4 xq = load_quad<kVec>(at[e].xb, k_lane, K, 4 * t + e < left);
+        v[e][0] = uniform_from_bits(p.v[0]) * xq.x;
+        v[e][1] = uniform_from_bits(p.v[1]) * xq.y;
+        v[e][2] = uniform_from_bits(p.v[2]) * xq.z;
+        v[e][3] = uniform_from_bits(p.v[3]) * xq.w;
+      }
+      Op::template multiply<MT>(acc, v, du[s & 1]);
+      // After the stage's arithmetic: the keyed rows' lookup is a branch that nvcc duplicates
+      // the code around for (loop unswitching); here that is these few instructions only.
+#pragma unroll
+      for (int e = 0; e < 4; ++e) at[e].advance(key, x, B, K, step);
+    }
+    put_du(du[(s + 1) & 1]);  // that buffer was last read in stage s - 1, before the barrier
+    __syncthreads();
+  }
+  if (!strip_live) return;
+
+  // Tile (i, j): c0 (neuron g, column 2t) is feature k_w + 8t + j, c1 (column 2t + 1) feature
+  // k_w + 8t + 4 + j; c2, c3 the same for neuron g + 8. Over j they are 4 consecutive features.
+  float* part = partial + (size_t)blockIdx.z * N * K;
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int n = n0 + 16 * i + 8 * h + g;
+      if (n >= N) continue;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int k = k_w + 8 * t + 4 * half;
+        float* dst = part + (size_t)n * K + k;
+        const float q[4] = {acc[i][0][2 * h + half], acc[i][1][2 * h + half],
+                            acc[i][2][2 * h + half], acc[i][3][2 * h + half]};
+        if (kVec && k < K)
+          *reinterpret_cast<float4*>(dst) = make_float4(q[0], q[1], q[2], q[3]);
+        else if (!kVec)
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            if (k + j < K) dst[j] = q[j];
+      }
+    }
+}
 
 // ---- the double-buffered loop over stages ----------------------------------------------------
 // Stage s is multiplied from buffer s % 2 while stage s+1 is fetched into registers and then
@@ -450,14 +737,14 @@ using WgradBf16 = WmmaMath<__nv_bfloat16, false>;
 // __syncthreads at the end of iteration s makes the new stage visible before it is multiplied.
 template <class Math, class LoadP, class LoadQ, class Index>
 __device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end,
-                         Stage<typename Math::Element>* stages, Math& math) {
+                         Stage* stages, Math& math) {
   math.zero();
   const Index stages_total = (r_end - r_begin + kDepth - 1) / kDepth;
   if (stages_total <= 0) return;
   lp.fetch();
   lq.fetch();
-  lp.template put<Math::kStaged>(stages[0]);
-  lq.template put<Math::kStaged>(stages[0]);
+  lp.put(stages[0]);
+  lq.put(stages[0]);
   __syncthreads();
   for (Index s = 0; s < stages_total; ++s) {
     auto& cur = stages[s & 1];
@@ -469,8 +756,8 @@ __device__ void mainloop(LoadP& lp, LoadQ& lq, Index r_begin, Index r_end,
     }
     math.multiply(cur);
     if (more) {
-      lp.template put<Math::kStaged>(next);
-      lq.template put<Math::kStaged>(next);
+      lp.put(next);
+      lq.put(next);
     }
     __syncthreads();
   }
@@ -484,7 +771,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 masked_linear_forward_kernel(NoiseKey key, const float* x, int B, int K, long long M,
                              const float* W, int N, float* out) {
   __shared__ __align__(128) unsigned char shared[Math::kSharedBytes];
-  auto* stages = reinterpret_cast<Stage<typename Math::Element>*>(shared);
+  auto* stages = reinterpret_cast<Stage*>(shared);
   const long long m0 = (long long)blockIdx.x * kTileQ;
   const int n0 = blockIdx.y * kTileP;
   WeightAlongR lp(W, N, K, n0);
@@ -505,7 +792,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 masked_linear_wgrad_kernel(NoiseKey key, const float* x, int B, int K, long long M,
                            long long rows, const float* dU, int N, float* partial) {
   __shared__ __align__(128) unsigned char shared[Math::kSharedBytes];
-  auto* stages = reinterpret_cast<Stage<typename Math::Element>*>(shared);
+  auto* stages = reinterpret_cast<Stage*>(shared);
   const int k0 = blockIdx.x * kTileQ;
   const int n0 = blockIdx.y * kTileP;
   const long long r_begin = (long long)blockIdx.z * rows;
@@ -541,19 +828,75 @@ void check_shapes(const char* what, int T, int B, int K, int N) {
                           "input kernel (at most ", 65535LL * kTileP, ")");
 }
 
+// NT from the layer's width: up to 64 neurons 8 tiles, up to 104 (the seed's 100) 13, else 16,
+// in blocks of 128 neurons along gridDim.y.
+template <class Op, bool kVec>
+void launch_forward_mma(NoiseKey key, const float* x, int B, int K, long long M, const float* W,
+                        int N, float* out, cudaStream_t stream) {
+  const dim3 grid(grid_for(M, kMmaRows), N <= 104 ? 1u : unsigned((N + 127) / 128));
+  if (N <= 64)
+    masked_linear_forward_mma_kernel<Op, 8, kVec>
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+  else if (N <= 104)
+    masked_linear_forward_mma_kernel<Op, 13, kVec>
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+  else
+    masked_linear_forward_mma_kernel<Op, 16, kVec>
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+}
+template <class Op>
+void launch_forward_mma(NoiseKey key, const float* x, int B, int K, long long M, const float* W,
+                        int N, float* out, cudaStream_t stream) {
+  const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(W) % 16 == 0;
+  if (vec)
+    launch_forward_mma<Op, true>(key, x, B, K, M, W, N, out, stream);
+  else
+    launch_forward_mma<Op, false>(key, x, B, K, M, W, N, out, stream);
+}
+
+// MT from the layer's width: up to 64 neurons 4 m16 tiles, up to 112 (the seed's 100) 7, else 8,
+// in blocks of 128 neurons along gridDim.y.
+template <class Op, bool kVec>
+void launch_wgrad_mma(NoiseKey key, const float* x, int B, int K, long long M, WgradSplit split,
+                      const float* dU, int N, float* out, cudaStream_t stream) {
+  const dim3 grid(grid_for(K, 128), N <= 112 ? 1u : unsigned((N + 127) / 128),
+                  unsigned(split.splits));
+  if (N <= 64)
+    masked_linear_wgrad_mma_kernel<Op, 4, kVec>
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
+  else if (N <= 112)
+    masked_linear_wgrad_mma_kernel<Op, 7, kVec>
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
+  else
+    masked_linear_wgrad_mma_kernel<Op, 8, kVec>
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
+}
+template <class Op>
+void launch_wgrad_mma(NoiseKey key, const float* x, int B, int K, long long M, WgradSplit split,
+                      const float* dU, int N, float* out, cudaStream_t stream) {
+  const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  if (vec)
+    launch_wgrad_mma<Op, true>(key, x, B, K, M, split, dU, N, out, stream);
+  else
+    launch_wgrad_mma<Op, false>(key, x, B, K, M, split, dU, N, out, stream);
+}
+
 }  // namespace
 
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
                            int N, float* out, MatmulPrecision math, cudaStream_t stream) {
   check_shapes("masked_linear_forward", T, B, K, N);
   const long long M = (long long)T * B;
-  const dim3 grid(grid_for(M, kTileQ), unsigned((N + kTileP - 1) / kTileP));
   if (math == MatmulPrecision::tf32)
-    masked_linear_forward_kernel<ForwardTf32><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+    launch_forward_mma<Tf32Forward>(key, x, B, K, M, W, N, out, stream);
   else if (math == MatmulPrecision::bf16)
-    masked_linear_forward_kernel<ForwardBf16><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
-  else
+    launch_forward_mma<Bf16Forward>(key, x, B, K, M, W, N, out, stream);
+  else {
+    const dim3 grid(grid_for(M, kTileQ), unsigned((N + kTileP - 1) / kTileP));
     masked_linear_forward_kernel<ForwardFp32><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+  }
   NMSNN_CHECK_LAUNCH("masked_linear_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K, ", ",
                      to_string(math));
 }
@@ -584,16 +927,16 @@ void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, cons
   // One split writes dW itself; several write partials that are added below.
   float* out = split.splits == 1 ? dW : scratch;
   if (!out) ::nmsnn::detail::fail("masked_linear_wgrad: no scratch for ", split.splits, " partials");
-  const dim3 grid(grid_for(K, kTileQ), unsigned((N + kTileP - 1) / kTileP), unsigned(split.splits));
   if (math == MatmulPrecision::tf32)
-    masked_linear_wgrad_kernel<WgradTf32>
-        <<<grid, kThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
+    launch_wgrad_mma<Tf32Wgrad>(key, x, B, K, M, split, dU, N, out, stream);
   else if (math == MatmulPrecision::bf16)
-    masked_linear_wgrad_kernel<WgradBf16>
-        <<<grid, kThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
-  else
+    launch_wgrad_mma<Bf16Wgrad>(key, x, B, K, M, split, dU, N, out, stream);
+  else {
+    const dim3 grid(grid_for(K, kTileQ), unsigned((N + kTileP - 1) / kTileP),
+                    unsigned(split.splits));
     masked_linear_wgrad_kernel<WgradFp32>
         <<<grid, kThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
+  }
   NMSNN_CHECK_LAUNCH("masked_linear_wgrad", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
                      ", splits=", split.splits, ", ", to_string(math));
   if (split.splits == 1) return;

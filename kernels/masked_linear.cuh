@@ -22,10 +22,10 @@
 namespace nmsnn::kernels {
 
 // `matmul` picks the arithmetic: fp32, CUDA-core FMA (the default, and what the exactness tests
-// use); tf32, tensor cores (WMMA m16n16k8) with TF32 inputs (10-bit mantissa), FP32 accumulation;
-// bf16, tensor cores (WMMA m16n16k16) with BF16 inputs (7-bit mantissa, rounded to nearest even
-// as the tile is staged), FP32 accumulation. One block covers up to 128 neurons, so for N <= 128
-// the forward makes each mask once per pass.
+// use); tf32, tensor cores (mma.sync m16n8k8) with TF32 inputs (10-bit mantissa, rounded to
+// nearest), FP32 accumulation; bf16, tensor cores (mma.sync m16n8k16) with BF16 inputs (7-bit
+// mantissa, rounded to nearest even), FP32 accumulation. Each mask is made once per pass for
+// N <= 128 (per slice of 128 neurons beyond).
 
 // out[M, N] = X[M, K] · W[N, K]^T, M = T*B. Every pointer is device memory.
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,

@@ -1,8 +1,8 @@
-// wmma_shape.cuh — the WMMA fragment shape of each tensor-core operand type, shared by the
-// kernels that multiply with WMMA (masked_linear.cu, sample_cluster.cu): TF32 operands are loaded
-// from floats as m16n16k8 fragments and rounded there (round_tf32); BF16 ones are m16n16k16
-// fragments of values rounded when they were stored. Accumulation is FP32 in both. WMMA with TF32
-// or BF16 needs sm_80 or newer; the library is built for 80 and 90.
+// wmma_shape.cuh — the WMMA fragment shape of each tensor-core operand type, for the kernel that
+// multiplies with WMMA (sample_cluster.cu; the masked products use mma.sync, mma_sync.cuh): TF32
+// operands are loaded from floats as m16n16k8 fragments and rounded there (round_tf32); BF16 ones
+// are m16n16k16 fragments of values rounded when they were stored. Accumulation is FP32 in both.
+// WMMA with TF32 or BF16 needs sm_80 or newer; the library is built for 80 and 90.
 #pragma once
 
 #include <cuda_bf16.h>

@@ -15,9 +15,10 @@
 // hit L2); FLOP are 2*M*N*K per product and a few per element elsewhere.
 //
 // The kernels are modelled as designed after issue 13 (the design column says which):
-//   - masked_linear forward and weight gradient: one block covers a whole layer of up to 128
-//     neurons, so the Philox masks are made once per pass (per 128 neurons), not once per
-//     64-neuron tile; the weight gradient splits its rows into partial sums added afterwards.
+//   - masked_linear forward and weight gradient: each mask of a pass is made once (per slice of
+//     128 neurons), in registers, never stored; in TF32 and BF16 a warp makes exactly the masked
+//     inputs its mma.sync fragments hold; the weight gradient splits its rows into partial sums
+//     added afterwards.
 //   - spiking layers keep for backward only 2 bytes per neuron-step (the spike as 16 bits) when
 //     a product reads their spikes in backward, and 1 bit (the gate) for the last layer
 //     (SavedState::compact; StepShape::compact = false models the FP32 u instead).
@@ -144,47 +145,79 @@ inline double philox_blocks(double T, double B, double K) {
 
 constexpr int kLayerPerBlock = 128;  // neurons one masked-linear block covers (masks made once)
 
-// The masked products' main loops (kernels/masked_linear.cu): a block of 8 warps computes a
-// 128 (neurons) x 64 (rows, or features in the weight gradient) tile, kDepth = 16 values of the
-// sum per stage, and each stage issues, per thread, the instructions counted in the loop of the
-// sm_90 SASS (nvcc 13, scripts/sass_loop_counts.sh, at the commit that last changed the
-// kernel). By Math (fp32, tf32, bf16):
-constexpr double kMaskedForwardLoop[3] = {706, 325, 223};
-constexpr double kMaskedWgradLoop[3] = {780, 402, 295};
-constexpr double kMaskedWarps = 8, kMaskedTileQ = 64, kMaskedDepth = 16;
-// Of those, one Philox block per thread per stage: 20 IMAD.WIDE.U32, 20 LOP3, 4 SHF, 4 I2FP and
-// the 4 FMULs by x (the same SASS).
-constexpr double kPhiloxLoopInstructions = 52;
+// The masked products' main loops (kernels/masked_linear.cu), counted in the sm_90 SASS (nvcc 13,
+// scripts/sass_loop_counts.sh, at the commit that last changed the kernel; the K % 4 == 0
+// instantiations, W1's).
+// FP32 (CUDA cores): a block of 8 warps computes a 128 (neurons) x 64 (rows, or features) tile,
+// 16 values of the sum per stage, and each stage issues per thread:
+constexpr double kSimtForwardLoop = 706, kSimtWgradLoop = 777;
+constexpr double kSimtWarps = 8, kSimtTileQ = 64, kMaskedDepth = 16;
+// TF32 and BF16 (mma.sync, the masked input made in registers in fragment order): a warp owns 32
+// rows x all 8 NT neurons of a slice (forward) or 16 MT neurons x a strip of 32 features (weight
+// gradient), 16 values of the sum per stage, and each warp-stage issues, by width class (forward
+// NT = 8, 13, 16 for N <= 64, <= 104, else; weight gradient MT = 4, 7, 8 for N <= 64, <= 112,
+// else), {tf32, bf16}:
+constexpr double kMmaForwardLoop[3][2] = {{438, 381}, {521, 430}, {538, 440}};
+constexpr double kMmaWgradLoop[3][2] = {{556, 517}, {735, 610}, {758, 618}};
+// Of each warp-stage, the masks of 4 Philox blocks: per block 20 IMAD.WIDE.U32, 20 LOP3, and per
+// mask a SHF, an I2FP and two FMULs (the scale and x), ~56 (the SASS has 78 + 88 + 17 + 16 + 32 =
+// 231 in the TF32 forward's loop).
+constexpr double kMmaMaskInstructions = 4 * 56;
 constexpr int kTimeLoopAhead = 16;   // steps a time-loop thread loads at once (lif_*.cu kAhead)
 constexpr int kFusedLoopAhead = 8;   // the same in lif_backward fused with the layer above
 
-// Rows of partial weight gradients of the masked product: about 1024 blocks of 128 neurons x 64
-// features, at most 64 partials, at least 256 rows each (masked_linear.cu's rule).
+// Rows of partial weight gradients of the masked product: about 1024 tiles of 128 neurons x 64
+// features, at most 64 partials, at least 256 rows each (masked_linear.cu's rule, every
+// precision). The rows of a split, as the kernel rounds them: ceil(M / splits) to a multiple of
+// 16.
 inline double wgrad_splits(double M, double N, double K) {
   const double tiles = std::ceil(N / kLayerPerBlock) * std::ceil(K / 64);
   return std::max(1.0, std::min({std::floor(1024 / tiles), 64.0, std::floor(M / 256)}));
 }
+inline double wgrad_split_rows(double M, double N, double K) {
+  return std::ceil(std::ceil(M / wgrad_splits(M, N, K)) / kMaskedDepth) * kMaskedDepth;
+}
 
-// Block-stages of the masked forward: ceil(M / 64) x ceil(N / 128) tiles, ceil(K / 16) stages.
+// FP32 block-stages of the masked forward: ceil(M / 64) x ceil(N / 128) tiles, ceil(K / 16)
+// stages; of the weight gradient: ceil(K / 64) x ceil(N / 128) tiles, each in `splits` shares,
+// 16 rows a stage.
 inline double masked_forward_block_stages(double M, double N, double K) {
-  return std::ceil(M / kMaskedTileQ) * std::ceil(N / kLayerPerBlock) * std::ceil(K / kMaskedDepth);
+  return std::ceil(M / kSimtTileQ) * std::ceil(N / kLayerPerBlock) * std::ceil(K / kMaskedDepth);
 }
-// Of the weight gradient: ceil(K / 64) x ceil(N / 128) tiles, each in `splits` shares of
-// ceil(M / splits) rows, 16 rows a stage.
 inline double masked_wgrad_block_stages(double M, double N, double K) {
-  const double splits = wgrad_splits(M, N, K);
-  return std::ceil(K / kMaskedTileQ) * std::ceil(N / kLayerPerBlock) * splits *
-         std::ceil(std::ceil(M / splits) / kMaskedDepth);
+  return std::ceil(K / kSimtTileQ) * std::ceil(N / kLayerPerBlock) * wgrad_splits(M, N, K) *
+         std::ceil(wgrad_split_rows(M, N, K) / kMaskedDepth);
 }
-// Sets k's warp instructions: block-stages x 8 warps x the loop's instructions per stage, or,
-// for TF32 and BF16, at most `tensor_loop` per stage when that is > 0 (a what-if).
-inline void set_loop_instructions(Kernel& k, double block_stages, const double (&loop)[3],
-                                  double tensor_loop = 0) {
-  for (int m = 0; m < 3; ++m) {
-    const double per_stage =
-        tensor_loop > 0 && m != int(Math::fp32) ? std::min(tensor_loop, loop[m]) : loop[m];
-    k.warp_instructions[m] = block_stages * kMaskedWarps * per_stage;
-  }
+// mma.sync warp-stages of the forward: ceil(M / 128) blocks of 4 warps per slice of neurons (one
+// slice for N <= 104, else slices of 128), ceil(K / 16) stages each.
+inline double mma_forward_warp_stages(double M, double N, double K) {
+  const double slices = N <= 104 ? 1 : std::ceil(N / kLayerPerBlock);
+  return std::ceil(M / 128) * 4 * slices * std::ceil(K / kMaskedDepth);
+}
+// Of the weight gradient: per slice of neurons (one for N <= 112, else slices of 128) and split,
+// ceil(K / 32) warps with features to do (a block's warps past K only help stage dU), each
+// walking the split's rows in stages of 16.
+inline double mma_wgrad_warp_stages(double M, double N, double K) {
+  const double slices = N <= 112 ? 1 : std::ceil(N / kLayerPerBlock);
+  return slices * std::ceil(K / 32) * wgrad_splits(M, N, K) *
+         std::ceil(wgrad_split_rows(M, N, K) / kMaskedDepth);
+}
+inline int mma_forward_class(double N) { return N <= 64 ? 0 : N <= 104 ? 1 : 2; }
+inline int mma_wgrad_class(double N) { return N <= 64 ? 0 : N <= 112 ? 1 : 2; }
+
+// Sets the masked forward's (wgrad false) or weight gradient's warp instructions: FP32 from the
+// block-stages, TF32 and BF16 from the warp-stages, less `saved` per warp-stage (a what-if).
+inline void set_loop_instructions(Kernel& k, double M, double N, double K, bool wgrad,
+                                  double saved = 0) {
+  k.warp_instructions[int(Math::fp32)] =
+      (wgrad ? masked_wgrad_block_stages(M, N, K) * kSimtWgradLoop
+             : masked_forward_block_stages(M, N, K) * kSimtForwardLoop) * kSimtWarps;
+  const double warp_stages =
+      wgrad ? mma_wgrad_warp_stages(M, N, K) : mma_forward_warp_stages(M, N, K);
+  const double(&loop)[2] =
+      wgrad ? kMmaWgradLoop[mma_wgrad_class(N)] : kMmaForwardLoop[mma_forward_class(N)];
+  k.warp_instructions[int(Math::tf32)] = warp_stages * (loop[0] - saved);
+  k.warp_instructions[int(Math::bf16)] = warp_stages * (loop[1] - saved);
 }
 
 // ---- a training step -------------------------------------------------------------------------
@@ -201,9 +234,9 @@ struct StepShape {
   // A what-if, not the design: the forward also writes the masked input in BF16 (2 bytes per
   // value) and the weight gradient reads it back instead of making the masks again.
   bool store_masked_input = false;
-  // A what-if: the TF32 and BF16 masked loops issue this many instructions per thread per stage
-  // instead of the counted ones (0: as counted).
-  double tensor_loop = 0;
+  // A what-if: the masks cost nothing, neither integer work nor instructions in the TF32 and
+  // BF16 loops (their floor without Philox).
+  bool free_masks = false;
   // A layer of at most 16 neurons over a spiking layer has its backward products taken into the
   // lower layer's lif_backward (DeviceOptions::fuse_small_layers, the default); false: cuBLAS.
   bool fuse_small = true;
@@ -246,12 +279,13 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
       const double stored = s.store_masked_input ? 2 * M * K : 0;
       ks.push_back({"masked_linear_forward" + tag,
                     s.store_masked_input ? "masks once, BF16 masked input stored"
-                                         : "one block per 128 neurons: masks once",
+                                         : "masks made once, in registers",
                     kFloat * (B * K + H * K + M * H) + stored, product_flop(M, H, K),
-                    philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
+                    s.free_masks ? 0
+                                 : philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
+                                       kPhiloxIntOpsPerBlock,
                     0, true});
-      set_loop_instructions(ks.back(), masked_forward_block_stages(M, H, K), kMaskedForwardLoop,
-                            s.tensor_loop);
+      set_loop_instructions(ks.back(), M, H, K, false, s.free_masks ? kMmaMaskInstructions : 0);
     } else {
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});
@@ -313,18 +347,16 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
                       kFloat * (M * H + splits * H * K) + 2 * M * K, product_flop(M, H, K), 0, 0,
                       true});
       else
-        ks.push_back({"masked_linear_wgrad" + tag, "one block per 128 neurons: masks once" + split_note,
+        ks.push_back({"masked_linear_wgrad" + tag, "masks made once, in registers" + split_note,
                       kFloat * (M * H + B * K + splits * H * K), product_flop(M, H, K),
-                      philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
+                      s.free_masks ? 0
+                                   : philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
+                                         kPhiloxIntOpsPerBlock,
                       0, true});
-      // The loop as counted; reading the masked input instead of making it saves the stage's
-      // Philox block and its 4 conversions and products (about 50 instructions per thread).
-      const double stored_saves = s.store_masked_input ? kPhiloxLoopInstructions : 0;
-      const double loop[3] = {kMaskedWgradLoop[0] - stored_saves,
-                              kMaskedWgradLoop[1] - stored_saves,
-                              kMaskedWgradLoop[2] - stored_saves};
-      set_loop_instructions(ks.back(), masked_wgrad_block_stages(M, H, K), loop,
-                            s.tensor_loop > 0 ? s.tensor_loop - stored_saves : 0);
+      // The loop as counted; reading the masked input instead of making it saves the
+      // warp-stage's 4 Philox blocks (the loads of x become loads of the stored input).
+      set_loop_instructions(ks.back(), M, H, K, true,
+                            s.store_masked_input || s.free_masks ? kMmaMaskInstructions : 0);
       if (splits > 1)
         ks.push_back({"reduce_partials" + tag, "adds the row splits in order",
                       kFloat * (splits + 1) * H * K, splits * H * K, 0, 0, false});
@@ -381,12 +413,11 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
     const std::string tag = " L" + std::to_string(l);
     if (l == 0 && s.noisy)
     {
-      ks.push_back({"masked_linear_forward" + tag, "one block per 128 neurons: masks once",
+      ks.push_back({"masked_linear_forward" + tag, "masks made once, in registers",
                     kFloat * (B * K + H * K + M * H), product_flop(M, H, K),
                     philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
                     0, true});
-      set_loop_instructions(ks.back(), masked_forward_block_stages(M, H, K), kMaskedForwardLoop,
-                            s.tensor_loop);
+      set_loop_instructions(ks.back(), M, H, K, false);
     } else
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});

@@ -50,14 +50,15 @@ int main() {
               "int32 ops/s, %.2f T warp instructions/s issued; efficiencies: memory %.1f, math "
               "%.1f, integer %.1f, issue %.1f; %.0f ns per dependent DRAM round trip; %.0f us least per "
               "kernel. Philox4x32-10: %.0f integer ops per block of 4 uniforms. Masked products' "
-              "loops, instructions per thread per stage (sm_90 SASS), forward %.0f / %.0f / %.0f, "
-              "weight gradient %.0f / %.0f / %.0f (fp32 / tf32 / bf16).\n",
+              "loops (sm_90 SASS): fp32 %.0f / %.0f instructions per thread per block-stage "
+              "(forward / weight gradient); mma.sync warp-stages at N = 100, tf32 %.0f / %.0f, "
+              "bf16 %.0f / %.0f.\n",
               d.name, d.bandwidth / 1e12, d.fp32 / 1e12, d.tf32 / 1e12, d.bf16 / 1e12,
               d.int32 / 1e12, d.issue / 1e12, d.e_mem, d.e_math, d.e_int, d.e_issue,
               d.latency * 1e9, d.launch * 1e6, napkin::kPhiloxIntOpsPerBlock,
-              napkin::kMaskedForwardLoop[0], napkin::kMaskedForwardLoop[1],
-              napkin::kMaskedForwardLoop[2], napkin::kMaskedWgradLoop[0],
-              napkin::kMaskedWgradLoop[1], napkin::kMaskedWgradLoop[2]);
+              napkin::kSimtForwardLoop, napkin::kSimtWgradLoop, napkin::kMmaForwardLoop[1][0],
+              napkin::kMmaWgradLoop[1][0], napkin::kMmaForwardLoop[1][1],
+              napkin::kMmaWgradLoop[1][1]);
   const napkin::StepShape shapes[] = {napkin::w1(), napkin::w2()};
   for (const auto& s : shapes) kernel_table(s, d);
 
@@ -84,12 +85,8 @@ int main() {
   fp32_saved.compact = false;
   napkin::Device fast_philox = d;
   fast_philox.int32 *= 2;  // 40 slots: the FMA pipe alone (see kPhiloxIntOpsPerBlock)
-  napkin::StepShape mma_sync = napkin::w1();
-  mma_sync.tensor_loop = 240;
-  napkin::StepShape resident = napkin::w1();
-  resident.tensor_loop = 100;
-  napkin::StepShape resident_stored = resident;
-  resident_stored.store_masked_input = true;
+  napkin::StepShape free_masks = napkin::w1();
+  free_masks.free_masks = true;
   const double floor = napkin::step_floor_seconds(napkin::w1(), d, Math::tf32);
   std::printf("\nWhat-ifs for W1 (not the design; TF32 floor %.3f ms):\n\n", floor * 1e3);
   std::printf("| change | tf32 ms | / floor | bf16 ms | / TF32 floor |\n| --- | ---: | ---: | ---: | ---: |\n");
@@ -101,12 +98,8 @@ int main() {
   row("FP32 u kept for backward (SavedState::fp32, the default) instead of compact", fp32_saved, d);
   row("Philox at 40 slots per block (its pipes fully overlapped)", napkin::w1(), fast_philox);
   row("forward stores the BF16 masked input for the weight gradient", stored, d);
-  row("masked loops at 240 instructions per stage (mma.sync m16n8k8 + ldmatrix for WMMA's "
-      "generic fragment loads)", mma_sync, d);
-  row("masked loops at 100 instructions per stage (also W or dU resident in shared memory: a "
-      "stage issues its Philox block, its masked input's staging, 16 HMMA, 8 LDSM)", resident, d);
-  row("that, and the BF16 masked input stored", resident_stored, d);
-  row("that, and Philox at 40 slots per block", resident_stored, fast_philox);
+  row("masks free in the TF32 and BF16 loops (no Philox: the floor of this design)", free_masks,
+      d);
 
   // Inference passes and training steps of the seed network, the layered kernels against the
   // sample-cluster kernel as built (DeviceOptions / NetworkOptions::sample_clusters), by batch

@@ -59,13 +59,17 @@ TEST(napkin, SmallStepByHand) {
   EXPECT_DOUBLE_EQ(fwd.bytes, 4 * (12 + 20 + 30));
   EXPECT_DOUBLE_EQ(fwd.flop, 2 * 6 * 5 * 4);
   EXPECT_DOUBLE_EQ(fwd.int_ops, 6 * 80);
-  // Its loop: one tile of 128 x 64, one stage of 16 features: 8 warps x the counted
-  // instructions per stage, by precision; the weight gradient likewise (one split of 6 rows).
-  EXPECT_DOUBLE_EQ(fwd.warp_instructions[0], 8 * napkin::kMaskedForwardLoop[0]);
-  EXPECT_DOUBLE_EQ(fwd.warp_instructions[1], 8 * napkin::kMaskedForwardLoop[1]);
-  EXPECT_DOUBLE_EQ(fwd.warp_instructions[2], 8 * napkin::kMaskedForwardLoop[2]);
+  // Its loop: FP32, one tile of 128 x 64, one stage of 16 features: 8 warps x the counted
+  // instructions per stage; TF32 and BF16, one block of 4 warps (32 rows each), one stage: 4 x
+  // the counted warp-stage (N = 5: the narrowest class). The weight gradient: FP32 likewise (one
+  // split of 6 rows); mma.sync one warp with features (K = 4), one stage.
+  EXPECT_DOUBLE_EQ(fwd.warp_instructions[0], 8 * napkin::kSimtForwardLoop);
+  EXPECT_DOUBLE_EQ(fwd.warp_instructions[1], 4 * napkin::kMmaForwardLoop[0][0]);
+  EXPECT_DOUBLE_EQ(fwd.warp_instructions[2], 4 * napkin::kMmaForwardLoop[0][1]);
+  EXPECT_DOUBLE_EQ(find(ks, "masked_linear_wgrad L0").warp_instructions[0],
+                   8 * napkin::kSimtWgradLoop);
   EXPECT_DOUBLE_EQ(find(ks, "masked_linear_wgrad L0").warp_instructions[1],
-                   8 * napkin::kMaskedWgradLoop[1]);
+                   napkin::kMmaWgradLoop[0][0]);
   // Kernels whose other bounds cover their issue count none.
   EXPECT_DOUBLE_EQ(find(ks, "lif_forward L0").warp_instructions[1], 0);
   // Second layer's products: M = 6 rows, 6 neurons, 5 inputs.
@@ -92,21 +96,37 @@ TEST(napkin, Workloads) {
   EXPECT_DOUBLE_EQ(find(w1, "masked_linear_forward L0").int_ops, 128.0 * 1000 * 196 * 80);
   EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").int_ops, 128.0 * 1000 * 196 * 80);
   EXPECT_EQ(napkin::wgrad_splits(128000, 100, 784), 64);
-  // Block-stages: forward 2000 row tiles x 49 stages of 16 features; weight gradient 13 feature
-  // tiles x 64 splits x 125 stages of 16 rows (2000 rows each).
+  // FP32 block-stages: forward 2000 row tiles x 49 stages of 16 features; weight gradient 13
+  // feature tiles x 64 splits x 125 stages of 16 rows (2000 rows each).
   EXPECT_DOUBLE_EQ(napkin::masked_forward_block_stages(128000, 100, 784), 2000.0 * 49);
   EXPECT_DOUBLE_EQ(napkin::masked_wgrad_block_stages(128000, 100, 784), 13.0 * 64 * 125);
+  // mma.sync warp-stages: forward 1000 blocks x 4 warps x 49 stages (N = 100 in one slice of
+  // 13 n8 tiles); weight gradient 25 strips of 32 features (784 / 32 = 24.5) x 64 splits x 125
+  // stages (N = 100 in 7 m16 tiles).
+  EXPECT_DOUBLE_EQ(napkin::mma_forward_warp_stages(128000, 100, 784), 1000.0 * 4 * 49);
+  EXPECT_DOUBLE_EQ(napkin::mma_wgrad_warp_stages(128000, 100, 784), 25.0 * 64 * 125);
   EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").warp_instructions[2],
-                   13.0 * 64 * 125 * 8 * napkin::kMaskedWgradLoop[2]);
-  // Issue-bound, in every precision: the TF32 forward's 98,000 x 8 x 325 warp instructions at
-  // 0.8 x 4 a clock x 132 SMs x 1.98 GHz (305 us, against 150 us for its Philox work).
+                   25.0 * 64 * 125 * napkin::kMmaWgradLoop[1][1]);
+  // Wider layers: slices of 128 neurons in the widest class.
+  EXPECT_DOUBLE_EQ(napkin::mma_forward_warp_stages(128, 200, 16), 4.0 * 2);
+  EXPECT_EQ(napkin::mma_forward_class(104), 1);
+  EXPECT_EQ(napkin::mma_forward_class(105), 2);
+  EXPECT_EQ(napkin::mma_wgrad_class(112), 1);
+  // The TF32 forward's 196,000 warp-stages x 521 instructions at 0.8 x 4 a clock x 132 SMs x
+  // 1.98 GHz take 121 us: less than its Philox work at the integer rate (25.1M blocks x 80
+  // slots at 0.8 x 64 a clock: 150 us), which bounds it; its TF32 math is 51 us. The FP32
+  // loops and the TF32 weight gradient (200,000 x 735: 174 us) are bound by issue.
   const napkin::Device d = napkin::h200();
-  for (napkin::Math m : {napkin::Math::fp32, napkin::Math::tf32, napkin::Math::bf16}) {
-    EXPECT_STREQ(napkin::predict(find(w1, "masked_linear_forward L0"), d, m).bound, "issue");
-    EXPECT_STREQ(napkin::predict(find(w1, "masked_linear_wgrad L0"), d, m).bound, "issue");
-  }
-  EXPECT_NEAR(napkin::predict(find(w1, "masked_linear_forward L0"), d, napkin::Math::tf32).total,
-              98000.0 * 8 * napkin::kMaskedForwardLoop[1] / (0.8 * 4 * 132 * 1.98e9), 1e-12);
+  const auto& fwd = find(w1, "masked_linear_forward L0");
+  const auto& wgrad = find(w1, "masked_linear_wgrad L0");
+  EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).issue,
+              196000.0 * napkin::kMmaForwardLoop[1][0] / (0.8 * 4 * 132 * 1.98e9), 1e-12);
+  EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).integer,
+              128000.0 * 196 * 80 / (0.8 * 64 * 132 * 1.98e9), 1e-12);
+  EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::tf32).bound, "int (Philox)");
+  EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::fp32).bound, "issue");
+  EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::fp32).bound, "issue");
+  EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::tf32).bound, "issue");
   // W2: forward and weight gradient of Linear(16384, 16384) over 500 * 16 rows.
   EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w2()), 2 * 2 * 8000.0 * 16384 * 16384);
   EXPECT_EQ(napkin::step_kernels(napkin::w2()).size(), 5u);

@@ -150,7 +150,7 @@ constexpr int kLayerPerBlock = 128;  // neurons one masked-linear block covers (
 // instantiations, W1's).
 // FP32 (CUDA cores): a block of 8 warps computes a 128 (neurons) x 64 (rows, or features) tile,
 // 16 values of the sum per stage, and each stage issues per thread:
-constexpr double kSimtForwardLoop = 706, kSimtWgradLoop = 777;
+constexpr double kSimtForwardLoop = 706, kSimtWgradLoop = 770;
 constexpr double kSimtWarps = 8, kSimtTileQ = 64, kMaskedDepth = 16;
 // TF32 and BF16 (mma.sync, the masked input made in registers in fragment order): a warp owns 32
 // rows x all 8 NT neurons of a slice (forward) or 16 MT neurons x a strip of 32 features (weight

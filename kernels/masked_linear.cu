@@ -51,7 +51,7 @@
 // Instructions per warp per stage (the main loop of the sm_90 SASS, nvcc 13; counted by
 // scripts/sass_loop_counts.sh; K % 4 == 0), at N = 100: forward TF32 521, BF16 430 for a warp's
 // 32 x 104 x 16 MACs (fp32: 706 per thread for 8 warps' 64 x 128 x 16); weight gradient TF32
-// 735, BF16 610 for 112 x 32 x 16 (fp32 777 per thread, 8 warps). Per MAC the TF32 forward
+// 735, BF16 610 for 112 x 32 x 16 (fp32 770 per thread, 8 warps). Per MAC the TF32 forward
 // issues 0.49x what its WMMA loop did and the weight gradient 0.52x. About 230 of each count are
 // the stage's 4 Philox blocks and the masks' conversions; bench/napkin_math.hpp counts these
 // loops for the predicted times.
@@ -110,18 +110,8 @@ struct MaskRow {
     pass = noise_pass(key);
     xb = x + (size_t)b * K;
   }
-  // To row m + step (step >= 0) without a division.
-  __device__ void advance(NoiseKey key, const float* x, int B, int K, int step) {
-    b += uint32_t(step);
-    while (b >= uint32_t(B)) {
-      b -= uint32_t(B);
-      ++t;
-    }
-    row = noise_row(key, b);
-    xb = x + (size_t)b * K;
-  }
-  // The same for a step given as whole steps of t and the rest (step.t = s / B, step.b = s % B):
-  // no loop, so the compiler keeps one copy of the code around it.
+  // To row m + s without a division, the step given as whole steps of t and the rest (step.t =
+  // s / B, step.b = s % B): no loop either, so nvcc keeps one copy of the code around it.
   struct Step {
     uint32_t t, b;
   };
@@ -236,11 +226,13 @@ struct MaskedAlongR {
   int k;           // the thread's first feature (fixed)
   long long left;  // rows of the block's share from the row at hand on (<= 0: none)
   MaskRow at;
+  MaskRow::Step step;  // kDepth rows
   float v[4];
 
   __device__ MaskedAlongR(NoiseKey key_, const float* x_, int B_, int K_, long long r_begin,
                           long long m_end, int k0)
-      : key(key_), x(x_), B(B_), K(K_), k(k0 + 4 * (threadIdx.x & 15)) {
+      : key(key_), x(x_), B(B_), K(K_), k(k0 + 4 * (threadIdx.x & 15)),
+        step{uint32_t(kDepth / B_), uint32_t(kDepth % B_)} {
     const long long m = r_begin + (threadIdx.x >> 4);
     left = m_end - m;
     at.set(key, x, B, K, m);
@@ -249,7 +241,7 @@ struct MaskedAlongR {
     v[0] = v[1] = v[2] = v[3] = 0.0f;
     if (left > 0 && k < K) masked_quad(key, at, K, k, v);
     left -= kDepth;
-    at.advance(key, x, B, K, kDepth);
+    at.advance(key, x, B, K, step);
   }
   __device__ void put(Stage& s) const {
     *reinterpret_cast<float4*>(&s.q[threadIdx.x >> 4][4 * (threadIdx.x & 15)]) =
@@ -293,7 +285,7 @@ struct SimtMath {
   // Calls out(p, q, value) for each of this thread's 32 elements (tile coordinates), straight
   // from registers.
   template <class Out>
-  __device__ void store(unsigned char*, Out&& out) const {
+  __device__ void store(Out&& out) const {
     const int gp = 4 * g(), hq = 4 * h();
 #pragma unroll
     for (int i = 0; i < 8; ++i)
@@ -406,6 +398,17 @@ __device__ inline float4 load_quad(const float* p, int k, int K, bool ok) {
                      ok && k + 2 < K ? p[k + 2] : 0.0f, ok && k + 3 < K ? p[k + 3] : 0.0f);
 }
 
+// masked_quad for the mma.sync kernels: the seed's round keys made once, the row's x a 16-byte
+// load (kVec), and `ok` false (a row past the sum) giving zeros.
+template <bool kVec>
+__device__ inline float4 masked_quad4(const PhiloxRoundKeys& keys, const MaskRow& at, int K, int k,
+                                      bool ok) {
+  const Philox4x32 p = noise_block_words(keys, uint32_t(k >> 2), at.row, at.t, at.pass);
+  const float4 xq = load_quad<kVec>(at.xb, k, K, ok);
+  return make_float4(uniform_from_bits(p.v[0]) * xq.x, uniform_from_bits(p.v[1]) * xq.y,
+                     uniform_from_bits(p.v[2]) * xq.z, uniform_from_bits(p.v[3]) * xq.w);
+}
+
 // grid (ceil(M / 128), ceil(N / (8 NT))): block (x, y) computes out[128x .., 8 NT y ..]. The
 // loop has no branch but its trip count: rows past M and features past K make their Philox
 // blocks anyway (at most one partial stage and one partial block) and multiply them by 0, and
@@ -473,13 +476,8 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int B, int K, lon
     float v[4][4];
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
-      const Philox4x32 p = noise_block_words(keys, uint32_t(q >> 2), rows[r].row, rows[r].t,
-                                             rows[r].pass);
-      const float4 xq = load_quad<kVec>(rows[r].xb, q, K, in_range[r]);
-      v[r][0] = uniform_from_bits(p.v[0]) * xq.x;
-      v[r][1] = uniform_from_bits(p.v[1]) * xq.y;
-      v[r][2] = uniform_from_bits(p.v[2]) * xq.z;
-      v[r][3] = uniform_from_bits(p.v[3]) * xq.w;
+      const float4 m = masked_quad4<kVec>(keys, rows[r], K, q, in_range[r]);
+      v[r][0] = m.x, v[r][1] = m.y, v[r][2] = m.z, v[r][3] = m.w;
     }
     Op::template multiply<NT>(acc, v, ws[s & 1]);
     put_w(ws[(s + 1) & 1]);  // that buffer was last read in stage s - 1, before the barrier
@@ -686,13 +684,8 @@ masked_linear_wgrad_mma_kernel(NoiseKey key, const float* x, int B, int K, long 
       float v[4][4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const Philox4x32 p = noise_block_words(keys, uint32_t(k_lane >> 2), at[e].row, at[e].t,
-                                               at[e].pass);
-        const float4 xq = load_quad<kVec>(at[e].xb, k_lane, K, 4 * t + e < left);
-        v[e][0] = uniform_from_bits(p.v[0]) * xq.x;
-        v[e][1] = uniform_from_bits(p.v[1]) * xq.y;
-        v[e][2] = uniform_from_bits(p.v[2]) * xq.z;
-        v[e][3] = uniform_from_bits(p.v[3]) * xq.w;
+        const float4 m = masked_quad4<kVec>(keys, at[e], K, k_lane, 4 * t + e < left);
+        v[e][0] = m.x, v[e][1] = m.y, v[e][2] = m.z, v[e][3] = m.w;
       }
       Op::template multiply<MT>(acc, v, du[s & 1]);
       // After the stage's arithmetic: the keyed rows' lookup is a branch that nvcc duplicates
@@ -778,7 +771,7 @@ masked_linear_forward_kernel(NoiseKey key, const float* x, int B, int K, long lo
   MaskedAlongQ lq(key, x, B, K, M, m0);
   Math math;
   mainloop<Math>(lp, lq, 0, K, stages, math);
-  math.store(shared, [&](int p, int q, float value) {
+  math.store([&](int p, int q, float value) {
     const long long m = m0 + q;
     const int n = n0 + p;
     if (m < M && n < N) out[(size_t)m * N + n] = value;
@@ -802,7 +795,7 @@ masked_linear_wgrad_kernel(NoiseKey key, const float* x, int B, int K, long long
   Math math;
   mainloop<Math>(lp, lq, r_begin, r_end, stages, math);
   float* part = partial + (size_t)blockIdx.z * N * K;
-  math.store(shared, [&](int p, int q, float value) {
+  math.store([&](int p, int q, float value) {
     const int n = n0 + p, k = k0 + q;
     if (n < N && k < K) part[(size_t)n * K + k] = value;
   });

@@ -398,6 +398,18 @@ inline double step_floor_seconds(const StepShape& s, const Device& d, Math m) {
   return step_product_flop(s) / peak;
 }
 
+// A step's noise masks (step_kernels: forward and backward), their integer work alone, at
+// `slots` per Philox block (kPhiloxIntOpsPerBlock, or 40: the FMA pipe's IMAD.WIDEs with all
+// else overlapped), at the integer efficiency. SPEC section 1 has the backward make the masks
+// again instead of storing T x B x I numbers, so a layered step (the forward and the weight
+// gradient in different kernels, the time loop between them) makes each mask twice, once per
+// neuron slice of kLayerPerBlock: no layered design of the step is faster than this.
+inline double mask_floor_seconds(const StepShape& s, const Device& d, double slots) {
+  if (!s.noisy) return 0;
+  return 2 * philox_blocks(s.T, s.B, s.I) * std::ceil(s.layers[0] / double(kLayerPerBlock)) *
+         slots / (d.int32 * d.e_int);
+}
+
 // ---- an inference pass -----------------------------------------------------------------------
 
 // A pass that keeps nothing for backward, layer by layer: each layer's product, then its time

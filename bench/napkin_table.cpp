@@ -101,6 +101,26 @@ int main() {
   row("masks free in the TF32 and BF16 loops (no Philox: the floor of this design)", free_masks,
       d);
 
+  // What no layered design of W1 can go below: the masks made twice (SPEC section 1), against
+  // the 3x target, at the model's Philox count and at the FMA pipe's alone.
+  double others = 0;  // this design's kernels but the two masked products, TF32
+  for (const napkin::Kernel& k : napkin::step_kernels(napkin::w1()))
+    if (k.name.rfind("masked_linear_", 0) != 0) others += napkin::predict(k, d, Math::tf32).total;
+  std::printf("\nThe masks' floor of a layered W1 step: each mask made in the forward and again "
+              "in the weight gradient (SPEC section 1), Philox's integer work alone, against 3x "
+              "the TF32 floor (%.3f ms). This design's other kernels (all but the two masked "
+              "products) take %.3f ms in TF32.\n\n",
+              3 * floor * 1e3, others * 1e3);
+  std::printf("| Philox slots per block | masks ms | 3x TF32 floor ms | left for the rest ms |\n"
+              "| --- | ---: | ---: | ---: |\n");
+  for (const double slots : {napkin::kPhiloxIntOpsPerBlock, 40.0}) {
+    const double masks = napkin::mask_floor_seconds(napkin::w1(), d, slots);
+    std::printf("| %.0f (%s) | %.3f | %.3f | %.3f |\n", slots,
+                slots == napkin::kPhiloxIntOpsPerBlock ? "the model: nothing overlaps"
+                                                        : "the FMA pipe alone",
+                masks * 1e3, 3 * floor * 1e3, (3 * floor - masks) * 1e3);
+  }
+
   // Inference passes and training steps of the seed network, the layered kernels against the
   // sample-cluster kernel as built (DeviceOptions / NetworkOptions::sample_clusters), by batch
   // size, with FP32, TF32 and BF16 products.

@@ -30,6 +30,24 @@ TEST(napkin, PhiloxCounts) {
   EXPECT_EQ(napkin::philox_blocks(2, 3, 4), 6);
 }
 
+TEST(napkin, MaskFloorByHand) {
+  const napkin::Device d = napkin::h200();
+  // W1: 128 x 1000 x 196 blocks, made in the forward and again in the weight gradient.
+  const double blocks = 128.0 * 1000 * 196;
+  EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(napkin::w1(), d, 80),
+                   2 * blocks * 80 / (d.int32 * d.e_int));
+  // About 0.30 ms at the model's count: more than 3x W1's TF32 floor (0.25 ms) by itself.
+  EXPECT_GT(napkin::mask_floor_seconds(napkin::w1(), d, napkin::kPhiloxIntOpsPerBlock),
+            3 * napkin::step_floor_seconds(napkin::w1(), d, napkin::Math::tf32));
+  EXPECT_NEAR(napkin::mask_floor_seconds(napkin::w1(), d, 40), 150e-6, 1e-6);
+  // A layer over 128 neurons makes its masks once per slice; a sequence input makes none.
+  napkin::StepShape wide = napkin::w1();
+  wide.layers = {300, 10};
+  EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(wide, d, 40),
+                   3 * napkin::mask_floor_seconds(napkin::w1(), d, 40));
+  EXPECT_EQ(napkin::mask_floor_seconds(napkin::w2(), d, 80), 0);
+}
+
 TEST(napkin, SmallStepByHand) {
   // T = 2, B = 3, 4 noisy inputs, layers of 5 and 6 neurons.
   const napkin::StepShape s{"small", 2, 3, 4, {5, 6}, true, true};

@@ -4,6 +4,11 @@
 #
 #   bash scripts/sass_loop_counts.sh [arch] [kernel .cu files ...]
 #       arch: sm_90 (the default) or sm_80; files: kernels/masked_linear.cu by default.
+#   bash scripts/sass_loop_counts.sh --check
+#       compares the sm_90 counts of kernels/masked_linear.cu with the loop constants of
+#       bench/napkin_math.hpp (bench/check_loop_constants.py) and fails on a stale one. The
+#       constants are nvcc 13.0's counts, so with another nvcc, or none, or without the tools
+#       (no PyPI), it prints why and exits 77 (ctest's skip: `napkin_loop_constants`).
 #
 # nvcc 13 ships without cuobjdump and nvdisasm here; the script takes them from PATH, or else from
 # NVIDIA's wheels on PyPI (nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm), unpacked once into
@@ -11,6 +16,37 @@
 # (-O3, C++17, --expt-relaxed-constexpr) and prints bench/sass_loop_mix.py's table per kernel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# cuobjdump and nvdisasm on PATH, from the wheels if need be; fails if they cannot be had.
+find_tools() {
+  command -v cuobjdump > /dev/null && command -v nvdisasm > /dev/null && return 0
+  local tools=${NMSNN_CUDA_TOOLS:-$HOME/.cache/nmsnn/cuda-tools}
+  if [[ ! -x "$tools/nvidia/cu13/bin/cuobjdump" || ! -x "$tools/nvidia/cu13/bin/nvdisasm" ]]; then
+    echo "sass_loop_counts.sh: fetching cuobjdump and nvdisasm from PyPI into $tools" >&2
+    mkdir -p "$tools"
+    python3 -m pip download --quiet --no-deps --dest "$tools" nvidia-cuda-cuobjdump \
+      nvidia-cuda-nvdisasm || return 1
+    for wheel in "$tools"/nvidia_cuda_*.whl; do
+      python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" \
+        "$wheel" "$tools" || return 1
+    done
+    chmod +x "$tools"/nvidia/cu13/bin/* || return 1
+  fi
+  export PATH="$tools/nvidia/cu13/bin:$PATH"
+}
+
+if [[ ${1:-} == --check ]]; then
+  skip() { echo "sass_loop_counts.sh --check: skipped: $*"; exit 77; }
+  command -v nvcc > /dev/null || skip "no nvcc on PATH"
+  release=$(nvcc --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')
+  [[ $release == 13.0 ]] || skip "nvcc $release; the constants are nvcc 13.0's counts"
+  find_tools || skip "cuobjdump and nvdisasm are not on PATH and could not be fetched"
+  counts=$(mktemp)
+  trap 'rm -f "$counts"' EXIT
+  bash "$0" sm_90 kernels/masked_linear.cu > "$counts"
+  python3 bench/check_loop_constants.py "$counts" bench/napkin_math.hpp
+  exit
+fi
 
 arch=${1:-sm_90}
 case "$arch" in
@@ -20,22 +56,7 @@ case "$arch" in
 esac
 files=("$@")
 [[ ${#files[@]} -gt 0 ]] || files=(kernels/masked_linear.cu)
-
-tools=${NMSNN_CUDA_TOOLS:-$HOME/.cache/nmsnn/cuda-tools}
-if ! command -v cuobjdump > /dev/null || ! command -v nvdisasm > /dev/null; then
-  if [[ ! -x "$tools/nvidia/cu13/bin/cuobjdump" || ! -x "$tools/nvidia/cu13/bin/nvdisasm" ]]; then
-    echo "sass_loop_counts.sh: fetching cuobjdump and nvdisasm from PyPI into $tools" >&2
-    mkdir -p "$tools"
-    python3 -m pip download --quiet --no-deps --dest "$tools" nvidia-cuda-cuobjdump \
-      nvidia-cuda-nvdisasm
-    for wheel in "$tools"/nvidia_cuda_*.whl; do
-      python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" \
-        "$wheel" "$tools"
-    done
-    chmod +x "$tools"/nvidia/cu13/bin/*
-  fi
-  export PATH="$tools/nvidia/cu13/bin:$PATH"
-fi
+find_tools || { echo "sass_loop_counts.sh: no cuobjdump and nvdisasm" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

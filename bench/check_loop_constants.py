@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""check_loop_constants.py — the napkin model's loop constants against the SASS they came from.
+
+bench/napkin_math.hpp takes the masked products' main-loop instruction counts (kSimtForwardLoop,
+kSimtWgradLoop, kMmaForwardLoop, kMmaWgradLoop) from scripts/sass_loop_counts.sh by hand. This
+reads that script's output (sm_90) and the header, and fails, naming each constant and both
+values, when a kernel change has left one stale.
+
+    bash scripts/sass_loop_counts.sh sm_90 > counts.txt
+    python3 bench/check_loop_constants.py counts.txt bench/napkin_math.hpp
+"""
+import re
+import sys
+
+# Width classes as the header indexes them: forward NT, weight gradient MT (masked_linear.cu).
+FORWARD_NT = [8, 13, 16]
+WGRAD_MT = [4, 7, 8]
+PRECISIONS = ["Tf32", "Bf16"]
+
+
+def sass_counts(text):
+    """{kernel name: loop instructions} from sass_loop_counts.sh's output."""
+    return {m.group(1).strip(): int(m.group(2))
+            for m in re.finditer(r"^(?:void )?(.+?): (\d+) instructions in the main loop$", text,
+                                 re.M)}
+
+
+def header_constants(text):
+    """The four constants as numbers (the mma ones as [class][precision] lists)."""
+    def scalar(name):
+        m = re.search(r"\b%s = (\d+)" % name, text)
+        if not m:
+            sys.exit("check_loop_constants: %s not found in the header" % name)
+        return int(m.group(1))
+
+    def table(name):
+        m = re.search(r"\b%s\[3\]\[2\] = \{(.*?)\};" % name, text, re.S)
+        if not m:
+            sys.exit("check_loop_constants: %s[3][2] not found in the header" % name)
+        rows = re.findall(r"\{\s*(\d+)\s*,\s*(\d+)\s*\}", m.group(1))
+        return [[int(a), int(b)] for a, b in rows]
+
+    return {"kSimtForwardLoop": scalar("kSimtForwardLoop"),
+            "kSimtWgradLoop": scalar("kSimtWgradLoop"),
+            "kMmaForwardLoop": table("kMmaForwardLoop"),
+            "kMmaWgradLoop": table("kMmaWgradLoop")}
+
+
+def expectations(c):
+    """(constant as written, value in the header, kernel whose SASS it must equal)."""
+    yield "kSimtForwardLoop", c["kSimtForwardLoop"], "masked_linear_forward_kernel<SimtMath<true> >"
+    yield "kSimtWgradLoop", c["kSimtWgradLoop"], "masked_linear_wgrad_kernel<SimtMath<false> >"
+    # The K % 4 == 0 instantiations (kVec true): W1's, the ones the model counts.
+    for i, nt in enumerate(FORWARD_NT):
+        for j, p in enumerate(PRECISIONS):
+            yield ("kMmaForwardLoop[%d][%d]" % (i, j), c["kMmaForwardLoop"][i][j],
+                   "masked_linear_forward_mma_kernel<%sForward, %d, true>" % (p, nt))
+    for i, mt in enumerate(WGRAD_MT):
+        for j, p in enumerate(PRECISIONS):
+            yield ("kMmaWgradLoop[%d][%d]" % (i, j), c["kMmaWgradLoop"][i][j],
+                   "masked_linear_wgrad_mma_kernel<%sWgrad, %d, true>" % (p, mt))
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    counts = sass_counts(open(sys.argv[1]).read())
+    constants = header_constants(open(sys.argv[2]).read())
+    stale = 0
+    for name, value, kernel in expectations(constants):
+        if kernel not in counts:
+            print("check_loop_constants: no SASS count for %s (%s)" % (kernel, name))
+            stale += 1
+        elif counts[kernel] != value:
+            print("check_loop_constants: %s = %d in the header, but %s's loop has %d "
+                  "instructions" % (name, value, kernel, counts[kernel]))
+            stale += 1
+    if stale:
+        sys.exit("check_loop_constants: %d constant(s) stale: update bench/napkin_math.hpp from "
+                 "scripts/sass_loop_counts.sh sm_90, then regenerate bench/RESULTS.md's "
+                 "Predicted tables (build/bench/napkin_table)" % stale)
+    print("check_loop_constants: all %d loop constants match the sm_90 SASS"
+          % len(list(expectations(constants))))
+
+
+if __name__ == "__main__":
+    main()

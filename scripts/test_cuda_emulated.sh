@@ -55,13 +55,19 @@ if [[ $SANITIZER == thread ]]; then
 fi
 
 # The training-curve and model tests run hundreds of passes: minutes under the emulation, and
-# their plumbing is covered by the comparisons. Everything else runs.
-"$OUT/test_cuda_kernels" --gtest_brief=1
+# their plumbing is covered by the comparisons. Everything else runs but for a few cases whose
+# code the others run too (this stage is CI's longest: 70 of its 90 minutes on 2026-12-03):
+#  - the sample clusters' modes: fp32 in time chunks, tf32 whole and bf16 in chunks of 16 here
+#    (each precision, and both whole and chunked); tf32 in chunks runs in the race check above
+#    (its arithmetic is checked there too); fp32 and bf16 whole are left (a minute together);
+#  - the random networks: the TF32 and BF16 runs skip the 257-sample cases (about a minute and a
+#    half each under the emulation; they passed when added), and FP32 skips 784-100-10 at 257
+#    samples and 37 steps (70 s): 784-100-10 at 257 x 2 and 33-65-40-17 at 257 x 37 remain.
+"$OUT/test_cuda_kernels" --gtest_brief=1 \
+    --gtest_filter='-Modes/*/fp32_whole:Modes/*/bf16_whole:Modes/*/tf32_chunks_of_16'
 "$OUT/test_cuda_conv" --gtest_brief=1
-# The TF32 and BF16 runs of the random networks skip the 257-sample cases (about a minute and a
-# half each under the emulation; they passed when added): the smaller cases cover the same code.
 "$OUT/test_cuda_engine" --gtest_brief=1 \
-    --gtest_filter='-*HarnessOnCpu*:CudaEngineTraining.*:*CudaEngineReduced*B257*'
+    --gtest_filter='-*HarnessOnCpu*:CudaEngineTraining.*:*CudaEngineReduced*B257*:*CudaEngine.MatchesCpuEngine/784_100_10_B257_T37_*'
 "$OUT/test_cuda_layers" --gtest_brief=1 --gtest_filter='-*HarnessOnCpu*:CudaModels.*'
 # The whole training step on the device, and its CUDA graph replay, against the step-by-step API.
 "$OUT/test_train_step" --gtest_brief=1

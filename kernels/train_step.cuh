@@ -20,18 +20,11 @@
 #include <cstdint>
 
 #include "nmsnn/loss.hpp"
+#include "step_records.cuh"
 #include "step_sums.cuh"
 
 namespace nmsnn::kernels {
 
-// Records a device keeps before the host must read them. The CUDA emulation keeps 16, so that
-// its test of more steps than that (test_train_step.cpp, which mirrors this) runs 60 steps, not
-// 300: an emulated step takes most of a second.
-#ifdef NMSNN_EMULATED_CUDA
-constexpr int kStepRecords = 16;
-#else
-constexpr int kStepRecords = 256;
-#endif
 constexpr unsigned long long kNoIndex = ~0ull;
 
 // Device memory. The host zeroes count and halt and sets bad_index to kNoIndex at each read; it

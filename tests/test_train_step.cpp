@@ -16,6 +16,7 @@
 #include "nmsnn/optimizer.hpp"
 #include "nmsnn/train_step.hpp"
 #include "require_cuda.hpp"
+#include "step_records.cuh"
 #include "throws_with.hpp"
 
 namespace {
@@ -376,14 +377,9 @@ TEST(StepLoopCuda, GraphReplayEqualsTheUncapturedStep) {
 // emulation) between two reads: the engine moves them to the host on the way, and every step is
 // reported, with the losses of the cpu engine (a linear model: no spike can flip, so the engines
 // agree to rounding).
-#ifdef NMSNN_EMULATED_CUDA
-constexpr int kDeviceRecords = 16;
-#else
-constexpr int kDeviceRecords = 256;
-#endif
 TEST(StepLoopCuda, MoreStepsThanTheDeviceKeepsAreAllReported) {
   REQUIRE_CUDA();
-  const int steps = kDeviceRecords + 44;
+  const int steps = nmsnn::kernels::kStepRecords + 44;
   const NetworkSpec spec = NetworkSpec::mlp(4, {}, 1);
   std::vector<double> losses[2];
   for (int e = 0; e < 2; ++e) {

@@ -15,7 +15,7 @@
 // the 32 lanes of a warp meet at a barrier of their own and read each other's registers.
 #pragma once
 
-#define NMSNN_EMULATED_CUDA 1
+// NMSNN_EMULATED_CUDA is defined for the whole emulated build (CMakeLists.txt).
 
 #include <math.h>
 

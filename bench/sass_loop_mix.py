@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """sass_loop_mix.py — the instruction mix of each kernel's main loop in a cuobjdump -sass listing.
 
-For every function in the listing it takes the longest backward branch (the outermost loop),
-counts the instructions between its target and the branch, and prints them by opcode. Those
-counts are static: a loop body that holds a rarely taken path (an edge check's slow branch)
+For every function in the listing it takes the longest backward branch with no other loop
+inside it (the main loop, innermost), counts the instructions between its target and the branch,
+and prints them by opcode. Those counts are static: a loop body that holds a rarely taken path (an edge check's slow branch)
 counts it too, so the figure is an upper bound on what one iteration issues when the loop has
 no inner loops.
 
@@ -37,7 +37,11 @@ def main_loop(body):
             spans.append((address - int(m.group(1), 16), int(m.group(1), 16), address))
     if not spans:
         return None
-    _, lo, hi = max(spans)
+    # Innermost loops only (no other loop inside): a kernel that walks its stages inside an
+    # outer loop (the forward's chunks of features) is counted by its stage loop.
+    inner = [s for s in spans
+             if not any(o is not s and s[1] <= o[1] and o[2] <= s[2] for o in spans)]
+    _, lo, hi = max(inner)
     return [ins for address, ins in body if lo <= address <= hi]
 
 

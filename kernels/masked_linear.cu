@@ -30,7 +30,10 @@
 // as cvt.rna) by tf32_operand, BF16 ones to nearest even by pack_bf16x2, where they are made or
 // staged.
 //   forward  block = 4 warps x 32 rows (two m16 tiles each) x all 8 NT neurons of a slice (NT =
-//            8, 13 or 16 n8 tiles: N = 100 pads to 104); a stage is 16 features; W staged as
+//            8, 13 or 16 n8 tiles: N = 100 pads to 104), its 128 rows taken sample-major (one
+//            sample's steps when T = 128); a stage is 4 quads of 4 features, from the list of
+//            the quads where some sample of the block has a nonzero input (zero quads add
+//            nothing, so neither their masks nor their products are made); W staged as
 //            [neuron][16] words (TF32) or [neuron][8] BF16 pairs, read by lane (g, t) as one
 //            16- or 8-byte load of W[8j + g, q .. q+3] per n8 tile: 8 lanes of a read phase
 //            cover 2 rows x 64 bytes (TF32) or 16 lanes 4 rows x 32 bytes: conflict-free.
@@ -42,7 +45,8 @@
 //            per 16-byte store.
 // Neither loop branches but on its trip count: rows past M (or the split), features past K and
 // neurons past N are zeros multiplied like any other value (their Philox blocks are made
-// anyway), and the last stage's prefetch of the next one loads nothing. Budget per block: 128
+// anyway), and the last stage's prefetch of the next one loads nothing. The weight gradient
+// walks every feature of its strip, zero or not. Budget per block: 128
 // threads, 2 blocks per SM (__launch_bounds__): registers (nvcc 13 ptxas, no spills), sm_90 /
 // sm_80, at N = 100: forward TF32 240 / 238, BF16 208 / 216; weight gradient TF32 242 / 242,
 // BF16 212 / 220 (the widest classes: up to 255); shared memory 2 stages of W (at most 16 KB)
@@ -409,43 +413,103 @@ __device__ inline float4 masked_quad4(const PhiloxRoundKeys& keys, const MaskRow
                      uniform_from_bits(p.v[2]) * xq.z, uniform_from_bits(p.v[3]) * xq.w);
 }
 
-// grid (ceil(M / 128), ceil(N / (8 NT))): block (x, y) computes out[128x .., 8 NT y ..]. The
-// loop has no branch but its trip count: rows past M and features past K make their Philox
-// blocks anyway (at most one partial stage and one partial block) and multiply them by 0, and
-// neurons past N are multiplied as zero weights, which keeps the issue count per stage the
-// counted one (scripts/sass_loop_counts.sh).
+// The features a forward block multiplies: the quads (features 4c .. 4c+3) in which some sample
+// of the block has a nonzero input. A quad whose inputs are all 0 adds exact zeros to every sum
+// (mask * 0 = 0), so it is left out of the product and its Philox blocks are never made: the
+// sum of the rest is the same sum, short of the terms that are 0. On MNIST, 28% of a digit's
+// quads hold a nonzero pixel (bench/napkin_math.hpp), so a sample's block makes 28% of the masks
+// and does 28% of the products. The feature axis is walked in chunks of kChunkQuads quads; the
+// list of a chunk's live quads lives in shared memory, padded with kSentinelPad entries that
+// name a quad past K (zeros) so the loop's prefetch of the stage after the last needs no branch.
+constexpr int kChunkQuads = 2 * kMmaThreads;  // 256 quads, 1024 features: two per thread
+constexpr int kSentinelPad = 8;
+
+struct QuadList {
+  int quad[kChunkQuads + kSentinelPad];  // absolute quad indices, live ones first
+  int scan[2][kMmaThreads];              // the block's prefix sum of live counts
+};
+
+// Fills `list` with the live quads among [c0, c0 + kChunkQuads) of samples b_lo .. b_hi (rows of
+// x), in order, and returns how many (the same in every thread). Ends on a barrier.
+template <bool kVec>
+__device__ int live_quads(QuadList& list, const float* x, int K, int b_lo, int b_hi, int c0) {
+  const int quads = (K + 3) / 4;
+  const int tid = threadIdx.x;
+  bool live[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int c = c0 + 2 * tid + h;
+    live[h] = false;
+    for (int b = b_lo; c < quads && b <= b_hi && !live[h]; ++b) {
+      const float4 v = load_quad<kVec>(x + (size_t)b * K, 4 * c, K, true);
+      live[h] = v.x != 0.0f || v.y != 0.0f || v.z != 0.0f || v.w != 0.0f;
+    }
+  }
+  // Inclusive prefix sum of the threads' counts (Hillis-Steele over shared memory; the previous
+  // chunk's last reads of `scan` and `quad` were before the barrier that ended its loop).
+  const int mine = int(live[0]) + int(live[1]);
+  list.scan[0][tid] = mine;
+  __syncthreads();
+  int from = 0;
+  for (int d = 1; d < kMmaThreads; d *= 2, from ^= 1) {
+    const int v = list.scan[from][tid] + (tid >= d ? list.scan[from][tid - d] : 0);
+    list.scan[from ^ 1][tid] = v;
+    __syncthreads();
+  }
+  const int total = list.scan[from][kMmaThreads - 1];
+  int at = list.scan[from][tid] - mine;
+  if (live[0]) list.quad[at++] = c0 + 2 * tid;
+  if (live[1]) list.quad[at] = c0 + 2 * tid + 1;
+  if (tid < kSentinelPad) list.quad[total + tid] = quads;  // past K: zeros
+  __syncthreads();
+  return total;
+}
+
+// grid (ceil(M / 128), ceil(N / (8 NT))): block (x, y) computes out for neurons 8 NT y .. and
+// rows 128x .. 128x + 127 taken sample-major (row p is step p % T of sample p / T, out's row
+// (p % T) B + p / T), so that a block holds one sample's steps (T = 128: exactly one) and its
+// live quads are that sample's. The loop has no branch but its trip count: rows past M and the
+// list's padding make their Philox blocks anyway (at most one partial stage) and multiply them
+// by 0, and neurons past N are multiplied as zero weights, which keeps the issue count per stage
+// the counted one (scripts/sass_loop_counts.sh).
 template <class Op, int NT, bool kVec>
 __global__ void __launch_bounds__(kMmaThreads, 2)
-masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int B, int K, long long M,
+masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int K, long long M,
                                  const float* W, int N, float* out) {
   constexpr int kNeurons = 8 * NT;
   constexpr int kQuads = kNeurons * 4;  // of a stage of W
   constexpr int kQuadsPerThread = (kQuads + kMmaThreads - 1) / kMmaThreads;
   __shared__ __align__(16) uint32_t ws[2][kNeurons][Op::kRowWords];
+  __shared__ QuadList list;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int n0 = blockIdx.y * kNeurons;
   const PhiloxRoundKeys keys = noise_round_keys(key);
 
   // This lane's four rows: r = 2i + h is row g + 8h of row tile i. A row past M still gets a
-  // place (its t is past T, its b and x row real), so its loads stay in bounds.
-  const long long m_warp = (long long)blockIdx.x * kMmaRows + 32 * warp;
+  // place (the last row's), so its loads stay in bounds.
+  const long long p_block = (long long)blockIdx.x * kMmaRows;
+  const long long p_warp = p_block + 32 * warp;
   MaskRow rows[4];
   bool in_range[4];
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
-    const long long m = m_warp + 16 * (r >> 1) + 8 * (r & 1) + g;
-    in_range[r] = m < M;
-    rows[r].set(key, x, B, K, m);
+    const long long p = p_warp + 16 * (r >> 1) + 8 * (r & 1) + g;
+    in_range[r] = p < M;
+    const long long pc = p < M ? p : M - 1;
+    rows[r].set(key, x, B, K, (pc % T) * B + pc / T);
   }
+  const int b_lo = int(p_block / T);
+  const int b_hi = int(((p_block + kMmaRows < M ? p_block + kMmaRows : M) - 1) / T);
 
-  // The stage's W quads this thread stages: quad e = tid + 128 u is W[n0 + e / 4, k0 + 4 (e % 4)].
+  // The stage's W quads this thread stages: quad e = tid + 128 u is neuron n0 + e / 4 at the
+  // stage's live quad e % 4 = t, the same one as the lane's masked inputs.
   float4 w_next[kQuadsPerThread];
-  auto fetch_w = [&](int k0) {
+  auto fetch_w = [&](int s) {
+    const int k = 4 * list.quad[4 * s + t];
 #pragma unroll
     for (int u = 0; u < kQuadsPerThread; ++u) {
       const int e = threadIdx.x + kMmaThreads * u, n = n0 + e / 4;
-      w_next[u] = load_quad<kVec>(W + (size_t)(n < N ? n : 0) * K, k0 + 4 * (e & 3), K,
-                                  e < kQuads && n < N);
+      w_next[u] = load_quad<kVec>(W + (size_t)(n < N ? n : 0) * K, k, K, e < kQuads && n < N);
     }
   };
   auto put_w = [&](uint32_t (*stage)[Op::kRowWords]) {
@@ -464,24 +528,28 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int B, int K, lon
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
 
-  // Double-buffered as mainloop: stage s multiplies from ws[s % 2] while W of stage s + 1 is
-  // fetched, then written to the other buffer; one barrier per stage.
-  const int stages = (K + kDepth - 1) / kDepth;
-  fetch_w(0);
-  put_w(ws[0]);
-  __syncthreads();
-  for (int s = 0; s < stages; ++s) {
-    const int q = s * kDepth + 4 * t;
-    fetch_w((s + 1) * kDepth);  // past K (the last stage) it loads nothing and makes zeros
-    float v[4][4];
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const float4 m = masked_quad4<kVec>(keys, rows[r], K, q, in_range[r]);
-      v[r][0] = m.x, v[r][1] = m.y, v[r][2] = m.z, v[r][3] = m.w;
-    }
-    Op::template multiply<NT>(acc, v, ws[s & 1]);
-    put_w(ws[(s + 1) & 1]);  // that buffer was last read in stage s - 1, before the barrier
+  const int quads = (K + 3) / 4;
+  for (int c0 = 0; c0 < quads; c0 += kChunkQuads) {
+    const int stages = (live_quads<kVec>(list, x, K, b_lo, b_hi, c0) + 3) / 4;
+    if (stages == 0) continue;  // the same in every thread
+    // Double-buffered as mainloop: stage s multiplies from ws[s % 2] while W of stage s + 1 is
+    // fetched, then written to the other buffer; one barrier per stage.
+    fetch_w(0);
+    put_w(ws[0]);
     __syncthreads();
+    for (int s = 0; s < stages; ++s) {
+      const int q = 4 * list.quad[4 * s + t];
+      fetch_w(s + 1);  // past the live quads (the last stage) it loads nothing and makes zeros
+      float v[4][4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const float4 m = masked_quad4<kVec>(keys, rows[r], K, q, in_range[r]);
+        v[r][0] = m.x, v[r][1] = m.y, v[r][2] = m.z, v[r][3] = m.w;
+      }
+      Op::template multiply<NT>(acc, v, ws[s & 1]);
+      put_w(ws[(s + 1) & 1]);  // that buffer was last read in stage s - 1, before the barrier
+      __syncthreads();
+    }
   }
 
   // c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1) of each tile, straight to out.
@@ -490,9 +558,9 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int B, int K, lon
   for (int i = 0; i < kMmaRowTiles; ++i)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const long long m = m_warp + 16 * i + 8 * h + g;
-      if (m >= M) continue;
-      float* row = out + (size_t)m * N;
+      const long long p = p_warp + 16 * i + 8 * h + g;
+      if (p >= M) continue;
+      float* row = out + (size_t)((p % T) * B + p / T) * N;
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         const int n = n0 + 8 * j + 2 * t;
@@ -824,28 +892,28 @@ void check_shapes(const char* what, int T, int B, int K, int N) {
 // NT from the layer's width: up to 64 neurons 8 tiles, up to 104 (the seed's 100) 13, else 16,
 // in blocks of 128 neurons along gridDim.y.
 template <class Op, bool kVec>
-void launch_forward_mma(NoiseKey key, const float* x, int B, int K, long long M, const float* W,
-                        int N, float* out, cudaStream_t stream) {
+void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
+                        const float* W, int N, float* out, cudaStream_t stream) {
   const dim3 grid(grid_for(M, kMmaRows), N <= 104 ? 1u : unsigned((N + 127) / 128));
   if (N <= 64)
     masked_linear_forward_mma_kernel<Op, 8, kVec>
-        <<<grid, kMmaThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, T, B, K, M, W, N, out);
   else if (N <= 104)
     masked_linear_forward_mma_kernel<Op, 13, kVec>
-        <<<grid, kMmaThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, T, B, K, M, W, N, out);
   else
     masked_linear_forward_mma_kernel<Op, 16, kVec>
-        <<<grid, kMmaThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, T, B, K, M, W, N, out);
 }
 template <class Op>
-void launch_forward_mma(NoiseKey key, const float* x, int B, int K, long long M, const float* W,
-                        int N, float* out, cudaStream_t stream) {
+void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
+                        const float* W, int N, float* out, cudaStream_t stream) {
   const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(W) % 16 == 0;
   if (vec)
-    launch_forward_mma<Op, true>(key, x, B, K, M, W, N, out, stream);
+    launch_forward_mma<Op, true>(key, x, T, B, K, M, W, N, out, stream);
   else
-    launch_forward_mma<Op, false>(key, x, B, K, M, W, N, out, stream);
+    launch_forward_mma<Op, false>(key, x, T, B, K, M, W, N, out, stream);
 }
 
 // MT from the layer's width: up to 64 neurons 4 m16 tiles, up to 112 (the seed's 100) 7, else 8,
@@ -883,9 +951,9 @@ void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, co
   check_shapes("masked_linear_forward", T, B, K, N);
   const long long M = (long long)T * B;
   if (math == MatmulPrecision::tf32)
-    launch_forward_mma<Tf32Forward>(key, x, B, K, M, W, N, out, stream);
+    launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, out, stream);
   else if (math == MatmulPrecision::bf16)
-    launch_forward_mma<Bf16Forward>(key, x, B, K, M, W, N, out, stream);
+    launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, out, stream);
   else {
     const dim3 grid(grid_for(M, kTileQ), unsigned((N + kTileP - 1) / kTileP));
     masked_linear_forward_kernel<ForwardFp32><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);

@@ -282,12 +282,38 @@ void expect_differs_from_fp32(const std::vector<float>& got, const std::vector<f
                                     << " arithmetic used?";
 }
 
+// x[B, K] with whole quads of zeros (features 4c .. 4c+3 all 0), in four kinds of sample by
+// b % 4: all zeros; dense; about 30% of the quads live, as an MNIST digit (bench/napkin_math.hpp),
+// a fifth of their values 0 still; only the last feature. The masked products leave the zero
+// quads out of their sums (masked_linear.cu), which must give the sums of the dense input.
+std::vector<float> sparse_input(const MaskedShape& s, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 2.0f), coin(0, 1);
+  std::vector<float> x(size_t(s.B) * s.K, 0.0f);
+  for (int b = 0; b < s.B; ++b) {
+    float* row = x.data() + size_t(b) * s.K;
+    for (int c = 0; 4 * c < s.K; ++c) {
+      const bool live = b % 4 == 1 || (b % 4 == 2 && coin(rng) < 0.3f);
+      for (int k = 4 * c; k < std::min(4 * c + 4, s.K) && live; ++k)
+        row[k] = coin(rng) < 0.2f ? 0.0f : d(rng);
+    }
+    if (b % 4 == 3) row[s.K - 1] = d(rng);
+  }
+  return x;
+}
+
+using InputMaker = std::vector<float> (*)(const MaskedShape&, uint64_t seed);
+std::vector<float> dense_input(const MaskedShape& s, uint64_t seed) {
+  return random_vector(size_t(s.B) * s.K, -1.0f, 2.0f, seed, 0.2f);
+}
+
 template <class Shapes>
-void check_masked_forward(nmsnn::MatmulPrecision math, double rel_extra, const Shapes& shapes) {
+void check_masked_forward(nmsnn::MatmulPrecision math, double rel_extra, const Shapes& shapes,
+                          InputMaker make_x = dense_input) {
   const NoiseKey key{2024, 3};
   for (const MaskedShape& s : shapes) {
     const long long M = (long long)s.T * s.B;
-    const auto x = random_vector(size_t(s.B) * s.K, -1.0f, 2.0f, 1, 0.2f);
+    const auto x = make_x(s, 1);
     const auto W = random_vector(size_t(s.N) * s.K, -0.3f, 0.3f, 2);
     Dev<float> dx(x), dW(W), out(size_t(M) * s.N);
     nmsnn::kernels::masked_linear_forward(key, dx.get(), s.T, s.B, s.K, dW.get(), s.N, out.get(),
@@ -321,11 +347,12 @@ void check_masked_forward(nmsnn::MatmulPrecision math, double rel_extra, const S
 }
 
 template <class Shapes>
-void check_masked_wgrad(nmsnn::MatmulPrecision math, double rel_extra, const Shapes& shapes) {
+void check_masked_wgrad(nmsnn::MatmulPrecision math, double rel_extra, const Shapes& shapes,
+                        InputMaker make_x = dense_input) {
   const NoiseKey key{77, 1};
   for (const MaskedShape& s : shapes) {
     const long long M = (long long)s.T * s.B;
-    const auto x = random_vector(size_t(s.B) * s.K, -1.0f, 2.0f, 3, 0.2f);
+    const auto x = make_x(s, 3);
     const auto dU = random_vector(size_t(M) * s.N, -1.0f, 1.0f, 4);
     Dev<float> dx(x), ddU(dU), dW(size_t(s.N) * s.K);
     Dev<float> scratch(nmsnn::kernels::masked_linear_wgrad_scratch(s.T, s.B, s.N, s.K));
@@ -391,6 +418,22 @@ TEST(MaskedLinear, ForwardMatchesDoubleBf16) {
 TEST(MaskedLinear, WeightGradMatchesDoubleBf16) {
   REQUIRE_CUDA();
   check_masked_wgrad(nmsnn::MatmulPrecision::bf16, kBf16Extra, kMaskedShapes);
+}
+
+// Inputs with whole zero quads (sparse_input): blocks of one sample (T = 128), of several (T =
+// 3, 37) and samples across two blocks (T = 200); K past one chunk of 1024 features and K % 4
+// != 0; in every precision, against the double sums of the dense input.
+TEST(MaskedLinear, ZeroInputQuadsLeaveTheSumsAsTheyAre) {
+  REQUIRE_CUDA();
+  using nmsnn::MatmulPrecision;
+  const std::vector<MaskedShape> shapes = {
+      {128, 4, 200, 20}, {3, 12, 70, 9}, {37, 4, 1100, 5}, {200, 4, 1030, 12}};
+  for (auto [math, extra] : {std::pair{MatmulPrecision::fp32, 0.0},
+                             std::pair{MatmulPrecision::tf32, kTf32Extra},
+                             std::pair{MatmulPrecision::bf16, kBf16Extra}}) {
+    check_masked_forward(math, extra, shapes, sparse_input);
+    check_masked_wgrad(math, extra, shapes, sparse_input);
+  }
 }
 
 // Layer widths around the 128-neuron tile (and its 16-wide fragments), in every precision: one

@@ -221,7 +221,7 @@ inline void set_loop_instructions(Kernel& k, double M, double N, double K, bool 
       (wgrad ? masked_wgrad_block_stages(M, N, K) * kSimtWgradLoop
              : masked_forward_block_stages(M, N, K) * kSimtForwardLoop) * kSimtWarps;
   const double warp_stages =
-      wgrad ? mma_wgrad_warp_stages(M, N, K) : stages * mma_forward_warp_stages(M, N, K);
+      stages * (wgrad ? mma_wgrad_warp_stages(M, N, K) : mma_forward_warp_stages(M, N, K));
   const double(&loop)[2] =
       wgrad ? kMmaWgradLoop[mma_wgrad_class(N)] : kMmaForwardLoop[mma_forward_class(N)];
   k.warp_instructions[int(Math::tf32)] = warp_stages * (loop[0] - saved);
@@ -251,6 +251,9 @@ struct StepShape {
   // The fraction of a dense input's stages the TF32 and BF16 masked forward walks, its Philox
   // blocks with them: 1 for a dense input, MNIST's live quads for W1 (kMnistLiveStagesPerDigit).
   double forward_stages = 1;
+  // A what-if, not built: the same fraction of the weight gradient's warp-stages, Philox work and
+  // FLOP (a weight gradient that visits only the live quads of each sample, as the forward).
+  double wgrad_stages = 1;
 };
 
 // W1: the seed's MNIST training step (bench/bench_cuda.cu).
@@ -367,16 +370,21 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
                       kFloat * (M * H + splits * H * K) + 2 * M * K, product_flop(M, H, K), 0, 0,
                       true});
       else
-        ks.push_back({"masked_linear_wgrad" + tag, "masks made once, in registers" + split_note,
-                      kFloat * (M * H + B * K + splits * H * K), product_flop(M, H, K),
+        ks.push_back({"masked_linear_wgrad" + tag,
+                      std::string(s.wgrad_stages < 1 ? "live quads only (what-if)"
+                                                     : "masks made once, in registers") +
+                          split_note,
+                      kFloat * (M * H + B * K + splits * H * K),
+                      s.wgrad_stages * product_flop(M, H, K),
                       s.free_masks ? 0
-                                   : philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
-                                         kPhiloxIntOpsPerBlock,
+                                   : s.wgrad_stages * philox_blocks(T, B, K) *
+                                         std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
                       0, true});
       // The loop as counted; reading the masked input instead of making it saves the
       // warp-stage's 4 Philox blocks (the loads of x become loads of the stored input).
       set_loop_instructions(ks.back(), M, H, K, true,
-                            s.store_masked_input || s.free_masks ? kMmaMaskInstructions : 0);
+                            s.store_masked_input || s.free_masks ? kMmaMaskInstructions : 0,
+                            s.wgrad_stages);
       if (splits > 1)
         ks.push_back({"reduce_partials" + tag, "adds the row splits in order",
                       kFloat * (splits + 1) * H * K, splits * H * K, 0, 0, false});

@@ -100,6 +100,15 @@ int main() {
   row("forward stores the BF16 masked input for the weight gradient", stored, d);
   row("masks free in the TF32 and BF16 loops (no Philox: the floor of this design)", free_masks,
       d);
+  napkin::StepShape live_wgrad = napkin::w1();
+  live_wgrad.wgrad_stages = live_wgrad.forward_stages;
+  row("weight gradient on each digit's live quads too, its loop as counted (not built)",
+      live_wgrad, d);
+  row("dense input (no quad of zeros: both products walk every feature)", [] {
+    napkin::StepShape s = napkin::w1();
+    s.forward_stages = 1;
+    return s;
+  }(), d);
 
   // What no layered design of W1 can go below: the masks made twice (SPEC section 1), against
   // the 3x target, at the model's Philox count and at the FMA pipe's alone.

@@ -140,9 +140,11 @@ constexpr double kUniformsPerBlock = 4;
 
 // The TF32 and BF16 forward leaves out the quads (features 4c .. 4c+3) whose inputs are all 0 in
 // every sample of its block, masks and products both (masked_linear.cu); with T a multiple of 128
-// a block is one sample. Over MNIST's 60000 training digits a digit has 55.6 live quads of 196
-// (28%) and its block walks ceil(live / 4) stages of 4 quads: 14.27 on average, against 49 for
-// a dense input (test_napkin_math's MnistLiveStages counts them again from data/mnist).
+// a block is one sample. Over MNIST's 60000 training digits scaled to [0, 1] (x / 255, the
+// `default` preset) a digit has 55.6 live quads of 196 (28%) and its block walks ceil(live / 4)
+// stages of 4 quads: 14.27 on average, against 49 for a dense input (test_napkin_math's
+// MnistLiveStages counts them again from data/mnist). The seed's centred pixels (x / 255 - 0.5)
+// have no zeros.
 constexpr double kMnistLiveStagesPerDigit = 14.27;
 constexpr double kMnistDenseStages = 49;  // ceil(784 / 16)
 
@@ -249,16 +251,22 @@ struct StepShape {
   // lower layer's lif_backward (DeviceOptions::fuse_small_layers, the default); false: cuBLAS.
   bool fuse_small = true;
   // The fraction of a dense input's stages the TF32 and BF16 masked forward walks, its Philox
-  // blocks with them: 1 for a dense input, MNIST's live quads for W1 (kMnistLiveStagesPerDigit).
+  // blocks with them: 1 for a dense input, MNIST's live quads for unit-scaled digits
+  // (kMnistLiveStagesPerDigit, w1_unit_mnist).
   double forward_stages = 1;
   // A what-if, not built: the same fraction of the weight gradient's warp-stages, Philox work and
   // FLOP (a weight gradient that visits only the live quads of each sample, as the forward).
   double wgrad_stages = 1;
 };
 
-// W1: the seed's MNIST training step (bench/bench_cuda.cu).
-inline StepShape w1() {
-  StepShape s{"W1", 128, 1000, 784, {100, 10}, true, true};
+// W1: the seed's MNIST training step (bench/bench_cuda.cu). Its pixels are centred (x / 255 -
+// 0.5, the `seed` preset), so no input is 0 and the forward walks every quad.
+inline StepShape w1() { return {"W1", 128, 1000, 784, {100, 10}, true, true}; }
+// W1 on the pixels the `default` preset feeds (x / 255): the background is exactly 0, and the
+// TF32 and BF16 forward walks only each digit's live quads.
+inline StepShape w1_unit_mnist() {
+  StepShape s = w1();
+  s.name = "W1 unit-scaled";
   s.forward_stages = kMnistLiveStagesPerDigit / kMnistDenseStages;
   return s;
 }

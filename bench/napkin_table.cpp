@@ -17,8 +17,13 @@ constexpr Math kMaths[] = {Math::fp32, Math::tf32, Math::bf16};
 void kernel_table(const napkin::StepShape& s, const napkin::Device& d) {
   std::printf("\n%s: T = %d, B = %d, inputs %d, spiking layers", s.name, s.T, s.B, s.I);
   for (int h : s.layers) std::printf(" %d", h);
-  std::printf(", %s input, %s\n\n", s.noisy ? "noise-encoded" : "sequence",
+  std::printf(", %s input, %s", s.noisy ? "noise-encoded" : "sequence",
               s.update ? "forward + loss + backward + SGD" : "forward + backward");
+  if (s.forward_stages < 1)
+    std::printf("; the TF32 and BF16 forward walks %.1f%% of a dense input's stages (its "
+                "samples' live quads)",
+                100 * s.forward_stages);
+  std::printf("\n\n");
   std::printf("| kernel | design assumed | MB | GFLOP | G int ops | M warp instr fp32 / tf32 / "
               "bf16 | fp32 us | tf32 us | bf16 us | bound (tf32) |\n");
   std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
@@ -59,7 +64,7 @@ int main() {
               napkin::kSimtForwardLoop, napkin::kSimtWgradLoop, napkin::kMmaForwardLoop[1][0],
               napkin::kMmaWgradLoop[1][0], napkin::kMmaForwardLoop[1][1],
               napkin::kMmaWgradLoop[1][1]);
-  const napkin::StepShape shapes[] = {napkin::w1(), napkin::w2()};
+  const napkin::StepShape shapes[] = {napkin::w1(), napkin::w1_unit_mnist(), napkin::w2()};
   for (const auto& s : shapes) kernel_table(s, d);
 
   std::printf("\nPer step: the products' FLOP at the precision's full peak (the floor) against "
@@ -100,15 +105,12 @@ int main() {
   row("forward stores the BF16 masked input for the weight gradient", stored, d);
   row("masks free in the TF32 and BF16 loops (no Philox: the floor of this design)", free_masks,
       d);
-  napkin::StepShape live_wgrad = napkin::w1();
+  row("unit-scaled MNIST digits (the default preset's x / 255): the forward on live quads",
+      napkin::w1_unit_mnist(), d);
+  napkin::StepShape live_wgrad = napkin::w1_unit_mnist();
   live_wgrad.wgrad_stages = live_wgrad.forward_stages;
-  row("weight gradient on each digit's live quads too, its loop as counted (not built)",
+  row("unit-scaled, and the weight gradient on live quads too, its loop as counted (not built)",
       live_wgrad, d);
-  row("dense input (no quad of zeros: both products walk every feature)", [] {
-    napkin::StepShape s = napkin::w1();
-    s.forward_stages = 1;
-    return s;
-  }(), d);
 
   // What no layered design of W1 can go below: the masks made twice (SPEC section 1), against
   // the 3x target, at the model's Philox count and at the FMA pipe's alone.
@@ -122,13 +124,15 @@ int main() {
               3 * floor * 1e3, others * 1e3);
   std::printf("| Philox slots per block | masks ms | 3x TF32 floor ms | left for the rest ms |\n"
               "| --- | ---: | ---: | ---: |\n");
-  for (const double slots : {napkin::kPhiloxIntOpsPerBlock, 40.0}) {
-    const double masks = napkin::mask_floor_seconds(napkin::w1(), d, slots);
-    std::printf("| %.0f (%s) | %.3f | %.3f | %.3f |\n", slots,
-                slots == napkin::kPhiloxIntOpsPerBlock ? "the model: nothing overlaps"
-                                                        : "the FMA pipe alone",
-                masks * 1e3, 3 * floor * 1e3, (3 * floor - masks) * 1e3);
-  }
+  for (const napkin::StepShape& s : {napkin::w1(), napkin::w1_unit_mnist()})
+    for (const double slots : {napkin::kPhiloxIntOpsPerBlock, 40.0}) {
+      const double masks = napkin::mask_floor_seconds(s, d, slots);
+      std::printf("| %.0f (%s)%s | %.3f | %.3f | %.3f |\n", slots,
+                  slots == napkin::kPhiloxIntOpsPerBlock ? "the model: nothing overlaps"
+                                                          : "the FMA pipe alone",
+                  s.forward_stages < 1 ? ", unit-scaled digits: the forward's live quads" : "",
+                  masks * 1e3, 3 * floor * 1e3, (3 * floor - masks) * 1e3);
+    }
 
   // Inference passes and training steps of the seed network, the layered kernels against the
   // sample-cluster kernel as built (DeviceOptions / NetworkOptions::sample_clusters), by batch

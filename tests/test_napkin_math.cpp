@@ -31,35 +31,28 @@ TEST(napkin, PhiloxCounts) {
   EXPECT_EQ(napkin::philox_blocks(2, 3, 4), 6);
 }
 
-// W1's shape with a dense input: every quad live, so the forward walks every stage.
-napkin::StepShape w1_dense() {
-  napkin::StepShape s = napkin::w1();
-  s.forward_stages = 1;
-  return s;
-}
-
 TEST(napkin, MaskFloorByHand) {
   const napkin::Device d = napkin::h200();
   // W1, dense input: 128 x 1000 x 196 blocks, made in the forward and again in the weight
   // gradient.
   const double blocks = 128.0 * 1000 * 196;
-  EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(w1_dense(), d, 80),
+  EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(napkin::w1(), d, 80),
                    2 * blocks * 80 / (d.int32 * d.e_int));
   // About 0.30 ms at the model's count: more than 3x W1's TF32 floor (0.25 ms) by itself.
-  EXPECT_GT(napkin::mask_floor_seconds(w1_dense(), d, napkin::kPhiloxIntOpsPerBlock),
-            3 * napkin::step_floor_seconds(w1_dense(), d, napkin::Math::tf32));
-  EXPECT_NEAR(napkin::mask_floor_seconds(w1_dense(), d, 40), 150e-6, 1e-6);
-  // MNIST: the forward makes only its live quads' masks (14.27 of 49 stages), the weight
-  // gradient all: 0.194 ms at 80 slots, under the 3x point.
-  EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(napkin::w1(), d, 80),
+  EXPECT_GT(napkin::mask_floor_seconds(napkin::w1(), d, napkin::kPhiloxIntOpsPerBlock),
+            3 * napkin::step_floor_seconds(napkin::w1(), d, napkin::Math::tf32));
+  EXPECT_NEAR(napkin::mask_floor_seconds(napkin::w1(), d, 40), 150e-6, 1e-6);
+  // Unit-scaled MNIST: the forward makes only its live quads' masks (14.27 of 49 stages), the
+  // weight gradient all: 0.194 ms at 80 slots, under the 3x point.
+  EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(napkin::w1_unit_mnist(), d, 80),
                    (14.27 / 49 + 1) * blocks * 80 / (d.int32 * d.e_int));
-  EXPECT_LT(napkin::mask_floor_seconds(napkin::w1(), d, napkin::kPhiloxIntOpsPerBlock),
+  EXPECT_LT(napkin::mask_floor_seconds(napkin::w1_unit_mnist(), d, napkin::kPhiloxIntOpsPerBlock),
             3 * napkin::step_floor_seconds(napkin::w1(), d, napkin::Math::tf32));
   // A layer over 128 neurons makes its masks once per slice; a sequence input makes none.
-  napkin::StepShape wide = w1_dense();
+  napkin::StepShape wide = napkin::w1();
   wide.layers = {300, 10};
   EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(wide, d, 40),
-                   3 * napkin::mask_floor_seconds(w1_dense(), d, 40));
+                   3 * napkin::mask_floor_seconds(napkin::w1(), d, 40));
   EXPECT_EQ(napkin::mask_floor_seconds(napkin::w2(), d, 80), 0);
 }
 
@@ -142,13 +135,13 @@ TEST(napkin, MnistLiveStages) {
 TEST(napkin, Workloads) {
   // W1: 2*(2*M*100*784) + 3*(2*M*10*100) with M = 128 * 1000.
   EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w1()), 40'908'800'000.0);
-  const auto w1 = napkin::step_kernels(w1_dense());
+  const auto w1 = napkin::step_kernels(napkin::w1());
   // ~100M uniforms per pass: 128 * 1000 * 196 Philox blocks, made once for 100 neurons.
   EXPECT_DOUBLE_EQ(find(w1, "masked_linear_forward L0").int_ops, 128.0 * 1000 * 196 * 80);
   EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").int_ops, 128.0 * 1000 * 196 * 80);
-  // On MNIST the forward makes the masks, and does the products, of its live quads only:
-  // 14.27 of 49 stages a digit; the FP32 loop (which walks them all) is left as it is.
-  const auto mnist = napkin::step_kernels(napkin::w1());
+  // On unit-scaled MNIST the forward makes the masks, and does the products, of its live quads
+  // only: 14.27 of 49 stages a digit; the FP32 loop (which walks them all) is left as it is.
+  const auto mnist = napkin::step_kernels(napkin::w1_unit_mnist());
   const auto& live = find(mnist, "masked_linear_forward L0");
   auto near = [](double got, double want) { EXPECT_NEAR(got, want, 1e-12 * want); };
   near(live.int_ops, 128.0 * 1000 * 196 * 80 * 14.27 / 49);
@@ -156,7 +149,8 @@ TEST(napkin, Workloads) {
   near(live.warp_instructions[1], 1000 * 4 * 14.27 * napkin::kMmaForwardLoop[1][0]);
   EXPECT_DOUBLE_EQ(live.warp_instructions[0],
                    find(w1, "masked_linear_forward L0").warp_instructions[0]);
-  EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w1()), napkin::step_product_flop(w1_dense()));
+  EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w1_unit_mnist()),
+                   napkin::step_product_flop(napkin::w1()));
   EXPECT_EQ(napkin::wgrad_splits(128000, 100, 784), 64);
   // FP32 block-stages: forward 2000 row tiles x 49 stages of 16 features; weight gradient 13
   // feature tiles x 64 splits x 125 stages of 16 rows (2000 rows each).

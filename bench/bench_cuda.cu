@@ -18,7 +18,10 @@
 //   PhiloxRate: Philox4x32-10 alone on W1's mask counters (no DRAM traffic), the rate that
 //   napkin_math.hpp's integer count predicts; it decides how much W1 pays for its masks.
 //   W1_Inference/<0 layered, 1 sample clusters>/<B>/<0 FP32, 1 TF32, 2 BF16>: W1's network in
-//   inference; W1_StepLoop/<same>: its training step as `nmsnn train` runs it.
+//   inference; W1_StepLoop/<same>: its training step as `nmsnn train` runs it;
+//   W1_StepLoopMnist/<B>/<precision>: that step layer by layer on real digits at x/255 (zeros in
+//   the background, which the TF32 and BF16 forward leaves out; read from data/mnist, so run
+//   from the repository root, as gpu_run.sh does).
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
 // x_floor = our time / the floor's time on the same GPU and math; device_MB = the memory this
@@ -392,11 +395,26 @@ void W1_Inference(benchmark::State& state) {
   }
 }
 
-// W1's training step through StepLoop (what `nmsnn train --device cuda` runs: the input up, then
-// forward, loss, backward and update on the device with no wait), B samples, in each precision
-// (third arg): layer by layer (first arg 0) or by sample clusters (1:
-// NetworkOptions::sample_clusters). Wall-clock time per step over many queued steps, read back
-// once.
+// One W1 training step through StepLoop (what `nmsnn train --device cuda` runs: the input up,
+// then forward, loss, backward and update on the device with no wait), wall-clock ms per step over
+// the benchmark's iterations of queued steps, read back once.
+double step_loop_ms(benchmark::State& state, const nmsnn::NetworkOptions& options,
+                    const W1Batch& batch, int B) {
+  nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), options);
+  nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
+  nmsnn::StepLoop loop(net, opt, nmsnn::Loss::nll);
+  const nmsnn::Input input = nmsnn::Input::noisy(batch.x, B);
+  loop.step(input, batch.labels.data());  // warm-up
+  loop.read();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) loop.step(input, batch.labels.data());
+  loop.read();  // waits for the last step
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+         double(std::max<benchmark::IterationCount>(1, state.iterations()));
+}
+
+// W1's training step through StepLoop, B samples of centred inputs, in each precision (third
+// arg): layer by layer (first arg 0) or by sample clusters (1: NetworkOptions::sample_clusters).
 void W1_StepLoop(benchmark::State& state) {
   if (!have_gpu(state)) return;
   try {
@@ -406,20 +424,7 @@ void W1_StepLoop(benchmark::State& state) {
     nmsnn::NetworkOptions options{nmsnn::Engine::cuda, 1, 0};
     options.sample_clusters = clusters;
     options.matmul = math;
-    nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), options);
-    nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
-    nmsnn::StepLoop loop(net, opt, nmsnn::Loss::nll);
-    const W1Batch batch = w1_batch(B);
-    const std::vector<int>& labels = batch.labels;
-    const nmsnn::Input input = nmsnn::Input::noisy(batch.x, B);
-    loop.step(input, labels.data());  // warm-up
-    loop.read();
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) loop.step(input, labels.data());
-    loop.read();  // waits for the last step
-    const double ms = std::chrono::duration<double, std::milli>(
-                          std::chrono::steady_clock::now() - t0).count() /
-                      double(std::max<benchmark::IterationCount>(1, state.iterations()));
+    const double ms = step_loop_ms(state, options, w1_batch(B), B);
     napkin::StepShape shape = napkin::w1();
     shape.B = B;
     shape.compact = false;
@@ -439,6 +444,35 @@ void W1_StepLoop(benchmark::State& state) {
     state.SetLabel(std::string("W1 step ") + nmsnn::to_string(math) + " via StepLoop, B " +
                    std::to_string(B) +
                    (clusters ? ", sample clusters" : ", layer by layer"));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// The same step, layer by layer, on the first B MNIST training digits scaled to [0, 1] (the
+// default preset's pixels: the background exactly 0) with their labels, in each precision (second
+// arg). Its TF32 and BF16 forward leaves out each digit's zero quads (kernels/masked_linear.cu),
+// which the model counts with MNIST's live stages (napkin::w1_unit_mnist). The digits are read
+// from data/mnist under the working directory: gpu_run.sh runs from the repository root.
+void W1_StepLoopMnist(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  try {
+    const int B = int(state.range(0));
+    const nmsnn::MatmulPrecision math = kW1Maths[state.range(1)];
+    const nmsnn::Dataset digits =
+        nmsnn::load_mnist("data/mnist", true, nmsnn::PixelScale::unit, B);
+    if (digits.count != B) throw std::runtime_error("data/mnist holds fewer than B digits");
+    nmsnn::NetworkOptions options{nmsnn::Engine::cuda, 1, 0};
+    options.matmul = math;
+    const double ms = step_loop_ms(state, options, {digits.x, digits.labels}, B);
+    napkin::StepShape shape = napkin::w1_unit_mnist();
+    shape.B = B;
+    shape.compact = false;
+    state.counters["ms"] = ms;
+    state.counters["samples/s"] = B / (ms / 1e3);
+    napkin_counters(state, napkin::step_kernels(shape), math, ms);
+    state.SetLabel(std::string("W1 step ") + nmsnn::to_string(math) +
+                   " via StepLoop on unit-scaled MNIST digits, B " + std::to_string(B));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
@@ -510,6 +544,7 @@ BENCHMARK(PhiloxRate)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_NetworkApi)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_StepLoopMnist)->ArgsProduct({{1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

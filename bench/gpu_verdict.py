@@ -68,6 +68,12 @@ def ours(bench):
                 how = "sample clusters" if m.group(1) == "1" else "layer by layer"
                 math = MATHS[int(m.group(3) or 0)]
                 rows[("W1", f"nmsnn inference B {m.group(2)}, {how}", math)] = r
+        elif r["name"].startswith("W1_StepLoopMnist/"):
+            # W1_StepLoopMnist/<B>/<0 fp32, 1 tf32, 2 bf16>/...: real digits at x / 255
+            m = re.match(r"W1_StepLoopMnist/(\d+)(?:/([012]))?", r["name"])
+            if m:
+                math = MATHS[int(m.group(2) or 0)]
+                rows[("W1", f"nmsnn StepLoop B {m.group(1)}, unit-scaled MNIST", math)] = r
         elif r["name"].startswith("W1_StepLoop/"):
             m = re.match(r"W1_StepLoop/([01])/(\d+)(?:/([012]))?", r["name"])
             if m:

@@ -286,6 +286,27 @@ inline double step_product_flop(const StepShape& s) {
   return flop;
 }
 
+// The first layer's masked forward of a noisy step (H neurons over the s.I inputs): masks made
+// once, in registers, for the live stages' share (s.forward_stages) of the products and masks.
+// The FP32 kernel walks every quad, but its issue count (unscaled) bounds it far above either.
+// store and free_masks: the what-ifs of StepShape.
+inline Kernel masked_forward(const StepShape& s, double H, const std::string& tag, bool store,
+                             bool free_masks) {
+  const double T = s.T, B = s.B, M = T * B, K = s.I, live = s.forward_stages;
+  Kernel k{"masked_linear_forward" + tag,
+           std::string(store ? "masks once, BF16 masked input stored"
+                             : "masks made once, in registers") +
+               (live < 1 ? "; zero-input quads left out" : ""),
+           kFloat * (B * K + H * K + M * H) + (store ? 2 * M * K : 0),
+           live * product_flop(M, H, K),
+           free_masks ? 0
+                      : live * philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
+                            kPhiloxIntOpsPerBlock,
+           0, true};
+  set_loop_instructions(k, M, H, K, false, free_masks ? kMmaMaskInstructions : 0, live);
+  return k;
+}
+
 // Every kernel of one step, in launch order.
 inline std::vector<Kernel> step_kernels(const StepShape& s) {
   std::vector<Kernel> ks;
@@ -302,21 +323,7 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
     const double K = width(l), H = s.layers[size_t(l)], n = M * H;
     const std::string tag = " L" + std::to_string(l);
     if (l == 0 && s.noisy) {
-      const double stored = s.store_masked_input ? 2 * M * K : 0;
-      // The live stages' share of the products and masks (s.forward_stages). The FP32 kernel
-      // walks every quad, but its issue count (unscaled below) bounds it far above either.
-      const double live = s.forward_stages;
-      ks.push_back({"masked_linear_forward" + tag,
-                    std::string(s.store_masked_input ? "masks once, BF16 masked input stored"
-                                                     : "masks made once, in registers") +
-                        (live < 1 ? "; zero-input quads left out" : ""),
-                    kFloat * (B * K + H * K + M * H) + stored, live * product_flop(M, H, K),
-                    s.free_masks ? 0
-                                 : live * philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
-                                       kPhiloxIntOpsPerBlock,
-                    0, true});
-      set_loop_instructions(ks.back(), M, H, K, false, s.free_masks ? kMmaMaskInstructions : 0,
-                            live);
+      ks.push_back(masked_forward(s, H, tag, s.store_masked_input, s.free_masks));
     } else {
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});
@@ -463,15 +470,7 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
     const std::string tag = " L" + std::to_string(l);
     if (l == 0 && s.noisy)
     {
-      const double live = s.forward_stages;  // as in step_kernels
-      ks.push_back({"masked_linear_forward" + tag,
-                    std::string("masks made once, in registers") +
-                        (live < 1 ? "; zero-input quads left out" : ""),
-                    kFloat * (B * K + H * K + M * H), live * product_flop(M, H, K),
-                    live * philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
-                        kPhiloxIntOpsPerBlock,
-                    0, true});
-      set_loop_instructions(ks.back(), M, H, K, false, 0, live);
+      ks.push_back(masked_forward(s, H, tag, false, false));
     } else
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});

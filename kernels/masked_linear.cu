@@ -45,8 +45,9 @@
 //            per 16-byte store.
 // Neither loop branches but on its trip count: rows past M (or the split), features past K and
 // neurons past N are zeros multiplied like any other value (their Philox blocks are made
-// anyway), and the last stage's prefetch of the next one loads nothing. The weight gradient
-// walks every feature of its strip, zero or not. Budget per block: 128
+// anyway), and the last stage's prefetch of the next one loads nothing. This weight gradient
+// walks every feature of its strip, zero or not; the one walked by sample (below, the default
+// for T >= 16 and B >= 8) walks each sample's live quads. Budget per block: 128
 // threads, 2 blocks per SM (__launch_bounds__): registers (nvcc 13 ptxas, no spills), sm_90 /
 // sm_80, at N = 100: forward TF32 240 / 238, BF16 208 / 216; weight gradient TF32 242 / 242,
 // BF16 212 / 220 (the widest classes: up to 255); shared memory 2 stages of W (at most 16 KB)
@@ -108,8 +109,12 @@ struct MaskRow {
 
   __device__ void set(NoiseKey key, const float* x, int B, int K, long long m) {
     const long long tt = m / B;
-    t = uint32_t(tt);
-    b = uint32_t(m - tt * B);
+    set(key, x, K, uint32_t(tt), uint32_t(m - tt * B));
+  }
+  // The row of step t_ of sample b_, where the caller knows them (no division).
+  __device__ void set(NoiseKey key, const float* x, int K, uint32_t t_, uint32_t b_) {
+    t = t_;
+    b = b_;
     row = noise_row(key, b);
     pass = noise_pass(key);
     xb = x + (size_t)b * K;
@@ -496,7 +501,7 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
     const long long p = p_warp + 16 * (r >> 1) + 8 * (r & 1) + g;
     in_range[r] = p < M;
     const long long pc = p < M ? p : M - 1;
-    rows[r].set(key, x, B, K, (pc % T) * B + pc / T);
+    rows[r].set(key, x, K, uint32_t(pc % T), uint32_t(pc / T));
   }
   const int b_lo = int(p_block / T);
   const int b_hi = int(((p_block + kMmaRows < M ? p_block + kMmaRows : M) - 1) / T);
@@ -791,6 +796,206 @@ masked_linear_wgrad_mma_kernel(NoiseKey key, const float* x, int B, int K, long 
     }
 }
 
+// ---- the weight gradient over live quads (TF32 and BF16): sample-major, a shared-memory tile ---
+// The sum over rows is taken sample by sample, so a sample's zero quads (all four inputs 0,
+// whose masked inputs are 0 at every step) can be left out as the forward leaves them out: on
+// unit-scaled MNIST a digit has 28% of its quads live. The fragments are those of the kernel
+// above (Tf32Wgrad / Bf16Wgrad: a warp's 8 column quads share its rows), so a warp's columns
+// are now 8 live quads of one sample, a "group", which change from sample to sample: the
+// accumulators of a group's T steps are added into a tile of dW over the block's range of
+// features in shared memory, and the tile goes out once at the end.
+//   block  8 warps x a range of kRangeQuads quads (256 features: the 8 groups of a dense
+//          sample) x all 16 MT neurons of a slice, over a split of whole samples;
+//   round  up to kRoundSamples consecutive samples whose live quads in the range make at most
+//          8 groups (a dense sample makes exactly 8, alone); warp w takes the round's group w,
+//          over its sample's steps in stages of 16 rows, dU staged as in the kernel above (one
+//          stage buffer per sample of the round, shared by that sample's warps);
+//   adds   the round's samples in order, one barrier each: a sample's groups are disjoint, so
+//          no two warps add to one element at once, and each element receives its samples'
+//          sums in sample order whatever the warps did: the tile is the same on every run.
+// A warp without a group in a round waits at its barriers. Positions past a sample's live quads
+// (the last group's padding) name a quad past K, whose inputs load as 0.
+constexpr int kLiveWarps = 8;
+constexpr int kLiveThreads = 32 * kLiveWarps;
+constexpr int kRangeQuads = 64;
+constexpr int kRangeFeatures = 4 * kRangeQuads;
+constexpr int kRoundSamples = 4;
+constexpr int kTileStride = kRangeFeatures + 4;  // floats a tile row: 16-byte aligned rows
+
+// What a round holds, in shared memory: its samples, each one's live quads (positions in the
+// range, in order) and the first group of each (prefix of group counts).
+struct LiveRound {
+  int live[kRoundSamples][kRangeQuads];  // local quad of the p-th live quad, p < count
+  int scan[2][kLiveThreads];             // the segmented prefix sum of the live flags
+  int count[kRoundSamples];              // live quads of each candidate sample
+};
+
+// Shared-memory bytes of the live weight gradient for MT m16 tiles (the tile and the stages).
+template <class Op, int MT>
+constexpr size_t live_wgrad_shared_bytes() {
+  return size_t(16 * MT) * kTileStride * sizeof(float) +
+         size_t(2) * kRoundSamples * MT * 8 * Op::kGWords * sizeof(uint32_t);
+}
+
+// grid (ceil(quads / kRangeQuads), ceil(N / (16 MT)), splits): block (x, y, z) computes the
+// partial sum of dW[16 MT y .., range x] over samples [z samples, (z+1) samples) into out[z].
+template <class Op, int MT, bool kVec>
+__global__ void __launch_bounds__(kLiveThreads, 1)
+masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int K,
+                                int samples, const float* dU, int N, float* out) {
+  constexpr int kNeurons = 16 * MT;
+  constexpr int kStageWords = MT * 8 * Op::kGWords;
+  constexpr int kItems = MT * 8 * Op::kUnits;
+  constexpr int kStagings = (kRoundSamples * kItems + kLiveThreads - 1) / kLiveThreads;
+  extern __shared__ __align__(16) float live_shared[];
+  float* tile = live_shared;  // [kNeurons][kTileStride]
+  uint32_t* stages = reinterpret_cast<uint32_t*>(live_shared + kNeurons * kTileStride);
+  __shared__ LiveRound round;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int quads = (K + 3) / 4;
+  const int q0 = blockIdx.x * kRangeQuads;
+  const int n0 = blockIdx.y * kNeurons;
+  const int b_begin = blockIdx.z * samples;
+  const int b_end = b_begin + samples < B ? b_begin + samples : B;
+  const PhiloxRoundKeys keys = noise_round_keys(key);
+
+  for (int e = tid; e < kNeurons * kTileStride; e += kLiveThreads) tile[e] = 0.0f;
+
+  // Stages rows 16 st .. 16 st + 15 of the round's samples (slot c is sample b_round + c).
+  auto fetch_put_du = [&](int b_round, int slots, int st, uint32_t* buffer) {
+#pragma unroll
+    for (int k = 0; k < kStagings; ++k) {
+      const int e = tid + kLiveThreads * k;
+      if (e < slots * kItems) {
+        const int slot = e / kItems;
+        int i, gi, u;
+        Op::item(e - slot * kItems, i, gi, u);
+        const int n = n0 + 16 * i + gi;
+        float d[Op::kValues];
+#pragma unroll
+        for (int v = 0; v < Op::kValues; ++v) {
+          const int step = 16 * st + Op::row(u, v), nv = n + 8 * Op::upper(v);
+          d[v] = step < T && nv < N ? dU[((size_t)step * B + b_round + slot) * N + nv] : 0.0f;
+        }
+        *reinterpret_cast<uint4*>(buffer + slot * kStageWords + (8 * i + gi) * Op::kGWords +
+                                  4 * u) = Op::operands(d);
+      }
+    }
+  };
+
+  const int stages_per_sample = (T + kDepth - 1) / kDepth;
+  for (int b_next = b_begin; b_next < b_end;) {
+    // The candidates' live quads: thread (c, lq) = (tid / 64, tid % 64) looks at quad q0 + lq
+    // of sample b_next + c; a prefix sum over each candidate's 64 flags places them.
+    {
+      const int c = tid / kRangeQuads, lq = tid % kRangeQuads, b = b_next + c, q = q0 + lq;
+      bool live = false;
+      if (b < b_end && q < quads) {
+        const float4 v = load_quad<kVec>(x + (size_t)b * K, 4 * q, K, true);
+        live = v.x != 0.0f || v.y != 0.0f || v.z != 0.0f || v.w != 0.0f;
+      }
+      round.scan[0][tid] = int(live);
+      __syncthreads();
+      int from = 0;
+      for (int d = 1; d < kRangeQuads; d *= 2, from ^= 1) {
+        const int v = round.scan[from][tid] + (lq >= d ? round.scan[from][tid - d] : 0);
+        round.scan[from ^ 1][tid] = v;
+        __syncthreads();
+      }
+      if (live) round.live[c][round.scan[from][tid] - 1] = lq;
+      if (lq == kRangeQuads - 1) round.count[c] = round.scan[from][tid];
+      __syncthreads();
+    }
+    // The round: candidates in order while their groups fit the 8 warps (the first always
+    // does: a sample has at most kRangeQuads / 8 = 8 groups). Every thread finds the same.
+    int slots = 0, groups = 0, my_slot = -1, my_group = 0;
+    for (int c = 0; c < kRoundSamples && b_next + c < b_end; ++c) {
+      const int gc = (round.count[c] + 7) / 8;
+      if (slots > 0 && groups + gc > kLiveWarps) break;
+      if (warp >= groups && warp < groups + gc) {
+        my_slot = c;
+        my_group = warp - groups;
+      }
+      groups += gc;
+      ++slots;
+    }
+    // The lane's quads: position 8 my_group + g for its masks, 8 my_group + 2t + h for its
+    // accumulators' columns (-1: padding, past the sample's live quads).
+    auto local_quad = [&](int p) {
+      return my_slot >= 0 && p < round.count[my_slot] ? round.live[my_slot][p] : -1;
+    };
+    const int mask_lq = local_quad(8 * my_group + g);
+    const int col_lq[2] = {local_quad(8 * my_group + 2 * t), local_quad(8 * my_group + 2 * t + 1)};
+    const int k_lane = mask_lq >= 0 ? 4 * (q0 + mask_lq) : 4 * quads;
+    MaskRow at;
+    if (my_slot >= 0) at.set(key, x, K, uint32_t(4 * t), uint32_t(b_next + my_slot));
+
+    float acc[MT][4][4];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
+
+    // Double-buffered: stage st multiplies from buffer st % 2; the next stage is staged into
+    // the other before the barrier that ends st (that buffer was last read in st - 1).
+    fetch_put_du(b_next, slots, 0, stages);
+    __syncthreads();
+    for (int st = 0; st < stages_per_sample; ++st) {
+      uint32_t* cur = stages + (st & 1) * kRoundSamples * kStageWords;
+      if (my_slot >= 0) {
+        float v[4][4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          MaskRow r = at;
+          r.t += e;
+          const float4 m = masked_quad4<kVec>(keys, r, K, k_lane, int(r.t) < T);
+          v[e][0] = m.x, v[e][1] = m.y, v[e][2] = m.z, v[e][3] = m.w;
+        }
+        Op::template multiply<MT>(acc, v, cur + my_slot * kStageWords);
+        at.t += kDepth;
+      }
+      if (st + 1 < stages_per_sample)
+        fetch_put_du(b_next, slots, st + 1, stages + ((st + 1) & 1) * kRoundSamples * kStageWords);
+      __syncthreads();
+    }
+
+    // The adds, sample by sample. Tile (i, j): c0 (neuron g, column 2t) and c1 (column 2t + 1)
+    // are features 4 col_lq[0] + j and 4 col_lq[1] + j; c2, c3 the same for neuron g + 8.
+    for (int s = 0; s < slots; ++s) {
+      if (my_slot == s) {
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+              if (col_lq[half] < 0) continue;
+              float4* cell = reinterpret_cast<float4*>(tile + (16 * i + 8 * h + g) * kTileStride +
+                                                       4 * col_lq[half]);
+              float4 sum = *cell;
+              sum.x += acc[i][0][2 * h + half];
+              sum.y += acc[i][1][2 * h + half];
+              sum.z += acc[i][2][2 * h + half];
+              sum.w += acc[i][3][2 * h + half];
+              *cell = sum;
+            }
+      }
+      __syncthreads();
+    }
+    b_next += slots;
+  }
+
+  // The tile to out[z]: its neurons below N, its features below K.
+  float* part = out + (size_t)blockIdx.z * N * K;
+  const int f0 = 4 * q0;
+  for (int e = tid; e < kNeurons * kRangeFeatures; e += kLiveThreads) {
+    const int nl = e / kRangeFeatures, fl = e % kRangeFeatures;
+    if (n0 + nl < N && f0 + fl < K) part[(size_t)(n0 + nl) * K + f0 + fl] = tile[nl * kTileStride + fl];
+  }
+}
+
 // ---- the double-buffered loop over stages ----------------------------------------------------
 // Stage s is multiplied from buffer s % 2 while stage s+1 is fetched into registers and then
 // written to buffer (s+1) % 2. That buffer was last read while multiplying stage s-1, and the
@@ -944,6 +1149,49 @@ void launch_wgrad_mma(NoiseKey key, const float* x, int B, int K, long long M, W
     launch_wgrad_mma<Op, false>(key, x, B, K, M, split, dU, N, out, stream);
 }
 
+// The live weight gradient for MT m16 tiles: its shared memory opted into, then the launch (with
+// cudaLaunchKernelEx, which carries the dynamic shared memory in the CUDA emulation too).
+template <class Op, int MT, bool kVec>
+void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradSplit split,
+                       const float* dU, int N, float* out, cudaStream_t stream) {
+  constexpr size_t bytes = live_wgrad_shared_bytes<Op, MT>();
+  auto* kernel = masked_linear_wgrad_live_kernel<Op, MT, kVec>;
+  NMSNN_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  const dim3 grid(grid_for((K + 3) / 4, kRangeQuads), N <= 112 ? 1u : unsigned((N + 127) / 128),
+                  unsigned(split.splits));
+  // Grid, block, shared bytes, stream, no attributes (by position: the CUDA emulation defines
+  // the names gridDim and blockDim as macros).
+  const cudaLaunchConfig_t config = {grid, dim3(kLiveThreads), bytes, stream, nullptr, 0};
+  NMSNN_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, key, x, T, B, K, int(split.rows), dU, N,
+                                      out));
+}
+template <class Op, bool kVec>
+void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradSplit split,
+                       const float* dU, int N, float* out, cudaStream_t stream) {
+  if (N <= 64)
+    launch_wgrad_live<Op, 4, kVec>(key, x, T, B, K, split, dU, N, out, stream);
+  else if (N <= 112)
+    launch_wgrad_live<Op, 7, kVec>(key, x, T, B, K, split, dU, N, out, stream);
+  else
+    launch_wgrad_live<Op, 8, kVec>(key, x, T, B, K, split, dU, N, out, stream);
+}
+template <class Op>
+void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradSplit split,
+                       const float* dU, int N, float* out, cudaStream_t stream) {
+  const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  if (vec)
+    launch_wgrad_live<Op, true>(key, x, T, B, K, split, dU, N, out, stream);
+  else
+    launch_wgrad_live<Op, false>(key, x, T, B, K, split, dU, N, out, stream);
+}
+
+bool wgrad_by_sample(int T, int B, MatmulPrecision math, WgradWalk walk) {
+  if (math == MatmulPrecision::fp32) return false;
+  if (walk == WgradWalk::automatic) return T >= kDepth && B >= 8;
+  return walk == WgradWalk::samples;
+}
+
 }  // namespace
 
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
@@ -975,20 +1223,38 @@ WgradSplit masked_linear_wgrad_split(long long M, int N, int K) {
   return {int(splits), rows};
 }
 
+WgradSplit masked_linear_wgrad_sample_split(int B, int N, int K) {
+  // About 512 blocks (one a SM at a time: the tile fills most of its shared memory), at most 64
+  // partials, whole samples each.
+  const long long tiles = (long long)((K + kRangeFeatures - 1) / kRangeFeatures) *
+                          (N <= 112 ? 1 : (N + 127) / 128);
+  const long long splits = std::min({std::max(1LL, 512 / tiles), 64LL, (long long)B});
+  const long long samples = (B + splits - 1) / splits;
+  return {int((B + samples - 1) / samples), samples};
+}
+
 size_t masked_linear_wgrad_scratch(int T, int B, int N, int K) {
-  const WgradSplit s = masked_linear_wgrad_split((long long)T * B, N, K);
-  return s.splits == 1 ? 0 : size_t(s.splits) * size_t(N) * size_t(K);
+  const int splits = std::max(masked_linear_wgrad_split((long long)T * B, N, K).splits,
+                              masked_linear_wgrad_sample_split(B, N, K).splits);
+  return splits == 1 ? 0 : size_t(splits) * size_t(N) * size_t(K);
 }
 
 void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, const float* dU,
-                         int N, float* dW, float* scratch, MatmulPrecision math, cudaStream_t stream) {
+                         int N, float* dW, float* scratch, MatmulPrecision math, cudaStream_t stream,
+                         WgradWalk walk) {
   check_shapes("masked_linear_wgrad", T, B, K, N);
   const long long M = (long long)T * B;
-  const WgradSplit split = masked_linear_wgrad_split(M, N, K);
+  const bool by_sample = wgrad_by_sample(T, B, math, walk);
+  const WgradSplit split =
+      by_sample ? masked_linear_wgrad_sample_split(B, N, K) : masked_linear_wgrad_split(M, N, K);
   // One split writes dW itself; several write partials that are added below.
   float* out = split.splits == 1 ? dW : scratch;
   if (!out) ::nmsnn::detail::fail("masked_linear_wgrad: no scratch for ", split.splits, " partials");
-  if (math == MatmulPrecision::tf32)
+  if (by_sample && math == MatmulPrecision::tf32)
+    launch_wgrad_live<Tf32Wgrad>(key, x, T, B, K, split, dU, N, out, stream);
+  else if (by_sample)
+    launch_wgrad_live<Bf16Wgrad>(key, x, T, B, K, split, dU, N, out, stream);
+  else if (math == MatmulPrecision::tf32)
     launch_wgrad_mma<Tf32Wgrad>(key, x, B, K, M, split, dU, N, out, stream);
   else if (math == MatmulPrecision::bf16)
     launch_wgrad_mma<Bf16Wgrad>(key, x, B, K, M, split, dU, N, out, stream);
@@ -999,7 +1265,8 @@ void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, cons
         <<<grid, kThreads, 0, stream>>>(key, x, B, K, M, split.rows, dU, N, out);
   }
   NMSNN_CHECK_LAUNCH("masked_linear_wgrad", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
-                     ", splits=", split.splits, ", ", to_string(math));
+                     ", splits=", split.splits, by_sample ? " by sample, " : ", ",
+                     to_string(math));
   if (split.splits == 1) return;
   const size_t count = size_t(N) * K;
   const unsigned blocks = unsigned(std::min<size_t>((count + 255) / 256, 4096));

@@ -39,13 +39,25 @@ struct WgradSplit {
   long long rows = 0;
 };
 WgradSplit masked_linear_wgrad_split(long long M, int N, int K);
-// Scratch floats the weight gradient needs for its partials: splits * N * K, or 0 when one
-// split does (then the kernel writes dW directly).
+// The same when the sum is walked sample by sample (WgradWalk::samples): `rows` is then the
+// samples of a split.
+WgradSplit masked_linear_wgrad_sample_split(int B, int N, int K);
+// Scratch floats the weight gradient needs for its partials: splits * N * K (the larger of the
+// two walks' splits), or 0 when one split does (then the kernel writes dW directly).
 size_t masked_linear_wgrad_scratch(int T, int B, int N, int K);
+
+// How the TF32 and BF16 weight gradient walks its sum over rows (FP32 always walks rows):
+//   rows       time-major, 16 rows a stage, every feature of every row;
+//   samples    sample by sample, only the quads of 4 features where the sample has a nonzero
+//              input (a zero input adds zeros at every step): the same sums, short of zeros;
+//   automatic  samples when T >= 16 (a stage of 16 rows is one sample's steps) and B >= 8
+//              (samples enough to split), else rows.
+enum class WgradWalk { automatic, rows, samples };
 
 // dW[N, K] = dU[M, N]^T · X[M, K] (overwrites dW). `scratch` holds masked_linear_wgrad_scratch
 // floats (may be null when that is 0).
 void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, const float* dU,
-                         int N, float* dW, float* scratch, MatmulPrecision math, cudaStream_t stream);
+                         int N, float* dW, float* scratch, MatmulPrecision math, cudaStream_t stream,
+                         WgradWalk walk = WgradWalk::automatic);
 
 }  // namespace nmsnn::kernels

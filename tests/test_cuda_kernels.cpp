@@ -348,7 +348,8 @@ void check_masked_forward(nmsnn::MatmulPrecision math, double rel_extra, const S
 
 template <class Shapes>
 void check_masked_wgrad(nmsnn::MatmulPrecision math, double rel_extra, const Shapes& shapes,
-                        InputMaker make_x = dense_input) {
+                        InputMaker make_x = dense_input,
+                        nmsnn::kernels::WgradWalk walk = nmsnn::kernels::WgradWalk::automatic) {
   const NoiseKey key{77, 1};
   for (const MaskedShape& s : shapes) {
     const long long M = (long long)s.T * s.B;
@@ -357,12 +358,14 @@ void check_masked_wgrad(nmsnn::MatmulPrecision math, double rel_extra, const Sha
     Dev<float> dx(x), ddU(dU), dW(size_t(s.N) * s.K);
     Dev<float> scratch(nmsnn::kernels::masked_linear_wgrad_scratch(s.T, s.B, s.N, s.K));
     nmsnn::kernels::masked_linear_wgrad(key, dx.get(), s.T, s.B, s.K, ddU.get(), s.N, dW.get(),
-                                        scratch.get(), math, nullptr);
-    const auto split = nmsnn::kernels::masked_linear_wgrad_split(M, s.N, s.K);
+                                        scratch.get(), math, nullptr, walk);
+    const bool by_sample = walk == nmsnn::kernels::WgradWalk::samples;
+    const auto split = by_sample ? nmsnn::kernels::masked_linear_wgrad_sample_split(s.B, s.N, s.K)
+                                 : nmsnn::kernels::masked_linear_wgrad_split(M, s.N, s.K);
     const std::string name = "masked_linear_wgrad T=" + std::to_string(s.T) + " B=" +
                              std::to_string(s.B) + " K=" + std::to_string(s.K) + " N=" +
                              std::to_string(s.N) + " splits=" + std::to_string(split.splits) +
-                             " " + to_string(math);
+                             (by_sample ? " by sample " : " ") + to_string(math);
     if (math != nmsnn::MatmulPrecision::fp32) {
       Dev<float> ref(size_t(s.N) * s.K);
       nmsnn::kernels::masked_linear_wgrad(key, dx.get(), s.T, s.B, s.K, ddU.get(), s.N, ref.get(),
@@ -422,7 +425,8 @@ TEST(MaskedLinear, WeightGradMatchesDoubleBf16) {
 
 // Inputs with whole zero quads (sparse_input): blocks of one sample (T = 128), of several (T =
 // 3, 37) and samples across two blocks (T = 140); K past one chunk of 1024 features and K % 4
-// != 0; in every precision, against the double sums of the dense input.
+// != 0; in every precision, against the double sums of the dense input; the weight gradient
+// in TF32 and BF16 walked by rows and by samples.
 TEST(MaskedLinear, ZeroInputQuadsLeaveTheSumsAsTheyAre) {
   REQUIRE_CUDA();
   using nmsnn::MatmulPrecision;
@@ -433,7 +437,25 @@ TEST(MaskedLinear, ZeroInputQuadsLeaveTheSumsAsTheyAre) {
                              std::pair{MatmulPrecision::bf16, kBf16Extra}}) {
     check_masked_forward(math, extra, shapes, sparse_input);
     check_masked_wgrad(math, extra, shapes, sparse_input);
+    if (math != MatmulPrecision::fp32)
+      check_masked_wgrad(math, extra, shapes, sparse_input, nmsnn::kernels::WgradWalk::samples);
   }
+}
+
+// The TF32 and BF16 weight gradient walked sample by sample (WgradWalk::samples: each sample's
+// live quads, groups of 8 added into a shared tile), on dense and sparse inputs: one stage and a
+// sample alone in its rounds (T = 16, dense MNIST width: 8 groups in each of 4 ranges); T % 16
+// != 0 and two neuron slices (N = 130); 35 splits of 2 samples with several samples a round
+// (B = 70); K % 4 != 0.
+TEST(MaskedLinear, WeightGradBySampleMatchesDouble) {
+  REQUIRE_CUDA();
+  using nmsnn::MatmulPrecision;
+  const std::vector<MaskedShape> shapes = {
+      {16, 9, 784, 100}, {37, 20, 300, 130}, {20, 70, 70, 7}, {17, 10, 67, 50}};
+  for (auto [math, extra] : {std::pair{MatmulPrecision::tf32, kTf32Extra},
+                             std::pair{MatmulPrecision::bf16, kBf16Extra}})
+    for (InputMaker make_x : {dense_input, sparse_input})
+      check_masked_wgrad(math, extra, shapes, make_x, nmsnn::kernels::WgradWalk::samples);
 }
 
 // Layer widths around the 128-neuron tile (and its 16-wide fragments), in every precision: one

@@ -616,6 +616,23 @@ struct Tf32Wgrad {
   __device__ static uint4 operands(const float (&d)[kValues]) {
     return uint4{tf32_operand(d[0]), tf32_operand(d[1]), tf32_operand(d[2]), tf32_operand(d[3])};
   }
+  // The same units from whole rows (the weight gradient by sample): dU at rows r, r + 1 of the
+  // stage (r even; v[h] is row r + h) and neurons nl .. nl + 3 of the slice (nl a multiple of
+  // 4). Neuron n is (i, g) = (n / 16, n % 8), upper (n % 16) / 8, and rows r, r + 1 are values 0
+  // and 2 (+ upper) of unit r / 2; unit_word is the word of (r, nl), and the neurons after nl
+  // are the next rows of g (kGWords words on): eight stores at fixed offsets.
+  __device__ static int unit_word(int r, int nl) {
+    return (8 * (nl / 16) + nl % 8) * kGWords + 2 * r + (nl % 16) / 8;
+  }
+  __device__ static void scatter(uint32_t* at, const float4 (&v)[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      at[0 * kGWords + 2 * h] = tf32_operand(v[h].x);
+      at[1 * kGWords + 2 * h] = tf32_operand(v[h].y);
+      at[2 * kGWords + 2 * h] = tf32_operand(v[h].z);
+      at[3 * kGWords + 2 * h] = tf32_operand(v[h].w);
+    }
+  }
   // acc(i, j) += the stage's product: A from the staged units, B from v[e][j], the masked input
   // at row 4t + e and feature k_w + 4g + j.
   template <int MT>
@@ -658,6 +675,17 @@ struct Bf16Wgrad {
   __device__ static uint4 operands(const float (&d)[kValues]) {
     return uint4{pack_bf16x2(d[0], d[1]), pack_bf16x2(d[2], d[3]), pack_bf16x2(d[4], d[5]),
                  pack_bf16x2(d[6], d[7])};
+  }
+  // As Tf32Wgrad::scatter: rows r, r + 1 (r even) of a neuron are one word of unit r / 4 (word
+  // (r % 4) / 2, + upper), the pair packed: four stores.
+  __device__ static int unit_word(int r, int nl) {
+    return (8 * (nl / 16) + nl % 8) * kGWords + 4 * (r / 4) + (nl % 16) / 8 + (r % 4);
+  }
+  __device__ static void scatter(uint32_t* at, const float4 (&v)[2]) {
+    at[0 * kGWords] = pack_bf16x2(v[0].x, v[1].x);
+    at[1 * kGWords] = pack_bf16x2(v[0].y, v[1].y);
+    at[2 * kGWords] = pack_bf16x2(v[0].z, v[1].z);
+    at[3 * kGWords] = pack_bf16x2(v[0].w, v[1].w);
   }
   template <int MT>
   __device__ static void multiply(float (&acc)[MT][4][4], const float (&v)[4][4],
@@ -845,8 +873,9 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
                                 int samples, const float* dU, int N, float* out) {
   constexpr int kNeurons = 16 * MT;
   constexpr int kStageWords = MT * 8 * Op::kGWords;
-  constexpr int kItems = MT * 8 * Op::kUnits;
-  constexpr int kStagings = (kRoundSamples * kItems + kLiveThreads - 1) / kLiveThreads;
+  constexpr int kChunks = kNeurons / 4;       // 4 neurons an item
+  constexpr int kSlotItems = 8 * kChunks;      // 8 pairs of rows
+  constexpr int kPairItems = (kRoundSamples * kSlotItems + kLiveThreads - 1) / kLiveThreads;
   extern __shared__ __align__(16) float live_shared[];
   float* tile = live_shared;  // [kNeurons][kTileStride]
   uint32_t* stages = reinterpret_cast<uint32_t*>(live_shared + kNeurons * kTileStride);
@@ -861,25 +890,48 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
 
   for (int e = tid; e < kNeurons * kTileStride; e += kLiveThreads) tile[e] = 0.0f;
 
-  // Stages rows 16 st .. 16 st + 15 of the round's samples (slot c is sample b_round + c).
-  auto fetch_put_du = [&](int b_round, int slots, int st, uint32_t* buffer) {
+  // Stages rows 16 st .. 16 st + 15 of the round's samples as ready operands in Op's units: an
+  // item is a pair of rows x 4 neurons of the slice, two loads along rows of dU (16 bytes each
+  // with kVec, which here also means N % 4 == 0), its values stored by Op::scatter. A thread's items are the same in every
+  // stage of a round, so where they read and write is found once a round (place_items) and
+  // stepped along. Neurons past N and steps past T are staged as zeros.
+  const size_t step_floats = (size_t)B * N;  // from one step of a sample's dU to the next
+  const float* item_src[kPairItems];         // row 2 pair of the item's sample at stage 0
+  int item_dst[kPairItems], item_row[kPairItems];  // stage word offset; 2 pair (-1: no item)
+  int item_left[kPairItems];                 // neurons from the item's first to N
+  auto place_items = [&](int b_round, int slots) {
 #pragma unroll
-    for (int k = 0; k < kStagings; ++k) {
+    for (int k = 0; k < kPairItems; ++k) {
       const int e = tid + kLiveThreads * k;
-      if (e < slots * kItems) {
-        const int slot = e / kItems;
-        int i, gi, u;
-        Op::item(e - slot * kItems, i, gi, u);
-        const int n = n0 + 16 * i + gi;
-        float d[Op::kValues];
+      const int slot = e / kSlotItems, rest = e - slot * kSlotItems;
+      const int pair = rest / kChunks, nl = 4 * (rest - pair * kChunks), n = n0 + nl;
+      const bool mine = e < slots * kSlotItems;
+      item_row[k] = mine ? 2 * pair : -1;
+      item_left[k] = N - n;
+      item_src[k] = dU + ((size_t)(2 * pair) * B + (mine ? b_round + slot : 0)) * N +
+                    (n < N ? n : 0);
+      item_dst[k] = slot * kStageWords + Op::unit_word(2 * pair, nl);
+    }
+  };
+  auto fetch_put_du = [&](int st, uint32_t* buffer) {
 #pragma unroll
-        for (int v = 0; v < Op::kValues; ++v) {
-          const int step = 16 * st + Op::row(u, v), nv = n + 8 * Op::upper(v);
-          d[v] = step < T && nv < N ? dU[((size_t)step * B + b_round + slot) * N + nv] : 0.0f;
-        }
-        *reinterpret_cast<uint4*>(buffer + slot * kStageWords + (8 * i + gi) * Op::kGWords +
-                                  4 * u) = Op::operands(d);
+    for (int k = 0; k < kPairItems; ++k) {
+      if (item_row[k] < 0) continue;
+      const int step = 16 * st + item_row[k];
+      const float* src = item_src[k] + (size_t)(16 * st) * step_floats;
+      float4 v[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float* row = src + h * step_floats;
+        const bool ok = step + h < T;
+        const int left = item_left[k];
+        if (kVec)
+          v[h] = ok && left > 0 ? *reinterpret_cast<const float4*>(row) : make_float4(0, 0, 0, 0);
+        else
+          v[h] = make_float4(ok && left > 0 ? row[0] : 0.0f, ok && left > 1 ? row[1] : 0.0f,
+                             ok && left > 2 ? row[2] : 0.0f, ok && left > 3 ? row[3] : 0.0f);
       }
+      Op::scatter(buffer + item_dst[k], v);
     }
   };
 
@@ -940,7 +992,8 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
 
     // Double-buffered: stage st multiplies from buffer st % 2; the next stage is staged into
     // the other before the barrier that ends st (that buffer was last read in st - 1).
-    fetch_put_du(b_next, slots, 0, stages);
+    place_items(b_next, slots);
+    fetch_put_du(0, stages);
     __syncthreads();
     for (int st = 0; st < stages_per_sample; ++st) {
       uint32_t* cur = stages + (st & 1) * kRoundSamples * kStageWords;
@@ -957,7 +1010,7 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
         at.t += kDepth;
       }
       if (st + 1 < stages_per_sample)
-        fetch_put_du(b_next, slots, st + 1, stages + ((st + 1) & 1) * kRoundSamples * kStageWords);
+        fetch_put_du(st + 1, stages + ((st + 1) & 1) * kRoundSamples * kStageWords);
       __syncthreads();
     }
 
@@ -1179,7 +1232,9 @@ void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradS
 template <class Op>
 void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradSplit split,
                        const float* dU, int N, float* out, cudaStream_t stream) {
-  const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  // kVec: x's quads and dU's rows of 4 neurons are each one 16-byte load.
+  const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && N % 4 == 0 &&
+                   reinterpret_cast<uintptr_t>(dU) % 16 == 0;
   if (vec)
     launch_wgrad_live<Op, true>(key, x, T, B, K, split, dU, N, out, stream);
   else

@@ -892,9 +892,9 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
 
   // Stages rows 16 st .. 16 st + 15 of the round's samples as ready operands in Op's units: an
   // item is a pair of rows x 4 neurons of the slice, two loads along rows of dU (16 bytes each
-  // with kVec, which here also means N % 4 == 0), its values stored by Op::scatter. A thread's items are the same in every
-  // stage of a round, so where they read and write is found once a round (place_items) and
-  // stepped along. Neurons past N and steps past T are staged as zeros.
+  // with kVec, which here also means N % 4 == 0), its values stored by Op::scatter. A thread's
+  // items are the same in every stage of a round, so where they read and write is found once a
+  // round (place_items) and stepped along. Neurons past N and steps past T are staged as zeros.
   const size_t step_floats = (size_t)B * N;  // from one step of a sample's dU to the next
   const float* item_src[kPairItems];         // row 2 pair of the item's sample at stage 0
   int item_dst[kPairItems], item_row[kPairItems];  // stage word offset; 2 pair (-1: no item)
@@ -905,7 +905,8 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
       const int e = tid + kLiveThreads * k;
       const int slot = e / kSlotItems, rest = e - slot * kSlotItems;
       const int pair = rest / kChunks, nl = 4 * (rest - pair * kChunks), n = n0 + nl;
-      const bool mine = e < slots * kSlotItems;
+      // A sample without a live quad in the range has no group to stage for.
+      const bool mine = e < slots * kSlotItems && round.count[slot] > 0;
       item_row[k] = mine ? 2 * pair : -1;
       item_left[k] = N - n;
       item_src[k] = dU + ((size_t)(2 * pair) * B + (mine ? b_round + slot : 0)) * N +
@@ -970,6 +971,10 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
       }
       groups += gc;
       ++slots;
+    }
+    if (groups == 0) {  // no live quad in the range: nothing to add (the same in every thread)
+      b_next += slots;
+      continue;
     }
     // The lane's quads: position 8 my_group + g for its masks, 8 my_group + 2t + h for its
     // accumulators' columns (-1: padding, past the sample's live quads).
@@ -1045,7 +1050,8 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
   const int f0 = 4 * q0;
   for (int e = tid; e < kNeurons * kRangeFeatures; e += kLiveThreads) {
     const int nl = e / kRangeFeatures, fl = e % kRangeFeatures;
-    if (n0 + nl < N && f0 + fl < K) part[(size_t)(n0 + nl) * K + f0 + fl] = tile[nl * kTileStride + fl];
+    if (n0 + nl < N && f0 + fl < K)
+      part[(size_t)(n0 + nl) * K + f0 + fl] = tile[nl * kTileStride + fl];
   }
 }
 
@@ -1295,8 +1301,8 @@ size_t masked_linear_wgrad_scratch(int T, int B, int N, int K) {
 }
 
 void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, const float* dU,
-                         int N, float* dW, float* scratch, MatmulPrecision math, cudaStream_t stream,
-                         WgradWalk walk) {
+                         int N, float* dW, float* scratch, MatmulPrecision math,
+                         cudaStream_t stream, WgradWalk walk) {
   check_shapes("masked_linear_wgrad", T, B, K, N);
   const long long M = (long long)T * B;
   const bool by_sample = wgrad_by_sample(T, B, math, walk);

@@ -57,7 +57,7 @@ enum class WgradWalk { automatic, rows, samples };
 // dW[N, K] = dU[M, N]^T · X[M, K] (overwrites dW). `scratch` holds masked_linear_wgrad_scratch
 // floats (may be null when that is 0).
 void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, const float* dU,
-                         int N, float* dW, float* scratch, MatmulPrecision math, cudaStream_t stream,
-                         WgradWalk walk = WgradWalk::automatic);
+                         int N, float* dW, float* scratch, MatmulPrecision math,
+                         cudaStream_t stream, WgradWalk walk = WgradWalk::automatic);
 
 }  // namespace nmsnn::kernels

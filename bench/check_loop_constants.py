@@ -2,7 +2,8 @@
 """check_loop_constants.py — the napkin model's loop constants against the SASS they came from.
 
 bench/napkin_math.hpp takes the masked products' main-loop instruction counts (kSimtForwardLoop,
-kSimtWgradLoop, kMmaForwardLoop, kMmaWgradLoop) from scripts/sass_loop_counts.sh by hand. This
+kSimtWgradLoop, kMmaForwardLoop, kMmaWgradLoop, kMmaLiveWgradLoop) from
+scripts/sass_loop_counts.sh by hand. This
 reads that script's output (sm_90) and the header, and fails, naming each constant and both
 values, when a kernel change has left one stale.
 
@@ -26,7 +27,7 @@ def sass_counts(text):
 
 
 def header_constants(text):
-    """The four constants as numbers (the mma ones as [class][precision] lists)."""
+    """The constants as numbers (the mma ones as [class][precision] lists)."""
     def scalar(name):
         m = re.search(r"\b%s = (\d+)" % name, text)
         if not m:
@@ -43,7 +44,8 @@ def header_constants(text):
     return {"kSimtForwardLoop": scalar("kSimtForwardLoop"),
             "kSimtWgradLoop": scalar("kSimtWgradLoop"),
             "kMmaForwardLoop": table("kMmaForwardLoop"),
-            "kMmaWgradLoop": table("kMmaWgradLoop")}
+            "kMmaWgradLoop": table("kMmaWgradLoop"),
+            "kMmaLiveWgradLoop": table("kMmaLiveWgradLoop")}
 
 
 def expectations(c):
@@ -59,6 +61,8 @@ def expectations(c):
         for j, p in enumerate(PRECISIONS):
             yield ("kMmaWgradLoop[%d][%d]" % (i, j), c["kMmaWgradLoop"][i][j],
                    "masked_linear_wgrad_mma_kernel<%sWgrad, %d, true>" % (p, mt))
+            yield ("kMmaLiveWgradLoop[%d][%d]" % (i, j), c["kMmaLiveWgradLoop"][i][j],
+                   "masked_linear_wgrad_live_kernel<%sWgrad, %d, true>" % (p, mt))
 
 
 def main():

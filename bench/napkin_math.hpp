@@ -147,6 +147,12 @@ constexpr double kUniformsPerBlock = 4;
 // have no zeros.
 constexpr double kMnistLiveStagesPerDigit = 14.27;
 constexpr double kMnistDenseStages = 49;  // ceil(784 / 16)
+// The weight gradient by sample on the same digits: in each range of 64 quads a digit makes
+// ceil(live / 8) tasks, 8.25 a digit over the 4 ranges (a dense input: 8 + 8 + 8 + 1 = 25), and
+// has a live quad in 3.01 of the ranges, whose blocks stage its dU (test_napkin_math's
+// MnistLiveWgradTasks counts them again).
+constexpr double kMnistLiveWgradTasksPerDigit = 8.25;
+constexpr double kMnistLiveWgradRangesPerDigit = 3.01;
 
 // Philox blocks for the masks of T steps x B samples x K features (features in groups of 4).
 inline double philox_blocks(double T, double B, double K) {
@@ -173,6 +179,24 @@ constexpr double kMmaWgradLoop[3][2] = {{556, 517}, {735, 610}, {758, 618}};
 // mask a SHF, an I2FP and two FMULs (the scale and x), ~56 (the SASS has 78 + 88 + 17 + 16 + 32 =
 // 231 in the TF32 forward's loop).
 constexpr double kMmaMaskInstructions = 4 * 56;
+// The weight gradient by sample (masked_linear.cu's WgradWalk::samples: the TF32 and BF16
+// default for T >= 16 and B >= 8). A warp's task is a group of 8 live quads of one sample in a
+// range of 64 quads (256 features), over the sample's steps, 16 a stage: 4 Philox blocks a lane
+// a stage, as above. A round of up to 4 samples stages 16 rows of dU per sample a stage, shared
+// by that sample's tasks. The loop as counted, by class MT = 4, 7, 8, {tf32, bf16}, holds the
+// staging of kLiveItemsCounted items a thread (the most a round of 4 samples needs; a round
+// issues only its own samples' items):
+constexpr double kMmaLiveWgradLoop[3][2] = {{497, 417}, {659, 526}, {669, 535}};
+constexpr double kLiveItemsCounted[3] = {2, 4, 4};
+// One item (2 rows x 4 neurons of dU loaded, rounded and scattered into their units) issues
+// about kLiveStagingItem {tf32, bf16}: how much N = 100's loop count drops per item a thread
+// when the kernel is built with rounds of one sample (1 item a thread; 2026-12-04, not checked by
+// check_loop_constants.py). After its steps a task adds its accumulators to the block's tile in
+// shared memory, 4 float4 a lane per m16 tile, at about kLiveAddPerFloat4 instructions each (a
+// load, 4 adds, a store, addressing; not counted in SASS).
+constexpr double kLiveStagingItem[2] = {69, 51};
+constexpr double kLiveAddPerFloat4 = 8;
+constexpr double kLiveRangeQuads = 64;
 constexpr int kTimeLoopAhead = 16;   // steps a time-loop thread loads at once (lif_*.cu kAhead)
 constexpr int kFusedLoopAhead = 8;   // the same in lif_backward fused with the layer above
 
@@ -230,6 +254,26 @@ inline void set_loop_instructions(Kernel& k, double M, double N, double K, bool 
   k.warp_instructions[int(Math::bf16)] = warp_stages * (loop[1] - saved);
 }
 
+// The weight gradient by sample: whether it runs (masked_linear.cu's automatic walk), a dense
+// sample's tasks (ceil(quads / 8) in each range of 64 quads) and ranges, and its splits (about 512
+// blocks, at most 64 partials, whole samples each, as masked_linear_wgrad_sample_split).
+inline bool wgrad_by_sample(double T, double B) { return T >= kMaskedDepth && B >= 8; }
+inline double live_wgrad_ranges(double K) {
+  return std::ceil(std::ceil(K / 4) / kLiveRangeQuads);
+}
+inline double live_wgrad_dense_tasks(double K) {
+  const double quads = std::ceil(K / 4);
+  double tasks = 0;
+  for (double q0 = 0; q0 < quads; q0 += kLiveRangeQuads)
+    tasks += std::ceil(std::min(kLiveRangeQuads, quads - q0) / 8);
+  return tasks;
+}
+inline double live_wgrad_splits(double B, double N, double K) {
+  const double tiles = live_wgrad_ranges(K) * (N <= 112 ? 1 : std::ceil(N / kLayerPerBlock));
+  const double splits = std::min({std::max(1.0, std::floor(512 / tiles)), 64.0, B});
+  return std::ceil(B / std::ceil(B / splits));
+}
+
 // ---- a training step -------------------------------------------------------------------------
 
 // A stack of spiking layers over T steps and B samples. noisy: the input x[B, I] goes through
@@ -254,9 +298,10 @@ struct StepShape {
   // blocks with them: 1 for a dense input, MNIST's live quads for unit-scaled digits
   // (kMnistLiveStagesPerDigit, w1_unit_mnist).
   double forward_stages = 1;
-  // A what-if, not built: the same fraction of the weight gradient's warp-stages, Philox work and
-  // FLOP (a weight gradient that visits only the live quads of each sample, as the forward).
-  double wgrad_stages = 1;
+  // The TF32 and BF16 weight gradient by sample (T >= 16 and B >= 8): its tasks (groups of 8
+  // live quads in a range of 64) and the ranges where a sample has a live quad, per sample; 0: a
+  // dense input's (live_wgrad_dense_tasks, live_wgrad_ranges).
+  double wgrad_tasks = 0, wgrad_ranges = 0;
 };
 
 // W1: the seed's MNIST training step (bench/bench_cuda.cu). Its pixels are centred (x / 255 -
@@ -268,6 +313,8 @@ inline StepShape w1_unit_mnist() {
   StepShape s = w1();
   s.name = "W1 unit-scaled";
   s.forward_stages = kMnistLiveStagesPerDigit / kMnistDenseStages;
+  s.wgrad_tasks = kMnistLiveWgradTasksPerDigit;
+  s.wgrad_ranges = kMnistLiveWgradRangesPerDigit;
   return s;
 }
 // W2: Linear(16384, 16384) + spiking layer over a given sequence, forward + backward.
@@ -304,6 +351,52 @@ inline Kernel masked_forward(const StepShape& s, double H, const std::string& ta
                             kPhiloxIntOpsPerBlock,
            0, true};
   set_loop_instructions(k, M, H, K, false, free_masks ? kMmaMaskInstructions : 0, live);
+  return k;
+}
+
+// The first layer's weight gradient by sample (TF32 and BF16; FP32 walks rows, its issue count
+// as the row-walking kernel's): tasks x stages of the counted loop, less the staging it holds,
+// plus each sample's staging in each range where it has a live quad, plus the tasks' adds to the
+// tile. Its Philox blocks: 8 quads x 16 rows a task-stage (the last group's padding included).
+// free_masks: the what-if of StepShape.
+inline Kernel masked_wgrad_by_sample(const StepShape& s, double H, const std::string& tag,
+                                     double splits, bool free_masks) {
+  const double T = s.T, B = s.B, M = T * B, K = s.I;
+  const double slices = H <= 112 ? 1 : std::ceil(H / kLayerPerBlock);
+  const double tasks = B * slices * (s.wgrad_tasks > 0 ? s.wgrad_tasks : live_wgrad_dense_tasks(K));
+  const double ranges = B * slices * (s.wgrad_ranges > 0 ? s.wgrad_ranges : live_wgrad_ranges(K));
+  const double stages = std::ceil(T / kMaskedDepth);
+  const int c = mma_wgrad_class(H);
+  const double mt = c == 0 ? 4 : c == 1 ? 7 : 8;
+  Kernel k{"masked_linear_wgrad" + tag,
+           "by sample: groups of 8 live quads; " + std::to_string(int(splits)) + " sample splits",
+           kFloat * (M * H + B * K + splits * H * K), tasks * stages * 2 * 16 * 32 * H,
+           free_masks ? 0 : tasks * stages * 8 * 16 * kPhiloxIntOpsPerBlock, 0, true};
+  k.warp_instructions[int(Math::fp32)] =
+      masked_wgrad_block_stages(M, H, K) * kSimtWgradLoop * kSimtWarps;
+  for (int p = 0; p < 2; ++p) {
+    const double own = kMmaLiveWgradLoop[c][p] - kLiveItemsCounted[c] * kLiveStagingItem[p] -
+                       (free_masks ? kMmaMaskInstructions : 0);
+    k.warp_instructions[1 + p] = tasks * stages * own +
+                                 ranges * stages * 32 * mt * kLiveStagingItem[p] / 32 +
+                                 tasks * 4 * mt * kLiveAddPerFloat4;
+  }
+  return k;
+}
+
+// The same walked by rows (B < 8 or T < 16, and FP32 always): every quad of every row, the
+// loop as counted; free_masks (a what-if) saves the warp-stage's 4 Philox blocks.
+inline Kernel masked_wgrad_by_rows(const StepShape& s, double H, const std::string& tag,
+                                   double splits, bool free_masks) {
+  const double T = s.T, B = s.B, M = T * B, K = s.I;
+  Kernel k{"masked_linear_wgrad" + tag,
+           "masks made once, in registers; " + std::to_string(int(splits)) + " row splits",
+           kFloat * (M * H + B * K + splits * H * K), product_flop(M, H, K),
+           free_masks ? 0
+                      : philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
+                            kPhiloxIntOpsPerBlock,
+           0, true};
+  set_loop_instructions(k, M, H, K, true, free_masks ? kMmaMaskInstructions : 0);
   return k;
 }
 
@@ -378,30 +471,23 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
     }
     if (l > 0 && fused_above(l - 1)) continue;  // its products run in the layer below's loop
     if (l == 0 && s.noisy) {
-      const double splits = wgrad_splits(M, H, K);
+      const bool by_sample = wgrad_by_sample(T, B) && !s.store_masked_input;
+      const double splits = by_sample ? live_wgrad_splits(B, H, K) : wgrad_splits(M, H, K);
       const std::string split_note = "; " + std::to_string(int(splits)) + " row splits";
-      if (s.store_masked_input)
+      if (by_sample)
+        ks.push_back(masked_wgrad_by_sample(s, H, tag, splits, s.free_masks));
+      else if (s.store_masked_input) {
         ks.push_back({"masked_linear_wgrad" + tag, "reads the stored BF16 masked input" + split_note,
                       kFloat * (M * H + splits * H * K) + 2 * M * K, product_flop(M, H, K), 0, 0,
                       true});
-      else
-        ks.push_back({"masked_linear_wgrad" + tag,
-                      std::string(s.wgrad_stages < 1 ? "live quads only (what-if)"
-                                                     : "masks made once, in registers") +
-                          split_note,
-                      kFloat * (M * H + B * K + splits * H * K),
-                      s.wgrad_stages * product_flop(M, H, K),
-                      s.free_masks ? 0
-                                   : s.wgrad_stages * philox_blocks(T, B, K) *
-                                         std::ceil(H / kLayerPerBlock) * kPhiloxIntOpsPerBlock,
-                      0, true});
-      // The loop as counted; reading the masked input instead of making it saves the
-      // warp-stage's 4 Philox blocks (the loads of x become loads of the stored input).
-      set_loop_instructions(ks.back(), M, H, K, true,
-                            s.store_masked_input || s.free_masks ? kMmaMaskInstructions : 0,
-                            s.wgrad_stages);
+        // The row walk's loop less the warp-stage's 4 Philox blocks (the loads of x become
+        // loads of the stored input).
+        set_loop_instructions(ks.back(), M, H, K, true, kMmaMaskInstructions);
+      } else {
+        ks.push_back(masked_wgrad_by_rows(s, H, tag, splits, s.free_masks));
+      }
       if (splits > 1)
-        ks.push_back({"reduce_partials" + tag, "adds the row splits in order",
+        ks.push_back({"reduce_partials" + tag, "adds the splits in order",
                       kFloat * (splits + 1) * H * K, splits * H * K, 0, 0, false});
       continue;
     }
@@ -447,12 +533,21 @@ inline double step_floor_seconds(const StepShape& s, const Device& d, Math m) {
 // again instead of storing T x B x I numbers, so a layered step (the forward and the weight
 // gradient in different kernels, the time loop between them) makes each mask twice, once per
 // neuron slice of kLayerPerBlock: no layered design of the step is faster than this. The forward
-// makes only the masks of live quads (s.forward_stages of a dense input's), the weight gradient
-// all of them.
+// makes only the masks of live quads (s.forward_stages of a dense input's), and so does the
+// weight gradient by sample, in groups of 8 (s.wgrad_tasks); the one by rows makes all of them.
 inline double mask_floor_seconds(const StepShape& s, const Device& d, double slots) {
   if (!s.noisy) return 0;
-  return (s.forward_stages + 1) * philox_blocks(s.T, s.B, s.I) *
-         std::ceil(s.layers[0] / double(kLayerPerBlock)) * slots / (d.int32 * d.e_int);
+  const double H = s.layers[0], slices = std::ceil(H / double(kLayerPerBlock));
+  const double forward = s.forward_stages * philox_blocks(s.T, s.B, s.I) * slices;
+  // The weight gradient by sample makes 8 x 16 blocks a task-stage (its last groups' padding
+  // included), in its own slices (one up to 112 neurons).
+  const double wgrad =
+      wgrad_by_sample(s.T, s.B)
+          ? s.B * slices *
+                (s.wgrad_tasks > 0 ? s.wgrad_tasks : live_wgrad_dense_tasks(s.I)) *
+                std::ceil(s.T / kMaskedDepth) * 8 * 16
+          : philox_blocks(s.T, s.B, s.I) * slices;
+  return (forward + wgrad) * slots / (d.int32 * d.e_int);
 }
 
 // ---- an inference pass -----------------------------------------------------------------------

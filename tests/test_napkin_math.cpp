@@ -33,19 +33,26 @@ TEST(napkin, PhiloxCounts) {
 
 TEST(napkin, MaskFloorByHand) {
   const napkin::Device d = napkin::h200();
-  // W1, dense input: 128 x 1000 x 196 blocks, made in the forward and again in the weight
-  // gradient.
-  const double blocks = 128.0 * 1000 * 196;
+  // W1, dense input: 128 x 1000 x 196 blocks made in the forward, and again in the weight
+  // gradient by sample: 25 groups of 8 quads (8 + 8 + 8 + 1 in ranges of 64 quads) x 8 stages
+  // x 16 rows a sample.
+  const double blocks = 128.0 * 1000 * 196, wgrad_blocks = 1000.0 * 25 * 8 * 8 * 16;
   EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(napkin::w1(), d, 80),
-                   2 * blocks * 80 / (d.int32 * d.e_int));
-  // About 0.30 ms at the model's count: more than 3x W1's TF32 floor (0.25 ms) by itself.
+                   (blocks + wgrad_blocks) * 80 / (d.int32 * d.e_int));
+  // About 0.30 ms at the model's count: more than 3x W1's TF32 floor (0.25 ms) by itself; 0.15
+  // ms at 40 slots.
   EXPECT_GT(napkin::mask_floor_seconds(napkin::w1(), d, napkin::kPhiloxIntOpsPerBlock),
             3 * napkin::step_floor_seconds(napkin::w1(), d, napkin::Math::tf32));
-  EXPECT_NEAR(napkin::mask_floor_seconds(napkin::w1(), d, 40), 150e-6, 1e-6);
+  EXPECT_NEAR(napkin::mask_floor_seconds(napkin::w1(), d, 40), 151.5e-6, 0.1e-6);
   // Unit-scaled MNIST: the forward makes only its live quads' masks (14.27 of 49 stages), the
-  // weight gradient all: 0.194 ms at 80 slots, under the 3x point.
+  // weight gradient its 8.25 groups a digit: 0.094 ms at 80 slots, under the 3x point.
   EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(napkin::w1_unit_mnist(), d, 80),
-                   (14.27 / 49 + 1) * blocks * 80 / (d.int32 * d.e_int));
+                   (14.27 / 49 * blocks + 1000 * 8.25 * 8 * 8 * 16) * 80 / (d.int32 * d.e_int));
+  // A batch under 8 samples walks the weight gradient by rows: every quad of every row.
+  napkin::StepShape few = napkin::w1();
+  few.B = 7;
+  EXPECT_DOUBLE_EQ(napkin::mask_floor_seconds(few, d, 80),
+                   2 * 128.0 * 7 * 196 * 80 / (d.int32 * d.e_int));
   EXPECT_LT(napkin::mask_floor_seconds(napkin::w1_unit_mnist(), d, napkin::kPhiloxIntOpsPerBlock),
             3 * napkin::step_floor_seconds(napkin::w1(), d, napkin::Math::tf32));
   // A layer over 128 neurons makes its masks once per slice; a sequence input makes none.
@@ -132,13 +139,35 @@ TEST(napkin, MnistLiveStages) {
   EXPECT_EQ(napkin::kMnistDenseStages, 784 / 16);
 }
 
+// kMnistLiveWgradTasksPerDigit and kMnistLiveWgradRangesPerDigit from the data: in each range of
+// 64 quads, a digit's groups of 8 live quads (the weight gradient's tasks) and whether it has one.
+TEST(napkin, MnistLiveWgradTasks) {
+  const nmsnn::IdxArray images =
+      nmsnn::read_idx(NMSNN_SOURCE_DIR "/data/mnist/train-images-idx3-ubyte.gz");
+  ASSERT_EQ(images.dims, (std::vector<int>{60000, 28, 28}));
+  double tasks = 0, ranges = 0;
+  for (size_t b = 0; b < 60000; ++b) {
+    const uint8_t* digit = images.data.data() + b * 784;
+    for (int q0 = 0; q0 < 196; q0 += 64) {
+      int live = 0;
+      for (int c = q0; c < std::min(q0 + 64, 196); ++c)
+        live += digit[4 * c] || digit[4 * c + 1] || digit[4 * c + 2] || digit[4 * c + 3];
+      tasks += (live + 7) / 8;
+      ranges += live > 0;
+    }
+  }
+  EXPECT_NEAR(tasks / 60000, napkin::kMnistLiveWgradTasksPerDigit, 0.005);
+  EXPECT_NEAR(ranges / 60000, napkin::kMnistLiveWgradRangesPerDigit, 0.005);
+}
+
 TEST(napkin, Workloads) {
   // W1: 2*(2*M*100*784) + 3*(2*M*10*100) with M = 128 * 1000.
   EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w1()), 40'908'800'000.0);
   const auto w1 = napkin::step_kernels(napkin::w1());
   // ~100M uniforms per pass: 128 * 1000 * 196 Philox blocks, made once for 100 neurons.
   EXPECT_DOUBLE_EQ(find(w1, "masked_linear_forward L0").int_ops, 128.0 * 1000 * 196 * 80);
-  EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").int_ops, 128.0 * 1000 * 196 * 80);
+  // The weight gradient by sample: 25 groups x 8 stages x 8 quads x 16 rows a sample.
+  EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").int_ops, 1000.0 * 25 * 8 * 128 * 80);
   // On unit-scaled MNIST the forward makes the masks, and does the products, of its live quads
   // only: 14.27 of 49 stages a digit; the FP32 loop (which walks them all) is left as it is.
   const auto mnist = napkin::step_kernels(napkin::w1_unit_mnist());
@@ -161,8 +190,20 @@ TEST(napkin, Workloads) {
   // stages (N = 100 in 7 m16 tiles).
   EXPECT_DOUBLE_EQ(napkin::mma_forward_warp_stages(128000, 100, 784), 1000.0 * 4 * 49);
   EXPECT_DOUBLE_EQ(napkin::mma_wgrad_warp_stages(128000, 100, 784), 25.0 * 64 * 125);
+  // By sample (BF16, MT = 7): 25,000 tasks x 8 stages of the counted loop less its 4 staging
+  // items; 4,000 sample-ranges x 8 stages x 224 items (8 row pairs x 28 chunks of 4 neurons) on
+  // 32 lanes; 25,000 tasks x 28 float4 adds.
   EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").warp_instructions[2],
-                   25.0 * 64 * 125 * napkin::kMmaWgradLoop[1][1]);
+                   25000.0 * 8 *
+                           (napkin::kMmaLiveWgradLoop[1][1] - 4 * napkin::kLiveStagingItem[1]) +
+                       4000.0 * 8 * 224 * napkin::kLiveStagingItem[1] / 32 +
+                       25000.0 * 28 * napkin::kLiveAddPerFloat4);
+  EXPECT_EQ(napkin::live_wgrad_dense_tasks(784), 25);
+  EXPECT_EQ(napkin::live_wgrad_ranges(784), 4);
+  EXPECT_EQ(napkin::live_wgrad_splits(1000, 100, 784), 63);  // 16 samples each
+  EXPECT_TRUE(napkin::wgrad_by_sample(16, 8));
+  EXPECT_FALSE(napkin::wgrad_by_sample(15, 1000));
+  EXPECT_FALSE(napkin::wgrad_by_sample(128, 7));
   // Wider layers: slices of 128 neurons in the widest class.
   EXPECT_DOUBLE_EQ(napkin::mma_forward_warp_stages(128, 200, 16), 4.0 * 2);
   EXPECT_EQ(napkin::mma_forward_class(104), 1);
@@ -171,7 +212,8 @@ TEST(napkin, Workloads) {
   // The TF32 forward's 196,000 warp-stages x 521 instructions at 0.8 x 4 a clock x 132 SMs x
   // 1.98 GHz take 121 us: less than its Philox work at the integer rate (25.1M blocks x 80
   // slots at 0.8 x 64 a clock: 150 us), which bounds it; its TF32 math is 51 us. The FP32
-  // loops and the TF32 weight gradient (200,000 x 735: 174 us) are bound by issue.
+  // loops are bound by issue; the TF32 weight gradient by sample by its Philox work too (25.6M
+  // blocks: 153 us, against 98M warp instructions: 118 us).
   const napkin::Device d = napkin::h200();
   const auto& fwd = find(w1, "masked_linear_forward L0");
   const auto& wgrad = find(w1, "masked_linear_wgrad L0");
@@ -182,7 +224,7 @@ TEST(napkin, Workloads) {
   EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::tf32).bound, "int (Philox)");
   EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::fp32).bound, "issue");
   EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::fp32).bound, "issue");
-  EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::tf32).bound, "issue");
+  EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::tf32).bound, "int (Philox)");
   // W2: forward and weight gradient of Linear(16384, 16384) over 500 * 16 rows.
   EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w2()), 2 * 2 * 8000.0 * 16384 * 16384);
   EXPECT_EQ(napkin::step_kernels(napkin::w2()).size(), 5u);

@@ -22,6 +22,9 @@
 //   W1_StepLoopMnist/<B>/<precision>: that step layer by layer on real digits at x/255 (zeros in
 //   the background, which the TF32 and BF16 forward leaves out; read from data/mnist, so run
 //   from the repository root, as gpu_run.sh does).
+//   W1_WeightGrad/<0 by rows, 1 by sample>/<0 centred, 1 unit-scaled>/<1 TF32, 2 BF16>: the
+//   first layer's weight gradient alone (kernels::masked_linear_wgrad, WgradWalk) on W1's shapes
+//   and the first 1000 training digits: which walk wins on each input, against the model.
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
 // x_floor = our time / the floor's time on the same GPU and math; device_MB = the memory this
@@ -48,6 +51,7 @@
 
 #include "cublas_gemm.cuh"
 #include "gpu_timing.cuh"
+#include "masked_linear.cuh"
 #include "napkin_math.hpp"
 #include "nmsnn/cuda.hpp"
 #include "nmsnn/nmsnn.hpp"
@@ -478,6 +482,50 @@ void W1_StepLoopMnist(benchmark::State& state) {
   }
 }
 
+// The first layer's weight gradient of W1 alone, walked by rows or by sample, on the first 1000
+// training digits centred (no zeros) or unit-scaled, with a random dU: against the model's kernel
+// for that walk and input (its partials' sum included).
+void W1_WeightGrad(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  try {
+    const bool by_sample = state.range(0) == 1, unit = state.range(1) == 1;
+    const nmsnn::MatmulPrecision math = kW1Maths[state.range(2)];
+    const int T = 128, B = 1000, K = 784, N = 100;
+    const nmsnn::Dataset digits = nmsnn::load_mnist(
+        "data/mnist", true, unit ? nmsnn::PixelScale::unit : nmsnn::PixelScale::centered, B);
+    if (digits.count != B) throw std::runtime_error("data/mnist holds fewer than 1000 digits");
+    Gpu gpu;
+    Arena arena;
+    float* x = arena.floats(size_t(B) * K);
+    CHECK(cudaMemcpy(x, digits.x.data(), sizeof(float) * B * K, cudaMemcpyHostToDevice));
+    const float* dU = arena.floats(size_t(T) * B * N, -1.0f, 1.0f, 7);
+    float* dW = arena.floats(size_t(N) * K);
+    float* scratch = arena.floats(nmsnn::kernels::masked_linear_wgrad_scratch(T, B, N, K));
+    using nmsnn::kernels::WgradWalk;
+    const WgradWalk walk = by_sample ? WgradWalk::samples : WgradWalk::rows;
+    int64_t pass = 0;
+    const double ms = timed_loop(state, gpu.stream, [&] {
+      nmsnn::kernels::masked_linear_wgrad({1, uint64_t(++pass)}, x, T, B, K, dU, N, dW, scratch,
+                                          math, gpu.stream, walk);
+    });
+    napkin::StepShape shape = unit ? napkin::w1_unit_mnist() : napkin::w1();
+    const double splits = by_sample ? napkin::live_wgrad_splits(B, N, K)
+                                    : napkin::wgrad_splits(double(T) * B, N, K);
+    std::vector<napkin::Kernel> ks = {
+        by_sample ? napkin::masked_wgrad_by_sample(shape, N, " L0", splits, false)
+                  : napkin::masked_wgrad_by_rows(shape, N, " L0", splits, false)};
+    ks.push_back({"reduce_partials L0", "", 4 * (splits + 1) * N * K, splits * N * K, 0, 0, false});
+    state.counters["ms"] = ms;
+    state.counters["TFLOP/s"] = 2.0 * T * B * N * K / (ms / 1e3) / 1e12;
+    napkin_counters(state, ks, math, ms);
+    state.SetLabel(std::string("W1 first-layer weight gradient by ") +
+                   (by_sample ? "sample" : "rows") + ", " + (unit ? "unit-scaled" : "centred") +
+                   " digits, " + nmsnn::to_string(math));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
 // Philox4x32-10 blocks for W1's masks (T x B x ceil(I/4) counters), nothing else: each thread
 // folds its blocks' uniforms into one float so the compiler keeps every round and conversion,
 // and writes it once (2 MB in all, against ~2.7 G integer operations).
@@ -545,6 +593,7 @@ BENCHMARK(W1_NetworkApi)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoopMnist)->ArgsProduct({{1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_WeightGrad)->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

@@ -74,6 +74,14 @@ def ours(bench):
             if m:
                 math = MATHS[int(m.group(2) or 0)]
                 rows[("W1", f"nmsnn StepLoop B {m.group(1)}, unit-scaled MNIST", math)] = r
+        elif r["name"].startswith("W1_WeightGrad/"):
+            # W1_WeightGrad/<0 rows, 1 sample>/<0 centred, 1 unit-scaled>/<1 tf32, 2 bf16>/...
+            m = re.match(r"W1_WeightGrad/([01])/([01])/([012])", r["name"])
+            if m:
+                walk = "by sample" if m.group(1) == "1" else "by rows"
+                pixels = "unit-scaled" if m.group(2) == "1" else "centred"
+                rows[("W1", f"nmsnn first-layer weight gradient {walk}, {pixels} MNIST",
+                      MATHS[int(m.group(3))])] = r
         elif r["name"].startswith("W1_StepLoop/"):
             m = re.match(r"W1_StepLoop/([01])/(\d+)(?:/([012]))?", r["name"])
             if m:

@@ -1247,10 +1247,34 @@ void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradS
     launch_wgrad_live<Op, false>(key, x, T, B, K, split, dU, N, out, stream);
 }
 
-bool wgrad_by_sample(int T, int B, MatmulPrecision math, WgradWalk walk) {
-  if (math == MatmulPrecision::fp32) return false;
-  if (walk == WgradWalk::automatic) return T >= kDepth && B >= 8;
-  return walk == WgradWalk::samples;
+// Shared memory a block of the live weight gradient takes for N neurons: the dynamic share
+// (the tile and the stages) and the round's arrays.
+template <class Op>
+size_t live_wgrad_block_bytes(int N) {
+  const size_t dynamic = N <= 64    ? live_wgrad_shared_bytes<Op, 4>()
+                         : N <= 112 ? live_wgrad_shared_bytes<Op, 7>()
+                                    : live_wgrad_shared_bytes<Op, 8>();
+  return dynamic + sizeof(LiveRound);
+}
+
+// Whether the weight gradient walks by sample. It needs up to 205 KiB of shared memory a block
+// (TF32, N > 112): compute capability 9.0 allows 227 KB, 8.0 163 KB, 8.6 and 8.9 99 KB, so
+// automatic falls back to rows where the block does not fit, and samples asked for fails.
+bool wgrad_by_sample(int T, int B, int N, MatmulPrecision math, WgradWalk walk) {
+  if (math == MatmulPrecision::fp32 || walk == WgradWalk::rows) return false;
+  if (walk == WgradWalk::automatic && (T < kDepth || B < 8)) return false;
+  int device = 0, optin = 0;
+  NMSNN_CUDA_CHECK(cudaGetDevice(&device));
+  NMSNN_CUDA_CHECK(
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const size_t bytes = math == MatmulPrecision::tf32 ? live_wgrad_block_bytes<Tf32Wgrad>(N)
+                                                     : live_wgrad_block_bytes<Bf16Wgrad>(N);
+  if (bytes <= size_t(optin)) return true;
+  if (walk == WgradWalk::samples)
+    ::nmsnn::detail::fail("masked_linear_wgrad: walking by sample needs ", bytes,
+                          " bytes of shared memory a block (N=", N, ", ", to_string(math),
+                          "); device ", device, " allows ", optin);
+  return false;
 }
 
 }  // namespace
@@ -1305,7 +1329,7 @@ void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, cons
                          cudaStream_t stream, WgradWalk walk) {
   check_shapes("masked_linear_wgrad", T, B, K, N);
   const long long M = (long long)T * B;
-  const bool by_sample = wgrad_by_sample(T, B, math, walk);
+  const bool by_sample = wgrad_by_sample(T, B, N, math, walk);
   const WgradSplit split =
       by_sample ? masked_linear_wgrad_sample_split(B, N, K) : masked_linear_wgrad_split(M, N, K);
   // One split writes dW itself; several write partials that are added below.

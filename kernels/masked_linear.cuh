@@ -50,8 +50,9 @@ size_t masked_linear_wgrad_scratch(int T, int B, int N, int K);
 //   rows       time-major, 16 rows a stage, every feature of every row;
 //   samples    sample by sample, only the quads of 4 features where the sample has a nonzero
 //              input (a zero input adds zeros at every step): the same sums, short of zeros;
-//   automatic  samples when T >= 16 (a stage of 16 rows is one sample's steps) and B >= 8
-//              (samples enough to split), else rows.
+//   automatic  samples when T >= 16 (a stage of 16 rows is one sample's steps), B >= 8
+//              (samples enough to split) and the device has the shared memory (up to 205 KiB a
+//              block: compute capability 9.0 has, 8.x may not), else rows.
 enum class WgradWalk { automatic, rows, samples };
 
 // dW[N, K] = dU[M, N]^T · X[M, K] (overwrites dW). `scratch` holds masked_linear_wgrad_scratch

@@ -370,7 +370,7 @@ inline Kernel masked_wgrad_by_sample(const StepShape& s, double H, const std::st
   const double mt = c == 0 ? 4 : c == 1 ? 7 : 8;
   Kernel k{"masked_linear_wgrad" + tag,
            "by sample: groups of 8 live quads; " + std::to_string(int(splits)) + " sample splits",
-           kFloat * (M * H + B * K + splits * H * K), tasks * stages * 2 * 16 * 32 * H,
+           kFloat * (M * H + B * K + splits * H * K), tasks * stages * 2 * 16 * 32 * H / slices,
            free_masks ? 0 : tasks * stages * 8 * 16 * kPhiloxIntOpsPerBlock, 0, true};
   k.warp_instructions[int(Math::fp32)] =
       masked_wgrad_block_stages(M, H, K) * kSimtWgradLoop * kSimtWarps;

@@ -198,6 +198,13 @@ TEST(napkin, Workloads) {
                            (napkin::kMmaLiveWgradLoop[1][1] - 4 * napkin::kLiveStagingItem[1]) +
                        4000.0 * 8 * 224 * napkin::kLiveStagingItem[1] / 32 +
                        25000.0 * 28 * napkin::kLiveAddPerFloat4);
+  // Two slices of 128 neurons (N = 200): each makes its masks, and the FLOP are the layer's.
+  napkin::StepShape wide = napkin::w1();
+  wide.layers = {200, 10};
+  const auto wide_kernels = napkin::step_kernels(wide);
+  const auto& wide_wgrad = find(wide_kernels, "masked_linear_wgrad L0");
+  EXPECT_DOUBLE_EQ(wide_wgrad.flop, 1000.0 * 25 * 8 * 2 * 16 * 32 * 200);
+  EXPECT_DOUBLE_EQ(wide_wgrad.int_ops, 2 * 1000.0 * 25 * 8 * 128 * 80);
   EXPECT_EQ(napkin::live_wgrad_dense_tasks(784), 25);
   EXPECT_EQ(napkin::live_wgrad_ranges(784), 4);
   EXPECT_EQ(napkin::live_wgrad_splits(1000, 100, 784), 63);  // 16 samples each

@@ -333,6 +333,17 @@ __device__ inline uint32_t tf32_operand(float v) {
   return fabsf(v) < INFINITY ? u + 0x1000u : u;
 }
 
+// The mma.sync kernels' accumulators, [tiles][tiles][4 per lane], set to 0.
+template <int I, int J>
+__device__ inline void zero_accumulators(float (&acc)[I][J][4]) {
+#pragma unroll
+  for (int i = 0; i < I; ++i)
+#pragma unroll
+    for (int j = 0; j < J; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
+}
+
 // What the forward needs of its precision: how a stage holds W (32-bit words per neuron per
 // stage) and the instruction.
 struct Tf32Forward {
@@ -526,12 +537,7 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
   };
 
   float acc[kMmaRowTiles][NT][4];
-#pragma unroll
-  for (int i = 0; i < kMmaRowTiles; ++i)
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
+  zero_accumulators(acc);
 
   const int quads = (K + 3) / 4;
   for (int c0 = 0; c0 < quads; c0 += kChunkQuads) {
@@ -766,12 +772,7 @@ masked_linear_wgrad_mma_kernel(NoiseKey key, const float* x, int B, int K, long 
   const MaskRow::Step step{uint32_t(kDepth / B), uint32_t(kDepth % B)};
 
   float acc[MT][4][4];
-#pragma unroll
-  for (int i = 0; i < MT; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
+  zero_accumulators(acc);
 
   const long long stages = (r_end - r_begin + kDepth - 1) / kDepth;
   fetch_du(r_begin);
@@ -988,12 +989,7 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
     if (my_slot >= 0) at.set(key, x, K, uint32_t(4 * t), uint32_t(b_next + my_slot));
 
     float acc[MT][4][4];
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
+    zero_accumulators(acc);
 
     // Double-buffered: stage st multiplies from buffer st % 2; the next stage is staged into
     // the other before the barrier that ends st (that buffer was last read in st - 1).

@@ -48,6 +48,10 @@ struct LifForwardArgs {
   float readout_scale = 1.0f;  // 1, or 1 / (T - begin_eval) for the mean
 };
 
+// Fails, naming `what`, on arguments no time loop can run: a size < 1, the spikes in a kept u's
+// buffer, a separate a sharing an output's buffer, both compact saved states.
+void check_lif_forward_args(const char* what, const LifForwardArgs& args);
+
 // block_size: threads per block, a multiple of 32 in [32, 1024] (launch.cuh).
 void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStream_t stream,
                  int block_size = 256);

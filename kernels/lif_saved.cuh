@@ -25,16 +25,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "float_bits.cuh"
+
 namespace nmsnn::kernels {
 
 constexpr int kGateBits = 32;  // steps per gate word
-
-// The float's bits (memcpy: defined behaviour in C++, a register move on the device).
-__host__ __device__ inline uint32_t float_bits(float x) {
-  uint32_t b;
-  memcpy(&b, &x, sizeof b);
-  return b;
-}
 
 // s >= 0 (never NaN: fmaxf(x, 0) returns 0 for a NaN x). Round to nearest even on bit 15; a
 // finite s within 2^-10 of FLT_MAX rounds to infinity, as a float-to-bf16 conversion does.

@@ -37,7 +37,10 @@
 //            [neuron][16] words (TF32) or [neuron][8] BF16 pairs, read by lane (g, t) as one
 //            16- or 8-byte load of W[8j + g, q .. q+3] per n8 tile: 8 lanes of a read phase
 //            cover 2 rows x 64 bytes (TF32) or 16 lanes 4 rows x 32 bytes: conflict-free.
-//            The accumulators go straight to out (8-byte stores of (n, n+1) pairs).
+//            The accumulators go straight to out (8-byte stores of (n, n+1) pairs); or, with
+//            the layer's time loop fused in (masked_linear_lif_forward: T divides 128 and N <=
+//            128, so a block holds whole samples and every neuron), to a tile in dynamic shared
+//            memory that the time loop (lif_neuron.cuh) reads: a never reaches global memory.
 //   wgrad    block = 4 warps, each a strip of 32 features (four n8 tiles), x all 16 MT neurons
 //            (MT = 4, 7 or 8 m16 tiles: N = 100 pads to 112) over a split's rows, 16 a stage;
 //            dU staged as the lanes' A registers (see Tf32Wgrad), read as one 16-byte load per
@@ -70,6 +73,7 @@
 
 #include "cuda_check.cuh"
 #include "launch.cuh"
+#include "lif_neuron.cuh"
 #include "masked_linear.cuh"
 #include "mma_sync.cuh"
 
@@ -481,6 +485,70 @@ __device__ int live_quads(QuadList& list, const float* x, int K, int b_lo, int b
   return total;
 }
 
+// What the fused time loop needs (a kernel argument, by value): the time loop's arguments and
+// constants, and the reset rule as a flag (one kernel for both rules).
+struct LifTail {
+  LifForwardArgs args;
+  LifConstants c;
+  bool subtract = false;
+};
+
+// The fused time loop's tile of a: kMmaRows rows (the block's, sample-major) x the slice's
+// neurons, in dynamic shared memory. A row's pitch is the slice's width, plus 8 floats where
+// that width is a multiple of 32, so that rows g and g + 4 of a fragment store fall 8 banks apart
+// (at 104, 104 % 32 = 8 already).
+constexpr int lif_tile_pitch(int neurons) { return neurons % 32 == 0 ? neurons + 8 : neurons; }
+template <int NT>
+constexpr size_t lif_tile_bytes() {
+  return sizeof(float) * kMmaRows * lif_tile_pitch(8 * NT);
+}
+
+// One neuron of the fused time loop, its outputs fixed at compile time for the common sets (a
+// hidden layer in training, u or spike16 codes kept, and in inference) and tested otherwise.
+template <ResetRule Rule, class Current>
+__device__ void lif_tail_neuron(const LifTail& tail, size_t at0, size_t step, int n,
+                                Current current) {
+  switch (lif_outputs(tail.args)) {
+    case kLifU | kLifSpikes:
+      return lif_neuron<Rule, kLifU | kLifSpikes>(tail.args, tail.c, at0, step, n, current);
+    case kLifCodes | kLifSpikes:
+      return lif_neuron<Rule, kLifCodes | kLifSpikes>(tail.args, tail.c, at0, step, n, current);
+    case kLifSpikes:
+      return lif_neuron<Rule, kLifSpikes>(tail.args, tail.c, at0, step, n, current);
+    default:
+      return lif_neuron<Rule, kLifAnyOutputs>(tail.args, tail.c, at0, step, n, current);
+  }
+}
+
+#ifdef __CUDACC__
+#define NMSNN_NOINLINE __noinline__
+#else
+#define NMSNN_NOINLINE  // the CUDA emulation (plain C++) has no such keyword and needs none
+#endif
+
+// The time loops on the block's tile: thread e runs neuron e % N of the block's sample e / N
+// (and e + 128, ... where the block has more than 128 pairs). Not inlined: its registers are
+// then its own, not added to the main loop's (inlined, the widest class spilled).
+template <int NT>
+NMSNN_NOINLINE __device__ void lif_tail_loops(const LifTail& tail, int T, int B, int N,
+                                              long long p_block) {
+  extern __shared__ __align__(16) float lif_tile[];
+  constexpr int pitch = lif_tile_pitch(8 * NT);
+  const int samples = kMmaRows / T, b0 = int(p_block / T);
+  const size_t step = size_t(B) * N;
+  for (int e = threadIdx.x; e < samples * N; e += kMmaThreads) {
+    const int ls = e / N, n = e - ls * N, b = b0 + ls;
+    if (b >= B) break;  // the last block's rows past M (e only grows)
+    const float* column = lif_tile + ls * T * pitch + n;
+    auto current = [&](int s) { return column[s * pitch]; };
+    const size_t at0 = size_t(b) * N + n;
+    if (tail.subtract)
+      lif_tail_neuron<ResetRule::subtract>(tail, at0, step, n, current);
+    else
+      lif_tail_neuron<ResetRule::scale>(tail, at0, step, n, current);
+  }
+}
+
 // grid (ceil(M / 128), ceil(N / (8 NT))): block (x, y) computes out for neurons 8 NT y .. and
 // rows 128x .. 128x + 127 taken sample-major (row p is step p % T of sample p / T, out's row
 // (p % T) B + p / T), so that a block holds one sample's steps (T = 128: exactly one) and its
@@ -488,10 +556,15 @@ __device__ int live_quads(QuadList& list, const float* x, int K, int b_lo, int b
 // list's padding make their Philox blocks anyway (at most one partial stage) and multiply them
 // by 0, and neurons past N are multiplied as zero weights, which keeps the issue count per stage
 // the counted one (scripts/sass_loop_counts.sh).
-template <class Op, int NT, bool kVec>
+//
+// kLif: the layer's time loop fused in (masked_linear_lif_forward). The block's rows are then
+// whole samples (T divides 128) and its slice every neuron (N <= 128), so the tile of a it has
+// made is its neurons' whole current: it goes to shared memory instead of out, and one thread a
+// (sample, neuron) runs lif_neuron.cuh's loop on it. The main loop is the same code.
+template <class Op, int NT, bool kVec, bool kLif>
 __global__ void __launch_bounds__(kMmaThreads, 2)
 masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int K, long long M,
-                                 const float* W, int N, float* out) {
+                                 const float* W, int N, float* out, LifTail tail) {
   constexpr int kNeurons = 8 * NT;
   constexpr int kQuads = kNeurons * 4;  // of a stage of W
   constexpr int kQuadsPerThread = (kQuads + kMmaThreads - 1) / kMmaThreads;
@@ -563,6 +636,24 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
     }
   }
 
+  if constexpr (kLif) {
+    // The accumulators to the tile, then its time loops.
+    extern __shared__ __align__(16) float lif_tile[];
+    constexpr int pitch = lif_tile_pitch(8 * NT);
+#pragma unroll
+    for (int i = 0; i < kMmaRowTiles; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float* row = lif_tile + (32 * warp + 16 * i + 8 * h + g) * pitch;
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+          *reinterpret_cast<float2*>(row + 8 * j + 2 * t) =
+              make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+      }
+    __syncthreads();
+    lif_tail_loops<NT>(tail, T, B, N, p_block);
+    return;
+  }
   // c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1) of each tile, straight to out.
   const bool pairs = N % 2 == 0;  // then out[m, n .. n+1] is one 8-byte store
 #pragma unroll
@@ -1149,31 +1240,50 @@ void check_shapes(const char* what, int T, int B, int K, int N) {
                           "input kernel (at most ", 65535LL * kTileP, ")");
 }
 
+// One width class: the plain kernel, or with `tail` the one with the time loop fused in (its
+// tile's shared memory opted into; cudaLaunchKernelEx carries it in the CUDA emulation too).
+template <class Op, int NT, bool kVec>
+void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
+                        const float* W, int N, float* out, const LifTail* tail,
+                        cudaStream_t stream) {
+  const dim3 grid(grid_for(M, kMmaRows), N <= 104 ? 1u : unsigned((N + 127) / 128));
+  if (!tail) {
+    masked_linear_forward_mma_kernel<Op, NT, kVec, false>
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, T, B, K, M, W, N, out, LifTail{});
+    return;
+  }
+  constexpr size_t bytes = lif_tile_bytes<NT>();
+  auto* kernel = masked_linear_forward_mma_kernel<Op, NT, kVec, true>;
+  NMSNN_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  const cudaLaunchConfig_t config = {grid, dim3(kMmaThreads), bytes, stream, nullptr, 0};
+  NMSNN_CUDA_CHECK(
+      cudaLaunchKernelEx(&config, kernel, key, x, T, B, K, M, W, N, out, *tail));
+}
+
 // NT from the layer's width: up to 64 neurons 8 tiles, up to 104 (the seed's 100) 13, else 16,
 // in blocks of 128 neurons along gridDim.y.
 template <class Op, bool kVec>
 void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
-                        const float* W, int N, float* out, cudaStream_t stream) {
-  const dim3 grid(grid_for(M, kMmaRows), N <= 104 ? 1u : unsigned((N + 127) / 128));
+                        const float* W, int N, float* out, const LifTail* tail,
+                        cudaStream_t stream) {
   if (N <= 64)
-    masked_linear_forward_mma_kernel<Op, 8, kVec>
-        <<<grid, kMmaThreads, 0, stream>>>(key, x, T, B, K, M, W, N, out);
+    launch_forward_mma<Op, 8, kVec>(key, x, T, B, K, M, W, N, out, tail, stream);
   else if (N <= 104)
-    masked_linear_forward_mma_kernel<Op, 13, kVec>
-        <<<grid, kMmaThreads, 0, stream>>>(key, x, T, B, K, M, W, N, out);
+    launch_forward_mma<Op, 13, kVec>(key, x, T, B, K, M, W, N, out, tail, stream);
   else
-    masked_linear_forward_mma_kernel<Op, 16, kVec>
-        <<<grid, kMmaThreads, 0, stream>>>(key, x, T, B, K, M, W, N, out);
+    launch_forward_mma<Op, 16, kVec>(key, x, T, B, K, M, W, N, out, tail, stream);
 }
 template <class Op>
 void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
-                        const float* W, int N, float* out, cudaStream_t stream) {
+                        const float* W, int N, float* out, const LifTail* tail,
+                        cudaStream_t stream) {
   const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(W) % 16 == 0;
   if (vec)
-    launch_forward_mma<Op, true>(key, x, T, B, K, M, W, N, out, stream);
+    launch_forward_mma<Op, true>(key, x, T, B, K, M, W, N, out, tail, stream);
   else
-    launch_forward_mma<Op, false>(key, x, T, B, K, M, W, N, out, stream);
+    launch_forward_mma<Op, false>(key, x, T, B, K, M, W, N, out, tail, stream);
 }
 
 // MT from the layer's width: up to 64 neurons 4 m16 tiles, up to 112 (the seed's 100) 7, else 8,
@@ -1280,15 +1390,47 @@ void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, co
   check_shapes("masked_linear_forward", T, B, K, N);
   const long long M = (long long)T * B;
   if (math == MatmulPrecision::tf32)
-    launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, out, stream);
+    launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, out, nullptr, stream);
   else if (math == MatmulPrecision::bf16)
-    launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, out, stream);
+    launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, out, nullptr, stream);
   else {
     const dim3 grid(grid_for(M, kTileQ), unsigned((N + kTileP - 1) / kTileP));
     masked_linear_forward_kernel<ForwardFp32><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
   }
   NMSNN_CHECK_LAUNCH("masked_linear_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K, ", ",
                      to_string(math));
+}
+
+bool masked_linear_lif_fusable(int T, int N, MatmulPrecision math) {
+  return math != MatmulPrecision::fp32 && T >= 1 && T <= kMmaRows && kMmaRows % T == 0 &&
+         N >= 1 && N <= 128;
+}
+
+void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K,
+                               const float* W, const SpikingLayer& layer,
+                               const LifForwardArgs& args, MatmulPrecision math,
+                               cudaStream_t stream) {
+  const int N = args.H;
+  check_shapes("masked_linear_lif_forward", T, B, K, N);
+  if (!masked_linear_lif_fusable(T, N, math))
+    ::nmsnn::detail::fail("masked_linear_lif_forward: the fused time loop needs TF32 or BF16, T "
+                          "dividing ", kMmaRows, " and N <= 128; got T=", T, ", N=", N, ", ",
+                          to_string(math));
+  if (args.T != T || args.B != B)
+    ::nmsnn::detail::fail("masked_linear_lif_forward: the time loop's T=", args.T, ", B=", args.B,
+                          " are not the product's T=", T, ", B=", B);
+  if (args.a)
+    ::nmsnn::detail::fail("masked_linear_lif_forward: the current is the product's, not a buffer");
+  check_lif_forward_args("masked_linear_lif_forward", args);
+  const LifTail tail{args, lif_constants(layer), layer.reset == ResetRule::subtract};
+  const long long M = (long long)T * B;
+  if (math == MatmulPrecision::tf32)
+    launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
+  else
+    launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
+  NMSNN_CHECK_LAUNCH("masked_linear_lif_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
+                     ", ", to_string(math), ", reset ", to_string(layer.reset),
+                     layer.delay ? ", delay" : ", no delay");
 }
 
 WgradSplit masked_linear_wgrad_split(long long M, int N, int K) {

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 
+#include "lif_forward.cuh"
 #include "nmsnn/matmul_precision.hpp"
 #include "nmsnn/philox.hpp"
 
@@ -30,6 +31,18 @@ namespace nmsnn::kernels {
 // out[M, N] = X[M, K] · W[N, K]^T, M = T*B. Every pointer is device memory.
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
                            int N, float* out, MatmulPrecision math, cudaStream_t stream);
+
+// The first layer's forward with its time loop fused in: the product of masked_linear_forward
+// (its tile of a never leaves the block) and lif_forward's loop on it, the same numbers as the
+// two calls (bit-identical), without the [T, B, N] tensor a crossing memory twice. For TF32 and
+// BF16, a layer of N <= 128 neurons (one slice: its rows hold every neuron) and T dividing 128
+// (a block's 128 rows are whole samples): masked_linear_lif_fusable. `args` as lif_forward's,
+// H = N, and no separate input a (the product is the current).
+bool masked_linear_lif_fusable(int T, int N, MatmulPrecision math);
+void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K,
+                               const float* W, const SpikingLayer& layer,
+                               const LifForwardArgs& args, MatmulPrecision math,
+                               cudaStream_t stream);
 
 // How the weight gradient splits its sum over M = T*B rows: `splits` blocks of `rows` rows each
 // write a partial [N, K]; a second pass adds the partials in split order, so the result is the

@@ -24,18 +24,9 @@
 #include <cstdint>
 #include <cstring>
 
-namespace nmsnn::kernels {
+#include "float_bits.cuh"
 
-// The bits of a float (an operand register holds them as .b32).
-__device__ inline uint32_t float_bits(float v) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(v);
-#else
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  return u;
-#endif
-}
+namespace nmsnn::kernels {
 
 // Two floats as a BF16 pair in one register, each rounded to nearest even; lo in the low half.
 __device__ inline uint32_t pack_bf16x2(float lo, float hi) {

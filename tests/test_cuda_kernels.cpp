@@ -922,6 +922,157 @@ TEST(LifBackwardFused, RefusesWhatItCannotRun) {
   EXPECT_TRUE(throws_with([&] { k::lif_backward(layer, a, nullptr); }, {"not gate bits"}));
 }
 
+// ---- the first layer's product with its time loop fused in (masked_linear_lif_forward) --------
+
+// What the time loop keeps: u in FP32, the spike16 codes or the gate bits.
+enum class Kept { u, spike16, gates };
+
+struct FusedLifCase {
+  int T, B, K, N;
+  Kept kept;
+  ResetRule reset;
+  bool delay, last, traced;
+};
+
+// The fused kernel against masked_linear_forward then lif_forward on the same inputs: the same
+// arithmetic in the same order, so every output must be bit-identical.
+void check_fused_lif(nmsnn::MatmulPrecision math, const FusedLifCase& c) {
+  namespace k = nmsnn::kernels;
+  const std::string name =
+      std::string(nmsnn::to_string(math)) + " T=" + std::to_string(c.T) + " B=" + std::to_string(c.B) +
+      " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) + " " +
+      (c.kept == Kept::u ? "u" : c.kept == Kept::spike16 ? "spike16" : "gates") + " " +
+      nmsnn::to_string(c.reset) + (c.delay ? " delay" : " no delay") +
+      (c.last ? " last" : " hidden") + (c.traced ? " traced" : "");
+  SpikingLayer layer = exact_layer(c.reset, c.delay);
+  layer.decay = 0.9f;
+  layer.threshold = 0.7f;
+  const NoiseKey key{2026, 12};
+  // A quarter of the inputs 0, so that some quads are left out of the product.
+  const auto x = random_vector(size_t(c.B) * c.K, 0.0f, 1.0f, 41, 0.25f);
+  const auto W = random_vector(size_t(c.N) * c.K, -0.3f, 0.3f, 42);
+  const auto bias = random_vector(size_t(c.N), -0.5f, 0.5f, 43);
+  const size_t n = size_t(c.T) * c.B * c.N, words = size_t((c.T + 31) / 32) * c.B * c.N;
+  Dev<float> dx(x), dW(W), dbias(bias);
+
+  struct Outputs {
+    Dev<float> u, spikes, state, trace_spikes, logits, rates;
+    Dev<uint16_t> codes;
+    Dev<uint32_t> gates;
+    Outputs(size_t n, size_t words, size_t bn)
+        : u(n), spikes(n), state(n), trace_spikes(n), logits(bn), rates(bn), codes(n),
+          gates(words) {}
+  };
+  Outputs ref(n, words, size_t(c.B) * c.N), got(n, words, size_t(c.B) * c.N);
+  auto args_for = [&](Outputs& o) {
+    k::LifForwardArgs a;
+    a.T = c.T, a.B = c.B, a.H = c.N;
+    a.bias = dbias.get();
+    a.u = o.u.get();
+    a.write_u = c.kept == Kept::u;
+    if (c.kept == Kept::spike16) a.saved_spikes = o.codes.get();
+    if (c.kept == Kept::gates) a.saved_gates = o.gates.get();
+    a.spikes = c.last ? nullptr : o.spikes.get();
+    if (c.traced) {
+      a.trace_state = o.state.get();
+      a.trace_spikes = o.trace_spikes.get();
+      a.rates = o.rates.get();
+    }
+    if (c.last) {
+      a.logits = o.logits.get();
+      a.begin_eval = c.T / 3;
+      a.readout_scale = 1.0f / float(c.T - c.T / 3);
+    }
+    return a;
+  };
+  // Reference: the product into u's buffer, then the time loop on it (in place).
+  k::masked_linear_forward(key, dx.get(), c.T, c.B, c.K, dW.get(), c.N, ref.u.get(), math,
+                           nullptr);
+  k::lif_forward(layer, args_for(ref), nullptr);
+  k::masked_linear_lif_forward(key, dx.get(), c.T, c.B, c.K, dW.get(), layer, args_for(got), math,
+                               nullptr);
+
+  int fired = 0;  // neurons that fired at some step (rates count every step, returned or not)
+  for (float r : ref.rates.host()) fired += r > 0;
+  if (c.traced) EXPECT_GT(fired, 0) << name << ": no spike at all; the case tests too little";
+  int bad = 0;
+  if (c.kept == Kept::u) bad += count_bit_differences(got.u.host(), ref.u.host(), name + " u");
+  if (!c.last)
+    bad += count_bit_differences(got.spikes.host(), ref.spikes.host(), name + " spikes");
+  if (c.traced) {
+    bad += count_bit_differences(got.state.host(), ref.state.host(), name + " traced state");
+    bad += count_bit_differences(got.trace_spikes.host(), ref.trace_spikes.host(),
+                                 name + " traced spikes");
+    bad += count_bit_differences(got.rates.host(), ref.rates.host(), name + " rates");
+  }
+  if (c.last)
+    bad += count_bit_differences(got.logits.host(), ref.logits.host(), name + " logits");
+  if (c.kept == Kept::spike16) {
+    const auto a = got.codes.host(), b = ref.codes.host();
+    for (size_t e = 0; e < n; ++e)
+      if (a[e] != b[e] && bad++ < 5)
+        ADD_FAILURE() << name << " spike16 code " << e << ": " << a[e] << " vs " << b[e];
+  }
+  if (c.kept == Kept::gates) {
+    const auto a = got.gates.host(), b = ref.gates.host();
+    for (size_t e = 0; e < words; ++e)
+      if (a[e] != b[e] && bad++ < 5)
+        ADD_FAILURE() << name << " gate word " << e << ": " << a[e] << " vs " << b[e];
+  }
+  EXPECT_EQ(bad, 0) << name;
+}
+
+// Blocks of one sample (T = 128, the seed's shape), of 4 (T = 32, the last block a quarter full),
+// of 2 and of 128 (T = 1); widths in each class (NT = 8, 13, 16), K % 4 != 0 (scalar loads);
+// every saved state, both rules, with and without delay, hidden and last.
+TEST(MaskedLinearLif, BitIdenticalToTheProductThenTheTimeLoop) {
+  REQUIRE_CUDA();
+  using nmsnn::MatmulPrecision;
+  const FusedLifCase cases[] = {
+      {128, 3, 784, 100, Kept::spike16, ResetRule::scale, true, false, true},
+      {32, 9, 67, 50, Kept::u, ResetRule::subtract, false, false, true},
+      {32, 9, 67, 50, Kept::gates, ResetRule::scale, true, true, true},
+      {64, 5, 36, 128, Kept::u, ResetRule::scale, true, true, false},
+      {1, 130, 20, 7, Kept::spike16, ResetRule::subtract, true, false, true},
+  };
+  for (MatmulPrecision math : {MatmulPrecision::tf32, MatmulPrecision::bf16})
+    for (const FusedLifCase& c : cases) check_fused_lif(math, c);
+}
+
+TEST(MaskedLinearLif, RefusesWhatItCannotRun) {
+  REQUIRE_CUDA();
+  namespace k = nmsnn::kernels;
+  using nmsnn::MatmulPrecision;
+  EXPECT_TRUE(k::masked_linear_lif_fusable(128, 100, MatmulPrecision::tf32));
+  EXPECT_TRUE(k::masked_linear_lif_fusable(1, 128, MatmulPrecision::bf16));
+  EXPECT_FALSE(k::masked_linear_lif_fusable(128, 100, MatmulPrecision::fp32));
+  EXPECT_FALSE(k::masked_linear_lif_fusable(100, 100, MatmulPrecision::tf32));  // 128 % 100
+  EXPECT_FALSE(k::masked_linear_lif_fusable(256, 100, MatmulPrecision::tf32));
+  EXPECT_FALSE(k::masked_linear_lif_fusable(128, 129, MatmulPrecision::tf32));
+  const SpikingLayer layer = exact_layer(ResetRule::scale, true);
+  Dev<float> x(8), W(8), u(64), a(64);
+  k::LifForwardArgs args;
+  args.T = 2, args.B = 2, args.H = 2;
+  args.u = u.get();
+  auto run = [&](int T, MatmulPrecision math) {
+    k::masked_linear_lif_forward(NoiseKey{1, 2}, x.get(), T, 2, 2, W.get(), layer, args, math,
+                                 nullptr);
+  };
+  EXPECT_TRUE(throws_with([&] { run(2, MatmulPrecision::fp32); },
+                          {"masked_linear_lif_forward", "TF32 or BF16", "fp32"}));
+  EXPECT_TRUE(throws_with([&] { run(3, MatmulPrecision::tf32); }, {"T=3", "dividing 128"}));
+  args.T = 4;
+  EXPECT_TRUE(throws_with([&] { run(2, MatmulPrecision::tf32); }, {"T=4", "product's T=2"}));
+  args.T = 2;
+  args.a = a.get();
+  EXPECT_TRUE(throws_with([&] { run(2, MatmulPrecision::tf32); }, {"not a buffer"}));
+  args.a = nullptr;
+  uint16_t* codes = reinterpret_cast<uint16_t*>(a.get());
+  args.saved_spikes = codes;
+  args.saved_gates = reinterpret_cast<uint32_t*>(u.get());
+  EXPECT_TRUE(throws_with([&] { run(2, MatmulPrecision::bf16); }, {"not both"}));
+}
+
 void check_spikes_from_u(int block) {
   for (bool delay : {true, false}) {
     const int T = 9, B = 7, H = 33;

@@ -10,6 +10,8 @@
 //              or, with DeviceOptions::saved = compact (and in inference), a made in the spikes'
 //              buffer and turned into them in place, the spike16 codes or gate bits saved
 //              (kernels/lif_saved.cuh); the last layer writes the logits from its fused readout.
+//              The noisy layer 0 in TF32 or BF16 with T dividing 128 and at most 128 neurons
+//              runs both in one kernel (masked_linear_lif_forward): a never reaches memory.
 //              backward: lif_backward, bias_grad_reduce, cuBLAS dW = du^T x and dx = du W (or
 //              masked_linear_wgrad for noisy inputs); x is rebuilt from u (or the spike16 codes)
 //              of the layer below when that layer is a spiking one (spikes_from_u,
@@ -281,11 +283,18 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     const auto* s = std::get_if<SpikingLayer>(&ls);
     if (s || std::holds_alternative<Lif>(ls)) {
       const bool keep_u = training && p.saved_u != kNone;
+      // The noisy first layer in TF32 or BF16 runs its time loop inside its product's kernel
+      // where a block's rows are whole samples: a never crosses memory.
+      const bool fused = s && l == 0 && input.kind == Input::Kind::noisy &&
+                         kernels::masked_linear_lif_fusable(T, s->size, matmul);
       kernels::LifForwardArgs args;
       args.T = p.out_steps;
       args.B = B;
       args.H = p.out_width;
-      if (s) {
+      if (fused) {
+        args.u = keep_u ? at(p.saved_u) : nullptr;
+        args.bias = params[p.param + 1];
+      } else if (s) {
         // u is kept in place of a for backward (FP32 saved state), or not at all: then a is
         // made in the spikes' buffer and turned into them in place (the last layer, which
         // returns no spikes, has a scratch buffer).
@@ -312,7 +321,11 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
         args.begin_eval = spec_.readout.begin_eval;
         args.readout_scale = readout_scale(spec_, p.out_steps);
       }
-      kernels::lif_forward(neuron_settings(ls), args, stream);
+      if (fused)
+        kernels::masked_linear_lif_forward(input.noise, input.data, T, B, I, params[p.param], *s,
+                                           args, matmul, stream);
+      else
+        kernels::lif_forward(neuron_settings(ls), args, stream);
       x = y;
       continue;  // its trace is written by the kernel
     }

@@ -25,6 +25,9 @@
 //   W1_WeightGrad/<0 by rows, 1 by sample>/<0 centred, 1 unit-scaled>/<1 TF32, 2 BF16>: the
 //   first layer's weight gradient alone (kernels::masked_linear_wgrad, WgradWalk) on W1's shapes
 //   and the first 1000 training digits: which walk wins on each input, against the model.
+//   W1_FirstLayerForward/<0 apart, 1 fused>/<0 centred, 1 unit-scaled>/<1 TF32, 2 BF16>: the
+//   first layer's forward alone, its product and time loop as two kernels or as one
+//   (kernels::masked_linear_lif_forward), on the same digits, against the model.
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
 // x_floor = our time / the floor's time on the same GPU and math; device_MB = the memory this
@@ -51,6 +54,7 @@
 
 #include "cublas_gemm.cuh"
 #include "gpu_timing.cuh"
+#include "lif_forward.cuh"
 #include "masked_linear.cuh"
 #include "napkin_math.hpp"
 #include "nmsnn/cuda.hpp"
@@ -125,6 +129,7 @@ void napkin_counters(benchmark::State& state, const std::vector<napkin::Kernel>&
   const napkin::Device h200 = napkin::h200();
   double bytes = 0, flop = 0, ints = 0, seconds = 0;
   for (const napkin::Kernel& k : kernels) {
+    if (!k.runs[int(napkin_math(math))]) continue;  // another precision's kernel
     bytes += k.bytes, flop += k.flop, ints += k.int_ops;
     seconds += napkin::predict(k, h200, napkin_math(math)).total;
   }
@@ -526,6 +531,70 @@ void W1_WeightGrad(benchmark::State& state) {
   }
 }
 
+// The first layer's forward of a W1 training step alone, its product and time loop apart
+// (masked_linear_forward, then lif_forward) or as one kernel (masked_linear_lif_forward), the
+// spike16 codes and the spikes kept as in the model's W1 (SavedState::compact), on the first 1000
+// training digits: what the fusion saves, against the model's kernels for each.
+void W1_FirstLayerForward(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  try {
+    const bool fused = state.range(0) == 1, unit = state.range(1) == 1;
+    const nmsnn::MatmulPrecision math = kW1Maths[state.range(2)];
+    const int T = 128, B = 1000, K = 784, N = 100;
+    const nmsnn::Dataset digits = nmsnn::load_mnist(
+        "data/mnist", true, unit ? nmsnn::PixelScale::unit : nmsnn::PixelScale::centered, B);
+    if (digits.count != B) throw std::runtime_error("data/mnist holds fewer than 1000 digits");
+    Gpu gpu;
+    Arena arena;
+    float* x = arena.floats(size_t(B) * K);
+    CHECK(cudaMemcpy(x, digits.x.data(), sizeof(float) * B * K, cudaMemcpyHostToDevice));
+    const float* W = arena.floats(size_t(N) * K, -0.08f, 0.08f, 3);
+    const float* bias = arena.floats(size_t(N), -0.03f, 0.03f, 4);
+    const size_t n = size_t(T) * B * N;
+    float* spikes = arena.floats(n);
+    uint16_t* codes = reinterpret_cast<uint16_t*>(arena.floats((n + 1) / 2));
+    nmsnn::SpikingLayer layer;  // the seed's neuron
+    nmsnn::kernels::LifForwardArgs args;
+    args.T = T, args.B = B, args.H = N;
+    args.bias = bias;
+    args.write_u = false;
+    args.saved_spikes = codes;
+    args.spikes = spikes;
+    int64_t pass = 0;
+    const double ms = timed_loop(state, gpu.stream, [&] {
+      const nmsnn::NoiseKey key{1, uint64_t(++pass)};
+      if (fused) {
+        nmsnn::kernels::masked_linear_lif_forward(key, x, T, B, K, W, layer, args, math,
+                                                  gpu.stream);
+      } else {  // a made in the spikes' buffer and turned into them in place, as the engine does
+        nmsnn::kernels::masked_linear_forward(key, x, T, B, K, W, N, spikes, math, gpu.stream);
+        nmsnn::kernels::LifForwardArgs apart = args;
+        apart.u = spikes;
+        nmsnn::kernels::lif_forward(layer, apart, gpu.stream);
+      }
+    });
+    const napkin::StepShape shape = unit ? napkin::w1_unit_mnist() : napkin::w1();
+    std::vector<napkin::Kernel> ks;
+    for (const napkin::Kernel& k : napkin::step_kernels(shape)) {
+      if (k.name != "masked_linear_forward L0" && k.name != "lif_forward L0" &&
+          k.name != "masked_linear_lif_forward L0")
+        continue;
+      const bool wanted = fused == (k.name == "masked_linear_lif_forward L0");
+      if (!wanted) continue;
+      ks.push_back(k);
+      for (bool& runs : ks.back().runs) runs = true;  // apart: what TF32 would take unfused
+    }
+    state.counters["ms"] = ms;
+    state.counters["TFLOP/s"] = 2.0 * T * B * N * K / (ms / 1e3) / 1e12;
+    napkin_counters(state, ks, math, ms);
+    state.SetLabel(std::string("W1 first-layer forward, product and time loop ") +
+                   (fused ? "in one kernel" : "apart") + ", " +
+                   (unit ? "unit-scaled" : "centred") + " digits, " + nmsnn::to_string(math));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
 // Philox4x32-10 blocks for W1's masks (T x B x ceil(I/4) counters), nothing else: each thread
 // folds its blocks' uniforms into one float so the compiler keeps every round and conversion,
 // and writes it once (2 MB in all, against ~2.7 G integer operations).
@@ -594,6 +663,7 @@ BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseManual
 BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoopMnist)->ArgsProduct({{1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_WeightGrad)->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_FirstLayerForward)->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

@@ -2,7 +2,8 @@
 """check_loop_constants.py — the napkin model's loop constants against the SASS they came from.
 
 bench/napkin_math.hpp takes the masked products' main-loop instruction counts (kSimtForwardLoop,
-kSimtWgradLoop, kMmaForwardLoop, kMmaWgradLoop, kMmaLiveWgradLoop) from
+kSimtWgradLoop, kMmaForwardLoop, kMmaWgradLoop, kMmaLiveWgradLoop, and the forward with the time
+loop fused in: kMmaLifForwardLoop, kLifTailLoop) from
 scripts/sass_loop_counts.sh by hand. This
 reads that script's output (sm_90) and the header, and fails, naming each constant and both
 values, when a kernel change has left one stale.
@@ -26,6 +27,13 @@ def sass_counts(text):
                                  re.M)}
 
 
+def sass_loops(text):
+    """{kernel name: [every innermost loop's instructions]} from the same output."""
+    return {m.group(1).strip(): [int(n) for n in m.group(2).split()]
+            for m in re.finditer(r"^(?:void )?(.+?): \d+ instructions in the main loop\n.*\n"
+                                 r"\s+innermost loops: ([\d ]+)$", text, re.M)}
+
+
 def header_constants(text):
     """The constants as numbers (the mma ones as [class][precision] lists)."""
     def scalar(name):
@@ -41,7 +49,15 @@ def header_constants(text):
         rows = re.findall(r"\{\s*(\d+)\s*,\s*(\d+)\s*\}", m.group(1))
         return [[int(a), int(b)] for a, b in rows]
 
-    return {"kSimtForwardLoop": scalar("kSimtForwardLoop"),
+    def row(name, n):
+        m = re.search(r"\b%s\[%d\] = \{(.*?)\};" % (name, n), text, re.S)
+        if not m:
+            sys.exit("check_loop_constants: %s[%d] not found in the header" % (name, n))
+        return [int(v) for v in re.findall(r"\d+", m.group(1))]
+
+    return {"kMmaLifForwardLoop": table("kMmaLifForwardLoop"),
+            "kLifTailLoop": row("kLifTailLoop", 3),
+            "kSimtForwardLoop": scalar("kSimtForwardLoop"),
             "kSimtWgradLoop": scalar("kSimtWgradLoop"),
             "kMmaForwardLoop": table("kMmaForwardLoop"),
             "kMmaWgradLoop": table("kMmaWgradLoop"),
@@ -56,7 +72,7 @@ def expectations(c):
     for i, nt in enumerate(FORWARD_NT):
         for j, p in enumerate(PRECISIONS):
             yield ("kMmaForwardLoop[%d][%d]" % (i, j), c["kMmaForwardLoop"][i][j],
-                   "masked_linear_forward_mma_kernel<%sForward, %d, true>" % (p, nt))
+                   "masked_linear_forward_mma_kernel<%sForward, %d, true, false>" % (p, nt))
     for i, mt in enumerate(WGRAD_MT):
         for j, p in enumerate(PRECISIONS):
             yield ("kMmaWgradLoop[%d][%d]" % (i, j), c["kMmaWgradLoop"][i][j],
@@ -65,12 +81,35 @@ def expectations(c):
                    "masked_linear_wgrad_live_kernel<%sWgrad, %d, true>" % (p, mt))
 
 
+def fused_expectations(c):
+    """(constant, value, kernel that must have an innermost loop of that many instructions): the
+    forward with the time loop fused in, whose main loop is not its longest."""
+    for i, nt in enumerate(FORWARD_NT):
+        for j, p in enumerate(PRECISIONS):
+            yield ("kMmaLifForwardLoop[%d][%d]" % (i, j), c["kMmaLifForwardLoop"][i][j],
+                   "masked_linear_forward_mma_kernel<%sForward, %d, true, true>" % (p, nt))
+    for i, value in enumerate(c["kLifTailLoop"]):
+        for p in PRECISIONS:
+            yield ("kLifTailLoop[%d]" % i, value,
+                   "masked_linear_forward_mma_kernel<%sForward, 13, true, true>" % p)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    counts = sass_counts(open(sys.argv[1]).read())
+    listing = open(sys.argv[1]).read()
+    counts, loops = sass_counts(listing), sass_loops(listing)
     constants = header_constants(open(sys.argv[2]).read())
     stale = 0
+    for name, value, kernel in fused_expectations(constants):
+        if kernel not in loops:
+            print("check_loop_constants: no SASS loops for %s (%s)" % (kernel, name))
+            stale += 1
+        elif value not in loops[kernel]:
+            print("check_loop_constants: %s = %d in the header, but %s has no loop of that many "
+                  "instructions (its loops: %s)"
+                  % (name, value, kernel, " ".join(map(str, loops[kernel]))))
+            stale += 1
     for name, value, kernel in expectations(constants):
         if kernel not in counts:
             print("check_loop_constants: no SASS count for %s (%s)" % (kernel, name))
@@ -84,7 +123,7 @@ def main():
                  "scripts/sass_loop_counts.sh sm_90, then regenerate bench/RESULTS.md's "
                  "Predicted tables (build/bench/napkin_table)" % stale)
     print("check_loop_constants: all %d loop constants match the sm_90 SASS"
-          % len(list(expectations(constants))))
+          % (len(list(expectations(constants))) + len(list(fused_expectations(constants)))))
 
 
 if __name__ == "__main__":

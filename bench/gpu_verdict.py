@@ -82,6 +82,14 @@ def ours(bench):
                 pixels = "unit-scaled" if m.group(2) == "1" else "centred"
                 rows[("W1", f"nmsnn first-layer weight gradient {walk}, {pixels} MNIST",
                       MATHS[int(m.group(3))])] = r
+        elif r["name"].startswith("W1_FirstLayerForward/"):
+            # W1_FirstLayerForward/<0 apart, 1 fused>/<0 centred, 1 unit-scaled>/<1 tf32, 2 bf16>
+            m = re.match(r"W1_FirstLayerForward/([01])/([01])/([012])", r["name"])
+            if m:
+                how = "one kernel" if m.group(1) == "1" else "product and time loop apart"
+                pixels = "unit-scaled" if m.group(2) == "1" else "centred"
+                rows[("W1", f"nmsnn first-layer forward, {how}, {pixels} MNIST",
+                      MATHS[int(m.group(3))])] = r
         elif r["name"].startswith("W1_StepLoop/"):
             m = re.match(r"W1_StepLoop/([01])/(\d+)(?:/([012]))?", r["name"])
             if m:

@@ -82,6 +82,9 @@ struct Kernel {
   // Warp instructions the kernel's loops issue, by precision (Math: fp32, tf32, bf16); 0 where
   // the other bounds are assumed to cover it.
   double warp_instructions[3] = {0, 0, 0};
+  // The precisions (Math) it runs in: the TF32 and BF16 first layer runs its time loop inside its
+  // product (masked_lif_forward), so a step lists that kernel for them and the two apart for FP32.
+  bool runs[3] = {true, true, true};
 };
 
 inline double math_peak(const Device& d, const Kernel& k, Math m) {
@@ -97,6 +100,10 @@ struct Prediction {
 
 inline Prediction predict(const Kernel& k, const Device& d, Math m) {
   Prediction p{};
+  if (!k.runs[int(m)]) {
+    p.bound = "not run";
+    return p;
+  }
   p.memory = k.bytes / (d.bandwidth * d.e_mem);
   p.math = k.flop / (math_peak(d, k, m) * d.e_math);
   p.integer = k.int_ops / (d.int32 * d.e_int);
@@ -179,6 +186,15 @@ constexpr double kMmaWgradLoop[3][2] = {{556, 517}, {735, 610}, {758, 618}};
 // mask a SHF, an I2FP and two FMULs (the scale and x), ~56 (the SASS has 78 + 88 + 17 + 16 + 32 =
 // 231 in the TF32 forward's loop).
 constexpr double kMmaMaskInstructions = 4 * 56;
+// The forward with the time loop fused in (masked_linear_lif_forward; sass_loop_counts.sh lists
+// its innermost loops). Its main loop, by class and precision as kMmaForwardLoop (within a few
+// instructions of the plain kernel's):
+constexpr double kMmaLifForwardLoop[3][2] = {{433, 373}, {519, 426}, {535, 436}};
+// After the main loop one thread a (sample, neuron) of the block runs lif_neuron.cuh's loop on
+// the block's tile (a function of its own, not inlined), its outputs fixed for the common sets;
+// per warp, a pass of 16 steps issues (TF32 and BF16 alike, within one; the scale rule) with {the
+// spikes only (inference), FP32 u and the spikes, spike16 codes and the spikes} written:
+constexpr double kLifTailLoop[3] = {290, 341, 457};
 // The weight gradient by sample (masked_linear.cu's WgradWalk::samples: the TF32 and BF16
 // default for T >= 16 and B >= 8). A warp's task is a group of 8 live quads of one sample in a
 // range of 64 quads (256 features), over the sample's steps, 16 a stage: 4 Philox blocks a lane
@@ -354,6 +370,40 @@ inline Kernel masked_forward(const StepShape& s, double H, const std::string& ta
   return k;
 }
 
+// Whether the first layer's forward runs its time loop inside the product in TF32 and BF16
+// (masked_linear_lif_fusable: T divides 128, so a block's 128 rows are whole samples, and at
+// most 128 neurons, one slice).
+inline bool lif_fused(const StepShape& s) {
+  return s.noisy && s.T <= 128 && 128 % s.T == 0 && s.layers[0] <= 128;
+}
+
+// That kernel, from the two it replaces in TF32 and BF16 (which then run in FP32 only): a is
+// neither written nor read back; the rest of both, the main loop as counted in this kernel, plus
+// the tail's loop: per block of 128 rows, one warp-pass of T steps per 32 of its (sample,
+// neuron) pairs. training: the state kept for backward (s.compact) is written; else the spikes.
+inline Kernel masked_lif_forward(const StepShape& s, Kernel& product, Kernel& loop,
+                                 bool training) {
+  const double T = s.T, B = s.B, M = T * B, H = s.layers[0];
+  const double a_bytes = kFloat * M * H;
+  Kernel k{"masked_linear_lif_forward L0", product.design + "; time loop fused in",
+           product.bytes - a_bytes + loop.bytes - a_bytes, product.flop + loop.flop,
+           product.int_ops, 0, true};
+  const double passes = std::ceil(M / 128) * std::ceil(std::min(128 / T, B) * H / 32);
+  const double tail =
+      passes * T * kLifTailLoop[!training ? 0 : s.compact ? 2 : 1] / kTimeLoopAhead;
+  const double(&plain)[2] = kMmaForwardLoop[mma_forward_class(H)];
+  const double(&fused)[2] = kMmaLifForwardLoop[mma_forward_class(H)];
+  for (int p = 0; p < 2; ++p)
+    k.warp_instructions[1 + p] =
+        product.warp_instructions[1 + p] * fused[p] / plain[p] + tail;
+  k.runs[int(Math::fp32)] = false;
+  product.runs[int(Math::tf32)] = product.runs[int(Math::bf16)] = false;
+  loop.runs[int(Math::tf32)] = loop.runs[int(Math::bf16)] = false;
+  product.design += " (FP32; TF32 and BF16 fused below)";
+  loop.design += " (FP32)";
+  return k;
+}
+
 // The first layer's weight gradient by sample (TF32 and BF16; FP32 walks rows, its issue count
 // as the row-walking kernel's): tasks x stages of the counted loop, less the staging it holds,
 // plus each sample's staging in each range where it has a live quad, plus the tasks' adds to the
@@ -428,6 +478,8 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
                   !s.compact ? "FP32 u saved" : last ? "gate bits saved, readout" : "spike16 saved",
                   n * (kFloat + (last ? 0 : kFloat) + saved(l)) + (last ? kFloat * B * H : 0),
                   7 * n, 0, chain, false});
+    if (l == 0 && lif_fused(s))
+      ks.push_back(masked_lif_forward(s, ks[ks.size() - 2], ks[ks.size() - 1], true));
   }
   if (s.update) {
     const double C = s.layers.back();
@@ -572,6 +624,8 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
     const bool last = l == L - 1;
     ks.push_back({"lif_forward" + tag, last ? "readout, nothing kept" : "spikes out, nothing kept",
                   n * kFloat + (last ? kFloat * B * H : n * kFloat), 7 * n, 0, chain, false});
+    if (l == 0 && lif_fused(s))
+      ks.push_back(masked_lif_forward(s, ks[ks.size() - 2], ks[ks.size() - 1], false));
     K = H;
   }
   return ks;

@@ -32,16 +32,26 @@ void kernel_table(const napkin::StepShape& s, const napkin::Device& d) {
   for (const napkin::Kernel& k : napkin::step_kernels(s)) {
     std::printf("| %s | %s | %.1f | %.3f | %.2f | ", k.name.c_str(), k.design.c_str(),
                 k.bytes / 1e6, k.flop / 1e9, k.int_ops / 1e9);
-    if (k.warp_instructions[1] > 0)
-      std::printf("%.0f / %.0f / %.0f", k.warp_instructions[0] / 1e6,
-                  k.warp_instructions[1] / 1e6, k.warp_instructions[2] / 1e6);
+    if (k.warp_instructions[1] > 0) {
+      for (int i = 0; i < 3; ++i) {
+        if (k.runs[i])
+          std::printf("%.0f", k.warp_instructions[i] / 1e6);
+        else
+          std::printf("-");
+        if (i < 2) std::printf(" / ");
+      }
+    }
     for (int i = 0; i < 3; ++i) {
       const double t = napkin::predict(k, d, kMaths[i]).total;
       total[i] += t;
-      std::printf(" | %.1f", t * 1e6);
+      if (k.runs[i])
+        std::printf(" | %.1f", t * 1e6);
+      else
+        std::printf(" | -");
     }
     std::printf(" | %s |\n", napkin::predict(k, d, Math::tf32).bound);
-    bytes += k.bytes, flop += k.flop, ints += k.int_ops;
+    // The step's bytes, FLOP and integer work: the TF32 and BF16 kernels'.
+    if (k.runs[int(Math::tf32)]) bytes += k.bytes, flop += k.flop, ints += k.int_ops;
   }
   std::printf("| **step** | | **%.0f** | **%.1f** | **%.2f** | | **%.0f** | **%.0f** | **%.0f** "
               "| |\n",

@@ -28,21 +28,29 @@ def functions(text):
         yield name, body
 
 
-def main_loop(body):
-    """The instructions of the longest backward branch's span, or None without a loop."""
+def inner_loops(body):
+    """The spans (length, first, last address) of the innermost loops, longest first."""
     spans = []
     for address, ins in body:
         m = re.match(r"BRA\s+(?:`\(\.L_x_\d+\)\s*)?0x([0-9a-f]+)", ins)
         if m and int(m.group(1), 16) < address:
             spans.append((address - int(m.group(1), 16), int(m.group(1), 16), address))
-    if not spans:
-        return None
     # Innermost loops only (no other loop inside): a kernel that walks its stages inside an
     # outer loop (the forward's chunks of features) is counted by its stage loop.
     inner = [s for s in spans
              if not any(o is not s and s[1] <= o[1] and o[2] <= s[2] for o in spans)]
-    _, lo, hi = max(inner)
+    return sorted(inner, reverse=True)
+
+
+def loop_instructions(body, span):
+    _, lo, hi = span
     return [ins for address, ins in body if lo <= address <= hi]
+
+
+def main_loop(body):
+    """The instructions of the longest innermost loop, or None without a loop."""
+    loops = inner_loops(body)
+    return loop_instructions(body, loops[0]) if loops else None
 
 
 def short_name(name):
@@ -72,6 +80,10 @@ def main():
         ops = collections.Counter(ins.split()[0] for ins in loop)
         print(f"{short_name(name)}: {len(loop)} instructions in the main loop")
         print("    " + ", ".join(f"{op} {n}" for op, n in ops.most_common()))
+        # Every innermost loop's count (a kernel with a second loop after its main one, the
+        # forward with the time loop fused in, shows both).
+        counts = [len(loop_instructions(body, span)) for span in inner_loops(body)]
+        print("    innermost loops: " + " ".join(str(n) for n in counts))
     if not found:
         sys.exit(f"no function with a loop matches '{pattern}' in {sys.argv[1]}")
 

@@ -44,6 +44,8 @@ class GpuVerdict(unittest.TestCase):
             engine_row("W1_StepLoop/1/16/1/real_time", "W1 step tf32 via StepLoop", 0.025, w1_floor),
             engine_row("W1_StepLoopMnist/1000/2/real_time", "W1 step bf16 on digits", 0.3, w1_floor),
             engine_row("W1_WeightGrad/1/1/1/manual_time", "W1 weight gradient", 0.06, w1_floor),
+            engine_row("W1_FirstLayerForward/1/0/2/manual_time", "W1 first-layer forward", 0.15,
+                       w1_floor),
             engine_row("W1_Inference/0/1000/real_time", "W1 inference fp32", 0.4, w1_floor),
             engine_row("W1_Inference/1/16/2/manual_time", "W1 inference bf16", 0.011, w1_floor),
             {"name": "TimeLoop/0/manual_time", "label": "lif forward", "ms": 0.5, "GB/s": 3000.0,
@@ -86,6 +88,8 @@ class GpuVerdict(unittest.TestCase):
         # The first layer's weight gradient alone: the walk, the pixels, the precision.
         self.assertIn("| nmsnn first-layer weight gradient by sample, unit-scaled MNIST | tf32 | "
                       "0.060 |", out)
+        # The first layer's forward alone: apart or fused, the pixels, the precision.
+        self.assertIn("| nmsnn first-layer forward, one kernel, centred MNIST | bf16 | 0.150 |", out)
         self.assertIn("| nmsnn inference B 1000, layer by layer | fp32 | 0.400 |", out)
         self.assertIn("| nmsnn inference B 16, sample clusters | bf16 | 0.011 |", out)
 

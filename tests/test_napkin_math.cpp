@@ -216,20 +216,33 @@ TEST(napkin, Workloads) {
   EXPECT_EQ(napkin::mma_forward_class(104), 1);
   EXPECT_EQ(napkin::mma_forward_class(105), 2);
   EXPECT_EQ(napkin::mma_wgrad_class(112), 1);
-  // The TF32 forward's 196,000 warp-stages x 521 instructions at 0.8 x 4 a clock x 132 SMs x
-  // 1.98 GHz take 121 us: less than its Philox work at the integer rate (25.1M blocks x 80
-  // slots at 0.8 x 64 a clock: 150 us), which bounds it; its TF32 math is 51 us. The FP32
-  // loops are bound by issue; the TF32 weight gradient by sample by its Philox work too (25.6M
-  // blocks: 153 us, against 98M warp instructions: 118 us).
+  // In TF32 and BF16 the forward runs the time loop in the same kernel (T = 128 divides 128,
+  // 100 neurons): 196,000 warp-stages x 528 instructions (its main loop) and 1000 blocks x 4
+  // warp-passes x 128 steps of the tail's loop (spike16 codes and spikes written, 447 a pass of
+  // 16 steps), at 0.8 x 4 a clock x 132 SMs x 1.98 GHz: 140 us, less than its Philox work at
+  // the integer rate (25.1M blocks x 80 slots at 0.8 x 64 a clock: 150 us), which bounds it; its
+  // TF32 math is 51 us. The FP32 loops are bound by issue; the TF32 weight gradient by sample by
+  // its Philox work too (25.6M blocks: 153 us, against 98M warp instructions: 118 us).
   const napkin::Device d = napkin::h200();
-  const auto& fwd = find(w1, "masked_linear_forward L0");
+  const auto& fwd = find(w1, "masked_linear_lif_forward L0");
   const auto& wgrad = find(w1, "masked_linear_wgrad L0");
+  const double issue = 0.8 * 4 * 132 * 1.98e9;
   EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).issue,
-              196000.0 * napkin::kMmaForwardLoop[1][0] / (0.8 * 4 * 132 * 1.98e9), 1e-12);
+              (196000.0 * napkin::kMmaLifForwardLoop[1][0] +
+               1000.0 * 4 * 128 * napkin::kLifTailLoop[2] / 16) / issue,
+              1e-12);
   EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).integer,
               128000.0 * 196 * 80 / (0.8 * 64 * 132 * 1.98e9), 1e-12);
   EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::tf32).bound, "int (Philox)");
-  EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::fp32).bound, "issue");
+  // a [T, B, 100] in FP32 is neither written nor read back: x and W read, the spikes and their
+  // spike16 codes written.
+  EXPECT_DOUBLE_EQ(fwd.bytes, 4.0 * (1000 * 784 + 100 * 784) + 128000.0 * 100 * (4 + 2));
+  // FP32 runs the product and the loop apart; TF32 and BF16 only the fused kernel.
+  const auto& apart = find(w1, "masked_linear_forward L0");
+  EXPECT_STREQ(napkin::predict(apart, d, napkin::Math::fp32).bound, "issue");
+  EXPECT_STREQ(napkin::predict(apart, d, napkin::Math::tf32).bound, "not run");
+  EXPECT_EQ(napkin::predict(find(w1, "lif_forward L0"), d, napkin::Math::bf16).total, 0);
+  EXPECT_EQ(napkin::predict(fwd, d, napkin::Math::fp32).total, 0);
   EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::fp32).bound, "issue");
   EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::tf32).bound, "int (Philox)");
   // W2: forward and weight gradient of Linear(16384, 16384) over 500 * 16 rows.
@@ -265,12 +278,21 @@ TEST(napkin, ClusterForwardByHand) {
   EXPECT_DOUBLE_EQ(q.reduces, 4 * 16 / 8.0 + 4 * 16 / 8.0);
   EXPECT_DOUBLE_EQ(q.barriers, 4 * 400.0);
   // The inference pass layer by layer: a product and a loop per layer, the loops latency bound.
+  // FP32 runs the first layer's product and loop apart; TF32 and BF16 as one kernel.
   const auto ks = napkin::inference_kernels(s);
-  ASSERT_EQ(ks.size(), 4u);
+  ASSERT_EQ(ks.size(), 5u);
   EXPECT_EQ(ks[0].name, "masked_linear_forward L0");
-  EXPECT_EQ(ks[3].name, "lif_forward L1");
+  EXPECT_EQ(ks[2].name, "masked_linear_lif_forward L0");
+  EXPECT_EQ(ks[4].name, "lif_forward L1");
   EXPECT_DOUBLE_EQ(ks[1].bytes, 4.0 * (4 * 17 * 8) * 2);    // reads a, writes the spikes
-  EXPECT_DOUBLE_EQ(ks[3].bytes, 4.0 * (4 * 17 * 8 + 17 * 8));  // reads a, writes the logits
+  EXPECT_DOUBLE_EQ(ks[4].bytes, 4.0 * (4 * 17 * 8 + 17 * 8));  // reads a, writes the logits
+  // Reads x and W, writes the spikes; its main loop as counted in it, and the tail: one block
+  // (68 rows), 17 samples x 8 neurons in 5 warp-passes of 4 steps, the spikes only written.
+  EXPECT_DOUBLE_EQ(ks[2].bytes, 4.0 * (17 * 64 + 8 * 64 + 4 * 17 * 8));
+  EXPECT_DOUBLE_EQ(ks[2].warp_instructions[1],
+                   ks[0].warp_instructions[1] * napkin::kMmaLifForwardLoop[0][0] /
+                           napkin::kMmaForwardLoop[0][0] +
+                       5 * 4 * napkin::kLifTailLoop[0] / 16);
 }
 
 // The seed network by clusters: FP32 products bound by their shared-memory loads (8 per 16 FMAs

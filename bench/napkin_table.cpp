@@ -130,7 +130,8 @@ int main() {
   std::printf("\nThe masks' floor of a layered W1 step: each mask made in the forward and again "
               "in the weight gradient (SPEC section 1), Philox's integer work alone, against 3x "
               "the TF32 floor (%.3f ms). This design's other kernels (all but the two masked "
-              "products) take %.3f ms in TF32.\n\n",
+              "products, the forward with the first layer's time loop in it) take %.3f ms in "
+              "TF32.\n\n",
               3 * floor * 1e3, others * 1e3);
   std::printf("| Philox slots per block | masks ms | 3x TF32 floor ms | left for the rest ms |\n"
               "| --- | ---: | ---: | ---: |\n");

@@ -487,6 +487,19 @@ void W1_StepLoopMnist(benchmark::State& state) {
   }
 }
 
+// The first B training digits (K pixels each) on the device, centred (x / 255 - 0.5, the seed's)
+// or unit-scaled (x / 255, the default preset's).
+const float* w1_digits(Arena& arena, bool unit, int B, int K) {
+  const nmsnn::Dataset digits = nmsnn::load_mnist(
+      "data/mnist", true, unit ? nmsnn::PixelScale::unit : nmsnn::PixelScale::centered, B);
+  if (digits.count != B || digits.features != K)
+    throw std::runtime_error("data/mnist holds fewer than " + std::to_string(B) + " digits of " +
+                             std::to_string(K) + " pixels");
+  float* x = arena.floats(size_t(B) * K);
+  CHECK(cudaMemcpy(x, digits.x.data(), sizeof(float) * B * K, cudaMemcpyHostToDevice));
+  return x;
+}
+
 // The first layer's weight gradient of W1 alone, walked by rows or by sample, on the first 1000
 // training digits centred (no zeros) or unit-scaled, with a random dU: against the model's kernel
 // for that walk and input (its partials' sum included).
@@ -496,13 +509,9 @@ void W1_WeightGrad(benchmark::State& state) {
     const bool by_sample = state.range(0) == 1, unit = state.range(1) == 1;
     const nmsnn::MatmulPrecision math = kW1Maths[state.range(2)];
     const int T = 128, B = 1000, K = 784, N = 100;
-    const nmsnn::Dataset digits = nmsnn::load_mnist(
-        "data/mnist", true, unit ? nmsnn::PixelScale::unit : nmsnn::PixelScale::centered, B);
-    if (digits.count != B) throw std::runtime_error("data/mnist holds fewer than 1000 digits");
     Gpu gpu;
     Arena arena;
-    float* x = arena.floats(size_t(B) * K);
-    CHECK(cudaMemcpy(x, digits.x.data(), sizeof(float) * B * K, cudaMemcpyHostToDevice));
+    const float* x = w1_digits(arena, unit, B, K);
     const float* dU = arena.floats(size_t(T) * B * N, -1.0f, 1.0f, 7);
     float* dW = arena.floats(size_t(N) * K);
     float* scratch = arena.floats(nmsnn::kernels::masked_linear_wgrad_scratch(T, B, N, K));
@@ -541,13 +550,9 @@ void W1_FirstLayerForward(benchmark::State& state) {
     const bool fused = state.range(0) == 1, unit = state.range(1) == 1;
     const nmsnn::MatmulPrecision math = kW1Maths[state.range(2)];
     const int T = 128, B = 1000, K = 784, N = 100;
-    const nmsnn::Dataset digits = nmsnn::load_mnist(
-        "data/mnist", true, unit ? nmsnn::PixelScale::unit : nmsnn::PixelScale::centered, B);
-    if (digits.count != B) throw std::runtime_error("data/mnist holds fewer than 1000 digits");
     Gpu gpu;
     Arena arena;
-    float* x = arena.floats(size_t(B) * K);
-    CHECK(cudaMemcpy(x, digits.x.data(), sizeof(float) * B * K, cudaMemcpyHostToDevice));
+    const float* x = w1_digits(arena, unit, B, K);
     const float* W = arena.floats(size_t(N) * K, -0.08f, 0.08f, 3);
     const float* bias = arena.floats(size_t(N), -0.03f, 0.03f, 4);
     const size_t n = size_t(T) * B * N;

@@ -23,6 +23,12 @@ W1_EAGER_SPEEDUP = 100.0
 W1_FLOOR_RATIO = 3.0
 MNIST_SEED_BAND = (0.88, 0.93)  # the CPU engine gives 0.9026 with the seed preset
 MATHS = ("fp32", "tf32", "bf16")  # bench_cuda's first argument indexes these
+# bench_cuda's first-layer rows alone: what their first argument picks.
+FIRST_LAYER_VARIANTS = {
+    "W1_WeightGrad": ("first-layer weight gradient by rows", "first-layer weight gradient by sample"),
+    "W1_FirstLayerForward": ("first-layer forward, product and time loop apart",
+                             "first-layer forward, one kernel"),
+}
 ORDER = {name: i for i, name in enumerate([
     "nmsnn", "nmsnn, compact state", "nmsnn Network API", "cuBLAS floor", "Philox alone, one pass",
     "PyTorch eager", "PyTorch graphs", "PyTorch compiled", "PyTorch multistep"])}
@@ -74,22 +80,13 @@ def ours(bench):
             if m:
                 math = MATHS[int(m.group(2) or 0)]
                 rows[("W1", f"nmsnn StepLoop B {m.group(1)}, unit-scaled MNIST", math)] = r
-        elif r["name"].startswith("W1_WeightGrad/"):
-            # W1_WeightGrad/<0 rows, 1 sample>/<0 centred, 1 unit-scaled>/<1 tf32, 2 bf16>/...
-            m = re.match(r"W1_WeightGrad/([01])/([01])/([012])", r["name"])
+        elif r["name"].startswith(("W1_WeightGrad/", "W1_FirstLayerForward/")):
+            # <benchmark>/<variant: 0 or 1>/<0 centred, 1 unit-scaled>/<1 tf32, 2 bf16>/...
+            m = re.match(r"(W1_\w+)/([01])/([01])/([012])", r["name"])
             if m:
-                walk = "by sample" if m.group(1) == "1" else "by rows"
-                pixels = "unit-scaled" if m.group(2) == "1" else "centred"
-                rows[("W1", f"nmsnn first-layer weight gradient {walk}, {pixels} MNIST",
-                      MATHS[int(m.group(3))])] = r
-        elif r["name"].startswith("W1_FirstLayerForward/"):
-            # W1_FirstLayerForward/<0 apart, 1 fused>/<0 centred, 1 unit-scaled>/<1 tf32, 2 bf16>
-            m = re.match(r"W1_FirstLayerForward/([01])/([01])/([012])", r["name"])
-            if m:
-                how = "one kernel" if m.group(1) == "1" else "product and time loop apart"
-                pixels = "unit-scaled" if m.group(2) == "1" else "centred"
-                rows[("W1", f"nmsnn first-layer forward, {how}, {pixels} MNIST",
-                      MATHS[int(m.group(3))])] = r
+                what = FIRST_LAYER_VARIANTS[m.group(1)][int(m.group(2))]
+                pixels = "unit-scaled" if m.group(3) == "1" else "centred"
+                rows[("W1", f"nmsnn {what}, {pixels} MNIST", MATHS[int(m.group(4))])] = r
         elif r["name"].startswith("W1_StepLoop/"):
             m = re.match(r"W1_StepLoop/([01])/(\d+)(?:/([012]))?", r["name"])
             if m:

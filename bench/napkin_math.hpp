@@ -194,7 +194,7 @@ constexpr double kMmaLifForwardLoop[3][2] = {{433, 373}, {519, 426}, {535, 436}}
 // the block's tile (a function of its own, not inlined), its outputs fixed for the common sets;
 // per warp, a pass of 16 steps issues (TF32 and BF16 alike, within one; the scale rule) with {the
 // spikes only (inference), FP32 u and the spikes, spike16 codes and the spikes} written:
-constexpr double kLifTailLoop[3] = {290, 341, 457};
+constexpr double kLifTailLoop[3] = {290, 349, 459};
 // The weight gradient by sample (masked_linear.cu's WgradWalk::samples: the TF32 and BF16
 // default for T >= 16 and B >= 8). A warp's task is a group of 8 live quads of one sample in a
 // range of 64 quads (256 features), over the sample's steps, 16 a stage: 4 Philox blocks a lane

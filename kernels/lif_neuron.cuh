@@ -31,13 +31,14 @@ inline LifConstants lif_constants(const SpikingLayer& layer) {
 // tested at every step. The tests and their branches were half of the loop's instructions in the
 // SASS, so the kernel where the loop competes with a product for issue (the fused forward) picks
 // a fixed set for the common cases (lif_outputs, then a switch).
-constexpr int kLifU = 1, kLifCodes = 2, kLifGates = 4, kLifSpikes = 8, kLifTraces = 16;
+constexpr int kLifU = 1, kLifCodes = 2, kLifGates = 4, kLifSpikes = 8, kLifTraceState = 16,
+              kLifTraceSpikes = 32;
 constexpr int kLifAnyOutputs = -1;
 
 inline __host__ __device__ int lif_outputs(const LifForwardArgs& a) {
   return (a.write_u ? kLifU : 0) | (a.saved_spikes ? kLifCodes : 0) |
          (a.saved_gates ? kLifGates : 0) | (a.spikes ? kLifSpikes : 0) |
-         (a.trace_state || a.trace_spikes ? kLifTraces : 0);
+         (a.trace_state ? kLifTraceState : 0) | (a.trace_spikes ? kLifTraceSpikes : 0);
 }
 
 // Neuron (b, h) of a [T, B, H] layer: at0 = b*H + h, `step` = B*H from (t, b, h) to (t+1, b, h).
@@ -65,8 +66,8 @@ __device__ inline void lif_neuron(const LifForwardArgs& a, const LifConstants& c
   uint16_t* codes = has(kLifCodes, a.saved_spikes) ? a.saved_spikes + at0 : nullptr;
   uint32_t* gate_words = has(kLifGates, a.saved_gates) ? a.saved_gates + at0 : nullptr;
   float* spikes = has(kLifSpikes, a.spikes) ? a.spikes + at0 : nullptr;
-  float* trace_state = has(kLifTraces, a.trace_state) ? a.trace_state + at0 : nullptr;
-  float* trace_spikes = has(kLifTraces, a.trace_spikes) ? a.trace_spikes + at0 : nullptr;
+  float* trace_state = has(kLifTraceState, a.trace_state) ? a.trace_state + at0 : nullptr;
+  float* trace_spikes = has(kLifTraceSpikes, a.trace_spikes) ? a.trace_spikes + at0 : nullptr;
   const int begin_eval = a.begin_eval;
 
   float v = 0.0f;        // v[t-1]
@@ -96,14 +97,15 @@ __device__ inline void lif_neuron(const LifForwardArgs& a, const LifConstants& c
     // With delay step 0 returns zeros, and adding that 0 to the readout changes nothing.
     const float returned_s = delay ? s_last : s, returned_v = delay ? v : next;
     if (has(kLifSpikes, spikes != nullptr)) spikes[at] = returned_s;
-    if (has(kLifTraces, trace_state != nullptr)) trace_state[at] = returned_v;
-    if (has(kLifTraces, trace_spikes != nullptr)) trace_spikes[at] = returned_s;
+    if (has(kLifTraceState, trace_state != nullptr)) trace_state[at] = returned_v;
+    if (has(kLifTraceSpikes, trace_spikes != nullptr)) trace_spikes[at] = returned_s;
     if (t >= begin_eval) readout += returned_v;
     v = next;
     s_last = s;
     at += step;
   };
-  // Whole groups of kLifAhead steps, their currents loaded first; then the last T % kLifAhead.
+  // Whole groups of kLifAhead steps, their currents loaded first; then the last T % kLifAhead
+  // steps likewise (their loads in flight together too), each checked against T.
   int t0 = 0;
   for (; t0 + kLifAhead <= T; t0 += kLifAhead) {
     float in[kLifAhead];
@@ -112,7 +114,14 @@ __device__ inline void lif_neuron(const LifForwardArgs& a, const LifConstants& c
 #pragma unroll
     for (int j = 0; j < kLifAhead; ++j) run(t0 + j, in[j]);
   }
-  for (; t0 < T; ++t0) run(t0, current(t0));
+  if (t0 < T) {
+    float in[kLifAhead];
+#pragma unroll
+    for (int j = 0; j < kLifAhead; ++j) in[j] = t0 + j < T ? current(t0 + j) : 0.0f;
+#pragma unroll
+    for (int j = 0; j < kLifAhead; ++j)
+      if (t0 + j < T) run(t0 + j, in[j]);
+  }
   if (a.logits) a.logits[at0] = readout * a.readout_scale;  // [B, H]: at0 is b*H + h there too
   if (a.rates) a.rates[at0] = fired / float(T);
 }

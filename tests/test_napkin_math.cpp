@@ -217,9 +217,9 @@ TEST(napkin, Workloads) {
   EXPECT_EQ(napkin::mma_forward_class(105), 2);
   EXPECT_EQ(napkin::mma_wgrad_class(112), 1);
   // In TF32 and BF16 the forward runs the time loop in the same kernel (T = 128 divides 128,
-  // 100 neurons): 196,000 warp-stages x 528 instructions (its main loop) and 1000 blocks x 4
-  // warp-passes x 128 steps of the tail's loop (spike16 codes and spikes written, 447 a pass of
-  // 16 steps), at 0.8 x 4 a clock x 132 SMs x 1.98 GHz: 140 us, less than its Philox work at
+  // 100 neurons): 196,000 warp-stages x 519 instructions (its main loop) and 1000 blocks x 4
+  // warp-passes x 128 steps of the tail's loop (spike16 codes and spikes written, 459 a pass of
+  // 16 steps), at 0.8 x 4 a clock x 132 SMs x 1.98 GHz: 138 us, less than its Philox work at
   // the integer rate (25.1M blocks x 80 slots at 0.8 x 64 a clock: 150 us), which bounds it; its
   // TF32 math is 51 us. The FP32 loops are bound by issue; the TF32 weight gradient by sample by
   // its Philox work too (25.6M blocks: 153 us, against 98M warp instructions: 118 us).

@@ -307,6 +307,8 @@ struct StepShape {
   // A what-if: the masks cost nothing, neither integer work nor instructions in the TF32 and
   // BF16 loops (their floor without Philox).
   bool free_masks = false;
+  // A what-if, a SPEC-level change: 16-bit uniforms, 8 a Philox block (both engines' masks).
+  bool masks16 = false;
   // A layer of at most 16 neurons over a spiking layer has its backward products taken into the
   // lower layer's lif_backward (DeviceOptions::fuse_small_layers, the default); false: cuBLAS.
   bool fuse_small = true;
@@ -349,6 +351,21 @@ inline double step_product_flop(const StepShape& s) {
   return flop;
 }
 
+// StepShape::masks16, counted by hand (not built): each Philox block gives 8 uniforms of 16 bits
+// (m = h * 2^-16, h a half of a word) instead of 4 of 24. Per block 20 IMAD.WIDE (40 slots) and
+// 20 LOP3 as now, and per mask one integer op (the half into a float's mantissa, LOP3 or PRMT)
+// and one FFMA (that float less its offset, times x: exact before its one rounding), against a
+// SHF, an I2FP and two FMULs: 68 integer slots for 8 masks against 80 for 4, and half the
+// loops' mask instructions.
+constexpr double kPhilox16IntOpsPer4Masks = (2 * 20 + 20 + 8) / 2.0;
+inline double mask_int_factor(const StepShape& s) {
+  return s.masks16 ? kPhilox16IntOpsPer4Masks / kPhiloxIntOpsPerBlock : 1;
+}
+// Mask instructions a TF32 or BF16 warp-stage leaves out under the what-ifs.
+inline double mask_instructions_saved(const StepShape& s, bool free_masks) {
+  return free_masks ? kMmaMaskInstructions : s.masks16 ? kMmaMaskInstructions / 2 : 0;
+}
+
 // The first layer's masked forward of a noisy step (H neurons over the s.I inputs): masks made
 // once, in registers, for the live stages' share (s.forward_stages) of the products and masks.
 // The FP32 kernel walks every quad, but its issue count (unscaled) bounds it far above either.
@@ -364,9 +381,9 @@ inline Kernel masked_forward(const StepShape& s, double H, const std::string& ta
            live * product_flop(M, H, K),
            free_masks ? 0
                       : live * philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
-                            kPhiloxIntOpsPerBlock,
+                            kPhiloxIntOpsPerBlock * mask_int_factor(s),
            0, true};
-  set_loop_instructions(k, M, H, K, false, free_masks ? kMmaMaskInstructions : 0, live);
+  set_loop_instructions(k, M, H, K, false, mask_instructions_saved(s, free_masks), live);
   return k;
 }
 
@@ -421,12 +438,14 @@ inline Kernel masked_wgrad_by_sample(const StepShape& s, double H, const std::st
   Kernel k{"masked_linear_wgrad" + tag,
            "by sample: groups of 8 live quads; " + std::to_string(int(splits)) + " sample splits",
            kFloat * (M * H + B * K + splits * H * K), tasks * stages * 2 * 16 * 32 * H / slices,
-           free_masks ? 0 : tasks * stages * 8 * 16 * kPhiloxIntOpsPerBlock, 0, true};
+           free_masks ? 0
+                      : tasks * stages * 8 * 16 * kPhiloxIntOpsPerBlock * mask_int_factor(s),
+           0, true};
   k.warp_instructions[int(Math::fp32)] =
       masked_wgrad_block_stages(M, H, K) * kSimtWgradLoop * kSimtWarps;
   for (int p = 0; p < 2; ++p) {
     const double own = kMmaLiveWgradLoop[c][p] - kLiveItemsCounted[c] * kLiveStagingItem[p] -
-                       (free_masks ? kMmaMaskInstructions : 0);
+                       mask_instructions_saved(s, free_masks);
     k.warp_instructions[1 + p] = tasks * stages * own +
                                  ranges * stages * 32 * mt * kLiveStagingItem[p] / 32 +
                                  tasks * 4 * mt * kLiveAddPerFloat4;
@@ -444,9 +463,9 @@ inline Kernel masked_wgrad_by_rows(const StepShape& s, double H, const std::stri
            kFloat * (M * H + B * K + splits * H * K), product_flop(M, H, K),
            free_masks ? 0
                       : philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
-                            kPhiloxIntOpsPerBlock,
+                            kPhiloxIntOpsPerBlock * mask_int_factor(s),
            0, true};
-  set_loop_instructions(k, M, H, K, true, free_masks ? kMmaMaskInstructions : 0);
+  set_loop_instructions(k, M, H, K, true, mask_instructions_saved(s, free_masks));
   return k;
 }
 

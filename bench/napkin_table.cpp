@@ -121,6 +121,10 @@ int main() {
       d);
   row("unit-scaled MNIST digits (the default preset's x / 255): both products on live quads",
       napkin::w1_unit_mnist(), d);
+  napkin::StepShape masks16 = napkin::w1();
+  masks16.masks16 = true;
+  row("16-bit masks, 8 a Philox block (a SPEC-level change to both engines' masks; by hand)",
+      masks16, d);
 
   // What no layered design of W1 can go below: the masks made twice (SPEC section 1), against
   // the 3x target, at the model's Philox count and at the FMA pipe's alone.

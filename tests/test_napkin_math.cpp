@@ -237,6 +237,14 @@ TEST(napkin, Workloads) {
   // a [T, B, 100] in FP32 is neither written nor read back: x and W read, the spikes and their
   // spike16 codes written.
   EXPECT_DOUBLE_EQ(fwd.bytes, 4.0 * (1000 * 784 + 100 * 784) + 128000.0 * 100 * (4 + 2));
+  // The 16-bit masks what-if: 8 uniforms a Philox block at 68 integer slots (34 per 4 masks),
+  // and half of the 224 mask instructions of a TF32 warp-stage left out (its 4 blocks of 4).
+  napkin::StepShape masks16 = napkin::w1();
+  masks16.masks16 = true;
+  const auto k16 = napkin::step_kernels(masks16);
+  EXPECT_DOUBLE_EQ(find(k16, "masked_linear_lif_forward L0").int_ops, 128000.0 * 196 * 34);
+  EXPECT_DOUBLE_EQ(find(k16, "masked_linear_forward L0").warp_instructions[1],
+                   196000.0 * (napkin::kMmaForwardLoop[1][0] - 112));
   // FP32 runs the product and the loop apart; TF32 and BF16 only the fused kernel.
   const auto& apart = find(w1, "masked_linear_forward L0");
   EXPECT_STREQ(napkin::predict(apart, d, napkin::Math::fp32).bound, "issue");

@@ -41,15 +41,22 @@ inline __host__ __device__ int lif_outputs(const LifForwardArgs& a) {
          (a.trace_state ? kLifTraceState : 0) | (a.trace_spikes ? kLifTraceSpikes : 0);
 }
 
+// A loop's extra destination for the spikes it returns, beside a.spikes: sink(t, s) at step t.
+// The fused forward (masked_linear.cu) puts them in its shared tile, in place of the currents,
+// for the layer above's product; the other loops have none.
+struct NoSpikeSink {
+  __device__ void operator()(int, float) const {}
+};
+
 // Neuron (b, h) of a [T, B, H] layer: at0 = b*H + h, `step` = B*H from (t, b, h) to (t+1, b, h).
 // current(t) is a[t] without the bias. The currents do not depend on the state, so they are
 // loaded kLifAhead steps ahead of the loop that runs them (loads in flight instead of one
 // dependent load a step). Every a[t] is read before anything of step t is written, so the
-// returned spikes may overwrite a (lif_forward.cuh). kOut: the outputs, as lif_outputs(a) gives
-// them, or kLifAnyOutputs.
-template <ResetRule Rule, int kOut, class Current>
+// returned spikes may overwrite a (lif_forward.cuh), through a.spikes or the sink. kOut: the
+// outputs, as lif_outputs(a) gives them, or kLifAnyOutputs.
+template <ResetRule Rule, int kOut, class Current, class Sink = NoSpikeSink>
 __device__ inline void lif_neuron(const LifForwardArgs& a, const LifConstants& c, size_t at0,
-                                  size_t step, int h, Current current) {
+                                  size_t step, int h, Current current, Sink sink = {}) {
   // Everything the loop reads as locals: the stores below could alias a struct behind a
   // reference, and the compiler would load it again after each.
   const float bias = a.bias ? a.bias[h] : 0.0f;
@@ -99,6 +106,7 @@ __device__ inline void lif_neuron(const LifForwardArgs& a, const LifConstants& c
     if (has(kLifSpikes, spikes != nullptr)) spikes[at] = returned_s;
     if (has(kLifTraceState, trace_state != nullptr)) trace_state[at] = returned_v;
     if (has(kLifTraceSpikes, trace_spikes != nullptr)) trace_spikes[at] = returned_s;
+    sink(t, returned_s);
     if (t >= begin_eval) readout += returned_v;
     v = next;
     s_last = s;

@@ -486,11 +486,13 @@ __device__ int live_quads(QuadList& list, const float* x, int K, int b_lo, int b
 }
 
 // What the fused time loop needs (a kernel argument, by value): the time loop's arguments and
-// constants, and the reset rule as a flag (one kernel for both rules).
+// constants, the reset rule as a flag (one kernel for both rules), and optionally the layer
+// above's product (NextLayerProduct: its W, width and current, a null `next.a` for none).
 struct LifTail {
   LifForwardArgs args;
   LifConstants c;
   bool subtract = false;
+  NextLayerProduct next;
 };
 
 // The fused time loop's tile of a: kMmaRows rows (the block's, sample-major) x the slice's
@@ -503,20 +505,25 @@ constexpr size_t lif_tile_bytes() {
   return sizeof(float) * kMmaRows * lif_tile_pitch(8 * NT);
 }
 
-// One neuron of the fused time loop, its outputs fixed at compile time for the common sets (a
-// hidden layer in training, u or spike16 codes kept, and in inference) and tested otherwise.
-template <ResetRule Rule, class Current>
+// One neuron of the fused time loop, its outputs fixed at compile time for the common sets and
+// tested otherwise: a hidden layer in training (u or spike16 codes kept) and in inference, its
+// spikes to out or, with the layer above's product fused in (a TileSpikes sink), only to the tile.
+template <ResetRule Rule, class Current, class Sink>
 __device__ void lif_tail_neuron(const LifTail& tail, size_t at0, size_t step, int n,
-                                Current current) {
-  switch (lif_outputs(tail.args)) {
-    case kLifU | kLifSpikes:
-      return lif_neuron<Rule, kLifU | kLifSpikes>(tail.args, tail.c, at0, step, n, current);
-    case kLifCodes | kLifSpikes:
-      return lif_neuron<Rule, kLifCodes | kLifSpikes>(tail.args, tail.c, at0, step, n, current);
-    case kLifSpikes:
-      return lif_neuron<Rule, kLifSpikes>(tail.args, tail.c, at0, step, n, current);
+                                Current current, Sink sink) {
+  const LifForwardArgs& a = tail.args;
+  const LifConstants& c = tail.c;
+  constexpr bool kToOut = std::is_same<Sink, NoSpikeSink>::value;
+  constexpr int kSpikes = kToOut ? kLifSpikes : 0;
+  switch (lif_outputs(a)) {
+    case kLifU | kSpikes:
+      return lif_neuron<Rule, kLifU | kSpikes>(a, c, at0, step, n, current, sink);
+    case kLifCodes | kSpikes:
+      return lif_neuron<Rule, kLifCodes | kSpikes>(a, c, at0, step, n, current, sink);
+    case kSpikes:
+      return lif_neuron<Rule, kSpikes>(a, c, at0, step, n, current, sink);
     default:
-      return lif_neuron<Rule, kLifAnyOutputs>(tail.args, tail.c, at0, step, n, current);
+      return lif_neuron<Rule, kLifAnyOutputs>(a, c, at0, step, n, current, sink);
   }
 }
 
@@ -526,10 +533,19 @@ __device__ void lif_tail_neuron(const LifTail& tail, size_t at0, size_t step, in
 #define NMSNN_NOINLINE  // the CUDA emulation (plain C++) has no such keyword and needs none
 #endif
 
+// The sink of a fused time loop whose spikes feed the layer above's product: step t's spike in
+// place of its current in the tile (lif_neuron reads every current of a step before it writes).
+struct TileSpikes {
+  float* column;
+  int pitch;
+  __device__ void operator()(int t, float s) const { column[t * pitch] = s; }
+};
+
 // The time loops on the block's tile: thread e runs neuron e % N of the block's sample e / N
 // (and e + 128, ... where the block has more than 128 pairs). Not inlined: its registers are
-// then its own, not added to the main loop's (inlined, the widest class spilled).
-template <int NT>
+// then its own, not added to the main loop's (inlined, the widest class spilled). kNext: the
+// spikes also go to the tile, for the layer above's product.
+template <int NT, bool kNext>
 NMSNN_NOINLINE __device__ void lif_tail_loops(const LifTail& tail, int T, int B, int N,
                                               long long p_block) {
   extern __shared__ __align__(16) float lif_tile[];
@@ -539,14 +555,74 @@ NMSNN_NOINLINE __device__ void lif_tail_loops(const LifTail& tail, int T, int B,
   for (int e = threadIdx.x; e < samples * N; e += kMmaThreads) {
     const int ls = e / N, n = e - ls * N, b = b0 + ls;
     if (b >= B) break;  // the last block's rows past M (e only grows)
-    const float* column = lif_tile + ls * T * pitch + n;
+    float* column = lif_tile + ls * T * pitch + n;
     auto current = [&](int s) { return column[s * pitch]; };
     const size_t at0 = size_t(b) * N + n;
+    using Sink = typename std::conditional<kNext, TileSpikes, NoSpikeSink>::type;
+    Sink sink{};
+    if constexpr (kNext) sink = TileSpikes{column, pitch};
     if (tail.subtract)
-      lif_tail_neuron<ResetRule::subtract>(tail, at0, step, n, current);
+      lif_tail_neuron<ResetRule::subtract>(tail, at0, step, n, current, sink);
     else
-      lif_tail_neuron<ResetRule::scale>(tail, at0, step, n, current);
+      lif_tail_neuron<ResetRule::scale>(tail, at0, step, n, current, sink);
   }
+}
+
+// The layer above's weights W [H, N], H <= 16, staged whole as the forward stages its W: stage s
+// (features 16s .. 16s + 15) in rows 16s .. 16s + 15 of `wn`, zeros past N and H. Thread e takes
+// row e % 16 of stage e / 16 (N <= 128: at most 128 such rows, one each).
+template <class Op>
+NMSNN_NOINLINE __device__ void stage_next_weights(const float* W, int H, int N,
+                                                  uint32_t (*wn)[Op::kRowWords]) {
+  const int e = threadIdx.x, c = e & 15, s = e >> 4;
+  if (s >= (N + 15) / 16) return;
+  const float* row = W + size_t(c < H ? c : 0) * N;
+#pragma unroll
+  for (int q = 0; q < 4; ++q)
+    Op::put(wn[16 * s + c], q, load_quad<false>(row, 16 * s + 4 * q, N, c < H));
+}
+
+// next.a = the tile's spikes times next.W^T, for the block's rows: the forward's fragments with
+// the spikes as A (lane (g, t) four consecutive neurons of each of its rows, zeros past N) and
+// two n8 tiles of the layer above's neurons. After the time loops and a barrier; the spikes and
+// weights are rounded to the precision's operands, as cuBLAS would take them.
+template <class Op, int NT>
+NMSNN_NOINLINE __device__ void next_layer_product(const NextLayerProduct& next, int T, int B,
+                                                  long long M, int N, long long p_block,
+                                                  const uint32_t (*wn)[Op::kRowWords]) {
+  extern __shared__ __align__(16) float lif_tile[];
+  constexpr int pitch = lif_tile_pitch(8 * NT);
+  const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+  float acc[kMmaRowTiles][2][4];
+  zero_accumulators(acc);
+  for (int s = 0; s < (N + 15) / 16; ++s) {
+    float v[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const float* row = lif_tile + (32 * warp + 16 * (r >> 1) + 8 * (r & 1) + g) * pitch;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int n = 16 * s + 4 * t + e;
+        v[r][e] = n < N ? row[n] : 0.0f;
+      }
+    }
+    Op::template multiply<2>(acc, v, wn + 16 * s);
+  }
+  __syncthreads();  // the CUDA emulation applies a warp's mma.sync at the next barrier
+#pragma unroll
+  for (int i = 0; i < kMmaRowTiles; ++i)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const long long p = p_block + 32 * warp + 16 * i + 8 * h + g;
+      if (p >= M) continue;
+      float* row = next.a + (size_t)((p % T) * B + p / T) * next.H;
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int c = 8 * j + 2 * t;
+        if (c < next.H) row[c] = acc[i][j][2 * h];
+        if (c + 1 < next.H) row[c + 1] = acc[i][j][2 * h + 1];
+      }
+    }
 }
 
 // grid (ceil(M / 128), ceil(N / (8 NT))): block (x, y) computes out for neurons 8 NT y .. and
@@ -650,8 +726,20 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
           *reinterpret_cast<float2*>(row + 8 * j + 2 * t) =
               make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
       }
+    // ws is free since the main loop's last barrier: the layer above's weights go there
+    // (ceil(N / 16) stages of 16 rows).
+    static_assert(2 * kNeurons >= 16 * ((kNeurons + 15) / 16), "ws holds the weights above");
+    const bool next = tail.next.a != nullptr;  // the same in every thread
+    auto* wn = reinterpret_cast<uint32_t(*)[Op::kRowWords]>(&ws[0][0][0]);
+    if (next) stage_next_weights<Op>(tail.next.W, tail.next.H, N, wn);
     __syncthreads();
-    lif_tail_loops<NT>(tail, T, B, N, p_block);
+    if (!next) {
+      lif_tail_loops<NT, false>(tail, T, B, N, p_block);
+      return;
+    }
+    lif_tail_loops<NT, true>(tail, T, B, N, p_block);
+    __syncthreads();
+    next_layer_product<Op, NT>(tail.next, T, B, M, N, p_block, wn);
     return;
   }
   // c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1) of each tile, straight to out.
@@ -1409,7 +1497,7 @@ bool masked_linear_lif_fusable(int T, int N, MatmulPrecision math) {
 void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K,
                                const float* W, const SpikingLayer& layer,
                                const LifForwardArgs& args, MatmulPrecision math,
-                               cudaStream_t stream) {
+                               cudaStream_t stream, const NextLayerProduct& next) {
   const int N = args.H;
   check_shapes("masked_linear_lif_forward", T, B, K, N);
   if (!masked_linear_lif_fusable(T, N, math))
@@ -1422,7 +1510,17 @@ void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K
   if (args.a)
     ::nmsnn::detail::fail("masked_linear_lif_forward: the current is the product's, not a buffer");
   check_lif_forward_args("masked_linear_lif_forward", args);
-  const LifTail tail{args, lif_constants(layer), layer.reset == ResetRule::subtract};
+  if (next.a && (!next.W || next.H < 1 || next.H > kNextLayerMaxWidth))
+    ::nmsnn::detail::fail("masked_linear_lif_forward: the layer above's product needs its W and "
+                          "1 to ", kNextLayerMaxWidth, " neurons; got H=", next.H,
+                          next.W ? "" : ", no W");
+  if (next.a && args.logits)
+    ::nmsnn::detail::fail("masked_linear_lif_forward: a last layer (logits) has no layer above");
+  if (next.a && (next.a == args.u || next.a == args.spikes || next.a == args.trace_state ||
+                 next.a == args.trace_spikes))
+    ::nmsnn::detail::fail("masked_linear_lif_forward: the layer above's current must not share a "
+                          "buffer with the time loop's outputs");
+  const LifTail tail{args, lif_constants(layer), layer.reset == ResetRule::subtract, next};
   const long long M = (long long)T * B;
   if (math == MatmulPrecision::tf32)
     launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
@@ -1430,7 +1528,7 @@ void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K
     launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
   NMSNN_CHECK_LAUNCH("masked_linear_lif_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
                      ", ", to_string(math), ", reset ", to_string(layer.reset),
-                     layer.delay ? ", delay" : ", no delay");
+                     layer.delay ? ", delay" : ", no delay", ", next H=", next.a ? next.H : 0);
 }
 
 WgradSplit masked_linear_wgrad_split(long long M, int N, int K) {

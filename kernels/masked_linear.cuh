@@ -38,11 +38,22 @@ void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, co
 // BF16, a layer of N <= 128 neurons (one slice: its rows hold every neuron) and T dividing 128
 // (a block's 128 rows are whole samples): masked_linear_lif_fusable. `args` as lif_forward's,
 // H = N, and no separate input a (the product is the current).
+//
+// `next` (optional): the current of a small layer above, a[T, B, H] = spikes · W^T (W [H, N]
+// row-major, H <= kNextLayerMaxWidth, no bias), made in the same kernel from the block's spikes in
+// shared memory, on the tensor cores in `math` (spikes and W rounded as cuBLAS takes them, FP32
+// sums in another order). The spikes then need not reach memory: args.spikes may be null.
+constexpr int kNextLayerMaxWidth = 16;
+struct NextLayerProduct {
+  const float* W = nullptr;  // [H, N]
+  int H = 0;
+  float* a = nullptr;  // [T, B, H]; null: no product
+};
 bool masked_linear_lif_fusable(int T, int N, MatmulPrecision math);
 void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K,
                                const float* W, const SpikingLayer& layer,
                                const LifForwardArgs& args, MatmulPrecision math,
-                               cudaStream_t stream);
+                               cudaStream_t stream, const NextLayerProduct& next = {});
 
 // How the weight gradient splits its sum over M = T*B rows: `splits` blocks of `rows` rows each
 // write a partial [N, K]; a second pass adds the partials in split order, so the result is the

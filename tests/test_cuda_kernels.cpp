@@ -97,12 +97,13 @@ class Dev {
   Dev& operator=(const Dev&) = delete;
   T* get() const { return p_; }
   void put(const std::vector<T>& v) {
+    if (v.empty()) return;  // an empty vector's data() may be null, which memcpy must not get
     NMSNN_CUDA_CHECK(cudaMemcpy(p_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
   }
   std::vector<T> host() const {
     NMSNN_CUDA_CHECK(cudaDeviceSynchronize());  // kernel errors surface here, with their name
     std::vector<T> v(n_);
-    NMSNN_CUDA_CHECK(cudaMemcpy(v.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
+    if (n_) NMSNN_CUDA_CHECK(cudaMemcpy(v.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
     return v;
   }
 
@@ -485,6 +486,19 @@ TEST(MaskedLinear, EveryWidthInEveryPrecision) {
       check_masked_wgrad(math, extra, shapes);
     }
   }
+}
+
+// v as the tensor cores take it in `math`: rounded to TF32 (10 mantissa bits, to nearest, ties
+// away from zero: cvt.rna.tf32.f32) or to BF16 (7 bits, ties to even: __float2bfloat16); the
+// identity for FP32 products.
+float operand(float v, nmsnn::MatmulPrecision math) {
+  if (math == nmsnn::MatmulPrecision::fp32) return v;
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  if (math == nmsnn::MatmulPrecision::tf32) u = (u + 0x1000u) & ~0x1FFFu;
+  else u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  std::memcpy(&v, &u, 4);
+  return v;
 }
 
 // BF16 rounding to nearest even, as the device's __float2bfloat16 (host side, for the tests).
@@ -932,7 +946,37 @@ struct FusedLifCase {
   Kept kept;
   ResetRule reset;
   bool delay, last, traced;
+  int next_H = 0;           // the layer above's product fused in (a hidden layer), 0: none
+  bool spikes_too = false;  // with it, the spikes written to memory as well
 };
+
+// The layer above's current from the fused kernel against its double sum over the reference's
+// spikes, operands rounded as the kernel rounds them: only the FP32 sums' order and rounding
+// differ, within (N + 2) 2^-22 of sum |terms| (2^-24 per add, with a factor 4 for the tensor
+// cores' own alignment of the products).
+int check_next_product(nmsnn::MatmulPrecision math, const FusedLifCase& c,
+                       const std::vector<float>& spikes, const std::vector<float>& W,
+                       const std::vector<float>& got, const std::string& name) {
+  auto op = [&](float v) { return operand(v, math); };
+  int bad = 0, live = 0;
+  for (size_t row = 0; row < size_t(c.T) * c.B; ++row)
+    for (int h = 0; h < c.next_H; ++h) {
+      double want = 0, scale = 0;
+      for (int n = 0; n < c.N; ++n) {
+        const double term = double(op(spikes[row * c.N + n])) * op(W[size_t(h) * c.N + n]);
+        want += term;
+        scale += std::abs(term);
+      }
+      live += scale > 0;
+      const double have = got[row * c.next_H + h];
+      if (!(std::abs(have - want) <= (c.N + 2) * std::ldexp(scale, -22)) && bad++ < 5)
+        ADD_FAILURE() << name << " next layer's a, row " << row << " neuron " << h << ": " << have
+                      << " vs " << want << " (sum |terms| " << scale << ")";
+    }
+  // Rows without a spike test nothing: a tenth at least must have some.
+  EXPECT_GT(live, int(size_t(c.T) * c.B * c.next_H / 10)) << name << ": too few spikes";
+  return bad;
+}
 
 // The fused kernel against masked_linear_forward then lif_forward on the same inputs: the same
 // arithmetic in the same order, so every output must be bit-identical.
@@ -943,7 +987,8 @@ void check_fused_lif(nmsnn::MatmulPrecision math, const FusedLifCase& c) {
       " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) + " " +
       (c.kept == Kept::u ? "u" : c.kept == Kept::spike16 ? "spike16" : "gates") + " " +
       nmsnn::to_string(c.reset) + (c.delay ? " delay" : " no delay") +
-      (c.last ? " last" : " hidden") + (c.traced ? " traced" : "");
+      (c.last ? " last" : " hidden") + (c.traced ? " traced" : "") +
+      (c.next_H ? " next H=" + std::to_string(c.next_H) : "") + (c.spikes_too ? " spikes too" : "");
   SpikingLayer layer = exact_layer(c.reset, c.delay);
   layer.decay = 0.9f;
   layer.threshold = 0.7f;
@@ -989,16 +1034,27 @@ void check_fused_lif(nmsnn::MatmulPrecision math, const FusedLifCase& c) {
   k::masked_linear_forward(key, dx.get(), c.T, c.B, c.K, dW.get(), c.N, ref.u.get(), math,
                            nullptr);
   k::lif_forward(layer, args_for(ref), nullptr);
-  k::masked_linear_lif_forward(key, dx.get(), c.T, c.B, c.K, dW.get(), layer, args_for(got), math,
-                               nullptr);
+  const auto W_next = random_vector(size_t(c.next_H) * c.N, -0.5f, 0.5f, 44);
+  Dev<float> dW_next(W_next);
+  Dev<float> a_next(std::vector<float>(size_t(c.T) * c.B * c.next_H, std::nanf("")));
+  k::NextLayerProduct next;
+  k::LifForwardArgs got_args = args_for(got);
+  if (c.next_H) {
+    next = {dW_next.get(), c.next_H, a_next.get()};
+    if (!c.spikes_too) got_args.spikes = nullptr;
+  }
+  k::masked_linear_lif_forward(key, dx.get(), c.T, c.B, c.K, dW.get(), layer, got_args, math,
+                               nullptr, next);
 
   int fired = 0;  // neurons that fired at some step (rates count every step, returned or not)
   for (float r : ref.rates.host()) fired += r > 0;
   if (c.traced) EXPECT_GT(fired, 0) << name << ": no spike at all; the case tests too little";
   int bad = 0;
   if (c.kept == Kept::u) bad += count_bit_differences(got.u.host(), ref.u.host(), name + " u");
-  if (!c.last)
+  if (!c.last && got_args.spikes)
     bad += count_bit_differences(got.spikes.host(), ref.spikes.host(), name + " spikes");
+  if (c.next_H)
+    bad += check_next_product(math, c, ref.spikes.host(), W_next, a_next.host(), name);
   if (c.traced) {
     bad += count_bit_differences(got.state.host(), ref.state.host(), name + " traced state");
     bad += count_bit_differences(got.trace_spikes.host(), ref.trace_spikes.host(),
@@ -1034,6 +1090,13 @@ TEST(MaskedLinearLif, BitIdenticalToTheProductThenTheTimeLoop) {
       {32, 9, 67, 50, Kept::gates, ResetRule::scale, true, true, true},
       {64, 5, 36, 128, Kept::u, ResetRule::scale, true, true, false},
       {1, 130, 20, 7, Kept::spike16, ResetRule::subtract, true, false, true},
+      // The layer above's product fused in: the seed's pair, 10 above 100 (its spikes then never
+      // reach memory; fewer inputs, which the cases above cover, to keep the race build quick);
+      // 16 neurons above a layer whose spikes are written too; one above 128; N = 7 < a stage.
+      {128, 2, 200, 100, Kept::spike16, ResetRule::scale, true, false, false, 10},
+      {32, 9, 67, 50, Kept::u, ResetRule::subtract, false, false, true, 16, true},
+      {64, 5, 36, 128, Kept::u, ResetRule::scale, true, false, false, 1},
+      {1, 130, 203, 7, Kept::spike16, ResetRule::subtract, false, false, true, 3},
   };
   for (MatmulPrecision math : {MatmulPrecision::tf32, MatmulPrecision::bf16})
     for (const FusedLifCase& c : cases) check_fused_lif(math, c);
@@ -1071,6 +1134,18 @@ TEST(MaskedLinearLif, RefusesWhatItCannotRun) {
   args.saved_spikes = codes;
   args.saved_gates = reinterpret_cast<uint32_t*>(u.get());
   EXPECT_TRUE(throws_with([&] { run(2, MatmulPrecision::bf16); }, {"not both"}));
+  args.saved_gates = nullptr;
+  // The layer above's product: 1 to 16 neurons, with its weights, over a hidden layer.
+  auto run_next = [&](k::NextLayerProduct next) {
+    k::masked_linear_lif_forward(NoiseKey{1, 2}, x.get(), 2, 2, 2, W.get(), layer, args,
+                                 MatmulPrecision::tf32, nullptr, next);
+  };
+  EXPECT_TRUE(throws_with([&] { run_next({W.get(), 17, a.get()}); }, {"1 to 16", "H=17"}));
+  EXPECT_TRUE(throws_with([&] { run_next({W.get(), 0, a.get()}); }, {"H=0"}));
+  EXPECT_TRUE(throws_with([&] { run_next({nullptr, 4, a.get()}); }, {"no W"}));
+  EXPECT_TRUE(throws_with([&] { run_next({W.get(), 4, u.get()}); }, {"must not share"}));
+  args.logits = u.get();
+  EXPECT_TRUE(throws_with([&] { run_next({W.get(), 4, a.get()}); }, {"no layer above"}));
 }
 
 void check_spikes_from_u(int block) {
@@ -1849,19 +1924,6 @@ struct DevicePair {
 std::string describe(const PairCase& c) {
   return "T=" + std::to_string(c.T) + " B=" + std::to_string(c.B) + " I=" + std::to_string(c.I) +
          " H=" + std::to_string(c.H) + " C=" + std::to_string(c.C);
-}
-
-// v as the tensor cores take it in `math`: rounded to TF32 (10 mantissa bits, to nearest, ties
-// away from zero: cvt.rna.tf32.f32) or to BF16 (7 bits, ties to even: __float2bfloat16); the
-// identity for FP32 products.
-float operand(float v, nmsnn::MatmulPrecision math) {
-  if (math == nmsnn::MatmulPrecision::fp32) return v;
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  if (math == nmsnn::MatmulPrecision::tf32) u = (u + 0x1000u) & ~0x1FFFu;
-  else u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
-  std::memcpy(&v, &u, 4);
-  return v;
 }
 
 // SPEC.md 1-3 for a pair of spiking layers, in double from the FP32 masked inputs the kernels

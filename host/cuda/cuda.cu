@@ -11,7 +11,9 @@
 //              buffer and turned into them in place, the spike16 codes or gate bits saved
 //              (kernels/lif_saved.cuh); the last layer writes the logits from its fused readout.
 //              The noisy layer 0 in TF32 or BF16 with T dividing 128 and at most 128 neurons
-//              runs both in one kernel (masked_linear_lif_forward): a never reaches memory.
+//              runs both in one kernel (masked_linear_lif_forward): a never reaches memory; a
+//              spiking layer of at most 16 neurons above it (the seed's output) gets its current
+//              from that kernel too, so layer 0's spikes never reach memory either.
 //              backward: lif_backward, bias_grad_reduce, cuBLAS dW = du^T x and dx = du W (or
 //              masked_linear_wgrad for noisy inputs); x is rebuilt from u (or the spike16 codes)
 //              of the layer below when that layer is a spiking one (spikes_from_u,
@@ -256,6 +258,17 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       kernels::time_broadcast(input.data, T, (long long)B * I, 0, 1.0f, at(lay.input), stream);
   }
 
+  // Where spiking layer l's current a is made: in place of u when u is kept for backward, else
+  // in the spikes' buffer (turned into them in place), or the last layer's scratch.
+  auto current_buffer = [&](int l) {
+    const LayerPlan& p = lay.layer[size_t(l)];
+    if (training && p.saved_u != kNone) return at(p.saved_u);
+    if (l == L - 1) return at(lay.u_scratch);
+    return p.saved_y != kNone ? at(p.saved_y) : at(lay.out[l % 2]);
+  };
+  // Set when the fused first layer has made layer 1's current in its own kernel.
+  bool current_made_below = false;
+
   for (int l = 0; l < L; ++l) {
     const LayerSpec& ls = spec_.layers[size_t(l)];
     const LayerPlan& p = lay.layer[size_t(l)];
@@ -287,6 +300,20 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       // where a block's rows are whole samples: a never crosses memory.
       const bool fused = s && l == 0 && input.kind == Input::Kind::noisy &&
                          kernels::masked_linear_lif_fusable(T, s->size, matmul);
+      // With it, a small spiking layer above (the seed's 10 outputs) gets its current from the
+      // same kernel, out of the spikes in shared memory: they need not reach memory at all.
+      const auto* above = l + 1 < L ? std::get_if<SpikingLayer>(&spec_.layers[size_t(l + 1)])
+                                    : nullptr;
+      const bool makes_above = fused && options_.fuse_small_layers && above &&
+                               above->size <= kernels::kNextLayerMaxWidth &&
+                               p.saved_y == kNone &&
+                               lay.layer[size_t(l + 1)].in_steps == p.out_steps;
+      kernels::NextLayerProduct next;
+      if (makes_above) {
+        next.W = params[lay.layer[size_t(l + 1)].param];
+        next.H = above->size;
+        next.a = current_buffer(l + 1);
+      }
       kernels::LifForwardArgs args;
       args.T = p.out_steps;
       args.B = B;
@@ -298,8 +325,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
         // u is kept in place of a for backward (FP32 saved state), or not at all: then a is
         // made in the spikes' buffer and turned into them in place (the last layer, which
         // returns no spikes, has a scratch buffer).
-        args.u = keep_u ? at(p.saved_u) : last ? at(lay.u_scratch) : y;
-        product(args.u, s->size);
+        args.u = current_buffer(l);
+        if (!current_made_below) product(args.u, s->size);
         args.bias = params[p.param + 1];
       } else {
         // The seed's neurons on x as their current: lif_forward reads a from x, with no bias,
@@ -312,7 +339,7 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
         args.saved_spikes = at_codes(p.saved_spikes);
         args.saved_gates = at_gates(p.saved_gates);
       }
-      args.spikes = last ? nullptr : y;
+      args.spikes = last || makes_above ? nullptr : y;
       args.trace_state = traced(&DeviceTrace::state, l);
       args.trace_spikes = traced(&DeviceTrace::spikes, l);
       args.rates = traced(&DeviceTrace::rates, l);
@@ -323,9 +350,10 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       }
       if (fused)
         kernels::masked_linear_lif_forward(input.noise, input.data, T, B, I, params[p.param], *s,
-                                           args, matmul, stream);
+                                           args, matmul, stream, next);
       else
         kernels::lif_forward(neuron_settings(ls), args, stream);
+      current_made_below = makes_above;
       x = y;
       continue;  // its trace is written by the kernel
     }

@@ -56,6 +56,9 @@ struct DeviceOptions {
   // 10-neuron output over its 100) runs inside the lower layer's backward time loop: its input and
   // weight gradients without cuBLAS and without rebuilding the lower layer's spikes in FP32
   // (kernels/lif_backward.cuh; those small products then run in FP32 whatever `matmul` says).
+  // Forward, over a noisy first layer whose time loop runs in its product's kernel (TF32 and
+  // BF16, T dividing 128, at most 128 neurons), the small layer's product runs in that kernel too,
+  // on the tensor cores in `matmul`, so the lower layer's spikes never reach memory.
   // false: layer by layer, as every other pair.
   bool fuse_small_layers = true;
 };

@@ -25,9 +25,10 @@
 //   W1_WeightGrad/<0 by rows, 1 by sample>/<0 centred, 1 unit-scaled>/<1 TF32, 2 BF16>: the
 //   first layer's weight gradient alone (kernels::masked_linear_wgrad, WgradWalk) on W1's shapes
 //   and the first 1000 training digits: which walk wins on each input, against the model.
-//   W1_FirstLayerForward/<0 apart, 1 fused>/<0 centred, 1 unit-scaled>/<1 TF32, 2 BF16>: the
-//   first layer's forward alone, its product and time loop as two kernels or as one
-//   (kernels::masked_linear_lif_forward), on the same digits, against the model.
+//   W1_FirstLayerForward/<0 apart, 1 fused, 2 with the output's product>/<0 centred, 1
+//   unit-scaled>/<1 TF32, 2 BF16>: the first layer's forward alone, its product and time loop as
+//   two kernels or as one (kernels::masked_linear_lif_forward), or as one that also makes the
+//   output layer's current (the engine's W1), on the same digits, against the model.
 //
 // Counters: samples/s; TFLOP/s of the dense products (2*M*N*K each, as PyTorch computes them);
 // x_floor = our time / the floor's time on the same GPU and math; device_MB = the memory this
@@ -542,12 +543,15 @@ void W1_WeightGrad(benchmark::State& state) {
 
 // The first layer's forward of a W1 training step alone, its product and time loop apart
 // (masked_linear_forward, then lif_forward) or as one kernel (masked_linear_lif_forward), the
-// spike16 codes and the spikes kept as in the model's W1 (SavedState::compact), on the first 1000
-// training digits: what the fusion saves, against the model's kernels for each.
+// spike16 codes and the spikes kept as in the model's W1 (SavedState::compact); or as one kernel
+// that makes the output layer's current [T, B, 10] from its spikes instead of writing them (as
+// the engine runs W1). On the first 1000 training digits: what each fusion saves, against the
+// model's kernels for each (the first two from the model with fuse_small_layers off).
 void W1_FirstLayerForward(benchmark::State& state) {
   if (!have_gpu(state)) return;
   try {
-    const bool fused = state.range(0) == 1, unit = state.range(1) == 1;
+    const bool fused = state.range(0) >= 1, above = state.range(0) == 2;
+    const bool unit = state.range(1) == 1;
     const nmsnn::MatmulPrecision math = kW1Maths[state.range(2)];
     const int T = 128, B = 1000, K = 784, N = 100;
     Gpu gpu;
@@ -564,13 +568,18 @@ void W1_FirstLayerForward(benchmark::State& state) {
     args.bias = bias;
     args.write_u = false;
     args.saved_spikes = codes;
-    args.spikes = spikes;
+    args.spikes = above ? nullptr : spikes;
+    nmsnn::kernels::NextLayerProduct next;
+    if (above) {
+      const int C = 10;
+      next = {arena.floats(size_t(C) * N, -0.2f, 0.2f, 5), C, arena.floats(size_t(T) * B * C)};
+    }
     int64_t pass = 0;
     const double ms = timed_loop(state, gpu.stream, [&] {
       const nmsnn::NoiseKey key{1, uint64_t(++pass)};
       if (fused) {
         nmsnn::kernels::masked_linear_lif_forward(key, x, T, B, K, W, layer, args, math,
-                                                  gpu.stream);
+                                                  gpu.stream, next);
       } else {  // a made in the spikes' buffer and turned into them in place, as the engine does
         nmsnn::kernels::masked_linear_forward(key, x, T, B, K, W, N, spikes, math, gpu.stream);
         nmsnn::kernels::LifForwardArgs apart = args;
@@ -578,7 +587,8 @@ void W1_FirstLayerForward(benchmark::State& state) {
         nmsnn::kernels::lif_forward(layer, apart, gpu.stream);
       }
     });
-    const napkin::StepShape shape = unit ? napkin::w1_unit_mnist() : napkin::w1();
+    napkin::StepShape shape = unit ? napkin::w1_unit_mnist() : napkin::w1();
+    shape.fuse_small = above;
     std::vector<napkin::Kernel> ks;
     for (const napkin::Kernel& k : napkin::step_kernels(shape)) {
       if (k.name != "masked_linear_forward L0" && k.name != "lif_forward L0" &&
@@ -592,8 +602,10 @@ void W1_FirstLayerForward(benchmark::State& state) {
     state.counters["ms"] = ms;
     state.counters["TFLOP/s"] = 2.0 * T * B * N * K / (ms / 1e3) / 1e12;
     napkin_counters(state, ks, math, ms);
-    state.SetLabel(std::string("W1 first-layer forward, product and time loop ") +
-                   (fused ? "in one kernel" : "apart") + ", " +
+    const char* how = above ? "in one kernel with the output's product"
+                      : fused ? "in one kernel"
+                              : "apart";
+    state.SetLabel(std::string("W1 first-layer forward, product and time loop ") + how + ", " +
                    (unit ? "unit-scaled" : "centred") + " digits, " + nmsnn::to_string(math));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
@@ -668,7 +680,7 @@ BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseManual
 BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoopMnist)->ArgsProduct({{1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_WeightGrad)->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(W1_FirstLayerForward)->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_FirstLayerForward)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

@@ -3,7 +3,7 @@
 
 bench/napkin_math.hpp takes the masked products' main-loop instruction counts (kSimtForwardLoop,
 kSimtWgradLoop, kMmaForwardLoop, kMmaWgradLoop, kMmaLiveWgradLoop, and the forward with the time
-loop fused in: kMmaLifForwardLoop, kLifTailLoop) from
+loop fused in: kMmaLifForwardLoop, kLifTailLoop, kLifTailNextLoop, kNextProductLoop) from
 scripts/sass_loop_counts.sh by hand. This
 reads that script's output (sm_90) and the header, and fails, naming each constant and both
 values, when a kernel change has left one stale.
@@ -56,7 +56,9 @@ def header_constants(text):
         return [int(v) for v in re.findall(r"\d+", m.group(1))]
 
     return {"kMmaLifForwardLoop": table("kMmaLifForwardLoop"),
-            "kLifTailLoop": row("kLifTailLoop", 3),
+            "kLifTailLoop": table("kLifTailLoop"),
+            "kLifTailNextLoop": table("kLifTailNextLoop"),
+            "kNextProductLoop": row("kNextProductLoop", 2),
             "kSimtForwardLoop": scalar("kSimtForwardLoop"),
             "kSimtWgradLoop": scalar("kSimtWgradLoop"),
             "kMmaForwardLoop": table("kMmaForwardLoop"),
@@ -88,10 +90,17 @@ def fused_expectations(c):
         for j, p in enumerate(PRECISIONS):
             yield ("kMmaLifForwardLoop[%d][%d]" % (i, j), c["kMmaLifForwardLoop"][i][j],
                    "masked_linear_forward_mma_kernel<%sForward, %d, true, true>" % (p, nt))
-    for i, value in enumerate(c["kLifTailLoop"]):
-        for p in PRECISIONS:
-            yield ("kLifTailLoop[%d]" % i, value,
-                   "masked_linear_forward_mma_kernel<%sForward, 13, true, true>" % p)
+    # The tail's loops (a function of their own, the same in every width class): W1's class.
+    for name in ("kLifTailLoop", "kLifTailNextLoop"):
+        for i, values in enumerate(c[name]):
+            for j, p in enumerate(PRECISIONS):
+                yield ("%s[%d][%d]" % (name, i, j), values[j],
+                       "masked_linear_forward_mma_kernel<%sForward, 13, true, true>" % p)
+    # The layer above's product: its stage loop in every width class.
+    for nt in FORWARD_NT:
+        for j, p in enumerate(PRECISIONS):
+            yield ("kNextProductLoop[%d]" % j, c["kNextProductLoop"][j],
+                   "masked_linear_forward_mma_kernel<%sForward, %d, true, true>" % (p, nt))
 
 
 def main():

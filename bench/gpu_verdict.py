@@ -27,7 +27,8 @@ MATHS = ("fp32", "tf32", "bf16")  # bench_cuda's first argument indexes these
 FIRST_LAYER_VARIANTS = {
     "W1_WeightGrad": ("first-layer weight gradient by rows", "first-layer weight gradient by sample"),
     "W1_FirstLayerForward": ("first-layer forward, product and time loop apart",
-                             "first-layer forward, one kernel"),
+                             "first-layer forward, one kernel",
+                             "first-layer forward, one kernel with the output's product"),
 }
 ORDER = {name: i for i, name in enumerate([
     "nmsnn", "nmsnn, compact state", "nmsnn Network API", "cuBLAS floor", "Philox alone, one pass",
@@ -81,10 +82,11 @@ def ours(bench):
                 math = MATHS[int(m.group(2) or 0)]
                 rows[("W1", f"nmsnn StepLoop B {m.group(1)}, unit-scaled MNIST", math)] = r
         elif r["name"].startswith(("W1_WeightGrad/", "W1_FirstLayerForward/")):
-            # <benchmark>/<variant: 0 or 1>/<0 centred, 1 unit-scaled>/<1 tf32, 2 bf16>/...
-            m = re.match(r"(W1_\w+)/([01])/([01])/([012])", r["name"])
-            if m:
-                what = FIRST_LAYER_VARIANTS[m.group(1)][int(m.group(2))]
+            # <benchmark>/<variant: 0, 1 (or 2)>/<0 centred, 1 unit-scaled>/<1 tf32, 2 bf16>/...
+            m = re.match(r"(W1_\w+)/([012])/([01])/([012])", r["name"])
+            variants = FIRST_LAYER_VARIANTS.get(m.group(1), ()) if m else ()
+            if m and int(m.group(2)) < len(variants):
+                what = variants[int(m.group(2))]
                 pixels = "unit-scaled" if m.group(3) == "1" else "centred"
                 rows[("W1", f"nmsnn {what}, {pixels} MNIST", MATHS[int(m.group(4))])] = r
         elif r["name"].startswith("W1_StepLoop/"):

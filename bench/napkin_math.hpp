@@ -192,9 +192,21 @@ constexpr double kMmaMaskInstructions = 4 * 56;
 constexpr double kMmaLifForwardLoop[3][2] = {{433, 373}, {519, 426}, {535, 436}};
 // After the main loop one thread a (sample, neuron) of the block runs lif_neuron.cuh's loop on
 // the block's tile (a function of its own, not inlined), its outputs fixed for the common sets;
-// per warp, a pass of 16 steps issues (TF32 and BF16 alike, within one; the scale rule) with {the
-// spikes only (inference), FP32 u and the spikes, spike16 codes and the spikes} written:
-constexpr double kLifTailLoop[3] = {290, 349, 459};
+// per warp, a pass of 16 steps issues (the scale rule) with {the spikes only (inference), FP32 u
+// and the spikes, spike16 codes and the spikes} written, {tf32, bf16}:
+constexpr double kLifTailLoop[3][2] = {{290, 290}, {349, 348}, {459, 458}};
+// With the layer above's product fused in (a layer of at most 16 neurons: NextLayerProduct), the
+// loop puts its spikes in the tile, in place of the currents, instead of out: {nothing else
+// (inference), FP32 u, spike16 codes}, {tf32, bf16}:
+constexpr double kLifTailNextLoop[3][2] = {{249, 249}, {308, 309}, {417, 417}};
+// That product (next_layer_product): per warp, a stage of 16 neurons of the layer below (the
+// tile's spikes as A, 4 rows of 4 a lane) times the 16 staged neurons above (two n8 tiles),
+// {tf32, bf16}; ceil(H / 16) stages.
+constexpr double kNextProductLoop[2] = {81, 53};
+// Around it, counted by hand (not checked): the weights' staging, one row of a stage per thread
+// (16 guarded loads, their rounding, 4 shared stores: ~64 instructions), and each warp's stores
+// of its 32 rows x up to 16 outputs (8 guarded pairs and their addresses: ~48).
+constexpr double kNextStagingPerThread = 64, kNextStoresPerWarp = 48;
 // The weight gradient by sample (masked_linear.cu's WgradWalk::samples: the TF32 and BF16
 // default for T >= 16 and B >= 8). A warp's task is a group of 8 live quads of one sample in a
 // range of 64 quads (256 features), over the sample's steps, 16 a stage: 4 Philox blocks a lane
@@ -394,31 +406,59 @@ inline bool lif_fused(const StepShape& s) {
   return s.noisy && s.T <= 128 && 128 % s.T == 0 && s.layers[0] <= 128;
 }
 
+// Whether that kernel also makes layer 1's current from its spikes (DeviceOptions::
+// fuse_small_layers and a spiking layer of at most 16 neurons above: host/cuda/cuda.cu), so that
+// layer's product (cuBLAS) runs in FP32 only.
+inline bool next_fused(const StepShape& s) {
+  return lif_fused(s) && s.fuse_small && s.layers.size() > 1 && s.layers[1] <= 16;
+}
+
 // That kernel, from the two it replaces in TF32 and BF16 (which then run in FP32 only): a is
 // neither written nor read back; the rest of both, the main loop as counted in this kernel, plus
 // the tail's loop: per block of 128 rows, one warp-pass of T steps per 32 of its (sample,
 // neuron) pairs. training: the state kept for backward (s.compact) is written; else the spikes.
+// With next_fused, layer 1's product too: the spikes are not written but layer 1's current is
+// (and W1 read), its FLOP on the tensor cores, and per block the weights' staging, each warp's
+// stages and stores, and the tail's loop putting its spikes in the tile.
 inline Kernel masked_lif_forward(const StepShape& s, Kernel& product, Kernel& loop,
                                  bool training) {
   const double T = s.T, B = s.B, M = T * B, H = s.layers[0];
-  const double a_bytes = kFloat * M * H;
-  Kernel k{"masked_linear_lif_forward L0", product.design + "; time loop fused in",
-           product.bytes - a_bytes + loop.bytes - a_bytes, product.flop + loop.flop,
-           product.int_ops, 0, true};
-  const double passes = std::ceil(M / 128) * std::ceil(std::min(128 / T, B) * H / 32);
-  const double tail =
-      passes * T * kLifTailLoop[!training ? 0 : s.compact ? 2 : 1] / kTimeLoopAhead;
+  const double a_bytes = kFloat * M * H, blocks = std::ceil(M / 128);
+  const bool next = next_fused(s);
+  const double H1 = next ? s.layers[1] : 0;
+  Kernel k{"masked_linear_lif_forward L0",
+           product.design + "; time loop fused in" + (next ? "; layer 1's product too" : ""),
+           product.bytes - a_bytes + loop.bytes - a_bytes +
+               (next ? kFloat * (M * H1 + H1 * H) - a_bytes : 0),
+           product.flop + loop.flop + (next ? product_flop(M, H1, H) : 0), product.int_ops, 0,
+           true};
+  const double passes = blocks * std::ceil(std::min(128 / T, B) * H / 32);
+  const int set = !training ? 0 : s.compact ? 2 : 1;
   const double(&plain)[2] = kMmaForwardLoop[mma_forward_class(H)];
   const double(&fused)[2] = kMmaLifForwardLoop[mma_forward_class(H)];
-  for (int p = 0; p < 2; ++p)
-    k.warp_instructions[1 + p] =
-        product.warp_instructions[1 + p] * fused[p] / plain[p] + tail;
+  for (int p = 0; p < 2; ++p) {
+    const double tail =
+        passes * T * (next ? kLifTailNextLoop : kLifTailLoop)[set][p] / kTimeLoopAhead;
+    // A block's 4 warps (128 threads).
+    const double above = next ? blocks * 4 *
+                                    (kNextStagingPerThread + std::ceil(H / 16) * kNextProductLoop[p] +
+                                     kNextStoresPerWarp)
+                              : 0;
+    k.warp_instructions[1 + p] = product.warp_instructions[1 + p] * fused[p] / plain[p] + tail +
+                                 above;
+  }
   k.runs[int(Math::fp32)] = false;
   product.runs[int(Math::tf32)] = product.runs[int(Math::bf16)] = false;
   loop.runs[int(Math::tf32)] = loop.runs[int(Math::bf16)] = false;
   product.design += " (FP32; TF32 and BF16 fused below)";
   loop.design += " (FP32)";
   return k;
+}
+
+// Layer 1's product when the fused first layer makes it (next_fused): FP32 only.
+inline void fused_above(Kernel& product) {
+  product.runs[int(Math::tf32)] = product.runs[int(Math::bf16)] = false;
+  product.design += " (FP32; TF32 and BF16 in the first layer's kernel)";
 }
 
 // The first layer's weight gradient by sample (TF32 and BF16; FP32 walks rows, its issue count
@@ -489,6 +529,7 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
     } else {
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});
+      if (l == 1 && next_fused(s)) fused_above(ks.back());
     }
     const bool last = l == L - 1;
     // reads a; writes the spikes (next layer's input) unless last, the saved state, and the
@@ -637,9 +678,11 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
     if (l == 0 && s.noisy)
     {
       ks.push_back(masked_forward(s, H, tag, false, false));
-    } else
+    } else {
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});
+      if (l == 1 && next_fused(s)) fused_above(ks.back());
+    }
     const bool last = l == L - 1;
     ks.push_back({"lif_forward" + tag, last ? "readout, nothing kept" : "spikes out, nothing kept",
                   n * kFloat + (last ? kFloat * B * H : n * kFloat), 7 * n, 0, chain, false});

@@ -46,6 +46,8 @@ class GpuVerdict(unittest.TestCase):
             engine_row("W1_WeightGrad/1/1/1/manual_time", "W1 weight gradient", 0.06, w1_floor),
             engine_row("W1_FirstLayerForward/1/0/2/manual_time", "W1 first-layer forward", 0.15,
                        w1_floor),
+            engine_row("W1_FirstLayerForward/2/1/1/manual_time", "W1 first-layer forward", 0.055,
+                       w1_floor),
             engine_row("W1_Inference/0/1000/real_time", "W1 inference fp32", 0.4, w1_floor),
             engine_row("W1_Inference/1/16/2/manual_time", "W1 inference bf16", 0.011, w1_floor),
             {"name": "TimeLoop/0/manual_time", "label": "lif forward", "ms": 0.5, "GB/s": 3000.0,
@@ -90,6 +92,8 @@ class GpuVerdict(unittest.TestCase):
                       "0.060 |", out)
         # The first layer's forward alone: apart or fused, the pixels, the precision.
         self.assertIn("| nmsnn first-layer forward, one kernel, centred MNIST | bf16 | 0.150 |", out)
+        self.assertIn("| nmsnn first-layer forward, one kernel with the output's product, "
+                      "unit-scaled MNIST | tf32 | 0.055 |", out)
         self.assertIn("| nmsnn inference B 1000, layer by layer | fp32 | 0.400 |", out)
         self.assertIn("| nmsnn inference B 16, sample clusters | bf16 | 0.011 |", out)
 

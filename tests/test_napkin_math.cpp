@@ -217,9 +217,9 @@ TEST(napkin, Workloads) {
   EXPECT_EQ(napkin::mma_forward_class(105), 2);
   EXPECT_EQ(napkin::mma_wgrad_class(112), 1);
   // In TF32 and BF16 the forward runs the time loop in the same kernel (T = 128 divides 128,
-  // 100 neurons): 196,000 warp-stages x 519 instructions (its main loop) and 1000 blocks x 4
-  // warp-passes x 128 steps of the tail's loop (spike16 codes and spikes written, 459 a pass of
-  // 16 steps), at 0.8 x 4 a clock x 132 SMs x 1.98 GHz: 138 us, less than its Philox work at
+  // 100 neurons): 196,000 warp-stages x 519 instructions (its main loop), 1000 blocks x 4
+  // warp-passes x 128 steps of the tail's loop, and the output layer's product (below), at 0.8 x
+  // 4 a clock x 132 SMs x 1.98 GHz: 141 us, less than its Philox work at
   // the integer rate (25.1M blocks x 80 slots at 0.8 x 64 a clock: 150 us), which bounds it; its
   // TF32 math is 51 us. The FP32 loops are bound by issue; the TF32 weight gradient by sample by
   // its Philox work too (25.6M blocks: 153 us, against 98M warp instructions: 118 us).
@@ -227,16 +227,37 @@ TEST(napkin, Workloads) {
   const auto& fwd = find(w1, "masked_linear_lif_forward L0");
   const auto& wgrad = find(w1, "masked_linear_wgrad L0");
   const double issue = 0.8 * 4 * 132 * 1.98e9;
+  // The output layer's product (10 neurons) is made in the same kernel: per block its weights
+  // staged (64 a thread), and per warp 7 stages of 16 hidden neurons and its stores (48); the
+  // tail's loop puts the spikes in the tile (spike16 codes written, 417 a pass of 16 steps).
   EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).issue,
               (196000.0 * napkin::kMmaLifForwardLoop[1][0] +
-               1000.0 * 4 * 128 * napkin::kLifTailLoop[2] / 16) / issue,
+               1000.0 * 4 * 128 * napkin::kLifTailNextLoop[2][0] / 16 +
+               1000.0 * 4 * (64 + 7 * napkin::kNextProductLoop[0] + 48)) /
+                  issue,
               1e-12);
   EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).integer,
               128000.0 * 196 * 80 / (0.8 * 64 * 132 * 1.98e9), 1e-12);
   EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::tf32).bound, "int (Philox)");
-  // a [T, B, 100] in FP32 is neither written nor read back: x and W read, the spikes and their
-  // spike16 codes written.
-  EXPECT_DOUBLE_EQ(fwd.bytes, 4.0 * (1000 * 784 + 100 * 784) + 128000.0 * 100 * (4 + 2));
+  // a [T, B, 100] in FP32 is neither written nor read back, nor the spikes: x, W and the output
+  // layer's W read, the spike16 codes and the output layer's current [T, B, 10] written.
+  EXPECT_DOUBLE_EQ(fwd.bytes, 4.0 * (1000 * 784 + 100 * 784 + 10 * 100) + 128000.0 * 100 * 2 +
+                                  4.0 * 128000 * 10);
+  EXPECT_DOUBLE_EQ(fwd.flop, 2.0 * 128000 * 100 * 784 + 7.0 * 128000 * 100 +
+                                 2.0 * 128000 * 10 * 100);
+  // So cuBLAS runs that product in FP32 only; layer by layer (fuse_small_layers off) in all three.
+  EXPECT_STREQ(napkin::predict(find(w1, "cuBLAS forward L1"), d, napkin::Math::tf32).bound,
+               "not run");
+  napkin::StepShape layered = napkin::w1();
+  layered.fuse_small = false;
+  const auto kl = napkin::step_kernels(layered);
+  EXPECT_DOUBLE_EQ(find(kl, "masked_linear_lif_forward L0").bytes,
+                   4.0 * (1000 * 784 + 100 * 784) + 128000.0 * 100 * (4 + 2));
+  EXPECT_NEAR(napkin::predict(find(kl, "masked_linear_lif_forward L0"), d, napkin::Math::tf32).issue,
+              (196000.0 * napkin::kMmaLifForwardLoop[1][0] +
+               1000.0 * 4 * 128 * napkin::kLifTailLoop[2][0] / 16) / issue,
+              1e-12);
+  EXPECT_GT(napkin::predict(find(kl, "cuBLAS forward L1"), d, napkin::Math::tf32).total, 0);
   // The 16-bit masks what-if: 8 uniforms a Philox block at 68 integer slots (34 per 4 masks),
   // and half of the 224 mask instructions of a TF32 warp-stage left out (its 4 blocks of 4).
   napkin::StepShape masks16 = napkin::w1();
@@ -294,13 +315,18 @@ TEST(napkin, ClusterForwardByHand) {
   EXPECT_EQ(ks[4].name, "lif_forward L1");
   EXPECT_DOUBLE_EQ(ks[1].bytes, 4.0 * (4 * 17 * 8) * 2);    // reads a, writes the spikes
   EXPECT_DOUBLE_EQ(ks[4].bytes, 4.0 * (4 * 17 * 8 + 17 * 8));  // reads a, writes the logits
-  // Reads x and W, writes the spikes; its main loop as counted in it, and the tail: one block
-  // (68 rows), 17 samples x 8 neurons in 5 warp-passes of 4 steps, the spikes only written.
-  EXPECT_DOUBLE_EQ(ks[2].bytes, 4.0 * (17 * 64 + 8 * 64 + 4 * 17 * 8));
+  // Reads x, W and the second layer's W, writes the second layer's current (8 neurons: made in
+  // the same kernel, the spikes kept in shared memory); its main loop as counted in it, the tail
+  // (one block of 68 rows: 17 samples x 8 neurons in 5 warp-passes of 4 steps, nothing written
+  // but the spikes to the tile), and the second layer's product: the staging, one stage of 16
+  // and the stores per warp.
+  EXPECT_DOUBLE_EQ(ks[2].bytes, 4.0 * (17 * 64 + 8 * 64 + 8 * 8 + 4 * 17 * 8));
   EXPECT_DOUBLE_EQ(ks[2].warp_instructions[1],
                    ks[0].warp_instructions[1] * napkin::kMmaLifForwardLoop[0][0] /
                            napkin::kMmaForwardLoop[0][0] +
-                       5 * 4 * napkin::kLifTailLoop[0] / 16);
+                       5 * 4 * napkin::kLifTailNextLoop[0][0] / 16 +
+                       4 * (64 + napkin::kNextProductLoop[0] + 48));
+  EXPECT_STREQ(napkin::predict(ks[3], d, napkin::Math::bf16).bound, "not run");
 }
 
 // The seed network by clusters: FP32 products bound by their shared-memory loads (8 per 16 FMAs

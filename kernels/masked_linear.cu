@@ -41,6 +41,9 @@
 //            the layer's time loop fused in (masked_linear_lif_forward: T divides 128 and N <=
 //            128, so a block holds whole samples and every neuron), to a tile in dynamic shared
 //            memory that the time loop (lif_neuron.cuh) reads: a never reaches global memory.
+//            With a layer of at most 16 neurons above (NextLayerProduct), the loop leaves its
+//            spikes in the tile and the block multiplies them by that layer's weights, staged
+//            where W was: the spikes never reach global memory either.
 //   wgrad    block = 4 warps, each a strip of 32 features (four n8 tiles), x all 16 MT neurons
 //            (MT = 4, 7 or 8 m16 tiles: N = 100 pads to 112) over a split's rows, 16 a stage;
 //            dU staged as the lanes' A registers (see Tf32Wgrad), read as one 16-byte load per

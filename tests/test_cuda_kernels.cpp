@@ -488,19 +488,6 @@ TEST(MaskedLinear, EveryWidthInEveryPrecision) {
   }
 }
 
-// v as the tensor cores take it in `math`: rounded to TF32 (10 mantissa bits, to nearest, ties
-// away from zero: cvt.rna.tf32.f32) or to BF16 (7 bits, ties to even: __float2bfloat16); the
-// identity for FP32 products.
-float operand(float v, nmsnn::MatmulPrecision math) {
-  if (math == nmsnn::MatmulPrecision::fp32) return v;
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  if (math == nmsnn::MatmulPrecision::tf32) u = (u + 0x1000u) & ~0x1FFFu;
-  else u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
-  std::memcpy(&v, &u, 4);
-  return v;
-}
-
 // BF16 rounding to nearest even, as the device's __float2bfloat16 (host side, for the tests).
 float round_bf16(float v) {
   uint32_t u = bits(v);
@@ -509,6 +496,16 @@ float round_bf16(float v) {
   float r;
   std::memcpy(&r, &u, 4);
   return r;
+}
+
+// v as the tensor cores take it in `math`: rounded to TF32 (10 mantissa bits, to nearest, ties
+// away from zero: cvt.rna.tf32.f32) or to BF16 (round_bf16); the identity for FP32 products.
+float operand(float v, nmsnn::MatmulPrecision math) {
+  if (math == nmsnn::MatmulPrecision::fp32) return v;
+  if (math == nmsnn::MatmulPrecision::bf16) return round_bf16(v);
+  uint32_t u = (bits(v) + 0x1000u) & ~0x1FFFu;
+  std::memcpy(&v, &u, 4);
+  return v;
 }
 
 // With W = identity and x = 0.5 each output is one product, mask * 0.5 rounded to BF16 (the
@@ -957,13 +954,13 @@ struct FusedLifCase {
 int check_next_product(nmsnn::MatmulPrecision math, const FusedLifCase& c,
                        const std::vector<float>& spikes, const std::vector<float>& W,
                        const std::vector<float>& got, const std::string& name) {
-  auto op = [&](float v) { return operand(v, math); };
   int bad = 0, live = 0;
   for (size_t row = 0; row < size_t(c.T) * c.B; ++row)
     for (int h = 0; h < c.next_H; ++h) {
       double want = 0, scale = 0;
       for (int n = 0; n < c.N; ++n) {
-        const double term = double(op(spikes[row * c.N + n])) * op(W[size_t(h) * c.N + n]);
+        const double term =
+            double(operand(spikes[row * c.N + n], math)) * operand(W[size_t(h) * c.N + n], math);
         want += term;
         scale += std::abs(term);
       }

@@ -302,16 +302,14 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
                          kernels::masked_linear_lif_fusable(T, s->size, matmul);
       // With it, a small spiking layer above (the seed's 10 outputs) gets its current from the
       // same kernel, out of the spikes in shared memory: they need not reach memory at all.
-      const auto* above = l + 1 < L ? std::get_if<SpikingLayer>(&spec_.layers[size_t(l + 1)])
-                                    : nullptr;
-      const bool makes_above = fused && options_.fuse_small_layers && above &&
-                               above->size <= kernels::kNextLayerMaxWidth &&
-                               p.saved_y == kNone &&
-                               lay.layer[size_t(l + 1)].in_steps == p.out_steps;
+      static_assert(kernels::kNextLayerMaxWidth >= kernels::kMaxFusedAbove,
+                    "the fused forward takes every layer small_above lets in");
+      const bool makes_above =
+          fused && options_.fuse_small_layers && small_above(spec_, l) && p.saved_y == kNone;
       kernels::NextLayerProduct next;
       if (makes_above) {
         next.W = params[lay.layer[size_t(l + 1)].param];
-        next.H = above->size;
+        next.H = lay.layer[size_t(l + 1)].out_width;
         next.a = current_buffer(l + 1);
       }
       kernels::LifForwardArgs args;

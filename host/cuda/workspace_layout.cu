@@ -43,8 +43,6 @@ bool reads_static_input(const LayerSpec& layer0, Input::Kind kind) {
   return std::holds_alternative<Conv2d>(layer0) && kind == Input::Kind::repeated;
 }
 
-namespace {
-// Spiking layer l + 1 is small enough for spiking layer l's backward to take it in.
 bool small_above(const NetworkSpec& spec, int l) {
   const int L = int(spec.layers.size());
   if (l < 0 || l + 1 >= L) return false;
@@ -54,7 +52,6 @@ bool small_above(const NetworkSpec& spec, int l) {
   return spec.layer_width(l + 1) <= kernels::kMaxFusedAbove &&
          spec.layer_steps(l + 1) == spec.layer_steps(l);
 }
-}  // namespace
 
 bool fused_with_above(const NetworkSpec& spec, int l) {
   // Not when l + 1 takes in l + 2 itself: one layer is not both ends of two fused pairs (its du

@@ -40,6 +40,10 @@ bool reads_static_input(const LayerSpec& layer0, Input::Kind kind);
 using detail::backward_reads_input;
 using detail::bypassed_lowpass;
 
+// Whether spiking layer l has a spiking layer l + 1 above it small enough for l's kernels to take
+// in its products (at most kernels::kMaxFusedAbove neurons, the same steps): its backward
+// products (fused_with_above), and over a fused first layer its forward product (cuda.cu).
+bool small_above(const NetworkSpec& spec, int l);
 // Whether spiking layer l's backward takes in the backward products of spiking layer l + 1, which
 // then has at most kernels::kMaxFusedAbove neurons (DeviceOptions::fuse_small_layers): l + 1
 // writes its du to Layout::du_above and stops there; l's lif_backward makes its own d_spikes and

@@ -10,10 +10,12 @@
 #      build-gpu/, copies them (stripped) to build-gpu-bin/ with Google Benchmark's library (lib/:
 #      the device has none) and every other library they load outside glibc and CUDA (lib-fallback/:
 #      the C++ runtime, zlib, ...; used only for a binary whose library the device lacks or has in
-#      an older version), and checks that what the device call sends stays under 56 MiB of the
-#      64 MiB limit (it fails, saying what is big, if not).
+#      an older version), packs them into build-gpu-pack/bin.tar.xz (each binary holds the
+#      library's sm_90 code: 72 MB as they are, 13 MB packed), and checks that what the device
+#      call sends stays under 56 MiB of the 64 MiB limit (it fails, saying what is big, if not).
 #   2. On the device, one call:
-#        run(command="bash scripts/gpu_run.sh", carry=["build-gpu-bin"], timeout_s=590)
+#        run(command="bash scripts/gpu_run.sh", carry=["build-gpu-pack"], timeout_s=590)
+#      (the script unpacks build-gpu-pack into build-gpu-bin first.)
 #      (add "data/fashion-mnist" to carry if that git-ignored folder exists: the tutorial stage
 #      then runs too; --prebuild counts it in the size check.)
 #      The run starts with a preflight: `ldd` on every carried binary; a library that is "not
@@ -27,11 +29,11 @@
 #
 # A session has 15 minutes of device time, the machine's start included, so everything runs in
 # one call under one time budget (GPU_RUN_BUDGET seconds, default 540), most important first:
-#   1. the GPU tests (CPU and CUDA engines agree)          5. compute-sanitizer memcheck, racecheck
+#   1. the GPU tests (CPU and CUDA engines agree)          5. MNIST, seed preset, FP32, 3 epochs
 #   2. the embedding example                              6. MNIST, seed preset, TF32
 #   3. bench_cuda (W1, W2, cuBLAS floor, Philox, loops)   7. the CSV examples and synthetic binary
-#   4. gpu_pytorch.py (the same workloads in PyTorch)     8. MNIST default preset, Fashion tutorial
-#      and MNIST, seed preset, FP32, 3 epochs
+#   4. gpu_pytorch.py (the same workloads in PyTorch),    8. MNIST default preset, Fashion tutorial
+#      then compute-sanitizer memcheck and racecheck
 # A stage gets its own limit or what is left of the budget, whichever is less; a stage with too
 # little left is skipped and says so in summary.txt. `gpu_run.sh examples` runs 7 and 8 alone,
 # for a second call when time is left.
@@ -101,16 +103,23 @@ if [[ "${1:-}" == "--prebuild" ]]; then
     esac
   done
   ls -la build-gpu-bin build-gpu-bin/lib build-gpu-bin/lib-fallback
+  # Each binary links the library and its sm_90 code (~7 MB apiece, 72 MB together): over the
+  # call's limit as they are, a fifth of that as one xz archive, which the device unpacks.
+  rm -rf build-gpu-pack && mkdir build-gpu-pack
+  tar -cf - build-gpu-bin | xz -T0 -6 > build-gpu-pack/bin.tar.xz
+  # The device gets the working tree without .git: say there which commit these binaries are.
+  echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+uncommitted changes')" > build-gpu-pack/commit
+  echo "build-gpu-pack/bin.tar.xz: $(mib "$(du -sb build-gpu-bin | cut -f1)") MiB of binaries in $(mib "$(stat -c %s build-gpu-pack/bin.tar.xz)") MiB"
   # What the device call sends, against the limit.
   tree=$(tree_bytes)
-  bins=$(du -sb build-gpu-bin | cut -f1)
+  bins=$(stat -c %s build-gpu-pack/bin.tar.xz)
   fashion=0
   [[ -d data/fashion-mnist ]] && fashion=$(du -sb data/fashion-mnist | cut -f1)
   total=$((tree + bins))
-  echo "device call: working tree $(mib "$tree") MiB + build-gpu-bin $(mib "$bins") MiB = $(mib "$total") MiB (limit ${LIMIT_MIB} MiB of 64)"
+  echo "device call: working tree $(mib "$tree") MiB + build-gpu-pack $(mib "$bins") MiB = $(mib "$total") MiB (limit ${LIMIT_MIB} MiB of 64)"
   if ((total > LIMIT_MIB * 1048576)); then
     echo "TOO BIG for the device call: the largest files are" >&2
-    { find build-gpu-bin -type f -printf '%s %p\n'; find . -path './build*' -prune -o -path ./.git -prune \
+    { find build-gpu-pack -type f -printf '%s %p\n'; find . -path './build*' -prune -o -path ./.git -prune \
         -o -type f -size +1M -printf '%s %p\n'; } | sort -rn | head -8 >&2
     exit 1
   fi
@@ -121,7 +130,7 @@ if [[ "${1:-}" == "--prebuild" ]]; then
       echo "with data/fashion-mnist: $(mib $((total + fashion))) MiB: it may be carried"
     fi
   fi
-  echo "prebuilt: now, on the device: run(command=\"bash scripts/gpu_run.sh\", carry=[\"build-gpu-bin\"], timeout_s=590)"
+  echo "prebuilt: now, on the device: run(command=\"bash scripts/gpu_run.sh\", carry=[\"build-gpu-pack\"], timeout_s=590)"
   exit 0
 fi
 
@@ -164,7 +173,7 @@ stage() {  # stage NAME SECONDS LOGFILE command... : runs within its limit and t
 
 command -v nvcc >/dev/null || { [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH=/usr/local/cuda/bin:$PATH; }
 if [[ $PART != --preflight ]]; then  # the preflight alone checks libraries, nothing else
-  note "nmsnn gpu_run $PART $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')  budget ${BUDGET}s"
+  note "nmsnn gpu_run $PART $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || cat build-gpu-pack/commit 2>/dev/null || echo '?')  budget ${BUDGET}s"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/gpu: /' | tee -a "$SUMMARY"
   note "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
   note "python: $(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1)"
@@ -282,6 +291,13 @@ preflight() {
   done
 }
 
+# The prebuilt binaries arrive packed (--prebuild): unpack them, with Python's lzma if the device
+# has no xz.
+if [[ -f build-gpu-pack/bin.tar.xz && ! -d build-gpu-bin ]]; then
+  if command -v xz >/dev/null; then tar -xJf build-gpu-pack/bin.tar.xz
+  else python3 -c 'import tarfile; tarfile.open("build-gpu-pack/bin.tar.xz").extractall(".")'; fi ||
+    note "binaries: could not unpack build-gpu-pack/bin.tar.xz"
+fi
 if [[ -d build-gpu-bin ]]; then
   BIN=$ROOT/build-gpu-bin
   export LD_LIBRARY_PATH=$BIN/lib:${LD_LIBRARY_PATH:-}
@@ -354,6 +370,14 @@ run_sanitizers() {  # small cases: the tools slow kernels down a hundredfold
         "${TESTS[2]}" --gtest_filter='*CudaMatchesCpu*' --gtest_color=no
   stage "racecheck test_cuda_kernels" 60 "$OUT/sanitizer.log" "$san" --tool racecheck --error-exitcode 9 \
         "${TESTS[0]}" --gtest_filter='MaskedLinear.MasksInside*:MaskedLinear.*Tf32:Lif.*' --gtest_color=no
+  # The fused kernels (the first layer's product with its time loop and the layer above's
+  # product; the backward with the output layer's; the sample clusters) in stages of their own,
+  # so that a slow one cannot take the others' reports with it.
+  local fused='MaskedLinearLif.*:LifBackwardFused.Matches*:Modes/*whole'
+  stage "memcheck fused kernels" 60 "$OUT/sanitizer.log" "$san" --tool memcheck --error-exitcode 9 \
+        "${TESTS[0]}" --gtest_filter="$fused" --gtest_color=no
+  stage "racecheck fused kernels" 60 "$OUT/sanitizer.log" "$san" --tool racecheck --error-exitcode 9 \
+        "${TESTS[0]}" --gtest_filter="$fused" --gtest_color=no
   stage "racecheck test_cuda_layers" 60 "$OUT/sanitizer.log" "$san" --tool racecheck --error-exitcode 9 \
         "${TESTS[2]}" --gtest_filter='*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass' --gtest_color=no
   grep -sE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.log" | sed 's/^/  /' >> "$SUMMARY"
@@ -412,10 +436,10 @@ if [[ $PART == all ]]; then
   [[ $CTEST == yes ]] && stage "ctest (all tests)" 200 "$OUT/tests.log" ctest --test-dir build-gpu --output-on-failure -j 8
   run_bench
   run_pytorch
+  run_sanitizers
   mnist "mnist seed preset fp32" 90 --preset seed --report "$OUT/train_report.json"
   # The report is small: fold it into run.log so $OUT keeps to 8 files.
   [[ -f $OUT/train_report.json ]] && { echo "===== train report"; cat "$OUT/train_report.json"; } >> "$OUT/run.log" && rm -f "$OUT/train_report.json"
-  run_sanitizers
   mnist "mnist seed preset tf32" 90 --preset seed --matmul tf32 --quiet
 fi
 run_examples

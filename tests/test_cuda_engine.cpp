@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -551,13 +552,19 @@ TEST(CudaEngineTraining, LossCurveMatchesCpu) {
 // short a run reaches ~0.2). Small enough for the emulation: M = T*B = 240 rows per training
 // step, 1,800 for the test pass (both runs: 34 s user + 21 s system CPU under AddressSanitizer,
 // measured on a loaded 2-core machine; accuracy 0.213 in both).
+// MNIST under the working directory first (scripts/gpu_run.sh runs this binary, built elsewhere,
+// from the repository root of another machine), else in the build's source tree.
+std::string mnist_dir() {
+  if (std::filesystem::exists("data/mnist/t10k-labels-idx1-ubyte.gz")) return "data/mnist";
+  return NMSNN_SOURCE_DIR "/data/mnist";
+}
+
 TEST(CudaEngineBf16, MnistSubsetAccuracyMatchesFp32) {
   REQUIRE_CUDA();
   const int B = 40, steps = 10, T = 6, hidden = 32;
   const nmsnn::Dataset train =
-      nmsnn::load_mnist(NMSNN_SOURCE_DIR "/data/mnist", true, nmsnn::PixelScale::unit, B * steps);
-  const nmsnn::Dataset test =
-      nmsnn::load_mnist(NMSNN_SOURCE_DIR "/data/mnist", false, nmsnn::PixelScale::unit, 300);
+      nmsnn::load_mnist(mnist_dir(), true, nmsnn::PixelScale::unit, B * steps);
+  const nmsnn::Dataset test = nmsnn::load_mnist(mnist_dir(), false, nmsnn::PixelScale::unit, 300);
   const int I = train.features, C = 10;
   const NetworkSpec spec = NetworkSpec::spiking(I, {hidden}, C, T);
   double accuracy[2];

@@ -42,10 +42,37 @@ TITLES = {
 def load_json(path):
     try:
         with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
+            text = f.read()
+    except OSError as e:
         print(f"(no {os.path.basename(path)}: {e})")
         return None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        salvaged = salvage_benchmarks(text)
+        if salvaged is None:
+            print(f"(no {os.path.basename(path)}: {e})")
+            return None
+        print(f"({os.path.basename(path)} ends early ({e}): its first "
+              f"{len(salvaged['benchmarks'])} complete rows are read; the run was cut short)")
+        return salvaged
+
+
+def salvage_benchmarks(text):
+    """The complete rows of a Google Benchmark JSON file cut off mid-run (a stage's time limit
+    kills bench_cuda before it closes the file): each finished row is written whole, so the text
+    up to the last row's closing brace, with the list and object closed, parses. None if no row
+    is complete."""
+    end = len(text)
+    while True:
+        end = text.rfind("\n    }", 0, end)
+        if end < 0:
+            return None
+        try:
+            data = json.loads(text[:end + 6] + "\n  ]\n}")
+        except ValueError:
+            continue
+        return data if data.get("benchmarks") else None
 
 
 def ours(bench):

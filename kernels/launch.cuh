@@ -37,6 +37,23 @@ inline void check_block_size(const char* kernel, int block_size) {
                           kMaxBlockSize, "], got ", block_size);
 }
 
+// The block size a kernel runs at: the one asked for, or fewer whole warps where the kernel's
+// registers cap its blocks (65,536 registers a block: a kernel of more than 64 registers a thread
+// cannot launch 1024 threads; the H200 refused lif_forward's 68 with "too many resources
+// requested for launch"). The kernels that take a block size give the same results at any, so
+// a request over the cap runs at the cap. Any kernel (at most 255 registers) launches 256
+// threads, so only larger requests ask the runtime.
+template <class Kernel>
+int fit_block_size(Kernel* kernel, const char* name, int block_size) {
+  if (block_size <= 256) return block_size;
+  cudaFuncAttributes attr{};
+  const cudaError_t status = cudaFuncGetAttributes(&attr, kernel);
+  if (status != cudaSuccess)
+    ::nmsnn::detail::fail(name, ": cudaFuncGetAttributes failed: ", cudaGetErrorName(status),
+                          " (", cudaGetErrorString(status), ")");
+  return std::min(block_size, attr.maxThreadsPerBlock / 32 * 32);
+}
+
 // Blocks for a grid-stride loop over n items (n >= 1): one item per thread, at most `cap`
 // blocks (each thread then takes every gridDim.x * blockDim.x-th item).
 inline unsigned grid_stride_for(long long n, int threads, long long cap = 65536) {

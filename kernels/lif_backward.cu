@@ -155,25 +155,17 @@ __global__ void spikes_from_spike16_kernel(const uint16_t* codes, size_t count, 
 }
 
 template <ResetRule Rule>
-void launch_backward(const SpikingLayer& layer, const LifBackwardArgs& args, unsigned blocks,
+void launch_backward(const SpikingLayer& layer, const LifBackwardArgs& args, long long n,
                      int block_size, cudaStream_t stream) {
-  const float d = layer.decay, th = layer.threshold, p = layer.penalty;
   const bool fused = args.du_above != nullptr;
-  if (args.u && fused)
-    lif_backward_kernel<Rule, Saved::u, true><<<blocks, block_size, 0, stream>>>(args, d, th, p,
-                                                                                 layer.delay);
-  else if (args.u)
-    lif_backward_kernel<Rule, Saved::u, false><<<blocks, block_size, 0, stream>>>(args, d, th, p,
-                                                                                  layer.delay);
-  else if (args.saved_spikes && fused)
-    lif_backward_kernel<Rule, Saved::spike16, true><<<blocks, block_size, 0, stream>>>(
-        args, d, th, p, layer.delay);
-  else if (args.saved_spikes)
-    lif_backward_kernel<Rule, Saved::spike16, false><<<blocks, block_size, 0, stream>>>(
-        args, d, th, p, layer.delay);
-  else
-    lif_backward_kernel<Rule, Saved::gate_bits, false><<<blocks, block_size, 0, stream>>>(
-        args, d, th, p, layer.delay);
+  const auto kernel = args.u && fused             ? lif_backward_kernel<Rule, Saved::u, true>
+                      : args.u                    ? lif_backward_kernel<Rule, Saved::u, false>
+                      : args.saved_spikes && fused ? lif_backward_kernel<Rule, Saved::spike16, true>
+                      : args.saved_spikes ? lif_backward_kernel<Rule, Saved::spike16, false>
+                                          : lif_backward_kernel<Rule, Saved::gate_bits, false>;
+  block_size = fit_block_size(kernel, "lif_backward", block_size);
+  kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(args, layer.decay, layer.threshold,
+                                                             layer.penalty, layer.delay);
 }
 
 }  // namespace
@@ -204,11 +196,10 @@ void lif_backward(const SpikingLayer& layer, const LifBackwardArgs& args, cudaSt
                             "(u or spike16 codes), not gate bits");
   }
   const long long n = (long long)args.B * args.H;
-  const unsigned blocks = grid_for(n, block_size);
   if (layer.reset == ResetRule::scale)
-    launch_backward<ResetRule::scale>(layer, args, blocks, block_size, stream);
+    launch_backward<ResetRule::scale>(layer, args, n, block_size, stream);
   else
-    launch_backward<ResetRule::subtract>(layer, args, blocks, block_size, stream);
+    launch_backward<ResetRule::subtract>(layer, args, n, block_size, stream);
   NMSNN_CHECK_LAUNCH("lif_backward", "T=", args.T, ", B=", args.B, ", H=", args.H, ", reset ",
                      to_string(layer.reset), layer.delay ? ", delay" : ", no delay");
 }

@@ -51,13 +51,10 @@ void lif_forward(const SpikingLayer& layer, const LifForwardArgs& args, cudaStre
   check_block_size("lif_forward", block_size);
   check_lif_forward_args("lif_forward", args);
   const long long n = (long long)args.B * args.H;
-  const unsigned blocks = grid_for(n, block_size);
-  if (layer.reset == ResetRule::scale)
-    lif_forward_kernel<ResetRule::scale><<<blocks, block_size, 0, stream>>>(
-        args, lif_constants(layer));
-  else
-    lif_forward_kernel<ResetRule::subtract><<<blocks, block_size, 0, stream>>>(
-        args, lif_constants(layer));
+  const auto kernel = layer.reset == ResetRule::scale ? lif_forward_kernel<ResetRule::scale>
+                                                      : lif_forward_kernel<ResetRule::subtract>;
+  block_size = fit_block_size(kernel, "lif_forward", block_size);
+  kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(args, lif_constants(layer));
   NMSNN_CHECK_LAUNCH("lif_forward", "T=", args.T, ", B=", args.B, ", H=", args.H, ", reset ",
                      to_string(layer.reset), layer.delay ? ", delay" : ", no delay");
 }

@@ -136,8 +136,8 @@ fi
 
 # ---- 2. on the device ---------------------------------------------------------------------------
 PART=${1:-all}
-[[ $PART == all || $PART == examples || $PART == --preflight ]] || {
-  echo "usage: gpu_run.sh [--prebuild | --preflight | all | examples]" >&2; exit 2; }
+[[ $PART == all || $PART == quick || $PART == examples || $PART == --preflight ]] || {
+  echo "usage: gpu_run.sh [--prebuild | --preflight | all | quick | examples]" >&2; exit 2; }
 BUDGET=${GPU_RUN_BUDGET:-540}
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
@@ -173,7 +173,7 @@ stage() {  # stage NAME SECONDS LOGFILE command... : runs within its limit and t
 
 command -v nvcc >/dev/null || { [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH=/usr/local/cuda/bin:$PATH; }
 if [[ $PART != --preflight ]]; then  # the preflight alone checks libraries, nothing else
-  note "nmsnn gpu_run $PART $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || cat build-gpu-pack/commit 2>/dev/null || echo '?')  budget ${BUDGET}s"
+  note "nmsnn gpu_run $PART $(date -u +%FT%TZ)  commit $(cat build-gpu-pack/commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo '?')  budget ${BUDGET}s"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/gpu: /' | tee -a "$SUMMARY"
   note "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
   note "python: $(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1)"
@@ -342,9 +342,11 @@ run_tests() {  # the kernels against their CPU twins first, then the engine agai
 }
 
 run_bench() {
-  # 3 precisions x 2 saved states per workload (each W2 row fills ~1.6 GB from the host first).
-  stage "bench_cuda" 200 "$OUT/run.log" "$BENCH" --benchmark_out="$OUT/bench_cuda.json" \
-        --benchmark_out_format=json --benchmark_counters_tabular=true
+  # 3 precisions x 2 saved states per workload (each W2 row fills ~1.6 GB from the host first):
+  # over 200 s on the H200 (2026-12-04). GPU_RUN_BENCH_FILTER picks rows (a regex of names).
+  stage "bench_cuda" 300 "$OUT/run.log" "$BENCH" --benchmark_out="$OUT/bench_cuda.json" \
+        --benchmark_out_format=json --benchmark_counters_tabular=true \
+        --benchmark_filter="${GPU_RUN_BENCH_FILTER:-.}"
 }
 
 run_pytorch() {  # the seed's model and the multi-step baseline, in the same call as bench_cuda
@@ -431,6 +433,18 @@ run_long() {
   fi
 }
 
+if [[ $PART == quick ]]; then  # a second call: the tests, one sanitizer pass, chosen benchmarks
+  run_tests
+  stage "memcheck block sizes, optimizers" 60 "$OUT/sanitizer.log" \
+        "$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)" \
+        --tool memcheck --error-exitcode 9 "${TESTS[0]}" \
+        --gtest_filter='Kernels/BlockSizes.*:Optimizer.*' --gtest_color=no
+  grep -sE "ERROR SUMMARY" "$OUT/sanitizer.log" | sed 's/^/  /' >> "$SUMMARY"
+  run_bench
+  python3 bench/gpu_verdict.py "$OUT" 2>&1 | tee -a "$SUMMARY"
+  note "done in ${SECONDS}s of ${BUDGET}s"
+  exit 0
+fi
 if [[ $PART == all ]]; then
   run_tests
   [[ $CTEST == yes ]] && stage "ctest (all tests)" 200 "$OUT/tests.log" ctest --test-dir build-gpu --output-on-failure -j 8

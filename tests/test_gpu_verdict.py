@@ -35,7 +35,8 @@ GOOD = dict(w1_ms=2.0, w1_floor=1.0, w1_eager=400.0, w2_ms=50.0, w2_multistep=80
 
 
 class GpuVerdict(unittest.TestCase):
-    def run_on(self, w1_ms, w1_floor, w1_eager, w2_ms, w2_multistep, seed_accuracy, drop=()):
+    def run_on(self, w1_ms, w1_floor, w1_eager, w2_ms, w2_multistep, seed_accuracy, drop=(),
+               cut=False):
         bench = {"benchmarks": [
             engine_row("Floor/W1/0/iterations:1/manual_time", "W1 cuBLAS products only", w1_floor, w1_floor),
             engine_row("Engine/W1/0/manual_time", "W1 fp32", w1_ms, w1_floor),
@@ -61,7 +62,10 @@ class GpuVerdict(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             files = {"pytorch.json": json.dumps(pytorch), "run.log": run_log(seed_accuracy)}
             if "bench" not in drop:
-                files["bench_cuda.json"] = json.dumps(bench)
+                text = json.dumps(bench, indent=2)  # Google Benchmark's layout: rows at 4 spaces
+                if cut:  # killed inside the W2 row, as the H200's first run was (2026-12-04)
+                    text = text[:text.index('"Engine/W2/0')]
+                files["bench_cuda.json"] = text
             for name, text in files.items():
                 with open(os.path.join(d, name), "w") as f:
                     f.write(text)
@@ -103,6 +107,13 @@ class GpuVerdict(unittest.TestCase):
         self.assertIn("- FAIL: W1 fp32: 8.00x the cuBLAS floor", out)
         self.assertIn("- FAIL: W2 fp32", out)
         self.assertIn("- FAIL: mnist seed preset fp32: test accuracy 0.5000", out)
+
+    def test_cut_off_benchmarks_keep_their_complete_rows(self):
+        out = self.run_on(**GOOD, cut=True)
+        self.assertIn("(bench_cuda.json ends early", out)
+        self.assertIn("first 2 complete rows are read", out)
+        self.assertIn("- PASS: W1 fp32: 2.00x the cuBLAS floor", out)
+        self.assertIn("- MISSING: W2 fp32 against PyTorch multi-step", out)
 
     def test_missing_benchmark_is_reported_not_guessed(self):
         out = self.run_on(**GOOD, drop=("bench",))

@@ -189,6 +189,17 @@ cudaError_t cudaFuncSetAttribute(Kernel* kernel, cudaFuncAttribute attr, int val
   emulated::max_dynamic_shared(reinterpret_cast<const void*>(kernel)) = value;
   return cudaSuccess;
 }
+// What the launch wrappers ask of a kernel: the emulation has no registers to run out of, so
+// every kernel takes a block of 1024 threads.
+struct cudaFuncAttributes {
+  int maxThreadsPerBlock;
+  int numRegs;
+};
+template <class Kernel>
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, Kernel*) {
+  *attr = cudaFuncAttributes{1024, 0};
+  return cudaSuccess;
+}
 enum cudaLaunchAttributeID { cudaLaunchAttributeClusterDimension = 4 };
 union cudaLaunchAttributeValue {
   char pad[64];

@@ -15,6 +15,7 @@
 #include "nmsnn/network.hpp"
 #include "nmsnn/optimizer.hpp"
 #include "nmsnn/train_step.hpp"
+#include "nmsnn/trainer.hpp"
 #include "require_cuda.hpp"
 #include "step_records.cuh"
 #include "throws_with.hpp"
@@ -403,6 +404,34 @@ TEST(StepLoopCuda, MoreStepsThanTheDeviceKeepsAreAllReported) {
   for (size_t k = 0; k < size_t(steps); ++k)
     EXPECT_NEAR(losses[1][k], losses[0][k], 1e-5 * std::max(1.0, losses[0][k])) << k;
   EXPECT_LT(losses[1].back(), losses[1][0]);  // and it learns
+}
+
+// nmsnn::train reads the device's queued steps only now and then (every 256 steps or half a
+// second), so one read returns many: each batch's progress must still carry its own time, not
+// the read's. Before 2026-12-04 every batch of a read got the read's time, and the rate on its
+// progress line grew with the batch's index (3,172 samples/s on the first of an H200 epoch,
+// 368,000 on its last, for one steady rate).
+TEST(StepLoopCuda, ProgressTimesGrowBatchByBatch) {
+  REQUIRE_CUDA();
+  nmsnn::Dataset data;
+  data.count = 24, data.features = 4, data.classes = 3;
+  const Batch b = make_batch(NetworkSpec::mlp(4, {}, 3), Loss::nll, 24, 5);
+  data.x = b.x, data.labels = b.labels;
+  Network net(NetworkSpec::mlp(4, {}, 3), {Engine::cuda, 3, 1});
+  nmsnn::TrainOptions opts;
+  opts.epochs = 1, opts.batch_size = 2;
+  std::vector<nmsnn::BatchStats> seen;
+  double epoch_rate = 0;
+  opts.on_batch = [&](const nmsnn::BatchStats& s) { seen.push_back(s); };
+  opts.on_epoch = [&](const nmsnn::EpochStats& e) { epoch_rate = e.samples_per_second; };
+  nmsnn::train(net, data, opts);
+  ASSERT_EQ(seen.size(), 12u);
+  for (size_t k = 1; k < seen.size(); ++k)
+    EXPECT_GT(seen[k].elapsed_seconds, seen[k - 1].elapsed_seconds) << "batch " << k + 1;
+  // The last batch's rate is the epoch's (its time is the last read's, taken just before the
+  // epoch's end), and the first batch's is of the same order, not twelve times less.
+  EXPECT_NEAR(seen.back().samples_per_second, epoch_rate, 0.05 * epoch_rate);
+  EXPECT_GT(seen.front().samples_per_second, epoch_rate / 4);
 }
 
 }  // namespace

@@ -178,6 +178,15 @@ TEST(NetworkErrors, BadInputsNameTheProblem) {
   std::vector<float> seq = ramp(4 * 2 * 6);
   seq[4 * 2 * 6 - 1] = std::numeric_limits<float>::infinity();
   expect_throws([&] { net.forward(Input::sequence(seq, 2)); }, {"xi[3, 1, 5]", "inf"});
+  // The check runs over chunks of 4096 values: the first bad value is named wherever it falls,
+  // at a chunk's last value, in a later chunk with another after it, a negative NaN too.
+  std::vector<float> big = ramp(1000 * 6);
+  big[4095] = -std::numeric_limits<float>::quiet_NaN();
+  expect_throws([&] { net.forward(Input::noisy(big, 1000)); }, {"x[682, 3]", "nan", "finite"});
+  big[4095] = 0.5f;
+  big[4101] = -std::numeric_limits<float>::infinity();
+  big[5999] = std::numeric_limits<float>::quiet_NaN();
+  expect_throws([&] { net.forward(Input::noisy(big, 1000)); }, {"x[683, 3]", "-inf", "finite"});
 }
 
 TEST(NetworkErrors, BadBackwardAndParameterCallsNameTheProblem) {

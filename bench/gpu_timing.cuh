@@ -29,6 +29,22 @@ inline bool have_gpu(benchmark::State& state) {
   return false;
 }
 
+// Uniform values in [lo, hi) from a hash of (seed, index) (splitmix64's finaliser), made on the
+// device: W2's rows each filled ~1.6 GB through the host's mt19937 first, ~10 s a row, and the
+// H200 run of 2026-12-04 spent 195 s on 19 rows (its first full run was cut off at 200 s).
+// (A template so that each benchmark file including this header may instantiate it.)
+template <class Float>
+__global__ void fill_uniform_kernel(Float* p, size_t n, Float lo, Float hi, uint64_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + i;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    p[i] = lo + (hi - lo) * Float(float(z >> 40) * (1.0f / 16777216.0f));
+  }
+}
+
 // Device allocations of one benchmark, counted, freed together. The fills go through the legacy
 // default stream (cudaMemcpy from pageable memory may return before its DMA ends; cudaMemset is
 // asynchronous), which a benchmark's non-blocking stream does not wait for: the timing loops
@@ -41,11 +57,8 @@ class Arena {
   float* floats(size_t n, float lo = 0, float hi = 0, uint64_t seed = 1) {
     float* p = static_cast<float*>(bytes(n * sizeof(float)));
     if (lo != hi) {
-      std::vector<float> h(n);
-      std::mt19937_64 rng(seed);
-      std::uniform_real_distribution<float> d(lo, hi);
-      for (float& v : h) v = d(rng);
-      CHECK(cudaMemcpy(p, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+      fill_uniform_kernel<float><<<1024, 256>>>(p, n, lo, hi, seed);
+      CHECK(cudaGetLastError());
     } else {
       CHECK(cudaMemset(p, 0, n * sizeof(float)));
     }

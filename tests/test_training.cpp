@@ -151,7 +151,7 @@ std::vector<float> train_and_get_weights(uint64_t seed, int threads, int samples
   nmsnn::Network net(nmsnn::NetworkSpec::spiking(784, {24}, 10, 16), {nmsnn::Engine::cpu, seed, threads});
   nmsnn::TrainOptions opts;
   opts.epochs = 2;
-  opts.batch_size = 50;
+  opts.batch_size = 100;  // 78,400 values a batch: gathered on another thread (trainer.cpp)
   opts.seed = seed;
   nmsnn::train(net, data, opts);
   return all_parameters(net);
@@ -169,6 +169,31 @@ TEST(Trainer, OneSeedGivesBitIdenticalWeightsWhateverTheThreadCount) {
   size_t differ = 0;
   for (size_t i = 0; i < a.size(); ++i) differ += a[i] != d[i];
   EXPECT_GT(differ, a.size() / 2) << "another seed should change most weights";
+}
+
+// The trainer's steps are StepLoop's steps on its batches in order, each batch gathered on
+// another thread while the step before it is queued (trainer.cpp): without shuffling, training
+// must give exactly the parameters of StepLoop fed the dataset's slices one after another.
+TEST(Trainer, StepsThroughItsBatchesInOrder) {
+  const nmsnn::Dataset data = mnist_train().slice(0, 300);
+  const nmsnn::NetworkSpec spec = nmsnn::NetworkSpec::spiking(784, {16}, 10, 8);
+  nmsnn::Network trained(spec, {nmsnn::Engine::cpu, 5, 1});
+  nmsnn::TrainOptions opts;
+  opts.epochs = 1;
+  opts.batch_size = 100;  // 78,400 values a batch: gathered on another thread
+  opts.shuffle = false;
+  opts.optimizer = nmsnn::Sgd{0.1f, 0.5f};
+  nmsnn::train(trained, data, opts);
+
+  nmsnn::Network stepped(spec, {nmsnn::Engine::cpu, 5, 1});
+  nmsnn::Optimizer optimizer(stepped, nmsnn::Sgd{0.1f, 0.5f});
+  nmsnn::StepLoop loop(stepped, optimizer, nmsnn::Loss::nll);
+  for (int k = 0; k < 3; ++k) {
+    const std::vector<float> x(data.x.begin() + k * 100 * 784, data.x.begin() + (k + 1) * 100 * 784);
+    loop.step(nmsnn::Input::noisy(x, 100), data.labels.data() + k * 100);
+    loop.read();
+  }
+  EXPECT_TRUE(all_parameters(trained) == all_parameters(stepped));
 }
 
 TEST(Trainer, LearnsMnistDigits) {

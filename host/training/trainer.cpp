@@ -488,11 +488,14 @@ TrainResult train(Network& net, const Dataset& data, const TrainOptions& options
     // queued: the gather (1000 shuffled MNIST rows: ~1.1 ms on one core of the development
     // machine) was the largest part of the host's share of a step, and on the H200 the host set
     // the pace (2.7 ms a step against the device's 1.07 in TF32, 2026-12-04). step() copies its
-    // input before it returns, so batch k's buffer is free for batch k + 2. Where no thread can
-    // be started, std::async runs the gather at get(), as before.
+    // input before it returns, so batch k's buffer is free for batch k + 2. A thread costs tens
+    // of microseconds to start, more than a small batch's gather: batches under 64K values, and
+    // any where no thread can be started, are gathered at get(), as before.
     Batch gathered[2];
+    const bool big = size_t(options.batch_size) * size_t(data.features) >= (size_t(1) << 16);
+    const auto policy = big ? std::launch::async | std::launch::deferred : std::launch::deferred;
     auto gather_async = [&](int k) {
-      return std::async(std::launch::async | std::launch::deferred, [&, k] {
+      return std::async(policy, [&, k] {
         const int first = k * options.batch_size;
         gather(data, order, first, std::min(options.batch_size, data.count - first),
                gathered[k % 2]);

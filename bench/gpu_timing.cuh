@@ -7,7 +7,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -45,10 +44,10 @@ __global__ void fill_uniform_kernel(Float* p, size_t n, Float lo, Float hi, uint
   }
 }
 
-// Device allocations of one benchmark, counted, freed together. The fills go through the legacy
-// default stream (cudaMemcpy from pageable memory may return before its DMA ends; cudaMemset is
-// asynchronous), which a benchmark's non-blocking stream does not wait for: the timing loops
-// below synchronise the whole device before they start.
+// Device allocations of one benchmark, counted, freed together. The fills (fill_uniform_kernel,
+// cudaMemset) run asynchronously on the legacy default stream, which a benchmark's non-blocking
+// stream does not wait for: the timing loops below synchronise the whole device before they
+// start.
 class Arena {
  public:
   ~Arena() {

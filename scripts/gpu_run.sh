@@ -344,8 +344,8 @@ run_tests() {  # the kernels against their CPU twins first, then the engine agai
 }
 
 run_bench() {
-  # 3 precisions x 2 saved states per workload (each W2 row fills ~1.6 GB from the host first):
-  # over 200 s on the H200 (2026-12-04). GPU_RUN_BENCH_FILTER picks rows (a regex of names).
+  # 3 precisions x 2 saved states per workload: over 200 s on the H200 (2026-12-04), when W2's
+  # operands were still filled on the host. GPU_RUN_BENCH_FILTER picks rows (a regex of names).
   stage "bench_cuda" 300 "$OUT/run.log" "$BENCH" --benchmark_out="$OUT/bench_cuda.json" \
         --benchmark_out_format=json --benchmark_counters_tabular=true \
         --benchmark_filter="${GPU_RUN_BENCH_FILTER:-.}"
@@ -361,28 +361,27 @@ mnist() {  # mnist NAME SECONDS [flags...]: nmsnn train on the cuda engine
   stage "$name" "$limit" "$OUT/run.log" "$CLI" train --device cuda --data data/mnist "$@"
 }
 
+SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 run_sanitizers() {  # small cases: the tools slow kernels down a hundredfold
-  local san
-  san=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   local ksmall='NoiseMask.*:MaskedLinear.MasksInside*:MaskedLinear.*Fp32:Gemm.*:Lif.*:SpikesFromU.*:Optimizer.*:NllLoss.*'
   local esmall='*MatchesCpuEngine/5_7_3_B3_T37*:*MatchesCpuEngine/33_65_40_17_B3_T37*:*MatchesCpuEngine/33_17_B3_T37*:*MatchesCpuEngine/33_65_17_B1_T37*:CudaEngineOptimizer.*'
-  stage "memcheck test_cuda_kernels" 60 "$OUT/sanitizer.log" "$san" --tool memcheck --error-exitcode 9 \
+  stage "memcheck test_cuda_kernels" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
         "${TESTS[0]}" --gtest_filter="$ksmall" --gtest_color=no
-  stage "memcheck test_cuda_engine" 60 "$OUT/sanitizer.log" "$san" --tool memcheck --error-exitcode 9 \
+  stage "memcheck test_cuda_engine" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
         "${TESTS[1]}" --gtest_filter="$esmall" --gtest_color=no
-  stage "memcheck test_cuda_layers" 60 "$OUT/sanitizer.log" "$san" --tool memcheck --error-exitcode 9 \
+  stage "memcheck test_cuda_layers" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
         "${TESTS[2]}" --gtest_filter='*CudaMatchesCpu*' --gtest_color=no
-  stage "racecheck test_cuda_kernels" 60 "$OUT/sanitizer.log" "$san" --tool racecheck --error-exitcode 9 \
+  stage "racecheck test_cuda_kernels" 60 "$OUT/sanitizer.log" "$SAN" --tool racecheck --error-exitcode 9 \
         "${TESTS[0]}" --gtest_filter='MaskedLinear.MasksInside*:MaskedLinear.*Tf32:Lif.*' --gtest_color=no
   # The fused kernels (the first layer's product with its time loop and the layer above's
   # product; the backward with the output layer's; the sample clusters) in stages of their own,
   # so that a slow one cannot take the others' reports with it.
   local fused='MaskedLinearLif.*:LifBackwardFused.Matches*:Modes/*whole'
-  stage "memcheck fused kernels" 60 "$OUT/sanitizer.log" "$san" --tool memcheck --error-exitcode 9 \
+  stage "memcheck fused kernels" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
         "${TESTS[0]}" --gtest_filter="$fused" --gtest_color=no
-  stage "racecheck fused kernels" 60 "$OUT/sanitizer.log" "$san" --tool racecheck --error-exitcode 9 \
+  stage "racecheck fused kernels" 60 "$OUT/sanitizer.log" "$SAN" --tool racecheck --error-exitcode 9 \
         "${TESTS[0]}" --gtest_filter="$fused" --gtest_color=no
-  stage "racecheck test_cuda_layers" 60 "$OUT/sanitizer.log" "$san" --tool racecheck --error-exitcode 9 \
+  stage "racecheck test_cuda_layers" 60 "$OUT/sanitizer.log" "$SAN" --tool racecheck --error-exitcode 9 \
         "${TESTS[2]}" --gtest_filter='*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass' --gtest_color=no
   grep -sE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.log" | sed 's/^/  /' >> "$SUMMARY"
 }
@@ -455,10 +454,8 @@ run_long() {
 
 if [[ $PART == quick ]]; then  # a second call: the tests, one sanitizer pass, chosen benchmarks
   run_tests
-  stage "memcheck block sizes, optimizers" 60 "$OUT/sanitizer.log" \
-        "$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)" \
-        --tool memcheck --error-exitcode 9 "${TESTS[0]}" \
-        --gtest_filter='Kernels/BlockSizes.*:Optimizer.*' --gtest_color=no
+  stage "memcheck block sizes, optimizers" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck \
+        --error-exitcode 9 "${TESTS[0]}" --gtest_filter='Kernels/BlockSizes.*:Optimizer.*' --gtest_color=no
   grep -sE "ERROR SUMMARY" "$OUT/sanitizer.log" | sed 's/^/  /' >> "$SUMMARY"
   run_bench
   python3 bench/gpu_verdict.py "$OUT" 2>&1 | tee -a "$SUMMARY"

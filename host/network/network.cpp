@@ -207,9 +207,9 @@ const NetworkSpec& validated(const NetworkSpec& spec) {
 }
 
 // The index of the first inf or NaN among count values (count if none). Every step's input is
-// checked, so the check must cost little: in chunks, by the exponent bits
-// alone (a loop the compiler vectorises; an early exit per value keeps it scalar), and the first
-// bad value looked for only in a chunk that has one. W1's batch of 784,000 values: 0.11 ms
+// checked, so the check must cost little: in chunks, by the exponent bits alone (a loop the
+// compiler vectorises; an early exit per value keeps it scalar), and the first bad value looked
+// for only in a chunk that has one. W1's batch of 784,000 values: 0.11 ms
 // instead of 0.33 on one core of the development machine, where the H200's host took ~1.3 ms a
 // step in all and the device 1.07 (2026-12-04, bench/RESULTS.md).
 size_t first_non_finite(const float* data, size_t count) {

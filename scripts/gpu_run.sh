@@ -362,27 +362,25 @@ mnist() {  # mnist NAME SECONDS [flags...]: nmsnn train on the cuda engine
 }
 
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+sanitize() {  # sanitize TOOL BINARY FILTER NAME: one compute-sanitizer stage, to sanitizer.log
+  stage "$1 $4" 60 "$OUT/sanitizer.log" "$SAN" --tool "$1" --error-exitcode 9 "$2" \
+        --gtest_filter="$3" --gtest_color=no
+}
 run_sanitizers() {  # small cases: the tools slow kernels down a hundredfold
   local ksmall='NoiseMask.*:MaskedLinear.MasksInside*:MaskedLinear.*Fp32:Gemm.*:Lif.*:SpikesFromU.*:Optimizer.*:NllLoss.*'
   local esmall='*MatchesCpuEngine/5_7_3_B3_T37*:*MatchesCpuEngine/33_65_40_17_B3_T37*:*MatchesCpuEngine/33_17_B3_T37*:*MatchesCpuEngine/33_65_17_B1_T37*:CudaEngineOptimizer.*'
-  stage "memcheck test_cuda_kernels" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
-        "${TESTS[0]}" --gtest_filter="$ksmall" --gtest_color=no
-  stage "memcheck test_cuda_engine" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
-        "${TESTS[1]}" --gtest_filter="$esmall" --gtest_color=no
-  stage "memcheck test_cuda_layers" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
-        "${TESTS[2]}" --gtest_filter='*CudaMatchesCpu*' --gtest_color=no
-  stage "racecheck test_cuda_kernels" 60 "$OUT/sanitizer.log" "$SAN" --tool racecheck --error-exitcode 9 \
-        "${TESTS[0]}" --gtest_filter='MaskedLinear.MasksInside*:MaskedLinear.*Tf32:Lif.*' --gtest_color=no
+  sanitize memcheck "${TESTS[0]}" "$ksmall" test_cuda_kernels
+  sanitize memcheck "${TESTS[1]}" "$esmall" test_cuda_engine
+  sanitize memcheck "${TESTS[2]}" '*CudaMatchesCpu*' test_cuda_layers
+  sanitize racecheck "${TESTS[0]}" 'MaskedLinear.MasksInside*:MaskedLinear.*Tf32:Lif.*' test_cuda_kernels
   # The fused kernels (the first layer's product with its time loop and the layer above's
   # product; the backward with the output layer's; the sample clusters) in stages of their own,
   # so that a slow one cannot take the others' reports with it.
   local fused='MaskedLinearLif.*:LifBackwardFused.Matches*:Modes/*whole'
-  stage "memcheck fused kernels" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck --error-exitcode 9 \
-        "${TESTS[0]}" --gtest_filter="$fused" --gtest_color=no
-  stage "racecheck fused kernels" 60 "$OUT/sanitizer.log" "$SAN" --tool racecheck --error-exitcode 9 \
-        "${TESTS[0]}" --gtest_filter="$fused" --gtest_color=no
-  stage "racecheck test_cuda_layers" 60 "$OUT/sanitizer.log" "$SAN" --tool racecheck --error-exitcode 9 \
-        "${TESTS[2]}" --gtest_filter='*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass' --gtest_color=no
+  sanitize memcheck "${TESTS[0]}" "$fused" "fused kernels"
+  sanitize racecheck "${TESTS[0]}" "$fused" "fused kernels"
+  sanitize racecheck "${TESTS[2]}" '*CudaMatchesCpu/tutorial_regularized:*CudaMatchesCpu/tutorial_lowpass' \
+           test_cuda_layers
   grep -sE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.log" | sed 's/^/  /' >> "$SUMMARY"
 }
 
@@ -454,8 +452,7 @@ run_long() {
 
 if [[ $PART == quick ]]; then  # a second call: the tests, one sanitizer pass, chosen benchmarks
   run_tests
-  stage "memcheck block sizes, optimizers" 60 "$OUT/sanitizer.log" "$SAN" --tool memcheck \
-        --error-exitcode 9 "${TESTS[0]}" --gtest_filter='Kernels/BlockSizes.*:Optimizer.*' --gtest_color=no
+  sanitize memcheck "${TESTS[0]}" 'Kernels/BlockSizes.*:Optimizer.*' "block sizes, optimizers"
   grep -sE "ERROR SUMMARY" "$OUT/sanitizer.log" | sed 's/^/  /' >> "$SUMMARY"
   run_bench
   python3 bench/gpu_verdict.py "$OUT" 2>&1 | tee -a "$SUMMARY"

@@ -10,6 +10,7 @@ include_guard(GLOBAL)
 set(NMSNN_HOST_SOURCES
   host/core/error.cpp
   host/core/limits.cpp
+  host/core/finite.cpp
   host/network/spec.cpp
   host/network/network.cpp
   host/network/initialize.cpp
@@ -51,6 +52,7 @@ set(NMSNN_CUDA_SOURCES
   kernels/spiking_activation.cu
   kernels/lowpass.cu
   kernels/train_step.cu
+  kernels/gather_rows.cu
   kernels/time_axis.cu
   kernels/cublas_gemm.cu
   kernels/optimizer_update.cu

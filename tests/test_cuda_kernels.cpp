@@ -27,6 +27,7 @@
 //   Lowpass           forward, backward and the parameter gradients vs cpu/lowpass_layer.hpp
 //   TimeAxis          time_sum / time_broadcast vs cpu/temporal_pool_layer.hpp and the readout
 //   Bias              add_bias bit-identical, bias_grad_reduce within the FP32 sum bound
+//   GatherRows        a batch's rows gathered from a kept training set, bit for bit
 //   BlockSizes        every kernel with a block-size argument at 32 .. 1024 threads against its
 //                     twin, and bad block sizes (0, 48, 2048) refused with the kernel's name
 //   ClusterForward    the two-layer spiking pass by sample clusters against a double-precision
@@ -52,6 +53,7 @@
 
 #include "activation.cuh"
 #include "bias.cuh"
+#include "gather_rows.cuh"
 #include "cpu/activation_layer.hpp"
 #include "cpu/activations.hpp"
 #include "cpu/lif.hpp"
@@ -1768,6 +1770,40 @@ TEST(Bias, AddAndReduceMatchCpu) {
   REQUIRE_CUDA();
   for (auto [rows, cols] : {std::pair{1LL, 1}, std::pair{21LL, 37}, std::pair{1000LL, 3}})
     check_bias(rows, cols, kDefaultBlock);
+}
+
+// gather_rows copies 32-bit words as bits: rows repeated and out of order, the words of a NaN
+// with a payload and of negative ints among them, at a width that is one word, one that is not a
+// multiple of the block, and at block sizes that leave threads idle and that stride.
+TEST(GatherRows, CopiesTheRowsBitForBit) {
+  REQUIRE_CUDA();
+  for (int width : {1, 3, 785}) {
+    for (int block : {32, 256}) {
+      SCOPED_TRACE("width " + std::to_string(width) + ", block " + std::to_string(block));
+      const int count = 7;
+      std::vector<uint32_t> src(size_t(count) * width);
+      for (size_t e = 0; e < src.size(); ++e) src[e] = uint32_t(e * 2654435761u);
+      src[3] = 0x7fc01234u;  // a NaN's bits
+      src[src.size() - 1] = uint32_t(-5);
+      const std::vector<int> rows = {6, 0, 3, 3, 1, 6, 0, 2, 5};
+      const int n = int(rows.size());
+      Dev<uint32_t> dsrc(src), ddst(size_t(n) * width);
+      Dev<int> drows(rows);
+      nmsnn::kernels::gather_rows(dsrc.get(), width, drows.get(), n, ddst.get(), nullptr, block);
+      std::vector<uint32_t> want;
+      for (int r : rows) want.insert(want.end(), src.begin() + size_t(r) * width,
+                                     src.begin() + size_t(r + 1) * width);
+      EXPECT_TRUE(ddst.host() == want);
+    }
+  }
+  Dev<uint32_t> one(size_t(1));
+  Dev<int> row(std::vector<int>{0});
+  EXPECT_TRUE(throws_with(
+      [&] { nmsnn::kernels::gather_rows(one.get(), 1, row.get(), 0, one.get(), nullptr); },
+      {"gather_rows: rows and width must be >= 1, got 0, 1"}));
+  EXPECT_TRUE(throws_with(
+      [&] { nmsnn::kernels::gather_rows(one.get(), 1, row.get(), 1, one.get(), nullptr, 48); },
+      {"gather_rows"}));
 }
 
 // ---- every kernel at every block size ----------------------------------------------------------

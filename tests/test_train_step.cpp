@@ -262,6 +262,140 @@ TEST_P(StepLoopOn, RejectsBadArguments) {
   EXPECT_EQ(net.noise_passes(), 0u);  // a refused step draws no pass
 }
 
+// ---- a kept training set (keep_data, step_rows) ---------------------------------------------
+
+// Steps on rows of a kept training set against steps on the same rows gathered into batches by
+// the test, on the same engine and network: the same bits, parameters and records. A gather (on
+// the device or on the host) copies the rows, and the step then computes what it computes on a
+// batch. Every loss, bce from labels and from targets, both static encodings, rows repeated and
+// out of order, a last batch smaller; `graphs` replays the steps on the cuda engine (for two of
+// the cases: each is ~10 s in the CUDA emulation, and a graph holds only addresses).
+void check_kept_rows(Engine engine, bool graphs) {
+  const NetworkSpec spiking = NetworkSpec::spiking(12, {16}, 4, 7);
+  const NetworkSpec binary = NetworkSpec::spiking(12, {16}, 1, 7);
+  const int count = 11;
+  const std::vector<std::vector<int>> batches = {
+      {3, 0, 7, 7, 10, 1, 4, 2, 9}, {5, 6, 8, 0, 1, 2, 3, 4, 9}, {10, 2, 5}, {5, 6, 8, 0, 1, 2, 3, 4, 9}};
+  struct Case {
+    Loss loss;
+    bool bce_targets;
+    Input::Kind kind;
+  };
+  for (const Case c : {Case{Loss::nll, false, Input::Kind::noisy},
+                       Case{Loss::bce, false, Input::Kind::noisy},
+                       Case{Loss::bce, true, Input::Kind::repeated},
+                       Case{Loss::mse, false, Input::Kind::repeated}}) {
+    if (graphs && c.loss == Loss::bce && !c.bce_targets) continue;
+    if (graphs && c.loss == Loss::mse) continue;
+    SCOPED_TRACE(std::string(nmsnn::to_string(c.loss)) + (c.bce_targets ? " from targets" : "") +
+                 (c.kind == Input::Kind::noisy ? ", noisy" : ", repeated") + " on " + name(engine) +
+                 (graphs ? " with graphs" : ""));
+    const NetworkSpec& spec = c.loss == Loss::bce ? binary : spiking;
+    const int C = spec.outputs(), I = spec.inputs;
+    Batch data = make_batch(spec, c.loss, count, 17);
+    if (c.bce_targets) {
+      for (int label : data.labels) data.targets.push_back(0.1f + 0.8f * float(label));
+      data.labels.clear();
+    }
+    const size_t width = c.loss == Loss::mse ? size_t(C) : 1;
+    std::vector<float> params[2];
+    std::vector<nmsnn::StepRecord> records[2];
+    for (int kept = 0; kept < 2; ++kept) {
+      Network net(spec, {engine, 5, 1});
+      nmsnn::Optimizer opt(net, nmsnn::Adam{1e-2});
+      nmsnn::StepOptions options;
+      options.graphs = graphs;
+      nmsnn::StepLoop loop(net, opt, c.loss, options);
+      if (kept) {
+        const bool on_device = loop.keep_data(
+            {c.kind, data.x.data(), count, data.labels.empty() ? nullptr : data.labels.data(),
+             data.targets.empty() ? nullptr : data.targets.data()});
+        EXPECT_EQ(on_device, engine == Engine::cuda);
+        EXPECT_EQ(loop.data_on_device(), on_device);
+      }
+      for (const std::vector<int>& rows : batches) {
+        const int B = int(rows.size());
+        if (kept) {
+          loop.step_rows(rows.data(), B);
+          continue;
+        }
+        Batch b;
+        for (int r : rows) {
+          b.x.insert(b.x.end(), data.x.begin() + size_t(r) * I, data.x.begin() + size_t(r + 1) * I);
+          if (!data.labels.empty()) b.labels.push_back(data.labels[size_t(r)]);
+          if (!data.targets.empty())
+            b.targets.insert(b.targets.end(), data.targets.begin() + r * width,
+                             data.targets.begin() + (r + 1) * width);
+        }
+        loop.step({c.kind, b.x.data(), b.x.size(), B}, b.labels.empty() ? nullptr : b.labels.data(),
+                  b.targets.empty() ? nullptr : b.targets.data());
+      }
+      const nmsnn::StepReport r = loop.read();
+      ASSERT_EQ(r.halt, nmsnn::HaltReason::none);
+      ASSERT_EQ(r.steps.size(), batches.size());
+      EXPECT_EQ(net.noise_passes(), batches.size());
+      EXPECT_EQ(opt.steps(), int64_t(batches.size()));
+      params[kept] = all_parameters(net);
+      records[kept] = r.steps;
+    }
+    EXPECT_TRUE(params[0] == params[1]);
+    for (size_t k = 0; k < batches.size(); ++k) {
+      EXPECT_EQ(records[1][k].batch, int(batches[k].size())) << k;
+      EXPECT_EQ(records[1][k].loss, records[0][k].loss) << k;
+      EXPECT_EQ(records[1][k].correct, records[0][k].correct) << k;
+    }
+  }
+}
+
+TEST_P(StepLoopOn, KeptRowsEqualBatchesGatheredByTheCaller) {
+  check_kept_rows(GetParam(), false);
+}
+
+TEST_P(StepLoopOn, KeepDataAndStepRowsRefuseBadArguments) {
+  const NetworkSpec spec = NetworkSpec::spiking(6, {8}, 3, 6);
+  Network net(spec, options(1));
+  nmsnn::Optimizer opt(net, nmsnn::Adam{1e-3});
+  nmsnn::StepLoop loop(net, opt, Loss::nll);
+  const Batch data = make_batch(spec, Loss::nll, 5, 3);
+  const int rows[] = {0, 4, 2};
+  EXPECT_TRUE(throws_with([&] { loop.step_rows(rows, 3); },
+                          {"StepLoop::step_rows: no data kept; call keep_data first"}));
+  std::vector<float> x = data.x;
+  x[2 * 6 + 3] = std::nanf("");
+  EXPECT_TRUE(throws_with([&] { loop.keep_data({Input::Kind::noisy, x.data(), 5, data.labels.data()}); },
+                          {"StepLoop::keep_data: x[2, 3] is nan: inputs must be finite"}));
+  std::vector<int> labels = data.labels;
+  labels[4] = 3;
+  EXPECT_TRUE(throws_with(
+      [&] { loop.keep_data({Input::Kind::noisy, data.x.data(), 5, labels.data()}); },
+      {"StepLoop::keep_data: label[4] = 3 is outside [0, 3)"}));
+  EXPECT_TRUE(throws_with([&] { loop.keep_data({Input::Kind::noisy, data.x.data(), 5, nullptr}); },
+                          {"StepLoop::keep_data: nll needs labels"}));
+  EXPECT_TRUE(throws_with(
+      [&] { loop.keep_data({Input::Kind::noisy, data.x.data(), 0, data.labels.data()}); },
+      {"StepLoop::keep_data: count must be in [1, "}));
+  EXPECT_TRUE(throws_with([&] { loop.keep_data({Input::Kind::noisy, nullptr, 5, data.labels.data()}); },
+                          {"StepLoop::keep_data: x is null"}));
+  EXPECT_TRUE(throws_with(
+      [&] { loop.keep_data({Input::Kind::sequence, data.x.data(), 5, data.labels.data()}); },
+      {"sequence inputs are not supported"}));
+  // A refused keep_data keeps nothing, not even what was kept before.
+  EXPECT_TRUE(throws_with([&] { loop.step_rows(rows, 3); }, {"no data kept"}));
+
+  loop.keep_data({Input::Kind::noisy, data.x.data(), 5, data.labels.data()});
+  const int outside[] = {0, 5, 2}, negative[] = {-1};
+  EXPECT_TRUE(throws_with([&] { loop.step_rows(outside, 3); },
+                          {"StepLoop::step_rows: rows[1] = 5 is outside the kept data's [0, 5)"}));
+  EXPECT_TRUE(throws_with([&] { loop.step_rows(negative, 1); }, {"rows[0] = -1 is outside"}));
+  EXPECT_TRUE(throws_with([&] { loop.step_rows(rows, 0); },
+                          {"StepLoop::step_rows: batch must be in [1, "}));
+  EXPECT_TRUE(throws_with([&] { loop.step_rows(nullptr, 3); }, {"rows is null"}));
+  EXPECT_EQ(loop.pending(), 0);
+  EXPECT_EQ(net.noise_passes(), 0u);  // a refused step draws no pass
+  loop.step_rows(rows, 3);
+  EXPECT_EQ(loop.read().steps.size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, StepLoopOn, ::testing::Values(Engine::cpu, Engine::cuda),
                          [](const auto& info) { return name(info.param); });
 
@@ -370,6 +504,48 @@ TEST(StepLoopCuda, GraphReplayEqualsTheUncapturedStep) {
     for (size_t k = 0; k < records[0].size(); ++k) {
       EXPECT_EQ(records[0][k].loss, records[1][k].loss) << k;
       EXPECT_EQ(records[0][k].correct, records[1][k].correct) << k;
+    }
+  }
+}
+
+// Captured steps on kept rows replay as the uncaptured ones, and as steps on gathered batches.
+TEST(StepLoopCuda, GraphReplayOnKeptRows) {
+  REQUIRE_CUDA();
+  check_kept_rows(Engine::cuda, true);
+}
+
+// nmsnn::train on the cuda engine keeps the training set on the device (TrainOptions::
+// data_on_device): the same epochs, losses and parameters as with each batch gathered on the
+// host and copied up, shuffled, with a last batch smaller, with graphs (which the cases above
+// check against no graphs).
+TEST(StepLoopCuda, TrainerOnKeptDataEqualsBatchesFromTheHost) {
+  REQUIRE_CUDA();
+  const NetworkSpec spec = NetworkSpec::spiking(4, {8}, 3, 5);
+  nmsnn::Dataset data;
+  data.count = 25, data.features = 4, data.classes = 3;
+  const Batch b = make_batch(spec, Loss::nll, 25, 9);
+  data.x = b.x, data.labels = b.labels;
+  {
+    const bool graphs = true;
+    std::vector<float> params[2];
+    nmsnn::TrainResult results[2];
+    for (int on_device = 0; on_device < 2; ++on_device) {
+      Network net(spec, {Engine::cuda, 3, 1});
+      nmsnn::TrainOptions opts;
+      opts.epochs = 2, opts.batch_size = 9, opts.seed = 4;
+      opts.optimizer = nmsnn::Adam{1e-2};
+      opts.cuda_graphs = graphs;
+      opts.data_on_device = on_device == 1;
+      results[on_device] = nmsnn::train(net, data, opts);
+      params[on_device] = all_parameters(net);
+    }
+    EXPECT_FALSE(results[0].data_on_device);
+    EXPECT_TRUE(results[1].data_on_device);
+    EXPECT_TRUE(params[0] == params[1]);
+    ASSERT_EQ(results[1].epochs.size(), 2u);
+    for (size_t e = 0; e < 2; ++e) {
+      EXPECT_EQ(results[1].epochs[e].train_loss, results[0].epochs[e].train_loss) << e;
+      EXPECT_EQ(results[1].epochs[e].train_accuracy, results[0].epochs[e].train_accuracy) << e;
     }
   }
 }

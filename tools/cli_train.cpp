@@ -461,6 +461,7 @@ int run_train(const std::vector<std::string>& argv) {
   report.set("optimizer", describe(t.optimizer)).set("batch", t.batch_size);
   report.set("epochs", t.epochs).set("train_seconds", r.train_seconds);
   report.set("train_samples_per_second", r.samples_per_second);
+  report.set("data_on_device", r.data_on_device);
   if (args.has("resume")) report.set("resumed_from", args.str("resume", ""));
   Json epochs = Json::array();
   for (const EpochStats& e : r.epochs) {

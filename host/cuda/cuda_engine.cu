@@ -28,6 +28,7 @@
 #include "distributed/device_reducer.hpp"
 #include "network/engine.hpp"
 #include "cuda_check.cuh"
+#include "gather_rows.cuh"
 #include "launch.cuh"
 #include "optimizer_update.cuh"
 #include "sample_cluster.cuh"
@@ -147,9 +148,11 @@ struct StepScalars {
   kernels::AdamFloats adam;
 };
 
-// A StepLoop's device memory. The staging block [scalars | y | x | row keys] has fixed offsets
-// for a batch capacity, so a captured step reads each step's data from the same addresses. In a
-// data-parallel step the block holds this rank's rows only, and their row keys.
+// A StepLoop's device memory. The staging block [scalars | rows | row keys | y | x] has fixed
+// offsets for a batch capacity, so a captured step reads each step's data from the same
+// addresses. A step staged by the host fills y and x; a step on kept data (keep_step_data) sends
+// the rows' indices, and its first kernels gather y and x from the kept copy. In a data-parallel
+// step the block holds this rank's rows only, and their row keys.
 struct CudaStepState : StepState {
   Loss loss = Loss::nll;
   bool use_graphs = false;
@@ -158,7 +161,7 @@ struct CudaStepState : StepState {
   DeviceReducer* reducer = nullptr;
   int rank = 0, ranks = 1;
   int capacity = 0;        // batch capacity of the buffers below (0: none yet)
-  size_t y_offset = 0, x_offset = 0, keys_offset = 0, block_bytes = 0;  // staging block, bytes
+  size_t rows_offset = 0, keys_offset = 0, y_offset = 0, x_offset = 0, block_bytes = 0;  // bytes
   size_t ws_bytes = 0;
   // The step runs by sample clusters (kernels/sample_cluster.cuh), whose partial gradients take
   // cluster_bytes after the workspace.
@@ -170,16 +173,22 @@ struct CudaStepState : StepState {
   std::unique_ptr<DeviceBuffer> prev;     // the parameters before the last update
   std::unique_ptr<DeviceBuffer> records;  // kernels::StepRecords
   std::unique_ptr<DeviceBuffer> sums;     // the step's statistics (kernels::step_sums::count)
+  // The kept training set (keep_step_data): x [count, I] and y [count, y_width] as the staging
+  // block's y holds them (nll: int labels; bce and mse: float targets).
+  std::unique_ptr<DeviceBuffer> data_x, data_y;
+  Input::Kind data_kind = Input::Kind::noisy;
+  int data_count = 0, y_width = 0;
   PinnedBuffer slots[2];                  // host staging, used in turn
   cudaEvent_t copied[2] = {nullptr, nullptr};  // the slot's last copy to the device has run
   bool slot_used[2] = {false, false};
   int next_slot = 0;
   int since_reset = 0;                    // steps queued since the device's records were emptied
   std::vector<StepRecord> drained;        // records moved to the host early (the device's filled)
-  // Captured steps by (batch, input kind, optimiser kind, optimiser buffers); a shape is run
-  // once uncaptured first, so cuBLAS has made its own allocations before a capture.
-  std::map<std::tuple<int, int, size_t, uint64_t>, cudaGraphExec_t> graphs;
-  std::map<std::tuple<int, int, size_t, uint64_t>, bool> warmed;
+  // Captured steps by (batch, input kind, optimiser kind, optimiser buffers, on kept data); a
+  // shape is run once uncaptured first, so cuBLAS has made its own allocations before a capture.
+  using GraphKey = std::tuple<int, int, size_t, uint64_t, bool>;
+  std::map<GraphKey, cudaGraphExec_t> graphs;
+  std::map<GraphKey, bool> warmed;
 
   ~CudaStepState() override {
     for (auto& g : graphs) cudaGraphExecDestroy(g.second);
@@ -562,11 +571,7 @@ class CudaEngine final : public EngineImpl {
     s.next_slot ^= 1;
     if (s.slot_used[slot]) NMSNN_CUDA_CHECK(cudaEventSynchronize(s.copied[slot]));
     char* host = reinterpret_cast<char*>(s.slots[slot].reserve(s.block_bytes / sizeof(float)));
-    StepScalars scalars{};
-    scalars.noise_pass = noise.pass;
-    if (const Sgd* sgd = std::get_if<Sgd>(&spec)) scalars.sgd = kernels::sgd_floats(*sgd, step);
-    else scalars.adam = kernels::adam_floats(std::get<Adam>(spec), step);
-    std::memcpy(host, &scalars, sizeof(scalars));
+    write_scalars(host, noise, spec, step);
     // y: labels for nll; targets as floats for bce (labels 0/1 made floats) and mse.
     const int first = shard.first;
     if (s.loss == Loss::nll) {
@@ -582,43 +587,79 @@ class CudaEngine final : public EngineImpl {
     const size_t row = input.count / size_t(B);  // floats per row of x
     std::memcpy(host + s.x_offset, input.data + size_t(first) * row,
                 size_t(n) * row * sizeof(float));
-    size_t bytes = s.x_offset + size_t(n) * row * sizeof(float);
-    if (s.comm) {
-      auto* keys = reinterpret_cast<uint32_t*>(host + s.keys_offset);
-      for (int b = 0; b < n; ++b) keys[b] = uint32_t(first + b);
-      bytes = s.keys_offset + size_t(n) * sizeof(uint32_t);
-    }
-    NMSNN_CUDA_CHECK(
-        cudaMemcpyAsync(s.block->data(), host, bytes, cudaMemcpyHostToDevice, stream_));
-    NMSNN_CUDA_CHECK(cudaEventRecord(s.copied[slot], stream_));
-    s.slot_used[slot] = true;
+    write_row_keys(s, host, first, n);
+    send_step(s, host, slot, s.x_offset + size_t(n) * row * sizeof(float));
+    run_step(s, B, n, input.kind, noise.seed, opt, spec, false);
+  }
 
-    const auto key = std::make_tuple(B, int(input.kind), spec.index(), opt.serial);
-    if (!s.use_graphs || !s.warmed[key]) {
-      enqueue_step(s, B, n, input.kind, noise.seed, opt, spec);
-      s.warmed[key] = true;
+  // The training set on the device, when it takes at most half of the device's free memory:
+  // MNIST's 60,000 rows are 188 MB of an H200's 140 GB. A copy that does not fit leaves the
+  // loop on the host's staging, which works for any size.
+  bool keep_step_data(StepState& base, const StepData& data) override {
+    auto* own = dynamic_cast<CudaStepState*>(&base);
+    if (!own) return false;
+    use_device();
+    CudaStepState& s = *own;
+    sync("keeping a training set");  // queued steps may read the set this one replaces
+    drop_graphs(s);
+    s.data_x.reset();
+    s.data_y.reset();
+    s.data_count = 0;
+    const int C = spec_.outputs();
+    const size_t N = size_t(data.count), I = size_t(spec_.inputs);
+    const size_t width = s.loss == Loss::mse ? size_t(C) : 1;
+    const size_t bytes = (N * I + N * width) * sizeof(float);
+    size_t free = 0, total = 0;
+    NMSNN_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    if (bytes > free / 2) return false;
+    s.data_x = std::make_unique<DeviceBuffer>(N * I * sizeof(float));
+    s.data_y = std::make_unique<DeviceBuffer>(N * width * sizeof(float));
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.data_x->data(), data.x, N * I * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream_));
+    // y as the staging block holds it: labels for nll, floats for bce (labels 0/1 made floats)
+    // and mse.
+    std::vector<float> y;
+    const void* y_host = nullptr;
+    if (s.loss == Loss::nll) {
+      y_host = data.labels;
+    } else if (s.loss == Loss::bce && !data.targets) {
+      y.assign(data.labels, data.labels + N);
+      y_host = y.data();
     } else {
-      auto found = s.graphs.find(key);
-      if (found == s.graphs.end()) {
-        cudaGraph_t graph = nullptr;
-        NMSNN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-        try {
-          enqueue_step(s, B, n, input.kind, noise.seed, opt, spec);
-        } catch (...) {
-          cudaStreamEndCapture(stream_, &graph);
-          if (graph) cudaGraphDestroy(graph);
-          throw;
-        }
-        NMSNN_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-        cudaGraphExec_t exec = nullptr;
-        const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
-        cudaGraphDestroy(graph);
-        NMSNN_CUDA_CHECK(status);
-        found = s.graphs.emplace(key, exec).first;
-      }
-      NMSNN_CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
+      y_host = data.targets;
     }
-    ++s.since_reset;
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.data_y->data(), y_host, N * width * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream_));
+    sync("copying a training set to the device");  // from pageable memory and `y`
+    s.data_kind = data.kind;
+    s.data_count = data.count;
+    s.y_width = int(width);
+    return true;
+  }
+
+  void train_step_rows(StepState& base, const int* rows, int B, NoiseKey noise,
+                       OptimizerState& optimizer, const OptimizerSpec& spec,
+                       int64_t step) override {
+    auto* own = dynamic_cast<CudaStepState*>(&base);
+    if (!own || own->data_count == 0)
+      fail("internal: train_step_rows on a cuda step that keeps no training set");
+    use_device();
+    CudaStepState& s = *own;
+    auto& opt = dynamic_cast<CudaOptimizerState&>(optimizer);
+    const Shard shard = s.comm ? shard_of(B, s.rank, s.ranks) : Shard{0, B};
+    const int n = shard.count;
+    reserve_step(s, std::max(n, 1), s.data_kind);
+    if (s.since_reset == kernels::kStepRecords) drain_records(s);
+    const int slot = s.next_slot;
+    s.next_slot ^= 1;
+    if (s.slot_used[slot]) NMSNN_CUDA_CHECK(cudaEventSynchronize(s.copied[slot]));
+    char* host = reinterpret_cast<char*>(s.slots[slot].reserve(s.block_bytes / sizeof(float)));
+    write_scalars(host, noise, spec, step);
+    std::memcpy(host + s.rows_offset, rows + shard.first, size_t(n) * sizeof(int));
+    write_row_keys(s, host, shard.first, n);
+    send_step(s, host, slot,
+              (s.comm ? s.keys_offset : s.rows_offset) + size_t(n) * sizeof(uint32_t));
+    run_step(s, B, n, s.data_kind, noise.seed, opt, spec, true);
   }
 
   StepReport read_steps(StepState& base) override {
@@ -674,6 +715,68 @@ class CudaEngine final : public EngineImpl {
   }
 
  private:
+  // The step's scalars at the start of its staging block.
+  static void write_scalars(char* host, NoiseKey noise, const OptimizerSpec& spec, int64_t step) {
+    StepScalars scalars{};
+    scalars.noise_pass = noise.pass;
+    if (const Sgd* sgd = std::get_if<Sgd>(&spec)) scalars.sgd = kernels::sgd_floats(*sgd, step);
+    else scalars.adam = kernels::adam_floats(std::get<Adam>(spec), step);
+    std::memcpy(host, &scalars, sizeof(scalars));
+  }
+
+  // A data-parallel step's row keys: its rows' indices in the global batch.
+  static void write_row_keys(const CudaStepState& s, char* host, int first, int n) {
+    if (!s.comm) return;
+    auto* keys = reinterpret_cast<uint32_t*>(host + s.keys_offset);
+    for (int b = 0; b < n; ++b) keys[b] = uint32_t(first + b);
+  }
+
+  // The first `bytes` of a staging slot to the device's block, on the stream.
+  void send_step(CudaStepState& s, const char* host, int slot, size_t bytes) {
+    NMSNN_CUDA_CHECK(
+        cudaMemcpyAsync(s.block->data(), host, bytes, cudaMemcpyHostToDevice, stream_));
+    NMSNN_CUDA_CHECK(cudaEventRecord(s.copied[slot], stream_));
+    s.slot_used[slot] = true;
+  }
+
+  // Queues a staged step: its device work as it is, or as a CUDA graph's replay.
+  void run_step(CudaStepState& s, int B, int n, Input::Kind kind, uint64_t seed,
+                CudaOptimizerState& opt, const OptimizerSpec& spec, bool gather) {
+    const CudaStepState::GraphKey key{B, int(kind), spec.index(), opt.serial, gather};
+    if (!s.use_graphs || !s.warmed[key]) {
+      enqueue_step(s, B, n, kind, seed, opt, spec, gather);
+      s.warmed[key] = true;
+    } else {
+      auto found = s.graphs.find(key);
+      if (found == s.graphs.end()) {
+        cudaGraph_t graph = nullptr;
+        NMSNN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+        try {
+          enqueue_step(s, B, n, kind, seed, opt, spec, gather);
+        } catch (...) {
+          cudaStreamEndCapture(stream_, &graph);
+          if (graph) cudaGraphDestroy(graph);
+          throw;
+        }
+        NMSNN_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        NMSNN_CUDA_CHECK(status);
+        found = s.graphs.emplace(key, exec).first;
+      }
+      NMSNN_CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
+    }
+    ++s.since_reset;
+  }
+
+  // Captured steps hold the addresses of the buffers they read: dropped when those change.
+  static void drop_graphs(CudaStepState& s) {
+    for (auto& g : s.graphs) cudaGraphExecDestroy(g.second);
+    s.graphs.clear();
+    s.warmed.clear();
+  }
+
   // Buffers of a step state for batches of up to B samples of this kind. Growing them drops the
   // captured steps, which hold their addresses.
   void reserve_step(CudaStepState& s, int B, Input::Kind kind) {
@@ -681,16 +784,16 @@ class CudaEngine final : public EngineImpl {
     const size_t ws = net_->workspace_bytes(std::max(B, s.capacity), kind, true);
     if (B <= s.capacity && ws <= s.ws_bytes) return;
     sync("a training step");  // the old buffers may be in use
-    for (auto& g : s.graphs) cudaGraphExecDestroy(g.second);
-    s.graphs.clear();
-    s.warmed.clear();
+    drop_graphs(s);
     s.capacity = std::max(B, s.capacity);
     const size_t cap = size_t(s.capacity);
     auto align = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
-    s.y_offset = align(sizeof(StepScalars));
+    // The small parts first: a step on kept data sends only the block's start.
+    s.rows_offset = align(sizeof(StepScalars));
+    s.keys_offset = s.rows_offset + align(cap * sizeof(int));
+    s.y_offset = s.keys_offset + align(cap * sizeof(uint32_t));
     s.x_offset = s.y_offset + align(cap * size_t(std::max(C, 1)) * sizeof(float));
-    s.keys_offset = s.x_offset + align(cap * size_t(I) * sizeof(float));
-    s.block_bytes = s.keys_offset + align(cap * sizeof(uint32_t));
+    s.block_bytes = s.x_offset + align(cap * size_t(I) * sizeof(float));
     s.ws_bytes = std::max(ws, net_->workspace_bytes(int(cap), kind, true));
     s.block = std::make_unique<DeviceBuffer>(s.block_bytes);
     const size_t logits = align(cap * size_t(C) * sizeof(float));
@@ -714,11 +817,19 @@ class CudaEngine final : public EngineImpl {
   }
 
   // The device work of one step, all on stream_ and nothing that waits: what a graph captures.
-  // B: the step's batch; n: this rank's rows of it (B in one process), staged in the block.
+  // B: the step's batch; n: this rank's rows of it (B in one process), staged in the block, or
+  // with `gather` their indices, whose rows are gathered from the kept data first.
   void enqueue_step(CudaStepState& s, int B, int n, Input::Kind kind, uint64_t seed,
-                    CudaOptimizerState& opt, const OptimizerSpec& spec) {
+                    CudaOptimizerState& opt, const OptimizerSpec& spec, bool gather) {
     const int C = spec_.outputs();
     char* block = static_cast<char*>(s.block->data());
+    if (gather && n > 0) {
+      const int* rows = reinterpret_cast<const int*>(block + s.rows_offset);
+      kernels::gather_rows(static_cast<const uint32_t*>(s.data_x->data()), spec_.inputs, rows, n,
+                           reinterpret_cast<uint32_t*>(block + s.x_offset), stream_);
+      kernels::gather_rows(static_cast<const uint32_t*>(s.data_y->data()), s.y_width, rows, n,
+                           reinterpret_cast<uint32_t*>(block + s.y_offset), stream_);
+    }
     auto* scalars = reinterpret_cast<StepScalars*>(block);
     const size_t logit_bytes = (size_t(s.capacity) * C * sizeof(float) + 255) / 256 * 256;
     char* work = static_cast<char*>(s.work->data());

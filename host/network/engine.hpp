@@ -119,6 +119,15 @@ class EngineImpl {
                           const OptimizerSpec& spec, int64_t step);
   // Waits for the queued steps; on a halt the parameters are already back at the good ones.
   virtual StepReport read_steps(StepState& state);
+  // A training set for train_step_rows (StepLoop::keep_data has checked it): true when the
+  // engine keeps its own copy where its step runs (the cuda engine's device-resident step, in
+  // device memory), false when it keeps none (the default) and StepLoop gathers each step's rows
+  // on the host for train_step. Replaces any data kept before.
+  virtual bool keep_step_data(StepState& state, const StepData& data);
+  // train_step on rows[0..B) of the kept data (checked in range), after keep_step_data said true.
+  virtual void train_step_rows(StepState& state, const int* rows, int B, NoiseKey noise,
+                               OptimizerState& optimizer, const OptimizerSpec& spec,
+                               int64_t step);
 };
 
 std::unique_ptr<EngineImpl> make_cpu_engine(const NetworkSpec& spec, int threads);

@@ -8,6 +8,7 @@
 
 #include "network/engine.hpp"
 #include "cpu/layer.hpp"
+#include "core/finite.hpp"
 #include "core/random_stream.hpp"
 #include "network/initialize.hpp"
 #include "nmsnn/error.hpp"
@@ -206,32 +207,9 @@ const NetworkSpec& validated(const NetworkSpec& spec) {
   return spec;
 }
 
-// The index of the first inf or NaN among count values (count if none). Every step's input is
-// checked, so the check must cost little: in chunks, by the exponent bits alone (a loop the
-// compiler vectorises; an early exit per value keeps it scalar), and the first bad value looked
-// for only in a chunk that has one. W1's batch of 784,000 values: 0.11 ms
-// instead of 0.33 on one core of the development machine, where the H200's host took ~1.3 ms a
-// step in all and the device 1.07 (2026-12-04, bench/RESULTS.md).
-size_t first_non_finite(const float* data, size_t count) {
-  constexpr size_t kChunk = 4096;
-  for (size_t start = 0; start < count; start += kChunk) {
-    const size_t end = std::min(count, start + kChunk);
-    uint32_t bad = 0;
-    for (size_t k = start; k < end; ++k) {
-      uint32_t bits;
-      std::memcpy(&bits, &data[k], sizeof bits);
-      bad |= uint32_t((bits & 0x7f800000u) == 0x7f800000u);  // all exponent bits: inf or NaN
-    }
-    if (bad)
-      for (size_t k = start; k < end; ++k)
-        if (!std::isfinite(data[k])) return k;
-  }
-  return count;
-}
-
 // The first non-finite value of an input, named by its position.
 void check_finite(const Input& input, const NetworkSpec& spec) {
-  const size_t k = first_non_finite(input.data, input.count);
+  const size_t k = detail::first_non_finite(input.data, input.count);
   if (k == input.count) return;
   const size_t I = size_t(spec.inputs), B = size_t(input.batch);
   if (input.kind != Input::Kind::sequence)

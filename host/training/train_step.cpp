@@ -9,10 +9,12 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/finite.hpp"
 #include "network/engine.hpp"
 #include "step_sums.cuh"
 #include "training/loss_math.hpp"
 #include "nmsnn/error.hpp"
+#include "nmsnn/limits.hpp"
 
 namespace nmsnn {
 
@@ -26,6 +28,38 @@ std::string show(double v) {
   std::ostringstream out;
   out << v;
   return out.str();
+}
+
+// What step() and keep_data() check of the labels or targets of B rows for `loss` (C outputs).
+void check_targets(const char* what, Loss loss, int B, int C, const int* labels,
+                   const float* targets) {
+  switch (loss) {
+    case Loss::nll:
+      if (!labels) fail(what, ": nll needs labels");
+      for (int b = 0; b < B; ++b)
+        if (labels[b] < 0 || labels[b] >= C)
+          fail(what, ": label[", b, "] = ", labels[b], " is outside [0, ", C, ")");
+      break;
+    case Loss::bce:
+      if (targets) {
+        for (int b = 0; b < B; ++b)
+          if (!(targets[b] >= 0 && targets[b] <= 1))
+            fail(what, ": bce target[", b, "] = ", targets[b], " is outside [0, 1]");
+      } else if (labels) {
+        for (int b = 0; b < B; ++b)
+          if (labels[b] != 0 && labels[b] != 1)
+            fail(what, ": bce label[", b, "] = ", labels[b], " is not 0 or 1");
+      } else {
+        fail(what, ": bce needs labels or targets");
+      }
+      break;
+    case Loss::mse:
+      if (!targets) fail(what, ": mse needs targets");
+      for (size_t i = 0; i < size_t(B) * C; ++i)
+        if (!std::isfinite(targets[i]))
+          fail(what, ": mse target[", i / C, ", ", i % C, "] is ", targets[i], ", must be finite");
+      break;
+  }
 }
 
 }  // namespace
@@ -258,6 +292,13 @@ StepReport EngineImpl::read_steps(StepState& base) {
   return out;
 }
 
+bool EngineImpl::keep_step_data(StepState&, const StepData&) { return false; }
+
+void EngineImpl::train_step_rows(StepState&, const int*, int, NoiseKey, OptimizerState&,
+                                 const OptimizerSpec&, int64_t) {
+  fail("internal: train_step_rows on an engine that keeps no training set");
+}
+
 }  // namespace detail
 
 // ---- StepLoop ------------------------------------------------------------------------------------
@@ -283,35 +324,8 @@ void StepLoop::step(const Input& input, const int* labels, const float* targets)
   ForwardOptions training;
   training.training = true;
   network_->check_input(input, training, "StepLoop::step");
-  const int B = input.batch, C = network_->spec().outputs();
-  switch (loss_) {
-    case Loss::nll:
-      if (!labels) fail("StepLoop::step: nll needs labels");
-      for (int b = 0; b < B; ++b)
-        if (labels[b] < 0 || labels[b] >= C)
-          fail("StepLoop::step: label[", b, "] = ", labels[b], " is outside [0, ", C, ")");
-      break;
-    case Loss::bce:
-      if (targets) {
-        for (int b = 0; b < B; ++b)
-          if (!(targets[b] >= 0 && targets[b] <= 1))
-            fail("StepLoop::step: bce target[", b, "] = ", targets[b], " is outside [0, 1]");
-      } else if (labels) {
-        for (int b = 0; b < B; ++b)
-          if (labels[b] != 0 && labels[b] != 1)
-            fail("StepLoop::step: bce label[", b, "] = ", labels[b], " is not 0 or 1");
-      } else {
-        fail("StepLoop::step: bce needs labels or targets");
-      }
-      break;
-    case Loss::mse:
-      if (!targets) fail("StepLoop::step: mse needs targets");
-      for (size_t i = 0; i < size_t(B) * C; ++i)
-        if (!std::isfinite(targets[i]))
-          fail("StepLoop::step: mse target[", i / C, ", ", i % C, "] is ", targets[i],
-               ", must be finite");
-      break;
-  }
+  check_targets("StepLoop::step", loss_, input.batch, network_->spec().outputs(), labels,
+                targets);
   const NoiseKey key{network_->seed(), network_->passes_};
   ++network_->passes_;
   ++optimizer_->steps_;
@@ -319,6 +333,66 @@ void StepLoop::step(const Input& input, const int* labels, const float* targets)
   network_->engine_impl().train_step(*state_, input, key, labels,
                                      loss_ == Loss::nll ? nullptr : targets, *optimizer_->state_,
                                      optimizer_->spec_, optimizer_->steps_);
+}
+
+bool StepLoop::keep_data(const StepData& data) {
+  const char* what = "StepLoop::keep_data";
+  data_ = StepData();
+  data_on_device_ = false;
+  if (data.kind == Input::Kind::sequence)
+    fail(what, ": sequence inputs are not supported; use noisy or repeated");
+  detail::checked_range((std::string(what) + ": count").c_str(), data.count, 1, kMaxSamples);
+  if (!data.x) fail(what, ": x is null");
+  const NetworkSpec& spec = network_->spec();
+  const size_t I = size_t(spec.inputs), values = size_t(data.count) * I;
+  const size_t k = detail::first_non_finite(data.x, values);
+  if (k != values)
+    fail(what, ": x[", k / I, ", ", k % I, "] is ", data.x[k], ": inputs must be finite");
+  check_targets(what, loss_, data.count, spec.outputs(), data.labels,
+                loss_ == Loss::nll ? nullptr : data.targets);
+  data_on_device_ = network_->engine_impl().keep_step_data(*state_, data);
+  data_ = data;
+  return data_on_device_;
+}
+
+void StepLoop::step_rows(const int* rows, int B) {
+  const char* what = "StepLoop::step_rows";
+  if (data_.count == 0) fail(what, ": no data kept; call keep_data first");
+  detail::checked_range((std::string(what) + ": batch").c_str(), B, 1, kMaxBatchSize);
+  if (!rows) fail(what, ": rows is null");
+  for (int b = 0; b < B; ++b)
+    if (rows[b] < 0 || rows[b] >= data_.count)
+      fail(what, ": rows[", b, "] = ", rows[b], " is outside the kept data's [0, ", data_.count,
+           ")");
+  const int C = network_->spec().outputs();
+  const size_t I = size_t(network_->spec().inputs);
+  const bool labels = data_.labels && (loss_ == Loss::nll || !data_.targets);
+  if (!data_on_device_) {
+    // The batch on the host, and step()'s path (its checks then pass: the data's did).
+    const size_t width = loss_ == Loss::mse ? size_t(C) : 1;
+    rows_x_.resize(size_t(B) * I);
+    rows_labels_.clear();
+    rows_targets_.clear();
+    for (int b = 0; b < B; ++b) {
+      const size_t r = size_t(rows[b]);
+      std::copy_n(data_.x + r * I, I, rows_x_.begin() + size_t(b) * I);
+      if (labels) rows_labels_.push_back(data_.labels[r]);
+      else rows_targets_.insert(rows_targets_.end(), data_.targets + r * width,
+                                data_.targets + (r + 1) * width);
+    }
+    const Input input{data_.kind, rows_x_.data(), rows_x_.size(), B};
+    return step(input, labels ? rows_labels_.data() : nullptr,
+                labels ? nullptr : rows_targets_.data());
+  }
+  ForwardOptions training;
+  training.training = true;
+  network_->check_pass_memory(B, training);
+  const NoiseKey key{network_->seed(), network_->passes_};
+  ++network_->passes_;
+  ++optimizer_->steps_;
+  ++pending_;
+  network_->engine_impl().train_step_rows(*state_, rows, B, key, *optimizer_->state_,
+                                          optimizer_->spec_, optimizer_->steps_);
 }
 
 StepReport StepLoop::read() {

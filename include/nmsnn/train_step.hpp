@@ -61,6 +61,18 @@ struct StepOptions {
   std::shared_ptr<Communicator> communicator;
 };
 
+// A training set for StepLoop::keep_data: x [count, inputs] row-major, fed as `kind` (noisy or
+// repeated), with labels [count] (nll; bce when no targets are given) or targets ([count *
+// outputs] for mse, [count] for bce). The caller keeps the arrays alive and unchanged while the
+// loop steps on them.
+struct StepData {
+  Input::Kind kind = Input::Kind::noisy;
+  const float* x = nullptr;
+  int count = 0;
+  const int* labels = nullptr;
+  const float* targets = nullptr;
+};
+
 // One completed step (of the global batch, in a data-parallel run).
 struct StepRecord {
   int batch = 0;       // samples
@@ -97,6 +109,17 @@ class StepLoop {
   // targets: [B * C] host memory for mse, and for bce in place of labels (in [0, 1]). Checked here;
   // the caller may reuse its buffers when step() returns.
   void step(const Input& input, const int* labels, const float* targets = nullptr);
+  // Keeps a training set for step_rows(), checked here once (finite x, labels and targets as
+  // step() checks them) instead of at every step. The cuda engine copies it to device memory
+  // when it takes at most half of the device's free memory (and its step runs on the device):
+  // each step then sends only its rows' indices, and a kernel gathers the rows where the step
+  // runs. Returns whether it did (data_on_device()); otherwise step_rows gathers the rows on the
+  // host and takes step()'s path, with the same results. Replaces any data kept before.
+  bool keep_data(const StepData& data);
+  bool data_on_device() const { return data_on_device_; }
+  // One step on rows rows[0..B) of the kept data, in that order: the same step, noise pass and
+  // results as step() on those rows gathered into a batch. The caller may reuse `rows` at return.
+  void step_rows(const int* rows, int B);
   // Steps queued since the last read().
   int pending() const { return pending_; }
   // Waits for the queued steps and returns their records (see above for a halt).
@@ -111,6 +134,10 @@ class StepLoop {
   Loss loss_;
   StepOptions options_;
   std::unique_ptr<detail::StepState> state_;
+  StepData data_;                // what keep_data kept (count 0: nothing)
+  bool data_on_device_ = false;
+  std::vector<float> rows_x_, rows_targets_;  // step_rows' batch, gathered on the host
+  std::vector<int> rows_labels_;
   int pending_ = 0;
   uint64_t passes_at_read_ = 0;
   int64_t optimizer_steps_at_read_ = 0;

@@ -143,6 +143,11 @@ struct TrainOptions {
   const TrainState* resume = nullptr;
   // cuda engine: replay each step from a captured CUDA graph (StepOptions::graphs).
   bool cuda_graphs = false;
+  // cuda engine: copy the training set to the device once and gather each batch there
+  // (StepLoop::keep_data), when it takes at most half of the device's free memory. Off, or when
+  // it does not fit: each batch is gathered on the host and copied up. The same results either
+  // way.
+  bool data_on_device = true;
   // Data parallelism over these ranks (see the top of this file); null: one process. With one
   // rank, the same path as several (the cpu engine gives the same bits as without).
   std::shared_ptr<Communicator> communicator;
@@ -153,6 +158,7 @@ struct TrainResult {
   double train_seconds = 0;        // training only, evaluation excluded
   double samples_per_second = 0;   // training samples per second over all epochs
   long long samples = 0;
+  bool data_on_device = false;     // the training set was kept in device memory (data_on_device)
 };
 
 // Trains `net` on `data` (labels for nll/bce, targets for mse). When `eval` is given it is

@@ -19,6 +19,8 @@
 //   napkin_math.hpp's integer count predicts; it decides how much W1 pays for its masks.
 //   W1_Inference/<0 layered, 1 sample clusters>/<B>/<0 FP32, 1 TF32, 2 BF16>: W1's network in
 //   inference; W1_StepLoop/<same>: its training step as `nmsnn train` runs it;
+//   W1_StepLoopKept/<precision>/<graphs>: that step on a training set kept on the device
+//   (StepLoop::keep_data, B 1000), launched or replayed from a CUDA graph;
 //   W1_StepLoopMnist/<B>/<precision>: that step layer by layer on real digits at x/255 (zeros in
 //   the background, which the TF32 and BF16 forward leaves out; read from data/mnist, so run
 //   from the repository root, as gpu_run.sh does).
@@ -459,6 +461,54 @@ void W1_StepLoop(benchmark::State& state) {
   }
 }
 
+// W1's training step through StepLoop on a kept training set (StepLoop::keep_data: what
+// `nmsnn train --device cuda` runs since 2026-12-04): 10 batches' rows of centred inputs on the
+// device, each step on a batch of B of them taken in a shuffled order, so a step sends only B
+// indices. Args: precision, then graphs (0: each step's kernels launched; 1: replayed from a
+// CUDA graph, StepOptions::graphs). Against W1_StepLoop (the batch staged and copied up by the
+// host) and Engine/W1 (the device's work alone), it shows what is left of the host's share.
+void W1_StepLoopKept(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  try {
+    const int B = 1000, batches = 10;
+    const nmsnn::MatmulPrecision math = kW1Maths[state.range(0)];
+    const bool graphs = state.range(1) == 1;
+    const W1Batch data = w1_batch(B * batches);
+    std::vector<int> order(size_t(B) * batches);
+    for (size_t k = 0; k < order.size(); ++k) order[k] = int(k);
+    std::shuffle(order.begin(), order.end(), std::mt19937(7));
+    nmsnn::NetworkOptions options{nmsnn::Engine::cuda, 1, 0};
+    options.matmul = math;
+    nmsnn::Network net(nmsnn::NetworkSpec::seed_mnist(), options);
+    nmsnn::Optimizer opt(net, nmsnn::Sgd{0.1f, 0.5f});
+    nmsnn::StepOptions step_options;
+    step_options.graphs = graphs;
+    nmsnn::StepLoop loop(net, opt, nmsnn::Loss::nll, step_options);
+    if (!loop.keep_data({nmsnn::Input::Kind::noisy, data.x.data(), B * batches,
+                         data.labels.data()}))
+      throw std::runtime_error("the training set was not kept on the device");
+    int k = 0;
+    auto step = [&] { loop.step_rows(order.data() + size_t(B) * (k++ % batches), B); };
+    for (int w = 0; w < 3; ++w) step();  // warm-up: with graphs, the capture
+    loop.read();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) step();
+    loop.read();  // waits for the last step
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+        double(std::max<benchmark::IterationCount>(1, state.iterations()));
+    napkin::StepShape shape = napkin::w1();
+    shape.compact = false;
+    state.counters["ms"] = ms;
+    state.counters["samples/s"] = B / (ms / 1e3);
+    napkin_counters(state, napkin::step_kernels(shape), math, ms);
+    state.SetLabel(std::string("W1 step ") + nmsnn::to_string(math) +
+                   " via StepLoop on kept rows, B 1000" + (graphs ? ", graphs" : ""));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
 // The same step, layer by layer, on the first B MNIST training digits scaled to [0, 1] (the
 // default preset's pixels: the background exactly 0) with their labels, in each precision (second
 // arg). Its TF32 and BF16 forward leaves out each digit's zero quads (kernels/masked_linear.cu),
@@ -678,6 +728,7 @@ BENCHMARK(PhiloxRate)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_NetworkApi)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_StepLoopKept)->ArgsProduct({{0, 1, 2}, {0, 1}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoopMnist)->ArgsProduct({{1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_WeightGrad)->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_FirstLayerForward)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);

@@ -6,6 +6,12 @@
 //   for (each batch) loop.step(nmsnn::Input::noisy(x, n), labels.data());
 //   nmsnn::StepReport r = loop.read();  // the steps' losses and accuracies since the last read
 //
+// Or on a training set kept by the loop (on the device, for the cuda engine), each step naming
+// its rows: what nmsnn::train does.
+//
+//   loop.keep_data({nmsnn::Input::Kind::noisy, data.x.data(), data.count, data.labels.data()});
+//   for (each batch) loop.step_rows(order.data() + first, B);
+//
 // On the cuda engine a step is queued on the engine's stream and step() returns at once: the
 // loss is computed on the device and the steps' records stay there until read(), the only call
 // that waits for the device. With `graphs`, the device work of a step is captured into a CUDA

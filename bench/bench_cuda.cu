@@ -13,8 +13,9 @@
 //       W2: a = X W^T, dW = dU^T X
 //   First arg = the precision's index in kPrecisions: 0 = FP32 (the default engine), 1 = TF32
 //   tensor cores (nmsnn::MatmulPrecision::tf32 against cuBLAS with CUBLAS_COMPUTE_32F_FAST_TF32),
-//   2 = BF16 tensor cores (against CUBLAS_COMPUTE_32F_FAST_16BF). Engine rows have a second:
-//   0 = the FP32 saved state, 1 = the compact one (nmsnn::SavedState, DeviceOptions::saved).
+//   2 = BF16 tensor cores (against cuBLAS on BF16 arrays, rounded before timing). Engine rows have
+//   a second: 0 = the FP32 saved state, 1 = the compact one (nmsnn::SavedState,
+//   DeviceOptions::saved).
 //   PhiloxRate: Philox4x32-10 alone on W1's mask counters (no DRAM traffic), the rate that
 //   napkin_math.hpp's integer count predicts; it decides how much W1 pays for its masks.
 //   W1_Inference/<0 layered, 1 sample clusters>/<B>/<0 FP32, 1 TF32, 2 BF16>: W1's network in
@@ -167,6 +168,7 @@ double floor_ms(const Workload& w, nmsnn::MatmulPrecision math) {
   struct Op {
     int kind, N, K;  // 0 forward, 1 weight gradient, 2 input gradient
     float *a, *b, *c;
+    nmsnn::kernels::Bf16Operands bf16;  // BF16: the operands as BF16 arrays, made before timing
   };
   std::vector<Op> ops;
   int in = w.spec.inputs;
@@ -182,12 +184,25 @@ double floor_ms(const Workload& w, nmsnn::MatmulPrecision math) {
     if (l > 0) ops.push_back({2, h, in, dU, W, X});
     in = h;
   }
-  const double ms = median_ms(gpu.stream, w.update ? 20 : 5, [&] {
-    for (const Op& op : ops) {
-      if (op.kind == 0) nmsnn::kernels::gemm_forward(gpu.cublas, gm, M, op.N, op.K, op.a, op.b, op.c, "floor");
-      if (op.kind == 1) nmsnn::kernels::gemm_weight_grad(gpu.cublas, gm, M, op.N, op.K, op.a, op.b, op.c, "floor");
-      if (op.kind == 2) nmsnn::kernels::gemm_input_grad(gpu.cublas, gm, M, op.N, op.K, op.a, op.b, op.c, "floor");
+  auto run = [&](const Op& op) {
+    if (op.kind == 0) nmsnn::kernels::gemm_forward(gpu.cublas, gm, M, op.N, op.K, op.a, op.b, op.c, "floor", op.bf16);
+    if (op.kind == 1) nmsnn::kernels::gemm_weight_grad(gpu.cublas, gm, M, op.N, op.K, op.a, op.b, op.c, "floor", op.bf16);
+    if (op.kind == 2) nmsnn::kernels::gemm_input_grad(gpu.cublas, gm, M, op.N, op.K, op.a, op.b, op.c, "floor", op.bf16);
+  };
+  // In BF16 the floor is the products on BF16 arrays (what the engine's cuBLAS products read
+  // since 2026-12-04, after rounding their FP32 operands into them): each op rounds its operands
+  // once here, untimed, and the timed runs reuse them.
+  if (gm == nmsnn::MatmulPrecision::bf16) {
+    for (Op& op : ops) {
+      const size_t bytes = nmsnn::kernels::gemm_bf16_bytes(M, op.N, op.K);
+      op.bf16 = {arena.bytes(bytes), bytes};
+      run(op);
+      op.bf16.rounded = true;
     }
+    CHECK(cudaStreamSynchronize(gpu.stream));
+  }
+  const double ms = median_ms(gpu.stream, w.update ? 20 : 5, [&] {
+    for (const Op& op : ops) run(op);
   });
   cache[key] = ms;
   return ms;

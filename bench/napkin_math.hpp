@@ -22,8 +22,10 @@
 //   - spiking layers keep for backward only 2 bytes per neuron-step (the spike as 16 bits) when
 //     a product reads their spikes in backward, and 1 bit (the gate) for the last layer
 //     (SavedState::compact; StepShape::compact = false models the FP32 u instead).
-//   - products read and write FP32 arrays in every precision (cuBLAS converts BF16 and TF32
-//     operands on the fly), so the precision changes the arithmetic rate, not the bytes.
+//   - cuBLAS products read and write FP32 arrays in FP32 and TF32 (cuBLAS converts TF32
+//     operands on the fly); in BF16 a kernel first rounds both operands into BF16 arrays
+//     (kernels/cublas_gemm.cu), counted as its own kernel, and the product's bytes are still
+//     counted as FP32 (an overcount of its operand reads; these products are math-bound).
 #pragma once
 
 #include <algorithm>
@@ -461,6 +463,16 @@ inline void fused_above(Kernel& product) {
   product.design += " (FP32; TF32 and BF16 in the first layer's kernel)";
 }
 
+// A BF16 cuBLAS product's operands (a and b values, FP32) rounded into BF16 arrays before it:
+// 4 bytes read and 2 written a value, in BF16 only and only where the product runs.
+inline Kernel bf16_operands(const Kernel& product, double a, double b) {
+  Kernel k{"round_to_bf16 (" + product.name + ")", "both operands to BF16 arrays",
+           6 * (a + b), a + b, 0, 0, false};
+  k.runs[int(Math::fp32)] = k.runs[int(Math::tf32)] = false;
+  k.runs[int(Math::bf16)] = product.runs[int(Math::bf16)];
+  return k;
+}
+
 // The first layer's weight gradient by sample (TF32 and BF16; FP32 walks rows, its issue count
 // as the row-walking kernel's): tasks x stages of the counted loop, less the staging it holds,
 // plus each sample's staging in each range where it has a live quad, plus the tasks' adds to the
@@ -530,6 +542,7 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});
       if (l == 1 && next_fused(s)) fused_above(ks.back());
+      ks.push_back(bf16_operands(ks.back(), M * K, H * K));
     }
     const bool last = l == L - 1;
     // reads a; writes the spikes (next layer's input) unless last, the saved state, and the
@@ -611,9 +624,12 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
     }
     ks.push_back({"cuBLAS weight grad" + tag, "dW = du^T x, FP32 arrays", product_bytes(H, K, M),
                   product_flop(H, K, M), 0, 0, true});
-    if (l > 0)
+    ks.push_back(bf16_operands(ks.back(), M * H, M * K));
+    if (l > 0) {
       ks.push_back({"cuBLAS input grad" + tag, "dx = du W, FP32 arrays", product_bytes(M, K, H),
                     product_flop(M, K, H), 0, 0, true});
+      ks.push_back(bf16_operands(ks.back(), M * H, H * K));
+    }
   }
   if (s.update) {
     double params = 0, in = s.I;
@@ -682,6 +698,7 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
                     product_flop(M, H, K), 0, 0, true});
       if (l == 1 && next_fused(s)) fused_above(ks.back());
+      ks.push_back(bf16_operands(ks.back(), M * K, H * K));
     }
     const bool last = l == L - 1;
     ks.push_back({"lif_forward" + tag, last ? "readout, nothing kept" : "spikes out, nothing kept",

@@ -546,7 +546,8 @@ TEST(MaskedLinear, Bf16RoundsMasksToNearestEven) {
 
 // The three products in `math`, each within (n + 2) 2^-24 + extra of sum |terms|; in tf32 and
 // bf16 most elements must also differ from the FP32 products (the operands really are rounded).
-void check_gemm(nmsnn::MatmulPrecision math, double extra) {
+// `bf16_arrays`: the bf16 products get scratch and round their operands into BF16 arrays first.
+void check_gemm(nmsnn::MatmulPrecision math, double extra, bool bf16_arrays = false) {
   cublasHandle_t handle;
   ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
   for (auto [M, N, K] : {std::tuple{1, 1, 1}, std::tuple{15, 7, 5}, std::tuple{333, 65, 33},
@@ -555,9 +556,12 @@ void check_gemm(nmsnn::MatmulPrecision math, double extra) {
     const auto W = random_vector(size_t(N) * K, -1, 1, 6);
     const auto dY = random_vector(size_t(M) * N, -1, 1, 7);
     Dev<float> dX(X), dW(W), ddY(dY), Y(size_t(M) * N), gW(size_t(N) * K), gX(size_t(M) * K);
-    nmsnn::kernels::gemm_forward(handle, math, M, N, K, dX.get(), dW.get(), Y.get(), "test forward");
-    nmsnn::kernels::gemm_weight_grad(handle, math, M, N, K, ddY.get(), dX.get(), gW.get(), "test wgrad");
-    nmsnn::kernels::gemm_input_grad(handle, math, M, N, K, ddY.get(), dW.get(), gX.get(), "test dgrad");
+    const size_t scratch_bytes = bf16_arrays ? nmsnn::kernels::gemm_bf16_bytes(M, N, K) : 0;
+    Dev<uint8_t> scratch(scratch_bytes);
+    const nmsnn::kernels::Bf16Operands bf16{bf16_arrays ? scratch.get() : nullptr, scratch_bytes};
+    nmsnn::kernels::gemm_forward(handle, math, M, N, K, dX.get(), dW.get(), Y.get(), "test forward", bf16);
+    nmsnn::kernels::gemm_weight_grad(handle, math, M, N, K, ddY.get(), dX.get(), gW.get(), "test wgrad", bf16);
+    nmsnn::kernels::gemm_input_grad(handle, math, M, N, K, ddY.get(), dW.get(), gX.get(), "test dgrad", bf16);
     const std::string shape = " M=" + std::to_string(M) + " N=" + std::to_string(N) +
                               " K=" + std::to_string(K) + " " + to_string(math);
     if (math != nmsnn::MatmulPrecision::fp32) {
@@ -623,6 +627,36 @@ TEST(Gemm, Tf32ProductsMatchDouble) {
 TEST(Gemm, Bf16ProductsMatchDouble) {
   REQUIRE_CUDA();
   check_gemm(nmsnn::MatmulPrecision::bf16, kBf16Extra);
+}
+// The BF16 products on BF16 arrays (kernels::Bf16Operands, what the engine passes): the same
+// operand-rounding bound; their rounding is the FAST_16BF path's (nearest even), so in the CUDA
+// emulation, whose sums run in one order, both give the same bits. Too little scratch is refused.
+TEST(Gemm, Bf16ArraysMatchDouble) {
+  REQUIRE_CUDA();
+  check_gemm(nmsnn::MatmulPrecision::bf16, kBf16Extra, true);
+  cublasHandle_t handle;
+  ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
+  const int M = 33, N = 7, K = 5;
+  const auto X = random_vector(size_t(M) * K, -1, 1, 8), W = random_vector(size_t(N) * K, -1, 1, 9);
+  Dev<float> dX(X), dW(W), fast(size_t(M) * N), arrays(size_t(M) * N);
+  Dev<uint8_t> scratch(nmsnn::kernels::gemm_bf16_bytes(M, N, K));
+  nmsnn::kernels::gemm_forward(handle, nmsnn::MatmulPrecision::bf16, M, N, K, dX.get(), dW.get(),
+                               fast.get(), "fast");
+  nmsnn::kernels::gemm_forward(handle, nmsnn::MatmulPrecision::bf16, M, N, K, dX.get(), dW.get(),
+                               arrays.get(), "arrays",
+                               {scratch.get(), nmsnn::kernels::gemm_bf16_bytes(M, N, K)});
+#ifdef NMSNN_EMULATED_CUDA
+  EXPECT_EQ(count_bit_differences(arrays.host(), fast.host(), "bf16 arrays vs FAST_16BF"), 0);
+#endif
+  EXPECT_TRUE(throws_with(
+      [&] {
+        nmsnn::kernels::gemm_forward(handle, nmsnn::MatmulPrecision::bf16, M, N, K, dX.get(),
+                                     dW.get(), arrays.get(), "layer 1 forward",
+                                     {scratch.get(), 256});
+      },
+      {"layer 1 forward: the BF16 operands of Y[M,N] = X[M,K] W[N,K]^T with M=33, N=7, K=5 need "
+       "768 bytes of scratch, got 256"}));
+  cublasDestroy(handle);
 }
 
 // ---- the neuron time loops -----------------------------------------------------------------------
@@ -868,6 +902,31 @@ void check_fused_backward(bool spike16, ResetRule reset, bool delay, int T, int 
                name + " dbias partials", [&](size_t e) { return "element " + std::to_string(e); });
   expect_close(dw_part.host(), dw_want, dw_scale, (T + 2.0) * kUnit, name + " dW above",
                [&](size_t e) { return "element " + std::to_string(e); });
+}
+
+// A DeviceNetwork in BF16 plans room for its cuBLAS products' BF16 operands after the rest of its
+// workspace: the largest product's (gemm_bf16_bytes), every layer's but a noisy first layer's
+// (the masked product's), over T*B rows, or B for a repeated input's first layer. TF32 plans none.
+TEST(Gemm, DeviceNetworkPlansBf16Operands) {
+  REQUIRE_CUDA();
+  const CublasHandle cublas;
+  nmsnn::cuda::DeviceOptions bf16, tf32;
+  bf16.matmul = nmsnn::MatmulPrecision::bf16;
+  tf32.matmul = nmsnn::MatmulPrecision::tf32;
+  const NetworkSpec spec = NetworkSpec::spiking(40, {30, 12}, 5, 6);
+  const DeviceNetwork a(spec, cublas.handle, bf16), b(spec, cublas.handle, tf32);
+  const int B = 4, T = 6;
+  using nmsnn::kernels::gemm_bf16_bytes;
+  const size_t above = std::max(gemm_bf16_bytes(T * B, 12, 30), gemm_bf16_bytes(T * B, 5, 12));
+  for (Input::Kind kind : {Input::Kind::noisy, Input::Kind::repeated, Input::Kind::sequence}) {
+    const size_t first = kind == Input::Kind::noisy      ? 0
+                         : kind == Input::Kind::repeated ? gemm_bf16_bytes(B, 30, 40)
+                                                         : gemm_bf16_bytes(T * B, 30, 40);
+    for (bool training : {true, false})
+      EXPECT_EQ(a.workspace_bytes(B, kind, training) - b.workspace_bytes(B, kind, training),
+                std::max(first, above))
+          << "input kind " << int(kind) << (training ? ", training" : ", inference");
+  }
 }
 
 TEST(LifBackwardFused, MatchesTheUnfusedKernelAndDoubleWeightGradient) {

@@ -276,7 +276,18 @@ TEST(napkin, Workloads) {
   EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::tf32).bound, "int (Philox)");
   // W2: forward and weight gradient of Linear(16384, 16384) over 500 * 16 rows.
   EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w2()), 2 * 2 * 8000.0 * 16384 * 16384);
-  EXPECT_EQ(napkin::step_kernels(napkin::w2()).size(), 5u);
+  // forward, its BF16 operands, lif_forward, lif_backward, weight gradient, its BF16 operands
+  // (no bias partials: T*B rows of a given sequence reduce in the loop's kernel).
+  const auto w2 = napkin::step_kernels(napkin::w2());
+  ASSERT_EQ(w2.size(), 7u);
+  // In BF16 the forward's operands, x [8000, 16384] and W [16384, 16384], go to BF16 arrays
+  // first: 4 bytes read and 2 written a value; that kernel runs in BF16 only.
+  const auto& round = find(w2, "round_to_bf16 (cuBLAS forward L0)");
+  EXPECT_DOUBLE_EQ(round.bytes, 6 * (8000.0 * 16384 + 16384.0 * 16384));
+  EXPECT_STREQ(napkin::predict(round, d, napkin::Math::tf32).bound, "not run");
+  EXPECT_STREQ(napkin::predict(round, d, napkin::Math::bf16).bound, "memory");
+  EXPECT_DOUBLE_EQ(find(w2, "round_to_bf16 (cuBLAS weight grad L0)").bytes,
+                   6 * (8000.0 * 16384 * 2));
 }
 
 TEST(napkin, ClusterForwardByHand) {
@@ -308,13 +319,16 @@ TEST(napkin, ClusterForwardByHand) {
   EXPECT_DOUBLE_EQ(q.barriers, 4 * 400.0);
   // The inference pass layer by layer: a product and a loop per layer, the loops latency bound.
   // FP32 runs the first layer's product and loop apart; TF32 and BF16 as one kernel.
+  // The second layer's product and its BF16 operands run in FP32 only and not at all.
   const auto ks = napkin::inference_kernels(s);
-  ASSERT_EQ(ks.size(), 5u);
+  ASSERT_EQ(ks.size(), 6u);
   EXPECT_EQ(ks[0].name, "masked_linear_forward L0");
   EXPECT_EQ(ks[2].name, "masked_linear_lif_forward L0");
-  EXPECT_EQ(ks[4].name, "lif_forward L1");
+  EXPECT_EQ(ks[4].name, "round_to_bf16 (cuBLAS forward L1)");
+  EXPECT_STREQ(napkin::predict(ks[4], d, napkin::Math::bf16).bound, "not run");
+  EXPECT_EQ(ks[5].name, "lif_forward L1");
   EXPECT_DOUBLE_EQ(ks[1].bytes, 4.0 * (4 * 17 * 8) * 2);    // reads a, writes the spikes
-  EXPECT_DOUBLE_EQ(ks[4].bytes, 4.0 * (4 * 17 * 8 + 17 * 8));  // reads a, writes the logits
+  EXPECT_DOUBLE_EQ(ks[5].bytes, 4.0 * (4 * 17 * 8 + 17 * 8));  // reads a, writes the logits
   // Reads x, W and the second layer's W, writes the second layer's current (8 neurons: made in
   // the same kernel, the spikes kept in shared memory); its main loop as counted in it, the tail
   // (one block of 68 rows: 17 samples x 8 neurons in 5 warp-passes of 4 steps, nothing written

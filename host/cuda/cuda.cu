@@ -173,14 +173,15 @@ void DeviceNetwork::set_dt(int layer, float dt) {
 size_t DeviceNetwork::workspace_bytes(int batch, Input::Kind kind, bool training) const {
   check_batch(spec_, batch, "DeviceNetwork::workspace_bytes");
   check_kind(kind, "DeviceNetwork::workspace_bytes");
-  return make_layout(spec_, batch, kind, training, options_.saved, options_.fuse_small_layers)
+  return make_layout(spec_, batch, kind, training, options_.saved, options_.fuse_small_layers,
+                     options_.matmul)
       .total;
 }
 
 size_t DeviceNetwork::saved_bytes(int batch) const {
   check_batch(spec_, batch, "DeviceNetwork::saved_bytes");
   return make_layout(spec_, batch, Input::Kind::sequence, true, options_.saved,
-                     options_.fuse_small_layers).saved_end;
+                     options_.fuse_small_layers, options_.matmul).saved_end;
 }
 
 bool DeviceNetwork::runs_by_sample(const DeviceInput& input, bool training,
@@ -212,7 +213,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
     fail(what, ": a trace needs one pointer per layer (", L, "), got ", trace->state.size(),
          " state, ", trace->spikes.size(), " spike and ", trace->rates.size(), " rate pointers");
   const Layout lay =
-      make_layout(spec_, B, input.kind, training, options_.saved, options_.fuse_small_layers);
+      make_layout(spec_, B, input.kind, training, options_.saved, options_.fuse_small_layers,
+                  options_.matmul);
   check_workspace(workspace, lay.total, what, B, training);
   char* ws = static_cast<char*>(workspace.data);
   auto at = [ws](size_t offset) {
@@ -241,6 +243,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
 
   const MatmulPrecision matmul = options_.matmul;
   CublasScope scope(cublas_, stream);
+  // BF16: the cuBLAS products' operands rounded into BF16 arrays here (none in other precisions).
+  const kernels::Bf16Operands bf16{lay.bf16 == kNone ? nullptr : ws + lay.bf16, lay.bf16_bytes};
   float* regularization = trace ? trace->regularization : nullptr;
   bool regularization_written = false;
 
@@ -285,11 +289,11 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
                                        stream);
       } else if (l == 0 && input.kind == Input::Kind::repeated) {
         kernels::gemm_forward(cublas_, matmul, B, H, I, input.data, W, at(lay.rows),
-                              name.c_str());
+                              name.c_str(), bf16);
         kernels::time_broadcast(at(lay.rows), T, (long long)B * H, 0, 1.0f, a, stream);
       } else {
         kernels::gemm_forward(cublas_, matmul, int(size_t(p.in_steps) * B), H, p.in_width, x, W,
-                              a, name.c_str());
+                              a, name.c_str(), bf16);
       }
     };
 
@@ -456,7 +460,8 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
          ": input gradients exist only for sequence and repeated inputs (the noise mask of "
          "a static input has no gradient)");
   const Layout lay =
-      make_layout(spec_, B, kind, true, options_.saved, options_.fuse_small_layers);
+      make_layout(spec_, B, kind, true, options_.saved, options_.fuse_small_layers,
+                  options_.matmul);
   check_workspace(workspace, lay.total, what, B, true);
   char* ws = static_cast<char*>(workspace.data);
   auto at = [ws](size_t offset) {
@@ -471,6 +476,8 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
 
   const MatmulPrecision matmul = options_.matmul;
   CublasScope scope(cublas_, stream);
+  // BF16: the cuBLAS products' operands rounded into BF16 arrays here (none in other precisions).
+  const kernels::Bf16Operands bf16{lay.bf16 == kNone ? nullptr : ws + lay.bf16, lay.bf16_bytes};
   const bool direct0 = reads_static_input(spec_.layers[0], kind);
   float* part = at(lay.part);  // [2, B, widest]: per-sample partial sums
 
@@ -606,17 +613,17 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
         kernels::time_sum(du, T, (long long)B * H, 0, 1.0f, du_sum, stream);
         kernels::bias_grad_reduce(du_sum, B, H, dbias, stream);
         kernels::gemm_weight_grad(cublas_, matmul, B, H, I, du_sum, input.data, dW,
-                                  (name + " weight gradient").c_str());
+                                  (name + " weight gradient").c_str(), bf16);
         if (dinput)
           kernels::gemm_input_grad(cublas_, matmul, B, H, I, du_sum, W, dinput,
-                                   (name + " input gradient").c_str());
+                                   (name + " input gradient").c_str(), bf16);
       } else {
         const int M = int(size_t(p.in_steps) * B);
         kernels::gemm_weight_grad(cublas_, matmul, M, H, p.in_width, du, x, dW,
-                                  (name + " weight gradient").c_str());
+                                  (name + " weight gradient").c_str(), bf16);
         if (dx)
           kernels::gemm_input_grad(cublas_, matmul, M, H, p.in_width, du, W, dx,
-                                   (name + " input gradient").c_str());
+                                   (name + " input gradient").c_str(), bf16);
       }
       continue;
     }

@@ -5,6 +5,7 @@
 #include "network/engine.hpp"
 #include "lif_saved.cuh"
 #include "conv2d.cuh"
+#include "cublas_gemm.cuh"
 #include "lif_backward.cuh"
 #include "masked_linear.cuh"
 #include "workspace_layout.hpp"
@@ -60,7 +61,7 @@ bool fused_with_above(const NetworkSpec& spec, int l) {
 }
 
 Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training,
-                   SavedState saved, bool fuse_small_layers) {
+                   SavedState saved, bool fuse_small_layers, MatmulPrecision matmul) {
   const int L = int(spec.layers.size());
   const std::vector<ParameterInfo> params = ::nmsnn::parameter_layout(spec);
   Layout lay;
@@ -213,6 +214,26 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
     backward_end = offset;
   }
   lay.total = std::max(forward_end, backward_end);
+
+  // The cuBLAS products of spiking and dense layers (cuda.cu): every layer's over its input
+  // rows, but a noisy first layer's (the masked product, kernels/masked_linear.cuh) and a
+  // repeated first layer's over its B rows. Convolutions round in cuBLAS (FAST_16BF).
+  if (matmul == MatmulPrecision::bf16) {
+    size_t bytes = 0;
+    for (int l = 0; l < L; ++l) {
+      const LayerSpec& ls = spec.layers[l];
+      if (!has_weights(ls) || std::holds_alternative<Conv2d>(ls)) continue;
+      if (l == 0 && kind == Input::Kind::noisy && direct0) continue;
+      const LayerPlan& p = lay.layer[l];
+      const long long M = l == 0 && repeated_rows ? B : (long long)p.in_steps * B;
+      bytes = std::max(bytes, kernels::gemm_bf16_bytes(M, p.out_width, p.in_width));
+    }
+    if (bytes) {
+      lay.bf16 = align_up(lay.total);
+      lay.bf16_bytes = bytes;
+      lay.total = lay.bf16 + bytes;
+    }
+  }
   return lay;
 }
 

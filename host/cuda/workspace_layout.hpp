@@ -7,7 +7,8 @@
 // activations, and the outputs of other layers that feed a next layer. The scratch region is
 // used by forward as its output buffers (alternating) and the FP32 a = x W^T of a last spiking
 // layer whose u is not kept, and by backward as du, dy/dx (alternating), the rebuilt input, per-sample
-// partial sums and the first layer's weight-gradient partials.
+// partial sums and the first layer's weight-gradient partials. In BF16, the cuBLAS products'
+// BF16 operands follow both regions.
 #pragma once
 
 #include <cstddef>
@@ -88,9 +89,13 @@ struct Layout {
   // backward: col (then dcol) and dy as rows [N*P, O]. The largest over the conv layers.
   size_t col = kNone, conv_rows = kNone, b_col = kNone, b_dyt = kNone;
   size_t wgrad_floats = 0;
+  // MatmulPrecision::bf16: where a cuBLAS product of a spiking or dense layer rounds its operands
+  // to BF16 arrays (kernels::Bf16Operands), after everything else, since a product reads and
+  // writes buffers of both the saved and the scratch regions.
+  size_t bf16 = kNone, bf16_bytes = 0;
 };
 
 Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool training,
-                   SavedState saved, bool fuse_small_layers);
+                   SavedState saved, bool fuse_small_layers, MatmulPrecision matmul);
 
 }  // namespace nmsnn::cuda

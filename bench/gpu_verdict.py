@@ -102,6 +102,13 @@ def ours(bench):
                 how = "sample clusters" if m.group(1) == "1" else "layer by layer"
                 math = MATHS[int(m.group(3) or 0)]
                 rows[("W1", f"nmsnn inference B {m.group(2)}, {how}", math)] = r
+        elif r["name"].startswith("W1_StepLoopKept/"):
+            # W1_StepLoopKept/<0 fp32, 1 tf32, 2 bf16>/<0 launched, 1 graphs>/<B>/...: kept rows
+            m = re.match(r"W1_StepLoopKept/([012])/([01])/(\d+)", r["name"])
+            if m:
+                how = "CUDA graphs" if m.group(2) == "1" else "launched"
+                rows[("W1", f"nmsnn StepLoop B {m.group(3)}, kept rows, {how}",
+                      MATHS[int(m.group(1))])] = r
         elif r["name"].startswith("W1_StepLoopMnist/"):
             # W1_StepLoopMnist/<B>/<0 fp32, 1 tf32, 2 bf16>/...: real digits at x / 255
             m = re.match(r"W1_StepLoopMnist/(\d+)(?:/([012]))?", r["name"])

@@ -44,6 +44,8 @@ class GpuVerdict(unittest.TestCase):
             engine_row("Engine/W1/2/1/manual_time", "W1 bf16, saved compact", 1.5, w1_floor),
             engine_row("W1_StepLoop/1/16/1/real_time", "W1 step tf32 via StepLoop", 0.025, w1_floor),
             engine_row("W1_StepLoopMnist/1000/2/real_time", "W1 step bf16 on digits", 0.3, w1_floor),
+            engine_row("W1_StepLoopKept/1/1/100/real_time", "W1 step tf32 on kept rows", 0.2,
+                       w1_floor),
             engine_row("W1_WeightGrad/1/1/1/manual_time", "W1 weight gradient", 0.06, w1_floor),
             engine_row("W1_FirstLayerForward/1/0/2/manual_time", "W1 first-layer forward", 0.15,
                        w1_floor),
@@ -91,6 +93,7 @@ class GpuVerdict(unittest.TestCase):
         self.assertIn("| nmsnn StepLoop B 16, sample clusters | tf32 | 0.025 |", out)
         # The real digits at x / 255: the batch, then the precision.
         self.assertIn("| nmsnn StepLoop B 1000, unit-scaled MNIST | bf16 | 0.300 |", out)
+        self.assertIn("| nmsnn StepLoop B 100, kept rows, CUDA graphs | tf32 | 0.200 |", out)
         # The first layer's weight gradient alone: the walk, the pixels, the precision.
         self.assertIn("| nmsnn first-layer weight gradient by sample, unit-scaled MNIST | tf32 | "
                       "0.060 |", out)

@@ -148,6 +148,7 @@ nb::dict fit(PyModel& self, const FloatArray& x, std::optional<IntArray> labels,
   out["train_seconds"] = r.train_seconds;
   out["samples_per_second"] = r.samples_per_second;
   out["samples"] = r.samples;
+  out["data_on_device"] = r.data_on_device;
   return out;
 }
 

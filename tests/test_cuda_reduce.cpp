@@ -333,9 +333,11 @@ struct StepRun {
   std::vector<float> parameters;
 };
 
-// `steps` steps of StepLoop on the cuda engine with `comm`, each on a fresh batch of B.
+// `steps` steps of StepLoop on the cuda engine with `comm`, each on a fresh batch of B; `kept`:
+// the batches kept as one training set (StepLoop::keep_data) and stepped on by their rows.
 StepRun run_steps(const NetworkSpec& spec, Loss loss, const nmsnn::OptimizerSpec& o,
-              std::shared_ptr<nmsnn::Communicator> comm, bool graphs, int B, int steps) {
+                  std::shared_ptr<nmsnn::Communicator> comm, bool graphs, int B, int steps,
+                  bool kept = false) {
   nmsnn::NetworkOptions no;
   no.engine = Engine::cuda;
   no.seed = 5;
@@ -346,12 +348,30 @@ StepRun run_steps(const NetworkSpec& spec, Loss loss, const nmsnn::OptimizerSpec
   so.graphs = graphs;
   nmsnn::StepLoop loop(net, opt, loss, so);
   const int C = spec.outputs();
+  std::vector<float> xs, all_targets;
+  std::vector<int> all_labels;
   for (int k = 0; k < steps; ++k) {
     const std::vector<float> x = values(size_t(B) * spec.inputs, uint32_t(20 + k));
     const std::vector<float> targets = values(size_t(B) * C, uint32_t(40 + k));
     std::vector<int> labels;
     for (int i = 0; i < B; ++i) labels.push_back((i * 7 + k) % C);
-    loop.step(Input::noisy(x, B), labels.data(), loss == Loss::mse ? targets.data() : nullptr);
+    xs.insert(xs.end(), x.begin(), x.end());
+    all_targets.insert(all_targets.end(), targets.begin(), targets.end());
+    all_labels.insert(all_labels.end(), labels.begin(), labels.end());
+  }
+  const float* targets = loss == Loss::mse ? all_targets.data() : nullptr;
+  if (kept && !loop.keep_data({Input::Kind::noisy, xs.data(), B * steps, all_labels.data(), targets}))
+    ADD_FAILURE() << "the training set was not kept on the device";
+  for (int k = 0; k < steps; ++k) {
+    if (kept) {
+      std::vector<int> rows(static_cast<size_t>(B));
+      for (int i = 0; i < B; ++i) rows[size_t(i)] = k * B + i;
+      loop.step_rows(rows.data(), B);
+      continue;
+    }
+    const size_t first = size_t(k) * B;
+    loop.step(Input::noisy(xs.data() + first * spec.inputs, size_t(B) * spec.inputs, B),
+              all_labels.data() + first, targets ? targets + first * C : nullptr);
   }
   return {loop.read(), all_parameters(net)};
 }
@@ -414,6 +434,36 @@ TEST(DeviceDataParallelStep, MatchesTheHostPath) {
         EXPECT_EQ(r.loss, 0.0);  // rank 0 computed nothing, its mirror neither
       }
     }
+  }
+}
+
+// The device data-parallel step on kept rows: each rank gathers its shard's rows from its copy of
+// the training set; the same bits as its steps on batches from the host, on a rank whose shard
+// starts past 0 (with graphs) and on a rank with no rows.
+TEST(DeviceDataParallelStep, KeptRowsGiveTheSameBits) {
+  REQUIRE_CUDA();
+  const NetworkSpec spec = NetworkSpec::spiking(12, {16}, 4, 7);
+  const nmsnn::OptimizerSpec adam = nmsnn::Adam{1e-2};
+  struct Setting {
+    Loss loss;
+    int rank, B;
+    bool graphs;
+  };
+  for (const Setting& c : {Setting{Loss::mse, 1, 9, true}, Setting{Loss::nll, 0, 1, false}}) {
+    SCOPED_TRACE(std::string(c.loss == Loss::nll ? "nll" : "mse") + " rank " +
+                 std::to_string(c.rank) + " B " + std::to_string(c.B));
+    auto staged = std::make_shared<MirrorDeviceCommunicator>(2, c.rank);
+    auto kept = std::make_shared<MirrorDeviceCommunicator>(2, c.rank);
+    const StepRun a = run_steps(spec, c.loss, adam, staged, c.graphs, c.B, 3);
+    const StepRun b = run_steps(spec, c.loss, adam, kept, c.graphs, c.B, 3, true);
+    ASSERT_EQ(a.report.halt, nmsnn::HaltReason::none);
+    ASSERT_EQ(b.report.steps.size(), a.report.steps.size());
+    for (size_t k = 0; k < a.report.steps.size(); ++k) {
+      EXPECT_EQ(b.report.steps[k].loss, a.report.steps[k].loss) << "step " << k;
+      EXPECT_EQ(b.report.steps[k].correct, a.report.steps[k].correct) << "step " << k;
+    }
+    EXPECT_TRUE(a.parameters == b.parameters);
+    EXPECT_EQ(kept->device_sums, staged->device_sums);
   }
 }
 

@@ -422,6 +422,27 @@ void W1_Inference(benchmark::State& state) {
   }
 }
 
+// Wall-clock ms a step over the benchmark's iterations of step(), queued on `loop` and read back
+// once at the end (which waits for the last).
+template <typename Step>
+double queued_step_ms(benchmark::State& state, nmsnn::StepLoop& loop, Step step) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) step();
+  loop.read();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+         double(std::max<benchmark::IterationCount>(1, state.iterations()));
+}
+
+// A StepLoop row's counters: its time, samples/s and the napkin model's step on `shape`.
+void step_loop_counters(benchmark::State& state, napkin::StepShape shape, int B,
+                        nmsnn::MatmulPrecision math, double ms) {
+  shape.B = B;
+  shape.compact = false;
+  state.counters["ms"] = ms;
+  state.counters["samples/s"] = B / (ms / 1e3);
+  napkin_counters(state, napkin::step_kernels(shape), math, ms);
+}
+
 // One W1 training step through StepLoop (what `nmsnn train --device cuda` runs: the input up,
 // then forward, loss, backward and update on the device with no wait), wall-clock ms per step over
 // the benchmark's iterations of queued steps, read back once.
@@ -433,11 +454,7 @@ double step_loop_ms(benchmark::State& state, const nmsnn::NetworkOptions& option
   const nmsnn::Input input = nmsnn::Input::noisy(batch.x, B);
   loop.step(input, batch.labels.data());  // warm-up
   loop.read();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : state) loop.step(input, batch.labels.data());
-  loop.read();  // waits for the last step
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
-         double(std::max<benchmark::IterationCount>(1, state.iterations()));
+  return queued_step_ms(state, loop, [&] { loop.step(input, batch.labels.data()); });
 }
 
 // W1's training step through StepLoop, B samples of centred inputs, in each precision (third
@@ -508,18 +525,8 @@ void W1_StepLoopKept(benchmark::State& state) {
     auto step = [&] { loop.step_rows(order.data() + size_t(B) * (k++ % batches), B); };
     for (int w = 0; w < 3; ++w) step();  // warm-up: with graphs, the capture
     loop.read();
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) step();
-    loop.read();  // waits for the last step
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
-        double(std::max<benchmark::IterationCount>(1, state.iterations()));
-    napkin::StepShape shape = napkin::w1();
-    shape.B = B;
-    shape.compact = false;
-    state.counters["ms"] = ms;
-    state.counters["samples/s"] = B / (ms / 1e3);
-    napkin_counters(state, napkin::step_kernels(shape), math, ms);
+    const double ms = queued_step_ms(state, loop, step);
+    step_loop_counters(state, napkin::w1(), B, math, ms);
     state.SetLabel(std::string("W1 step ") + nmsnn::to_string(math) +
                    " via StepLoop on kept rows, B " + std::to_string(B) +
                    (graphs ? ", graphs" : ""));
@@ -544,12 +551,7 @@ void W1_StepLoopMnist(benchmark::State& state) {
     nmsnn::NetworkOptions options{nmsnn::Engine::cuda, 1, 0};
     options.matmul = math;
     const double ms = step_loop_ms(state, options, {digits.x, digits.labels}, B);
-    napkin::StepShape shape = napkin::w1_unit_mnist();
-    shape.B = B;
-    shape.compact = false;
-    state.counters["ms"] = ms;
-    state.counters["samples/s"] = B / (ms / 1e3);
-    napkin_counters(state, napkin::step_kernels(shape), math, ms);
+    step_loop_counters(state, napkin::w1_unit_mnist(), B, math, ms);
     state.SetLabel(std::string("W1 step ") + nmsnn::to_string(math) +
                    " via StepLoop on unit-scaled MNIST digits, B " + std::to_string(B));
   } catch (const std::exception& e) {

@@ -562,15 +562,10 @@ class CudaEngine final : public EngineImpl {
     // This rank's rows (all of them in one process); their noise is keyed by their global index.
     const Shard shard = s.comm ? shard_of(B, s.rank, s.ranks) : Shard{0, B};
     const int n = shard.count;
-    reserve_step(s, std::max(n, 1), input.kind);  // a rank with no rows still stages scalars
-    if (s.since_reset == kernels::kStepRecords) drain_records(s);
-
     // Stage this step's scalars, targets and input (and row keys in a data-parallel step) in a
     // pinned slot, then one copy to the device.
-    const int slot = s.next_slot;
-    s.next_slot ^= 1;
-    if (s.slot_used[slot]) NMSNN_CUDA_CHECK(cudaEventSynchronize(s.copied[slot]));
-    char* host = reinterpret_cast<char*>(s.slots[slot].reserve(s.block_bytes / sizeof(float)));
+    int slot = 0;
+    char* host = staging_slot(s, n, input.kind, slot);
     write_scalars(host, noise, spec, step);
     // y: labels for nll; targets as floats for bce (labels 0/1 made floats) and mse.
     const int first = shard.first;
@@ -648,12 +643,8 @@ class CudaEngine final : public EngineImpl {
     auto& opt = dynamic_cast<CudaOptimizerState&>(optimizer);
     const Shard shard = s.comm ? shard_of(B, s.rank, s.ranks) : Shard{0, B};
     const int n = shard.count;
-    reserve_step(s, std::max(n, 1), s.data_kind);
-    if (s.since_reset == kernels::kStepRecords) drain_records(s);
-    const int slot = s.next_slot;
-    s.next_slot ^= 1;
-    if (s.slot_used[slot]) NMSNN_CUDA_CHECK(cudaEventSynchronize(s.copied[slot]));
-    char* host = reinterpret_cast<char*>(s.slots[slot].reserve(s.block_bytes / sizeof(float)));
+    int slot = 0;
+    char* host = staging_slot(s, n, s.data_kind, slot);
     write_scalars(host, noise, spec, step);
     std::memcpy(host + s.rows_offset, rows + shard.first, size_t(n) * sizeof(int));
     write_row_keys(s, host, shard.first, n);
@@ -715,6 +706,17 @@ class CudaEngine final : public EngineImpl {
   }
 
  private:
+  // Buffers for a step of this rank's n rows of this kind, and the pinned slot to stage it in
+  // (its last copy to the device done): the host memory returned, its index in `slot`.
+  char* staging_slot(CudaStepState& s, int n, Input::Kind kind, int& slot) {
+    reserve_step(s, std::max(n, 1), kind);  // a rank with no rows still stages scalars
+    if (s.since_reset == kernels::kStepRecords) drain_records(s);
+    slot = s.next_slot;
+    s.next_slot ^= 1;
+    if (s.slot_used[slot]) NMSNN_CUDA_CHECK(cudaEventSynchronize(s.copied[slot]));
+    return reinterpret_cast<char*>(s.slots[slot].reserve(s.block_bytes / sizeof(float)));
+  }
+
   // The step's scalars at the start of its staging block.
   static void write_scalars(char* host, NoiseKey noise, const OptimizerSpec& spec, int64_t step) {
     StepScalars scalars{};

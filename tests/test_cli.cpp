@@ -63,7 +63,8 @@ TEST(Cli, TrainsAndWritesAReport) {
   const std::string json = read_file(report);
   for (const char* key : {"\"test_accuracy\": 0.", "\"train_samples_per_second\": ", "\"epochs\": 1",
                           "\"device\": \"cpu\"", "\"train_samples\": 1000", "\"test_samples\": 300",
-                          "\"time_steps\": 16", "\"epoch_stats\": ["})
+                          "\"time_steps\": 16", "\"epoch_stats\": [",
+                          "\"data_on_device\": false"})
     EXPECT_NE(json.find(key), std::string::npos) << key << " missing in " << json;
 }
 

@@ -360,7 +360,8 @@ StepRun run_steps(const NetworkSpec& spec, Loss loss, const nmsnn::OptimizerSpec
     all_labels.insert(all_labels.end(), labels.begin(), labels.end());
   }
   const float* targets = loss == Loss::mse ? all_targets.data() : nullptr;
-  if (kept && !loop.keep_data({Input::Kind::noisy, xs.data(), B * steps, all_labels.data(), targets}))
+  if (kept &&
+      !loop.keep_data({Input::Kind::noisy, xs.data(), B * steps, all_labels.data(), targets}))
     ADD_FAILURE() << "the training set was not kept on the device";
   for (int k = 0; k < steps; ++k) {
     if (kept) {

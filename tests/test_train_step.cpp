@@ -275,7 +275,8 @@ void check_kept_rows(Engine engine, bool graphs) {
   const NetworkSpec binary = NetworkSpec::spiking(12, {16}, 1, 7);
   const int count = 11;
   const std::vector<std::vector<int>> batches = {
-      {3, 0, 7, 7, 10, 1, 4, 2, 9}, {5, 6, 8, 0, 1, 2, 3, 4, 9}, {10, 2, 5}, {5, 6, 8, 0, 1, 2, 3, 4, 9}};
+      {3, 0, 7, 7, 10, 1, 4, 2, 9}, {5, 6, 8, 0, 1, 2, 3, 4, 9}, {10, 2, 5},
+      {5, 6, 8, 0, 1, 2, 3, 4, 9}};
   struct Case {
     Loss loss;
     bool bce_targets;
@@ -362,8 +363,9 @@ TEST_P(StepLoopOn, KeepDataAndStepRowsRefuseBadArguments) {
                           {"StepLoop::step_rows: no data kept; call keep_data first"}));
   std::vector<float> x = data.x;
   x[2 * 6 + 3] = std::nanf("");
-  EXPECT_TRUE(throws_with([&] { loop.keep_data({Input::Kind::noisy, x.data(), 5, data.labels.data()}); },
-                          {"StepLoop::keep_data: x[2, 3] is nan: inputs must be finite"}));
+  EXPECT_TRUE(
+      throws_with([&] { loop.keep_data({Input::Kind::noisy, x.data(), 5, data.labels.data()}); },
+                  {"StepLoop::keep_data: x[2, 3] is nan: inputs must be finite"}));
   std::vector<int> labels = data.labels;
   labels[4] = 3;
   EXPECT_TRUE(throws_with(
@@ -374,8 +376,9 @@ TEST_P(StepLoopOn, KeepDataAndStepRowsRefuseBadArguments) {
   EXPECT_TRUE(throws_with(
       [&] { loop.keep_data({Input::Kind::noisy, data.x.data(), 0, data.labels.data()}); },
       {"StepLoop::keep_data: count must be in [1, "}));
-  EXPECT_TRUE(throws_with([&] { loop.keep_data({Input::Kind::noisy, nullptr, 5, data.labels.data()}); },
-                          {"StepLoop::keep_data: x is null"}));
+  EXPECT_TRUE(
+      throws_with([&] { loop.keep_data({Input::Kind::noisy, nullptr, 5, data.labels.data()}); },
+                  {"StepLoop::keep_data: x is null"}));
   EXPECT_TRUE(throws_with(
       [&] { loop.keep_data({Input::Kind::sequence, data.x.data(), 5, data.labels.data()}); },
       {"sequence inputs are not supported"}));

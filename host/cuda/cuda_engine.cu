@@ -173,11 +173,10 @@ struct CudaStepState : StepState {
   std::unique_ptr<DeviceBuffer> prev;     // the parameters before the last update
   std::unique_ptr<DeviceBuffer> records;  // kernels::StepRecords
   std::unique_ptr<DeviceBuffer> sums;     // the step's statistics (kernels::step_sums::count)
-  // The kept training set (keep_step_data): x [count, I] and y [count, y_width] as the staging
-  // block's y holds them (nll: int labels; bce and mse: float targets).
+  // The kept training set (keep_step_data), or none: x [count, I] and y [count, y_words] as the
+  // staging block's y holds them (write_y).
   std::unique_ptr<DeviceBuffer> data_x, data_y;
   Input::Kind data_kind = Input::Kind::noisy;
-  int data_count = 0, y_width = 0;
   PinnedBuffer slots[2];                  // host staging, used in turn
   cudaEvent_t copied[2] = {nullptr, nullptr};  // the slot's last copy to the device has run
   bool slot_used[2] = {false, false};
@@ -558,7 +557,7 @@ class CudaEngine final : public EngineImpl {
     use_device();
     CudaStepState& s = *own;
     auto& opt = dynamic_cast<CudaOptimizerState&>(optimizer);
-    const int B = input.batch, C = spec_.outputs();
+    const int B = input.batch;
     // This rank's rows (all of them in one process); their noise is keyed by their global index.
     const Shard shard = s.comm ? shard_of(B, s.rank, s.ranks) : Shard{0, B};
     const int n = shard.count;
@@ -567,18 +566,8 @@ class CudaEngine final : public EngineImpl {
     int slot = 0;
     char* host = staging_slot(s, n, input.kind, slot);
     write_scalars(host, noise, spec, step);
-    // y: labels for nll; targets as floats for bce (labels 0/1 made floats) and mse.
     const int first = shard.first;
-    if (s.loss == Loss::nll) {
-      std::memcpy(host + s.y_offset, labels + first, size_t(n) * sizeof(int));
-    } else if (s.loss == Loss::bce && !targets) {
-      float* y = reinterpret_cast<float*>(host + s.y_offset);
-      for (int b = 0; b < n; ++b) y[b] = float(labels[first + b]);
-    } else {
-      const size_t width = s.loss == Loss::bce ? 1 : size_t(C);
-      std::memcpy(host + s.y_offset, targets + size_t(first) * width,
-                  size_t(n) * width * sizeof(float));
-    }
+    write_y(host + s.y_offset, s.loss, labels, targets, first, n);
     const size_t row = input.count / size_t(B);  // floats per row of x
     std::memcpy(host + s.x_offset, input.data + size_t(first) * row,
                 size_t(n) * row * sizeof(float));
@@ -599,36 +588,21 @@ class CudaEngine final : public EngineImpl {
     drop_graphs(s);
     s.data_x.reset();
     s.data_y.reset();
-    s.data_count = 0;
-    const int C = spec_.outputs();
-    const size_t N = size_t(data.count), I = size_t(spec_.inputs);
-    const size_t width = s.loss == Loss::mse ? size_t(C) : 1;
-    const size_t bytes = (N * I + N * width) * sizeof(float);
+    const size_t N = size_t(data.count), I = size_t(spec_.inputs), W = y_words(s.loss);
     size_t free = 0, total = 0;
     NMSNN_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-    if (bytes > free / 2) return false;
+    if ((N * I + N * W) * 4 > free / 2) return false;
+    std::vector<uint32_t> y(N * W);
+    write_y(reinterpret_cast<char*>(y.data()), s.loss, data.labels,
+            s.loss == Loss::nll ? nullptr : data.targets, 0, int(N));
     s.data_x = std::make_unique<DeviceBuffer>(N * I * sizeof(float));
-    s.data_y = std::make_unique<DeviceBuffer>(N * width * sizeof(float));
+    s.data_y = std::make_unique<DeviceBuffer>(N * W * 4);
     NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.data_x->data(), data.x, N * I * sizeof(float),
                                      cudaMemcpyHostToDevice, stream_));
-    // y as the staging block holds it: labels for nll, floats for bce (labels 0/1 made floats)
-    // and mse.
-    std::vector<float> y;
-    const void* y_host = nullptr;
-    if (s.loss == Loss::nll) {
-      y_host = data.labels;
-    } else if (s.loss == Loss::bce && !data.targets) {
-      y.assign(data.labels, data.labels + N);
-      y_host = y.data();
-    } else {
-      y_host = data.targets;
-    }
-    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.data_y->data(), y_host, N * width * sizeof(float),
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.data_y->data(), y.data(), N * W * 4,
                                      cudaMemcpyHostToDevice, stream_));
     sync("copying a training set to the device");  // from pageable memory and `y`
     s.data_kind = data.kind;
-    s.data_count = data.count;
-    s.y_width = int(width);
     return true;
   }
 
@@ -636,7 +610,7 @@ class CudaEngine final : public EngineImpl {
                        OptimizerState& optimizer, const OptimizerSpec& spec,
                        int64_t step) override {
     auto* own = dynamic_cast<CudaStepState*>(&base);
-    if (!own || own->data_count == 0)
+    if (!own || !own->data_x)
       fail("internal: train_step_rows on a cuda step that keeps no training set");
     use_device();
     CudaStepState& s = *own;
@@ -715,6 +689,24 @@ class CudaEngine final : public EngineImpl {
     s.next_slot ^= 1;
     if (s.slot_used[slot]) NMSNN_CUDA_CHECK(cudaEventSynchronize(s.copied[slot]));
     return reinterpret_cast<char*>(s.slots[slot].reserve(s.block_bytes / sizeof(float)));
+  }
+
+  // 32-bit words of a row's y: a label for nll, a target for bce, C targets for mse.
+  int y_words(Loss loss) const { return loss == Loss::mse ? spec_.outputs() : 1; }
+
+  // Rows [first, first + n) of y as a step reads it: labels for nll; targets as floats for bce
+  // (labels 0/1 made floats when no targets are given) and mse.
+  void write_y(char* dst, Loss loss, const int* labels, const float* targets, int first,
+               int n) const {
+    const size_t W = size_t(y_words(loss));
+    if (loss == Loss::nll) {
+      std::memcpy(dst, labels + first, size_t(n) * sizeof(int));
+    } else if (loss == Loss::bce && !targets) {
+      float* y = reinterpret_cast<float*>(dst);
+      for (int b = 0; b < n; ++b) y[b] = float(labels[first + b]);
+    } else {
+      std::memcpy(dst, targets + size_t(first) * W, size_t(n) * W * sizeof(float));
+    }
   }
 
   // The step's scalars at the start of its staging block.
@@ -829,8 +821,8 @@ class CudaEngine final : public EngineImpl {
       const int* rows = reinterpret_cast<const int*>(block + s.rows_offset);
       kernels::gather_rows(static_cast<const uint32_t*>(s.data_x->data()), spec_.inputs, rows, n,
                            reinterpret_cast<uint32_t*>(block + s.x_offset), stream_);
-      kernels::gather_rows(static_cast<const uint32_t*>(s.data_y->data()), s.y_width, rows, n,
-                           reinterpret_cast<uint32_t*>(block + s.y_offset), stream_);
+      kernels::gather_rows(static_cast<const uint32_t*>(s.data_y->data()), y_words(s.loss), rows,
+                           n, reinterpret_cast<uint32_t*>(block + s.y_offset), stream_);
     }
     auto* scalars = reinterpret_cast<StepScalars*>(block);
     const size_t logit_bytes = (size_t(s.capacity) * C * sizeof(float) + 255) / 256 * 256;

@@ -182,8 +182,8 @@ constexpr double kSimtWarps = 8, kSimtTileQ = 64, kMaskedDepth = 16;
 // gradient), 16 values of the sum per stage, and each warp-stage issues, by width class (forward
 // NT = 8, 13, 16 for N <= 64, <= 104, else; weight gradient MT = 4, 7, 8 for N <= 64, <= 112,
 // else), {tf32, bf16}:
-constexpr double kMmaForwardLoop[3][2] = {{435, 381}, {521, 428}, {536, 437}};
-constexpr double kMmaWgradLoop[3][2] = {{556, 517}, {735, 610}, {758, 618}};
+constexpr double kMmaForwardLoop[3][2] = {{423, 355}, {513, 408}, {537, 438}};
+constexpr double kMmaWgradLoop[3][2] = {{567, 461}, {718, 568}, {742, 573}};
 // Of each warp-stage, the masks of 4 Philox blocks: per block 20 IMAD.WIDE.U32, 20 LOP3, and per
 // mask a SHF, an I2FP and two FMULs (the scale and x), ~56 (the SASS has 78 + 88 + 17 + 16 + 32 =
 // 231 in the TF32 forward's loop).
@@ -191,16 +191,16 @@ constexpr double kMmaMaskInstructions = 4 * 56;
 // The forward with the time loop fused in (masked_linear_lif_forward; sass_loop_counts.sh lists
 // its innermost loops). Its main loop, by class and precision as kMmaForwardLoop (within a few
 // instructions of the plain kernel's):
-constexpr double kMmaLifForwardLoop[3][2] = {{433, 373}, {519, 426}, {535, 436}};
+constexpr double kMmaLifForwardLoop[3][2] = {{420, 352}, {508, 403}, {536, 437}};
 // After the main loop one thread a (sample, neuron) of the block runs lif_neuron.cuh's loop on
 // the block's tile (a function of its own, not inlined), its outputs fixed for the common sets;
 // per warp, a pass of 16 steps issues (the scale rule) with {the spikes only (inference), FP32 u
 // and the spikes, spike16 codes and the spikes} written, {tf32, bf16}:
-constexpr double kLifTailLoop[3][2] = {{290, 290}, {349, 348}, {459, 458}};
+constexpr double kLifTailLoop[3][2] = {{290, 290}, {349, 349}, {459, 458}};
 // With the layer above's product fused in (a layer of at most 16 neurons: NextLayerProduct), the
 // loop puts its spikes in the tile, in place of the currents, instead of out: {nothing else
 // (inference), FP32 u, spike16 codes}, {tf32, bf16}:
-constexpr double kLifTailNextLoop[3][2] = {{249, 249}, {308, 309}, {417, 417}};
+constexpr double kLifTailNextLoop[3][2] = {{249, 249}, {309, 309}, {417, 417}};
 // That product (next_layer_product): per warp, a stage of 16 neurons of the layer below (the
 // tile's spikes as A, 4 rows of 4 a lane) times the 16 staged neurons above (two n8 tiles),
 // {tf32, bf16}; ceil(H / 16) stages.
@@ -216,7 +216,7 @@ constexpr double kNextStagingPerThread = 64, kNextStoresPerWarp = 48;
 // by that sample's tasks. The loop as counted, by class MT = 4, 7, 8, {tf32, bf16}, holds the
 // staging of kLiveItemsCounted items a thread (the most a round of 4 samples needs; a round
 // issues only its own samples' items):
-constexpr double kMmaLiveWgradLoop[3][2] = {{497, 417}, {659, 526}, {669, 535}};
+constexpr double kMmaLiveWgradLoop[3][2] = {{506, 411}, {677, 529}, {688, 538}};
 constexpr double kLiveItemsCounted[3] = {2, 4, 4};
 // One item (2 rows x 4 neurons of dU loaded, rounded and scattered into their units) issues
 // about kLiveStagingItem {tf32, bf16}: how much N = 100's loop count drops per item a thread

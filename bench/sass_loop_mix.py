@@ -84,6 +84,17 @@ def main():
         # forward with the time loop fused in, shows both).
         counts = [len(loop_instructions(body, span)) for span in inner_loops(body)]
         print("    innermost loops: " + " ".join(str(n) for n in counts))
+        # The loops with tensor-core instructions: how much of the rest is issued among them.
+        # A warp issues in order, so integer work placed before a stage's first mma (or after
+        # its last) cannot overlap its tensor-pipe time; masked_linear.cu's MasksAhead puts the
+        # next stage's Philox blocks between them.
+        for span in inner_loops(body):
+            ops_in = [ins.split()[0] for ins in loop_instructions(body, span)]
+            mma = [i for i, op in enumerate(ops_in) if op.startswith("HMMA")]
+            if mma:
+                among = sum(1 for op in ops_in[mma[0]:mma[-1]] if not op.startswith("HMMA"))
+                print(f"    mma loop of {len(ops_in)}: {len(mma)} HMMA, {among} other "
+                      "instructions between the first and the last")
     if not found:
         sys.exit(f"no function with a loop matches '{pattern}' in {sys.argv[1]}")
 

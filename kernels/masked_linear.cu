@@ -54,16 +54,15 @@
 // anyway), and the last stage's prefetch of the next one loads nothing. This weight gradient
 // walks every feature of its strip, zero or not; the one walked by sample (below, the default
 // for T >= 16 and B >= 8) walks each sample's live quads. Budget per block: 128
-// threads, 2 blocks per SM (__launch_bounds__): registers (nvcc 13 ptxas, no spills), sm_90 /
-// sm_80, at N = 100: forward TF32 240 / 238, BF16 208 / 216; weight gradient TF32 242 / 242,
-// BF16 212 / 220 (the widest classes: up to 255); shared memory 2 stages of W (at most 16 KB)
-// or dU (at most 18 KB).
+// threads, 2 blocks per SM (__launch_bounds__): registers (nvcc 13 ptxas, sm_90, no spills), at
+// N = 100 with the masks made a stage ahead (MasksAhead): forward TF32 238, BF16 234; weight
+// gradient TF32 246, BF16 234 (the widest classes: up to 255); shared memory 2 stages of W (at
+// most 16 KB) or dU (at most 18 KB).
 //
 // Instructions per warp per stage (the main loop of the sm_90 SASS, nvcc 13; counted by
-// scripts/sass_loop_counts.sh; K % 4 == 0), at N = 100: forward TF32 521, BF16 430 for a warp's
+// scripts/sass_loop_counts.sh; K % 4 == 0), at N = 100: forward TF32 513, BF16 408 for a warp's
 // 32 x 104 x 16 MACs (fp32: 706 per thread for 8 warps' 64 x 128 x 16); weight gradient TF32
-// 735, BF16 610 for 112 x 32 x 16 (fp32 770 per thread, 8 warps). Per MAC the TF32 forward
-// issues 0.49x what its WMMA loop did and the weight gradient 0.52x. About 230 of each count are
+// 718, BF16 568 for 112 x 32 x 16 (fp32 770 per thread, 8 warps). About 230 of each count are
 // the stage's 4 Philox blocks and the masks' conversions; bench/napkin_math.hpp counts these
 // loops for the predicted times.
 //
@@ -332,6 +331,44 @@ constexpr int kMmaThreads = 32 * kMmaWarps;
 constexpr int kMmaRowTiles = 2;                        // m16 tiles per warp
 constexpr int kMmaRows = 16 * kMmaRowTiles * kMmaWarps;  // 128 rows per block
 
+// The masks a stage ahead. On the H200 the mma.sync loops took about the sum of their Philox
+// time and their tensor-core time (bench/RESULTS.md, 2026-12-04): a stage's four Philox blocks
+// were all issued before its first mma.sync, so with two warps per scheduler the integer pipes
+// and the tensor pipe mostly took turns. The loops now make stage s + 1's masked inputs while
+// stage s multiplies: Op::multiply calls a hook after each of its outer tiles, and MasksAhead
+// makes row r's Philox block after tile r * Tiles / 4. Placed so in the source, ptxas keeps
+// much of the integer work between the mma instructions: of the sm_90 loops at N = 100 (K % 4 ==
+// 0), 210 instructions lie between the first and the last mma in the TF32 forward (3 before),
+// 214 / 143 in the TF32 / BF16 weight gradient by rows (7 / 6), 261 / 160 by sample (55 / 0);
+// the BF16 forward alone still issues its 26 mma first (9; scripts/sass_loop_counts.sh prints
+// these). A stage past the last makes its masks anyway, as zeros.
+struct NoHook {
+  __device__ void operator()(int) const {}
+};
+
+template <int Tiles, class Make>
+struct MasksAhead {
+  static_assert(Tiles >= 4, "one mask row per quarter of the tiles");
+  Make make;  // make(r): row r's masked inputs of the next stage
+  __device__ void operator()(int tile) const {
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+      if (tile == r * Tiles / 4) make(r);
+  }
+};
+template <int Tiles, class Make>
+__device__ MasksAhead<Tiles, Make> masks_ahead(Make make) {
+  return {make};
+}
+
+// dst[r][0 .. 3] = src[r][0 .. 3], r < 4: the next stage's masked inputs become the current.
+__device__ inline void take_masks(float (&dst)[4][4], const float (&src)[4][4]) {
+#pragma unroll
+  for (int r = 0; r < 4; ++r)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dst[r][e] = src[r][e];
+}
+
 // A TF32 operand: v rounded to nearest, ties away (as cvt.rna), in three instructions instead of
 // cvt.rna's four: half a TF32 ulp added to the bits, whose 13 low bits the tensor cores ignore
 // (so they need no clearing); infinities and NaN stay as they are.
@@ -362,9 +399,10 @@ struct Tf32Forward {
   }
   // acc(i, j) += the stage's product for row tile i, n8 tile j; v[r][e]: the masked inputs of
   // this lane's rows (r = 2i: row g of tile i, 2i + 1: row g + 8) at features q + e.
-  template <int NT>
+  // after(j) runs after n8 tile j's instructions (see MasksAhead).
+  template <int NT, class After = NoHook>
   __device__ static void multiply(float (&acc)[kMmaRowTiles][NT][4], const float (&v)[4][4],
-                                  const uint32_t (*ws)[kRowWords]) {
+                                  const uint32_t (*ws)[kRowWords], After after = {}) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     uint32_t a[kMmaRowTiles][2][4];  // [row tile][step h]
 #pragma unroll
@@ -384,6 +422,7 @@ struct Tf32Forward {
       for (int i = 0; i < kMmaRowTiles; ++i)
 #pragma unroll
         for (int h = 0; h < 2; ++h) mma_tf32_m16n8k8(acc[i][j], a[i][h], b[h]);
+      after(j);
     }
   }
 };
@@ -393,9 +432,9 @@ struct Bf16Forward {
   __device__ static void put(uint32_t* row, int c, float4 w) {
     *reinterpret_cast<uint2*>(row + 2 * c) = uint2{pack_bf16x2(w.x, w.y), pack_bf16x2(w.z, w.w)};
   }
-  template <int NT>
+  template <int NT, class After = NoHook>
   __device__ static void multiply(float (&acc)[kMmaRowTiles][NT][4], const float (&v)[4][4],
-                                  const uint32_t (*ws)[kRowWords]) {
+                                  const uint32_t (*ws)[kRowWords], After after = {}) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     uint32_t a[kMmaRowTiles][4];
 #pragma unroll
@@ -411,6 +450,7 @@ struct Bf16Forward {
       const uint32_t b[2] = {w.x, w.y};
 #pragma unroll
       for (int i = 0; i < kMmaRowTiles; ++i) mma_bf16_m16n8k16(acc[i][j], a[i], b);
+      after(j);
     }
   }
 };
@@ -688,6 +728,17 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
     }
   };
 
+  // Row r of the lane's masked inputs at quad q (the list's padding names a quad past K:
+  // zeros). Made a stage ahead (MasksAhead) where the 16 registers that takes are free: up to
+  // 104 neurons (NT 16 spills with them).
+  constexpr bool kAhead = NT <= 13;
+  auto mask_row = [&](float (&v)[4], int r, int q) {
+    const float4 m = masked_quad4<kVec>(keys, rows[r], K, q, in_range[r]);
+    v[0] = m.x, v[1] = m.y, v[2] = m.z, v[3] = m.w;
+  };
+  // Stage s's live quad for this lane's masks (lane t takes the stage's quad t).
+  auto stage_quad = [&](int s) { return 4 * list.quad[4 * s + t]; };
+
   float acc[kMmaRowTiles][NT][4];
   zero_accumulators(acc);
 
@@ -696,20 +747,29 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
     const int stages = (live_quads<kVec>(list, x, K, b_lo, b_hi, c0) + 3) / 4;
     if (stages == 0) continue;  // the same in every thread
     // Double-buffered as mainloop: stage s multiplies from ws[s % 2] while W of stage s + 1 is
-    // fetched, then written to the other buffer; one barrier per stage.
+    // fetched, then written to the other buffer; one barrier per stage. With kAhead the masked
+    // inputs of stage s + 1 are made during stage s's product too.
     fetch_w(0);
     put_w(ws[0]);
+    float v[4][4];
+    if constexpr (kAhead)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) mask_row(v[r], r, stage_quad(0));
     __syncthreads();
     for (int s = 0; s < stages; ++s) {
-      const int q = 4 * list.quad[4 * s + t];
       fetch_w(s + 1);  // past the live quads (the last stage) it loads nothing and makes zeros
-      float v[4][4];
+      if constexpr (kAhead) {
+        const int q_next = stage_quad(s + 1);  // likewise: a quad past K, zeros
+        float v_next[4][4];
+        Op::template multiply<NT>(acc, v, ws[s & 1], masks_ahead<NT>([&](int r) {
+                                    mask_row(v_next[r], r, q_next);
+                                  }));
+        take_masks(v, v_next);
+      } else {
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const float4 m = masked_quad4<kVec>(keys, rows[r], K, q, in_range[r]);
-        v[r][0] = m.x, v[r][1] = m.y, v[r][2] = m.z, v[r][3] = m.w;
+        for (int r = 0; r < 4; ++r) mask_row(v[r], r, stage_quad(s));
+        Op::template multiply<NT>(acc, v, ws[s & 1]);
       }
-      Op::template multiply<NT>(acc, v, ws[s & 1]);
       put_w(ws[(s + 1) & 1]);  // that buffer was last read in stage s - 1, before the barrier
       __syncthreads();
     }
@@ -823,9 +883,10 @@ struct Tf32Wgrad {
   }
   // acc(i, j) += the stage's product: A from the staged units, B from v[e][j], the masked input
   // at row 4t + e and feature k_w + 4g + j.
-  template <int MT>
+  // after(i) runs after m16 tile i's instructions (see MasksAhead).
+  template <int MT, class After = NoHook>
   __device__ static void multiply(float (&acc)[MT][4][4], const float (&v)[4][4],
-                                  const uint32_t* du) {
+                                  const uint32_t* du, After after = {}) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     uint32_t b[4][2][2];  // [tile j][step h]
 #pragma unroll
@@ -845,6 +906,7 @@ struct Tf32Wgrad {
 #pragma unroll
         for (int j = 0; j < 4; ++j) mma_tf32_m16n8k8(acc[i][j], a, b[j][h]);
       }
+      after(i);
     }
   }
 };
@@ -875,9 +937,9 @@ struct Bf16Wgrad {
     at[2 * kGWords] = pack_bf16x2(v[0].z, v[1].z);
     at[3 * kGWords] = pack_bf16x2(v[0].w, v[1].w);
   }
-  template <int MT>
+  template <int MT, class After = NoHook>
   __device__ static void multiply(float (&acc)[MT][4][4], const float (&v)[4][4],
-                                  const uint32_t* du) {
+                                  const uint32_t* du, After after = {}) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     uint32_t b[4][2];
 #pragma unroll
@@ -891,6 +953,7 @@ struct Bf16Wgrad {
       const uint32_t a[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
       for (int j = 0; j < 4; ++j) mma_bf16_m16n8k16(acc[i][j], a, b[j]);
+      after(i);
     }
   }
 };
@@ -960,22 +1023,30 @@ masked_linear_wgrad_mma_kernel(NoiseKey key, const float* x, int B, int K, long 
   fetch_du(r_begin);
   put_du(du[0]);
   __syncthreads();
+  // Row e of the lane's masked inputs (rows past r_end: zeros), made a stage ahead
+  // (MasksAhead): the rows are advanced before the stage's product.
+  auto mask_row = [&](float (&v)[4], int e, long long left) {
+    const float4 m = masked_quad4<kVec>(keys, at[e], K, k_lane, 4 * t + e < left);
+    v[0] = m.x, v[1] = m.y, v[2] = m.z, v[3] = m.w;
+  };
+  float v[4][4];
+  if (strip_live)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) mask_row(v[e], e, r_end - r_begin);
   for (long long s = 0; s < stages; ++s) {
     const long long m0 = r_begin + s * kDepth;
     fetch_du(m0 + kDepth);  // past r_end (the last stage) it loads nothing and makes zeros
     if (strip_live) {
-      const long long left = r_end - m0;
-      float v[4][4];
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float4 m = masked_quad4<kVec>(keys, at[e], K, k_lane, 4 * t + e < left);
-        v[e][0] = m.x, v[e][1] = m.y, v[e][2] = m.z, v[e][3] = m.w;
-      }
-      Op::template multiply<MT>(acc, v, du[s & 1]);
-      // After the stage's arithmetic: the keyed rows' lookup is a branch that nvcc duplicates
-      // the code around for (loop unswitching); here that is these few instructions only.
+      // The keyed rows' lookup is a branch that nvcc duplicates the code around (loop
+      // unswitching); here that is these few instructions only.
 #pragma unroll
       for (int e = 0; e < 4; ++e) at[e].advance(key, x, B, K, step);
+      const long long left_next = r_end - (m0 + kDepth);
+      float v_next[4][4];
+      Op::template multiply<MT>(acc, v, du[s & 1], masks_ahead<MT>([&](int e) {
+                                  mask_row(v_next[e], e, left_next);
+                                }));
+      take_masks(v, v_next);
     }
     put_du(du[(s + 1) & 1]);  // that buffer was last read in stage s - 1, before the barrier
     __syncthreads();
@@ -1178,19 +1249,26 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
     place_items(b_next, slots);
     fetch_put_du(0, stages);
     __syncthreads();
+    // Row e of the lane's masked inputs at step `at.t + e` (steps past T: zeros), made a stage
+    // ahead (MasksAhead).
+    auto mask_row = [&](float (&v)[4], int e, uint32_t t0) {
+      MaskRow r = at;
+      r.t = t0 + e;
+      const float4 m = masked_quad4<kVec>(keys, r, K, k_lane, int(r.t) < T);
+      v[0] = m.x, v[1] = m.y, v[2] = m.z, v[3] = m.w;
+    };
+    float v[4][4];
+    if (my_slot >= 0)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) mask_row(v[e], e, at.t);
     for (int st = 0; st < stages_per_sample; ++st) {
       uint32_t* cur = stages + (st & 1) * kRoundSamples * kStageWords;
       if (my_slot >= 0) {
-        float v[4][4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          MaskRow r = at;
-          r.t += e;
-          const float4 m = masked_quad4<kVec>(keys, r, K, k_lane, int(r.t) < T);
-          v[e][0] = m.x, v[e][1] = m.y, v[e][2] = m.z, v[e][3] = m.w;
-        }
-        Op::template multiply<MT>(acc, v, cur + my_slot * kStageWords);
         at.t += kDepth;
+        float v_next[4][4];
+        Op::template multiply<MT>(acc, v, cur + my_slot * kStageWords,
+                                  masks_ahead<MT>([&](int e) { mask_row(v_next[e], e, at.t); }));
+        take_masks(v, v_next);
       }
       if (st + 1 < stages_per_sample)
         fetch_put_du(st + 1, stages + ((st + 1) & 1) * kRoundSamples * kStageWords);

@@ -5,8 +5,9 @@
 //
 // Predicted time of a kernel = max(bytes / (bandwidth * e_mem), FLOP / (peak * e_math),
 //                                  integer ops / (int peak * e_int),
-//                                  warp instructions / (issue rate * e_issue), serial chain,
-//                                  launch)
+//                                  warp instructions / (issue rate * e_issue),
+//                                  mma.sync instructions * mma_cycles / scheduler cycles per s,
+//                                  serial chain, launch)
 // where the warp instructions are counted, for loops whose SASS issues more than their
 // arithmetic needs (the masked products: scripts/sass_loop_counts.sh), from that SASS; the
 // serial chain is a time loop's dependent memory round trips (one thread runs all T
@@ -55,6 +56,7 @@ struct Device {
   double launch;         // seconds: the least a kernel costs in a stream of launches
   double issue;          // warp instructions/s the schedulers issue
   double e_issue;        // fraction of that a busy loop reaches
+  double mma_cycles;     // scheduler cycles a tensor pipe takes per mma.sync instruction
 };
 
 // H200 SXM, datasheet figures: 4.8 TB/s HBM3e; dense 989 TFLOP/s BF16, 494 TF32, 67 FP32.
@@ -66,9 +68,15 @@ struct Device {
 // per kernel (back-to-back launches from one host thread, no CUDA graph). Issue: 4 schedulers per
 // SM, one warp instruction each per clock, x 132 SMs x 1.98 GHz = 1.05 T warp instructions/s;
 // 0.8 of it assumed for a loop with two blocks (16 warps) per SM to hide its latencies.
+// mma.sync (the masked products' own kernels; cuBLAS takes the dense rates above): 16 cycles of a
+// scheduler's tensor pipe per m16n8k8 TF32 or m16n8k16 BF16 instruction, i.e. 134 TF32 and 268
+// BF16 TFLOP/s, 27 % of the dense peaks. Not a datasheet figure: fitted to the H200's first-layer
+// forward (2026-12-04, bench/RESULTS.md), whose stage time in TF32 and BF16 was the sum of its
+// Philox, its other instructions and 16 cycles per mma (within 3 %). Reports for the H100 put
+// mma.sync nearer half the dense peak; the next profile (gpu_run.sh's ncu stage) decides.
 inline Device h200() {
   return {"H200 SXM", 4.8e12, 67e12, 494e12, 989e12, 132 * 64 * 1.98e9,
-          0.9, 0.8, 0.8, 600e-9, 2e-6, 132 * 4 * 1.98e9, 0.8};
+          0.9, 0.8, 0.8, 600e-9, 2e-6, 132 * 4 * 1.98e9, 0.8, 16};
 }
 
 // ---- one kernel ------------------------------------------------------------------------------
@@ -84,6 +92,9 @@ struct Kernel {
   // Warp instructions the kernel's loops issue, by precision (Math: fp32, tf32, bf16); 0 where
   // the other bounds are assumed to cover it.
   double warp_instructions[3] = {0, 0, 0};
+  // Of those, the mma.sync instructions (m16n8k8 TF32, m16n8k16 BF16), by precision: their
+  // tensor-pipe time is a bound of its own (Device::mma_cycles).
+  double mma_instructions[3] = {0, 0, 0};
   // The precisions (Math) it runs in: the TF32 and BF16 first layer runs its time loop inside its
   // product (masked_lif_forward), so a step lists that kernel for them and the two apart for FP32.
   bool runs[3] = {true, true, true};
@@ -96,7 +107,7 @@ inline double math_peak(const Device& d, const Kernel& k, Math m) {
 
 // The parts of a kernel's predicted time, seconds.
 struct Prediction {
-  double memory, math, integer, issue, serial, total;
+  double memory, math, integer, issue, tensor, serial, total;
   const char* bound;  // which part sets the total
 };
 
@@ -110,6 +121,7 @@ inline Prediction predict(const Kernel& k, const Device& d, Math m) {
   p.math = k.flop / (math_peak(d, k, m) * d.e_math);
   p.integer = k.int_ops / (d.int32 * d.e_int);
   p.issue = k.warp_instructions[int(m)] / (d.issue * d.e_issue);
+  p.tensor = k.mma_instructions[int(m)] * d.mma_cycles / d.issue;
   p.serial = k.serial_steps * d.latency;
   p.total = d.launch;
   p.bound = "launch";
@@ -117,6 +129,7 @@ inline Prediction predict(const Kernel& k, const Device& d, Math m) {
                                                   {p.math, "math"},
                                                   {p.integer, "int (Philox)"},
                                                   {p.issue, "issue"},
+                                                  {p.tensor, "mma.sync"},
                                                   {p.serial, "latency"}};
   for (const auto& [t, why] : parts)
     if (t > p.total) p.total = t, p.bound = why;
@@ -268,6 +281,18 @@ inline double mma_wgrad_warp_stages(double M, double N, double K) {
 }
 inline int mma_forward_class(double N) { return N <= 64 ? 0 : N <= 104 ? 1 : 2; }
 inline int mma_wgrad_class(double N) { return N <= 64 ? 0 : N <= 112 ? 1 : 2; }
+// mma.sync instructions a warp-stage issues, {tf32, bf16} (a TF32 m16n8k8 does half the sum's
+// depth of a BF16 m16n8k16): the forward's 2 m16 row tiles x NT n8 tiles, the weight gradient's
+// MT m16 tiles x 4 n8 tiles, over a stage of 16.
+inline double mma_per_warp_stage(double tiles, Math m) { return m == Math::tf32 ? 2 * tiles : tiles; }
+inline double mma_forward_tiles(double N) {
+  const int c = mma_forward_class(N);
+  return 2.0 * (c == 0 ? 8 : c == 1 ? 13 : 16);
+}
+inline double mma_wgrad_tiles(double N) {
+  const int c = mma_wgrad_class(N);
+  return 4.0 * (c == 0 ? 4 : c == 1 ? 7 : 8);
+}
 
 // Sets the masked forward's (wgrad false) or weight gradient's warp instructions: FP32 from the
 // block-stages, TF32 and BF16 from the warp-stages, less `saved` per warp-stage (a what-if).
@@ -282,6 +307,9 @@ inline void set_loop_instructions(Kernel& k, double M, double N, double K, bool 
       wgrad ? kMmaWgradLoop[mma_wgrad_class(N)] : kMmaForwardLoop[mma_forward_class(N)];
   k.warp_instructions[int(Math::tf32)] = warp_stages * (loop[0] - saved);
   k.warp_instructions[int(Math::bf16)] = warp_stages * (loop[1] - saved);
+  const double tiles = wgrad ? mma_wgrad_tiles(N) : mma_forward_tiles(N);
+  for (Math m : {Math::tf32, Math::bf16})
+    k.mma_instructions[int(m)] = warp_stages * mma_per_warp_stage(tiles, m);
 }
 
 // The weight gradient by sample: whether it runs (masked_linear.cu's automatic walk), a dense
@@ -448,6 +476,11 @@ inline Kernel masked_lif_forward(const StepShape& s, Kernel& product, Kernel& lo
                               : 0;
     k.warp_instructions[1 + p] = product.warp_instructions[1 + p] * fused[p] / plain[p] + tail +
                                  above;
+    // Layer 1's product: per warp ceil(H / 16) stages of 2 m16 x 2 n8 tiles.
+    const Math m = p == 0 ? Math::tf32 : Math::bf16;
+    k.mma_instructions[1 + p] =
+        product.mma_instructions[1 + p] +
+        (next ? blocks * 4 * std::ceil(H / 16) * mma_per_warp_stage(4, m) : 0);
   }
   k.runs[int(Math::fp32)] = false;
   product.runs[int(Math::tf32)] = product.runs[int(Math::bf16)] = false;
@@ -501,6 +534,8 @@ inline Kernel masked_wgrad_by_sample(const StepShape& s, double H, const std::st
     k.warp_instructions[1 + p] = tasks * stages * own +
                                  ranges * stages * 32 * mt * kLiveStagingItem[p] / 32 +
                                  tasks * 4 * mt * kLiveAddPerFloat4;
+    k.mma_instructions[1 + p] =
+        tasks * stages * mma_per_warp_stage(4 * mt, p == 0 ? Math::tf32 : Math::bf16);
   }
   return k;
 }

@@ -69,7 +69,8 @@ int main() {
               "loops (sm_90 SASS): fp32 %.0f / %.0f instructions per thread per block-stage "
               "(forward / weight gradient); mma.sync warp-stages at N = 100, tf32 %.0f / %.0f, "
               "bf16 %.0f / %.0f (weight gradient by rows); by sample, tf32 %.0f, bf16 %.0f with "
-              "%.0f staging items a thread counted (%.0f and %.0f instructions an item).\n",
+              "%.0f staging items a thread counted (%.0f and %.0f instructions an item); mma.sync: %.0f "
+              "cycles of a scheduler's tensor pipe an instruction (fitted to the measured loops).\n",
               d.name, d.bandwidth / 1e12, d.fp32 / 1e12, d.tf32 / 1e12, d.bf16 / 1e12,
               d.int32 / 1e12, d.issue / 1e12, d.e_mem, d.e_math, d.e_int, d.e_issue,
               d.latency * 1e9, d.launch * 1e6, napkin::kPhiloxIntOpsPerBlock,
@@ -77,7 +78,7 @@ int main() {
               napkin::kMmaWgradLoop[1][0], napkin::kMmaForwardLoop[1][1],
               napkin::kMmaWgradLoop[1][1], napkin::kMmaLiveWgradLoop[1][0],
               napkin::kMmaLiveWgradLoop[1][1], napkin::kLiveItemsCounted[1],
-              napkin::kLiveStagingItem[0], napkin::kLiveStagingItem[1]);
+              napkin::kLiveStagingItem[0], napkin::kLiveStagingItem[1], d.mma_cycles);
   const napkin::StepShape shapes[] = {napkin::w1(), napkin::w1_unit_mnist(), napkin::w2()};
   for (const auto& s : shapes) kernel_table(s, d);
 

@@ -217,12 +217,15 @@ TEST(napkin, Workloads) {
   EXPECT_EQ(napkin::mma_forward_class(105), 2);
   EXPECT_EQ(napkin::mma_wgrad_class(112), 1);
   // In TF32 and BF16 the forward runs the time loop in the same kernel (T = 128 divides 128,
-  // 100 neurons): 196,000 warp-stages x 519 instructions (its main loop), 1000 blocks x 4
+  // 100 neurons): 196,000 warp-stages x 508 instructions (its main loop), 1000 blocks x 4
   // warp-passes x 128 steps of the tail's loop, and the output layer's product (below), at 0.8 x
-  // 4 a clock x 132 SMs x 1.98 GHz: 141 us, less than its Philox work at
-  // the integer rate (25.1M blocks x 80 slots at 0.8 x 64 a clock: 150 us), which bounds it; its
-  // TF32 math is 51 us. The FP32 loops are bound by issue; the TF32 weight gradient by sample by
-  // its Philox work too (25.6M blocks: 153 us, against 98M warp instructions: 118 us).
+  // 4 a clock x 132 SMs x 1.98 GHz: 139 us; its Philox work at the integer rate (25.1M blocks x
+  // 80 slots at 0.8 x 64 a clock) 150 us; its mma.sync instructions (196,000 warp-stages x 2 row
+  // tiles x 13 n8 tiles x 2 in TF32, and the output layer's 1000 x 4 warps x 7 stages x 4 tiles
+  // x 2) at 16 cycles each on 4 x 132 schedulers at 1.98 GHz: 159 us, which bounds it (80 us in
+  // BF16: one m16n8k16 where TF32 takes two m16n8k8). The FP32 loops are bound by issue; the TF32
+  // weight gradient by sample by its mma.sync too (25,000 tasks x 8 stages x 7 x 4 tiles x 2:
+  // 171 us, against 25.6M Philox blocks: 153 us).
   const napkin::Device d = napkin::h200();
   const auto& fwd = find(w1, "masked_linear_lif_forward L0");
   const auto& wgrad = find(w1, "masked_linear_wgrad L0");
@@ -238,7 +241,12 @@ TEST(napkin, Workloads) {
               1e-12);
   EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).integer,
               128000.0 * 196 * 80 / (0.8 * 64 * 132 * 1.98e9), 1e-12);
-  EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::tf32).bound, "int (Philox)");
+  const double schedulers = 4 * 132 * 1.98e9;
+  EXPECT_DOUBLE_EQ(fwd.mma_instructions[1], 196000.0 * 52 + 1000.0 * 4 * 7 * 8);
+  EXPECT_DOUBLE_EQ(fwd.mma_instructions[2], 196000.0 * 26 + 1000.0 * 4 * 7 * 4);
+  EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).tensor,
+              (196000.0 * 52 + 1000.0 * 4 * 7 * 8) * 16 / schedulers, 1e-12);
+  EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::tf32).bound, "mma.sync");
   // a [T, B, 100] in FP32 is neither written nor read back, nor the spikes: x, W and the output
   // layer's W read, the spike16 codes and the output layer's current [T, B, 10] written.
   EXPECT_DOUBLE_EQ(fwd.bytes, 4.0 * (1000 * 784 + 100 * 784 + 10 * 100) + 128000.0 * 100 * 2 +
@@ -273,7 +281,18 @@ TEST(napkin, Workloads) {
   EXPECT_EQ(napkin::predict(find(w1, "lif_forward L0"), d, napkin::Math::bf16).total, 0);
   EXPECT_EQ(napkin::predict(fwd, d, napkin::Math::fp32).total, 0);
   EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::fp32).bound, "issue");
-  EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::tf32).bound, "int (Philox)");
+  EXPECT_DOUBLE_EQ(wgrad.mma_instructions[1], 25000.0 * 8 * 56);
+  EXPECT_DOUBLE_EQ(wgrad.mma_instructions[2], 25000.0 * 8 * 28);
+  EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::tf32).bound, "mma.sync");
+  EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::bf16).bound, "int (Philox)");
+  // Walked by rows (B < 8), a warp-stage of the weight gradient is 7 x 4 tiles too.
+  napkin::StepShape few = napkin::w1();
+  few.B = 4;
+  const auto& rows = find(napkin::step_kernels(few), "masked_linear_wgrad L0");
+  EXPECT_DOUBLE_EQ(rows.mma_instructions[1],
+                   napkin::mma_wgrad_warp_stages(512, 100, 784) * 56);
+  EXPECT_DOUBLE_EQ(rows.mma_instructions[2],
+                   napkin::mma_wgrad_warp_stages(512, 100, 784) * 28);
   // W2: forward and weight gradient of Linear(16384, 16384) over 500 * 16 rows.
   EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w2()), 2 * 2 * 8000.0 * 16384 * 16384);
   // forward, its BF16 operands, lif_forward, lif_backward, weight gradient, its BF16 operands
@@ -407,6 +426,11 @@ TEST(napkin, Prediction) {
               1e-12);
   EXPECT_STREQ(napkin::predict(loop, d, napkin::Math::tf32).bound, "issue");
   EXPECT_EQ(napkin::predict(loop, d, napkin::Math::bf16).total, d.launch);  // none counted there
+  // 1 G mma.sync instructions at 16 tensor-pipe cycles each on 4 x 132 schedulers at 1.98 GHz.
+  napkin::Kernel mma{"mma", "", 0, 0, 0, 0, true};
+  mma.mma_instructions[2] = 1e9;
+  EXPECT_NEAR(napkin::predict(mma, d, napkin::Math::bf16).total, 16e9 / (4 * 132 * 1.98e9), 1e-12);
+  EXPECT_STREQ(napkin::predict(mma, d, napkin::Math::bf16).bound, "mma.sync");
   // The W1 step is slower than its TF32 floor, and W2 in BF16 faster than in TF32.
   EXPECT_GT(napkin::step_seconds(napkin::w1(), d, napkin::Math::tf32),
             napkin::step_floor_seconds(napkin::w1(), d, napkin::Math::tf32));

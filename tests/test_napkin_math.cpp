@@ -288,7 +288,8 @@ TEST(napkin, Workloads) {
   // Walked by rows (B < 8), a warp-stage of the weight gradient is 7 x 4 tiles too.
   napkin::StepShape few = napkin::w1();
   few.B = 4;
-  const auto& rows = find(napkin::step_kernels(few), "masked_linear_wgrad L0");
+  const auto few_kernels = napkin::step_kernels(few);
+  const auto& rows = find(few_kernels, "masked_linear_wgrad L0");
   EXPECT_DOUBLE_EQ(rows.mma_instructions[1],
                    napkin::mma_wgrad_warp_stages(512, 100, 784) * 56);
   EXPECT_DOUBLE_EQ(rows.mma_instructions[2],

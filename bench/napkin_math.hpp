@@ -285,14 +285,17 @@ inline int mma_wgrad_class(double N) { return N <= 64 ? 0 : N <= 112 ? 1 : 2; }
 // depth of a BF16 m16n8k16): the forward's 2 m16 row tiles x NT n8 tiles, the weight gradient's
 // MT m16 tiles x 4 n8 tiles, over a stage of 16.
 inline double mma_per_warp_stage(double tiles, Math m) { return m == Math::tf32 ? 2 * tiles : tiles; }
-inline double mma_forward_tiles(double N) {
+// The class's n8 tiles of the forward (NT) and m16 tiles of the weight gradient (MT).
+inline double mma_forward_nt(double N) {
   const int c = mma_forward_class(N);
-  return 2.0 * (c == 0 ? 8 : c == 1 ? 13 : 16);
+  return c == 0 ? 8 : c == 1 ? 13 : 16;
 }
-inline double mma_wgrad_tiles(double N) {
+inline double mma_wgrad_mt(double N) {
   const int c = mma_wgrad_class(N);
-  return 4.0 * (c == 0 ? 4 : c == 1 ? 7 : 8);
+  return c == 0 ? 4 : c == 1 ? 7 : 8;
 }
+inline double mma_forward_tiles(double N) { return 2 * mma_forward_nt(N); }
+inline double mma_wgrad_tiles(double N) { return 4 * mma_wgrad_mt(N); }
 
 // Sets the masked forward's (wgrad false) or weight gradient's warp instructions: FP32 from the
 // block-stages, TF32 and BF16 from the warp-stages, less `saved` per warp-stage (a what-if).
@@ -519,7 +522,7 @@ inline Kernel masked_wgrad_by_sample(const StepShape& s, double H, const std::st
   const double ranges = B * slices * (s.wgrad_ranges > 0 ? s.wgrad_ranges : live_wgrad_ranges(K));
   const double stages = std::ceil(T / kMaskedDepth);
   const int c = mma_wgrad_class(H);
-  const double mt = c == 0 ? 4 : c == 1 ? 7 : 8;
+  const double mt = mma_wgrad_mt(H);
   Kernel k{"masked_linear_wgrad" + tag,
            "by sample: groups of 8 live quads; " + std::to_string(int(splits)) + " sample splits",
            kFloat * (M * H + B * K + splits * H * K), tasks * stages * 2 * 16 * 32 * H / slices,
@@ -535,7 +538,7 @@ inline Kernel masked_wgrad_by_sample(const StepShape& s, double H, const std::st
                                  ranges * stages * 32 * mt * kLiveStagingItem[p] / 32 +
                                  tasks * 4 * mt * kLiveAddPerFloat4;
     k.mma_instructions[1 + p] =
-        tasks * stages * mma_per_warp_stage(4 * mt, p == 0 ? Math::tf32 : Math::bf16);
+        tasks * stages * mma_per_warp_stage(mma_wgrad_tiles(H), p == 0 ? Math::tf32 : Math::bf16);
   }
   return k;
 }

@@ -82,13 +82,14 @@ def main():
         print("    " + ", ".join(f"{op} {n}" for op, n in ops.most_common()))
         # Every innermost loop's count (a kernel with a second loop after its main one, the
         # forward with the time loop fused in, shows both).
-        counts = [len(loop_instructions(body, span)) for span in inner_loops(body)]
+        loops = inner_loops(body)
+        counts = [len(loop_instructions(body, span)) for span in loops]
         print("    innermost loops: " + " ".join(str(n) for n in counts))
         # The loops with tensor-core instructions: how much of the rest is issued among them.
         # A warp issues in order, so integer work placed before a stage's first mma (or after
         # its last) cannot overlap its tensor-pipe time; masked_linear.cu's MasksAhead puts the
         # next stage's Philox blocks between them.
-        for span in inner_loops(body):
+        for span in loops:
             ops_in = [ins.split()[0] for ins in loop_instructions(body, span)]
             mma = [i for i, op in enumerate(ops_in) if op.startswith("HMMA")]
             if mma:

@@ -591,15 +591,15 @@ class CudaEngine final : public EngineImpl {
     const size_t N = size_t(data.count), I = size_t(spec_.inputs), W = y_words(s.loss);
     size_t free = 0, total = 0;
     NMSNN_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-    if ((N * I + N * W) * 4 > free / 2) return false;
+    if ((N * I + N * W) * sizeof(uint32_t) > free / 2) return false;
     std::vector<uint32_t> y(N * W);
     write_y(reinterpret_cast<char*>(y.data()), s.loss, data.labels,
             s.loss == Loss::nll ? nullptr : data.targets, 0, int(N));
     s.data_x = std::make_unique<DeviceBuffer>(N * I * sizeof(float));
-    s.data_y = std::make_unique<DeviceBuffer>(N * W * 4);
+    s.data_y = std::make_unique<DeviceBuffer>(N * W * sizeof(uint32_t));
     NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.data_x->data(), data.x, N * I * sizeof(float),
                                      cudaMemcpyHostToDevice, stream_));
-    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.data_y->data(), y.data(), N * W * 4,
+    NMSNN_CUDA_CHECK(cudaMemcpyAsync(s.data_y->data(), y.data(), N * W * sizeof(uint32_t),
                                      cudaMemcpyHostToDevice, stream_));
     sync("copying a training set to the device");  // from pageable memory and `y`
     s.data_kind = data.kind;

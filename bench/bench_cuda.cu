@@ -617,13 +617,22 @@ void W1_WeightGrad(benchmark::State& state) {
 // spike16 codes and the spikes kept as in the model's W1 (SavedState::compact); or as one kernel
 // that makes the output layer's current [T, B, 10] from its spikes instead of writing them (as
 // the engine runs W1). On the first 1000 training digits: what each fusion saves, against the
-// model's kernels for each (the first two from the model with fuse_small_layers off).
+// model's kernels for each (the first two from the model with fuse_small_layers off). The last
+// argument: the product on the library's choice of instruction (1: wgmma on an H200 built for
+// sm_90a) or on mma.sync (0), side by side.
 void W1_FirstLayerForward(benchmark::State& state) {
   if (!have_gpu(state)) return;
   try {
     const bool fused = state.range(0) >= 1, above = state.range(0) == 2;
     const bool unit = state.range(1) == 1;
     const nmsnn::MatmulPrecision math = kW1Maths[state.range(2)];
+    const bool wgmma = state.range(3) == 1 && nmsnn::kernels::masked_linear_wgmma_available();
+    if (state.range(3) == 1 && !wgmma) {
+      state.SkipWithError("no wgmma here (compute capability 9.0 and sm_90a code needed)");
+      return;
+    }
+    const auto instruction = wgmma ? nmsnn::kernels::MmaInstruction::wgmma
+                                   : nmsnn::kernels::MmaInstruction::mma_sync;
     const int T = 128, B = 1000, K = 784, N = 100;
     Gpu gpu;
     Arena arena;
@@ -650,9 +659,10 @@ void W1_FirstLayerForward(benchmark::State& state) {
       const nmsnn::NoiseKey key{1, uint64_t(++pass)};
       if (fused) {
         nmsnn::kernels::masked_linear_lif_forward(key, x, T, B, K, W, layer, args, math,
-                                                  gpu.stream, next);
+                                                  gpu.stream, next, instruction);
       } else {  // a made in the spikes' buffer and turned into them in place, as the engine does
-        nmsnn::kernels::masked_linear_forward(key, x, T, B, K, W, N, spikes, math, gpu.stream);
+        nmsnn::kernels::masked_linear_forward(key, x, T, B, K, W, N, spikes, math, gpu.stream,
+                                              instruction);
         nmsnn::kernels::LifForwardArgs apart = args;
         apart.u = spikes;
         nmsnn::kernels::lif_forward(layer, apart, gpu.stream);
@@ -660,6 +670,7 @@ void W1_FirstLayerForward(benchmark::State& state) {
     });
     napkin::StepShape shape = unit ? napkin::w1_unit_mnist() : napkin::w1();
     shape.fuse_small = above;
+    shape.wgmma = wgmma;
     std::vector<napkin::Kernel> ks;
     for (const napkin::Kernel& k : napkin::step_kernels(shape)) {
       if (k.name != "masked_linear_forward L0" && k.name != "lif_forward L0" &&
@@ -677,7 +688,10 @@ void W1_FirstLayerForward(benchmark::State& state) {
                       : fused ? "in one kernel"
                               : "apart";
     state.SetLabel(std::string("W1 first-layer forward, product and time loop ") + how + ", " +
-                   (unit ? "unit-scaled" : "centred") + " digits, " + nmsnn::to_string(math));
+                   (unit ? "unit-scaled" : "centred") + " digits, " + nmsnn::to_string(math) +
+                   (math == nmsnn::MatmulPrecision::fp32 ? ""
+                    : wgmma                              ? ", wgmma"
+                                                         : ", mma.sync"));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
@@ -752,7 +766,7 @@ BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseRealTim
 BENCHMARK(W1_StepLoopKept)->ArgsProduct({{0, 1, 2}, {0, 1}, {1000, 100}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoopMnist)->ArgsProduct({{1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_WeightGrad)->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(W1_FirstLayerForward)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_FirstLayerForward)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}, {1, 0}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

@@ -9,7 +9,11 @@ reads that script's output (sm_90) and the header, and fails, naming each consta
 values, when a kernel change has left one stale.
 
     bash scripts/sass_loop_counts.sh sm_90 > counts.txt
-    python3 bench/check_loop_constants.py counts.txt bench/napkin_math.hpp
+    bash scripts/sass_loop_counts.sh sm_90a > counts_a.txt
+    python3 bench/check_loop_constants.py counts.txt counts_a.txt bench/napkin_math.hpp
+
+The forward on wgmma (kWgmmaForwardLoop, kWgmmaLifForwardLoop) exists only in sm_90a code, so its
+constants are checked against the second listing.
 """
 import re
 import sys
@@ -55,7 +59,9 @@ def header_constants(text):
             sys.exit("check_loop_constants: %s[%d] not found in the header" % (name, n))
         return [int(v) for v in re.findall(r"\d+", m.group(1))]
 
-    return {"kMmaLifForwardLoop": table("kMmaLifForwardLoop"),
+    return {"kWgmmaForwardLoop": table("kWgmmaForwardLoop"),
+            "kWgmmaLifForwardLoop": table("kWgmmaLifForwardLoop"),
+            "kMmaLifForwardLoop": table("kMmaLifForwardLoop"),
             "kLifTailLoop": table("kLifTailLoop"),
             "kLifTailNextLoop": table("kLifTailNextLoop"),
             "kNextProductLoop": row("kNextProductLoop", 2),
@@ -103,13 +109,34 @@ def fused_expectations(c):
                    "masked_linear_forward_mma_kernel<%sForward, %d, true, true>" % (p, nt))
 
 
+def wgmma_expectations(c):
+    """(constant, value, kernel, fused): the wgmma forward's, from the sm_90a listing; the plain
+    kernel's main loop, and the fused kernel's loop among its innermost ones."""
+    for i, nt in enumerate(FORWARD_NT):
+        for j, p in enumerate(PRECISIONS):
+            yield ("kWgmmaForwardLoop[%d][%d]" % (i, j), c["kWgmmaForwardLoop"][i][j],
+                   "masked_linear_forward_mma_kernel<%sForwardWgmma, %d, true, false>" % (p, nt),
+                   False)
+            yield ("kWgmmaLifForwardLoop[%d][%d]" % (i, j), c["kWgmmaLifForwardLoop"][i][j],
+                   "masked_linear_forward_mma_kernel<%sForwardWgmma, %d, true, true>" % (p, nt),
+                   True)
+
+
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 4:
         sys.exit(__doc__)
     listing = open(sys.argv[1]).read()
     counts, loops = sass_counts(listing), sass_loops(listing)
-    constants = header_constants(open(sys.argv[2]).read())
+    listing_a = open(sys.argv[2]).read()
+    counts_a, loops_a = sass_counts(listing_a), sass_loops(listing_a)
+    constants = header_constants(open(sys.argv[3]).read())
     stale = 0
+    for name, value, kernel, fused in wgmma_expectations(constants):
+        have = loops_a.get(kernel, []) if fused else [counts_a[kernel]] if kernel in counts_a else []
+        if value not in have:
+            print("check_loop_constants: %s = %d in the header, but %s's sm_90a loops have %s"
+                  % (name, value, kernel, " ".join(map(str, have)) or "no count"))
+            stale += 1
     for name, value, kernel in fused_expectations(constants):
         if kernel not in loops:
             print("check_loop_constants: no SASS loops for %s (%s)" % (kernel, name))
@@ -129,10 +156,11 @@ def main():
             stale += 1
     if stale:
         sys.exit("check_loop_constants: %d constant(s) stale: update bench/napkin_math.hpp from "
-                 "scripts/sass_loop_counts.sh sm_90, then regenerate bench/RESULTS.md's "
+                 "scripts/sass_loop_counts.sh sm_90 (and sm_90a), then regenerate bench/RESULTS.md's "
                  "Predicted tables (build/bench/napkin_table)" % stale)
-    print("check_loop_constants: all %d loop constants match the sm_90 SASS"
-          % (len(list(expectations(constants))) + len(list(fused_expectations(constants)))))
+    print("check_loop_constants: all %d loop constants match the sm_90 and sm_90a SASS"
+          % (len(list(expectations(constants))) + len(list(fused_expectations(constants))) +
+             len(list(wgmma_expectations(constants)))))
 
 
 if __name__ == "__main__":

@@ -197,6 +197,15 @@ constexpr double kSimtWarps = 8, kSimtTileQ = 64, kMaskedDepth = 16;
 // else), {tf32, bf16}:
 constexpr double kMmaForwardLoop[3][2] = {{423, 355}, {513, 408}, {537, 438}};
 constexpr double kMmaWgradLoop[3][2] = {{567, 461}, {718, 568}, {742, 573}};
+// The forward on wgmma (kernels/wgmma.cuh; the library's choice on compute capability 9.0 when
+// built for sm_90a, the default: StepShape::wgmma), counted in the sm_90a SASS, by class and
+// precision as kMmaForwardLoop: the same warp-stage with 4 (TF32) or 2 (BF16) HGMMA for its
+// 2 row tiles instead of 2 NT (BF16 NT) mma.sync and their B fragments' loads. Its tensor work
+// runs at the dense rates (Device::tf32, bf16), asynchronously: a warp issues the stage's
+// product, makes the next stage's masks and stages its W, and then waits.
+constexpr double kWgmmaForwardLoop[3][2] = {{399, 329}, {466, 367}, {468, 367}};
+// The same with the time loop fused in (its main loop, as kMmaLifForwardLoop).
+constexpr double kWgmmaLifForwardLoop[3][2] = {{401, 331}, {465, 366}, {467, 366}};
 // Of each warp-stage, the masks of 4 Philox blocks: per block 20 IMAD.WIDE.U32, 20 LOP3, and per
 // mask a SHF, an I2FP and two FMULs (the scale and x), ~56 (the SASS has 78 + 88 + 17 + 16 + 32 =
 // 231 in the TF32 forward's loop).
@@ -300,19 +309,22 @@ inline double mma_wgrad_tiles(double N) { return 4 * mma_wgrad_mt(N); }
 // Sets the masked forward's (wgrad false) or weight gradient's warp instructions: FP32 from the
 // block-stages, TF32 and BF16 from the warp-stages, less `saved` per warp-stage (a what-if).
 inline void set_loop_instructions(Kernel& k, double M, double N, double K, bool wgrad,
-                                  double saved = 0, double stages = 1) {
+                                  double saved = 0, double stages = 1, bool wgmma = false) {
   k.warp_instructions[int(Math::fp32)] =
       (wgrad ? masked_wgrad_block_stages(M, N, K) * kSimtWgradLoop
              : masked_forward_block_stages(M, N, K) * kSimtForwardLoop) * kSimtWarps;
   const double warp_stages =
       stages * (wgrad ? mma_wgrad_warp_stages(M, N, K) : mma_forward_warp_stages(M, N, K));
-  const double(&loop)[2] =
-      wgrad ? kMmaWgradLoop[mma_wgrad_class(N)] : kMmaForwardLoop[mma_forward_class(N)];
+  const bool on_wgmma = wgmma && !wgrad;
+  const double(&loop)[2] = wgrad      ? kMmaWgradLoop[mma_wgrad_class(N)]
+                           : on_wgmma ? kWgmmaForwardLoop[mma_forward_class(N)]
+                                      : kMmaForwardLoop[mma_forward_class(N)];
   k.warp_instructions[int(Math::tf32)] = warp_stages * (loop[0] - saved);
   k.warp_instructions[int(Math::bf16)] = warp_stages * (loop[1] - saved);
+  // wgmma's tensor work is the math bound (the dense rates); only mma.sync has its own.
   const double tiles = wgrad ? mma_wgrad_tiles(N) : mma_forward_tiles(N);
   for (Math m : {Math::tf32, Math::bf16})
-    k.mma_instructions[int(m)] = warp_stages * mma_per_warp_stage(tiles, m);
+    k.mma_instructions[int(m)] = on_wgmma ? 0 : warp_stages * mma_per_warp_stage(tiles, m);
 }
 
 // The weight gradient by sample: whether it runs (masked_linear.cu's automatic walk), a dense
@@ -361,6 +373,9 @@ struct StepShape {
   // blocks with them: 1 for a dense input, MNIST's live quads for unit-scaled digits
   // (kMnistLiveStagesPerDigit, w1_unit_mnist).
   double forward_stages = 1;
+  // The TF32 and BF16 masked forward on wgmma (an H200 with the default sm_90a build); false:
+  // on mma.sync, as an sm_80 or sm_90 build runs it (a what-if on the H200).
+  bool wgmma = true;
   // The TF32 and BF16 weight gradient by sample (T >= 16 and B >= 8): its tasks (groups of 8
   // live quads in a range of 64) and the ranges where a sample has a live quad, per sample; 0: a
   // dense input's (live_wgrad_dense_tasks, live_wgrad_ranges).
@@ -421,6 +436,7 @@ inline Kernel masked_forward(const StepShape& s, double H, const std::string& ta
   Kernel k{"masked_linear_forward" + tag,
            std::string(store ? "masks once, BF16 masked input stored"
                              : "masks made once, in registers") +
+               (s.wgmma ? "; wgmma" : "; mma.sync") +
                (live < 1 ? "; zero-input quads left out" : ""),
            kFloat * (B * K + H * K + M * H) + (store ? 2 * M * K : 0),
            live * product_flop(M, H, K),
@@ -428,7 +444,8 @@ inline Kernel masked_forward(const StepShape& s, double H, const std::string& ta
                       : live * philox_blocks(T, B, K) * std::ceil(H / kLayerPerBlock) *
                             kPhiloxIntOpsPerBlock * mask_int_factor(s),
            0, true};
-  set_loop_instructions(k, M, H, K, false, mask_instructions_saved(s, free_masks), live);
+  set_loop_instructions(k, M, H, K, false, mask_instructions_saved(s, free_masks), live,
+                        s.wgmma);
   return k;
 }
 
@@ -467,8 +484,9 @@ inline Kernel masked_lif_forward(const StepShape& s, Kernel& product, Kernel& lo
            true};
   const double passes = blocks * std::ceil(std::min(128 / T, B) * H / 32);
   const int set = !training ? 0 : s.compact ? 2 : 1;
-  const double(&plain)[2] = kMmaForwardLoop[mma_forward_class(H)];
-  const double(&fused)[2] = kMmaLifForwardLoop[mma_forward_class(H)];
+  const int c = mma_forward_class(H);
+  const double(&plain)[2] = s.wgmma ? kWgmmaForwardLoop[c] : kMmaForwardLoop[c];
+  const double(&fused)[2] = s.wgmma ? kWgmmaLifForwardLoop[c] : kMmaLifForwardLoop[c];
   for (int p = 0; p < 2; ++p) {
     const double tail =
         passes * T * (next ? kLifTailNextLoop : kLifTailLoop)[set][p] / kTimeLoopAhead;

@@ -115,6 +115,9 @@ int main() {
     std::printf("| %s | %.3f | %.1fx | %.3f | %.1fx |\n", what, t * 1e3, t / floor, b * 1e3, b / floor);
   };
   row("none (the design above)", napkin::w1(), d);
+  napkin::StepShape mma_sync = napkin::w1();
+  mma_sync.wgmma = false;
+  row("the forward on mma.sync (a build without sm_90a, as measured on 2026-12-04)", mma_sync, d);
   row("FP32 u kept for backward (SavedState::fp32, the default) instead of compact", fp32_saved, d);
   row("Philox at 40 slots per block (its pipes fully overlapped)", napkin::w1(), fast_philox);
   row("forward stores the BF16 masked input for the weight gradient", stored, d);

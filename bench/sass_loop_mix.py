@@ -96,6 +96,14 @@ def main():
                 among = sum(1 for op in ops_in[mma[0]:mma[-1]] if not op.startswith("HMMA"))
                 print(f"    mma loop of {len(ops_in)}: {len(mma)} HMMA, {among} other "
                       "instructions between the first and the last")
+            # wgmma runs asynchronously from its issue to the warpgroup's wait: what the warp
+            # issues in between overlaps the tensor cores' work.
+            gmma = [i for i, op in enumerate(ops_in) if op.startswith("HGMMA")]
+            wait = [i for i, op in enumerate(ops_in) if op.startswith("WARPGROUP.DEPBAR")]
+            if gmma and wait:
+                after = sum(1 for op in ops_in[gmma[0]:wait[-1]] if not op.startswith("HGMMA"))
+                print(f"    wgmma loop of {len(ops_in)}: {len(gmma)} HGMMA, {after} other "
+                      "instructions between the first and the wait")
     if not found:
         sys.exit(f"no function with a loop matches '{pattern}' in {sys.argv[1]}")
 

@@ -44,6 +44,13 @@
 //            With a layer of at most 16 neurons above (NextLayerProduct), the loop leaves its
 //            spikes in the tile and the block multiplies them by that layer's weights, staged
 //            where W was: the spikes never reach global memory either.
+//            On compute capability 9.0 (a build with sm_90a) the block is one warpgroup and
+//            issues wgmma instead (Tf32ForwardWgmma, Bf16ForwardWgmma; wgmma.cuh): the same A
+//            fragments and accumulators, one instruction per row tile and k step with W read
+//            from the stage by the tensor cores, and asynchronous: the warp makes the next
+//            stage's masks and stages its W while the product runs, then waits. sm_90a SASS at
+//            N = 100: 466 (TF32) and 367 (BF16) instructions a warp-stage, 4 and 2 HGMMA, about
+//            200 of them between the first HGMMA and the wait; registers 235 and 218.
 //   wgrad    block = 4 warps, each a strip of 32 features (four n8 tiles), x all 16 MT neurons
 //            (MT = 4, 7 or 8 m16 tiles: N = 100 pads to 112) over a split's rows, 16 a stage;
 //            dU staged as the lanes' A registers (see Tf32Wgrad), read as one 16-byte load per
@@ -78,6 +85,7 @@
 #include "lif_neuron.cuh"
 #include "masked_linear.cuh"
 #include "mma_sync.cuh"
+#include "wgmma.cuh"
 
 namespace nmsnn::kernels {
 
@@ -391,20 +399,17 @@ __device__ inline void zero_accumulators(float (&acc)[I][J][4]) {
 // What the forward needs of its precision: how a stage holds W (32-bit words per neuron per
 // stage) and the instruction.
 struct Tf32Forward {
+  static constexpr bool kWgmma = false;
   static constexpr int kRowWords = 16;  // 16 TF32 values
   // Stores W[n, 4c .. 4c+3] of the stage as operands.
   __device__ static void put(uint32_t* row, int c, float4 w) {
     *reinterpret_cast<uint4*>(row + 4 * c) =
         uint4{tf32_operand(w.x), tf32_operand(w.y), tf32_operand(w.z), tf32_operand(w.w)};
   }
-  // acc(i, j) += the stage's product for row tile i, n8 tile j; v[r][e]: the masked inputs of
-  // this lane's rows (r = 2i: row g of tile i, 2i + 1: row g + 8) at features q + e.
-  // after(j) runs after n8 tile j's instructions (see MasksAhead).
-  template <int NT, class After = NoHook>
-  __device__ static void multiply(float (&acc)[kMmaRowTiles][NT][4], const float (&v)[4][4],
-                                  const uint32_t (*ws)[kRowWords], After after = {}) {
-    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    uint32_t a[kMmaRowTiles][2][4];  // [row tile][step h]
+  // This lane's A fragments of the stage: [row tile i][step h], from v[r][e], the masked inputs
+  // of its rows (r = 2i: row g of tile i, 2i + 1: row g + 8) at features q + e. Step h's column
+  // t + 4c is feature 2h + c of the lane's quad.
+  __device__ static void fragments(const float (&v)[4][4], uint32_t (&a)[kMmaRowTiles][2][4]) {
 #pragma unroll
     for (int i = 0; i < kMmaRowTiles; ++i)
 #pragma unroll
@@ -414,6 +419,15 @@ struct Tf32Forward {
         a[i][h][2] = tf32_operand(v[2 * i][2 * h + 1]);
         a[i][h][3] = tf32_operand(v[2 * i + 1][2 * h + 1]);
       }
+  }
+  // acc(i, j) += the stage's product for row tile i, n8 tile j.
+  // after(j) runs after n8 tile j's instructions (see MasksAhead).
+  template <int NT, class After = NoHook>
+  __device__ static void multiply(float (&acc)[kMmaRowTiles][NT][4], const float (&v)[4][4],
+                                  const uint32_t (*ws)[kRowWords], After after = {}) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    uint32_t a[kMmaRowTiles][2][4];
+    fragments(v, a);
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
       const uint4 w = *reinterpret_cast<const uint4*>(&ws[8 * j + g][4 * t]);
@@ -428,15 +442,14 @@ struct Tf32Forward {
 };
 
 struct Bf16Forward {
+  static constexpr bool kWgmma = false;
   static constexpr int kRowWords = 8;  // 16 BF16 values, two to a word
   __device__ static void put(uint32_t* row, int c, float4 w) {
     *reinterpret_cast<uint2*>(row + 2 * c) = uint2{pack_bf16x2(w.x, w.y), pack_bf16x2(w.z, w.w)};
   }
-  template <int NT, class After = NoHook>
-  __device__ static void multiply(float (&acc)[kMmaRowTiles][NT][4], const float (&v)[4][4],
-                                  const uint32_t (*ws)[kRowWords], After after = {}) {
-    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    uint32_t a[kMmaRowTiles][4];
+  // As Tf32Forward's, one k16 step: columns 2t + 8c and 2t + 8c + 1 are features 2c, 2c + 1 of
+  // the lane's quad.
+  __device__ static void fragments(const float (&v)[4][4], uint32_t (&a)[kMmaRowTiles][4]) {
 #pragma unroll
     for (int i = 0; i < kMmaRowTiles; ++i) {
       a[i][0] = pack_bf16x2(v[2 * i][0], v[2 * i][1]);
@@ -444,6 +457,13 @@ struct Bf16Forward {
       a[i][2] = pack_bf16x2(v[2 * i][2], v[2 * i][3]);
       a[i][3] = pack_bf16x2(v[2 * i + 1][2], v[2 * i + 1][3]);
     }
+  }
+  template <int NT, class After = NoHook>
+  __device__ static void multiply(float (&acc)[kMmaRowTiles][NT][4], const float (&v)[4][4],
+                                  const uint32_t (*ws)[kRowWords], After after = {}) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    uint32_t a[kMmaRowTiles][4];
+    fragments(v, a);
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
       const uint2 w = *reinterpret_cast<const uint2*>(&ws[8 * j + g][2 * t]);
@@ -452,6 +472,60 @@ struct Bf16Forward {
       for (int i = 0; i < kMmaRowTiles; ++i) mma_bf16_m16n8k16(acc[i][j], a[i], b);
       after(j);
     }
+  }
+};
+
+// The forward on wgmma (wgmma.cuh; sm_90a): the same A fragments and accumulators, one
+// instruction per row tile and k step instead of NT mma.sync, W's stage read by the instruction
+// from shared memory in its core-matrix layout. A stage of W is the same number of words as for
+// mma.sync, arranged as core matrices [n / 8][feature e of the quad][n % 8][quad slot t] for
+// TF32 (128 bytes each: step h is e = 2h, 2h + 1, lbo 128 bytes, sbo 512) and
+// [n / 8][e / 2][n % 8][t] with the pair (e, e + 1) in one word for BF16 (lbo 128, sbo 256). A
+// warp's 32 stores of one e cover one core matrix: no bank conflicts. The product is issued
+// asynchronously (multiply_async); the kernel waits for it (wgmma_wait_all) once the next
+// stage's masks are made. Sums in the order of mma.sync's (by k within a step, steps in order),
+// so the CUDA emulation gives the same bits either way.
+struct Tf32ForwardWgmma : Tf32Forward {
+  static constexpr bool kWgmma = true;
+  // W[n, quad slot t's features 0 .. 3] of the stage (n within the block's slice).
+  __device__ static void put_core(uint32_t* stage, int n, int t, float4 w) {
+    uint32_t* at = stage + 128 * (n >> 3) + 4 * (n & 7) + t;
+    at[0] = tf32_operand(w.x);
+    at[32] = tf32_operand(w.y);
+    at[64] = tf32_operand(w.z);
+    at[96] = tf32_operand(w.w);
+  }
+  template <int NT>
+  __device__ static void multiply_async(float (&acc)[kMmaRowTiles][NT][4],
+                                        const float (&v)[4][4], const uint32_t* stage) {
+    uint32_t a[kMmaRowTiles][2][4];
+    fragments(v, a);
+    wgmma_fence();
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int i = 0; i < kMmaRowTiles; ++i)
+        wgmma_m64<NT>(acc[i], a[i][h], stage + 64 * h, 128, 512, false);
+    wgmma_commit();
+  }
+};
+
+struct Bf16ForwardWgmma : Bf16Forward {
+  static constexpr bool kWgmma = true;
+  __device__ static void put_core(uint32_t* stage, int n, int t, float4 w) {
+    uint32_t* at = stage + 64 * (n >> 3) + 4 * (n & 7) + t;
+    at[0] = pack_bf16x2(w.x, w.y);
+    at[32] = pack_bf16x2(w.z, w.w);
+  }
+  template <int NT>
+  __device__ static void multiply_async(float (&acc)[kMmaRowTiles][NT][4],
+                                        const float (&v)[4][4], const uint32_t* stage) {
+    uint32_t a[kMmaRowTiles][4];
+    fragments(v, a);
+    wgmma_fence();
+#pragma unroll
+    for (int i = 0; i < kMmaRowTiles; ++i) wgmma_m64<NT>(acc[i], a[i], stage, 128, 256, true);
+    wgmma_commit();
   }
 };
 
@@ -684,10 +758,16 @@ template <class Op, int NT, bool kVec, bool kLif>
 __global__ void __launch_bounds__(kMmaThreads, 2)
 masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int K, long long M,
                                  const float* W, int N, float* out, LifTail tail) {
+#if defined(__CUDA_ARCH__) && !defined(NMSNN_WGMMA_DEVICE)
+  if constexpr (Op::kWgmma) {  // no wgmma in this architecture's code: never launched here
+    __trap();
+    return;
+  }
+#endif
   constexpr int kNeurons = 8 * NT;
   constexpr int kQuads = kNeurons * 4;  // of a stage of W
   constexpr int kQuadsPerThread = (kQuads + kMmaThreads - 1) / kMmaThreads;
-  __shared__ __align__(16) uint32_t ws[2][kNeurons][Op::kRowWords];
+  __shared__ __align__(128) uint32_t ws[2][kNeurons][Op::kRowWords];
   __shared__ QuadList list;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int n0 = blockIdx.y * kNeurons;
@@ -724,14 +804,19 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
 #pragma unroll
     for (int u = 0; u < kQuadsPerThread; ++u) {
       const int e = threadIdx.x + kMmaThreads * u;
-      if (e < kQuads) Op::put(stage[e / 4], e & 3, w_next[u]);
+      if constexpr (Op::kWgmma) {
+        if (e < kQuads) Op::put_core(&stage[0][0], e / 4, e & 3, w_next[u]);
+      } else {
+        if (e < kQuads) Op::put(stage[e / 4], e & 3, w_next[u]);
+      }
     }
+    if constexpr (Op::kWgmma) wgmma_fence_shared();  // the instruction reads it next
   };
 
   // Row r of the lane's masked inputs at quad q (the list's padding names a quad past K:
   // zeros). Made a stage ahead (MasksAhead) where the 16 registers that takes are free: up to
-  // 104 neurons (NT 16 spills with them).
-  constexpr bool kAhead = NT <= 13;
+  // 104 neurons with mma.sync (NT 16 spills with them), always with wgmma (no B fragments).
+  constexpr bool kAhead = Op::kWgmma || NT <= 13;
   auto mask_row = [&](float (&v)[4], int r, int q) {
     const float4 m = masked_quad4<kVec>(keys, rows[r], K, q, in_range[r]);
     v[0] = m.x, v[1] = m.y, v[2] = m.z, v[3] = m.w;
@@ -758,7 +843,21 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
     __syncthreads();
     for (int s = 0; s < stages; ++s) {
       fetch_w(s + 1);  // past the live quads (the last stage) it loads nothing and makes zeros
-      if constexpr (kAhead) {
+      if constexpr (Op::kWgmma) {
+        // The product runs on the tensor cores while this warp makes the next stage's masks
+        // and stages its W into the other buffer (last read by stage s - 1's product, which
+        // has completed); then it waits for the product before the barrier.
+        const int q_next = stage_quad(s + 1);
+        Op::template multiply_async<NT>(acc, v, &ws[s & 1][0][0]);
+        float v_next[4][4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) mask_row(v_next[r], r, q_next);
+        put_w(ws[(s + 1) & 1]);
+        wgmma_wait_all();
+        take_masks(v, v_next);
+        __syncthreads();
+        continue;
+      } else if constexpr (kAhead) {
         const int q_next = stage_quad(s + 1);  // likewise: a quad past K, zeros
         float v_next[4][4];
         Op::template multiply<NT>(acc, v, ws[s & 1], masks_ahead<NT>([&](int r) {
@@ -1552,14 +1651,68 @@ bool wgrad_by_sample(int T, int B, int N, MatmulPrecision math, WgradWalk walk) 
   return false;
 }
 
+// Whether the forward issues wgmma (MmaInstruction). The library says whether it was built for
+// sm_90a (NMSNN_CUDA_SM90A, CMakeLists.txt): a cc 9.0 device then runs that code.
+#if defined(NMSNN_CUDA_SM90A) || defined(NMSNN_EMULATED_CUDA)
+constexpr bool kWgmmaBuilt = true;
+#else
+constexpr bool kWgmmaBuilt = false;
+#endif
+
+// The current device's compute capability, major * 10 + minor.
+int compute_capability(int& device) {
+  int major = 0, minor = 0;
+  NMSNN_CUDA_CHECK(cudaGetDevice(&device));
+  NMSNN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  NMSNN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return 10 * major + minor;
+}
+
+bool forward_by_wgmma(const char* what, MmaInstruction instruction) {
+  if (instruction == MmaInstruction::mma_sync) return false;
+#if defined(NMSNN_EMULATED_CUDA)
+  (void)what;
+  return instruction == MmaInstruction::wgmma;  // emulated; automatic keeps mma.sync
+#else
+  const bool able = masked_linear_wgmma_available();
+  if (instruction == MmaInstruction::wgmma && !able) {
+    int device = 0;
+    const int cc = compute_capability(device);
+    ::nmsnn::detail::fail(what, ": wgmma needs compute capability 9.0 and a library built for "
+                          "sm_90a (CMAKE_CUDA_ARCHITECTURES with 90a); device ", device, " is ",
+                          cc / 10, ".", cc % 10,
+                          kWgmmaBuilt ? "" : ", and this build has no sm_90a code");
+  }
+  return able;
+#endif
+}
+
 }  // namespace
 
+// The library says whether it was built for sm_90a (NMSNN_CUDA_SM90A, CMakeLists.txt): a
+// compute capability 9.0 device then runs that code.
+bool masked_linear_wgmma_available() {
+#if defined(NMSNN_EMULATED_CUDA)
+  return true;
+#else
+  int device = 0;
+  return kWgmmaBuilt && compute_capability(device) == 90;
+#endif
+}
+
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
-                           int N, float* out, MatmulPrecision math, cudaStream_t stream) {
+                           int N, float* out, MatmulPrecision math, cudaStream_t stream,
+                           MmaInstruction instruction) {
   check_shapes("masked_linear_forward", T, B, K, N);
   const long long M = (long long)T * B;
-  if (math == MatmulPrecision::tf32)
+  const bool wgmma = math != MatmulPrecision::fp32 &&
+                     forward_by_wgmma("masked_linear_forward", instruction);
+  if (math == MatmulPrecision::tf32 && wgmma)
+    launch_forward_mma<Tf32ForwardWgmma>(key, x, T, B, K, M, W, N, out, nullptr, stream);
+  else if (math == MatmulPrecision::tf32)
     launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, out, nullptr, stream);
+  else if (math == MatmulPrecision::bf16 && wgmma)
+    launch_forward_mma<Bf16ForwardWgmma>(key, x, T, B, K, M, W, N, out, nullptr, stream);
   else if (math == MatmulPrecision::bf16)
     launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, out, nullptr, stream);
   else {
@@ -1567,7 +1720,7 @@ void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, co
     masked_linear_forward_kernel<ForwardFp32><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
   }
   NMSNN_CHECK_LAUNCH("masked_linear_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K, ", ",
-                     to_string(math));
+                     to_string(math), wgmma ? ", wgmma" : "");
 }
 
 bool masked_linear_lif_fusable(int T, int N, MatmulPrecision math) {
@@ -1578,7 +1731,8 @@ bool masked_linear_lif_fusable(int T, int N, MatmulPrecision math) {
 void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K,
                                const float* W, const SpikingLayer& layer,
                                const LifForwardArgs& args, MatmulPrecision math,
-                               cudaStream_t stream, const NextLayerProduct& next) {
+                               cudaStream_t stream, const NextLayerProduct& next,
+                               MmaInstruction instruction) {
   const int N = args.H;
   check_shapes("masked_linear_lif_forward", T, B, K, N);
   if (!masked_linear_lif_fusable(T, N, math))
@@ -1603,12 +1757,17 @@ void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K
                           "buffer with the time loop's outputs");
   const LifTail tail{args, lif_constants(layer), layer.reset == ResetRule::subtract, next};
   const long long M = (long long)T * B;
-  if (math == MatmulPrecision::tf32)
+  const bool wgmma = forward_by_wgmma("masked_linear_lif_forward", instruction);
+  if (math == MatmulPrecision::tf32 && wgmma)
+    launch_forward_mma<Tf32ForwardWgmma>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
+  else if (math == MatmulPrecision::tf32)
     launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
+  else if (wgmma)
+    launch_forward_mma<Bf16ForwardWgmma>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
   else
     launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
   NMSNN_CHECK_LAUNCH("masked_linear_lif_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
-                     ", ", to_string(math), ", reset ", to_string(layer.reset),
+                     ", ", to_string(math), wgmma ? ", wgmma" : "", ", reset ", to_string(layer.reset),
                      layer.delay ? ", delay" : ", no delay", ", next H=", next.a ? next.H : 0);
 }
 

@@ -23,14 +23,26 @@
 namespace nmsnn::kernels {
 
 // `matmul` picks the arithmetic: fp32, CUDA-core FMA (the default, and what the exactness tests
-// use); tf32, tensor cores (mma.sync m16n8k8) with TF32 inputs (10-bit mantissa, rounded to
-// nearest), FP32 accumulation; bf16, tensor cores (mma.sync m16n8k16) with BF16 inputs (7-bit
-// mantissa, rounded to nearest even), FP32 accumulation. Each mask is made once per pass for
-// N <= 128 (per slice of 128 neurons beyond).
+// use); tf32, tensor cores (mma.sync m16n8k8; the forward wgmma k8 where it can) with TF32
+// inputs (10-bit mantissa, rounded to nearest), FP32 accumulation; bf16, tensor cores (mma.sync
+// m16n8k16, or wgmma k16) with BF16 inputs (7-bit mantissa, rounded to nearest even), FP32
+// accumulation. Each mask is made once per pass for N <= 128 (per slice of 128 neurons beyond).
+
+// Which tensor-core instruction the TF32 and BF16 forward issues:
+//   mma_sync   warp-wide mma.sync (compute capability 8.0 and up);
+//   wgmma      Hopper's warpgroup wgmma (wgmma.cuh): compute capability 9.0 and a library built
+//              for sm_90a (CMAKE_CUDA_ARCHITECTURES with 90a, the default); an error elsewhere.
+//              The CUDA emulation implements it;
+//   automatic  wgmma where it is available, else mma_sync (in the CUDA emulation: mma_sync).
+// The sums are the same in the same order: the emulation gives the same bits either way.
+enum class MmaInstruction { automatic, mma_sync, wgmma };
+// Whether wgmma can run here: on the current device with this build (always in the emulation).
+bool masked_linear_wgmma_available();
 
 // out[M, N] = X[M, K] · W[N, K]^T, M = T*B. Every pointer is device memory.
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
-                           int N, float* out, MatmulPrecision math, cudaStream_t stream);
+                           int N, float* out, MatmulPrecision math, cudaStream_t stream,
+                           MmaInstruction instruction = MmaInstruction::automatic);
 
 // The first layer's forward with its time loop fused in: the product of masked_linear_forward
 // (its tile of a never leaves the block) and lif_forward's loop on it, the same numbers as the
@@ -53,7 +65,8 @@ bool masked_linear_lif_fusable(int T, int N, MatmulPrecision math);
 void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K,
                                const float* W, const SpikingLayer& layer,
                                const LifForwardArgs& args, MatmulPrecision math,
-                               cudaStream_t stream, const NextLayerProduct& next = {});
+                               cudaStream_t stream, const NextLayerProduct& next = {},
+                               MmaInstruction instruction = MmaInstruction::automatic);
 
 // How the weight gradient splits its sum over M = T*B rows: `splits` blocks of `rows` rows each
 // write a partial [N, K]; a second pass adds the partials in split order, so the result is the

@@ -82,7 +82,7 @@ if [[ "${1:-}" == "--prebuild" ]]; then
   set -e
   # No MPI or NCCL in the carried binaries: libnccl alone is over 200 MB, and the device may lack
   # OpenMPI. The NCCL path is checked by run_nccl_check, which builds the command there.
-  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
         -DNMSNN_NATIVE=OFF -DNMSNN_BUILD_TESTS=ON -DNMSNN_BUILD_BENCH=ON -DNMSNN_BUILD_TOOLS=ON \
         -DNMSNN_MPI=OFF -DNMSNN_NCCL=OFF
   targets=()
@@ -277,7 +277,7 @@ preflight() {
   [[ -n $lacks ]] && note "preflight: cannot build on the device, it lacks: $lacks"
   ((${#targets[@]} == 0)) && return 0
   local configure=(cmake -S . -B build-gpu-device -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON
-                   -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_BUILD_TESTS=$tests -DNMSNN_BUILD_BENCH=$bench)
+                   -DCMAKE_CUDA_ARCHITECTURES=90a -DNMSNN_BUILD_TESTS=$tests -DNMSNN_BUILD_BENCH=$bench)
   if [[ $PART == --preflight ]]; then
     note "preflight: would run: ${configure[*]} && cmake --build build-gpu-device --target ${targets[*]}"
     return 0
@@ -323,7 +323,7 @@ else
   header benchmark/benchmark.h && bench=ON
   note "binaries: building on the device (tests $tests, benchmarks $bench)"
   stage "configure" 120 "$OUT/build.log" cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release \
-        -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_BUILD_TESTS=$tests -DNMSNN_BUILD_BENCH=$bench
+        -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a -DNMSNN_BUILD_TESTS=$tests -DNMSNN_BUILD_BENCH=$bench
   stage "build" 300 "$OUT/build.log" cmake --build build-gpu -j "$(nproc)" || true
   TESTS=(build-gpu/tests/test_cuda_kernels build-gpu/tests/test_cuda_engine build-gpu/tests/test_cuda_layers
          build-gpu/tests/test_cuda_reduce build-gpu/tests/test_cuda_conv)
@@ -428,7 +428,7 @@ run_nccl_check() {  # issue 14: the NCCL path with one rank against the plain si
     return 0
   fi
   stage "nccl: configure" 60 "$OUT/build.log" env NCCL_HOME="$home" cmake -S . -B build-gpu-nccl \
-        -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNMSNN_NCCL=ON \
+        -DCMAKE_BUILD_TYPE=Release -DNMSNN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a -DNMSNN_NCCL=ON \
         -DNMSNN_MPI=OFF -DNMSNN_BUILD_TESTS=OFF -DNMSNN_BUILD_BENCH=OFF || return 0
   stage "nccl: build nmsnn" 240 "$OUT/build.log" cmake --build build-gpu-nccl -j "$(nproc)" \
         --target nmsnn_cli || return 0

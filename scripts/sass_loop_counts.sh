@@ -3,10 +3,12 @@
 # napkin model (bench/napkin_math.hpp) takes for loops that are issue-bound. No GPU needed.
 #
 #   bash scripts/sass_loop_counts.sh [arch] [kernel .cu files ...]
-#       arch: sm_90 (the default) or sm_80; files: kernels/masked_linear.cu by default.
+#       arch: sm_90 (the default), sm_90a (the wgmma forward's code) or sm_80; files:
+#       kernels/masked_linear.cu by default.
 #   bash scripts/sass_loop_counts.sh --check
-#       compares the sm_90 counts of kernels/masked_linear.cu with the loop constants of
-#       bench/napkin_math.hpp (bench/check_loop_constants.py) and fails on a stale one. The
+#       compares the sm_90 counts of kernels/masked_linear.cu (and the sm_90a counts of its wgmma
+#       forward) with the loop constants of bench/napkin_math.hpp (bench/check_loop_constants.py)
+#       and fails on a stale one. The
 #       constants are nvcc 13.0's counts, so with another nvcc, or none, or without the tools
 #       (no PyPI), it prints why and exits 77 (ctest's skip: `napkin_loop_constants`).
 #
@@ -42,17 +44,19 @@ if [[ ${1:-} == --check ]]; then
   [[ $release == 13.0 ]] || skip "nvcc $release; the constants are nvcc 13.0's counts"
   find_tools || skip "cuobjdump and nvdisasm are not on PATH and could not be fetched"
   counts=$(mktemp)
-  trap 'rm -f "$counts"' EXIT
+  counts_a=$(mktemp)
+  trap 'rm -f "$counts" "$counts_a"' EXIT
   bash "$0" sm_90 kernels/masked_linear.cu > "$counts"
-  python3 bench/check_loop_constants.py "$counts" bench/napkin_math.hpp
+  bash "$0" sm_90a kernels/masked_linear.cu > "$counts_a"
+  python3 bench/check_loop_constants.py "$counts" "$counts_a" bench/napkin_math.hpp
   exit
 fi
 
 arch=${1:-sm_90}
 case "$arch" in
-  sm_80 | sm_90) shift || true ;;
+  sm_80 | sm_90 | sm_90a) shift || true ;;
   *.cu) arch=sm_90 ;;
-  *) echo "sass_loop_counts.sh: arch must be sm_80 or sm_90, got '$arch'" >&2; exit 2 ;;
+  *) echo "sass_loop_counts.sh: arch must be sm_80, sm_90 or sm_90a, got '$arch'" >&2; exit 2 ;;
 esac
 files=("$@")
 [[ ${#files[@]} -gt 0 ]] || files=(kernels/masked_linear.cu)
@@ -64,7 +68,8 @@ for file in "${files[@]}"; do
   [[ -f "$file" ]] || { echo "sass_loop_counts.sh: no such file: $file" >&2; exit 2; }
   object="$work/$(basename "$file" .cu).o"
   nvcc -O3 -std=c++17 --expt-relaxed-constexpr -DNMSNN_WITH_CUDA=1 -I include -I kernels \
-    -I host -arch="$arch" -Xptxas=-warn-spills -c "$file" -o "$object"
+    -I host -gencode="arch=compute_${arch#sm_},code=$arch" -Xptxas=-warn-spills -c "$file" \
+    -o "$object"
   cuobjdump -sass "$object" > "$work/listing.sass"
   echo "== $file ($arch)"
   python3 bench/sass_loop_mix.py "$work/listing.sass"

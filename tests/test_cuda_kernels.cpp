@@ -78,6 +78,7 @@
 #include "spiking_activation.cuh"
 #include "throws_with.hpp"
 #include "time_axis.cuh"
+#include "wgmma_descriptor.hpp"
 
 namespace {
 
@@ -311,8 +312,10 @@ std::vector<float> dense_input(const MaskedShape& s, uint64_t seed) {
 }
 
 template <class Shapes>
-void check_masked_forward(nmsnn::MatmulPrecision math, double rel_extra, const Shapes& shapes,
-                          InputMaker make_x = dense_input) {
+void check_masked_forward(
+    nmsnn::MatmulPrecision math, double rel_extra, const Shapes& shapes,
+    InputMaker make_x = dense_input,
+    nmsnn::kernels::MmaInstruction instruction = nmsnn::kernels::MmaInstruction::automatic) {
   const NoiseKey key{2024, 3};
   for (const MaskedShape& s : shapes) {
     const long long M = (long long)s.T * s.B;
@@ -320,10 +323,11 @@ void check_masked_forward(nmsnn::MatmulPrecision math, double rel_extra, const S
     const auto W = random_vector(size_t(s.N) * s.K, -0.3f, 0.3f, 2);
     Dev<float> dx(x), dW(W), out(size_t(M) * s.N);
     nmsnn::kernels::masked_linear_forward(key, dx.get(), s.T, s.B, s.K, dW.get(), s.N, out.get(),
-                                          math, nullptr);
-    const std::string name = "masked_linear_forward T=" + std::to_string(s.T) + " B=" +
-                             std::to_string(s.B) + " K=" + std::to_string(s.K) + " N=" +
-                             std::to_string(s.N) + " " + to_string(math);
+                                          math, nullptr, instruction);
+    const std::string name =
+        "masked_linear_forward T=" + std::to_string(s.T) + " B=" + std::to_string(s.B) + " K=" +
+        std::to_string(s.K) + " N=" + std::to_string(s.N) + " " + to_string(math) +
+        (instruction == nmsnn::kernels::MmaInstruction::wgmma ? " wgmma" : "");
     if (math != nmsnn::MatmulPrecision::fp32) {
       Dev<float> ref(size_t(M) * s.N);
       nmsnn::kernels::masked_linear_forward(key, dx.get(), s.T, s.B, s.K, dW.get(), s.N, ref.get(),
@@ -488,6 +492,58 @@ TEST(MaskedLinear, EveryWidthInEveryPrecision) {
       check_masked_wgrad(math, extra, shapes);
     }
   }
+}
+
+// The forward on wgmma (kernels/wgmma.cuh): every width class (N = 64, 104, 128 columns: NT = 8,
+// 13, 16) and past it, dense and sparse inputs, K % 4 != 0, against the double sums with the
+// same bounds as mma.sync. In the CUDA emulation the two instructions add the same products in
+// the same order, so there the outputs must also be bit-identical to mma.sync's: a wrong core
+// matrix offset, a swapped k step or a lane's row in the wrong place all change them. On a GPU
+// without wgmma (not compute capability 9.0, or no sm_90a code) the test says so and skips.
+TEST(MaskedLinear, WgmmaForwardMatchesDoubleAndMmaSync) {
+  REQUIRE_CUDA();
+  namespace k = nmsnn::kernels;
+  using nmsnn::MatmulPrecision;
+  if (!k::masked_linear_wgmma_available())
+    GTEST_SKIP() << "wgmma needs compute capability 9.0 and sm_90a code; this device or build "
+                    "has neither";
+  std::vector<MaskedShape> shapes = {{37, 9, 784, 100}, {128, 3, 200, 100}, {2, 5, 37, 1},
+                                     {2, 5, 37, 64},    {3, 7, 70, 65},     {2, 5, 37, 128},
+                                     {3, 70, 20, 129},  {2, 5, 37, 200}};
+  for (auto [math, extra] : {std::pair{MatmulPrecision::tf32, kTf32Extra},
+                             std::pair{MatmulPrecision::bf16, kBf16Extra}}) {
+    check_masked_forward(math, extra, shapes, dense_input, k::MmaInstruction::wgmma);
+    check_masked_forward(math, extra, std::vector<MaskedShape>{{128, 4, 200, 20}, {37, 4, 1100, 5}},
+                         sparse_input, k::MmaInstruction::wgmma);
+#ifdef NMSNN_EMULATED_CUDA
+    const NoiseKey key{5, 6};
+    for (const MaskedShape& s : shapes)
+      for (InputMaker make_x : {dense_input, sparse_input}) {
+        const auto x = make_x(s, 7);
+        const auto W = random_vector(size_t(s.N) * s.K, -0.3f, 0.3f, 8);
+        const size_t n = size_t(s.T) * s.B * s.N;
+        Dev<float> dx(x), dW(W), a(n), b(n);
+        k::masked_linear_forward(key, dx.get(), s.T, s.B, s.K, dW.get(), s.N, a.get(), math,
+                                 nullptr, k::MmaInstruction::wgmma);
+        k::masked_linear_forward(key, dx.get(), s.T, s.B, s.K, dW.get(), s.N, b.get(), math,
+                                 nullptr, k::MmaInstruction::mma_sync);
+        EXPECT_EQ(count_bit_differences(a.host(), b.host(),
+                                        "wgmma vs mma.sync N=" + std::to_string(s.N) + " " +
+                                            to_string(math)),
+                  0);
+      }
+#endif
+  }
+}
+
+// The descriptor's fields where the PTX ISA puts them: start address >> 4 in bits 0-13, the
+// leading byte offset >> 4 in 16-29, the stride byte offset >> 4 in 32-45, no swizzle.
+TEST(MaskedLinear, WgmmaDescriptorFields) {
+  namespace k = nmsnn::kernels;
+  EXPECT_EQ(k::wgmma_descriptor(0x1230, 128, 512), 0x123ull | 8ull << 16 | 32ull << 32);
+  EXPECT_EQ(k::wgmma_descriptor(0x3FFF0, 0x3FFF0, 0x10), 0x3FFFull | 0x3FFFull << 16 | 1ull << 32);
+  EXPECT_EQ(k::wgmma_descriptor(0, 0, 0), 0ull);
+  EXPECT_EQ(k::wgmma_descriptor(0x1230, 128, 256) >> 62, 0ull);
 }
 
 // BF16 rounding to nearest even, as the device's __float2bfloat16 (host side, for the tests).
@@ -1038,10 +1094,13 @@ int check_next_product(nmsnn::MatmulPrecision math, const FusedLifCase& c,
 
 // The fused kernel against masked_linear_forward then lif_forward on the same inputs: the same
 // arithmetic in the same order, so every output must be bit-identical.
-void check_fused_lif(nmsnn::MatmulPrecision math, const FusedLifCase& c) {
+void check_fused_lif(nmsnn::MatmulPrecision math, const FusedLifCase& c,
+                     nmsnn::kernels::MmaInstruction instruction =
+                         nmsnn::kernels::MmaInstruction::automatic) {
   namespace k = nmsnn::kernels;
   const std::string name =
-      std::string(nmsnn::to_string(math)) + " T=" + std::to_string(c.T) + " B=" + std::to_string(c.B) +
+      std::string(nmsnn::to_string(math)) +
+      (instruction == k::MmaInstruction::wgmma ? " wgmma" : "") + " T=" + std::to_string(c.T) + " B=" + std::to_string(c.B) +
       " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) + " " +
       (c.kept == Kept::u ? "u" : c.kept == Kept::spike16 ? "spike16" : "gates") + " " +
       nmsnn::to_string(c.reset) + (c.delay ? " delay" : " no delay") +
@@ -1090,7 +1149,7 @@ void check_fused_lif(nmsnn::MatmulPrecision math, const FusedLifCase& c) {
   };
   // Reference: the product into u's buffer, then the time loop on it (in place).
   k::masked_linear_forward(key, dx.get(), c.T, c.B, c.K, dW.get(), c.N, ref.u.get(), math,
-                           nullptr);
+                           nullptr, instruction);
   k::lif_forward(layer, args_for(ref), nullptr);
   const auto W_next = random_vector(size_t(c.next_H) * c.N, -0.5f, 0.5f, 44);
   Dev<float> dW_next(W_next);
@@ -1102,7 +1161,7 @@ void check_fused_lif(nmsnn::MatmulPrecision math, const FusedLifCase& c) {
     if (!c.spikes_too) got_args.spikes = nullptr;
   }
   k::masked_linear_lif_forward(key, dx.get(), c.T, c.B, c.K, dW.get(), layer, got_args, math,
-                               nullptr, next);
+                               nullptr, next, instruction);
 
   int fired = 0;  // neurons that fired at some step (rates count every step, returned or not)
   for (float r : ref.rates.host()) fired += r > 0;
@@ -1158,6 +1217,26 @@ TEST(MaskedLinearLif, BitIdenticalToTheProductThenTheTimeLoop) {
   };
   for (MatmulPrecision math : {MatmulPrecision::tf32, MatmulPrecision::bf16})
     for (const FusedLifCase& c : cases) check_fused_lif(math, c);
+}
+
+// The same with the product on wgmma (its reference product too): the fused kernel's main loop
+// is then the asynchronous one (masks and W's staging under the product).
+TEST(MaskedLinearLif, WgmmaBitIdenticalToTheProductThenTheTimeLoop) {
+  REQUIRE_CUDA();
+  using nmsnn::MatmulPrecision;
+  namespace k = nmsnn::kernels;
+  if (!k::masked_linear_wgmma_available())
+    GTEST_SKIP() << "wgmma needs compute capability 9.0 and sm_90a code; this device or build "
+                    "has neither";
+  const FusedLifCase cases[] = {
+      {128, 3, 784, 100, Kept::spike16, ResetRule::scale, true, false, true},
+      {32, 9, 67, 50, Kept::gates, ResetRule::scale, true, true, true},
+      {64, 5, 36, 128, Kept::u, ResetRule::scale, true, true, false},
+      {128, 2, 200, 100, Kept::spike16, ResetRule::scale, true, false, false, 10},
+      {1, 130, 203, 7, Kept::spike16, ResetRule::subtract, false, false, true, 3},
+  };
+  for (MatmulPrecision math : {MatmulPrecision::tf32, MatmulPrecision::bf16})
+    for (const FusedLifCase& c : cases) check_fused_lif(math, c, k::MmaInstruction::wgmma);
 }
 
 TEST(MaskedLinearLif, RefusesWhatItCannotRun) {

@@ -94,11 +94,13 @@ TEST(napkin, SmallStepByHand) {
   EXPECT_DOUBLE_EQ(fwd.int_ops, 6 * 80);
   // Its loop: FP32, one tile of 128 x 64, one stage of 16 features: 8 warps x the counted
   // instructions per stage; TF32 and BF16, one block of 4 warps (32 rows each), one stage: 4 x
-  // the counted warp-stage (N = 5: the narrowest class). The weight gradient: FP32 likewise (one
-  // split of 6 rows); mma.sync one warp with features (K = 4), one stage.
+  // the counted warp-stage (N = 5: the narrowest class; on wgmma, the design). The weight
+  // gradient: FP32 likewise (one split of 6 rows); mma.sync one warp with features (K = 4), one
+  // stage.
   EXPECT_DOUBLE_EQ(fwd.warp_instructions[0], 8 * napkin::kSimtForwardLoop);
-  EXPECT_DOUBLE_EQ(fwd.warp_instructions[1], 4 * napkin::kMmaForwardLoop[0][0]);
-  EXPECT_DOUBLE_EQ(fwd.warp_instructions[2], 4 * napkin::kMmaForwardLoop[0][1]);
+  EXPECT_DOUBLE_EQ(fwd.warp_instructions[1], 4 * napkin::kWgmmaForwardLoop[0][0]);
+  EXPECT_DOUBLE_EQ(fwd.warp_instructions[2], 4 * napkin::kWgmmaForwardLoop[0][1]);
+  EXPECT_DOUBLE_EQ(fwd.mma_instructions[1], 0);
   EXPECT_DOUBLE_EQ(find(ks, "masked_linear_wgrad L0").warp_instructions[0],
                    8 * napkin::kSimtWgradLoop);
   EXPECT_DOUBLE_EQ(find(ks, "masked_linear_wgrad L0").warp_instructions[1],
@@ -175,7 +177,7 @@ TEST(napkin, Workloads) {
   auto near = [](double got, double want) { EXPECT_NEAR(got, want, 1e-12 * want); };
   near(live.int_ops, 128.0 * 1000 * 196 * 80 * 14.27 / 49);
   near(live.flop, 2 * 128000.0 * 100 * 784 * 14.27 / 49);
-  near(live.warp_instructions[1], 1000 * 4 * 14.27 * napkin::kMmaForwardLoop[1][0]);
+  near(live.warp_instructions[1], 1000 * 4 * 14.27 * napkin::kWgmmaForwardLoop[1][0]);
   EXPECT_DOUBLE_EQ(live.warp_instructions[0],
                    find(w1, "masked_linear_forward L0").warp_instructions[0]);
   EXPECT_DOUBLE_EQ(napkin::step_product_flop(napkin::w1_unit_mnist()),
@@ -227,7 +229,12 @@ TEST(napkin, Workloads) {
   // weight gradient by sample by its mma.sync too (25,000 tasks x 8 stages x 7 x 4 tiles x 2:
   // 171 us, against 25.6M Philox blocks: 153 us).
   const napkin::Device d = napkin::h200();
-  const auto& fwd = find(w1, "masked_linear_lif_forward L0");
+  // These are the forward on mma.sync (StepShape::wgmma false: a build without sm_90a); the
+  // design's forward on wgmma follows.
+  napkin::StepShape w1_mma_shape = napkin::w1();
+  w1_mma_shape.wgmma = false;
+  const auto w1_mma = napkin::step_kernels(w1_mma_shape);
+  const auto& fwd = find(w1_mma, "masked_linear_lif_forward L0");
   const auto& wgrad = find(w1, "masked_linear_wgrad L0");
   const double issue = 0.8 * 4 * 132 * 1.98e9;
   // The output layer's product (10 neurons) is made in the same kernel: per block its weights
@@ -247,6 +254,24 @@ TEST(napkin, Workloads) {
   EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).tensor,
               (196000.0 * 52 + 1000.0 * 4 * 7 * 8) * 16 / schedulers, 1e-12);
   EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::tf32).bound, "mma.sync");
+  // On wgmma the same kernel issues its counted sm_90a loop (4 HGMMA a TF32 warp-stage), and its
+  // product's tensor work is FLOP at the dense rate (0.8 x 494 TFLOP/s: 52 us); only the layer
+  // above's product is still mma.sync. Its Philox work (150 us) then bounds it.
+  const auto& fwd_wgmma = find(w1, "masked_linear_lif_forward L0");
+  EXPECT_NEAR(napkin::predict(fwd_wgmma, d, napkin::Math::tf32).issue,
+              (196000.0 * napkin::kWgmmaLifForwardLoop[1][0] +
+               1000.0 * 4 * 128 * napkin::kLifTailNextLoop[2][0] / 16 +
+               1000.0 * 4 * (64 + 7 * napkin::kNextProductLoop[0] + 48)) /
+                  issue,
+              1e-12);
+  EXPECT_DOUBLE_EQ(fwd_wgmma.mma_instructions[1], 1000.0 * 4 * 7 * 8);
+  EXPECT_DOUBLE_EQ(fwd_wgmma.mma_instructions[2], 1000.0 * 4 * 7 * 4);
+  EXPECT_NEAR(napkin::predict(fwd_wgmma, d, napkin::Math::tf32).math,
+              fwd_wgmma.flop / (0.8 * 494e12), 1e-12);
+  EXPECT_DOUBLE_EQ(fwd_wgmma.flop, fwd.flop);
+  EXPECT_STREQ(napkin::predict(fwd_wgmma, d, napkin::Math::tf32).bound, "int (Philox)");
+  EXPECT_LT(napkin::predict(fwd_wgmma, d, napkin::Math::tf32).total,
+            napkin::predict(fwd, d, napkin::Math::tf32).total);
   // a [T, B, 100] in FP32 is neither written nor read back, nor the spikes: x, W and the output
   // layer's W read, the spike16 codes and the output layer's current [T, B, 10] written.
   EXPECT_DOUBLE_EQ(fwd.bytes, 4.0 * (1000 * 784 + 100 * 784 + 10 * 100) + 128000.0 * 100 * 2 +
@@ -262,7 +287,7 @@ TEST(napkin, Workloads) {
   EXPECT_DOUBLE_EQ(find(kl, "masked_linear_lif_forward L0").bytes,
                    4.0 * (1000 * 784 + 100 * 784) + 128000.0 * 100 * (4 + 2));
   EXPECT_NEAR(napkin::predict(find(kl, "masked_linear_lif_forward L0"), d, napkin::Math::tf32).issue,
-              (196000.0 * napkin::kMmaLifForwardLoop[1][0] +
+              (196000.0 * napkin::kWgmmaLifForwardLoop[1][0] +
                1000.0 * 4 * 128 * napkin::kLifTailLoop[2][0] / 16) / issue,
               1e-12);
   EXPECT_GT(napkin::predict(find(kl, "cuBLAS forward L1"), d, napkin::Math::tf32).total, 0);
@@ -273,7 +298,7 @@ TEST(napkin, Workloads) {
   const auto k16 = napkin::step_kernels(masks16);
   EXPECT_DOUBLE_EQ(find(k16, "masked_linear_lif_forward L0").int_ops, 128000.0 * 196 * 34);
   EXPECT_DOUBLE_EQ(find(k16, "masked_linear_forward L0").warp_instructions[1],
-                   196000.0 * (napkin::kMmaForwardLoop[1][0] - 112));
+                   196000.0 * (napkin::kWgmmaForwardLoop[1][0] - 112));
   // FP32 runs the product and the loop apart; TF32 and BF16 only the fused kernel.
   const auto& apart = find(w1, "masked_linear_forward L0");
   EXPECT_STREQ(napkin::predict(apart, d, napkin::Math::fp32).bound, "issue");
@@ -356,8 +381,8 @@ TEST(napkin, ClusterForwardByHand) {
   // and the stores per warp.
   EXPECT_DOUBLE_EQ(ks[2].bytes, 4.0 * (17 * 64 + 8 * 64 + 8 * 8 + 4 * 17 * 8));
   EXPECT_DOUBLE_EQ(ks[2].warp_instructions[1],
-                   ks[0].warp_instructions[1] * napkin::kMmaLifForwardLoop[0][0] /
-                           napkin::kMmaForwardLoop[0][0] +
+                   ks[0].warp_instructions[1] * napkin::kWgmmaLifForwardLoop[0][0] /
+                           napkin::kWgmmaForwardLoop[0][0] +
                        5 * 4 * napkin::kLifTailNextLoop[0][0] / 16 +
                        4 * (64 + napkin::kNextProductLoop[0] + 48));
   EXPECT_STREQ(napkin::predict(ks[3], d, napkin::Math::bf16).bound, "not run");

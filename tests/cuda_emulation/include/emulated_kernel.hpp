@@ -78,9 +78,17 @@ extern thread_local unsigned char* dynamic_shared;  // the running block's, or n
 // follows everyone's reading of it.
 struct Warp {
   struct Mma {
-    float* d;  // the lane's four accumulators
+    float* d;  // the lane's four accumulators (mma.sync) or n / 2 (wgmma)
     uint32_t a[4], b[2];
-    bool bf16;  // m16n8k16 BF16, else m16n8k8 TF32
+    bool bf16;  // m16n8k16 (mma.sync) or m64nNk16 (wgmma) BF16, else k8 TF32
+    // wgmma only: its N (0 for mma.sync), B's tile in shared memory and the descriptor's
+    // offsets, and the lane's columns of B (2t, 2t + 1 of each n8 tile, by k) as the tile held
+    // them at issue: the kernel may not change the tile before its wait, while here the lanes
+    // apply their records after the barrier one by one.
+    int n = 0;
+    const unsigned char* tile = nullptr;
+    uint32_t lbo = 0, sbo = 0;
+    std::vector<float> b_columns;  // [n / 8][2][k]
   };
   explicit Warp(unsigned n) : lanes(n) {}
   unsigned lanes;  // 32, or fewer in a block whose size is not a multiple of 32
@@ -96,6 +104,12 @@ std::vector<std::unique_ptr<Warp>> make_warps(unsigned threads);
 // at the next __syncthreads.
 void mma_tf32_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 void mma_bf16_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
+// d[0 .. n/2) += A B as wgmma.mma_async.sync.aligned.m64n<n>k8.f32.tf32.tf32 (or k16 .bf16) with
+// A in registers and B at `tile` in shared memory as `desc` lays it out (kernels/wgmma.cuh; the
+// descriptor's start address is ignored: the emulation has the pointer), for this warp's 16 rows
+// of the m64 tile; applied at the next __syncthreads, as mma.sync.
+void wgmma_m64(float* d, int n, const uint32_t (&a)[4], const void* tile, uint64_t desc,
+               bool bf16);
 // At the end of a block: aborts if mma.sync results are pending.
 void check_no_pending_mma();
 

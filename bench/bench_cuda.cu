@@ -580,6 +580,16 @@ void W1_WeightGrad(benchmark::State& state) {
   try {
     const bool by_sample = state.range(0) == 1, unit = state.range(1) == 1;
     const nmsnn::MatmulPrecision math = kW1Maths[state.range(2)];
+    // The last argument as W1_FirstLayerForward's: wgmma (1, by sample only) or mma.sync (0).
+    if (state.range(3) == 1 && (!by_sample || !nmsnn::kernels::masked_linear_wgmma_available())) {
+      state.SkipWithError(by_sample ? "no wgmma here (compute capability 9.0 and sm_90a code "
+                                      "needed)"
+                                    : "the weight gradient by rows has no wgmma form");
+      return;
+    }
+    const bool wgmma = state.range(3) == 1;
+    const auto instruction = wgmma ? nmsnn::kernels::MmaInstruction::wgmma
+                                   : nmsnn::kernels::MmaInstruction::mma_sync;
     const int T = 128, B = 1000, K = 784, N = 100;
     Gpu gpu;
     Arena arena;
@@ -592,9 +602,10 @@ void W1_WeightGrad(benchmark::State& state) {
     int64_t pass = 0;
     const double ms = timed_loop(state, gpu.stream, [&] {
       nmsnn::kernels::masked_linear_wgrad({1, uint64_t(++pass)}, x, T, B, K, dU, N, dW, scratch,
-                                          math, gpu.stream, walk);
+                                          math, gpu.stream, walk, instruction);
     });
     napkin::StepShape shape = unit ? napkin::w1_unit_mnist() : napkin::w1();
+    shape.wgmma = wgmma;
     const double splits = by_sample ? napkin::live_wgrad_splits(B, N, K)
                                     : napkin::wgrad_splits(double(T) * B, N, K);
     std::vector<napkin::Kernel> ks = {
@@ -606,7 +617,7 @@ void W1_WeightGrad(benchmark::State& state) {
     napkin_counters(state, ks, math, ms);
     state.SetLabel(std::string("W1 first-layer weight gradient by ") +
                    (by_sample ? "sample" : "rows") + ", " + (unit ? "unit-scaled" : "centred") +
-                   " digits, " + nmsnn::to_string(math));
+                   " digits, " + nmsnn::to_string(math) + (wgmma ? ", wgmma" : ", mma.sync"));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
@@ -765,7 +776,7 @@ BENCHMARK(W1_Inference)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseManual
 BENCHMARK(W1_StepLoop)->ArgsProduct({{0, 1}, {16, 1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoopKept)->ArgsProduct({{0, 1, 2}, {0, 1}, {1000, 100}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_StepLoopMnist)->ArgsProduct({{1000}, {0, 1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(W1_WeightGrad)->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(W1_WeightGrad)->ArgsProduct({{0, 1}, {0, 1}, {1, 2}, {1, 0}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(W1_FirstLayerForward)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}, {1, 0}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Floor, W2, w2())->Apply(all_precisions)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(Engine, W2, w2())->Apply(all_precisions_and_saved)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);

@@ -4,7 +4,7 @@
 // measured times, and bench/napkin_table.cpp prints the table of bench/RESULTS.md.
 //
 // Predicted time of a kernel = max(bytes / (bandwidth * e_mem), FLOP / (peak * e_math),
-//                                  integer ops / (int peak * e_int),
+//                                  Philox blocks * philox_slots / (int peak * e_int),
 //                                  warp instructions / (issue rate * e_issue),
 //                                  mma.sync instructions * mma_cycles / scheduler cycles per s,
 //                                  serial chain, launch)
@@ -18,8 +18,9 @@
 // The kernels are modelled as designed after issue 13 (the design column says which):
 //   - masked_linear forward and weight gradient: each mask of a pass is made once (per slice of
 //     128 neurons), in registers, never stored; in TF32 and BF16 a warp makes exactly the masked
-//     inputs its mma.sync fragments hold; the weight gradient splits its rows into partial sums
-//     added afterwards.
+//     inputs its mma.sync or wgmma fragments hold (wgmma on the H200: the forward and the weight
+//     gradient by sample, StepShape::wgmma); the weight gradient splits its rows into partial
+//     sums added afterwards.
 //   - spiking layers keep for backward only 2 bytes per neuron-step (the spike as 16 bits) when
 //     a product reads their spikes in backward, and 1 bit (the gate) for the last layer
 //     (SavedState::compact; StepShape::compact = false models the FP32 u instead).
@@ -43,6 +44,19 @@ inline const char* to_string(Math m) {
   return m == Math::fp32 ? "fp32" : m == Math::tf32 ? "tf32" : "bf16";
 }
 
+// Philox4x32-10, per block of 4 uniforms, in 32-bit integer op slots (64 per clock per SM),
+// counted from the sm_90 SASS of this repository's philox.hpp (nvcc 13 -O3, cuobjdump -sass on a
+// kernel that makes masks as masked_quad does): per block 20 IMAD.WIDE.U32 (a 32x32->64-bit
+// multiply each: hi and lo in one instruction, assumed half rate, 2 slots), 20 LOP3 (the
+// three-input xors; the key schedule is hoisted out of the loop), 4 SHF and 4 I2FP (the masks'
+// conversion, a quarter-rate unit: 4 slots each): 40 + 24 + 16 = 80 slots when nothing overlaps.
+// The multiplies (FMA pipe), the logic (ALU pipe) and the conversions run on different pipes, so
+// the real cost is between 40 (the FMA pipe alone) and 80; the H200 measured about 46
+// (Device::philox_slots), which its integer bound takes. (The 64-bit form
+// of the products also made an add of a known zero per product, 19 per block: philox.hpp's
+// device path uses __umulhi, which removed them.) bench_cuda's PhiloxRate row measures it.
+constexpr double kPhiloxIntOpsPerBlock = 2 * 20 + 20 + 4 + 4 * 4;
+
 // ---- the GPU ---------------------------------------------------------------------------------
 
 struct Device {
@@ -57,6 +71,9 @@ struct Device {
   double issue;          // warp instructions/s the schedulers issue
   double e_issue;        // fraction of that a busy loop reaches
   double mma_cycles;     // scheduler cycles a tensor pipe takes per mma.sync instruction
+  // Integer slots a Philox block takes at the integer rate, where the masks' bound is priced:
+  // between 40 (its multiplies alone) and kPhiloxIntOpsPerBlock (80: nothing overlaps).
+  double philox_slots;
 };
 
 // H200 SXM, datasheet figures: 4.8 TB/s HBM3e; dense 989 TFLOP/s BF16, 494 TF32, 67 FP32.
@@ -74,9 +91,15 @@ struct Device {
 // forward (2026-12-04, bench/RESULTS.md), whose stage time in TF32 and BF16 was the sum of its
 // Philox, its other instructions and 16 cycles per mma (within 3 %). Reports for the H100 put
 // mma.sync nearer half the dense peak; the next profile (gpu_run.sh's ncu stage) decides.
+// Philox: one pass of W1's masks (25.1 M blocks) took 0.086 ms alone (bench_cuda's PhiloxRate,
+// 2026-12-04), 1.7x faster than 80 slots a block at 0.8 of 64 a clock: about 46 slots, which the
+// H200's integer bound takes (the Philox pipes overlap).
+constexpr double kH200PhiloxPassSeconds = 0.086e-3, kW1PhiloxBlocks = 128.0 * 1000 * 196;
 inline Device h200() {
-  return {"H200 SXM", 4.8e12, 67e12, 494e12, 989e12, 132 * 64 * 1.98e9,
-          0.9, 0.8, 0.8, 600e-9, 2e-6, 132 * 4 * 1.98e9, 0.8, 16};
+  const double int32 = 132 * 64 * 1.98e9, e_int = 0.8;
+  return {"H200 SXM", 4.8e12, 67e12, 494e12, 989e12, int32,
+          0.9, 0.8, e_int, 600e-9, 2e-6, 132 * 4 * 1.98e9, 0.8, 16,
+          kH200PhiloxPassSeconds * int32 * e_int / kW1PhiloxBlocks};
 }
 
 // ---- one kernel ------------------------------------------------------------------------------
@@ -119,7 +142,8 @@ inline Prediction predict(const Kernel& k, const Device& d, Math m) {
   }
   p.memory = k.bytes / (d.bandwidth * d.e_mem);
   p.math = k.flop / (math_peak(d, k, m) * d.e_math);
-  p.integer = k.int_ops / (d.int32 * d.e_int);
+  // int_ops counts kPhiloxIntOpsPerBlock a block; the device prices a block at philox_slots.
+  p.integer = k.int_ops * (d.philox_slots / kPhiloxIntOpsPerBlock) / (d.int32 * d.e_int);
   p.issue = k.warp_instructions[int(m)] / (d.issue * d.e_issue);
   p.tensor = k.mma_instructions[int(m)] * d.mma_cycles / d.issue;
   p.serial = k.serial_steps * d.latency;
@@ -147,17 +171,6 @@ inline double product_bytes(double M, double N, double K) {
   return kFloat * (M * K + N * K + M * N);
 }
 
-// Philox4x32-10, per block of 4 uniforms, in 32-bit integer op slots (64 per clock per SM),
-// counted from the sm_90 SASS of this repository's philox.hpp (nvcc 13 -O3, cuobjdump -sass on a
-// kernel that makes masks as masked_quad does): per block 20 IMAD.WIDE.U32 (a 32x32->64-bit
-// multiply each: hi and lo in one instruction, assumed half rate, 2 slots), 20 LOP3 (the
-// three-input xors; the key schedule is hoisted out of the loop), 4 SHF and 4 I2FP (the masks'
-// conversion, a quarter-rate unit: 4 slots each): 40 + 24 + 16 = 80 slots when nothing overlaps.
-// The multiplies (FMA pipe), the logic (ALU pipe) and the conversions run on different pipes, so
-// the real cost is between 40 (the FMA pipe alone) and 80; the tables use 80. (The 64-bit form
-// of the products also made an add of a known zero per product, 19 per block: philox.hpp's
-// device path uses __umulhi, which removed them.) bench_cuda's PhiloxRate row measures it.
-constexpr double kPhiloxIntOpsPerBlock = 2 * 20 + 20 + 4 + 4 * 4;
 constexpr double kUniformsPerBlock = 4;
 
 // The TF32 and BF16 forward leaves out the quads (features 4c .. 4c+3) whose inputs are all 0 in
@@ -238,7 +251,13 @@ constexpr double kNextStagingPerThread = 64, kNextStoresPerWarp = 48;
 // by that sample's tasks. The loop as counted, by class MT = 4, 7, 8, {tf32, bf16}, holds the
 // staging of kLiveItemsCounted items a thread (the most a round of 4 samples needs; a round
 // issues only its own samples' items):
-constexpr double kMmaLiveWgradLoop[3][2] = {{506, 411}, {677, 529}, {688, 538}};
+constexpr double kMmaLiveWgradLoop[3][2] = {{507, 410}, {676, 528}, {686, 537}};
+// The same on wgmma (StepShape::wgmma; masked_linear.cu's Tf32WgradWgmma, Bf16WgradWgmma: the
+// product taken as dW^T = X^T dU, the masked input as A, dU's stage read by the tensor cores),
+// its stage loop in the sm_90a SASS by class NT = 8, 13, 16 (up to 64, 104 neurons, else) and
+// precision, with the same staging items a thread. The loop holds one product per sample of
+// the warpgroup's groups: counted once, as a dense sample (all 8 warps on it) issues it.
+constexpr double kWgmmaLiveWgradLoop[3][2] = {{521, 444}, {667, 557}, {663, 553}};
 constexpr double kLiveItemsCounted[3] = {2, 4, 4};
 // One item (2 rows x 4 neurons of dU loaded, rounded and scattered into their units) issues
 // about kLiveStagingItem {tf32, bf16}: how much N = 100's loop count drops per item a thread
@@ -373,8 +392,9 @@ struct StepShape {
   // blocks with them: 1 for a dense input, MNIST's live quads for unit-scaled digits
   // (kMnistLiveStagesPerDigit, w1_unit_mnist).
   double forward_stages = 1;
-  // The TF32 and BF16 masked forward on wgmma (an H200 with the default sm_90a build); false:
-  // on mma.sync, as an sm_80 or sm_90 build runs it (a what-if on the H200).
+  // The TF32 and BF16 masked forward and weight gradient by sample on wgmma (an H200 with the
+  // default sm_90a build); false: on mma.sync, as an sm_80 or sm_90 build runs them (a what-if on
+  // the H200). The weight gradient by rows is mma.sync either way.
   bool wgmma = true;
   // The TF32 and BF16 weight gradient by sample (T >= 16 and B >= 8): its tasks (groups of 8
   // live quads in a range of 64) and the ranges where a sample has a live quad, per sample; 0: a
@@ -539,10 +559,12 @@ inline Kernel masked_wgrad_by_sample(const StepShape& s, double H, const std::st
   const double tasks = B * slices * (s.wgrad_tasks > 0 ? s.wgrad_tasks : live_wgrad_dense_tasks(K));
   const double ranges = B * slices * (s.wgrad_ranges > 0 ? s.wgrad_ranges : live_wgrad_ranges(K));
   const double stages = std::ceil(T / kMaskedDepth);
-  const int c = mma_wgrad_class(H);
-  const double mt = mma_wgrad_mt(H);
+  // The slice's neurons as the kernel pads them: 16 MT (mma.sync) or 8 NT (wgmma).
+  const int c = s.wgmma ? mma_forward_class(H) : mma_wgrad_class(H);
+  const double padded = s.wgmma ? 8 * mma_forward_nt(H) : 16 * mma_wgrad_mt(H);
   Kernel k{"masked_linear_wgrad" + tag,
-           "by sample: groups of 8 live quads; " + std::to_string(int(splits)) + " sample splits",
+           "by sample: groups of 8 live quads; " + std::string(s.wgmma ? "wgmma; " : "") +
+               std::to_string(int(splits)) + " sample splits",
            kFloat * (M * H + B * K + splits * H * K), tasks * stages * 2 * 16 * 32 * H / slices,
            free_masks ? 0
                       : tasks * stages * 8 * 16 * kPhiloxIntOpsPerBlock * mask_int_factor(s),
@@ -550,13 +572,19 @@ inline Kernel masked_wgrad_by_sample(const StepShape& s, double H, const std::st
   k.warp_instructions[int(Math::fp32)] =
       masked_wgrad_block_stages(M, H, K) * kSimtWgradLoop * kSimtWarps;
   for (int p = 0; p < 2; ++p) {
-    const double own = kMmaLiveWgradLoop[c][p] - kLiveItemsCounted[c] * kLiveStagingItem[p] -
+    const double loop = s.wgmma ? kWgmmaLiveWgradLoop[c][p] : kMmaLiveWgradLoop[c][p];
+    const double own = loop - kLiveItemsCounted[c] * kLiveStagingItem[p] -
                        mask_instructions_saved(s, free_masks);
+    // Staging: 8 row pairs x padded / 4 chunks of neurons a sample-range-stage, on 32 lanes;
+    // adds: a float4 a lane per 4 neurons and feature pair (mma.sync: 4 x MT, wgmma: 2 x NT).
     k.warp_instructions[1 + p] = tasks * stages * own +
-                                 ranges * stages * 32 * mt * kLiveStagingItem[p] / 32 +
-                                 tasks * 4 * mt * kLiveAddPerFloat4;
+                                 ranges * stages * 2 * padded * kLiveStagingItem[p] / 32 +
+                                 tasks * padded / 4 * kLiveAddPerFloat4;
+    // wgmma's tensor work is the math bound (the dense rates); mma.sync has its own.
     k.mma_instructions[1 + p] =
-        tasks * stages * mma_per_warp_stage(mma_wgrad_tiles(H), p == 0 ? Math::tf32 : Math::bf16);
+        s.wgmma ? 0
+                : tasks * stages *
+                      mma_per_warp_stage(mma_wgrad_tiles(H), p == 0 ? Math::tf32 : Math::bf16);
   }
   return k;
 }

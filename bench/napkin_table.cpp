@@ -65,20 +65,25 @@ int main() {
   std::printf("Device: %s: %.1f TB/s, %.0f TFLOP/s FP32, %.0f TF32, %.0f BF16 (dense), %.1f T "
               "int32 ops/s, %.2f T warp instructions/s issued; efficiencies: memory %.1f, math "
               "%.1f, integer %.1f, issue %.1f; %.0f ns per dependent DRAM round trip; %.0f us least per "
-              "kernel. Philox4x32-10: %.0f integer ops per block of 4 uniforms. Masked products' "
+              "kernel. Philox4x32-10: %.0f integer ops per block of 4 uniforms counted, priced at "
+              "%.1f (measured). Masked products' "
               "loops (sm_90 SASS): fp32 %.0f / %.0f instructions per thread per block-stage "
               "(forward / weight gradient); mma.sync warp-stages at N = 100, tf32 %.0f / %.0f, "
               "bf16 %.0f / %.0f (weight gradient by rows); by sample, tf32 %.0f, bf16 %.0f with "
               "%.0f staging items a thread counted (%.0f and %.0f instructions an item); mma.sync: %.0f "
-              "cycles of a scheduler's tensor pipe an instruction (fitted to the measured loops).\n",
+              "cycles of a scheduler's tensor pipe an instruction (fitted to the measured loops); "
+              "wgmma (sm_90a SASS, the design): forward tf32 %.0f, bf16 %.0f, by sample tf32 %.0f, "
+              "bf16 %.0f a warp-stage, its tensor work at the dense rates.\n",
               d.name, d.bandwidth / 1e12, d.fp32 / 1e12, d.tf32 / 1e12, d.bf16 / 1e12,
               d.int32 / 1e12, d.issue / 1e12, d.e_mem, d.e_math, d.e_int, d.e_issue,
-              d.latency * 1e9, d.launch * 1e6, napkin::kPhiloxIntOpsPerBlock,
+              d.latency * 1e9, d.launch * 1e6, napkin::kPhiloxIntOpsPerBlock, d.philox_slots,
               napkin::kSimtForwardLoop, napkin::kSimtWgradLoop, napkin::kMmaForwardLoop[1][0],
               napkin::kMmaWgradLoop[1][0], napkin::kMmaForwardLoop[1][1],
               napkin::kMmaWgradLoop[1][1], napkin::kMmaLiveWgradLoop[1][0],
               napkin::kMmaLiveWgradLoop[1][1], napkin::kLiveItemsCounted[1],
-              napkin::kLiveStagingItem[0], napkin::kLiveStagingItem[1], d.mma_cycles);
+              napkin::kLiveStagingItem[0], napkin::kLiveStagingItem[1], d.mma_cycles,
+              napkin::kWgmmaLifForwardLoop[1][0], napkin::kWgmmaLifForwardLoop[1][1],
+              napkin::kWgmmaLiveWgradLoop[1][0], napkin::kWgmmaLiveWgradLoop[1][1]);
   const napkin::StepShape shapes[] = {napkin::w1(), napkin::w1_unit_mnist(), napkin::w2()};
   for (const auto& s : shapes) kernel_table(s, d);
 
@@ -117,7 +122,8 @@ int main() {
   row("none (the design above)", napkin::w1(), d);
   napkin::StepShape mma_sync = napkin::w1();
   mma_sync.wgmma = false;
-  row("the forward on mma.sync (a build without sm_90a, as measured on 2026-12-04)", mma_sync, d);
+  row("both masked products on mma.sync (a build without sm_90a, as measured on 2026-12-04)",
+      mma_sync, d);
   row("FP32 u kept for backward (SavedState::fp32, the default) instead of compact", fp32_saved, d);
   row("Philox at 40 slots per block (its pipes fully overlapped)", napkin::w1(), fast_philox);
   row("forward stores the BF16 masked input for the weight gradient", stored, d);
@@ -144,11 +150,12 @@ int main() {
   std::printf("| Philox slots per block | masks ms | 3x TF32 floor ms | left for the rest ms |\n"
               "| --- | ---: | ---: | ---: |\n");
   for (const napkin::StepShape& s : {napkin::w1(), napkin::w1_unit_mnist()})
-    for (const double slots : {napkin::kPhiloxIntOpsPerBlock, 40.0}) {
+    for (const double slots : {napkin::kPhiloxIntOpsPerBlock, d.philox_slots, 40.0}) {
       const double masks = napkin::mask_floor_seconds(s, d, slots);
       std::printf("| %.0f (%s)%s | %.3f | %.3f | %.3f |\n", slots,
-                  slots == napkin::kPhiloxIntOpsPerBlock ? "the model: nothing overlaps"
-                                                          : "the FMA pipe alone",
+                  slots == napkin::kPhiloxIntOpsPerBlock ? "counted: nothing overlaps"
+                  : slots == 40.0                        ? "the FMA pipe alone"
+                                                         : "as the H200 measured, the model's",
                   s.forward_stages < 1 ? ", unit-scaled digits: live quads only" : "",
                   masks * 1e3, 3 * floor * 1e3, (3 * floor - masks) * 1e3);
     }

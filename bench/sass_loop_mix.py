@@ -42,6 +42,16 @@ def inner_loops(body):
     return sorted(inner, reverse=True)
 
 
+def all_loops(body):
+    """The spans (length, first, last address) of every loop, inner or not."""
+    spans = []
+    for address, ins in body:
+        m = re.match(r"BRA\s+(?:`\(\.L_x_\d+\)\s*)?0x([0-9a-f]+)", ins)
+        if m and int(m.group(1), 16) < address:
+            spans.append((address - int(m.group(1), 16), int(m.group(1), 16), address))
+    return spans
+
+
 def loop_instructions(body, span):
     _, lo, hi = span
     return [ins for address, ins in body if lo <= address <= hi]
@@ -104,6 +114,20 @@ def main():
                 after = sum(1 for op in ops_in[gmma[0]:wait[-1]] if not op.startswith("HGMMA"))
                 print(f"    wgmma loop of {len(ops_in)}: {len(gmma)} HGMMA, {after} other "
                       "instructions between the first and the wait")
+        # A loop that waits for wgmma may hold an inner loop that issues them (the weight
+        # gradient by sample: one product per sample of a warpgroup), so it is not innermost:
+        # the smallest loop around the wait is its stage loop.
+        waits = [address for address, ins in body if ins.startswith("WARPGROUP.DEPBAR")]
+        around = [s for s in all_loops(body) if any(s[1] <= w <= s[2] for w in waits)]
+        if around:
+            span = min(around)
+            ops_in = [ins.split()[0] for ins in loop_instructions(body, span)]
+            gmma = [i for i, op in enumerate(ops_in) if op.startswith("HGMMA")]
+            wait = [i for i, op in enumerate(ops_in) if op.startswith("WARPGROUP.DEPBAR")]
+            after = sum(1 for op in ops_in[gmma[0]:wait[-1]] if not op.startswith("HGMMA")) \
+                if gmma else 0
+            print(f"    wgmma stage loop: {len(ops_in)} instructions, {len(gmma)} HGMMA, {after} "
+                  "other between the first HGMMA and the wait")
     if not found:
         sys.exit(f"no function with a loop matches '{pattern}' in {sys.argv[1]}")
 

@@ -60,7 +60,8 @@
 // neurons past N are zeros multiplied like any other value (their Philox blocks are made
 // anyway), and the last stage's prefetch of the next one loads nothing. This weight gradient
 // walks every feature of its strip, zero or not; the one walked by sample (below, the default
-// for T >= 16 and B >= 8) walks each sample's live quads. Budget per block: 128
+// for T >= 16 and B >= 8) walks each sample's live quads, on wgmma too (Tf32WgradWgmma,
+// Bf16WgradWgmma: dW^T = X^T dU, the masked input as A). Budget per block: 128
 // threads, 2 blocks per SM (__launch_bounds__): registers (nvcc 13 ptxas, sm_90, no spills), at
 // N = 100 with the masks made a stage ahead (MasksAhead): forward TF32 238, BF16 234; weight
 // gradient TF32 246, BF16 234 (the widest classes: up to 255); shared memory 2 stages of W (at
@@ -950,7 +951,12 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
 // BF16; a read phase of 8 lanes (2 g x 4 t) and a staging phase of 8 threads (8 g, or 2 g x 4
 // units) then touch 8 distinct 16-byte bank groups.
 struct Tf32Wgrad {
+  static constexpr bool kWgmma = false;
   static constexpr int kUnits = 8, kGWords = 36, kValues = 4;
+  // The live weight gradient's shapes for MT m16 tiles of neurons: the slice's neurons and the
+  // words of a stage of dU.
+  static constexpr int neurons(int mt) { return 16 * mt; }
+  static constexpr int stage_words(int mt) { return mt * 8 * kGWords; }
   // Item e of a stage's staging: unit u of (tile i, g), g fastest (coalesced along neurons).
   __device__ static void item(int e, int& i, int& g, int& u) {
     g = e & 7;
@@ -1011,7 +1017,10 @@ struct Tf32Wgrad {
 };
 
 struct Bf16Wgrad {
+  static constexpr bool kWgmma = false;
   static constexpr int kUnits = 4, kGWords = 16, kValues = 8;
+  static constexpr int neurons(int mt) { return 16 * mt; }
+  static constexpr int stage_words(int mt) { return mt * 8 * kGWords; }
   // Unit fastest, then g: a staging phase of 8 threads writes 2 g x 4 units, 128 distinct bytes.
   __device__ static void item(int e, int& i, int& g, int& u) {
     u = e & 3;
@@ -1054,6 +1063,100 @@ struct Bf16Wgrad {
       for (int j = 0; j < 4; ++j) mma_bf16_m16n8k16(acc[i][j], a, b[j]);
       after(i);
     }
+  }
+};
+
+// The weight gradient by sample on wgmma (sm_90a): the product taken the other way round,
+// dW^T[features, neurons] = X^T dU, so that the masked input, made in registers, is wgmma's A
+// (M = features) and dU its B, from shared memory. A warp keeps its group's 8 quads: lane (g, t)
+// makes the same four Philox blocks as for mma.sync (its group's quad g at stage rows 4t ..
+// 4t + 3), and its A rows g and g + 8 of the two m64 tiles (i = 0, 1) are that quad's features
+// 2i and 2i + 1. The k order of the stage's rows is mma.sync's (TF32 step h: k = t is row
+// 4t + 2h, k = t + 4 row 4t + 2h + 1; BF16 k = 2t + e + 8c is row 4t + 2c + e), so in the CUDA
+// emulation the sums are bit for bit those of the mma.sync kernel. D per warp: 2 x NT x 4
+// accumulators (NT n8 tiles of neurons: 8, 13 or 16, so N = 100 pads to 104).
+//   dU's stage per sample: core matrices of 8 neurons x 16 bytes along the rows, [n / 8][row %
+//   4][n % 8][row / 4] words for TF32 (step h is row % 4 = 2h, 2h + 1: lbo 128 bytes, sbo 512)
+//   and [n / 8][(row % 4) / 2][n % 8][row / 4] with rows 2p, 2p + 1 paired in a word for BF16
+//   (lbo 128, sbo 256). unit_word and scatter give the staging of Tf32Wgrad's items (rows r,
+//   r + 1 and neurons nl .. nl + 3) the same interface.
+//   Warps of one warpgroup issue each wgmma together, but a round's groups may belong to
+//   different samples, whose dU differ: the warpgroup issues one product per sample among its
+//   warps, each warp with its own A for its sample's and zeros for the others' (+0 to its sums;
+//   the tensor work is not the bound). A warp without a group issues zeros and makes no masks.
+struct Tf32WgradWgmma {
+  static constexpr bool kWgmma = true;
+  static constexpr int kSteps = 2;  // k8 steps a stage
+  static constexpr int neurons(int nt) { return 8 * nt; }
+  static constexpr int stage_words(int nt) { return 8 * nt * 16; }
+  __device__ static int unit_word(int r, int nl) {
+    return 128 * (nl / 8) + 32 * (r % 4) + 4 * (nl % 8) + r / 4;
+  }
+  __device__ static void scatter(uint32_t* at, const float4 (&v)[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      at[32 * h + 0] = tf32_operand(v[h].x);
+      at[32 * h + 4] = tf32_operand(v[h].y);
+      at[32 * h + 8] = tf32_operand(v[h].z);
+      at[32 * h + 12] = tf32_operand(v[h].w);
+    }
+  }
+  // v[e][j]: the masked input at stage row 4t + e, feature j of the lane's quad; a[i][h]: step
+  // h's A fragment of m64 tile i.
+  __device__ static void fragments(const float (&v)[4][4], uint32_t (&a)[2][2][4]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        a[i][h][0] = tf32_operand(v[2 * h][2 * i]);
+        a[i][h][1] = tf32_operand(v[2 * h][2 * i + 1]);
+        a[i][h][2] = tf32_operand(v[2 * h + 1][2 * i]);
+        a[i][h][3] = tf32_operand(v[2 * h + 1][2 * i + 1]);
+      }
+  }
+  // acc += this warp's A (mine: real, else zeros) x the stage of dU at `stage`.
+  template <int NT>
+  __device__ static void issue(float (&acc)[2][NT][4], const uint32_t (&a)[2][2][4], bool mine,
+                               const uint32_t* stage) {
+    const uint32_t zero[4] = {0, 0, 0, 0};
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+        wgmma_m64<NT>(acc[i], mine ? a[i][h] : zero, stage + 64 * h, 128, 512, false);
+  }
+};
+
+struct Bf16WgradWgmma {
+  static constexpr bool kWgmma = true;
+  static constexpr int kSteps = 1;
+  static constexpr int neurons(int nt) { return 8 * nt; }
+  static constexpr int stage_words(int nt) { return 8 * nt * 8; }
+  __device__ static int unit_word(int r, int nl) {
+    return 64 * (nl / 8) + 32 * ((r % 4) / 2) + 4 * (nl % 8) + r / 4;
+  }
+  __device__ static void scatter(uint32_t* at, const float4 (&v)[2]) {
+    at[0] = pack_bf16x2(v[0].x, v[1].x);
+    at[4] = pack_bf16x2(v[0].y, v[1].y);
+    at[8] = pack_bf16x2(v[0].z, v[1].z);
+    at[12] = pack_bf16x2(v[0].w, v[1].w);
+  }
+  __device__ static void fragments(const float (&v)[4][4], uint32_t (&a)[2][1][4]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      a[i][0][0] = pack_bf16x2(v[0][2 * i], v[1][2 * i]);
+      a[i][0][1] = pack_bf16x2(v[0][2 * i + 1], v[1][2 * i + 1]);
+      a[i][0][2] = pack_bf16x2(v[2][2 * i], v[3][2 * i]);
+      a[i][0][3] = pack_bf16x2(v[2][2 * i + 1], v[3][2 * i + 1]);
+    }
+  }
+  template <int NT>
+  __device__ static void issue(float (&acc)[2][NT][4], const uint32_t (&a)[2][1][4], bool mine,
+                               const uint32_t* stage) {
+    const uint32_t zero[4] = {0, 0, 0, 0};
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+      wgmma_m64<NT>(acc[i], mine ? a[i][0] : zero, stage, 128, 256, true);
   }
 };
 
@@ -1194,8 +1297,9 @@ masked_linear_wgrad_mma_kernel(NoiseKey key, const float* x, int B, int K, long 
 //   adds   the round's samples in order, one barrier each: a sample's groups are disjoint, so
 //          no two warps add to one element at once, and each element receives its samples'
 //          sums in sample order whatever the warps did: the tile is the same on every run.
-// A warp without a group in a round waits at its barriers. Positions past a sample's live quads
-// (the last group's padding) name a quad past K, whose inputs load as 0.
+// A warp without a group in a round waits at its barriers (on wgmma it issues its warpgroup's
+// products with zeros). Positions past a sample's live quads (the last group's padding) name a
+// quad past K, whose inputs load as 0.
 constexpr int kLiveWarps = 8;
 constexpr int kLiveThreads = 32 * kLiveWarps;
 constexpr int kRangeQuads = 64;
@@ -1211,21 +1315,89 @@ struct LiveRound {
   int count[kRoundSamples];              // live quads of each candidate sample
 };
 
-// Shared-memory bytes of the live weight gradient for MT m16 tiles (the tile and the stages).
-template <class Op, int MT>
-constexpr size_t live_wgrad_shared_bytes() {
-  return size_t(16 * MT) * kTileStride * sizeof(float) +
-         size_t(2) * kRoundSamples * MT * 8 * Op::kGWords * sizeof(uint32_t);
+// The round that starts at sample b_next: every thread of the block calls it (it has barriers)
+// and gets the same plan. The candidates' live quads: thread (c, lq) = (tid / 64, tid % 64)
+// looks at quad q0 + lq of sample b_next + c; a prefix sum over each candidate's 64 flags places
+// them in round.live. Then the round takes candidates in order while their groups fit the 8
+// warps (the first always does: a sample has at most kRangeQuads / 8 = 8 groups): sample c of
+// the round has groups first[c] .. first[c + 1] - 1, which warps first[c] .. take.
+struct RoundPlan {
+  int slots = 0;                     // samples in the round
+  int first[kRoundSamples + 1] = {}; // each one's first group; first[slots]: all the groups
+  __device__ int slot_of(int warp) const {  // the sample of `warp`'s group, -1 without one
+    int slot = -1;
+#pragma unroll
+    for (int c = 0; c < kRoundSamples; ++c)
+      if (c < slots && warp >= first[c] && warp < first[c + 1]) slot = c;
+    return slot;
+  }
+  // The samples with a group among warps w0 .. w0 + 3 (a warpgroup), as bits.
+  __device__ unsigned samples_of(int w0) const {
+    unsigned bits = 0;
+#pragma unroll
+    for (int c = 0; c < kRoundSamples; ++c)
+      if (c < slots && first[c] < first[c + 1] && first[c] < w0 + 4 && first[c + 1] > w0)
+        bits |= 1u << c;
+    return bits;
+  }
+};
+template <bool kVec>
+__device__ RoundPlan plan_round(LiveRound& round, const float* x, int K, int q0, int b_next,
+                                int b_end) {
+  const int tid = threadIdx.x, quads = (K + 3) / 4;
+  {
+    const int c = tid / kRangeQuads, lq = tid % kRangeQuads, b = b_next + c, q = q0 + lq;
+    bool live = false;
+    if (b < b_end && q < quads) {
+      const float4 v = load_quad<kVec>(x + (size_t)b * K, 4 * q, K, true);
+      live = v.x != 0.0f || v.y != 0.0f || v.z != 0.0f || v.w != 0.0f;
+    }
+    round.scan[0][tid] = int(live);
+    __syncthreads();
+    int from = 0;
+    for (int d = 1; d < kRangeQuads; d *= 2, from ^= 1) {
+      const int v = round.scan[from][tid] + (lq >= d ? round.scan[from][tid - d] : 0);
+      round.scan[from ^ 1][tid] = v;
+      __syncthreads();
+    }
+    if (live) round.live[c][round.scan[from][tid] - 1] = lq;
+    if (lq == kRangeQuads - 1) round.count[c] = round.scan[from][tid];
+    __syncthreads();
+  }
+  RoundPlan plan;
+  for (int c = 0; c < kRoundSamples && b_next + c < b_end; ++c) {
+    const int gc = (round.count[c] + 7) / 8;
+    if (plan.slots > 0 && plan.first[plan.slots] + gc > kLiveWarps) break;
+    plan.first[plan.slots + 1] = plan.first[plan.slots] + gc;
+    ++plan.slots;
+  }
+  return plan;
 }
 
-// grid (ceil(quads / kRangeQuads), ceil(N / (16 MT)), splits): block (x, y, z) computes the
-// partial sum of dW[16 MT y .., range x] over samples [z samples, (z+1) samples) into out[z].
-template <class Op, int MT, bool kVec>
+// Shared-memory bytes of the live weight gradient for `Tiles` tiles of neurons (MT m16 tiles
+// with mma.sync, NT n8 tiles with wgmma): the tile and the stages.
+template <class Op, int Tiles>
+constexpr size_t live_wgrad_shared_bytes() {
+  return size_t(Op::neurons(Tiles)) * kTileStride * sizeof(float) +
+         size_t(2) * kRoundSamples * Op::stage_words(Tiles) * sizeof(uint32_t);
+}
+
+// grid (ceil(quads / kRangeQuads), slices of Op::neurons(Tiles), splits): block (x, y, z)
+// computes the partial sum of dW[slice y, range x] over samples [z samples, (z+1) samples) into
+// out[z]. Tiles: MT m16 tiles of neurons (mma.sync), or NT n8 tiles (Op::kWgmma).
+template <class Op, int Tiles, bool kVec>
 __global__ void __launch_bounds__(kLiveThreads, 1)
 masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int K,
                                 int samples, const float* dU, int N, float* out) {
-  constexpr int kNeurons = 16 * MT;
-  constexpr int kStageWords = MT * 8 * Op::kGWords;
+#if defined(__CUDA_ARCH__) && !defined(NMSNN_WGMMA_DEVICE)
+  if constexpr (Op::kWgmma) {  // no wgmma in this architecture's code: never launched here
+    __trap();
+    return;
+  }
+#endif
+  constexpr int MT = Tiles;  // as mma.sync's m16 tiles (the accumulators below say which)
+  constexpr int kNeurons = Op::neurons(Tiles);
+  constexpr int kStageWords = Op::stage_words(Tiles);
   constexpr int kChunks = kNeurons / 4;       // 4 neurons an item
   constexpr int kSlotItems = 8 * kChunks;      // 8 pairs of rows
   constexpr int kPairItems = (kRoundSamples * kSlotItems + kLiveThreads - 1) / kLiveThreads;
@@ -1287,44 +1459,14 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
       }
       Op::scatter(buffer + item_dst[k], v);
     }
+    if constexpr (Op::kWgmma) wgmma_fence_shared();  // the tensor cores read it next
   };
 
   const int stages_per_sample = (T + kDepth - 1) / kDepth;
   for (int b_next = b_begin; b_next < b_end;) {
-    // The candidates' live quads: thread (c, lq) = (tid / 64, tid % 64) looks at quad q0 + lq
-    // of sample b_next + c; a prefix sum over each candidate's 64 flags places them.
-    {
-      const int c = tid / kRangeQuads, lq = tid % kRangeQuads, b = b_next + c, q = q0 + lq;
-      bool live = false;
-      if (b < b_end && q < quads) {
-        const float4 v = load_quad<kVec>(x + (size_t)b * K, 4 * q, K, true);
-        live = v.x != 0.0f || v.y != 0.0f || v.z != 0.0f || v.w != 0.0f;
-      }
-      round.scan[0][tid] = int(live);
-      __syncthreads();
-      int from = 0;
-      for (int d = 1; d < kRangeQuads; d *= 2, from ^= 1) {
-        const int v = round.scan[from][tid] + (lq >= d ? round.scan[from][tid - d] : 0);
-        round.scan[from ^ 1][tid] = v;
-        __syncthreads();
-      }
-      if (live) round.live[c][round.scan[from][tid] - 1] = lq;
-      if (lq == kRangeQuads - 1) round.count[c] = round.scan[from][tid];
-      __syncthreads();
-    }
-    // The round: candidates in order while their groups fit the 8 warps (the first always
-    // does: a sample has at most kRangeQuads / 8 = 8 groups). Every thread finds the same.
-    int slots = 0, groups = 0, my_slot = -1, my_group = 0;
-    for (int c = 0; c < kRoundSamples && b_next + c < b_end; ++c) {
-      const int gc = (round.count[c] + 7) / 8;
-      if (slots > 0 && groups + gc > kLiveWarps) break;
-      if (warp >= groups && warp < groups + gc) {
-        my_slot = c;
-        my_group = warp - groups;
-      }
-      groups += gc;
-      ++slots;
-    }
+    const RoundPlan plan = plan_round<kVec>(round, x, K, q0, b_next, b_end);
+    const int slots = plan.slots, groups = plan.first[slots];
+    const int my_slot = plan.slot_of(warp), my_group = my_slot >= 0 ? warp - plan.first[my_slot] : 0;
     if (groups == 0) {  // no live quad in the range: nothing to add (the same in every thread)
       b_next += slots;
       continue;
@@ -1340,8 +1482,17 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
     MaskRow at;
     if (my_slot >= 0) at.set(key, x, K, uint32_t(4 * t), uint32_t(b_next + my_slot));
 
-    float acc[MT][4][4];
+    // mma.sync: [m16 tile of neurons][n8 tile of features][4]; wgmma: [m64 tile of features][n8
+    // tile of neurons][4].
+    std::conditional_t<Op::kWgmma, float[2][Tiles][4], float[MT][4][4]> acc;
     zero_accumulators(acc);
+    // wgmma: the round's samples among this warpgroup's 4 warps (the same in the warpgroup),
+    // one product each. Taken from lane 0 so that ptxas knows it is the same in the warp:
+    // otherwise it takes the products' loop for a divergent path and serializes them (C7520).
+    unsigned wg_samples = plan.samples_of(warp & ~3);
+#if defined(__CUDA_ARCH__)
+    wg_samples = __shfl_sync(0xFFFFFFFFu, wg_samples, 0);
+#endif
 
     // Double-buffered: stage st multiplies from buffer st % 2; the next stage is staged into
     // the other before the barrier that ends st (that buffer was last read in st - 1).
@@ -1356,28 +1507,70 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
       const float4 m = masked_quad4<kVec>(keys, r, K, k_lane, int(r.t) < T);
       v[0] = m.x, v[1] = m.y, v[2] = m.z, v[3] = m.w;
     };
-    float v[4][4];
+    float v[4][4] = {};
     if (my_slot >= 0)
 #pragma unroll
       for (int e = 0; e < 4; ++e) mask_row(v[e], e, at.t);
     for (int st = 0; st < stages_per_sample; ++st) {
       uint32_t* cur = stages + (st & 1) * kRoundSamples * kStageWords;
-      if (my_slot >= 0) {
-        at.t += kDepth;
-        float v_next[4][4];
-        Op::template multiply<MT>(acc, v, cur + my_slot * kStageWords,
-                                  masks_ahead<MT>([&](int e) { mask_row(v_next[e], e, at.t); }));
+      if constexpr (Op::kWgmma) {
+        // The products run while the warp makes the next stage's masks and stages the next
+        // rows of dU (into the other buffer, whose last products have completed); then it waits.
+        // The products are issued outside any branch (a loop over the warpgroup's samples, the
+        // lowest first), or ptxas serializes them (its warning C7520).
+        float v_next[4][4] = {};
+        uint32_t a[2][Op::kSteps][4];
+        Op::fragments(v, a);
+        wgmma_fence();
+        for (unsigned left = wg_samples; left != 0; left &= left - 1) {
+          const int c = (left & 1u) ? 0 : (left & 2u) ? 1 : (left & 4u) ? 2 : 3;  // 4 samples
+          Op::template issue<Tiles>(acc, a, my_slot == c, cur + c * kStageWords);
+        }
+        wgmma_commit();
+        if (my_slot >= 0) {
+          at.t += kDepth;
+#pragma unroll
+          for (int e = 0; e < 4; ++e) mask_row(v_next[e], e, at.t);
+        }
+        if (st + 1 < stages_per_sample)
+          fetch_put_du(st + 1, stages + ((st + 1) & 1) * kRoundSamples * kStageWords);
+        wgmma_wait_all();
         take_masks(v, v_next);
+      } else {
+        if (my_slot >= 0) {
+          at.t += kDepth;
+          float v_next[4][4];
+          Op::template multiply<MT>(acc, v, cur + my_slot * kStageWords,
+                                    masks_ahead<MT>([&](int e) { mask_row(v_next[e], e, at.t); }));
+          take_masks(v, v_next);
+        }
+        if (st + 1 < stages_per_sample)
+          fetch_put_du(st + 1, stages + ((st + 1) & 1) * kRoundSamples * kStageWords);
       }
-      if (st + 1 < stages_per_sample)
-        fetch_put_du(st + 1, stages + ((st + 1) & 1) * kRoundSamples * kStageWords);
       __syncthreads();
     }
 
-    // The adds, sample by sample. Tile (i, j): c0 (neuron g, column 2t) and c1 (column 2t + 1)
-    // are features 4 col_lq[0] + j and 4 col_lq[1] + j; c2, c3 the same for neuron g + 8.
+    // The adds, sample by sample. wgmma: tile (i, j): c0 and c2 (rows g and g + 8: features 2i
+    // and 2i + 1 of the lane's quad mask_lq) at neuron 8j + 2t, c1 and c3 at 8j + 2t + 1.
+    // mma.sync: tile (i, j): c0 (neuron g, column 2t) and c1 (column 2t + 1) are features
+    // 4 col_lq[0] + j and 4 col_lq[1] + j; c2, c3 the same for neuron g + 8.
     for (int s = 0; s < slots; ++s) {
-      if (my_slot == s) {
+      if constexpr (Op::kWgmma) {
+        if (my_slot == s && mask_lq >= 0)
+#pragma unroll
+          for (int j = 0; j < Tiles; ++j)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+              float4* cell = reinterpret_cast<float4*>(tile + (8 * j + 2 * t + c) * kTileStride +
+                                                       4 * mask_lq);
+              float4 sum = *cell;
+              sum.x += acc[0][j][c];
+              sum.y += acc[0][j][2 + c];
+              sum.z += acc[1][j][c];
+              sum.w += acc[1][j][2 + c];
+              *cell = sum;
+            }
+      } else if (my_slot == s) {
 #pragma unroll
         for (int i = 0; i < MT; ++i)
 #pragma unroll
@@ -1591,7 +1784,8 @@ void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradS
   auto* kernel = masked_linear_wgrad_live_kernel<Op, MT, kVec>;
   NMSNN_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  const dim3 grid(grid_for((K + 3) / 4, kRangeQuads), N <= 112 ? 1u : unsigned((N + 127) / 128),
+  constexpr int kNeurons = Op::neurons(MT);
+  const dim3 grid(grid_for((K + 3) / 4, kRangeQuads), unsigned((N + kNeurons - 1) / kNeurons),
                   unsigned(split.splits));
   // Grid, block, shared bytes, stream, no attributes (by position: the CUDA emulation defines
   // the names gridDim and blockDim as macros).
@@ -1599,15 +1793,26 @@ void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradS
   NMSNN_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, key, x, T, B, K, int(split.rows), dU, N,
                                       out));
 }
+// The width classes: mma.sync MT = 4, 7, 8 m16 tiles (up to 64, 112 and 128 neurons a slice),
+// wgmma NT = 8, 13, 16 n8 tiles (64, 104, 128).
+template <class Op>
+constexpr int live_tiles(int c) {
+  return Op::kWgmma ? (c == 0 ? 8 : c == 1 ? 13 : 16) : (c == 0 ? 4 : c == 1 ? 7 : 8);
+}
+template <class Op>
+int live_class(int N) {
+  return N <= Op::neurons(live_tiles<Op>(0)) ? 0 : N <= Op::neurons(live_tiles<Op>(1)) ? 1 : 2;
+}
 template <class Op, bool kVec>
 void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradSplit split,
                        const float* dU, int N, float* out, cudaStream_t stream) {
-  if (N <= 64)
-    launch_wgrad_live<Op, 4, kVec>(key, x, T, B, K, split, dU, N, out, stream);
-  else if (N <= 112)
-    launch_wgrad_live<Op, 7, kVec>(key, x, T, B, K, split, dU, N, out, stream);
+  const int c = live_class<Op>(N);
+  if (c == 0)
+    launch_wgrad_live<Op, live_tiles<Op>(0), kVec>(key, x, T, B, K, split, dU, N, out, stream);
+  else if (c == 1)
+    launch_wgrad_live<Op, live_tiles<Op>(1), kVec>(key, x, T, B, K, split, dU, N, out, stream);
   else
-    launch_wgrad_live<Op, 8, kVec>(key, x, T, B, K, split, dU, N, out, stream);
+    launch_wgrad_live<Op, live_tiles<Op>(2), kVec>(key, x, T, B, K, split, dU, N, out, stream);
 }
 template <class Op>
 void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradSplit split,
@@ -1625,24 +1830,28 @@ void launch_wgrad_live(NoiseKey key, const float* x, int T, int B, int K, WgradS
 // (the tile and the stages) and the round's arrays.
 template <class Op>
 size_t live_wgrad_block_bytes(int N) {
-  const size_t dynamic = N <= 64    ? live_wgrad_shared_bytes<Op, 4>()
-                         : N <= 112 ? live_wgrad_shared_bytes<Op, 7>()
-                                    : live_wgrad_shared_bytes<Op, 8>();
+  const int c = live_class<Op>(N);
+  const size_t dynamic = c == 0   ? live_wgrad_shared_bytes<Op, live_tiles<Op>(0)>()
+                         : c == 1 ? live_wgrad_shared_bytes<Op, live_tiles<Op>(1)>()
+                                  : live_wgrad_shared_bytes<Op, live_tiles<Op>(2)>();
   return dynamic + sizeof(LiveRound);
 }
 
 // Whether the weight gradient walks by sample. It needs up to 205 KiB of shared memory a block
 // (TF32, N > 112): compute capability 9.0 allows 227 KB, 8.0 163 KB, 8.6 and 8.9 99 KB, so
 // automatic falls back to rows where the block does not fit, and samples asked for fails.
-bool wgrad_by_sample(int T, int B, int N, MatmulPrecision math, WgradWalk walk) {
+bool wgrad_by_sample(int T, int B, int N, MatmulPrecision math, WgradWalk walk, bool wgmma) {
   if (math == MatmulPrecision::fp32 || walk == WgradWalk::rows) return false;
   if (walk == WgradWalk::automatic && (T < kDepth || B < 8)) return false;
   int device = 0, optin = 0;
   NMSNN_CUDA_CHECK(cudaGetDevice(&device));
   NMSNN_CUDA_CHECK(
       cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  const size_t bytes = math == MatmulPrecision::tf32 ? live_wgrad_block_bytes<Tf32Wgrad>(N)
-                                                     : live_wgrad_block_bytes<Bf16Wgrad>(N);
+  const bool tf32 = math == MatmulPrecision::tf32;
+  const size_t bytes = wgmma ? (tf32 ? live_wgrad_block_bytes<Tf32WgradWgmma>(N)
+                                     : live_wgrad_block_bytes<Bf16WgradWgmma>(N))
+                             : (tf32 ? live_wgrad_block_bytes<Tf32Wgrad>(N)
+                                     : live_wgrad_block_bytes<Bf16Wgrad>(N));
   if (bytes <= size_t(optin)) return true;
   if (walk == WgradWalk::samples)
     ::nmsnn::detail::fail("masked_linear_wgrad: walking by sample needs ", bytes,
@@ -1651,8 +1860,6 @@ bool wgrad_by_sample(int T, int B, int N, MatmulPrecision math, WgradWalk walk) 
   return false;
 }
 
-// Whether the forward issues wgmma (MmaInstruction). The library says whether it was built for
-// sm_90a (NMSNN_CUDA_SM90A, CMakeLists.txt): a cc 9.0 device then runs that code.
 #if defined(NMSNN_CUDA_SM90A) || defined(NMSNN_EMULATED_CUDA)
 constexpr bool kWgmmaBuilt = true;
 #else
@@ -1668,7 +1875,9 @@ int compute_capability(int& device) {
   return 10 * major + minor;
 }
 
-bool forward_by_wgmma(const char* what, MmaInstruction instruction) {
+// Whether the TF32 and BF16 forward and weight gradient by sample issue wgmma (MmaInstruction);
+// an error where it was asked for and cannot run.
+bool use_wgmma(const char* what, MmaInstruction instruction) {
   if (instruction == MmaInstruction::mma_sync) return false;
 #if defined(NMSNN_EMULATED_CUDA)
   (void)what;
@@ -1706,7 +1915,7 @@ void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, co
   check_shapes("masked_linear_forward", T, B, K, N);
   const long long M = (long long)T * B;
   const bool wgmma = math != MatmulPrecision::fp32 &&
-                     forward_by_wgmma("masked_linear_forward", instruction);
+                     use_wgmma("masked_linear_forward", instruction);
   if (math == MatmulPrecision::tf32 && wgmma)
     launch_forward_mma<Tf32ForwardWgmma>(key, x, T, B, K, M, W, N, out, nullptr, stream);
   else if (math == MatmulPrecision::tf32)
@@ -1757,7 +1966,7 @@ void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K
                           "buffer with the time loop's outputs");
   const LifTail tail{args, lif_constants(layer), layer.reset == ResetRule::subtract, next};
   const long long M = (long long)T * B;
-  const bool wgmma = forward_by_wgmma("masked_linear_lif_forward", instruction);
+  const bool wgmma = use_wgmma("masked_linear_lif_forward", instruction);
   if (math == MatmulPrecision::tf32 && wgmma)
     launch_forward_mma<Tf32ForwardWgmma>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
   else if (math == MatmulPrecision::tf32)
@@ -1802,17 +2011,23 @@ size_t masked_linear_wgrad_scratch(int T, int B, int N, int K) {
 
 void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, const float* dU,
                          int N, float* dW, float* scratch, MatmulPrecision math,
-                         cudaStream_t stream, WgradWalk walk) {
+                         cudaStream_t stream, WgradWalk walk, MmaInstruction instruction) {
   check_shapes("masked_linear_wgrad", T, B, K, N);
   const long long M = (long long)T * B;
-  const bool by_sample = wgrad_by_sample(T, B, N, math, walk);
+  const bool wgmma =
+      math != MatmulPrecision::fp32 && use_wgmma("masked_linear_wgrad", instruction);
+  const bool by_sample = wgrad_by_sample(T, B, N, math, walk, wgmma);
   const WgradSplit split =
       by_sample ? masked_linear_wgrad_sample_split(B, N, K) : masked_linear_wgrad_split(M, N, K);
   // One split writes dW itself; several write partials that are added below.
   float* out = split.splits == 1 ? dW : scratch;
   if (!out) ::nmsnn::detail::fail("masked_linear_wgrad: no scratch for ", split.splits, " partials");
-  if (by_sample && math == MatmulPrecision::tf32)
+  if (by_sample && math == MatmulPrecision::tf32 && wgmma)
+    launch_wgrad_live<Tf32WgradWgmma>(key, x, T, B, K, split, dU, N, out, stream);
+  else if (by_sample && math == MatmulPrecision::tf32)
     launch_wgrad_live<Tf32Wgrad>(key, x, T, B, K, split, dU, N, out, stream);
+  else if (by_sample && wgmma)
+    launch_wgrad_live<Bf16WgradWgmma>(key, x, T, B, K, split, dU, N, out, stream);
   else if (by_sample)
     launch_wgrad_live<Bf16Wgrad>(key, x, T, B, K, split, dU, N, out, stream);
   else if (math == MatmulPrecision::tf32)
@@ -1827,7 +2042,7 @@ void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, cons
   }
   NMSNN_CHECK_LAUNCH("masked_linear_wgrad", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
                      ", splits=", split.splits, by_sample ? " by sample, " : ", ",
-                     to_string(math));
+                     to_string(math), by_sample && wgmma ? ", wgmma" : "");
   if (split.splits == 1) return;
   const size_t count = size_t(N) * K;
   const unsigned blocks = unsigned(std::min<size_t>((count + 255) / 256, 4096));

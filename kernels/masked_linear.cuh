@@ -28,7 +28,8 @@ namespace nmsnn::kernels {
 // m16n8k16, or wgmma k16) with BF16 inputs (7-bit mantissa, rounded to nearest even), FP32
 // accumulation. Each mask is made once per pass for N <= 128 (per slice of 128 neurons beyond).
 
-// Which tensor-core instruction the TF32 and BF16 forward issues:
+// Which tensor-core instruction the TF32 and BF16 forward (and weight gradient by sample)
+// issues:
 //   mma_sync   warp-wide mma.sync (compute capability 8.0 and up);
 //   wgmma      Hopper's warpgroup wgmma (wgmma.cuh): compute capability 9.0 and a library built
 //              for sm_90a (CMAKE_CUDA_ARCHITECTURES with 90a, the default); an error elsewhere.
@@ -94,8 +95,11 @@ enum class WgradWalk { automatic, rows, samples };
 
 // dW[N, K] = dU[M, N]^T · X[M, K] (overwrites dW). `scratch` holds masked_linear_wgrad_scratch
 // floats (may be null when that is 0).
+// `instruction` as the forward's: the walk by sample runs on wgmma where it picks it (the walk by
+// rows always on mma.sync).
 void masked_linear_wgrad(NoiseKey key, const float* x, int T, int B, int K, const float* dU,
                          int N, float* dW, float* scratch, MatmulPrecision math,
-                         cudaStream_t stream, WgradWalk walk = WgradWalk::automatic);
+                         cudaStream_t stream, WgradWalk walk = WgradWalk::automatic,
+                         MmaInstruction instruction = MmaInstruction::automatic);
 
 }  // namespace nmsnn::kernels

@@ -395,7 +395,9 @@ run_profile() {  # Nsight Compute on the first layer's masked products (seen wor
                   --section SchedulerStats --section WarpStateStats --section ComputeWorkloadAnalysis
                   --section MemoryWorkloadAnalysis)
   local row
-  for row in W1_FirstLayerForward/2/0/1 W1_WeightGrad/0/0/1 W1_FirstLayerForward/2/1/2; do
+  # The wgmma forward and weight gradient by sample (the design on this card), and the mma.sync
+  # forward beside them (the last argument: 1 wgmma, 0 mma.sync).
+  for row in W1_FirstLayerForward/2/0/1/1 W1_WeightGrad/1/0/1/1 W1_FirstLayerForward/2/0/1/0; do
     stage "ncu $row" 60 "$OUT/ncu.log" "$ncu" --clock-control none --target-processes all \
           --kernel-name regex:'masked_linear_(forward|wgrad)' --launch-skip 2 --launch-count 1 \
           "${sections[@]}" "$BENCH" --benchmark_filter="^$row/" --benchmark_min_time=0.05

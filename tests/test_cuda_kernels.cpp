@@ -354,9 +354,11 @@ void check_masked_forward(
 }
 
 template <class Shapes>
-void check_masked_wgrad(nmsnn::MatmulPrecision math, double rel_extra, const Shapes& shapes,
-                        InputMaker make_x = dense_input,
-                        nmsnn::kernels::WgradWalk walk = nmsnn::kernels::WgradWalk::automatic) {
+void check_masked_wgrad(
+    nmsnn::MatmulPrecision math, double rel_extra, const Shapes& shapes,
+    InputMaker make_x = dense_input,
+    nmsnn::kernels::WgradWalk walk = nmsnn::kernels::WgradWalk::automatic,
+    nmsnn::kernels::MmaInstruction instruction = nmsnn::kernels::MmaInstruction::automatic) {
   const NoiseKey key{77, 1};
   for (const MaskedShape& s : shapes) {
     const long long M = (long long)s.T * s.B;
@@ -365,7 +367,7 @@ void check_masked_wgrad(nmsnn::MatmulPrecision math, double rel_extra, const Sha
     Dev<float> dx(x), ddU(dU), dW(size_t(s.N) * s.K);
     Dev<float> scratch(nmsnn::kernels::masked_linear_wgrad_scratch(s.T, s.B, s.N, s.K));
     nmsnn::kernels::masked_linear_wgrad(key, dx.get(), s.T, s.B, s.K, ddU.get(), s.N, dW.get(),
-                                        scratch.get(), math, nullptr, walk);
+                                        scratch.get(), math, nullptr, walk, instruction);
     const bool by_sample = walk == nmsnn::kernels::WgradWalk::samples;
     const auto split = by_sample ? nmsnn::kernels::masked_linear_wgrad_sample_split(s.B, s.N, s.K)
                                  : nmsnn::kernels::masked_linear_wgrad_split(M, s.N, s.K);
@@ -375,7 +377,8 @@ void check_masked_wgrad(nmsnn::MatmulPrecision math, double rel_extra, const Sha
                              (by_sample                                   ? " by sample "
                               : walk == nmsnn::kernels::WgradWalk::rows   ? " by rows "
                                                                           : " automatic ") +
-                             to_string(math);
+                             to_string(math) +
+                             (instruction == nmsnn::kernels::MmaInstruction::wgmma ? " wgmma" : "");
     if (math != nmsnn::MatmulPrecision::fp32) {
       Dev<float> ref(size_t(s.N) * s.K);
       nmsnn::kernels::masked_linear_wgrad(key, dx.get(), s.T, s.B, s.K, ddU.get(), s.N, ref.get(),
@@ -530,6 +533,50 @@ TEST(MaskedLinear, WgmmaForwardMatchesDoubleAndMmaSync) {
         EXPECT_EQ(count_bit_differences(a.host(), b.host(),
                                         "wgmma vs mma.sync N=" + std::to_string(s.N) + " " +
                                             to_string(math)),
+                  0);
+      }
+#endif
+  }
+}
+
+// The weight gradient by sample on wgmma (the product taken as dW^T = X^T dU, the masked input as
+// wgmma's A): every width class (NT = 8, 13, 16 and two slices), dense inputs (8 groups: both
+// warpgroups on one sample) and sparse ones (rounds of several samples, whose warpgroups issue
+// one product per sample among their warps), T % 16 != 0, K % 4 != 0, against the double sums;
+// in the CUDA emulation also bit-identical to the mma.sync kernel (the same products in the same
+// order), which a wrong core-matrix offset, row order or accumulator column breaks.
+TEST(MaskedLinear, WgmmaWeightGradBySampleMatchesDoubleAndMmaSync) {
+  REQUIRE_CUDA();
+  namespace k = nmsnn::kernels;
+  using nmsnn::MatmulPrecision;
+  if (!k::masked_linear_wgmma_available())
+    GTEST_SKIP() << "wgmma needs compute capability 9.0 and sm_90a code; this device or build "
+                    "has neither";
+  const std::vector<MaskedShape> shapes = {
+      {16, 9, 784, 100}, {37, 20, 300, 130}, {20, 70, 70, 7}, {17, 10, 67, 50}, {16, 8, 40, 128},
+      {32, 9, 200, 105}};
+  for (auto [math, extra] : {std::pair{MatmulPrecision::tf32, kTf32Extra},
+                             std::pair{MatmulPrecision::bf16, kBf16Extra}}) {
+    for (InputMaker make_x : {dense_input, sparse_input})
+      check_masked_wgrad(math, extra, shapes, make_x, k::WgradWalk::samples,
+                         k::MmaInstruction::wgmma);
+#ifdef NMSNN_EMULATED_CUDA
+    const NoiseKey key{9, 4};
+    for (const MaskedShape& s : shapes)
+      for (InputMaker make_x : {dense_input, sparse_input}) {
+        const auto x = make_x(s, 5);
+        const auto dU = random_vector(size_t(s.T) * s.B * s.N, -1.0f, 1.0f, 6);
+        const size_t n = size_t(s.N) * s.K;
+        Dev<float> dx(x), ddU(dU), a(n), b(n);
+        Dev<float> scratch(k::masked_linear_wgrad_scratch(s.T, s.B, s.N, s.K));
+        for (auto [out, instruction] : {std::pair{&a, k::MmaInstruction::wgmma},
+                                        std::pair{&b, k::MmaInstruction::mma_sync}})
+          k::masked_linear_wgrad(key, dx.get(), s.T, s.B, s.K, ddU.get(), s.N, out->get(),
+                                 scratch.get(), math, nullptr, k::WgradWalk::samples,
+                                 instruction);
+        EXPECT_EQ(count_bit_differences(a.host(), b.host(),
+                                        "wgrad wgmma vs mma.sync N=" + std::to_string(s.N) +
+                                            " " + to_string(math)),
                   0);
       }
 #endif

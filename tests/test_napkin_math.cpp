@@ -192,14 +192,23 @@ TEST(napkin, Workloads) {
   // stages (N = 100 in 7 m16 tiles).
   EXPECT_DOUBLE_EQ(napkin::mma_forward_warp_stages(128000, 100, 784), 1000.0 * 4 * 49);
   EXPECT_DOUBLE_EQ(napkin::mma_wgrad_warp_stages(128000, 100, 784), 25.0 * 64 * 125);
-  // By sample (BF16, MT = 7): 25,000 tasks x 8 stages of the counted loop less its 4 staging
-  // items; 4,000 sample-ranges x 8 stages x 224 items (8 row pairs x 28 chunks of 4 neurons) on
-  // 32 lanes; 25,000 tasks x 28 float4 adds.
-  EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").warp_instructions[2],
+  // By sample (BF16) on mma.sync (MT = 7): 25,000 tasks x 8 stages of the counted loop less its
+  // 4 staging items; 4,000 sample-ranges x 8 stages x 224 items (8 row pairs x 28 chunks of 4
+  // neurons) on 32 lanes; 25,000 tasks x 28 float4 adds. On wgmma (NT = 13, the design): its
+  // own loop, 208 items (26 chunks) and 26 float4 adds a task.
+  napkin::StepShape on_mma_sync = napkin::w1();
+  on_mma_sync.wgmma = false;
+  EXPECT_DOUBLE_EQ(find(napkin::step_kernels(on_mma_sync), "masked_linear_wgrad L0")
+                       .warp_instructions[2],
                    25000.0 * 8 *
                            (napkin::kMmaLiveWgradLoop[1][1] - 4 * napkin::kLiveStagingItem[1]) +
                        4000.0 * 8 * 224 * napkin::kLiveStagingItem[1] / 32 +
                        25000.0 * 28 * napkin::kLiveAddPerFloat4);
+  EXPECT_DOUBLE_EQ(find(w1, "masked_linear_wgrad L0").warp_instructions[2],
+                   25000.0 * 8 *
+                           (napkin::kWgmmaLiveWgradLoop[1][1] - 4 * napkin::kLiveStagingItem[1]) +
+                       4000.0 * 8 * 208 * napkin::kLiveStagingItem[1] / 32 +
+                       25000.0 * 26 * napkin::kLiveAddPerFloat4);
   // Two slices of 128 neurons (N = 200): each makes its masks, and the FLOP are the layer's.
   napkin::StepShape wide = napkin::w1();
   wide.layers = {200, 10};
@@ -235,7 +244,7 @@ TEST(napkin, Workloads) {
   w1_mma_shape.wgmma = false;
   const auto w1_mma = napkin::step_kernels(w1_mma_shape);
   const auto& fwd = find(w1_mma, "masked_linear_lif_forward L0");
-  const auto& wgrad = find(w1, "masked_linear_wgrad L0");
+  const auto& wgrad = find(w1_mma, "masked_linear_wgrad L0");
   const double issue = 0.8 * 4 * 132 * 1.98e9;
   // The output layer's product (10 neurons) is made in the same kernel: per block its weights
   // staged (64 a thread), and per warp 7 stages of 16 hidden neurons and its stores (48); the
@@ -246,8 +255,11 @@ TEST(napkin, Workloads) {
                1000.0 * 4 * (64 + 7 * napkin::kNextProductLoop[0] + 48)) /
                   issue,
               1e-12);
+  // Philox at the slots the H200 measured (one pass of W1's masks alone: 0.086 ms).
   EXPECT_NEAR(napkin::predict(fwd, d, napkin::Math::tf32).integer,
-              128000.0 * 196 * 80 / (0.8 * 64 * 132 * 1.98e9), 1e-12);
+              128000.0 * 196 * d.philox_slots / (0.8 * 64 * 132 * 1.98e9), 1e-12);
+  EXPECT_NEAR(128000.0 * 196 * d.philox_slots / (0.8 * 64 * 132 * 1.98e9), 0.086e-3, 1e-12);
+  EXPECT_NEAR(d.philox_slots, 45.9, 0.05);
   const double schedulers = 4 * 132 * 1.98e9;
   EXPECT_DOUBLE_EQ(fwd.mma_instructions[1], 196000.0 * 52 + 1000.0 * 4 * 7 * 8);
   EXPECT_DOUBLE_EQ(fwd.mma_instructions[2], 196000.0 * 26 + 1000.0 * 4 * 7 * 4);
@@ -256,7 +268,8 @@ TEST(napkin, Workloads) {
   EXPECT_STREQ(napkin::predict(fwd, d, napkin::Math::tf32).bound, "mma.sync");
   // On wgmma the same kernel issues its counted sm_90a loop (4 HGMMA a TF32 warp-stage), and its
   // product's tensor work is FLOP at the dense rate (0.8 x 494 TFLOP/s: 52 us); only the layer
-  // above's product is still mma.sync. Its Philox work (150 us) then bounds it.
+  // above's product is still mma.sync. Its issue (128 us) then bounds it, over its Philox work
+  // at the measured rate (86 us).
   const auto& fwd_wgmma = find(w1, "masked_linear_lif_forward L0");
   EXPECT_NEAR(napkin::predict(fwd_wgmma, d, napkin::Math::tf32).issue,
               (196000.0 * napkin::kWgmmaLifForwardLoop[1][0] +
@@ -269,7 +282,7 @@ TEST(napkin, Workloads) {
   EXPECT_NEAR(napkin::predict(fwd_wgmma, d, napkin::Math::tf32).math,
               fwd_wgmma.flop / (0.8 * 494e12), 1e-12);
   EXPECT_DOUBLE_EQ(fwd_wgmma.flop, fwd.flop);
-  EXPECT_STREQ(napkin::predict(fwd_wgmma, d, napkin::Math::tf32).bound, "int (Philox)");
+  EXPECT_STREQ(napkin::predict(fwd_wgmma, d, napkin::Math::tf32).bound, "issue");
   EXPECT_LT(napkin::predict(fwd_wgmma, d, napkin::Math::tf32).total,
             napkin::predict(fwd, d, napkin::Math::tf32).total);
   // a [T, B, 100] in FP32 is neither written nor read back, nor the spikes: x, W and the output
@@ -309,7 +322,15 @@ TEST(napkin, Workloads) {
   EXPECT_DOUBLE_EQ(wgrad.mma_instructions[1], 25000.0 * 8 * 56);
   EXPECT_DOUBLE_EQ(wgrad.mma_instructions[2], 25000.0 * 8 * 28);
   EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::tf32).bound, "mma.sync");
-  EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::bf16).bound, "int (Philox)");
+  EXPECT_STREQ(napkin::predict(wgrad, d, napkin::Math::bf16).bound, "issue");
+  // On wgmma no mma.sync is left: the TF32 weight gradient is bound by its issue (25,000 tasks
+  // x 8 stages of its loop and the staging), below the mma.sync bound above.
+  const auto& wgrad_wgmma = find(w1, "masked_linear_wgrad L0");
+  EXPECT_DOUBLE_EQ(wgrad_wgmma.mma_instructions[1], 0);
+  EXPECT_DOUBLE_EQ(wgrad_wgmma.flop, wgrad.flop);
+  EXPECT_STREQ(napkin::predict(wgrad_wgmma, d, napkin::Math::tf32).bound, "issue");
+  EXPECT_LT(napkin::predict(wgrad_wgmma, d, napkin::Math::tf32).total,
+            napkin::predict(wgrad, d, napkin::Math::tf32).total);
   // Walked by rows (B < 8), a warp-stage of the weight gradient is 7 x 4 tiles too.
   napkin::StepShape few = napkin::w1();
   few.B = 4;
@@ -441,9 +462,13 @@ TEST(napkin, Prediction) {
   EXPECT_NEAR(napkin::predict(gemm, d, napkin::Math::bf16).total, 1e12 / (989e12 * 0.8), 1e-12);
   EXPECT_NEAR(napkin::predict(gemm, d, napkin::Math::fp32).total, 1e12 / (67e12 * 0.8), 1e-12);
   EXPECT_STREQ(napkin::predict(gemm, d, napkin::Math::tf32).bound, "math");
-  // Philox: W1's masks of one pass at 0.8 x 16.7 T integer ops/s.
+  // Philox: W1's masks of one pass, counted at 80 slots a block, priced at the slots the H200
+  // measured (0.086 ms for the pass); a device at 80 slots prices them as counted.
   const napkin::Kernel masks{"masks", "", 0, 0, napkin::philox_blocks(128, 1000, 784) * 80, 0, false};
-  EXPECT_NEAR(napkin::predict(masks, d, napkin::Math::tf32).total,
+  EXPECT_NEAR(napkin::predict(masks, d, napkin::Math::tf32).total, 0.086e-3, 1e-12);
+  napkin::Device counted = d;
+  counted.philox_slots = napkin::kPhiloxIntOpsPerBlock;
+  EXPECT_NEAR(napkin::predict(masks, counted, napkin::Math::tf32).total,
               25'088'000.0 * 80 / (132 * 64 * 1.98e9 * 0.8), 1e-12);
   // 1 G warp instructions at 0.8 x 4 a clock x 132 SMs x 1.98 GHz.
   napkin::Kernel loop{"loop", "", 0, 0, 0, 0, false};

@@ -28,20 +28,6 @@ def functions(text):
         yield name, body
 
 
-def inner_loops(body):
-    """The spans (length, first, last address) of the innermost loops, longest first."""
-    spans = []
-    for address, ins in body:
-        m = re.match(r"BRA\s+(?:`\(\.L_x_\d+\)\s*)?0x([0-9a-f]+)", ins)
-        if m and int(m.group(1), 16) < address:
-            spans.append((address - int(m.group(1), 16), int(m.group(1), 16), address))
-    # Innermost loops only (no other loop inside): a kernel that walks its stages inside an
-    # outer loop (the forward's chunks of features) is counted by its stage loop.
-    inner = [s for s in spans
-             if not any(o is not s and s[1] <= o[1] and o[2] <= s[2] for o in spans)]
-    return sorted(inner, reverse=True)
-
-
 def all_loops(body):
     """The spans (length, first, last address) of every loop, inner or not."""
     spans = []
@@ -50,6 +36,16 @@ def all_loops(body):
         if m and int(m.group(1), 16) < address:
             spans.append((address - int(m.group(1), 16), int(m.group(1), 16), address))
     return spans
+
+
+def inner_loops(body):
+    """The spans (length, first, last address) of the innermost loops, longest first."""
+    spans = all_loops(body)
+    # Innermost loops only (no other loop inside): a kernel that walks its stages inside an
+    # outer loop (the forward's chunks of features) is counted by its stage loop.
+    inner = [s for s in spans
+             if not any(o is not s and s[1] <= o[1] and o[2] <= s[2] for o in spans)]
+    return sorted(inner, reverse=True)
 
 
 def loop_instructions(body, span):

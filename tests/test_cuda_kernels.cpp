@@ -11,7 +11,9 @@
 //                     each product, one of the masked input); the TF32 and BF16 variants
 //                     with their operand-rounding bounds (kTf32Extra, kBf16Extra), and every
 //                     layer width around the 128-neuron tile in all three precisions; BF16
-//                     masks rounded to nearest even bit for bit
+//                     masks rounded to nearest even bit for bit; the wgmma forward and weight
+//                     gradient by sample (skipped without compute capability 9.0 and sm_90a
+//                     code) against double, and in the emulation bit for bit against mma.sync
 //   Gemm              the three row-major cuBLAS products (the layout conventions), in fp32,
 //                     tf32 and bf16
 //   Lif               forward and backward time loops vs cpu/lif.hpp: bit-identical. The test
@@ -497,6 +499,15 @@ TEST(MaskedLinear, EveryWidthInEveryPrecision) {
   }
 }
 
+// Skips a test of the wgmma kernels, saying why, where they cannot run (not compute capability
+// 9.0, or a build without sm_90a code); the CUDA emulation always runs them.
+#define REQUIRE_WGMMA()                                                                    \
+  do {                                                                                     \
+    if (!nmsnn::kernels::masked_linear_wgmma_available())                                  \
+      GTEST_SKIP() << "wgmma needs compute capability 9.0 and sm_90a code; this device or " \
+                      "build has neither";                                                 \
+  } while (0)
+
 // The forward on wgmma (kernels/wgmma.cuh): every width class (N = 64, 104, 128 columns: NT = 8,
 // 13, 16) and past it, dense and sparse inputs, K % 4 != 0, against the double sums with the
 // same bounds as mma.sync. In the CUDA emulation the two instructions add the same products in
@@ -507,9 +518,7 @@ TEST(MaskedLinear, WgmmaForwardMatchesDoubleAndMmaSync) {
   REQUIRE_CUDA();
   namespace k = nmsnn::kernels;
   using nmsnn::MatmulPrecision;
-  if (!k::masked_linear_wgmma_available())
-    GTEST_SKIP() << "wgmma needs compute capability 9.0 and sm_90a code; this device or build "
-                    "has neither";
+  REQUIRE_WGMMA();
   std::vector<MaskedShape> shapes = {{37, 9, 784, 100}, {128, 3, 200, 100}, {2, 5, 37, 1},
                                      {2, 5, 37, 64},    {3, 7, 70, 65},     {2, 5, 37, 128},
                                      {3, 70, 20, 129},  {2, 5, 37, 200}};
@@ -549,9 +558,7 @@ TEST(MaskedLinear, WgmmaWeightGradBySampleMatchesDoubleAndMmaSync) {
   REQUIRE_CUDA();
   namespace k = nmsnn::kernels;
   using nmsnn::MatmulPrecision;
-  if (!k::masked_linear_wgmma_available())
-    GTEST_SKIP() << "wgmma needs compute capability 9.0 and sm_90a code; this device or build "
-                    "has neither";
+  REQUIRE_WGMMA();
   const std::vector<MaskedShape> shapes = {
       {16, 9, 784, 100}, {37, 20, 300, 130}, {20, 70, 70, 7}, {17, 10, 67, 50}, {16, 8, 40, 128},
       {32, 9, 200, 105}};
@@ -1272,9 +1279,7 @@ TEST(MaskedLinearLif, WgmmaBitIdenticalToTheProductThenTheTimeLoop) {
   REQUIRE_CUDA();
   using nmsnn::MatmulPrecision;
   namespace k = nmsnn::kernels;
-  if (!k::masked_linear_wgmma_available())
-    GTEST_SKIP() << "wgmma needs compute capability 9.0 and sm_90a code; this device or build "
-                    "has neither";
+  REQUIRE_WGMMA();
   const FusedLifCase cases[] = {
       {128, 3, 784, 100, Kept::spike16, ResetRule::scale, true, false, true},
       {32, 9, 67, 50, Kept::gates, ResetRule::scale, true, true, true},

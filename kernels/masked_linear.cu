@@ -79,6 +79,8 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "cuda_check.cuh"
@@ -1877,7 +1879,22 @@ int compute_capability(int& device) {
 
 // Whether the TF32 and BF16 forward and weight gradient by sample issue wgmma (MmaInstruction);
 // an error where it was asked for and cannot run.
+// The environment's choice for `automatic` (NMSNN_CUDA_MMA: auto, mma_sync or wgmma), read once.
+MmaInstruction environment_instruction() {
+  static const MmaInstruction chosen = [] {
+    const char* env = std::getenv("NMSNN_CUDA_MMA");
+    const std::string want = env ? env : "";
+    if (want.empty() || want == "auto") return MmaInstruction::automatic;
+    if (want == "mma_sync") return MmaInstruction::mma_sync;
+    if (want == "wgmma") return MmaInstruction::wgmma;
+    ::nmsnn::detail::fail("environment variable NMSNN_CUDA_MMA: expected auto, mma_sync or "
+                          "wgmma, got ", ::nmsnn::detail::quote(want));
+  }();
+  return chosen;
+}
+
 bool use_wgmma(const char* what, MmaInstruction instruction) {
+  if (instruction == MmaInstruction::automatic) instruction = environment_instruction();
   if (instruction == MmaInstruction::mma_sync) return false;
 #if defined(NMSNN_EMULATED_CUDA)
   (void)what;

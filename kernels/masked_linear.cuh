@@ -34,7 +34,9 @@ namespace nmsnn::kernels {
 //   wgmma      Hopper's warpgroup wgmma (wgmma.cuh): compute capability 9.0 and a library built
 //              for sm_90a (CMAKE_CUDA_ARCHITECTURES with 90a, the default); an error elsewhere.
 //              The CUDA emulation implements it;
-//   automatic  wgmma where it is available, else mma_sync (in the CUDA emulation: mma_sync).
+//   automatic  wgmma where it is available, else mma_sync (in the CUDA emulation: mma_sync);
+//              the environment variable NMSNN_CUDA_MMA=mma_sync|wgmma overrides it (auto, or
+//              unset: this rule), for the whole engine.
 // The sums are the same in the same order: the emulation gives the same bits either way.
 enum class MmaInstruction { automatic, mma_sync, wgmma };
 // Whether wgmma can run here: on the current device with this build (always in the emulation).

@@ -117,4 +117,27 @@ for run in layered clusters; do
 done
 diff "$OUT/cli_tf32_layered.txt" "$OUT/cli_tf32_clusters.txt" ||
   { echo "nmsnn train --matmul tf32 --sample-clusters differs from --matmul tf32" >&2; exit 1; }
+# The first layer's products on wgmma for the whole engine (NMSNN_CUDA_MMA; automatic keeps
+# mma.sync in the emulation): the random networks in TF32 and BF16 against the CPU engine, and
+# iris (a noisy pair of spiking layers) in TF32 and BF16, whose printed metrics
+# must be those of mma.sync (the emulation adds the same products in the same order). A value
+# the variable does not know must stop the run with its name.
+NMSNN_CUDA_MMA=wgmma "$OUT/test_cuda_engine" --gtest_brief=1 \
+    --gtest_filter='*CudaEngineReduced*:-*B257*'
+for math in tf32 bf16; do
+  for mma in mma_sync wgmma; do
+    NMSNN_CUDA_MMA=$mma "$OUT/nmsnn" train --device cuda --matmul $math --quiet \
+        --data "$ROOT/data/csv/iris_data.csv" --target target --epochs 3 |
+      grep -E "^test" > "$OUT/cli_${math}_$mma.txt"
+  done
+  diff "$OUT/cli_${math}_mma_sync.txt" "$OUT/cli_${math}_wgmma.txt" ||
+    { echo "nmsnn train --matmul $math: wgmma differs from mma.sync" >&2; exit 1; }
+done
+if NMSNN_CUDA_MMA=bogus "$OUT/nmsnn" train --device cuda --matmul tf32 --quiet \
+    --data "$ROOT/data/csv/iris_data.csv" --target target --epochs 1 > "$OUT/cli_bogus.txt" 2>&1 ||
+    ! grep -q 'NMSNN_CUDA_MMA' "$OUT/cli_bogus.txt"; then
+  echo "NMSNN_CUDA_MMA=bogus: expected an error naming the variable, got:" >&2
+  cat "$OUT/cli_bogus.txt" >&2
+  exit 1
+fi
 echo "cuda emulation: all tests passed"

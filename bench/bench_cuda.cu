@@ -665,15 +665,18 @@ void W1_FirstLayerForward(benchmark::State& state) {
       const int C = 10;
       next = {arena.floats(size_t(C) * N, -0.2f, 0.2f, 5), C, arena.floats(size_t(T) * B * C)};
     }
+    // W's arranged tiles, as the engine gives them (made by each call, on wgmma).
+    const size_t tile_floats = nmsnn::kernels::masked_linear_weight_tiles_floats(N, K, math);
+    float* tiles = tile_floats ? arena.floats(tile_floats) : nullptr;
     int64_t pass = 0;
     const double ms = timed_loop(state, gpu.stream, [&] {
       const nmsnn::NoiseKey key{1, uint64_t(++pass)};
       if (fused) {
         nmsnn::kernels::masked_linear_lif_forward(key, x, T, B, K, W, layer, args, math,
-                                                  gpu.stream, next, instruction);
+                                                  gpu.stream, next, instruction, tiles);
       } else {  // a made in the spikes' buffer and turned into them in place, as the engine does
         nmsnn::kernels::masked_linear_forward(key, x, T, B, K, W, N, spikes, math, gpu.stream,
-                                              instruction);
+                                              instruction, tiles);
         nmsnn::kernels::LifForwardArgs apart = args;
         apart.u = spikes;
         nmsnn::kernels::lif_forward(layer, apart, gpu.stream);
@@ -685,9 +688,11 @@ void W1_FirstLayerForward(benchmark::State& state) {
     std::vector<napkin::Kernel> ks;
     for (const napkin::Kernel& k : napkin::step_kernels(shape)) {
       if (k.name != "masked_linear_forward L0" && k.name != "lif_forward L0" &&
-          k.name != "masked_linear_lif_forward L0")
+          k.name != "masked_linear_lif_forward L0" && k.name != "masked_linear_weight_tiles L0")
         continue;
-      const bool wanted = fused == (k.name == "masked_linear_lif_forward L0");
+      const bool wanted = k.name == "masked_linear_weight_tiles L0"
+                              ? tiles && wgmma  // made where the forward reads them
+                              : fused == (k.name == "masked_linear_lif_forward L0");
       if (!wanted) continue;
       ks.push_back(k);
       for (bool& runs : ks.back().runs) runs = true;  // apart: what TF32 would take unfused

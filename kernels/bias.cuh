@@ -19,4 +19,17 @@ void add_bias(float* y, long long rows, int cols, const float* bias, cudaStream_
 void bias_grad_reduce(const float* part, int rows, int cols, float* out, cudaStream_t stream,
                       int block_size = 128);
 
+// Up to kMaxColumnSums such sums in one launch, each out[c] the same bits as its own
+// bias_grad_reduce at the same block size: for sums that are ready together (a spiking layer's
+// bias, the weights and bias of the small layer above, all made in its backward loop; a
+// Lowpass layer's two parameters), one launch instead of several.
+struct ColumnSums {
+  const float* part;  // [rows, cols]
+  int rows, cols;
+  float* out;  // [cols]
+};
+constexpr int kMaxColumnSums = 3;
+void bias_grad_reduce_batch(const ColumnSums* sums, int count, cudaStream_t stream,
+                            int block_size = 128);
+
 }  // namespace nmsnn::kernels

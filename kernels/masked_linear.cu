@@ -553,6 +553,22 @@ __device__ inline float4 masked_quad4(const PhiloxRoundKeys& keys, const MaskRow
                      uniform_from_bits(p.v[2]) * xq.z, uniform_from_bits(p.v[3]) * xq.w);
 }
 
+// The same for an x quad the caller loaded once for several rows, given pre-scaled: xs = x[b,
+// k .. k+3] * 2^-24 (scaled_quad), so that a mask's 24 bits times xs is m * x in one multiply
+// instead of two. The same float as uniform_from_bits(r) * x (one rounding of the same product)
+// wherever x * 2^-24 is exact: every x but |x| < 2^-102, whose products (below 2^-102, far under
+// a TF32 or BF16 operand's resolution of the sums) may differ in their last bits.
+__device__ inline float4 scaled_quad(float4 xq) {
+  constexpr float kScale = 1.0f / 16777216.0f;
+  return make_float4(xq.x * kScale, xq.y * kScale, xq.z * kScale, xq.w * kScale);
+}
+__device__ inline float4 masked_quad_of(const PhiloxRoundKeys& keys, const MaskRow& at, int k,
+                                        float4 xs) {
+  const Philox4x32 p = noise_block_words(keys, uint32_t(k >> 2), at.row, at.t, at.pass);
+  return make_float4(float(p.v[0] >> 8) * xs.x, float(p.v[1] >> 8) * xs.y,
+                     float(p.v[2] >> 8) * xs.z, float(p.v[3] >> 8) * xs.w);
+}
+
 // The features a forward block multiplies: the quads (features 4c .. 4c+3) in which some sample
 // of the block has a nonzero input. A quad whose inputs are all 0 adds exact zeros to every sum
 // (mask * 0 = 0), so it is left out of the product and its Philox blocks are never made: the
@@ -745,6 +761,24 @@ NMSNN_NOINLINE __device__ void next_layer_product(const NextLayerProduct& next, 
     }
 }
 
+// W's arranged tiles for the forward on wgmma: for each slice of 8 NT neurons (gridDim.y) and
+// group of 16 features (4 quads; gridDim.x = ceil(K / 16) + 1, the last all zeros, which the
+// forward's last prefetch reads), the words of a stage in the layout and precision the forward
+// stages them (Op::put_core of the group's quads t = 0 .. 3: the same values as the forward's own
+// staging, rounded once here instead of once per block and stage).
+template <class Op, int NT>
+__global__ void __launch_bounds__(kMmaThreads)
+masked_linear_weight_tiles_kernel(const float* W, int N, int K, uint32_t* tiles) {
+  constexpr int kNeurons = 8 * NT;
+  uint32_t* stage = tiles + ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * kNeurons * Op::kRowWords;
+  const int n0 = blockIdx.y * kNeurons;
+  for (int e = threadIdx.x; e < kNeurons * 4; e += kMmaThreads) {
+    const int n = n0 + e / 4, t = e & 3;
+    const int k = 4 * (4 * int(blockIdx.x) + t);
+    Op::put_core(stage, e / 4, t, load_quad<false>(W + (size_t)(n < N ? n : 0) * K, k, K, n < N));
+  }
+}
+
 // grid (ceil(M / 128), ceil(N / (8 NT))): block (x, y) computes out for neurons 8 NT y .. and
 // rows 128x .. 128x + 127 taken sample-major (row p is step p % T of sample p / T, out's row
 // (p % T) B + p / T), so that a block holds one sample's steps (T = 128: exactly one) and its
@@ -757,10 +791,16 @@ NMSNN_NOINLINE __device__ void next_layer_product(const NextLayerProduct& next, 
 // whole samples (T divides 128) and its slice every neuron (N <= 128), so the tile of a it has
 // made is its neurons' whole current: it goes to shared memory instead of out, and one thread a
 // (sample, neuron) runs lif_neuron.cuh's loop on it. The main loop is the same code.
-template <class Op, int NT, bool kVec, bool kLif>
+//
+// kWarpSample (wgmma only, T % 32 == 0: W1's): each warp's 32 rows are steps of one sample, so a
+// lane's four rows share their x quad, loaded and scaled once a stage instead of once a row; and
+// with `tiles` given, a chunk whose quads are all live copies W's stages from the arranged tiles
+// (only here: with a pointer to x a row, the NT = 16 kernels would spill).
+template <class Op, int NT, bool kVec, bool kLif, bool kWarpSample>
 __global__ void __launch_bounds__(kMmaThreads, 2)
 masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int K, long long M,
-                                 const float* W, int N, float* out, LifTail tail) {
+                                 const float* W, int N, const uint32_t* tiles, float* out,
+                                 LifTail tail) {
 #if defined(__CUDA_ARCH__) && !defined(NMSNN_WGMMA_DEVICE)
   if constexpr (Op::kWgmma) {  // no wgmma in this architecture's code: never launched here
     __trap();
@@ -815,6 +855,32 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
     }
     if constexpr (Op::kWgmma) wgmma_fence_shared();  // the instruction reads it next
   };
+  // The same from W's arranged tiles (wgmma, `tiles` given, a chunk whose quads are all live):
+  // stage s is the tiles' group c0 / 4 + s, already in the stage's layout and precision, so a
+  // thread copies 16-byte pieces (kStagePieces in all) instead of loading, rounding and
+  // scattering W's quads.
+  constexpr int kStageWords = kNeurons * Op::kRowWords;
+  constexpr int kStagePieces = kStageWords / 4;
+  constexpr int kPiecesPerThread = (kStagePieces + kMmaThreads - 1) / kMmaThreads;
+  uint4 piece_next[kPiecesPerThread];
+  const uint4* group_at = nullptr;  // the chunk's first group
+  auto fetch_tile = [&](int s) {
+    const uint4* src = group_at + (size_t)s * kStagePieces;
+#pragma unroll
+    for (int u = 0; u < kPiecesPerThread; ++u) {
+      const int e = threadIdx.x + kMmaThreads * u;
+      if (e < kStagePieces) piece_next[u] = src[e];
+    }
+  };
+  auto put_tile = [&](uint32_t (*stage)[Op::kRowWords]) {
+    uint4* dst = reinterpret_cast<uint4*>(&stage[0][0]);
+#pragma unroll
+    for (int u = 0; u < kPiecesPerThread; ++u) {
+      const int e = threadIdx.x + kMmaThreads * u;
+      if (e < kStagePieces) dst[e] = piece_next[u];
+    }
+    if constexpr (Op::kWgmma) wgmma_fence_shared();
+  };
 
   // Row r of the lane's masked inputs at quad q (the list's padding names a quad past K:
   // zeros). Made a stage ahead (MasksAhead) where the 16 registers that takes are free: up to
@@ -826,26 +892,48 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
   };
   // Stage s's live quad for this lane's masks (lane t takes the stage's quad t).
   auto stage_quad = [&](int s) { return 4 * list.quad[4 * s + t]; };
+  // All four rows at quad q.
+  auto make_masks = [&](float (&v)[4][4], int q) {
+    if constexpr (kWarpSample) {
+      // The warp's rows are all in range or all past M (M = T B, a multiple of 32).
+      const float4 xs = scaled_quad(load_quad<kVec>(rows[0].xb, q, K, in_range[0]));
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const float4 m = masked_quad_of(keys, rows[r], q, xs);
+        v[r][0] = m.x, v[r][1] = m.y, v[r][2] = m.z, v[r][3] = m.w;
+      }
+    } else {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) mask_row(v[r], r, q);
+    }
+  };
 
   float acc[kMmaRowTiles][NT][4];
   zero_accumulators(acc);
 
-  const int quads = (K + 3) / 4;
-  for (int c0 = 0; c0 < quads; c0 += kChunkQuads) {
-    const int stages = (live_quads<kVec>(list, x, K, b_lo, b_hi, c0) + 3) / 4;
-    if (stages == 0) continue;  // the same in every thread
+  // One chunk's stages, W staged from its quads (kTiles false) or copied from the tiles.
+  auto run_chunk = [&](auto tiles_tag, int stages) {
+    constexpr bool kTiles = decltype(tiles_tag)::value;
+    auto fetch = [&](int s) {
+      if constexpr (kTiles) fetch_tile(s);
+      else fetch_w(s);
+    };
+    auto put = [&](uint32_t (*stage)[Op::kRowWords]) {
+      if constexpr (kTiles) put_tile(stage);
+      else put_w(stage);
+    };
     // Double-buffered as mainloop: stage s multiplies from ws[s % 2] while W of stage s + 1 is
     // fetched, then written to the other buffer; one barrier per stage. With kAhead the masked
     // inputs of stage s + 1 are made during stage s's product too.
-    fetch_w(0);
-    put_w(ws[0]);
+    fetch(0);
+    put(ws[0]);
     float v[4][4];
-    if constexpr (kAhead)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) mask_row(v[r], r, stage_quad(0));
+    if constexpr (kAhead) make_masks(v, stage_quad(0));
     __syncthreads();
     for (int s = 0; s < stages; ++s) {
-      fetch_w(s + 1);  // past the live quads (the last stage) it loads nothing and makes zeros
+      // Past the live quads (the last stage) it loads nothing and makes zeros; the tiles have a
+      // group past the last for it.
+      fetch(s + 1);
       if constexpr (Op::kWgmma) {
         // The product runs on the tensor cores while this warp makes the next stage's masks
         // and stages its W into the other buffer (last read by stage s - 1's product, which
@@ -853,9 +941,8 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
         const int q_next = stage_quad(s + 1);
         Op::template multiply_async<NT>(acc, v, &ws[s & 1][0][0]);
         float v_next[4][4];
-#pragma unroll
-        for (int r = 0; r < 4; ++r) mask_row(v_next[r], r, q_next);
-        put_w(ws[(s + 1) & 1]);
+        make_masks(v_next, q_next);
+        put(ws[(s + 1) & 1]);
         wgmma_wait_all();
         take_masks(v, v_next);
         __syncthreads();
@@ -872,9 +959,26 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
         for (int r = 0; r < 4; ++r) mask_row(v[r], r, stage_quad(s));
         Op::template multiply<NT>(acc, v, ws[s & 1]);
       }
-      put_w(ws[(s + 1) & 1]);  // that buffer was last read in stage s - 1, before the barrier
+      put(ws[(s + 1) & 1]);  // that buffer was last read in stage s - 1, before the barrier
       __syncthreads();
     }
+  };
+
+  const int quads = (K + 3) / 4;
+  const int groups = (quads + 3) / 4;
+  for (int c0 = 0; c0 < quads; c0 += kChunkQuads) {
+    const int live = live_quads<kVec>(list, x, K, b_lo, b_hi, c0);
+    const int stages = (live + 3) / 4;
+    if (stages == 0) continue;  // the same in every thread
+    if constexpr (Op::kWgmma && kWarpSample) {
+      if (tiles && live == (quads - c0 < kChunkQuads ? quads - c0 : kChunkQuads)) {  // every quad live: group c0/4 + s
+        group_at = reinterpret_cast<const uint4*>(
+            tiles + ((size_t)blockIdx.y * (groups + 1) + c0 / 4) * kStageWords);
+        run_chunk(std::true_type{}, stages);
+        continue;
+      }
+    }
+    run_chunk(std::false_type{}, stages);
   }
 
   if constexpr (kLif) {
@@ -1116,16 +1220,23 @@ struct Tf32WgradWgmma {
         a[i][h][3] = tf32_operand(v[2 * h + 1][2 * i + 1]);
       }
   }
-  // acc += this warp's A (mine: real, else zeros) x the stage of dU at `stage`.
+  // acc += this warp's A (mine: real, else zeros) x the stage of dU at `stage`. The operands
+  // are chosen before the fence (registers written after it would make ptxas add its own).
   template <int NT>
   __device__ static void issue(float (&acc)[2][NT][4], const uint32_t (&a)[2][2][4], bool mine,
                                const uint32_t* stage) {
-    const uint32_t zero[4] = {0, 0, 0, 0};
+    uint32_t op[2][2][4];
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) op[i][h][r] = mine ? a[i][h][r] : 0u;
+    wgmma_fence();
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
-        wgmma_m64<NT>(acc[i], mine ? a[i][h] : zero, stage + 64 * h, 128, 512, false);
+      for (int i = 0; i < 2; ++i) wgmma_m64<NT>(acc[i], op[i][h], stage + 64 * h, 128, 512, false);
   }
 };
 
@@ -1155,10 +1266,14 @@ struct Bf16WgradWgmma {
   template <int NT>
   __device__ static void issue(float (&acc)[2][NT][4], const uint32_t (&a)[2][1][4], bool mine,
                                const uint32_t* stage) {
-    const uint32_t zero[4] = {0, 0, 0, 0};
+    uint32_t op[2][4];
 #pragma unroll
     for (int i = 0; i < 2; ++i)
-      wgmma_m64<NT>(acc[i], mine ? a[i][0] : zero, stage, 128, 256, true);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) op[i][r] = mine ? a[i][0][r] : 0u;
+    wgmma_fence();
+#pragma unroll
+    for (int i = 0; i < 2; ++i) wgmma_m64<NT>(acc[i], op[i], stage, 128, 256, true);
   }
 };
 
@@ -1483,6 +1598,10 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
     const int k_lane = mask_lq >= 0 ? 4 * (q0 + mask_lq) : 4 * quads;
     MaskRow at;
     if (my_slot >= 0) at.set(key, x, K, uint32_t(4 * t), uint32_t(b_next + my_slot));
+    // The lane's x quad is the same at every step of its sample: loaded (and scaled) once a
+    // round. Rows past T (the last stage when T % 16 != 0) get their masked inputs too,
+    // unzeroed: they multiply dU's staged zeros, which adds 0 to every sum.
+    const float4 xs = scaled_quad(load_quad<kVec>(at.xb, k_lane, K, my_slot >= 0));
 
     // mma.sync: [m16 tile of neurons][n8 tile of features][4]; wgmma: [m64 tile of features][n8
     // tile of neurons][4].
@@ -1495,24 +1614,26 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
 #if defined(__CUDA_ARCH__)
     wg_samples = __shfl_sync(0xFFFFFFFFu, wg_samples, 0);
 #endif
+    const bool wg_one_sample = wg_samples != 0 && (wg_samples & (wg_samples - 1)) == 0;
+    const int wg_first = (wg_samples & 1u) ? 0 : (wg_samples & 2u) ? 1 : (wg_samples & 4u) ? 2 : 3;
 
     // Double-buffered: stage st multiplies from buffer st % 2; the next stage is staged into
     // the other before the barrier that ends st (that buffer was last read in st - 1).
     place_items(b_next, slots);
     fetch_put_du(0, stages);
     __syncthreads();
-    // Row e of the lane's masked inputs at step `at.t + e` (steps past T: zeros), made a stage
-    // ahead (MasksAhead).
+    // Row e of the lane's masked inputs at step `at.t + e`, made a stage ahead (MasksAhead).
     auto mask_row = [&](float (&v)[4], int e, uint32_t t0) {
       MaskRow r = at;
       r.t = t0 + e;
-      const float4 m = masked_quad4<kVec>(keys, r, K, k_lane, int(r.t) < T);
+      const float4 m = masked_quad_of(keys, r, k_lane, xs);
       v[0] = m.x, v[1] = m.y, v[2] = m.z, v[3] = m.w;
     };
     float v[4][4] = {};
-    if (my_slot >= 0)
+    if (my_slot >= 0) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) mask_row(v[e], e, at.t);
+    }
     for (int st = 0; st < stages_per_sample; ++st) {
       uint32_t* cur = stages + (st & 1) * kRoundSamples * kStageWords;
       if constexpr (Op::kWgmma) {
@@ -1520,13 +1641,18 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
         // rows of dU (into the other buffer, whose last products have completed); then it waits.
         // The products are issued outside any branch (a loop over the warpgroup's samples, the
         // lowest first), or ptxas serializes them (its warning C7520).
-        float v_next[4][4] = {};
+        // With one sample among the warpgroup's warps (a dense sample's round, always) every
+        // warp issues its own A: a warp without a group holds zeros (v is never set).
+        float v_next[4][4];
         uint32_t a[2][Op::kSteps][4];
         Op::fragments(v, a);
-        wgmma_fence();
-        for (unsigned left = wg_samples; left != 0; left &= left - 1) {
-          const int c = (left & 1u) ? 0 : (left & 2u) ? 1 : (left & 4u) ? 2 : 3;  // 4 samples
-          Op::template issue<Tiles>(acc, a, my_slot == c, cur + c * kStageWords);
+        if (wg_one_sample) {
+          Op::template issue<Tiles>(acc, a, true, cur + wg_first * kStageWords);
+        } else {
+          for (unsigned left = wg_samples; left != 0; left &= left - 1) {
+            const int c = (left & 1u) ? 0 : (left & 2u) ? 1 : (left & 4u) ? 2 : 3;  // 4 samples
+            Op::template issue<Tiles>(acc, a, my_slot == c, cur + c * kStageWords);
+          }
         }
         wgmma_commit();
         if (my_slot >= 0) {
@@ -1537,7 +1663,7 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
         if (st + 1 < stages_per_sample)
           fetch_put_du(st + 1, stages + ((st + 1) & 1) * kRoundSamples * kStageWords);
         wgmma_wait_all();
-        take_masks(v, v_next);
+        if (my_slot >= 0) take_masks(v, v_next);
       } else {
         if (my_slot >= 0) {
           at.t += kDepth;
@@ -1705,48 +1831,66 @@ void check_shapes(const char* what, int T, int B, int K, int N) {
 
 // One width class: the plain kernel, or with `tail` the one with the time loop fused in (its
 // tile's shared memory opted into; cudaLaunchKernelEx carries it in the CUDA emulation too).
-template <class Op, int NT, bool kVec>
+template <class Op, int NT, bool kVec, bool kWarpSample>
 void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
                         const float* W, int N, float* out, const LifTail* tail,
-                        cudaStream_t stream) {
+                        uint32_t* tiles, cudaStream_t stream) {
   const dim3 grid(grid_for(M, kMmaRows), N <= 104 ? 1u : unsigned((N + 127) / 128));
+  if constexpr (Op::kWgmma && kWarpSample) {  // the only kernels that read them
+    if (tiles) {
+      const dim3 groups(unsigned((K + 15) / 16 + 1), grid.y);
+      masked_linear_weight_tiles_kernel<Op, NT>
+          <<<groups, kMmaThreads, 0, stream>>>(W, N, K, tiles);
+    }
+  }
   if (!tail) {
-    masked_linear_forward_mma_kernel<Op, NT, kVec, false>
-        <<<grid, kMmaThreads, 0, stream>>>(key, x, T, B, K, M, W, N, out, LifTail{});
+    masked_linear_forward_mma_kernel<Op, NT, kVec, false, kWarpSample>
+        <<<grid, kMmaThreads, 0, stream>>>(key, x, T, B, K, M, W, N, tiles, out, LifTail{});
     return;
   }
   constexpr size_t bytes = lif_tile_bytes<NT>();
-  auto* kernel = masked_linear_forward_mma_kernel<Op, NT, kVec, true>;
+  auto* kernel = masked_linear_forward_mma_kernel<Op, NT, kVec, true, kWarpSample>;
   NMSNN_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
   const cudaLaunchConfig_t config = {grid, dim3(kMmaThreads), bytes, stream, nullptr, 0};
   NMSNN_CUDA_CHECK(
-      cudaLaunchKernelEx(&config, kernel, key, x, T, B, K, M, W, N, out, *tail));
+      cudaLaunchKernelEx(&config, kernel, key, x, T, B, K, M, W, N,
+                         static_cast<const uint32_t*>(tiles), out, *tail));
 }
 
 // NT from the layer's width: up to 64 neurons 8 tiles, up to 104 (the seed's 100) 13, else 16,
 // in blocks of 128 neurons along gridDim.y.
-template <class Op, bool kVec>
+template <class Op, bool kVec, bool kWarpSample>
 void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
                         const float* W, int N, float* out, const LifTail* tail,
-                        cudaStream_t stream) {
+                        uint32_t* tiles, cudaStream_t stream) {
   if (N <= 64)
-    launch_forward_mma<Op, 8, kVec>(key, x, T, B, K, M, W, N, out, tail, stream);
+    launch_forward_mma<Op, 8, kVec, kWarpSample>(key, x, T, B, K, M, W, N, out, tail, tiles,
+                                                 stream);
   else if (N <= 104)
-    launch_forward_mma<Op, 13, kVec>(key, x, T, B, K, M, W, N, out, tail, stream);
+    launch_forward_mma<Op, 13, kVec, kWarpSample>(key, x, T, B, K, M, W, N, out, tail, tiles,
+                                                  stream);
   else
-    launch_forward_mma<Op, 16, kVec>(key, x, T, B, K, M, W, N, out, tail, stream);
+    launch_forward_mma<Op, 16, kVec, kWarpSample>(key, x, T, B, K, M, W, N, out, tail, tiles,
+                                                  stream);
 }
+// tiles: scratch for W's arranged tiles (masked_linear_weight_tiles_floats), or null; used on
+// wgmma only.
 template <class Op>
 void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
-                        const float* W, int N, float* out, const LifTail* tail,
+                        const float* W, int N, float* out, const LifTail* tail, float* tiles_scratch,
                         cudaStream_t stream) {
+  uint32_t* tiles = Op::kWgmma ? reinterpret_cast<uint32_t*>(tiles_scratch) : nullptr;
   const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(W) % 16 == 0;
-  if (vec)
-    launch_forward_mma<Op, true>(key, x, T, B, K, M, W, N, out, tail, stream);
+  // The shared x quad only on wgmma (the mma.sync kernels stay as measured) and with 16-byte
+  // loads (K % 4 == 0, W1's): the other combinations are not built.
+  if (vec && Op::kWgmma && T % 32 == 0)
+    launch_forward_mma<Op, true, Op::kWgmma>(key, x, T, B, K, M, W, N, out, tail, tiles, stream);
+  else if (vec)
+    launch_forward_mma<Op, true, false>(key, x, T, B, K, M, W, N, out, tail, tiles, stream);
   else
-    launch_forward_mma<Op, false>(key, x, T, B, K, M, W, N, out, tail, stream);
+    launch_forward_mma<Op, false, false>(key, x, T, B, K, M, W, N, out, tail, tiles, stream);
 }
 
 // MT from the layer's width: up to 64 neurons 4 m16 tiles, up to 112 (the seed's 100) 7, else 8,
@@ -1926,21 +2070,37 @@ bool masked_linear_wgmma_available() {
 #endif
 }
 
+size_t masked_linear_weight_tiles_floats(int N, int K, MatmulPrecision math) {
+  if (math == MatmulPrecision::fp32 || N < 1 || K < 1) return 0;
+  const size_t neurons = N <= 64 ? 64 : N <= 104 ? 104 : 128;  // 8 NT, as the launch picks it
+  const size_t slices = N <= 104 ? 1 : size_t((N + 127) / 128);
+  const size_t words = math == MatmulPrecision::tf32 ? 16 : 8;  // a neuron's words a stage
+  return slices * size_t((K + 15) / 16 + 1) * neurons * words;
+}
+
+namespace {
+void check_tiles(const char* what, const float* tiles) {
+  if (reinterpret_cast<uintptr_t>(tiles) % 16 != 0)
+    ::nmsnn::detail::fail(what, ": the weight tiles' scratch must be 16-byte aligned");
+}
+}  // namespace
+
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
                            int N, float* out, MatmulPrecision math, cudaStream_t stream,
-                           MmaInstruction instruction) {
+                           MmaInstruction instruction, float* tiles) {
   check_shapes("masked_linear_forward", T, B, K, N);
+  check_tiles("masked_linear_forward", tiles);
   const long long M = (long long)T * B;
   const bool wgmma = math != MatmulPrecision::fp32 &&
                      use_wgmma("masked_linear_forward", instruction);
   if (math == MatmulPrecision::tf32 && wgmma)
-    launch_forward_mma<Tf32ForwardWgmma>(key, x, T, B, K, M, W, N, out, nullptr, stream);
+    launch_forward_mma<Tf32ForwardWgmma>(key, x, T, B, K, M, W, N, out, nullptr, tiles, stream);
   else if (math == MatmulPrecision::tf32)
-    launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, out, nullptr, stream);
+    launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, out, nullptr, tiles, stream);
   else if (math == MatmulPrecision::bf16 && wgmma)
-    launch_forward_mma<Bf16ForwardWgmma>(key, x, T, B, K, M, W, N, out, nullptr, stream);
+    launch_forward_mma<Bf16ForwardWgmma>(key, x, T, B, K, M, W, N, out, nullptr, tiles, stream);
   else if (math == MatmulPrecision::bf16)
-    launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, out, nullptr, stream);
+    launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, out, nullptr, tiles, stream);
   else {
     const dim3 grid(grid_for(M, kTileQ), unsigned((N + kTileP - 1) / kTileP));
     masked_linear_forward_kernel<ForwardFp32><<<grid, kThreads, 0, stream>>>(key, x, B, K, M, W, N, out);
@@ -1958,9 +2118,10 @@ void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K
                                const float* W, const SpikingLayer& layer,
                                const LifForwardArgs& args, MatmulPrecision math,
                                cudaStream_t stream, const NextLayerProduct& next,
-                               MmaInstruction instruction) {
+                               MmaInstruction instruction, float* tiles) {
   const int N = args.H;
   check_shapes("masked_linear_lif_forward", T, B, K, N);
+  check_tiles("masked_linear_lif_forward", tiles);
   if (!masked_linear_lif_fusable(T, N, math))
     ::nmsnn::detail::fail("masked_linear_lif_forward: the fused time loop needs TF32 or BF16, T "
                           "dividing ", kMmaRows, " and N <= 128; got T=", T, ", N=", N, ", ",
@@ -1985,13 +2146,13 @@ void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K
   const long long M = (long long)T * B;
   const bool wgmma = use_wgmma("masked_linear_lif_forward", instruction);
   if (math == MatmulPrecision::tf32 && wgmma)
-    launch_forward_mma<Tf32ForwardWgmma>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
+    launch_forward_mma<Tf32ForwardWgmma>(key, x, T, B, K, M, W, N, nullptr, &tail, tiles, stream);
   else if (math == MatmulPrecision::tf32)
-    launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
+    launch_forward_mma<Tf32Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, tiles, stream);
   else if (wgmma)
-    launch_forward_mma<Bf16ForwardWgmma>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
+    launch_forward_mma<Bf16ForwardWgmma>(key, x, T, B, K, M, W, N, nullptr, &tail, tiles, stream);
   else
-    launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, stream);
+    launch_forward_mma<Bf16Forward>(key, x, T, B, K, M, W, N, nullptr, &tail, tiles, stream);
   NMSNN_CHECK_LAUNCH("masked_linear_lif_forward", "M=T*B=", T, "*", B, ", N=", N, ", K=", K,
                      ", ", to_string(math), wgmma ? ", wgmma" : "", ", reset ", to_string(layer.reset),
                      layer.delay ? ", delay" : ", no delay", ", next H=", next.a ? next.H : 0);

@@ -42,10 +42,19 @@ enum class MmaInstruction { automatic, mma_sync, wgmma };
 // Whether wgmma can run here: on the current device with this build (always in the emulation).
 bool masked_linear_wgmma_available();
 
-// out[M, N] = X[M, K] · W[N, K]^T, M = T*B. Every pointer is device memory.
+// Scratch floats for W's arranged tiles (the `tiles` argument below): W in the layout and
+// precision the TF32 and BF16 forward on wgmma stages it, 16 features at a time, made by the
+// forward call itself, so that where T % 32 == 0 (a warp's rows one sample) and K % 4 == 0, a
+// block whose inputs are all nonzero (a dense input) copies each stage instead of loading,
+// rounding and scattering it. The same sums either way. 0 for fp32.
+size_t masked_linear_weight_tiles_floats(int N, int K, MatmulPrecision math);
+
+// out[M, N] = X[M, K] · W[N, K]^T, M = T*B. Every pointer is device memory. `tiles`: null, or
+// masked_linear_weight_tiles_floats floats, 16-byte aligned (used on wgmma only).
 void masked_linear_forward(NoiseKey key, const float* x, int T, int B, int K, const float* W,
                            int N, float* out, MatmulPrecision math, cudaStream_t stream,
-                           MmaInstruction instruction = MmaInstruction::automatic);
+                           MmaInstruction instruction = MmaInstruction::automatic,
+                           float* tiles = nullptr);
 
 // The first layer's forward with its time loop fused in: the product of masked_linear_forward
 // (its tile of a never leaves the block) and lif_forward's loop on it, the same numbers as the
@@ -69,7 +78,8 @@ void masked_linear_lif_forward(NoiseKey key, const float* x, int T, int B, int K
                                const float* W, const SpikingLayer& layer,
                                const LifForwardArgs& args, MatmulPrecision math,
                                cudaStream_t stream, const NextLayerProduct& next = {},
-                               MmaInstruction instruction = MmaInstruction::automatic);
+                               MmaInstruction instruction = MmaInstruction::automatic,
+                               float* tiles = nullptr);
 
 // How the weight gradient splits its sum over M = T*B rows: `splits` blocks of `rows` rows each
 // write a partial [N, K]; a second pass adds the partials in split order, so the result is the

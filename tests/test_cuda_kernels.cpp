@@ -47,6 +47,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -521,31 +522,66 @@ TEST(MaskedLinear, WgmmaForwardMatchesDoubleAndMmaSync) {
   REQUIRE_WGMMA();
   std::vector<MaskedShape> shapes = {{37, 9, 784, 100}, {128, 3, 200, 100}, {2, 5, 37, 1},
                                      {2, 5, 37, 64},    {3, 7, 70, 65},     {2, 5, 37, 128},
-                                     {3, 70, 20, 129},  {2, 5, 37, 200}};
+                                     {3, 70, 20, 129},  {2, 5, 37, 200},    {64, 3, 300, 129}};
   for (auto [math, extra] : {std::pair{MatmulPrecision::tf32, kTf32Extra},
                              std::pair{MatmulPrecision::bf16, kBf16Extra}}) {
     check_masked_forward(math, extra, shapes, dense_input, k::MmaInstruction::wgmma);
     check_masked_forward(math, extra, std::vector<MaskedShape>{{128, 4, 200, 20}, {37, 4, 1100, 5}},
                          sparse_input, k::MmaInstruction::wgmma);
-#ifdef NMSNN_EMULATED_CUDA
+    // With W's arranged tiles (masked_linear_weight_tiles_floats) a dense block copies its
+    // stages from them: the same operands, so the same bits as without, on a GPU too (the
+    // tiles' group layout, a slice's offset or the zero group past K wrong would change them).
+    // In the emulation both are also mma.sync's bits.
     const NoiseKey key{5, 6};
     for (const MaskedShape& s : shapes)
       for (InputMaker make_x : {dense_input, sparse_input}) {
         const auto x = make_x(s, 7);
         const auto W = random_vector(size_t(s.N) * s.K, -0.3f, 0.3f, 8);
         const size_t n = size_t(s.T) * s.B * s.N;
-        Dev<float> dx(x), dW(W), a(n), b(n);
+        Dev<float> dx(x), dW(W), a(n), b(n), c(n);
+        Dev<float> tiles(k::masked_linear_weight_tiles_floats(s.N, s.K, math));
+        const std::string what = "N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) + " T=" +
+                                 std::to_string(s.T) + " " + to_string(math);
         k::masked_linear_forward(key, dx.get(), s.T, s.B, s.K, dW.get(), s.N, a.get(), math,
                                  nullptr, k::MmaInstruction::wgmma);
+        k::masked_linear_forward(key, dx.get(), s.T, s.B, s.K, dW.get(), s.N, c.get(), math,
+                                 nullptr, k::MmaInstruction::wgmma, tiles.get());
+        EXPECT_EQ(count_bit_differences(c.host(), a.host(), "wgmma with tiles vs without " + what),
+                  0);
+#ifdef NMSNN_EMULATED_CUDA
         k::masked_linear_forward(key, dx.get(), s.T, s.B, s.K, dW.get(), s.N, b.get(), math,
                                  nullptr, k::MmaInstruction::mma_sync);
-        EXPECT_EQ(count_bit_differences(a.host(), b.host(),
-                                        "wgmma vs mma.sync N=" + std::to_string(s.N) + " " +
-                                            to_string(math)),
-                  0);
-      }
+        EXPECT_EQ(count_bit_differences(a.host(), b.host(), "wgmma vs mma.sync " + what), 0);
 #endif
+      }
   }
+}
+
+// The arranged tiles' scratch: its size by class and precision (a slice of 8 NT neurons x 16
+// words (TF32) or 8 (BF16) a group of 16 features, ceil(K / 16) + 1 groups), none in FP32, and a
+// misaligned scratch refused with the function's name.
+TEST(MaskedLinear, WeightTilesScratch) {
+  namespace k = nmsnn::kernels;
+  using nmsnn::MatmulPrecision;
+  EXPECT_EQ(k::masked_linear_weight_tiles_floats(100, 784, MatmulPrecision::tf32),
+            size_t(50) * 104 * 16);
+  EXPECT_EQ(k::masked_linear_weight_tiles_floats(100, 784, MatmulPrecision::bf16),
+            size_t(50) * 104 * 8);
+  EXPECT_EQ(k::masked_linear_weight_tiles_floats(20, 17, MatmulPrecision::tf32),
+            size_t(3) * 64 * 16);
+  EXPECT_EQ(k::masked_linear_weight_tiles_floats(129, 300, MatmulPrecision::tf32),
+            size_t(2) * 20 * 128 * 16);
+  EXPECT_EQ(k::masked_linear_weight_tiles_floats(100, 784, MatmulPrecision::fp32), size_t(0));
+  REQUIRE_CUDA();
+  const int T = 4, B = 2, K = 8, N = 4;
+  Dev<float> x(size_t(B) * K), W(size_t(N) * K), out(size_t(T) * B * N), tiles(1024);
+  EXPECT_TRUE(throws_with(
+      [&] {
+        k::masked_linear_forward(NoiseKey{1, 2}, x.get(), T, B, K, W.get(), N, out.get(),
+                                 MatmulPrecision::tf32, nullptr, k::MmaInstruction::automatic,
+                                 tiles.get() + 1);
+      },
+      {"masked_linear_forward", "weight tiles' scratch must be 16-byte aligned"}));
 }
 
 // The weight gradient by sample on wgmma (the product taken as dW^T = X^T dU, the masked input as
@@ -1214,8 +1250,10 @@ void check_fused_lif(nmsnn::MatmulPrecision math, const FusedLifCase& c,
     next = {dW_next.get(), c.next_H, a_next.get()};
     if (!c.spikes_too) got_args.spikes = nullptr;
   }
+  // The fused kernel with W's arranged tiles (used on wgmma), the reference without.
+  Dev<float> tiles(k::masked_linear_weight_tiles_floats(c.N, c.K, math));
   k::masked_linear_lif_forward(key, dx.get(), c.T, c.B, c.K, dW.get(), layer, got_args, math,
-                               nullptr, next, instruction);
+                               nullptr, next, instruction, tiles.get());
 
   int fired = 0;  // neurons that fired at some step (rates count every step, returned or not)
   for (float r : ref.rates.host()) fired += r > 0;
@@ -1960,6 +1998,50 @@ TEST(Bias, AddAndReduceMatchCpu) {
   REQUIRE_CUDA();
   for (auto [rows, cols] : {std::pair{1LL, 1}, std::pair{21LL, 37}, std::pair{1000LL, 3}})
     check_bias(rows, cols, kDefaultBlock);
+}
+
+// bias_grad_reduce_batch: up to three column sums in one launch (W1's backward: the hidden
+// layer's bias, the output layer's dW and bias), each the same bits as its own bias_grad_reduce
+// at the same block size (96: a fold that is not a power of two), each part walked in its own
+// shape; a bad count or shape refused, naming which.
+TEST(Bias, BatchIsTheReductionsInOneLaunch) {
+  REQUIRE_CUDA();
+  namespace k = nmsnn::kernels;
+  struct Shape {
+    int rows, cols;
+  };
+  const Shape shapes[] = {{37, 100}, {37, 1000}, {5, 3}};
+  std::vector<std::unique_ptr<Dev<float>>> parts;
+  for (int j = 0; j < 3; ++j)
+    parts.push_back(std::make_unique<Dev<float>>(
+        random_vector(size_t(shapes[j].rows) * shapes[j].cols, -1.0f, 1.0f, 61 + j)));
+  for (int block : {kDefaultBlock, 96})
+    for (int count : {1, 2, 3}) {
+      std::vector<std::unique_ptr<Dev<float>>> got, want;
+      k::ColumnSums sums[k::kMaxColumnSums];
+      for (int j = 0; j < count; ++j) {
+        got.push_back(std::make_unique<Dev<float>>(size_t(shapes[j].cols)));
+        want.push_back(std::make_unique<Dev<float>>(size_t(shapes[j].cols)));
+        sums[j] = {parts[j]->get(), shapes[j].rows, shapes[j].cols, got[j]->get()};
+      }
+      k::bias_grad_reduce_batch(sums, count, nullptr, block);
+      for (int j = 0; j < count; ++j) {
+        k::bias_grad_reduce(parts[j]->get(), shapes[j].rows, shapes[j].cols, want[j]->get(),
+                            nullptr, block);
+        EXPECT_EQ(count_bit_differences(got[j]->host(), want[j]->host(),
+                                        "sum " + std::to_string(j) + " of " +
+                                            std::to_string(count) + ", block " +
+                                            std::to_string(block)),
+                  0);
+      }
+    }
+  Dev<float> out(4);
+  const k::ColumnSums bad[] = {{parts[0]->get(), 37, 100, out.get()},
+                               {parts[1]->get(), 0, 4, out.get()}};
+  EXPECT_TRUE(throws_with([&] { k::bias_grad_reduce_batch(bad, 2, nullptr); },
+                          {"bias_grad_reduce_batch", "got 0, 4 (sum 1)"}));
+  EXPECT_TRUE(throws_with([&] { k::bias_grad_reduce_batch(bad, 4, nullptr); },
+                          {"bias_grad_reduce_batch: 1 to 3 sums, got 4"}));
 }
 
 // gather_rows copies 32-bit words as bits: rows repeated and out of order, the words of a NaN

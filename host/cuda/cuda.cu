@@ -286,7 +286,8 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       const float* W = params[p.param];
       if (l == 0 && input.kind == Input::Kind::noisy) {
         kernels::masked_linear_forward(input.noise, input.data, T, B, I, W, H, a, matmul,
-                                       stream);
+                                       stream, kernels::MmaInstruction::automatic,
+                                       at(lay.weight_tiles));
       } else if (l == 0 && input.kind == Input::Kind::repeated) {
         kernels::gemm_forward(cublas_, matmul, B, H, I, input.data, W, at(lay.rows),
                               name.c_str(), bf16);
@@ -352,7 +353,9 @@ void DeviceNetwork::forward(const float* const* params, const DeviceInput& input
       }
       if (fused)
         kernels::masked_linear_lif_forward(input.noise, input.data, T, B, I, params[p.param], *s,
-                                           args, matmul, stream, next);
+                                           args, matmul, stream, next,
+                                           kernels::MmaInstruction::automatic,
+                                           at(lay.weight_tiles));
       else
         kernels::lif_forward(neuron_settings(ls), args, stream);
       current_made_below = makes_above;
@@ -590,16 +593,29 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
       float* du = dy;  // dense: dL/da is dL/dy
       if (std::holds_alternative<SpikingLayer>(ls)) {
         du = at(p.taken_in_below ? lay.du_above : lay.du);
-        neuron_backward(l, dy, du, part);
-        if (!(l == 0 && kind == Input::Kind::repeated))
+        // A layer the one below takes in keeps its bias partials past where that layer's loop
+        // writes its own ([B, H below] at `part`; part holds 2 B x the widest), to be summed
+        // there with them.
+        float* bias_part =
+            p.taken_in_below ? part + size_t(B) * lay.layer[size_t(l - 1)].out_width : part;
+        neuron_backward(l, dy, du, bias_part);
+        const bool own_bias = !(l == 0 && kind == Input::Kind::repeated);
+        if (p.takes_in_above) {
+          // The layer above's dW, made in this loop, and its bias: their sums and this layer's
+          // bias's in one launch.
+          const LayerPlan& above = lay.layer[size_t(l + 1)];
+          const int A = above.out_width;
+          kernels::ColumnSums sums[kernels::kMaxColumnSums];
+          int count = 0;
+          if (own_bias) sums[count++] = {part, B, H, dbias};
+          sums[count++] = {at(lay.above_part), B, A * H, grads[above.param]};
+          sums[count++] = {part + size_t(B) * H, B, A, grads[above.param + 1]};
+          kernels::bias_grad_reduce_batch(sums, count, stream);
+        } else if (own_bias && !p.taken_in_below) {
           kernels::bias_grad_reduce(part, B, H, dbias, stream);
+        }
         // The layer below makes this layer's dW (and its own dy) in its backward loop.
         if (p.taken_in_below) continue;
-        if (p.takes_in_above) {
-          const LayerPlan& above = lay.layer[size_t(l + 1)];
-          kernels::bias_grad_reduce(at(lay.above_part), B, above.out_width * H,
-                                    grads[above.param], stream);
-        }
       } else if (!(l == 0 && kind == Input::Kind::repeated)) {
         kernels::time_sum(du, p.out_steps, (long long)B * H, 0, 1.0f, part, stream);
         kernels::bias_grad_reduce(part, B, H, dbias, stream);
@@ -684,8 +700,9 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
         args.dp_part = part;
         args.dinitial_part = part + size_t(B) * H;
         kernels::lowpass_backward(args, stream);
-        kernels::bias_grad_reduce(args.dp_part, B, H, grads[p.param], stream);
-        kernels::bias_grad_reduce(args.dinitial_part, B, H, grads[p.param + 1], stream);
+        const kernels::ColumnSums sums[] = {{args.dp_part, B, H, grads[p.param]},
+                                            {args.dinitial_part, B, H, grads[p.param + 1]}};
+        kernels::bias_grad_reduce_batch(sums, 2, stream);
       }
     } else {  // TemporalAvgPool: every input step gets dy / steps
       if (dx)

@@ -164,6 +164,11 @@ Layout make_layout(const NetworkSpec& spec, int B, Input::Kind kind, bool traini
   if (made_input) lay.input = take(floats_in(0));
   if (repeated_rows) lay.rows = take(size_t(B) * lay.layer[0].out_width);
   if (col_floats) lay.col = take(col_floats), lay.conv_rows = take(conv_rows_floats);
+  // A noisy first layer's W arranged for the TF32 and BF16 forward on wgmma (masked_linear.cuh),
+  // TF32's size in both (BF16 takes half), so that the two layouts differ only by BF16's operands.
+  if (kind == Input::Kind::noisy && direct0 && matmul != MatmulPrecision::fp32)
+    lay.weight_tiles = take(kernels::masked_linear_weight_tiles_floats(
+        lay.layer[0].out_width, spec.inputs, MatmulPrecision::tf32));
   const size_t forward_end = offset;
 
   // Backward scratch, over the same bytes.

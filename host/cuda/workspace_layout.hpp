@@ -79,6 +79,7 @@ struct Layout {
   size_t u_scratch = kNone;
   size_t input = kNone;            // layer 0 input made on the device [T, B, I] (masked/repeated)
   size_t rows = kNone;             // repeated input into layer 0 with weights: [B, H0]
+  size_t weight_tiles = kNone;     // noisy layer 0, TF32 and BF16: W arranged for its forward
   // backward scratch
   size_t du = kNone, rebuilt = kNone, grad[2] = {kNone, kNone}, part = kNone, wgrad = kNone;
   // fused_with_above: the upper layer's du [steps, B, above] and its weight gradient per sample

@@ -215,10 +215,16 @@ constexpr double kMmaWgradLoop[3][2] = {{567, 461}, {718, 568}, {742, 573}};
 // precision as kMmaForwardLoop: the same warp-stage with 4 (TF32) or 2 (BF16) HGMMA for its
 // 2 row tiles instead of 2 NT (BF16 NT) mma.sync and their B fragments' loads. Its tensor work
 // runs at the dense rates (Device::tf32, bf16), asynchronously: a warp issues the stage's
-// product, makes the next stage's masks and stages its W, and then waits.
-constexpr double kWgmmaForwardLoop[3][2] = {{399, 329}, {466, 367}, {468, 367}};
+// product, makes the next stage's masks and stages its W, and then waits. Counted in W1's
+// instantiation (K % 4 == 0, T % 32 == 0: a warp's rows are one sample's, whose x quad a lane
+// loads once a stage), whose loop comes in two (forward_tiles): W's stage copied from the
+// arranged tiles (a dense input's blocks; masked_linear_weight_tiles) and W staged from its
+// quads, loaded, rounded and scattered (StagingLoop: blocks with zero quads left out).
+constexpr double kWgmmaForwardLoop[3][2] = {{335, 286}, {344, 286}, {339, 286}};
+constexpr double kWgmmaForwardStagingLoop[3][2] = {{379, 312}, {441, 354}, {441, 355}};
 // The same with the time loop fused in (its main loop, as kMmaLifForwardLoop).
-constexpr double kWgmmaLifForwardLoop[3][2] = {{401, 331}, {465, 366}, {467, 366}};
+constexpr double kWgmmaLifForwardLoop[3][2] = {{335, 285}, {343, 286}, {340, 286}};
+constexpr double kWgmmaLifForwardStagingLoop[3][2] = {{379, 314}, {441, 354}, {441, 355}};
 // Of each warp-stage, the masks of 4 Philox blocks: per block 20 IMAD.WIDE.U32, 20 LOP3, and per
 // mask a SHF, an I2FP and two FMULs (the scale and x), ~56 (the SASS has 78 + 88 + 17 + 16 + 32 =
 // 231 in the TF32 forward's loop).
@@ -251,22 +257,25 @@ constexpr double kNextStagingPerThread = 64, kNextStoresPerWarp = 48;
 // by that sample's tasks. The loop as counted, by class MT = 4, 7, 8, {tf32, bf16}, holds the
 // staging of kLiveItemsCounted items a thread (the most a round of 4 samples needs; a round
 // issues only its own samples' items):
-constexpr double kMmaLiveWgradLoop[3][2] = {{507, 410}, {676, 528}, {686, 537}};
+constexpr double kMmaLiveWgradLoop[3][2] = {{469, 376}, {640, 491}, {650, 500}};
 // The same on wgmma (StepShape::wgmma; masked_linear.cu's Tf32WgradWgmma, Bf16WgradWgmma: the
 // product taken as dW^T = X^T dU, the masked input as A, dU's stage read by the tensor cores),
 // its stage loop in the sm_90a SASS by class NT = 8, 13, 16 (up to 64, 104 neurons, else) and
 // precision, with the same staging items a thread. The loop holds one product per sample of
 // the warpgroup's groups: counted once, as a dense sample (all 8 warps on it) issues it.
-constexpr double kWgmmaLiveWgradLoop[3][2] = {{521, 444}, {667, 557}, {663, 553}};
+constexpr double kWgmmaLiveWgradLoop[3][2] = {{477, 400}, {615, 499}, {615, 499}};
 constexpr double kLiveItemsCounted[3] = {2, 4, 4};
 // One item (2 rows x 4 neurons of dU loaded, rounded and scattered into their units) issues
 // about kLiveStagingItem {tf32, bf16}: how much N = 100's loop count drops per item a thread
 // when the kernel is built with rounds of one sample (1 item a thread; 2026-12-04, not checked by
 // check_loop_constants.py). After its steps a task adds its accumulators to the block's tile in
 // shared memory, 4 float4 a lane per m16 tile, at about kLiveAddPerFloat4 instructions each (a
-// load, 4 adds, a store, addressing; not counted in SASS).
+// load, 4 adds, a store, addressing; not counted in SASS). On wgmma, 2 float4 a lane per n8 tile
+// of neurons, the sample's loop of adds as counted in the sm_90a SASS, by class NT = 8, 13, 16
+// (the same in both precisions; a round adds its samples one after another).
 constexpr double kLiveStagingItem[2] = {69, 51};
 constexpr double kLiveAddPerFloat4 = 8;
+constexpr double kWgmmaLiveAddLoop[3] = {126, 165, 201};
 constexpr double kLiveRangeQuads = 64;
 constexpr int kTimeLoopAhead = 16;   // steps a time-loop thread loads at once (lif_*.cu kAhead)
 constexpr int kFusedLoopAhead = 8;   // the same in lif_backward fused with the layer above
@@ -328,7 +337,8 @@ inline double mma_wgrad_tiles(double N) { return 4 * mma_wgrad_mt(N); }
 // Sets the masked forward's (wgrad false) or weight gradient's warp instructions: FP32 from the
 // block-stages, TF32 and BF16 from the warp-stages, less `saved` per warp-stage (a what-if).
 inline void set_loop_instructions(Kernel& k, double M, double N, double K, bool wgrad,
-                                  double saved = 0, double stages = 1, bool wgmma = false) {
+                                  double saved = 0, double stages = 1, bool wgmma = false,
+                                  bool weight_tiles = false) {
   k.warp_instructions[int(Math::fp32)] =
       (wgrad ? masked_wgrad_block_stages(M, N, K) * kSimtWgradLoop
              : masked_forward_block_stages(M, N, K) * kSimtForwardLoop) * kSimtWarps;
@@ -336,7 +346,8 @@ inline void set_loop_instructions(Kernel& k, double M, double N, double K, bool 
       stages * (wgrad ? mma_wgrad_warp_stages(M, N, K) : mma_forward_warp_stages(M, N, K));
   const bool on_wgmma = wgmma && !wgrad;
   const double(&loop)[2] = wgrad      ? kMmaWgradLoop[mma_wgrad_class(N)]
-                           : on_wgmma ? kWgmmaForwardLoop[mma_forward_class(N)]
+                           : on_wgmma ? (weight_tiles ? kWgmmaForwardLoop
+                                               : kWgmmaForwardStagingLoop)[mma_forward_class(N)]
                                       : kMmaForwardLoop[mma_forward_class(N)];
   k.warp_instructions[int(Math::tf32)] = warp_stages * (loop[0] - saved);
   k.warp_instructions[int(Math::bf16)] = warp_stages * (loop[1] - saved);
@@ -446,6 +457,29 @@ inline double mask_instructions_saved(const StepShape& s, bool free_masks) {
   return free_masks ? kMmaMaskInstructions : s.masks16 ? kMmaMaskInstructions / 2 : 0;
 }
 
+// Whether the TF32 and BF16 forward on wgmma has W's arranged tiles (the engine gives them,
+// host/cuda/workspace_layout.cu; the kernels with a warp's rows one sample read them: T % 32 ==
+// 0, K % 4 == 0), made by their own kernel (weight_tiles) each forward; and whether it copies
+// W's stages from them (forward_tiles): on a dense input, whose blocks have no zero quad left
+// out (a sparse one stages W from its quads, kWgmmaForwardStagingLoop).
+inline bool weight_tiles_made(const StepShape& s) {
+  return s.noisy && s.wgmma && s.T % 32 == 0 && s.I % 4 == 0;
+}
+inline bool forward_tiles(const StepShape& s) {
+  return weight_tiles_made(s) && s.forward_stages >= 1;
+}
+
+// The kernel that arranges them: W read, the tiles written (ceil(K / 16) + 1 groups of 8 NT
+// neurons x 16 (TF32) or 8 (BF16) words a slice), TF32 and BF16 only; launch-bound.
+inline Kernel weight_tiles(const StepShape& s, double H) {
+  const double K = s.I, slices = H <= 104 ? 1 : std::ceil(H / kLayerPerBlock);
+  const double words = slices * (std::ceil(K / 16) + 1) * mma_forward_nt(H) * 8 * 16;
+  Kernel k{"masked_linear_weight_tiles L0", "W arranged for the forward's stage copies",
+           kFloat * (H * K + words), 0, 0, 0, false};
+  k.runs[int(Math::fp32)] = false;
+  return k;
+}
+
 // The first layer's masked forward of a noisy step (H neurons over the s.I inputs): masks made
 // once, in registers, for the live stages' share (s.forward_stages) of the products and masks.
 // The FP32 kernel walks every quad, but its issue count (unscaled) bounds it far above either.
@@ -465,7 +499,7 @@ inline Kernel masked_forward(const StepShape& s, double H, const std::string& ta
                             kPhiloxIntOpsPerBlock * mask_int_factor(s),
            0, true};
   set_loop_instructions(k, M, H, K, false, mask_instructions_saved(s, free_masks), live,
-                        s.wgmma);
+                        s.wgmma, forward_tiles(s));
   return k;
 }
 
@@ -505,8 +539,13 @@ inline Kernel masked_lif_forward(const StepShape& s, Kernel& product, Kernel& lo
   const double passes = blocks * std::ceil(std::min(128 / T, B) * H / 32);
   const int set = !training ? 0 : s.compact ? 2 : 1;
   const int c = mma_forward_class(H);
-  const double(&plain)[2] = s.wgmma ? kWgmmaForwardLoop[c] : kMmaForwardLoop[c];
-  const double(&fused)[2] = s.wgmma ? kWgmmaLifForwardLoop[c] : kMmaLifForwardLoop[c];
+  const bool tiles = forward_tiles(s);
+  const double(&plain)[2] = !s.wgmma ? kMmaForwardLoop[c]
+                            : tiles  ? kWgmmaForwardLoop[c]
+                                     : kWgmmaForwardStagingLoop[c];
+  const double(&fused)[2] = !s.wgmma ? kMmaLifForwardLoop[c]
+                            : tiles  ? kWgmmaLifForwardLoop[c]
+                                     : kWgmmaLifForwardStagingLoop[c];
   for (int p = 0; p < 2; ++p) {
     const double tail =
         passes * T * (next ? kLifTailNextLoop : kLifTailLoop)[set][p] / kTimeLoopAhead;
@@ -577,9 +616,10 @@ inline Kernel masked_wgrad_by_sample(const StepShape& s, double H, const std::st
                        mask_instructions_saved(s, free_masks);
     // Staging: 8 row pairs x padded / 4 chunks of neurons a sample-range-stage, on 32 lanes;
     // adds: a float4 a lane per 4 neurons and feature pair (mma.sync: 4 x MT, wgmma: 2 x NT).
+    const double adds = s.wgmma ? kWgmmaLiveAddLoop[c] : padded / 4 * kLiveAddPerFloat4;
     k.warp_instructions[1 + p] = tasks * stages * own +
                                  ranges * stages * 2 * padded * kLiveStagingItem[p] / 32 +
-                                 tasks * padded / 4 * kLiveAddPerFloat4;
+                                 tasks * adds;
     // wgmma's tensor work is the math bound (the dense rates); mma.sync has its own.
     k.mma_instructions[1 + p] =
         s.wgmma ? 0
@@ -621,6 +661,7 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
     const double K = width(l), H = s.layers[size_t(l)], n = M * H;
     const std::string tag = " L" + std::to_string(l);
     if (l == 0 && s.noisy) {
+      if (weight_tiles_made(s)) ks.push_back(weight_tiles(s, H));
       ks.push_back(masked_forward(s, H, tag, s.store_masked_input, s.free_masks));
     } else {
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),
@@ -664,10 +705,12 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
                         ", L" + std::to_string(l + 1) + "'s dx and dW fused in",
                     n * (saved(l) + kFloat) + kFloat * (M * A + A * H + B * A * H + B * H),
                     (6 + 4 * A) * n, 0, std::ceil(T / kFusedLoopAhead), false});
-      ks.push_back({"bias_grad_reduce" + tag, "sum of B partials", kFloat * (B * H + H), B * H, 0,
-                    0, false});
-      ks.push_back({"bias_grad_reduce L" + std::to_string(l + 1) + " weights",
-                    "dW: sum of B partials", kFloat * (B * A * H + A * H), B * A * H, 0, 0, false});
+      // Its bias and the layer above's dW and bias, sums of B partials, in one launch
+      // (bias_grad_reduce_batch).
+      ks.push_back({"bias_grad_reduce_batch" + tag + " + L" + std::to_string(l + 1),
+                    "bias, dW and bias above: sums of B partials",
+                    kFloat * (B * H + H) + kFloat * (B * A * H + A * H) + kFloat * (B * A + A),
+                    B * H + B * A * H + B * A, 0, 0, false});
     } else {
       // reads the saved state and dL/dspikes (from the layer above); writes du and B x H
       // per-sample bias partials.
@@ -675,8 +718,10 @@ inline std::vector<Kernel> step_kernels(const StepShape& s) {
                     !s.compact ? "reads FP32 u" : last ? "gate bits, dlogits" : "spike16 gates",
                     n * (saved(l) + (last ? 0 : kFloat) + kFloat) + kFloat * B * H, 6 * n, 0,
                     chain, false});
-      ks.push_back({"bias_grad_reduce" + tag, "sum of B partials", kFloat * (B * H + H), B * H,
-                    0, 0, false});
+      // A layer taken into the one below has its bias summed in that layer's batch.
+      if (!(l > 0 && fused_above(l - 1)))
+        ks.push_back({"bias_grad_reduce" + tag, "sum of B partials", kFloat * (B * H + H), B * H,
+                      0, 0, false});
     }
     if (l > 0 && fused_above(l - 1)) continue;  // its products run in the layer below's loop
     if (l == 0 && s.noisy) {
@@ -775,8 +820,8 @@ inline std::vector<Kernel> inference_kernels(const StepShape& s) {
   for (int l = 0; l < L; ++l) {
     const double H = s.layers[size_t(l)], n = M * H;
     const std::string tag = " L" + std::to_string(l);
-    if (l == 0 && s.noisy)
-    {
+    if (l == 0 && s.noisy) {
+      if (weight_tiles_made(s)) ks.push_back(weight_tiles(s, H));
       ks.push_back(masked_forward(s, H, tag, false, false));
     } else {
       ks.push_back({"cuBLAS forward" + tag, "a = x W^T, FP32 arrays", product_bytes(M, H, K),

@@ -111,19 +111,28 @@ def main():
                 print(f"    wgmma loop of {len(ops_in)}: {len(gmma)} HGMMA, {after} other "
                       "instructions between the first and the wait")
         # A loop that waits for wgmma may hold an inner loop that issues them (the weight
-        # gradient by sample: one product per sample of a warpgroup), so it is not innermost:
-        # the smallest loop around the wait is its stage loop.
+        # gradient by sample: one product per sample of a warpgroup, in rounds that mix
+        # samples), so it is not innermost: the smallest loop around each wait is a stage loop.
+        # A kernel may have two (the forward: W copied from its tiles, or staged from its
+        # quads), listed smallest first. The instructions of an inner loop that issues HGMMA
+        # are also given as the rest of the stage loop, the path a round of one sample takes.
         waits = [address for address, ins in body if ins.startswith("WARPGROUP.DEPBAR")]
-        around = [s for s in all_loops(body) if any(s[1] <= w <= s[2] for w in waits)]
-        if around:
-            span = min(around)
+        spans = all_loops(body)
+        stage_spans = sorted({min(s for s in spans if s[1] <= w <= s[2])
+                              for w in waits if any(s[1] <= w <= s[2] for s in spans)})
+        for span in stage_spans:
             ops_in = [ins.split()[0] for ins in loop_instructions(body, span)]
             gmma = [i for i, op in enumerate(ops_in) if op.startswith("HGMMA")]
             wait = [i for i, op in enumerate(ops_in) if op.startswith("WARPGROUP.DEPBAR")]
             after = sum(1 for op in ops_in[gmma[0]:wait[-1]] if not op.startswith("HGMMA")) \
                 if gmma else 0
-            print(f"    wgmma stage loop: {len(ops_in)} instructions, {len(gmma)} HGMMA, {after} "
-                  "other between the first HGMMA and the wait")
+            product_loops = [s for s in spans if s != span and span[1] <= s[1] and s[2] <= span[2]
+                             and any(i.startswith("HGMMA") for i in loop_instructions(body, s))]
+            inner = sum(len(loop_instructions(body, s)) for s in product_loops)
+            rest = f" ({len(ops_in) - inner} without the loop over a warpgroup's samples)" \
+                if inner else ""
+            print(f"    wgmma stage loop: {len(ops_in)} instructions{rest}, {len(gmma)} HGMMA, "
+                  f"{after} other between the first HGMMA and the wait")
     if not found:
         sys.exit(f"no function with a loop matches '{pattern}' in {sys.argv[1]}")
 

@@ -770,7 +770,8 @@ template <class Op, int NT>
 __global__ void __launch_bounds__(kMmaThreads)
 masked_linear_weight_tiles_kernel(const float* W, int N, int K, uint32_t* tiles) {
   constexpr int kNeurons = 8 * NT;
-  uint32_t* stage = tiles + ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * kNeurons * Op::kRowWords;
+  uint32_t* stage =
+      tiles + ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * kNeurons * Op::kRowWords;
   const int n0 = blockIdx.y * kNeurons;
   for (int e = threadIdx.x; e < kNeurons * 4; e += kMmaThreads) {
     const int n = n0 + e / 4, t = e & 3;
@@ -971,7 +972,8 @@ masked_linear_forward_mma_kernel(NoiseKey key, const float* x, int T, int B, int
     const int stages = (live + 3) / 4;
     if (stages == 0) continue;  // the same in every thread
     if constexpr (Op::kWgmma && kWarpSample) {
-      if (tiles && live == (quads - c0 < kChunkQuads ? quads - c0 : kChunkQuads)) {  // every quad live: group c0/4 + s
+      // Every quad of the chunk live: stage s is the tiles' group c0 / 4 + s.
+      if (tiles && live == (quads - c0 < kChunkQuads ? quads - c0 : kChunkQuads)) {
         group_at = reinterpret_cast<const uint4*>(
             tiles + ((size_t)blockIdx.y * (groups + 1) + c0 / 4) * kStageWords);
         run_chunk(std::true_type{}, stages);
@@ -1614,8 +1616,12 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
 #if defined(__CUDA_ARCH__)
     wg_samples = __shfl_sync(0xFFFFFFFFu, wg_samples, 0);
 #endif
+    // The lowest of a set of the round's samples, as bits.
+    static_assert(kRoundSamples == 4, "lowest() tells 4 samples apart");
+    auto lowest = [](unsigned bits) {
+      return (bits & 1u) ? 0 : (bits & 2u) ? 1 : (bits & 4u) ? 2 : 3;
+    };
     const bool wg_one_sample = wg_samples != 0 && (wg_samples & (wg_samples - 1)) == 0;
-    const int wg_first = (wg_samples & 1u) ? 0 : (wg_samples & 2u) ? 1 : (wg_samples & 4u) ? 2 : 3;
 
     // Double-buffered: stage st multiplies from buffer st % 2; the next stage is staged into
     // the other before the barrier that ends st (that buffer was last read in st - 1).
@@ -1639,18 +1645,19 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
       if constexpr (Op::kWgmma) {
         // The products run while the warp makes the next stage's masks and stages the next
         // rows of dU (into the other buffer, whose last products have completed); then it waits.
-        // The products are issued outside any branch (a loop over the warpgroup's samples, the
-        // lowest first), or ptxas serializes them (its warning C7520).
-        // With one sample among the warpgroup's warps (a dense sample's round, always) every
-        // warp issues its own A: a warp without a group holds zeros (v is never set).
+        // Which products a warp issues depends only on wg_samples, taken from lane 0: a branch
+        // or loop ptxas cannot see as uniform makes it serialize them (its warning C7520). With
+        // one sample among the warpgroup's warps (a dense sample's round, always) every warp
+        // issues its own A: a warp without a group holds zeros (v is never set). Else one
+        // product per sample, the lowest first, each warp's A or zeros.
         float v_next[4][4];
         uint32_t a[2][Op::kSteps][4];
         Op::fragments(v, a);
         if (wg_one_sample) {
-          Op::template issue<Tiles>(acc, a, true, cur + wg_first * kStageWords);
+          Op::template issue<Tiles>(acc, a, true, cur + lowest(wg_samples) * kStageWords);
         } else {
           for (unsigned left = wg_samples; left != 0; left &= left - 1) {
-            const int c = (left & 1u) ? 0 : (left & 2u) ? 1 : (left & 4u) ? 2 : 3;  // 4 samples
+            const int c = lowest(left);
             Op::template issue<Tiles>(acc, a, my_slot == c, cur + c * kStageWords);
           }
         }
@@ -1829,13 +1836,19 @@ void check_shapes(const char* what, int T, int B, int K, int N) {
                           "input kernel (at most ", 65535LL * kTileP, ")");
 }
 
+// The TF32 and BF16 forward's width classes: a slice of 8 NT neurons (NT 8 up to 64 neurons, 13
+// up to 104, else 16) and how many slices (one up to 104, else slices of 128) along gridDim.y.
+// The launch below and the tiles' size (masked_linear_weight_tiles_floats) both take them.
+int forward_nt(int N) { return N <= 64 ? 8 : N <= 104 ? 13 : 16; }
+int forward_slices(int N) { return N <= 104 ? 1 : (N + 127) / 128; }
+
 // One width class: the plain kernel, or with `tail` the one with the time loop fused in (its
 // tile's shared memory opted into; cudaLaunchKernelEx carries it in the CUDA emulation too).
 template <class Op, int NT, bool kVec, bool kWarpSample>
 void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
                         const float* W, int N, float* out, const LifTail* tail,
                         uint32_t* tiles, cudaStream_t stream) {
-  const dim3 grid(grid_for(M, kMmaRows), N <= 104 ? 1u : unsigned((N + 127) / 128));
+  const dim3 grid(grid_for(M, kMmaRows), unsigned(forward_slices(N)));
   if constexpr (Op::kWgmma && kWarpSample) {  // the only kernels that read them
     if (tiles) {
       const dim3 groups(unsigned((K + 15) / 16 + 1), grid.y);
@@ -1858,16 +1871,16 @@ void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long 
                          static_cast<const uint32_t*>(tiles), out, *tail));
 }
 
-// NT from the layer's width: up to 64 neurons 8 tiles, up to 104 (the seed's 100) 13, else 16,
-// in blocks of 128 neurons along gridDim.y.
+// NT from the layer's width (forward_nt; the seed's 100 neurons: 13).
 template <class Op, bool kVec, bool kWarpSample>
 void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
                         const float* W, int N, float* out, const LifTail* tail,
                         uint32_t* tiles, cudaStream_t stream) {
-  if (N <= 64)
+  const int nt = forward_nt(N);
+  if (nt == 8)
     launch_forward_mma<Op, 8, kVec, kWarpSample>(key, x, T, B, K, M, W, N, out, tail, tiles,
                                                  stream);
-  else if (N <= 104)
+  else if (nt == 13)
     launch_forward_mma<Op, 13, kVec, kWarpSample>(key, x, T, B, K, M, W, N, out, tail, tiles,
                                                   stream);
   else
@@ -1878,8 +1891,8 @@ void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long 
 // wgmma only.
 template <class Op>
 void launch_forward_mma(NoiseKey key, const float* x, int T, int B, int K, long long M,
-                        const float* W, int N, float* out, const LifTail* tail, float* tiles_scratch,
-                        cudaStream_t stream) {
+                        const float* W, int N, float* out, const LifTail* tail,
+                        float* tiles_scratch, cudaStream_t stream) {
   uint32_t* tiles = Op::kWgmma ? reinterpret_cast<uint32_t*>(tiles_scratch) : nullptr;
   const bool vec = K % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(W) % 16 == 0;
@@ -2072,10 +2085,8 @@ bool masked_linear_wgmma_available() {
 
 size_t masked_linear_weight_tiles_floats(int N, int K, MatmulPrecision math) {
   if (math == MatmulPrecision::fp32 || N < 1 || K < 1) return 0;
-  const size_t neurons = N <= 64 ? 64 : N <= 104 ? 104 : 128;  // 8 NT, as the launch picks it
-  const size_t slices = N <= 104 ? 1 : size_t((N + 127) / 128);
   const size_t words = math == MatmulPrecision::tf32 ? 16 : 8;  // a neuron's words a stage
-  return slices * size_t((K + 15) / 16 + 1) * neurons * words;
+  return size_t(forward_slices(N)) * size_t((K + 15) / 16 + 1) * 8 * forward_nt(N) * words;
 }
 
 namespace {

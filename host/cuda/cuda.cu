@@ -596,9 +596,10 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
         // A layer the one below takes in keeps its bias partials past where that layer's loop
         // writes its own ([B, H below] at `part`; part holds 2 B x the widest), to be summed
         // there with them.
-        float* bias_part =
-            p.taken_in_below ? part + size_t(B) * lay.layer[size_t(l - 1)].out_width : part;
-        neuron_backward(l, dy, du, bias_part);
+        auto past_own = [&](int below) {
+          return part + size_t(B) * lay.layer[size_t(below)].out_width;
+        };
+        neuron_backward(l, dy, du, p.taken_in_below ? past_own(l - 1) : part);
         const bool own_bias = !(l == 0 && kind == Input::Kind::repeated);
         if (p.takes_in_above) {
           // The layer above's dW, made in this loop, and its bias: their sums and this layer's
@@ -609,7 +610,7 @@ void DeviceNetwork::backward(const float* const* params, const DeviceInput& inpu
           int count = 0;
           if (own_bias) sums[count++] = {part, B, H, dbias};
           sums[count++] = {at(lay.above_part), B, A * H, grads[above.param]};
-          sums[count++] = {part + size_t(B) * H, B, A, grads[above.param + 1]};
+          sums[count++] = {past_own(l), B, A, grads[above.param + 1]};
           kernels::bias_grad_reduce_batch(sums, count, stream);
         } else if (own_bias && !p.taken_in_below) {
           kernels::bias_grad_reduce(part, B, H, dbias, stream);

@@ -1622,6 +1622,7 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
       return (bits & 1u) ? 0 : (bits & 2u) ? 1 : (bits & 4u) ? 2 : 3;
     };
     const bool wg_one_sample = wg_samples != 0 && (wg_samples & (wg_samples - 1)) == 0;
+    const int wg_first = lowest(wg_samples);  // before the loop: ptxas does not hoist it
 
     // Double-buffered: stage st multiplies from buffer st % 2; the next stage is staged into
     // the other before the barrier that ends st (that buffer was last read in st - 1).
@@ -1654,7 +1655,7 @@ masked_linear_wgrad_live_kernel(NoiseKey key, const float* x, int T, int B, int 
         uint32_t a[2][Op::kSteps][4];
         Op::fragments(v, a);
         if (wg_one_sample) {
-          Op::template issue<Tiles>(acc, a, true, cur + lowest(wg_samples) * kStageWords);
+          Op::template issue<Tiles>(acc, a, true, cur + wg_first * kStageWords);
         } else {
           for (unsigned left = wg_samples; left != 0; left &= left - 1) {
             const int c = lowest(left);

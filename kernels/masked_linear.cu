@@ -2086,7 +2086,9 @@ bool masked_linear_wgmma_available() {
 
 size_t masked_linear_weight_tiles_floats(int N, int K, MatmulPrecision math) {
   if (math == MatmulPrecision::fp32 || N < 1 || K < 1) return 0;
-  const size_t words = math == MatmulPrecision::tf32 ? 16 : 8;  // a neuron's words a stage
+  // A neuron's words a stage: the forward Op's own row (16 TF32 values, or 16 BF16 two a word).
+  const size_t words = math == MatmulPrecision::tf32 ? Tf32ForwardWgmma::kRowWords
+                                                     : Bf16ForwardWgmma::kRowWords;
   return size_t(forward_slices(N)) * size_t((K + 15) / 16 + 1) * 8 * forward_nt(N) * words;
 }
 
